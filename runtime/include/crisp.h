@@ -1,0 +1,129 @@
+/*
+ * crisp.h - the one public header of the crisp-edge C runtime (libcrisp).
+ *
+ * Runs a .crisp model file (docs/format.md) with nothing but libc, libm and
+ * pthreads. Opaque handles; every call returns a crisp_status and, on failure,
+ * leaves a message for the calling thread in crisp_last_error(). Nothing in
+ * this API aborts, asserts or crashes on bad input: a malformed file or a
+ * wrong-sized buffer is an error value with a message.
+ *
+ * Typical use:
+ *
+ *   crisp_model *m; crisp_session *s;
+ *   if (crisp_model_load_file("model.crisp", &m) != CRISP_OK) { puts(crisp_last_error()); ... }
+ *   crisp_session_create(m, &s);
+ *   crisp_session_run(s, input, n_input_floats, output, n_output_floats);
+ *   crisp_session_free(s); crisp_model_free(m);
+ *
+ * Activations are float32, laid out per sample as in torch (NCHW without the
+ * batch dimension, i.e. CHW: channel-major planes with contiguous pixels).
+ * This header is also parsed by the Python binding (cffi, ABI mode): keep
+ * declarations plain C, one per line group, no macros inside declarations
+ * other than CRISP_API.
+ */
+#ifndef CRISP_H
+#define CRISP_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#if defined(_WIN32)
+#define CRISP_API __declspec(dllexport)
+#else
+#define CRISP_API __attribute__((visibility("default")))
+#endif
+
+/* Version of the runtime library; the Python package refuses to run against
+ * a library whose version differs from its own. */
+#define CRISP_VERSION_MAJOR 0
+#define CRISP_VERSION_MINOR 1
+#define CRISP_VERSION_PATCH 0
+
+/* Newest .crisp format this runtime reads (files with another major version
+ * are refused; newer minor versions are read if they need nothing unknown). */
+#define CRISP_FORMAT_MAJOR 1
+#define CRISP_FORMAT_MINOR 0
+
+typedef enum crisp_status {
+    CRISP_OK = 0,
+    CRISP_ERR_ARGUMENT = 1,    /* a NULL handle, a wrong buffer size, an out-of-range option */
+    CRISP_ERR_IO = 2,          /* the file cannot be opened, read or mapped */
+    CRISP_ERR_FORMAT = 3,      /* the file is malformed: magic, sizes, offsets, counts, graph */
+    CRISP_ERR_CHECKSUM = 4,    /* a CRC32 does not match: the file is corrupt */
+    CRISP_ERR_VERSION = 5,     /* the file needs a newer (or older) runtime */
+    CRISP_ERR_UNSUPPORTED = 6, /* a valid file uses an op or encoding this build lacks */
+    CRISP_ERR_SHAPE = 7,       /* input or output size does not fit the model */
+    CRISP_ERR_NOMEM = 8,       /* an allocation failed */
+    CRISP_ERR_INTERNAL = 9     /* a bug in the runtime: please report it */
+} crisp_status;
+
+typedef struct crisp_model crisp_model;
+typedef struct crisp_session crisp_session;
+
+/* Static facts about a loaded model. Shapes are per sample (no batch dim). */
+typedef struct crisp_model_info {
+    uint32_t format_major;
+    uint32_t format_minor;
+    uint32_t input_rank;
+    uint32_t input_dims[4];
+    uint32_t output_rank;
+    uint32_t output_dims[4];
+    uint32_t op_count;
+    uint32_t value_count;
+    uint32_t tensor_count;
+    uint32_t label_count;
+    uint64_t input_elements;  /* per sample */
+    uint64_t output_elements; /* per sample */
+    uint64_t file_bytes;
+    uint64_t weight_bytes;    /* bytes of the weights section */
+    uint64_t arena_bytes;     /* activation arena after liveness planning */
+    uint64_t naive_bytes;     /* sum of all activation sizes (what planning saves) */
+    uint64_t macs;            /* multiply-accumulates per sample (conv + linear) */
+} crisp_model_info;
+
+/* "0.1.0": the library's version string. */
+CRISP_API const char *crisp_version(void);
+
+/* Message of the last failed call on this thread ("" if none). The pointer is
+ * valid until the next crisp_* call on the same thread. */
+CRISP_API const char *crisp_last_error(void);
+
+/* Short name of a status ("CRISP_ERR_FORMAT"). */
+CRISP_API const char *crisp_status_name(crisp_status status);
+
+/* Load and fully validate a model. load_file maps the file read-only and uses
+ * the weights in place; load_buffer copies the bytes (the caller keeps its
+ * buffer). On failure *out is set to NULL. */
+CRISP_API crisp_status crisp_model_load_file(const char *path, crisp_model **out);
+CRISP_API crisp_status crisp_model_load_buffer(const void *data, size_t size, crisp_model **out);
+CRISP_API void crisp_model_free(crisp_model *model);
+
+CRISP_API crisp_status crisp_model_get_info(const crisp_model *model, crisp_model_info *out);
+
+/* Label of output index `index`: the original class id and its name (a
+ * NUL-terminated UTF-8 string owned by the model). */
+CRISP_API crisp_status crisp_model_get_label(const crisp_model *model, uint32_t index,
+                                             int32_t *class_id, const char **name);
+
+/* Provenance JSON text (may be empty), owned by the model, NUL-terminated. */
+CRISP_API crisp_status crisp_model_get_provenance(const crisp_model *model, const char **json,
+                                                  size_t *length);
+
+/* A session owns the activation arena; one session per concurrent caller. */
+CRISP_API crisp_status crisp_session_create(const crisp_model *model, crisp_session **out);
+CRISP_API void crisp_session_free(crisp_session *session);
+
+/* Run a batch. input_count must be batch * input_elements and output_count
+ * batch * output_elements (batch >= 1); samples are processed in order. */
+CRISP_API crisp_status crisp_session_run(crisp_session *session, const float *input,
+                                         size_t input_count, float *output, size_t output_count);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* CRISP_H */
