@@ -1,0 +1,175 @@
+/* Loading (file mapping or aligned copy), one validation path, queries. */
+/* mmap and O_CLOEXEC are POSIX, not C11. */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "format.h"
+#include "model.h"
+#include "status.h"
+
+void crisp_model_free(crisp_model *m) {
+    if (m == NULL) return;
+    if (m->mapping != NULL) munmap(m->mapping, m->mapping_size);
+    free(m->owned);
+    free(m->values);
+    free(m->tensors);
+    free(m->ops);
+    free(m->label_ids);
+    free(m->label_names);
+    free(m->label_text);
+    free(m->provenance);
+    free(m);
+}
+
+/* Every check of docs/format.md "Validation", in file order; frees the model
+ * (and with it the bytes) on failure. */
+static crisp_status validate(crisp_model *m, crisp_model **out) {
+    crisp_status s = crisp_parse_container(m);
+    if (s == CRISP_OK) s = crisp_parse_graph(m);
+    if (s == CRISP_OK) s = crisp_parse_labels(m);
+    if (s == CRISP_OK) s = crisp_parse_provenance(m);
+    if (s == CRISP_OK) s = crisp_plan_model(m);
+    if (s != CRISP_OK) {
+        crisp_model_free(m);
+        return s;
+    }
+    *out = m;
+    return CRISP_OK;
+}
+
+/* A 64-aligned private copy keeps tensor data float-aligned as in a mapping. */
+static void *aligned_copy(const void *data, size_t size) {
+    size_t capacity = size < CRISP_ALIGN ? CRISP_ALIGN : size;
+    if (capacity > SIZE_MAX - (CRISP_ALIGN - 1)) return NULL;
+    capacity = (capacity + CRISP_ALIGN - 1) / CRISP_ALIGN * CRISP_ALIGN;
+    void *copy = aligned_alloc(CRISP_ALIGN, capacity);
+    if (copy != NULL && size > 0) memcpy(copy, data, size);
+    return copy;
+}
+
+crisp_status crisp_model_load_buffer(const void *data, size_t size, crisp_model **out) {
+    if (out == NULL) return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_load_buffer: out is NULL");
+    *out = NULL;
+    if (data == NULL)
+        return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_load_buffer: data is NULL");
+    crisp_model *m = calloc(1, sizeof *m);
+    if (m == NULL) return crisp_error(CRISP_ERR_NOMEM, "out of memory for the model");
+    m->owned = aligned_copy(data, size);
+    if (m->owned == NULL) {
+        free(m);
+        return crisp_error(CRISP_ERR_NOMEM, "out of memory copying the %zu-byte model", size);
+    }
+    m->bytes = m->owned;
+    m->size = size;
+    return validate(m, out);
+}
+
+crisp_status crisp_model_load_file(const char *path, crisp_model **out) {
+    if (out == NULL) return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_load_file: out is NULL");
+    *out = NULL;
+    if (path == NULL) return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_load_file: path is NULL");
+    const int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        return crisp_error(CRISP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
+    struct stat st;
+    if (fstat(fd, &st) != 0) {
+        const int e = errno;
+        close(fd);
+        return crisp_error(CRISP_ERR_IO, "cannot stat '%s': %s", path, strerror(e));
+    }
+    if (!S_ISREG(st.st_mode)) {
+        close(fd);
+        return crisp_error(CRISP_ERR_IO, "'%s' is not a regular file", path);
+    }
+    if ((uint64_t)st.st_size > SIZE_MAX) {
+        close(fd);
+        return crisp_error(CRISP_ERR_IO, "'%s' is too large to map", path);
+    }
+    crisp_model *m = calloc(1, sizeof *m);
+    if (m == NULL) {
+        close(fd);
+        return crisp_error(CRISP_ERR_NOMEM, "out of memory for the model");
+    }
+    const size_t size = (size_t)st.st_size;
+    if (size == 0) {
+        /* mmap refuses length 0; an empty file fails validation with a clear message. */
+        m->owned = aligned_copy(NULL, 0);
+        m->bytes = m->owned;
+    } else {
+        void *map = mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0);
+        if (map == MAP_FAILED) {
+            const int e = errno;
+            close(fd);
+            free(m);
+            return crisp_error(CRISP_ERR_IO, "cannot map '%s': %s", path, strerror(e));
+        }
+        m->mapping = map;
+        m->mapping_size = size;
+        m->bytes = map;
+    }
+    close(fd);
+    if (m->bytes == NULL) {
+        free(m);
+        return crisp_error(CRISP_ERR_NOMEM, "out of memory for the model");
+    }
+    m->size = size;
+    return validate(m, out);
+}
+
+crisp_status crisp_model_get_info(const crisp_model *m, crisp_model_info *out) {
+    if (m == NULL || out == NULL)
+        return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_get_info: %s is NULL",
+                           m == NULL ? "model" : "out");
+    const crisp_value *in = &m->values[m->input_value], *o = &m->values[m->output_value];
+    memset(out, 0, sizeof *out);
+    out->format_major = m->format_major;
+    out->format_minor = m->format_minor;
+    out->input_rank = in->rank;
+    out->output_rank = o->rank;
+    memcpy(out->input_dims, in->dims, sizeof in->dims);
+    memcpy(out->output_dims, o->dims, sizeof o->dims);
+    out->op_count = m->op_count;
+    out->value_count = m->value_count;
+    out->tensor_count = m->tensor_count;
+    out->label_count = m->label_count;
+    out->input_elements = in->elements;
+    out->output_elements = o->elements;
+    out->file_bytes = m->size;
+    out->weight_bytes = m->wght.size;
+    out->arena_bytes = m->arena_bytes;
+    out->naive_bytes = m->naive_bytes;
+    out->macs = m->macs;
+    return CRISP_OK;
+}
+
+crisp_status crisp_model_get_label(const crisp_model *m, uint32_t index, int32_t *class_id,
+                                   const char **name) {
+    if (m == NULL || class_id == NULL || name == NULL)
+        return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_get_label: %s is NULL",
+                           m == NULL ? "model" : class_id == NULL ? "class_id" : "name");
+    if (m->label_count == 0)
+        return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_get_label: the model has no label map");
+    if (index >= m->label_count)
+        return crisp_error(CRISP_ERR_ARGUMENT,
+                           "crisp_model_get_label: index %u is out of range (%u labels)",
+                           (unsigned)index, (unsigned)m->label_count);
+    *class_id = m->label_ids[index];
+    *name = m->label_names[index];
+    return CRISP_OK;
+}
+
+crisp_status crisp_model_get_provenance(const crisp_model *m, const char **json, size_t *length) {
+    if (m == NULL || json == NULL)
+        return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_get_provenance: %s is NULL",
+                           m == NULL ? "model" : "json");
+    *json = m->provenance;
+    if (length != NULL) *length = m->provenance_length;
+    return CRISP_OK;
+}

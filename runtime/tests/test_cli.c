@@ -1,0 +1,205 @@
+/* crisp-run's real code (crisp_run_main) on good and broken inputs: exit
+ * codes, stdout lines and stderr messages. Leaves model/input files in
+ * argv[1] for the crisp_run_binary test, which runs the built executable. */
+#define _POSIX_C_SOURCE 200809L
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "crisp.h"
+#include "crisp_run_cli.h"
+#include "model_builder.h"
+#include "npy.h"
+
+CHECK_DEFINE_COUNTERS;
+
+static char dir[512];
+static char out_text[1 << 16], err_text[1 << 16];
+
+static const char *in_dir(const char *name) {
+    static char paths[8][1024];
+    static int next;
+    char *p = paths[next++ % 8];
+    snprintf(p, 1024, "%s/%s", dir, name);
+    return p;
+}
+
+/* Atomic, so parallel runs of this test (one per qemu CPU) never read a
+ * half-written file. */
+static void write_file(const char *name, const void *data, size_t size) {
+    char tmp[1200], final[1100];
+    snprintf(final, sizeof final, "%s", in_dir(name));
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", final, (long)getpid());
+    FILE *f = fopen(tmp, "wb");
+    int ok = f != NULL && fwrite(data, 1, size, f) == size;
+    ok = f != NULL && fclose(f) == 0 && ok;
+    CHECK(ok && rename(tmp, final) == 0, "cannot write %s", final);
+}
+
+static void read_back(FILE *f, char *buf, size_t cap) {
+    rewind(f);
+    const size_t n = fread(buf, 1, cap - 1, f);
+    buf[n] = '\0';
+}
+
+/* Runs crisp-run with a NULL-terminated argument list. */
+static int cli(const char *first, ...) {
+    char *argv[16] = {"crisp-run"};
+    int argc = 1;
+    va_list args;
+    va_start(args, first);
+    for (const char *a = first; a != NULL && argc < 15; a = va_arg(args, const char *))
+        argv[argc++] = (char *)a;
+    va_end(args);
+    argv[argc] = NULL;
+    FILE *out = tmpfile(), *err = tmpfile();
+    const int rc = crisp_run_main(argc, argv, out, err);
+    read_back(out, out_text, sizeof out_text);
+    read_back(err, err_text, sizeof err_text);
+    fclose(out);
+    fclose(err);
+    return rc;
+}
+
+static int count_lines(const char *s, const char *prefix) {
+    int n = 0;
+    for (const char *p = s; (p = strstr(p, prefix)) != NULL; p++) n++;
+    return n;
+}
+
+/* An .npy header around our own bytes, for malformed cases. */
+static void write_npy_raw(const char *name, const char *header, size_t data_bytes, int version) {
+    uint8_t buf[4096] = {0x93, 'N', 'U', 'M', 'P', 'Y', (uint8_t)version, 0};
+    const size_t hlen = strlen(header), pre = version == 1 ? 10 : 12;
+    buf[8] = (uint8_t)hlen, buf[9] = (uint8_t)(hlen >> 8);
+    memcpy(buf + pre, header, hlen);
+    memset(buf + pre + hlen, 0, data_bytes);
+    write_file(name, buf, pre + hlen + data_bytes);
+}
+
+#define EXPECT_CLI(rc_expected, stream, needle, ...)                                           \
+    do {                                                                                       \
+        const int rc_ = cli(__VA_ARGS__, (const char *)NULL);                                  \
+        CHECK(rc_ == (rc_expected) && strstr(stream, needle) != NULL,                          \
+              "crisp-run %s: exit %d, expected %d with \"%s\"; stdout: %s stderr: %s", #__VA_ARGS__, \
+              rc_, rc_expected, needle, out_text, err_text);                                   \
+    } while (0)
+
+static void make_files(float *reference) {
+    mb_model mb;
+    mb_sample_cnn(&mb);
+    size_t n;
+    uint8_t *f = mb_build(&mb, &n);
+    write_file("model.crisp", f, n);
+    write_file("truncated.crisp", f, n - 10);
+    f[mb_get_u64(f + 64 + 32 + 8) + 3] ^= 0x40; /* a byte inside WGHT (entry 1) */
+    write_file("corrupt.crisp", f, n);
+    free(f);
+    mb_free(&mb);
+
+    float x[2 * 192];
+    unsigned rng = 3;
+    for (int i = 0; i < 2 * 192; i++) x[i] = check_rand_float(&rng) * 2;
+    char err[256];
+    const uint64_t batch_dims[4] = {2, 3, 8, 8}, one_dims[3] = {3, 8, 8}, wrong[3] = {3, 8, 7};
+    CHECK(npy_write(in_dir("input.npy"), x, 4, batch_dims, err, sizeof err) == 0, "%s", err);
+    CHECK(npy_write(in_dir("one.npy"), x, 3, one_dims, err, sizeof err) == 0, "%s", err);
+    CHECK(npy_write(in_dir("wrong_shape.npy"), x, 3, wrong, err, sizeof err) == 0, "%s", err);
+    write_npy_raw("v2.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 8, 8), }\n",
+                  192 * 4, 2);
+    write_npy_raw("f8.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 8, 8), }\n",
+                  192 * 8, 1);
+    write_npy_raw("fortran.npy", "{'descr': '<f4', 'fortran_order': True, 'shape': (3, 8, 8), }\n",
+                  192 * 4, 1);
+    write_npy_raw("short.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 8, 8), }\n",
+                  100, 1);
+    write_npy_raw("badheader.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 8 8), }\n",
+                  192 * 4, 1);
+    write_file("notnpy.npy", "hello world, not numpy", 22);
+
+    crisp_model *m;
+    crisp_session *s;
+    CHECK(crisp_model_load_file(in_dir("model.crisp"), &m) == CRISP_OK, "%s", crisp_last_error());
+    CHECK(crisp_session_create(m, &s) == CRISP_OK, "session");
+    CHECK(crisp_session_run(s, x, 2 * 192, reference, 20) == CRISP_OK, "run");
+    crisp_session_free(s);
+    crisp_model_free(m);
+}
+
+static void test_good(const float *reference) {
+    EXPECT_CLI(0, out_text, "sample 1: #5 index", in_dir("model.crisp"), in_dir("input.npy"));
+    CHECK(count_lines(out_text, "sample 0: #") == 5 && count_lines(out_text, "sample 1: #") == 5,
+          "default top-5: %s", out_text);
+    unsigned idx;
+    int cls;
+    CHECK(sscanf(out_text, "sample 0: #1 index %u class %d \"", &idx, &cls) == 2 && idx < 10 &&
+              cls == 100 + 7 * (int)idx,
+          "first line: %s", out_text);
+    for (unsigned i = 0; i < 10; i++)
+        CHECK(reference[i] <= reference[idx], "#1 index %u is not the arg max (%u is larger)", idx, i);
+    EXPECT_CLI(0, out_text, "sample 0: #3", in_dir("model.crisp"), in_dir("one.npy"), "--top-k", "3");
+    CHECK(count_lines(out_text, "sample 0: #") == 3 && !strstr(out_text, "sample 1"),
+          "top-3 of one sample: %s", out_text);
+    EXPECT_CLI(0, out_text, "sample 0: #10", "--top-k", "50", in_dir("model.crisp"), in_dir("v2.npy"));
+    CHECK(!strstr(out_text, "#11"), "top-k beyond the outputs: %s", out_text);
+    EXPECT_CLI(0, out_text, "median latency: ", in_dir("model.crisp"), in_dir("input.npy"),
+               "--repeat", "3");
+    EXPECT_CLI(0, out_text, "sample 0: #1", in_dir("model.crisp"), in_dir("input.npy"), "--output",
+               in_dir("out.npy"));
+    npy_array y;
+    char err[256];
+    CHECK(npy_read(in_dir("out.npy"), &y, err, sizeof err) == 0 && y.rank == 2 && y.dims[0] == 2 &&
+              y.dims[1] == 10 && memcmp(y.data, reference, 20 * sizeof(float)) == 0,
+          "--output file: %s", err);
+    npy_free(&y);
+    EXPECT_CLI(0, out_text, "usage: crisp-run", "--help");
+}
+
+static void test_errors(void) {
+    char model[1100];
+    snprintf(model, sizeof model, "%s", in_dir("model.crisp"));
+    EXPECT_CLI(1, err_text, "crisp-run: error: cannot open", in_dir("missing.crisp"), in_dir("input.npy"));
+    EXPECT_CLI(1, err_text, "crisp-run: error: section WGHT: CRC32 mismatch", in_dir("corrupt.crisp"),
+               in_dir("input.npy"));
+    EXPECT_CLI(1, err_text, "(truncated?)", in_dir("truncated.crisp"), in_dir("input.npy"));
+    EXPECT_CLI(1, err_text, "crisp-run: error: not a .crisp file: bad magic", in_dir("input.npy"),
+               in_dir("input.npy"));
+    EXPECT_CLI(1, err_text, "dtype '<f8' is not little-endian float32", model, in_dir("f8.npy"));
+    EXPECT_CLI(1, err_text, "(3,8,8) or (N,3,8,8)", model, in_dir("f8.npy"));
+    EXPECT_CLI(1, err_text, "Fortran order", model, in_dir("fortran.npy"));
+    EXPECT_CLI(1, err_text, "needs 768 data bytes, the file has 100 (truncated)", model,
+               in_dir("short.npy"));
+    EXPECT_CLI(1, err_text, "bad .npy header", model, in_dir("badheader.npy"));
+    EXPECT_CLI(1, err_text, "not a .npy file", model, in_dir("notnpy.npy"));
+    EXPECT_CLI(1, err_text, "cannot open", model, in_dir("missing.npy"));
+    EXPECT_CLI(1, err_text, "shape (3,8,7) does not fit the model: expected (3,8,8) or (N,3,8,8)",
+               model, in_dir("wrong_shape.npy"));
+    EXPECT_CLI(1, err_text, "cannot create", model, in_dir("input.npy"), "--output",
+               "/nonexistent/dir/out.npy");
+
+    EXPECT_CLI(2, err_text, "usage: crisp-run", model);
+    EXPECT_CLI(2, err_text, "unknown option '--fast'", model, in_dir("input.npy"), "--fast");
+    EXPECT_CLI(2, err_text, "--top-k wants a whole number", model, in_dir("input.npy"), "--top-k", "0");
+    EXPECT_CLI(2, err_text, "--top-k wants a whole number", model, in_dir("input.npy"), "--top-k", "3x");
+    EXPECT_CLI(2, err_text, "--repeat needs a value", model, in_dir("input.npy"), "--repeat");
+    EXPECT_CLI(2, err_text, "unexpected argument", model, in_dir("input.npy"), "extra");
+    const int rc = cli(NULL, (const char *)NULL);
+    CHECK(rc == 2 && strstr(err_text, "usage: crisp-run"), "no arguments: exit %d", rc);
+}
+
+int main(int argc, char **argv) {
+    if (argc != 2) {
+        fprintf(stderr, "usage: test_cli DIR\n");
+        return 2;
+    }
+    snprintf(dir, sizeof dir, "%s", argv[1]);
+    mkdir(dir, 0777); /* may exist already */
+    float reference[20];
+    make_files(reference);
+    test_good(reference);
+    test_errors();
+    return check_report();
+}
