@@ -1,0 +1,204 @@
+"""The ``crisp-edge`` command line: pack a torch model, run and inspect ``.crisp`` files.
+
+    crisp-edge pack --model nets.py:SmallNet --num-classes 10 --weights w.pt \\
+                    --input-shape 3,32,32 --labels labels.txt --out model.crisp
+    crisp-edge run model.crisp images.npy --top-k 3
+    crisp-edge inspect model.crisp [--json]
+
+Errors print ``crisp-edge: error: <message>`` and exit 1; usage errors exit 2.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+import click
+import numpy as np
+
+from crisp_edge import format as fmt
+from crisp_edge.errors import ArgumentError, CrispError
+
+
+class _Group(click.Group):
+    """Turns crisp-edge errors into one line on stderr and exit status 1 (no traceback)."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CrispError as e:
+            click.echo(f"crisp-edge: error: {e}", err=True)
+            ctx.exit(1)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """crisp-edge: specialise image classifiers and run them on edge CPUs."""
+
+
+def _shape(text: str) -> tuple[int, ...]:
+    try:
+        dims = tuple(int(d) for d in text.split(","))
+    except ValueError:
+        raise click.BadParameter(f"{text!r} is not a comma-separated list of integers") from None
+    if not 1 <= len(dims) <= 4 or any(d < 1 for d in dims):
+        raise click.BadParameter(f"{text!r}: give 1 … 4 positive dims, e.g. 3,224,224")
+    return dims
+
+
+def read_labels(path: str) -> list[tuple[int, str]]:
+    """One line per output index: ``CLASS_ID<TAB>NAME``, or just ``NAME`` (class id = index)."""
+    labels = []
+    with open(path, encoding="utf-8") as f:
+        for index, line in enumerate(f.read().splitlines()):
+            class_id, tab, name = line.partition("\t")
+            if tab:
+                try:
+                    labels.append((int(class_id), name))
+                except ValueError:
+                    raise ArgumentError(f"{path}:{index + 1}: class id {class_id!r} before the "
+                                        "tab is not an integer") from None
+            else:
+                labels.append((index, line))
+    return labels
+
+
+@main.command("pack")
+@click.option("--model", "model_spec", required=True, metavar="FILE.py:CLASS",
+              help="The torch nn.Module class to pack.")
+@click.option("--num-classes", type=click.IntRange(min=1), help="Passed as num_classes=.")
+@click.option("--weights", type=click.Path(exists=True, dir_okay=False),
+              help="State dict (or checkpoint with 'state_dict') to load.")
+@click.option("--input-shape", required=True, metavar="C,H,W",
+              help="Per-sample input shape, e.g. 3,224,224.")
+@click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False),
+              help="One line per output: CLASS_ID<TAB>NAME, or NAME (class id = line index).")
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .crisp.")
+def pack_command(model_spec: str, num_classes: int | None, weights: str | None, input_shape: str,
+                 labels_path: str | None, out: str) -> None:
+    """Pack a torch model into a .crisp file."""
+    import torch
+
+    from crisp_edge.modelspec import build_model
+    from crisp_edge.pack import pack
+
+    shape = _shape(input_shape)
+    model = build_model(model_spec, num_classes, weights)
+    labels = read_labels(labels_path) if labels_path else None
+    example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
+    click.echo(str(pack(model, example, out, labels=labels)))
+
+
+@main.command("run")
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.argument("input_path", metavar="INPUT.npy", type=click.Path(exists=True, dir_okay=False))
+@click.option("--top-k", default=5, show_default=True, type=click.IntRange(min=1))
+@click.option("--output", type=click.Path(dir_okay=False), help="Save all outputs as .npy.")
+def run_command(model_path: str, input_path: str, top_k: int, output: str | None) -> None:
+    """Run MODEL on a batch (N, C, H, W) from INPUT.npy and print the top-k per sample."""
+    from crisp_edge.runtime import load
+
+    try:
+        x = np.load(input_path, allow_pickle=False)
+    except (OSError, ValueError) as e:
+        raise ArgumentError(f"cannot read {input_path} as a .npy array: {e}") from None
+    with load(model_path) as model:
+        y = model.run(x)
+        names = dict(enumerate(model.labels))
+    if output:
+        np.save(output, y)
+    for n, scores in enumerate(y.reshape(len(y), -1)):
+        # Descending, NaN last, ties to the lower index: the same order as crisp-run.
+        for rank, index in enumerate(np.argsort(-scores, kind="stable")[:top_k]):
+            label = (f" class {names[index][0]} {_quote(names[index][1])}" if index in names
+                     else f" class {index}")
+            click.echo(f"sample {n}: #{rank + 1} index {index}{label} score {scores[index]:.4f}")
+
+
+def _quote(name: str) -> str:
+    """A label as crisp-run prints it: double quotes, backslash escapes, \\xNN for controls."""
+    body = "".join("\\" + c if c in '"\\' else f"\\x{ord(c):02x}" if ord(c) < 0x20 else c
+                   for c in name)
+    return f'"{body}"'
+
+
+def describe(path: str) -> dict[str, Any]:
+    """Everything ``inspect`` shows, as JSON-ready data (Python reader + runtime facts)."""
+    from crisp_edge.runtime import load
+
+    mf = fmt.read_model(path)
+    g = mf.graph
+    with load(path) as model:
+        info = model.info()
+    ops = []
+    for i, op in enumerate(g.ops):
+        ops.append({
+            "index": i, "kind": op.name, "activation": fmt.ACTIVATION_NAMES[op.activation],
+            "inputs": list(op.inputs), "output": op.output,
+            "input_shapes": [list(g.values[v].shape) for v in op.inputs],
+            "output_shape": list(g.values[op.output].shape), "params": op.named_params(),
+            "weight": None if op.weight is None else list(g.tensors[op.weight].dims),
+            "bias": None if op.bias is None else list(g.tensors[op.bias].dims),
+            "macs": fmt.op_macs(g, op)})
+    return {
+        "file": path, "file_bytes": mf.file_size, "format_version": "%d.%d" % mf.version,
+        "sections": [{"kind": s.name, "required": bool(s.flags & fmt.SECTION_FLAG_REQUIRED),
+                      "offset": s.offset, "size": s.size, "crc32": f"0x{s.crc32:08x}",
+                      "crc_ok": True} for s in mf.sections],
+        "input_value": g.input_value, "output_value": g.output_value,
+        "values": [list(v.shape) for v in g.values], "ops": ops,
+        "labels": [{"index": i, "class_id": lb.class_id, "name": lb.name}
+                   for i, lb in enumerate(mf.labels or [])],
+        "provenance": mf.provenance,
+        "runtime": {k: info[k] for k in ("weight_bytes", "arena_bytes", "naive_bytes", "macs")},
+    }
+
+
+def _print_description(d: dict[str, Any]) -> None:
+    out = click.echo
+    shape = {i: tuple(v) for i, v in enumerate(d["values"])}
+    out(f"{d['file']}: .crisp format {d['format_version']}, {d['file_bytes']} bytes")
+    out(f"input v{d['input_value']} {shape[d['input_value']]}  "
+        f"output v{d['output_value']} {shape[d['output_value']]}")
+    out("sections:")
+    for s in d["sections"]:
+        need = "required" if s["required"] else "optional"
+        out(f"  {s['kind']:<4} {need}  offset {s['offset']:>8}"
+            f"  size {s['size']:>8}  crc32 {s['crc32']} {'ok' if s['crc_ok'] else 'BAD'}")
+    out(f"values: {len(d['values'])}")
+    out(f"ops: {len(d['ops'])}")
+    for op in d["ops"]:
+        params = " ".join(f"{k}={v}" for k, v in op["params"].items())
+        tensors = "".join(f" {k}={tuple(op[k])}" for k in ("weight", "bias") if op[k])
+        act = f"+{op['activation']}" if op["activation"] != "none" else ""
+        ins = ",".join(f"v{v}" for v in op["inputs"])
+        out(f"  {op['index']:>3} {op['kind'] + act:<22} {ins} -> v{op['output']} "
+            f"{tuple(op['output_shape'])}  {params}{tensors}  macs={op['macs']:,}")
+    if d["labels"]:
+        out("labels:")
+        for lb in d["labels"]:
+            out(f"  {lb['index']:>3}: class {lb['class_id']} \"{lb['name']}\"")
+    if d["provenance"] is not None:
+        out("provenance: " + json.dumps(d["provenance"], sort_keys=True))
+    r = d["runtime"]
+    saved = 100.0 * (1 - r["arena_bytes"] / r["naive_bytes"]) if r["naive_bytes"] else 0.0
+    out(f"weights: {r['weight_bytes']} bytes; activation arena: {r['arena_bytes']} bytes "
+        f"(naive {r['naive_bytes']}, {saved:.0f}% saved); {r['macs']:,} MACs per sample")
+
+
+@main.command("inspect")
+@click.argument("model_path", metavar="MODEL", type=click.Path(exists=True, dir_okay=False))
+@click.option("--json", "as_json", is_flag=True, help="Print JSON instead of text.")
+def inspect_command(model_path: str, as_json: bool) -> None:
+    """Show a .crisp file: header, sections, values, ops, labels, provenance, memory."""
+    d = describe(model_path)
+    if as_json:
+        json.dump(d, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        _print_description(d)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,240 @@
+"""Thin cffi (ABI mode) binding of libcrisp: load a ``.crisp`` model and run it.
+
+Needs only numpy and cffi (no torch), so it runs on a board. The library is found through the
+``CRISP_LIBRARY`` environment variable (a path to ``libcrisp.so``, e.g. a sanitizer build) or
+inside the installed package (``crisp_edge/_lib/libcrisp.so``, with ``crisp.h`` next to it).
+Every failing C call raises the :mod:`crisp_edge.errors` class matching its status, carrying
+the runtime's message.
+
+>>> with load("model.crisp") as model:                     # doctest: +SKIP
+...     scores = model.run(images)                         # (N, classes) float32
+...     model.info()["labels"]
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import json
+import os
+import re
+import threading
+import weakref
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from crisp_edge.errors import (ArgumentError, CrispError, LibraryNotFoundError,
+                               LibraryVersionError, ShapeError, error_for_status)
+
+_lock = threading.Lock()
+_binding: tuple[Any, Any] | None = None  # (ffi, lib) once loaded and version-checked
+
+
+def library_path() -> Path:
+    """Where libcrisp is taken from: ``$CRISP_LIBRARY`` or the package's ``_lib`` folder."""
+    env = os.environ.get("CRISP_LIBRARY")
+    if env:
+        return Path(env)
+    return Path(str(importlib.resources.files("crisp_edge") / "_lib" / "libcrisp.so"))
+
+
+def _header_path(lib: Path) -> Path:
+    candidates = [lib.parent / "crisp.h", lib.parent / "include" / "crisp.h",
+                  Path(str(importlib.resources.files("crisp_edge") / "_lib" / "crisp.h")),
+                  Path(__file__).resolve().parent.parent / "runtime" / "include" / "crisp.h"]
+    for path in candidates:
+        if path.is_file():
+            return path
+    raise LibraryNotFoundError("crisp.h not found (looked in "
+                               + ", ".join(str(c) for c in candidates)
+                               + "); reinstall crisp-edge (`make` or `pip install .`)")
+
+
+def cdef_from_header(text: str) -> str:
+    """The declarations of ``crisp.h`` as cffi accepts them: no comments, no preprocessor
+    lines, no ``extern "C"`` block markers, no ``CRISP_API``."""
+    text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+    text = re.sub(r"//[^\n]*", "", text)
+    text = re.sub(r"#ifdef __cplusplus.*?#endif", "", text, flags=re.S)
+    text = "\n".join(line for line in text.splitlines() if not line.lstrip().startswith("#"))
+    return text.replace("CRISP_API", "")
+
+
+def _expected_version() -> str:
+    import crisp_edge
+
+    return str(crisp_edge.__version__)
+
+
+def open_library(path: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:
+    """dlopen libcrisp (``path`` or :func:`library_path`) and check its version against the
+    package's; returns ``(ffi, lib)``. Raises LibraryNotFoundError / LibraryVersionError."""
+    import cffi
+
+    lib_path = Path(path) if path is not None else library_path()
+    if not lib_path.is_file():
+        raise LibraryNotFoundError(
+            f"libcrisp not found at {lib_path}; build and install it with `make` or "
+            "`pip install .`, or point CRISP_LIBRARY at a libcrisp.so")
+    ffi = cffi.FFI()
+    ffi.cdef(cdef_from_header(_header_path(lib_path).read_text()))
+    try:
+        lib = ffi.dlopen(str(lib_path))
+    except OSError as e:
+        raise LibraryNotFoundError(f"cannot load {lib_path}: {e}") from None
+    version, expected = ffi.string(lib.crisp_version()).decode(), _expected_version()
+    if version != expected:
+        raise LibraryVersionError(
+            f"libcrisp at {lib_path} is version {version} but the crisp_edge package is "
+            f"{expected}; reinstall so they match (`make` or `pip install .`)")
+    return ffi, lib
+
+
+def _bind() -> tuple[Any, Any]:
+    global _binding
+    with _lock:
+        if _binding is None:
+            _binding = open_library()
+        return _binding
+
+
+def _check(status: int) -> None:
+    if status != 0:
+        ffi, lib = _bind()
+        message = ffi.string(lib.crisp_last_error()).decode("utf-8", "replace")
+        raise error_for_status(status, message)
+
+
+class _Handles:
+    """The C handles of a Model; freed once (session before model) by close or finalizer."""
+
+    def __init__(self, lib: Any, model: Any) -> None:
+        self.lib, self.model, self.session = lib, model, None
+
+    def free(self) -> None:
+        if self.session is not None:
+            self.lib.crisp_session_free(self.session)
+            self.session = None
+        if self.model is not None:
+            self.lib.crisp_model_free(self.model)
+            self.model = None
+
+
+class Model:
+    """A loaded ``.crisp`` model. Create with :func:`load` or :func:`load_buffer`.
+
+    ``run`` is serialised per Model (one activation arena); use one Model per thread for
+    parallel inference. Use as a context manager or call ``close()`` to free it early."""
+
+    def __init__(self, handle: Any) -> None:
+        self._ffi, self._lib = _bind()
+        self._handles = _Handles(self._lib, handle)
+        self._finalizer = weakref.finalize(self, self._handles.free)
+        self._run_lock = threading.Lock()
+        self._info: dict[str, Any] | None = None
+
+    def _model(self) -> Any:
+        if self._handles.model is None:
+            raise ArgumentError("the model is closed")
+        return self._handles.model
+
+    def close(self) -> None:
+        """Free the C model and session (idempotent)."""
+        self._finalizer()
+
+    def __enter__(self) -> "Model":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def info(self) -> dict[str, Any]:
+        """Static facts: format version, shapes (per sample), counts, labels, bytes, MACs,
+        provenance (parsed JSON, {} when absent)."""
+        model = self._model()
+        if self._info is None:
+            ffi, lib = self._ffi, self._lib
+            c = ffi.new("crisp_model_info *")
+            _check(lib.crisp_model_get_info(model, c))
+            labels = []
+            class_id, name = ffi.new("int32_t *"), ffi.new("const char **")
+            for i in range(c.label_count):
+                _check(lib.crisp_model_get_label(model, i, class_id, name))
+                labels.append((int(class_id[0]), ffi.string(name[0]).decode("utf-8")))
+            text, length = ffi.new("const char **"), ffi.new("size_t *")
+            _check(lib.crisp_model_get_provenance(model, text, length))
+            prov_text = ffi.unpack(text[0], length[0]).decode("utf-8") if length[0] else ""
+            self._info = {
+                "format_version": f"{c.format_major}.{c.format_minor}",
+                "input_shape": tuple(c.input_dims[i] for i in range(c.input_rank)),
+                "output_shape": tuple(c.output_dims[i] for i in range(c.output_rank)),
+                "ops": c.op_count, "values": c.value_count, "tensors": c.tensor_count,
+                "labels": labels,
+                "file_bytes": c.file_bytes, "weight_bytes": c.weight_bytes,
+                "arena_bytes": c.arena_bytes, "naive_bytes": c.naive_bytes, "macs": c.macs,
+                "provenance": json.loads(prov_text) if prov_text else {},
+            }
+        return dict(self._info)
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """Per-sample input shape, e.g. (3, 224, 224)."""
+        return self.info()["input_shape"]
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        """Per-sample output shape, e.g. (10,)."""
+        return self.info()["output_shape"]
+
+    @property
+    def labels(self) -> list[tuple[int, str]]:
+        """(class_id, name) per output index; empty when the file has no label map."""
+        return self.info()["labels"]
+
+    def run(self, x: Any) -> np.ndarray:
+        """Run a batch: ``x`` is a numpy array or torch tensor of shape (N, *input_shape);
+        returns float32 (N, *output_shape). Copies ``x`` only if it is not contiguous float32."""
+        if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor, without importing torch
+            x = x.detach().cpu().numpy()
+        x = np.ascontiguousarray(x, dtype=np.float32)
+        in_shape, out_shape = self.input_shape, self.output_shape
+        if x.ndim != len(in_shape) + 1 or tuple(x.shape[1:]) != in_shape or x.shape[0] < 1:
+            want = ", ".join(["N", *map(str, in_shape)])
+            raise ShapeError(f"input must have shape ({want}) with a batch dim N >= 1, "
+                             f"got {tuple(x.shape)}")
+        out = np.empty((x.shape[0], *out_shape), dtype=np.float32)
+        ffi, lib = self._ffi, self._lib
+        with self._run_lock:
+            model = self._model()
+            if self._handles.session is None:
+                session = ffi.new("crisp_session **")
+                _check(lib.crisp_session_create(model, session))
+                self._handles.session = session[0]
+            _check(lib.crisp_session_run(self._handles.session, ffi.from_buffer("float[]", x),
+                                         x.size, ffi.from_buffer("float[]", out), out.size))
+        return out
+
+    def __repr__(self) -> str:
+        if self._handles.model is None:
+            return "<crisp_edge.Model closed>"
+        return f"<crisp_edge.Model input={self.input_shape} output={self.output_shape}>"
+
+
+def load(path: str | os.PathLike[str]) -> Model:
+    """Load and validate the ``.crisp`` file at ``path`` (mapped read-only, weights in place)."""
+    ffi, lib = _bind()
+    out = ffi.new("crisp_model **")
+    _check(lib.crisp_model_load_file(os.fsencode(path), out))
+    return Model(out[0])
+
+
+def load_buffer(data: bytes | bytearray | memoryview) -> Model:
+    """Load a model from bytes in memory (the runtime copies them)."""
+    ffi, lib = _bind()
+    out = ffi.new("crisp_model **")
+    _check(lib.crisp_model_load_buffer(ffi.from_buffer(data), len(memoryview(data).cast("B")), out))
+    return Model(out[0])
+
+
+__all__ = ["CrispError", "Model", "library_path", "load", "load_buffer", "open_library"]
