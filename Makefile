@@ -10,7 +10,8 @@ CMAKE_FLAGS ?= -DCRISP_WERROR=ON
 
 RUNTIME_SOURCES := $(shell find runtime cmake -type f \( -name '*.c' -o -name '*.h' -o -name '*.txt' -o -name '*.cmake' \) 2>/dev/null) CMakeLists.txt
 
-.PHONY: all demo test test-python test-c sysdeps venv build-native build-asan build-aarch64 clean
+.PHONY: all demo test test-python test-c test-fuzz fuzz sysdeps venv build-native build-asan \
+        build-aarch64 build-fuzz clean
 
 all: venv
 
@@ -44,11 +45,33 @@ build-aarch64: sysdeps
 	cmake -S . -B build/aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake $(CMAKE_FLAGS) >/dev/null
 	cmake --build build/aarch64 -j $(JOBS)
 
+# libFuzzer (clang) on the loader, seeded with the valid files of
+# runtime/tests/data plus 1.1 models from the C model builder; runs on a copy
+# of the seeds and fails on any crash, leak or timeout (artifacts in
+# build/fuzz/artifacts).
+FUZZ_FLAGS := -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
+              -artifact_prefix=$(CURDIR)/build/fuzz/artifacts/
+
+build-fuzz: sysdeps
+	CC=clang cmake -S . -B build/fuzz -DCRISP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+	  -DCRISP_BUILD_TOOLS=OFF $(CMAKE_FLAGS) >/dev/null
+	cmake --build build/fuzz -j $(JOBS) --target fuzz_loader gen_fuzz_seeds
+	rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus build/fuzz/artifacts
+	cp runtime/tests/data/*.crisp build/fuzz/corpus/
+	build/fuzz/runtime/gen_fuzz_seeds build/fuzz/corpus
+
+test-fuzz: build-fuzz
+	build/fuzz/runtime/fuzz_loader build/fuzz/corpus -max_total_time=60 $(FUZZ_FLAGS)
+
+fuzz: build-fuzz
+	build/fuzz/runtime/fuzz_loader build/fuzz/corpus -max_total_time=1800 $(FUZZ_FLAGS)
+
 test-c: build-native build-asan build-aarch64
 	ctest --test-dir build/native --output-on-failure
 	ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	  ctest --test-dir build/asan --output-on-failure
 	ctest --test-dir build/aarch64 --output-on-failure
+	$(MAKE) test-fuzz
 
 # The Python tests also drive the C tool, normal and sanitized builds.
 test-python: venv build-native build-asan
@@ -63,3 +86,9 @@ demo: venv
 
 clean:
 	rm -rf build demo-output
+
+# Pruning benchmark (docs/prune-benchmark.md): CRISP vs dense vs baselines on synthetic data.
+# Full scale takes hours on 2 cores; BENCH_PRUNE_ARGS=--quick runs a minutes-long smoke version.
+.PHONY: bench-prune
+bench-prune: venv
+	$(PY) bench/prune_bench.py $(BENCH_PRUNE_ARGS)

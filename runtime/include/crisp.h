@@ -46,7 +46,7 @@ extern "C" {
 /* Newest .crisp format this runtime reads (files with another major version
  * are refused; newer minor versions are read if they need nothing unknown). */
 #define CRISP_FORMAT_MAJOR 1
-#define CRISP_FORMAT_MINOR 0
+#define CRISP_FORMAT_MINOR 1
 
 typedef enum crisp_status {
     CRISP_OK = 0,
@@ -82,8 +82,15 @@ typedef struct crisp_model_info {
     uint64_t weight_bytes;    /* bytes of the weights section */
     uint64_t arena_bytes;     /* activation arena after liveness planning */
     uint64_t naive_bytes;     /* sum of all activation sizes (what planning saves) */
-    uint64_t macs;            /* multiply-accumulates per sample (conv + linear) */
+    uint64_t macs;            /* dense multiply-accumulates per sample (conv + linear) */
+    uint64_t effective_macs;  /* those actually executed: hybrid layers count kept weights */
 } crisp_model_info;
+
+/* Session options; zero-initialise and set what you need (0 = default). */
+typedef struct crisp_session_options {
+    uint32_t threads; /* worker threads including the caller; 0 or 1 = single-threaded */
+    uint32_t flags;   /* 0 (reserved for later options) */
+} crisp_session_options;
 
 /* "0.1.0": the library's version string. */
 CRISP_API const char *crisp_version(void);
@@ -113,8 +120,12 @@ CRISP_API crisp_status crisp_model_get_label(const crisp_model *model, uint32_t 
 CRISP_API crisp_status crisp_model_get_provenance(const crisp_model *model, const char **json,
                                                   size_t *length);
 
-/* A session owns the activation arena; one session per concurrent caller. */
+/* A session owns the activation arena (and its thread pool); one session per
+ * concurrent caller. crisp_session_create is create_with_options with defaults. */
 CRISP_API crisp_status crisp_session_create(const crisp_model *model, crisp_session **out);
+CRISP_API crisp_status crisp_session_create_with_options(const crisp_model *model,
+                                                         const crisp_session_options *options,
+                                                         crisp_session **out);
 CRISP_API void crisp_session_free(crisp_session *session);
 
 /* Run a batch. input_count must be batch * input_elements and output_count

@@ -1,9 +1,10 @@
-/* Internal: the .crisp v1.0 on-disk layout (docs/format.md, field by field)
+/* Internal: the .crisp v1.1 on-disk layout (docs/format.md, field by field)
  * and little-endian readers. Mirrors crisp_edge/format.py: change together. */
 #ifndef CRISP_FORMAT_H
 #define CRISP_FORMAT_H
 
 #include <stdint.h>
+#include <string.h>
 
 #if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 /* Weights are used in place as float32, which the file stores little-endian. */
@@ -47,10 +48,13 @@
 #define CRISP_KIND_WGHT CRISP_FOURCC('W', 'G', 'H', 'T')
 #define CRISP_KIND_LABL CRISP_FOURCC('L', 'A', 'B', 'L')
 #define CRISP_KIND_PROV CRISP_FOURCC('P', 'R', 'O', 'V')
+#define CRISP_KIND_SALY CRISP_FOURCC('S', 'A', 'L', 'Y')
 
 /* GRPH header (32 bytes) and records. */
 #define CRISP_GRAPH_HEADER_SIZE 32u
-#define CRISP_VALUE_RECORD_SIZE 32u
+#define CRISP_VALUE_RECORD_SIZE 48u
+/* 1.0 value records: no quantisation fields, every value float32. */
+#define CRISP_VALUE_RECORD_SIZE_1_0 32u
 #define CRISP_TENSOR_RECORD_SIZE 48u
 #define CRISP_OP_RECORD_SIZE 96u
 #define CRISP_MAX_RECORD_SIZE 4096u
@@ -62,13 +66,28 @@
 #define CRISP_NO_ID 0xFFFFFFFFu
 
 #define CRISP_DTYPE_F32 1u
-#define CRISP_ENCODING_DENSE_F32 1u
+#define CRISP_DTYPE_I8 2u
+
+enum crisp_encoding {
+    CRISP_ENCODING_DENSE_F32 = 1,
+    CRISP_ENCODING_HYBRID_F32 = 2,
+    CRISP_ENCODING_DENSE_I8 = 3,
+    CRISP_ENCODING_HYBRID_I8 = 4,
+    CRISP_ENCODING_MAX = 4
+};
+
+/* Hybrid-sparse layout: u32[8] header, then block_row_ptr, block_col,
+ * (int8: scales), values, index bit stream. */
+#define CRISP_HYBRID_HEADER_SIZE 32u
+#define CRISP_HYBRID_MAX_M 64u
 
 /* Value record field offsets. */
 #define CRISP_VAL_DTYPE 0
 #define CRISP_VAL_RANK 4
 #define CRISP_VAL_DIMS 8
 #define CRISP_VAL_FLAGS 24
+#define CRISP_VAL_SCALE 32
+#define CRISP_VAL_ZERO_POINT 36
 /* Tensor record field offsets. */
 #define CRISP_TEN_ENCODING 0
 #define CRISP_TEN_RANK 4
@@ -99,7 +118,9 @@ enum crisp_op_kind {
     CRISP_OP_ADAPTIVE_AVG_POOL2D = 9,
     CRISP_OP_RESHAPE = 10,
     CRISP_OP_SOFTMAX = 11,
-    CRISP_OP_KIND_MAX = 11
+    CRISP_OP_QUANTIZE = 12,
+    CRISP_OP_DEQUANTIZE = 13,
+    CRISP_OP_KIND_MAX = 13
 };
 
 enum crisp_activation { CRISP_ACT_NONE = 0, CRISP_ACT_RELU = 1, CRISP_ACT_RELU6 = 2 };
@@ -126,6 +147,14 @@ static inline int32_t crisp_rd_i32(const uint8_t *p) {
     return u <= 0x7FFFFFFFu ? (int32_t)u : -(int32_t)(~u) - 1;
 }
 
+static inline float crisp_rd_f32(const uint8_t *p) {
+    const uint32_t u = crisp_rd_u32(p);
+    float f;
+    memcpy(&f, &u, sizeof f);
+    return f;
+}
+
 const char *crisp_op_kind_name(uint32_t kind);
+const char *crisp_encoding_name(uint32_t encoding);
 
 #endif

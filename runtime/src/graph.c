@@ -1,4 +1,5 @@
 /* GRPH: graph header, value/tensor/op records, ids and execution order. */
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -52,14 +53,46 @@ static uint64_t read_dims(const uint8_t *p, const char *what, uint32_t id, uint3
     return elements;
 }
 
+/* dtype 1 float32 (scale and zero point 0) or 2 int8 (scale finite > 0,
+ * zero point -128..127); 1.0's 32-byte records have no quantisation fields. */
+static crisp_status read_quantisation(const crisp_model *m, uint32_t i, const uint8_t *p,
+                                      crisp_value *v) {
+    const int has_fields = m->value_record_size >= CRISP_VALUE_RECORD_SIZE;
+    v->scale = has_fields ? crisp_rd_f32(p + CRISP_VAL_SCALE) : 0.0f;
+    v->zero_point = has_fields ? crisp_rd_i32(p + CRISP_VAL_ZERO_POINT) : 0;
+    if (v->dtype == CRISP_DTYPE_F32) {
+        if (v->scale != 0.0f || v->zero_point != 0)
+            return crisp_error(CRISP_ERR_FORMAT,
+                               "GRPH: value %u (float32): scale %g and zero_point %d, expected 0 "
+                               "and 0",
+                               (unsigned)i, (double)v->scale, (int)v->zero_point);
+        return CRISP_OK;
+    }
+    if (!has_fields)
+        return crisp_error(CRISP_ERR_FORMAT,
+                           "GRPH: value %u: dtype int8 needs the %u-byte value record with scale "
+                           "and zero_point, but value_record_size is %u",
+                           (unsigned)i, CRISP_VALUE_RECORD_SIZE, (unsigned)m->value_record_size);
+    if (!(v->scale > 0.0f) || !isfinite(v->scale))
+        return crisp_error(CRISP_ERR_FORMAT,
+                           "GRPH: value %u (int8): scale is %g, expected finite and > 0",
+                           (unsigned)i, (double)v->scale);
+    if (v->zero_point < -128 || v->zero_point > 127)
+        return crisp_error(CRISP_ERR_FORMAT,
+                           "GRPH: value %u (int8): zero_point is %d, expected -128..127",
+                           (unsigned)i, (int)v->zero_point);
+    return CRISP_OK;
+}
+
 static crisp_status read_values(crisp_model *m, const uint8_t *p, uint32_t stride) {
     for (uint32_t i = 0; i < m->value_count; i++, p += stride) {
         crisp_value *v = &m->values[i];
-        const uint32_t dtype = crisp_rd_u32(p + CRISP_VAL_DTYPE);
-        if (dtype != CRISP_DTYPE_F32)
+        v->dtype = crisp_rd_u32(p + CRISP_VAL_DTYPE);
+        if (v->dtype != CRISP_DTYPE_F32 && v->dtype != CRISP_DTYPE_I8)
             return crisp_error(CRISP_ERR_UNSUPPORTED,
-                               "GRPH: value %u: dtype %u is not supported (1.0 knows 1 = float32)",
-                               (unsigned)i, (unsigned)dtype);
+                               "GRPH: value %u: dtype %u is not supported (this runtime knows 1 = "
+                               "float32, 2 = int8); upgrade crisp-edge",
+                               (unsigned)i, (unsigned)v->dtype);
         v->elements = read_dims(p + CRISP_VAL_RANK, "value", i, &v->rank, v->dims,
                                 CRISP_MAX_VALUE_ELEMENTS);
         if (v->elements == 0) return CRISP_ERR_FORMAT;
@@ -67,52 +100,18 @@ static crisp_status read_values(crisp_model *m, const uint8_t *p, uint32_t strid
         if (flags != 0)
             return crisp_error(CRISP_ERR_FORMAT, "GRPH: value %u: flags are 0x%08X, expected 0",
                                (unsigned)i, (unsigned)flags);
+        crisp_status s = read_quantisation(m, i, p, v);
+        if (s != CRISP_OK) return s;
         v->producer = CRISP_NO_ID;
         v->last_use = 0;
     }
     return CRISP_OK;
 }
 
-static crisp_status read_tensors(crisp_model *m, const uint8_t *p, uint32_t stride) {
-    for (uint32_t i = 0; i < m->tensor_count; i++, p += stride) {
-        crisp_tensor *t = &m->tensors[i];
-        t->encoding = crisp_rd_u32(p + CRISP_TEN_ENCODING);
-        if (t->encoding != CRISP_ENCODING_DENSE_F32)
-            return crisp_error(CRISP_ERR_UNSUPPORTED,
-                               "GRPH: tensor %u: encoding %u is not supported by this runtime "
-                               "(it knows 1 = DENSE_F32); upgrade crisp-edge",
-                               (unsigned)i, (unsigned)t->encoding);
-        /* Bounded by WGHT below; this limit only keeps the arithmetic exact. */
-        t->elements = read_dims(p + CRISP_TEN_RANK, "tensor", i, &t->rank, t->dims,
-                                (uint64_t)1 << 40);
-        if (t->elements == 0) return CRISP_ERR_FORMAT;
-        const uint64_t offset = crisp_rd_u64(p + CRISP_TEN_OFFSET);
-        const uint64_t size = crisp_rd_u64(p + CRISP_TEN_SIZE);
-        const uint32_t flags = crisp_rd_u32(p + CRISP_TEN_FLAGS);
-        if (size != 4 * t->elements)
-            return crisp_error(CRISP_ERR_FORMAT,
-                               "GRPH: tensor %u: size is %llu bytes, expected 4 x %llu elements "
-                               "= %llu",
-                               (unsigned)i, (unsigned long long)size,
-                               (unsigned long long)t->elements,
-                               (unsigned long long)(4 * t->elements));
-        if (offset % CRISP_ALIGN != 0)
-            return crisp_error(CRISP_ERR_FORMAT,
-                               "GRPH: tensor %u: offset %llu is not a multiple of %u",
-                               (unsigned)i, (unsigned long long)offset, CRISP_ALIGN);
-        if (offset > m->wght.size || size > m->wght.size - offset)
-            return crisp_error(CRISP_ERR_FORMAT,
-                               "GRPH: tensor %u: data at offset %llu (%llu bytes) lies outside "
-                               "the %llu-byte WGHT section",
-                               (unsigned)i, (unsigned long long)offset, (unsigned long long)size,
-                               (unsigned long long)m->wght.size);
-        if (flags != 0)
-            return crisp_error(CRISP_ERR_FORMAT, "GRPH: tensor %u: flags are 0x%08X, expected 0",
-                               (unsigned)i, (unsigned)flags);
-        /* WGHT is 64-aligned in an aligned mapping/buffer, offset too: aligned floats. */
-        t->data = (const float *)(const void *)(m->wght.data + offset);
-    }
-    return CRISP_OK;
+/* Shared with tensor.c through crisp_read_dims. */
+uint64_t crisp_read_dims(const uint8_t *p, const char *what, uint32_t id, uint32_t *rank,
+                         uint32_t dims[CRISP_MAX_RANK], uint64_t limit) {
+    return read_dims(p, what, id, rank, dims, limit);
 }
 
 /* Record fields and ids; shape and params are crisp_infer_op's. */
@@ -190,7 +189,7 @@ crisp_status crisp_parse_graph(crisp_model *m) {
     static const char *const names[3] = {"value", "tensor", "op"};
     static const uint32_t mins[3] = {1, 0, 1};
     static const uint32_t maxs[3] = {CRISP_MAX_VALUES, CRISP_MAX_TENSORS, CRISP_MAX_OPS};
-    static const uint32_t sizes[3] = {CRISP_VALUE_RECORD_SIZE, CRISP_TENSOR_RECORD_SIZE,
+    static const uint32_t sizes[3] = {CRISP_VALUE_RECORD_SIZE_1_0, CRISP_TENSOR_RECORD_SIZE,
                                       CRISP_OP_RECORD_SIZE};
     uint64_t need = CRISP_GRAPH_HEADER_SIZE;
     for (int t = 0; t < 3; t++) {
@@ -204,8 +203,15 @@ crisp_status crisp_parse_graph(crisp_model *m) {
                                "minor version)",
                                names[t], (unsigned)strides[t], (unsigned)sizes[t],
                                CRISP_MAX_RECORD_SIZE);
+        if (t == 0 && strides[0] != CRISP_VALUE_RECORD_SIZE_1_0 &&
+            strides[0] < CRISP_VALUE_RECORD_SIZE)
+            return crisp_error(CRISP_ERR_FORMAT,
+                               "GRPH: value_record_size is %u, expected %u (or %u in 1.0 files)",
+                               (unsigned)strides[0], CRISP_VALUE_RECORD_SIZE,
+                               CRISP_VALUE_RECORD_SIZE_1_0);
         need += (uint64_t)counts[t] * strides[t]; /* <= 3 * 2^16 * 2^12: exact */
     }
+    m->value_record_size = strides[0];
     if (need > m->grph.size)
         return crisp_error(CRISP_ERR_FORMAT,
                            "GRPH: %u values, %u tensors and %u ops need %llu bytes, but the "
@@ -239,8 +245,19 @@ crisp_status crisp_parse_graph(crisp_model *m) {
     const uint8_t *p = g + CRISP_GRAPH_HEADER_SIZE;
     crisp_status s = read_values(m, p, strides[0]);
     if (s != CRISP_OK) return s;
+    if (m->values[m->input_value].dtype != CRISP_DTYPE_F32 ||
+        m->values[m->output_value].dtype != CRISP_DTYPE_F32)
+        return crisp_error(CRISP_ERR_FORMAT,
+                           "GRPH: the graph %s value %u is int8; graph input and output are "
+                           "float32 (QUANTIZE and DEQUANTIZE convert)",
+                           m->values[m->input_value].dtype != CRISP_DTYPE_F32 ? "input"
+                                                                              : "output",
+                           (unsigned)(m->values[m->input_value].dtype != CRISP_DTYPE_F32
+                                          ? m->input_value
+                                          : m->output_value));
     p += (uint64_t)counts[0] * strides[0];
-    if ((s = read_tensors(m, p, strides[1])) != CRISP_OK) return s;
+    for (uint32_t i = 0; i < m->tensor_count; i++)
+        if ((s = crisp_read_tensor(m, i, p + (uint64_t)i * strides[1])) != CRISP_OK) return s;
     p += (uint64_t)counts[1] * strides[1];
     for (uint32_t i = 0; i < m->op_count; i++, p += strides[2])
         if ((s = read_op(m, i, p)) != CRISP_OK) return s;

@@ -20,6 +20,7 @@ void crisp_model_free(crisp_model *m) {
     free(m->owned);
     free(m->values);
     free(m->tensors);
+    for (uint32_t i = 0; m->ops != NULL && i < m->op_count; i++) crisp_packed_free(&m->ops[i].packed);
     free(m->ops);
     free(m->label_ids);
     free(m->label_names);
@@ -146,6 +147,7 @@ crisp_status crisp_model_get_info(const crisp_model *m, crisp_model_info *out) {
     out->arena_bytes = m->arena_bytes;
     out->naive_bytes = m->naive_bytes;
     out->macs = m->macs;
+    out->effective_macs = m->effective_macs;
     return CRISP_OK;
 }
 

@@ -10,6 +10,9 @@
 #include "kernels/ref.h"
 
 typedef struct crisp_value {
+    uint32_t dtype;     /* CRISP_DTYPE_F32 or CRISP_DTYPE_I8 */
+    float scale;        /* int8: real = scale * (q - zero_point) */
+    int32_t zero_point;
     uint32_t rank;
     uint32_t dims[CRISP_MAX_RANK];
     uint64_t elements;
@@ -18,13 +21,42 @@ typedef struct crisp_value {
     uint64_t arena_offset;
 } crisp_value;
 
+/* A validated hybrid-sparse tensor (docs/format.md): header fields and the
+ * little-endian parts, in place inside WGHT. */
+typedef struct crisp_hybrid {
+    uint32_t rows, cols;             /* R, K */
+    uint32_t block_rows, block_cols; /* Br, Bc */
+    uint32_t n, m, v, kept_blocks;
+    uint64_t nbr, nbc;
+    uint32_t index_bits;             /* ceil(log2 M), 0 when N == M */
+    const uint8_t *block_row_ptr;    /* u32[nbr + 1] */
+    const uint8_t *block_col;        /* u32[kept_blocks] */
+    const float *scales;             /* HYBRID_I8: f32[R]; else NULL */
+    const void *values;              /* f32 or i8 */
+    const uint8_t *indices;          /* bit stream */
+    uint64_t value_count;            /* kept values, zeros at unused positions included */
+} crisp_hybrid;
+
 typedef struct crisp_tensor {
     uint32_t encoding;
     uint32_t rank;
     uint32_t dims[CRISP_MAX_RANK];
     uint64_t elements;
-    const float *data; /* in place inside WGHT */
+    const float *data;     /* DENSE_F32: in place inside WGHT */
+    const float *scales;   /* DENSE_I8: per output channel, in place */
+    const int8_t *q;       /* DENSE_I8: OHWI / (out, in), in place */
+    crisp_hybrid hybrid;   /* HYBRID_F32, HYBRID_I8 */
+    uint64_t stored_values; /* elements (dense) or hybrid.value_count */
 } crisp_tensor;
+
+/* What a conv/linear op needs beyond the file, built once at load by
+ * src/pack.c and owned by the model. */
+typedef struct crisp_packed {
+    crisp_sparse_weights sparse; /* hybrid encodings */
+    int32_t *bias_q;             /* int8: [Cout] */
+    float *multiplier;           /* int8: [Cout] */
+    void *memory;                /* one allocation behind all the arrays */
+} crisp_packed;
 
 typedef struct crisp_op {
     uint32_t kind;
@@ -36,13 +68,22 @@ typedef struct crisp_op {
     uint32_t bias;
     int32_t params[CRISP_OP_PARAM_COUNT];
     /* Kernel parameters derived once by shape inference. */
+    uint32_t dtype; /* of the input (QUANTIZE: float32) */
     union {
         crisp_conv2d_params conv;
         crisp_linear_params linear;
         crisp_pool2d_params pool;
         crisp_softmax_params softmax;
         crisp_minmax_params minmax; /* add, relu, relu6 */
+        crisp_qs8_conv2d_params qconv;
+        crisp_qs8_linear_params qlinear;
+        crisp_qs8_pool2d_params qpool; /* avg, global avg, adaptive avg */
+        crisp_qs8_add_params qadd;
+        crisp_qs8_clamp_params qclamp;  /* relu, relu6 */
+        crisp_qs8_quantize_params quant; /* quantize, dequantize */
     } k;
+    crisp_packed packed; /* conv/linear with hybrid weights or int8 */
+    uint64_t effective_macs;
 } crisp_op;
 
 /* A located section after the container checks. */
@@ -61,6 +102,7 @@ struct crisp_model {
     uint64_t size;
     uint32_t format_major, format_minor;
     crisp_section grph, wght, labl, prov;
+    uint32_t value_record_size;
 
     uint32_t value_count, tensor_count, op_count;
     uint32_t input_value, output_value;
@@ -76,16 +118,46 @@ struct crisp_model {
     char *provenance; /* NUL-terminated copy */
     size_t provenance_length;
 
-    uint64_t arena_bytes, naive_bytes, macs;
+    uint64_t arena_bytes, naive_bytes, macs, effective_macs;
 };
 
 /* Each stage validates what it reads and reports with crisp_error. */
 crisp_status crisp_parse_container(crisp_model *model);
 crisp_status crisp_parse_graph(crisp_model *model);
+/* Rank 1..4, used dims >= 1, unused 0; the element count, or 0 after reporting. */
+uint64_t crisp_read_dims(const uint8_t *p, const char *what, uint32_t id, uint32_t *rank,
+                         uint32_t dims[CRISP_MAX_RANK], uint64_t limit);
+crisp_status crisp_read_tensor(crisp_model *model, uint32_t index, const uint8_t *record);
+/* int8 weight checks shared by DENSE_I8 and HYBRID_I8 (src/tensor.c). */
+crisp_status crisp_check_weight_scales(uint32_t index, const char *encoding, const float *scales,
+                                       uint64_t count);
+crisp_status crisp_check_weight_q(uint32_t index, const char *encoding, const int8_t *q,
+                                  uint64_t count);
+crisp_status crisp_check_hybrid(crisp_model *model, uint32_t index, const uint8_t *data,
+                                uint64_t size);
 crisp_status crisp_infer_op(crisp_model *model, uint32_t op_index);
+/* Dtype signature and int8 quantisation params of an inferred op. */
+crisp_status crisp_check_op_dtypes(crisp_model *model, uint32_t op_index);
+/* Repacks hybrid weights and derives int8 bias/multipliers (src/pack.c). */
+crisp_status crisp_pack_op(crisp_model *model, uint32_t op_index);
+void crisp_packed_free(crisp_packed *packed);
 crisp_status crisp_parse_labels(crisp_model *model);
 crisp_status crisp_parse_provenance(crisp_model *model);
 crisp_status crisp_plan_model(crisp_model *model);
+
+/* Position i of a hybrid index stream: `bits` bits, least-significant bit
+ * first. The caller has checked that the stream holds index i. */
+static inline uint32_t crisp_hybrid_index(const uint8_t *stream, uint64_t i, unsigned bits) {
+    if (bits == 0) return 0;
+    const uint64_t pos = i * bits;
+    const unsigned shift = (unsigned)(pos % 8);
+    uint32_t v = (uint32_t)stream[pos / 8] >> shift;
+    if (shift + bits > 8) v |= (uint32_t)stream[pos / 8 + 1] << (8 - shift);
+    return v & ((1u << bits) - 1);
+}
+
+/* Bytes of one element of a value. */
+static inline uint64_t crisp_dtype_size(uint32_t dtype) { return dtype == CRISP_DTYPE_I8 ? 1 : 4; }
 
 /* Formats "a,b,c" into buf for messages. */
 const char *crisp_format_dims(char *buf, size_t size, uint32_t rank, const uint32_t *dims);

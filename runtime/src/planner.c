@@ -73,7 +73,8 @@ crisp_status crisp_plan_model(crisp_model *m) {
     m->naive_bytes = 0;
     for (uint32_t v = 0; v < m->value_count; v++) {
         const crisp_value *val = &m->values[v];
-        const uint64_t bytes = (val->elements * 4 + CRISP_ALIGN - 1) / CRISP_ALIGN * CRISP_ALIGN;
+        const uint64_t raw = val->elements * crisp_dtype_size(val->dtype); /* int8: 1 byte */
+        const uint64_t bytes = (raw + CRISP_ALIGN - 1) / CRISP_ALIGN * CRISP_ALIGN;
         items[v] = (crisp_plan_item){
             .size = bytes,
             .first = val->producer == CRISP_NO_ID ? 0 : val->producer,

@@ -1,30 +1,42 @@
-/* Sessions: one arena per caller; runs ops in file order with the
- * reference kernels, one sample at a time. */
+/* Sessions: one arena and one thread pool per caller; runs ops in file
+ * order, one sample at a time. */
+#include "session.h"
+
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "format.h"
-#include "model.h"
 #include "status.h"
 
-struct crisp_session {
-    const crisp_model *model;
-    float *arena;
-};
-
 crisp_status crisp_session_create(const crisp_model *model, crisp_session **out) {
+    return crisp_session_create_with_options(model, NULL, out);
+}
+
+crisp_status crisp_session_create_with_options(const crisp_model *model,
+                                               const crisp_session_options *options,
+                                               crisp_session **out) {
     if (out == NULL) return crisp_error(CRISP_ERR_ARGUMENT, "crisp_session_create: out is NULL");
     *out = NULL;
     if (model == NULL)
         return crisp_error(CRISP_ERR_ARGUMENT, "crisp_session_create: model is NULL");
+    const crisp_session_options defaults = {0, 0};
+    if (options == NULL) options = &defaults;
+    if (options->flags != 0)
+        return crisp_error(CRISP_ERR_ARGUMENT,
+                           "crisp_session_create: options.flags is 0x%08X, expected 0",
+                           (unsigned)options->flags);
+    if (options->threads > CRISP_MAX_THREADS)
+        return crisp_error(CRISP_ERR_ARGUMENT,
+                           "crisp_session_create: options.threads is %u, expected 0..%u",
+                           (unsigned)options->threads, CRISP_MAX_THREADS);
     if (model->arena_bytes > SIZE_MAX)
         return crisp_error(CRISP_ERR_NOMEM, "session: a %llu-byte arena does not fit in memory",
                            (unsigned long long)model->arena_bytes);
     crisp_session *s = calloc(1, sizeof *s);
     /* arena_bytes is a non-zero multiple of 64, as aligned_alloc wants. */
-    float *arena = aligned_alloc(CRISP_ALIGN, (size_t)model->arena_bytes);
+    uint8_t *arena = aligned_alloc(CRISP_ALIGN, (size_t)model->arena_bytes);
     if (s == NULL || arena == NULL) {
         free(s);
         free(arena);
@@ -33,44 +45,23 @@ crisp_status crisp_session_create(const crisp_model *model, crisp_session **out)
     }
     s->model = model;
     s->arena = arena;
+    if (options->threads > 1) {
+        const crisp_status st = crisp_pool_create(options->threads, NULL, &s->pool);
+        if (st != CRISP_OK) {
+            free(arena);
+            free(s);
+            return st;
+        }
+    }
     *out = s;
     return CRISP_OK;
 }
 
 void crisp_session_free(crisp_session *s) {
     if (s == NULL) return;
+    crisp_pool_free(s->pool);
     free(s->arena);
     free(s);
-}
-
-static float *buffer(const crisp_session *s, uint32_t value) {
-    return s->arena + s->model->values[value].arena_offset / sizeof(float);
-}
-
-static void run_op(const crisp_session *s, const crisp_op *op) {
-    const crisp_model *m = s->model;
-    const float *x = buffer(s, op->inputs[0]);
-    float *y = buffer(s, op->output);
-    const float *w = op->weight != CRISP_NO_ID ? m->tensors[op->weight].data : NULL;
-    const float *b = op->bias != CRISP_NO_ID ? m->tensors[op->bias].data : NULL;
-    const size_t n = (size_t)m->values[op->output].elements;
-    switch ((enum crisp_op_kind)op->kind) {
-    case CRISP_OP_CONV2D: crisp_f32_conv2d__ref(&op->k.conv, x, w, b, y); break;
-    case CRISP_OP_LINEAR: crisp_f32_linear__ref(&op->k.linear, x, w, b, y); break;
-    case CRISP_OP_ADD: crisp_f32_add__ref(n, x, buffer(s, op->inputs[1]), y, &op->k.minmax); break;
-    case CRISP_OP_RELU:
-    case CRISP_OP_RELU6: crisp_f32_clamp__ref(n, x, y, &op->k.minmax); break;
-    case CRISP_OP_MAX_POOL2D: crisp_f32_maxpool2d__ref(&op->k.pool, x, y); break;
-    case CRISP_OP_AVG_POOL2D: crisp_f32_avgpool2d__ref(&op->k.pool, x, y); break;
-    case CRISP_OP_GLOBAL_AVG_POOL: {
-        const crisp_value *in = &m->values[op->inputs[0]];
-        crisp_f32_global_avgpool__ref(in->dims[0], (size_t)in->dims[1] * in->dims[2], x, y);
-        break;
-    }
-    case CRISP_OP_ADAPTIVE_AVG_POOL2D: crisp_f32_adaptive_avgpool2d__ref(&op->k.pool, x, y); break;
-    case CRISP_OP_RESHAPE: memcpy(y, x, n * sizeof *y); break;
-    case CRISP_OP_SOFTMAX: crisp_f32_softmax__ref(&op->k.softmax, x, y); break;
-    }
 }
 
 static void shape_text(char *buf, size_t size, const crisp_value *v) {
@@ -103,12 +94,13 @@ crisp_status crisp_session_run(crisp_session *s, const float *input, size_t inpu
                            "sample",
                            output_count, batch, batch, out_n, shape);
     }
-    float *x = buffer(s, m->input_value);
-    const float *y = buffer(s, m->output_value);
+    /* Graph input and output are float32 (checked at load). */
+    uint8_t *x = s->arena + in->arena_offset;
+    const uint8_t *y = s->arena + out->arena_offset;
     for (size_t i = 0; i < batch; i++) {
-        memcpy(x, input + i * in_n, in_n * sizeof *x);
-        for (uint32_t k = 0; k < m->op_count; k++) run_op(s, &m->ops[k]);
-        memcpy(output + i * out_n, y, out_n * sizeof *y);
+        memcpy(x, input + i * in_n, in_n * sizeof(float));
+        for (uint32_t k = 0; k < m->op_count; k++) crisp_run_op(s, &m->ops[k]);
+        memcpy(output + i * out_n, y, out_n * sizeof(float));
     }
     return CRISP_OK;
 }

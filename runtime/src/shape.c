@@ -15,7 +15,8 @@ static const char *const kind_names[] = {
     "?",         "CONV2D",          "LINEAR",
     "ADD",       "RELU",            "RELU6",
     "MAX_POOL2D", "AVG_POOL2D",     "GLOBAL_AVG_POOL",
-    "ADAPTIVE_AVG_POOL2D", "RESHAPE", "SOFTMAX"};
+    "ADAPTIVE_AVG_POOL2D", "RESHAPE", "SOFTMAX",
+    "QUANTIZE",  "DEQUANTIZE"};
 
 /* Parameter names by kind, for messages; the count is how many are used. */
 static const char *const conv_params[] = {"kh", "kw", "stride_h", "stride_w", "pad_top",
@@ -96,6 +97,10 @@ static crisp_status check_tensor(const ctx *c, const char *role, uint32_t id, ui
 
 static crisp_status check_bias(const ctx *c, uint32_t cout) {
     if (c->op->bias == CRISP_NO_ID) return CRISP_OK;
+    const uint32_t encoding = c->m->tensors[c->op->bias].encoding;
+    if (encoding != CRISP_ENCODING_DENSE_F32)
+        return fail(c, CRISP_ERR_FORMAT, "bias tensor %u is %s, expected DENSE_F32",
+                    (unsigned)c->op->bias, crisp_encoding_name(encoding));
     return check_tensor(c, "bias", c->op->bias, 1, &cout);
 }
 
@@ -104,8 +109,17 @@ static uint64_t sat_mul(uint64_t a, uint64_t b) {
     return __builtin_mul_overflow(a, b, &r) ? UINT64_MAX : r;
 }
 
-static void add_macs(crisp_model *m, uint64_t macs) {
-    m->macs = m->macs + macs < m->macs ? UINT64_MAX : m->macs + macs;
+static uint64_t sat_add(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
+
+/* Dense MACs, and those executed: a hybrid layer does one per stored value
+ * (zeros at unused N:M positions included) per output pixel. */
+static void add_macs(const ctx *c, uint64_t pixels, uint64_t dense) {
+    const crisp_tensor *w = &c->m->tensors[c->op->weight];
+    const int hybrid = w->encoding == CRISP_ENCODING_HYBRID_F32 ||
+                       w->encoding == CRISP_ENCODING_HYBRID_I8;
+    c->op->effective_macs = hybrid ? sat_mul(pixels, w->stored_values) : dense;
+    c->m->macs = sat_add(c->m->macs, dense);
+    c->m->effective_macs = sat_add(c->m->effective_macs, c->op->effective_macs);
 }
 
 /* torch's pooling_output_shape, with the ceil_mode rule that drops a last
@@ -161,8 +175,9 @@ static crisp_status infer_conv(const ctx *c, uint32_t out[4], uint32_t *rank) {
         .stride_height = (size_t)p[2], .stride_width = (size_t)p[3],
         .padding_top = (size_t)p[4], .padding_left = (size_t)p[5],
         .dilation_height = (size_t)p[8], .dilation_width = (size_t)p[9], .groups = groups};
-    add_macs(c->m, sat_mul((uint64_t)cout * (uint64_t)ho * (uint64_t)wo,
-                           (uint64_t)p[0] * (uint64_t)p[1] * (cin / groups)));
+    add_macs(c, (uint64_t)ho * (uint64_t)wo,
+             sat_mul((uint64_t)cout * (uint64_t)ho * (uint64_t)wo,
+                     (uint64_t)p[0] * (uint64_t)p[1] * (cin / groups)));
     return CRISP_OK;
 }
 
@@ -175,7 +190,7 @@ static crisp_status infer_linear(const ctx *c, uint32_t out[4], uint32_t *rank) 
     *rank = 1;
     out[0] = w->dims[0];
     c->op->k.linear = (crisp_linear_params){.input_features = cin, .output_features = w->dims[0]};
-    add_macs(c->m, w->elements);
+    add_macs(c, 1, w->elements);
     return CRISP_OK;
 }
 
@@ -247,7 +262,9 @@ static crisp_status infer_shape(const ctx *c, uint32_t out[4], uint32_t *rank) {
         return CRISP_OK;
     }
     case CRISP_OP_RELU:
-    case CRISP_OP_RELU6: return CRISP_OK;
+    case CRISP_OP_RELU6:
+    case CRISP_OP_QUANTIZE:
+    case CRISP_OP_DEQUANTIZE: return CRISP_OK;
     case CRISP_OP_GLOBAL_AVG_POOL:
         if ((s = want_rank3(c)) != CRISP_OK) return s;
         /* Both (C,1,1) and flattened (C) are valid outputs; follow the file. */
@@ -345,5 +362,7 @@ crisp_status crisp_infer_op(crisp_model *m, uint32_t op_index) {
     else if (op->kind == CRISP_OP_LINEAR) op->k.linear.minmax = mm;
     else if (op->kind == CRISP_OP_ADD || op->kind == CRISP_OP_RELU || op->kind == CRISP_OP_RELU6)
         op->k.minmax = mm;
-    return CRISP_OK;
+    /* int8 ops replace the float params with their quantised ones. */
+    if ((s = crisp_check_op_dtypes(m, op_index)) != CRISP_OK) return s;
+    return crisp_pack_op(m, op_index);
 }

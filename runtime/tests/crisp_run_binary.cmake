@@ -22,6 +22,8 @@ expect(0 stdout "sample 0: #1 index [0-9]+ class [0-9]+ \"[^\"]*\" score [0-9.]+
        ${DIR}/model.crisp ${DIR}/input.npy)
 expect(0 stdout "median latency: [0-9.]+ ms per batch of 2"
        ${DIR}/model.crisp ${DIR}/input.npy --repeat 2 --top-k 1)
+expect(0 stdout "median latency: [0-9.]+ ms per batch of 2"
+       ${DIR}/model.crisp ${DIR}/input.npy --repeat 2 --threads 2)
 expect(2 stderr "usage: crisp-run MODEL INPUT.npy")
 expect(1 stderr "^crisp-run: error: section WGHT: CRC32 mismatch"
        ${DIR}/corrupt.crisp ${DIR}/input.npy)

@@ -23,26 +23,69 @@ uint64_t mb_get_u64(const uint8_t *p) { return mb_get_u32(p) | (uint64_t)mb_get_
 void mb_init(mb_model *m) {
     memset(m, 0, sizeof *m);
     m->version_major = 1;
+    m->version_minor = 1;
     m->label_count = -1;
     m->rng = 2463534242u;
 }
 
 void mb_free(mb_model *m) {
-    for (uint32_t i = 0; i < m->tensor_count; i++) free(m->tensors[i].data);
+    for (uint32_t i = 0; i < m->tensor_count; i++) {
+        free(m->tensors[i].data);
+        free(m->tensors[i].raw);
+    }
     m->tensor_count = 0;
 }
 
 uint32_t mb_value(mb_model *m, uint32_t rank, uint32_t d0, uint32_t d1, uint32_t d2, uint32_t d3) {
     mb_value_rec *v = &m->values[m->value_count];
+    memset(v, 0, sizeof *v);
+    v->dtype = 1;
     v->rank = rank;
     v->dims[0] = d0, v->dims[1] = d1, v->dims[2] = d2, v->dims[3] = d3;
     return m->value_count++;
+}
+
+uint32_t mb_qvalue(mb_model *m, uint32_t rank, uint32_t d0, uint32_t d1, uint32_t d2, uint32_t d3,
+                   float scale, int32_t zero_point) {
+    const uint32_t id = mb_value(m, rank, d0, d1, d2, d3);
+    m->values[id].dtype = 2;
+    m->values[id].scale = scale;
+    m->values[id].zero_point = zero_point;
+    return id;
+}
+
+uint32_t mb_tensor_raw(mb_model *m, uint32_t encoding, uint32_t rank, const uint32_t dims[4],
+                       const void *bytes, size_t size) {
+    mb_tensor_rec *t = &m->tensors[m->tensor_count];
+    memset(t, 0, sizeof *t);
+    t->encoding = encoding;
+    t->rank = rank;
+    memcpy(t->dims, dims, sizeof t->dims);
+    t->raw = malloc(size ? size : 1);
+    memcpy(t->raw, bytes, size);
+    t->raw_size = size;
+    return m->tensor_count++;
+}
+
+uint32_t mb_tensor_i8(mb_model *m, uint32_t rank, const uint32_t dims[4], const float *scales,
+                      const int8_t *q) {
+    size_t count = 1;
+    for (uint32_t i = 0; i < rank; i++) count *= dims[i];
+    const size_t size = 4 * (size_t)dims[0] + count;
+    uint8_t *bytes = malloc(size);
+    memcpy(bytes, scales, 4 * (size_t)dims[0]);
+    memcpy(bytes + 4 * (size_t)dims[0], q, count);
+    const uint32_t id = mb_tensor_raw(m, 3, rank, dims, bytes, size);
+    free(bytes);
+    return id;
 }
 
 uint32_t mb_tensor(mb_model *m, uint32_t rank, uint32_t d0, uint32_t d1, uint32_t d2, uint32_t d3,
                    const float *data) {
     mb_tensor_rec *t = &m->tensors[m->tensor_count];
     const uint32_t dims[4] = {d0, d1, d2, d3};
+    memset(t, 0, sizeof *t);
+    t->encoding = 1;
     t->rank = rank;
     t->count = 1;
     for (uint32_t i = 0; i < 4; i++) {
@@ -93,26 +136,36 @@ typedef struct blob {
     size_t size;
 } blob;
 
+static size_t tensor_bytes(const mb_tensor_rec *t) { return t->raw ? t->raw_size : 4 * t->count; }
+
 static blob graph_blob(const mb_model *m, size_t *tensor_offsets) {
     blob b = {FOURCC('G', 'R', 'P', 'H'), 1, NULL, 0};
-    b.size = 32 + 32 * (size_t)m->value_count + 48 * (size_t)m->tensor_count + 96 * (size_t)m->op_count;
+    const size_t vsize = m->version_minor == 0 ? 32 : 48;
+    b.size = 32 + vsize * (size_t)m->value_count + 48 * (size_t)m->tensor_count + 96 * (size_t)m->op_count;
     uint8_t *p = b.data = calloc(1, b.size);
-    mb_put_u32(p, m->value_count), mb_put_u32(p + 4, 32);
+    mb_put_u32(p, m->value_count), mb_put_u32(p + 4, (uint32_t)vsize);
     mb_put_u32(p + 8, m->tensor_count), mb_put_u32(p + 12, 48);
     mb_put_u32(p + 16, m->op_count), mb_put_u32(p + 20, 96);
     mb_put_u32(p + 24, m->input), mb_put_u32(p + 28, m->output);
     p += 32;
-    for (uint32_t i = 0; i < m->value_count; i++, p += 32) {
-        mb_put_u32(p, 1);
-        mb_put_u32(p + 4, m->values[i].rank);
-        for (int d = 0; d < 4; d++) mb_put_u32(p + 8 + 4 * d, m->values[i].dims[d]);
+    for (uint32_t i = 0; i < m->value_count; i++, p += vsize) {
+        const mb_value_rec *v = &m->values[i];
+        mb_put_u32(p, v->dtype);
+        mb_put_u32(p + 4, v->rank);
+        for (int d = 0; d < 4; d++) mb_put_u32(p + 8 + 4 * d, v->dims[d]);
+        if (vsize == 48) {
+            uint32_t bits;
+            memcpy(&bits, &v->scale, 4);
+            mb_put_u32(p + 32, bits);
+            mb_put_u32(p + 36, (uint32_t)v->zero_point);
+        }
     }
     for (uint32_t i = 0; i < m->tensor_count; i++, p += 48) {
-        mb_put_u32(p, 1);
+        mb_put_u32(p, m->tensors[i].encoding);
         mb_put_u32(p + 4, m->tensors[i].rank);
         for (int d = 0; d < 4; d++) mb_put_u32(p + 8 + 4 * d, m->tensors[i].dims[d]);
         mb_put_u64(p + 24, tensor_offsets[i]);
-        mb_put_u64(p + 32, 4 * (uint64_t)m->tensors[i].count);
+        mb_put_u64(p + 32, tensor_bytes(&m->tensors[i]));
     }
     for (uint32_t i = 0; i < m->op_count; i++, p += 96) {
         const mb_op_rec *op = &m->ops[i];
@@ -130,11 +183,14 @@ static blob weight_blob(const mb_model *m, size_t *tensor_offsets) {
     blob b = {FOURCC('W', 'G', 'H', 'T'), 1, NULL, 0};
     for (uint32_t i = 0; i < m->tensor_count; i++) {
         tensor_offsets[i] = b.size;
-        b.size += align64(4 * m->tensors[i].count);
+        b.size += align64(tensor_bytes(&m->tensors[i]));
     }
     b.data = calloc(1, b.size ? b.size : 1);
-    for (uint32_t i = 0; i < m->tensor_count; i++) /* little-endian host: bytes as-is */
-        memcpy(b.data + tensor_offsets[i], m->tensors[i].data, 4 * m->tensors[i].count);
+    for (uint32_t i = 0; i < m->tensor_count; i++) { /* little-endian host: bytes as-is */
+        const mb_tensor_rec *t = &m->tensors[i];
+        memcpy(b.data + tensor_offsets[i], t->raw ? (const void *)t->raw : (const void *)t->data,
+               tensor_bytes(t));
+    }
     return b;
 }
 
@@ -230,18 +286,24 @@ size_t mb_section_offset(const uint8_t *f, uint32_t kind) {
 }
 
 size_t mb_value_at(const uint8_t *f, uint32_t index) {
-    return mb_section_offset(f, FOURCC('G', 'R', 'P', 'H')) + 32 + 32 * (size_t)index;
+    const size_t g = mb_section_offset(f, FOURCC('G', 'R', 'P', 'H'));
+    return g + 32 + mb_get_u32(f + g + 4) * (size_t)index;
 }
 
 size_t mb_tensor_at(const uint8_t *f, uint32_t index) {
     const size_t g = mb_section_offset(f, FOURCC('G', 'R', 'P', 'H'));
-    return g + 32 + 32 * (size_t)mb_get_u32(f + g) + 48 * (size_t)index;
+    return g + 32 + mb_get_u32(f + g + 4) * (size_t)mb_get_u32(f + g) + 48 * (size_t)index;
 }
 
 size_t mb_op_at(const uint8_t *f, uint32_t index) {
     const size_t g = mb_section_offset(f, FOURCC('G', 'R', 'P', 'H'));
-    return g + 32 + 32 * (size_t)mb_get_u32(f + g) + 48 * (size_t)mb_get_u32(f + g + 8) +
-           96 * (size_t)index;
+    return g + 32 + mb_get_u32(f + g + 4) * (size_t)mb_get_u32(f + g) +
+           48 * (size_t)mb_get_u32(f + g + 8) + 96 * (size_t)index;
+}
+
+size_t mb_tensor_data_at(const uint8_t *f, uint32_t index) {
+    return mb_section_offset(f, FOURCC('W', 'G', 'H', 'T')) +
+           (size_t)mb_get_u64(f + mb_tensor_at(f, index) + 24);
 }
 
 void mb_sample_cnn(mb_model *m) {

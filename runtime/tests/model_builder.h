@@ -10,13 +10,19 @@
 #define MB_NONE 0xFFFFFFFFu
 
 typedef struct mb_value {
+    uint32_t dtype; /* 1 float32 (default), 2 int8 */
     uint32_t rank, dims[4];
+    float scale;
+    int32_t zero_point;
 } mb_value_rec;
 
 typedef struct mb_tensor {
+    uint32_t encoding; /* 1 DENSE_F32 (default); others carry raw bytes */
     uint32_t rank, dims[4];
     float *data;
     size_t count;
+    uint8_t *raw; /* encoded bytes for encodings 2..4 (NULL: data as DENSE_F32) */
+    size_t raw_size;
 } mb_tensor_rec;
 
 typedef struct mb_op {
@@ -25,7 +31,7 @@ typedef struct mb_op {
 } mb_op_rec;
 
 typedef struct mb_model {
-    uint16_t version_major, version_minor;
+    uint16_t version_major, version_minor; /* 1.1 by default; minor 0 writes 32-byte values */
     mb_value_rec values[MB_MAX];
     mb_tensor_rec tensors[MB_MAX];
     mb_op_rec ops[MB_MAX];
@@ -46,6 +52,15 @@ typedef struct mb_model {
 void mb_init(mb_model *m);
 void mb_free(mb_model *m);
 uint32_t mb_value(mb_model *m, uint32_t rank, uint32_t d0, uint32_t d1, uint32_t d2, uint32_t d3);
+/* An int8 value: real = scale * (q - zero_point). */
+uint32_t mb_qvalue(mb_model *m, uint32_t rank, uint32_t d0, uint32_t d1, uint32_t d2, uint32_t d3,
+                   float scale, int32_t zero_point);
+/* A tensor of encoding 2..4 from its encoded bytes (copied). */
+uint32_t mb_tensor_raw(mb_model *m, uint32_t encoding, uint32_t rank, const uint32_t dims[4],
+                       const void *bytes, size_t size);
+/* DENSE_I8: f32 scales[dims[0]] then q (copied). */
+uint32_t mb_tensor_i8(mb_model *m, uint32_t rank, const uint32_t dims[4], const float *scales,
+                      const int8_t *q);
 /* data NULL: deterministic pseudo-random values in [-0.5, 0.5]. */
 uint32_t mb_tensor(mb_model *m, uint32_t rank, uint32_t d0, uint32_t d1, uint32_t d2, uint32_t d3,
                    const float *data);
@@ -66,6 +81,8 @@ size_t mb_section_entry(const uint8_t *file, uint32_t kind); /* its table entry 
 size_t mb_value_at(const uint8_t *file, uint32_t index);
 size_t mb_tensor_at(const uint8_t *file, uint32_t index);
 size_t mb_op_at(const uint8_t *file, uint32_t index);
+/* File offset of a tensor's data (inside WGHT). */
+size_t mb_tensor_data_at(const uint8_t *file, uint32_t index);
 
 void mb_put_u16(uint8_t *p, uint16_t v);
 void mb_put_u32(uint8_t *p, uint32_t v);

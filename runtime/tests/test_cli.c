@@ -155,7 +155,17 @@ static void test_good(const float *reference) {
               y.dims[1] == 10 && memcmp(y.data, reference, 20 * sizeof(float)) == 0,
           "--output file: %s", err);
     npy_free(&y);
-    EXPECT_CLI(0, out_text, "usage: crisp-run", "--help");
+    EXPECT_CLI(0, out_text, "sample 0: #1", in_dir("model.crisp"), in_dir("input.npy"), "--output",
+               in_dir("out3.npy"), "--threads", "3");
+    CHECK(npy_read(in_dir("out3.npy"), &y, err, sizeof err) == 0 && y.count == 20 &&
+              memcmp(y.data, reference, 20 * sizeof(float)) == 0,
+          "--threads 3 must give the single-thread output bitwise: %s", err);
+    npy_free(&y);
+    EXPECT_CLI(1, err_text, "options.threads is 300, expected 0..256", in_dir("model.crisp"),
+               in_dir("input.npy"), "--threads", "300");
+    EXPECT_CLI(2, err_text, "--threads wants a whole number", in_dir("model.crisp"),
+               in_dir("input.npy"), "--threads", "0");
+    EXPECT_CLI(0, out_text, "--threads N", "--help");
 }
 
 static void test_errors(void) {

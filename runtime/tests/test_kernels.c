@@ -48,7 +48,7 @@ static void run_conv_case(const naive_conv *n, unsigned *rng, int with_bias) {
         .padding_top = (size_t)n->pt, .padding_left = (size_t)n->pl,
         .dilation_height = (size_t)n->dh, .dilation_width = (size_t)n->dw,
         .groups = (size_t)n->groups, .minmax = act_minmax[n->act]};
-    crisp_f32_conv2d__ref(&p, x, w, b, got);
+    crisp_f32_conv2d__ref(&p, x, w, b, got, 0, (size_t)n->cout * oh);
     naive_conv2d(n, x, w, b, want);
     const double err = max_rel_error(got, want, ny);
     /* Up to 16*9 float products summed in a different order than in double. */
@@ -100,20 +100,20 @@ static void test_conv_hand(void) {
     const float x[9] = {1, 2, 3, 4, 5, 6, 7, 8, 9}, w[4] = {1, 1, 1, 1}, b[1] = {0.5f};
     float y[4];
     crisp_conv2d_params p = {1, 3, 3, 1, 2, 2, 2, 2, 1, 1, 0, 0, 1, 1, 1, act_minmax[0]};
-    crisp_f32_conv2d__ref(&p, x, w, b, y);
+    crisp_f32_conv2d__ref(&p, x, w, b, y, 0, 2);
     CHECK(y[0] == 12.5f && y[1] == 16.5f && y[2] == 24.5f && y[3] == 28.5f,
           "conv sums %g %g %g %g", y[0], y[1], y[2], y[3]);
     /* Pad 1 top/left only, stride 2: windows at (-1,-1) and (1,1) corners. */
     p = (crisp_conv2d_params){1, 3, 3, 1, 2, 2, 2, 2, 2, 2, 1, 1, 1, 1, 1, act_minmax[0]};
-    crisp_f32_conv2d__ref(&p, x, w, NULL, y);
+    crisp_f32_conv2d__ref(&p, x, w, NULL, y, 0, 2);
     CHECK(y[0] == 1 && y[1] == 2 + 3 && y[2] == 4 + 7 && y[3] == 5 + 6 + 8 + 9,
           "padded strided conv %g %g %g %g", y[0], y[1], y[2], y[3]);
     /* relu6 epilogue clamps both ends. */
     const float wneg[4] = {-1, -1, -1, -1};
     p = (crisp_conv2d_params){1, 3, 3, 1, 2, 2, 2, 2, 1, 1, 0, 0, 1, 1, 1, act_minmax[2]};
-    crisp_f32_conv2d__ref(&p, x, w, NULL, y);
+    crisp_f32_conv2d__ref(&p, x, w, NULL, y, 0, 2);
     CHECK(y[0] == 6 && y[3] == 6, "relu6 upper clamp %g %g", y[0], y[3]);
-    crisp_f32_conv2d__ref(&p, x, wneg, NULL, y);
+    crisp_f32_conv2d__ref(&p, x, wneg, NULL, y, 0, 2);
     CHECK(y[0] == 0 && y[3] == 0, "relu6 lower clamp %g %g", y[0], y[3]);
 }
 
@@ -126,7 +126,7 @@ static void test_linear(void) {
         float *b = with_bias ? random_buffer(&rng, (size_t)cout) : NULL;
         float got[20], want[20];
         const crisp_linear_params p = {(size_t)cin, (size_t)cout, act_minmax[act]};
-        crisp_f32_linear__ref(&p, x, w, b, got);
+        crisp_f32_linear__ref(&p, x, w, b, got, 0, (size_t)cout);
         naive_linear(cin, cout, act, x, w, b, want);
         const double err = max_rel_error(got, want, (size_t)cout);
         CHECK(err < 1e-5, "linear %d->%d act %d: error %g", cin, cout, act, err);
@@ -135,7 +135,7 @@ static void test_linear(void) {
     const float x[3] = {1, 2, 3}, w[6] = {1, 0, -1, 0.5f, 0.5f, 0.5f}, b[2] = {10, -10};
     float y[2];
     const crisp_linear_params p = {3, 2, act_minmax[1]};
-    crisp_f32_linear__ref(&p, x, w, b, y);
+    crisp_f32_linear__ref(&p, x, w, b, y, 0, 2);
     CHECK(y[0] == 8 && y[1] == 0, "linear hand case %g %g", y[0], y[1]);
 }
 

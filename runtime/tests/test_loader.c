@@ -11,12 +11,14 @@
 #include "loader_check.h"
 #include "model_builder.h"
 
+void test_loader_hybrid(void);
+
 CHECK_DEFINE_COUNTERS;
 
 static void test_info_and_labels(crisp_model *m) {
     crisp_model_info info;
     CHECK(crisp_model_get_info(m, &info) == CRISP_OK, "get_info");
-    CHECK(info.format_major == 1 && info.format_minor == 0, "format %u.%u", info.format_major,
+    CHECK(info.format_major == 1 && info.format_minor == 1, "format %u.%u", info.format_major,
           info.format_minor);
     CHECK(info.input_rank == 3 && info.input_dims[0] == 3 && info.input_dims[1] == 8 &&
               info.input_dims[2] == 8 && info.input_elements == 192,
@@ -26,7 +28,9 @@ static void test_info_and_labels(crisp_model *m) {
     CHECK(info.op_count == 14 && info.value_count == 15 && info.tensor_count == 7, "counts %u %u %u",
           info.op_count, info.value_count, info.tensor_count);
     /* conv1 8*8*8*27 + depthwise 8*4*4*9 + conv2 12*3*2*24 + linear 120 */
-    CHECK(info.macs == 13824 + 1152 + 1728 + 120, "macs %llu", (unsigned long long)info.macs);
+    CHECK(info.macs == 13824 + 1152 + 1728 + 120 && info.effective_macs == info.macs,
+          "macs %llu effective %llu", (unsigned long long)info.macs,
+          (unsigned long long)info.effective_macs);
     CHECK(info.arena_bytes > 0 && info.arena_bytes < info.naive_bytes, "arena %llu naive %llu",
           (unsigned long long)info.arena_bytes, (unsigned long long)info.naive_bytes);
     CHECK(info.label_count == 10, "labels %u", info.label_count);
@@ -170,5 +174,6 @@ int main(void) {
     mb_free(&mb);
     test_hand_model();
     test_malformed();
+    test_loader_hybrid();
     return check_report();
 }

@@ -78,7 +78,7 @@ static void test_container(void) {
     mb_put_u16(f + 8, 2);
     mb_fix_crcs(f, base_size);
     EXPECT_LOAD(f, base_size, CRISP_ERR_VERSION,
-                "header: format version 2.0 is newer than this runtime reads (1.x); upgrade "
+                "header: format version 2.1 is newer than this runtime reads (1.x); upgrade "
                 "crisp-edge", "major 2");
     f = fresh();
     mb_put_u16(f + 8, 0);

@@ -1,4 +1,4 @@
-/* crisp-run MODEL INPUT.npy [--top-k K] [--output OUT.npy] [--repeat N] */
+/* crisp-run MODEL INPUT.npy [--top-k K] [--output OUT.npy] [--repeat N] [--threads N] */
 #include <stdio.h>
 
 #include "crisp_run_cli.h"

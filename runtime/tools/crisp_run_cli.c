@@ -10,11 +10,12 @@
 #include "crisp.h"
 #include "npy.h"
 
-#define USAGE "usage: crisp-run MODEL INPUT.npy [--top-k K] [--output OUT.npy] [--repeat N]\n"
+#define USAGE \
+    "usage: crisp-run MODEL INPUT.npy [--top-k K] [--output OUT.npy] [--repeat N] [--threads N]\n"
 
 typedef struct options {
     const char *model, *input, *output;
-    long top_k, repeat;
+    long top_k, repeat, threads;
 } options;
 
 static int parse_count(const char *text, long *out) {
@@ -28,22 +29,26 @@ static int parse_count(const char *text, long *out) {
 /* Returns -1 to continue, or an exit code. */
 static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
     int positional = 0;
-    *o = (options){NULL, NULL, NULL, 5, 0};
+    *o = (options){NULL, NULL, NULL, 5, 0, 1};
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(USAGE, out);
             return 0;
         }
-        if (strcmp(a, "--top-k") == 0 || strcmp(a, "--repeat") == 0 || strcmp(a, "--output") == 0) {
+        if (strcmp(a, "--top-k") == 0 || strcmp(a, "--repeat") == 0 ||
+            strcmp(a, "--output") == 0 || strcmp(a, "--threads") == 0) {
             if (i + 1 >= argc) {
                 fprintf(err, "crisp-run: error: %s needs a value\n" USAGE, a);
                 return 2;
             }
             const char *v = argv[++i];
+            long *target = strcmp(a, "--top-k") == 0    ? &o->top_k
+                           : strcmp(a, "--threads") == 0 ? &o->threads
+                                                          : &o->repeat;
             if (strcmp(a, "--output") == 0) {
                 o->output = v;
-            } else if (!parse_count(v, strcmp(a, "--top-k") == 0 ? &o->top_k : &o->repeat)) {
+            } else if (!parse_count(v, target)) {
                 fprintf(err, "crisp-run: error: %s wants a whole number 1..1000000, got '%s'\n" USAGE,
                         a, v);
                 return 2;
@@ -172,7 +177,8 @@ static int run(const options *o, crisp_model *model, FILE *out, FILE *err) {
     int rc = 1;
     if (y == NULL) {
         fprintf(err, "crisp-run: error: out of memory for %zu outputs\n", out_count);
-    } else if (crisp_session_create(model, &s) != CRISP_OK ||
+    } else if (crisp_session_create_with_options(
+                   model, &(crisp_session_options){(uint32_t)o->threads, 0}, &s) != CRISP_OK ||
                crisp_session_run(s, a.data, (size_t)a.count, y, out_count) != CRISP_OK) {
         fprintf(err, "crisp-run: error: %s\n", crisp_last_error());
     } else {

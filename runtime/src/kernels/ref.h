@@ -1,11 +1,21 @@
-/* Reference (scalar) f32 kernels: the executable spec every optimised kernel
- * is tested against. Pure functions over caller-owned buffers: no allocation,
+/* Reference (scalar) kernels: the executable spec every optimised kernel is
+ * tested against. Pure functions over caller-owned buffers: no allocation,
  * no globals, no error paths (the loader has validated every parameter).
- * Layout is CHW per sample; weights are OHWI (docs/format.md). */
+ * Layout is CHW per sample; weights are OHWI (docs/format.md).
+ *
+ * Work splitting: conv kernels compute the output rows [begin, end) of a
+ * flat space of (unit, output row) pairs, item = unit * output_height + oy,
+ * where a unit is an output channel (dense) or a run of rows sharing one
+ * N:M selection (hybrid); linear kernels compute outputs (dense) or runs
+ * (hybrid) [begin, end). Every output element is computed by the same
+ * sequence of operations whatever the split, so any thread count gives
+ * bitwise identical results. */
 #ifndef CRISP_KERNELS_REF_H
 #define CRISP_KERNELS_REF_H
 
+#include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* Fused activation as a clamp: none = (-inf, +inf), relu = (0, +inf),
  * relu6 = (0, 6). Comparisons keep NaN as NaN, as torch does. */
@@ -44,11 +54,76 @@ typedef struct crisp_softmax_params {
     size_t outer, axis_length, inner; /* dims before, along and after the axis */
 } crisp_softmax_params;
 
-/* bias may be NULL. */
+/* Hybrid-sparse weights repacked at load; the numbered layout is documented
+ * in src/pack.c. Rows are grouped into runs (consecutive rows of one
+ * block-row and one conv group sharing the kept column positions: one row
+ * each for the paper's per-row N:M, up to V rows for the row-shared
+ * variant). A run's kept columns are split into segments of one kernel tap. */
+typedef struct crisp_sparse_weights {
+    size_t run_count;
+    const uint32_t *run_row;      /* [run_count + 1]: run r is rows run_row[r] .. run_row[r+1]-1 */
+    const uint32_t *run_segment;  /* [run_count + 1]: its segments */
+    const uint32_t *segment_tap;  /* [segments]: ky * kw + kx (0 for linear) */
+    const uint32_t *segment_entry; /* [segments + 1]: its kept columns */
+    const uint32_t *entry_offset; /* [entries]: input offset of the column: ci * H * W, or the feature */
+    const size_t *run_weight;     /* [run_count]: index of the run's first weight */
+    const float *weight_f32;      /* per run: entries x rows, the rows of one entry adjacent */
+    const int8_t *weight_qs8;     /* same layout, int8 */
+} crisp_sparse_weights;
+
+/* int8 requantisation shared by conv and linear (docs/format.md):
+ * y = clamp(z_y + nearbyintf((float)acc * multiplier[c]), output_min, output_max). */
+typedef struct crisp_qs8_requant {
+    int32_t input_zero_point, output_zero_point;
+    int32_t output_min, output_max; /* (-128, 127) narrowed by the fused activation */
+    const int32_t *bias;            /* [channels]: round(bias / (s_x * s_w[c])) */
+    const float *multiplier;        /* [channels]: (float)(s_x * s_w[c] / s_y) */
+} crisp_qs8_requant;
+
+typedef struct crisp_qs8_conv2d_params {
+    crisp_conv2d_params conv; /* geometry; minmax unused */
+    crisp_qs8_requant q;
+} crisp_qs8_conv2d_params;
+
+typedef struct crisp_qs8_linear_params {
+    size_t input_features, output_features;
+    crisp_qs8_requant q;
+} crisp_qs8_linear_params;
+
+typedef struct crisp_qs8_pool2d_params {
+    crisp_pool2d_params pool;
+    float input_scale, output_scale;
+    int32_t input_zero_point, output_zero_point;
+} crisp_qs8_pool2d_params;
+
+typedef struct crisp_qs8_add_params {
+    float a_scale, b_scale, output_scale;
+    int32_t a_zero_point, b_zero_point, output_zero_point;
+    int32_t output_min, output_max;
+} crisp_qs8_add_params;
+
+typedef struct crisp_qs8_clamp_params {
+    int32_t output_min, output_max;
+} crisp_qs8_clamp_params;
+
+typedef struct crisp_qs8_quantize_params {
+    float scale;
+    int32_t zero_point;
+} crisp_qs8_quantize_params;
+
+/* ---- float32 ---- bias may be NULL. */
 void crisp_f32_conv2d__ref(const crisp_conv2d_params *params, const float *input,
-                           const float *weight, const float *bias, float *output);
+                           const float *weight, const float *bias, float *output, size_t begin,
+                           size_t end);
+void crisp_f32_conv2d_hybrid__ref(const crisp_conv2d_params *params,
+                                  const crisp_sparse_weights *weights, const float *input,
+                                  const float *bias, float *output, size_t begin, size_t end);
 void crisp_f32_linear__ref(const crisp_linear_params *params, const float *input,
-                           const float *weight, const float *bias, float *output);
+                           const float *weight, const float *bias, float *output, size_t begin,
+                           size_t end);
+void crisp_f32_linear_hybrid__ref(const crisp_linear_params *params,
+                                  const crisp_sparse_weights *weights, const float *input,
+                                  const float *bias, float *output, size_t begin, size_t end);
 void crisp_f32_add__ref(size_t n, const float *a, const float *b, float *y,
                         const crisp_minmax_params *params);
 /* relu and relu6 as standalone ops. */
@@ -64,5 +139,48 @@ void crisp_f32_global_avgpool__ref(size_t channels, size_t pixels, const float *
                                    float *output);
 void crisp_f32_softmax__ref(const crisp_softmax_params *params, const float *input,
                             float *output);
+/* q = clamp(z + nearbyintf(x / s), -128, 127); NaN maps to -128. */
+void crisp_f32_quantize__ref(size_t n, const float *x, int8_t *y,
+                             const crisp_qs8_quantize_params *params);
+/* y = s * (q - z). */
+void crisp_f32_dequantize__ref(size_t n, const int8_t *x, float *y,
+                               const crisp_qs8_quantize_params *params);
+
+/* ---- int8 (asymmetric per-tensor activations, symmetric per-channel weights) ---- */
+void crisp_qs8_conv2d__ref(const crisp_qs8_conv2d_params *params, const int8_t *input,
+                           const int8_t *weight, int8_t *output, size_t begin, size_t end);
+void crisp_qs8_conv2d_hybrid__ref(const crisp_qs8_conv2d_params *params,
+                                  const crisp_sparse_weights *weights, const int8_t *input,
+                                  int8_t *output, size_t begin, size_t end);
+void crisp_qs8_linear__ref(const crisp_qs8_linear_params *params, const int8_t *input,
+                           const int8_t *weight, int8_t *output, size_t begin, size_t end);
+void crisp_qs8_linear_hybrid__ref(const crisp_qs8_linear_params *params,
+                                  const crisp_sparse_weights *weights, const int8_t *input,
+                                  int8_t *output, size_t begin, size_t end);
+void crisp_qs8_add__ref(size_t n, const int8_t *a, const int8_t *b, int8_t *y,
+                        const crisp_qs8_add_params *params);
+/* relu / relu6 on int8: a clamp to (output_min, output_max). */
+void crisp_qs8_clamp__ref(size_t n, const int8_t *x, int8_t *y,
+                          const crisp_qs8_clamp_params *params);
+/* Padding never wins; a window entirely in padding gives -128. */
+void crisp_qs8_maxpool2d__ref(const crisp_pool2d_params *params, const int8_t *input,
+                              int8_t *output);
+void crisp_qs8_avgpool2d__ref(const crisp_qs8_pool2d_params *params, const int8_t *input,
+                              int8_t *output);
+void crisp_qs8_adaptive_avgpool2d__ref(const crisp_qs8_pool2d_params *params,
+                                       const int8_t *input, int8_t *output);
+/* Uses pool.channels and pool.input_height/width. */
+void crisp_qs8_global_avgpool__ref(const crisp_qs8_pool2d_params *params, const int8_t *input,
+                                   int8_t *output);
+
+/* The one rounding and clamping step of every int8 output: zero + nearbyintf
+ * of an already scaled float, clamped to [lo, hi] (NaN gives lo), computed in
+ * float so no out-of-range conversion to int can happen. */
+static inline int8_t crisp_qs8_requantize(float scaled, int32_t zero, int32_t lo, int32_t hi) {
+    float v = (float)zero + nearbyintf(scaled);
+    v = v > (float)lo ? v : (float)lo;
+    v = v < (float)hi ? v : (float)hi;
+    return (int8_t)(int32_t)v;
+}
 
 #endif

@@ -1,0 +1,196 @@
+/* One op on the session's threads. Each op becomes a number of equal work
+ * items, split into one contiguous range per thread (balanced to within one
+ * item): conv = (output channel or hybrid run, output row) pairs, which
+ * serves both wide layers (many channels) and narrow ones (depthwise, or
+ * fewer channels than threads: the rows split them); hybrid runs of one
+ * block-row carry equal work since every block-row keeps as many blocks;
+ * linear = outputs or runs; pools = channels; elementwise = element chunks.
+ * Kernels compute every output element the same way whatever the range, so
+ * results are bitwise identical for any thread count. */
+#include <stdint.h>
+#include <string.h>
+
+#include "format.h"
+#include "session.h"
+
+typedef struct job job;
+typedef void (*work_fn)(const job *j, size_t begin, size_t end);
+
+struct job {
+    const crisp_op *op;
+    const crisp_model *m;
+    const uint8_t *x, *x2; /* inputs */
+    uint8_t *y;            /* output */
+    size_t items;
+    work_fn work;
+};
+
+static int is_hybrid(const crisp_tensor *t) {
+    return t->encoding == CRISP_ENCODING_HYBRID_F32 || t->encoding == CRISP_ENCODING_HYBRID_I8;
+}
+
+static const float *bias_of(const job *j) {
+    return j->op->bias != CRISP_NO_ID ? j->m->tensors[j->op->bias].data : NULL;
+}
+
+static void conv_work(const job *j, size_t b, size_t e) {
+    const crisp_op *op = j->op;
+    const crisp_tensor *w = &j->m->tensors[op->weight];
+    if (op->dtype == CRISP_DTYPE_I8) {
+        if (is_hybrid(w))
+            crisp_qs8_conv2d_hybrid__ref(&op->k.qconv, &op->packed.sparse,
+                                         (const int8_t *)j->x, (int8_t *)j->y, b, e);
+        else
+            crisp_qs8_conv2d__ref(&op->k.qconv, (const int8_t *)j->x, w->q, (int8_t *)j->y, b, e);
+    } else if (is_hybrid(w)) {
+        crisp_f32_conv2d_hybrid__ref(&op->k.conv, &op->packed.sparse, (const float *)j->x,
+                                     bias_of(j), (float *)j->y, b, e);
+    } else {
+        crisp_f32_conv2d__ref(&op->k.conv, (const float *)j->x, w->data, bias_of(j),
+                              (float *)j->y, b, e);
+    }
+}
+
+static void linear_work(const job *j, size_t b, size_t e) {
+    const crisp_op *op = j->op;
+    const crisp_tensor *w = &j->m->tensors[op->weight];
+    if (op->dtype == CRISP_DTYPE_I8) {
+        if (is_hybrid(w))
+            crisp_qs8_linear_hybrid__ref(&op->k.qlinear, &op->packed.sparse,
+                                         (const int8_t *)j->x, (int8_t *)j->y, b, e);
+        else
+            crisp_qs8_linear__ref(&op->k.qlinear, (const int8_t *)j->x, w->q, (int8_t *)j->y, b,
+                                  e);
+    } else if (is_hybrid(w)) {
+        crisp_f32_linear_hybrid__ref(&op->k.linear, &op->packed.sparse, (const float *)j->x,
+                                     bias_of(j), (float *)j->y, b, e);
+    } else {
+        crisp_f32_linear__ref(&op->k.linear, (const float *)j->x, w->data, bias_of(j),
+                              (float *)j->y, b, e);
+    }
+}
+
+/* Channels [b, e) of a pool: the kernels take a channel count, so the range
+ * is a shifted view with its own params. */
+static void pool_work(const job *j, size_t b, size_t e) {
+    const crisp_op *op = j->op;
+    const crisp_value *in = &j->m->values[op->inputs[0]], *out = &j->m->values[op->output];
+    const size_t size = (size_t)crisp_dtype_size(op->dtype);
+    const size_t in_plane = (size_t)in->dims[1] * in->dims[2];
+    const size_t out_plane = (size_t)(out->elements / in->dims[0]);
+    const uint8_t *x = j->x + b * in_plane * size;
+    uint8_t *y = j->y + b * out_plane * size;
+    if (op->dtype == CRISP_DTYPE_I8) {
+        crisp_qs8_pool2d_params q = op->k.qpool;
+        q.pool.channels = e - b;
+        const int8_t *qx = (const int8_t *)x;
+        int8_t *qy = (int8_t *)y;
+        crisp_pool2d_params p = op->k.pool;
+        p.channels = e - b;
+        switch (op->kind) {
+        case CRISP_OP_MAX_POOL2D: crisp_qs8_maxpool2d__ref(&p, qx, qy); break;
+        case CRISP_OP_AVG_POOL2D: crisp_qs8_avgpool2d__ref(&q, qx, qy); break;
+        case CRISP_OP_ADAPTIVE_AVG_POOL2D: crisp_qs8_adaptive_avgpool2d__ref(&q, qx, qy); break;
+        default: crisp_qs8_global_avgpool__ref(&q, qx, qy); break;
+        }
+        return;
+    }
+    crisp_pool2d_params p = op->k.pool;
+    p.channels = e - b;
+    const float *fx = (const float *)x;
+    float *fy = (float *)y;
+    switch (op->kind) {
+    case CRISP_OP_MAX_POOL2D: crisp_f32_maxpool2d__ref(&p, fx, fy); break;
+    case CRISP_OP_AVG_POOL2D: crisp_f32_avgpool2d__ref(&p, fx, fy); break;
+    case CRISP_OP_ADAPTIVE_AVG_POOL2D: crisp_f32_adaptive_avgpool2d__ref(&p, fx, fy); break;
+    default: crisp_f32_global_avgpool__ref(e - b, in_plane, fx, fy); break;
+    }
+}
+
+/* Elements [b, e) of an elementwise op. */
+static void elementwise_work(const job *j, size_t b, size_t e) {
+    const crisp_op *op = j->op;
+    const size_t n = e - b;
+    if (op->kind == CRISP_OP_QUANTIZE) {
+        crisp_f32_quantize__ref(n, (const float *)j->x + b, (int8_t *)j->y + b, &op->k.quant);
+        return;
+    }
+    if (op->kind == CRISP_OP_DEQUANTIZE) {
+        crisp_f32_dequantize__ref(n, (const int8_t *)j->x + b, (float *)j->y + b, &op->k.quant);
+        return;
+    }
+    const size_t size = (size_t)crisp_dtype_size(op->dtype);
+    if (op->kind == CRISP_OP_RESHAPE) {
+        memcpy(j->y + b * size, j->x + b * size, n * size);
+    } else if (op->dtype == CRISP_DTYPE_I8) {
+        const int8_t *x = (const int8_t *)j->x + b;
+        if (op->kind == CRISP_OP_ADD)
+            crisp_qs8_add__ref(n, x, (const int8_t *)j->x2 + b, (int8_t *)j->y + b, &op->k.qadd);
+        else
+            crisp_qs8_clamp__ref(n, x, (int8_t *)j->y + b, &op->k.qclamp);
+    } else {
+        const float *x = (const float *)j->x + b;
+        if (op->kind == CRISP_OP_ADD)
+            crisp_f32_add__ref(n, x, (const float *)j->x2 + b, (float *)j->y + b, &op->k.minmax);
+        else
+            crisp_f32_clamp__ref(n, x, (float *)j->y + b, &op->k.minmax);
+    }
+}
+
+static void softmax_work(const job *j, size_t b, size_t e) {
+    (void)b, (void)e;
+    crisp_f32_softmax__ref(&j->op->k.softmax, (const float *)j->x, (float *)j->y);
+}
+
+/* Thread t of T takes items [items * t / T, items * (t + 1) / T). */
+static void split(void *context, size_t t, size_t threads) {
+    const job *j = context;
+    const uint64_t items = j->items;
+    const size_t b = (size_t)(items * t / threads), e = (size_t)(items * (t + 1) / threads);
+    if (b < e) j->work(j, b, e);
+}
+
+void crisp_run_op(const crisp_session *s, const crisp_op *op) {
+    const crisp_model *m = s->model;
+    const crisp_value *in = &m->values[op->inputs[0]], *out = &m->values[op->output];
+    job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
+             (size_t)out->elements, elementwise_work};
+    if (op->input_count == 2) j.x2 = s->arena + m->values[op->inputs[1]].arena_offset;
+    switch ((enum crisp_op_kind)op->kind) {
+    case CRISP_OP_CONV2D: {
+        const crisp_tensor *w = &m->tensors[op->weight];
+        const size_t units = is_hybrid(w) ? op->packed.sparse.run_count : w->dims[0];
+        j.items = units * out->dims[1];
+        j.work = conv_work;
+        break;
+    }
+    case CRISP_OP_LINEAR: {
+        const crisp_tensor *w = &m->tensors[op->weight];
+        j.items = is_hybrid(w) ? op->packed.sparse.run_count : w->dims[0];
+        j.work = linear_work;
+        break;
+    }
+    case CRISP_OP_MAX_POOL2D:
+    case CRISP_OP_AVG_POOL2D:
+    case CRISP_OP_GLOBAL_AVG_POOL:
+    case CRISP_OP_ADAPTIVE_AVG_POOL2D:
+        j.items = in->dims[0];
+        j.work = pool_work;
+        break;
+    case CRISP_OP_SOFTMAX:
+        j.items = 1;
+        j.work = softmax_work;
+        break;
+    case CRISP_OP_ADD:
+    case CRISP_OP_RELU:
+    case CRISP_OP_RELU6:
+    case CRISP_OP_RESHAPE:
+    case CRISP_OP_QUANTIZE:
+    case CRISP_OP_DEQUANTIZE: break;
+    }
+    if (s->pool == NULL || j.items < 2) {
+        if (j.items > 0) j.work(&j, 0, j.items);
+        return;
+    }
+    crisp_pool_run(s->pool, split, &j);
+}

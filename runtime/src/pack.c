@@ -1,0 +1,274 @@
+/* Load-time preparation of conv/linear weights for the kernels: hybrid-sparse
+ * weights repacked from the file's block layout into runs of kept columns
+ * (never expanded to dense), and the int8 ops' int32 bias and float
+ * multipliers. Everything lives in one allocation owned by the op. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "format.h"
+#include "model.h"
+#include "status.h"
+
+/* Conv view of a weight matrix; a linear layer is a 1x1 conv on a 1x1 image. */
+typedef struct geometry {
+    uint64_t tap_width;   /* columns per kernel tap: Cin/groups (conv), K (linear) */
+    uint64_t plane;       /* input elements per channel: H*W (conv), 1 (linear) */
+    uint64_t group_rows;  /* output channels per group */
+} geometry;
+
+typedef struct counts {
+    uint64_t runs, segments, entries;
+} counts;
+
+static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+/* Walks the kept columns of one run (rows t0 .. t0+rows-1 of block-row br,
+ * V-run j) in increasing column order. With `out` NULL it only counts. */
+static void walk_run(const crisp_hybrid *h, const geometry *g, uint64_t br, uint64_t t0,
+                     uint64_t rows, uint64_t value_base, uint64_t index_base, int is_i8,
+                     crisp_sparse_weights *out, counts *n) {
+    const uint64_t height = min_u64(h->block_rows, h->rows - br * h->block_rows);
+    const uint64_t runs_here = (height + h->v - 1) / h->v, j = t0 / h->v;
+    const uint32_t b0 = crisp_rd_u32(h->block_row_ptr + 4 * br);
+    const uint32_t b1 = crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
+    const uint64_t first_entry = n->entries;
+    uint64_t tap = UINT64_MAX;
+    for (uint32_t b = b0; b < b1; b++) {
+        const uint64_t c0 = (uint64_t)crisp_rd_u32(h->block_col + 4 * (uint64_t)b) * h->block_cols;
+        const uint64_t width = min_u64(h->block_cols, h->cols - c0);
+        const int full = h->n == h->m;
+        const uint64_t groups = full ? 1 : width / h->m, per_group = full ? width : h->n;
+        for (uint64_t gi = 0; gi < groups; gi++) {
+            for (uint64_t k = 0; k < per_group; k++) {
+                const uint64_t at = (j * groups + gi) * per_group + k;
+                const uint64_t col =
+                    full ? c0 + k
+                         : c0 + gi * h->m +
+                               crisp_hybrid_index(h->indices, index_base + at, h->index_bits);
+                const uint64_t col_tap = col / g->tap_width;
+                if (col_tap != tap) {
+                    if (out != NULL) {
+                        ((uint32_t *)out->segment_tap)[n->segments] = (uint32_t)col_tap;
+                        ((uint32_t *)out->segment_entry)[n->segments] = (uint32_t)n->entries;
+                    }
+                    tap = col_tap;
+                    n->segments++;
+                }
+                if (out != NULL) {
+                    const uint64_t e = n->entries - first_entry;
+                    ((uint32_t *)out->entry_offset)[n->entries] =
+                        (uint32_t)(col % g->tap_width * g->plane);
+                    const size_t w0 = out->run_weight[n->runs] + (size_t)(e * rows);
+                    for (uint64_t r = 0; r < rows; r++) {
+                        const uint64_t v = value_base + (t0 + r) * (groups * per_group) +
+                                           gi * per_group + k;
+                        if (is_i8)
+                            ((int8_t *)out->weight_qs8)[w0 + r] = ((const int8_t *)h->values)[v];
+                        else
+                            ((float *)out->weight_f32)[w0 + r] = ((const float *)h->values)[v];
+                    }
+                }
+                n->entries++;
+            }
+        }
+        value_base += height * groups * per_group;
+        if (!full) index_base += runs_here * groups * per_group;
+    }
+}
+
+/* All runs in row order; a V-run is split where a conv group ends. */
+static void walk(const crisp_hybrid *h, const geometry *g, int is_i8, crisp_sparse_weights *out,
+                 counts *n) {
+    uint64_t value_base = 0, index_base = 0;
+    size_t weight = 0;
+    for (uint64_t br = 0; br < h->nbr; br++) {
+        const uint64_t row0 = br * h->block_rows;
+        const uint64_t height = min_u64(h->block_rows, h->rows - row0);
+        const int empty = crisp_rd_u32(h->block_row_ptr + 4 * br) ==
+                          crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
+        for (uint64_t t0 = 0; t0 < height;) {
+            const uint64_t run_end = min_u64(height, (t0 / h->v + 1) * h->v);
+            const uint64_t group_end = ((row0 + t0) / g->group_rows + 1) * g->group_rows - row0;
+            /* Rows without kept columns read no input: one run for the block-row,
+             * so the packed size stays bounded by the file's. */
+            const uint64_t t1 = empty ? height : min_u64(run_end, group_end);
+            const uint64_t entries_before = n->entries;
+            if (out != NULL) {
+                ((uint32_t *)out->run_row)[n->runs] = (uint32_t)(row0 + t0);
+                ((uint32_t *)out->run_segment)[n->runs] = (uint32_t)n->segments;
+                ((size_t *)out->run_weight)[n->runs] = weight;
+            }
+            walk_run(h, g, br, t0, t1 - t0, value_base, index_base, is_i8, out, n);
+            weight += (size_t)((n->entries - entries_before) * (t1 - t0));
+            n->runs++;
+            t0 = t1;
+        }
+        const uint32_t b0 = crisp_rd_u32(h->block_row_ptr + 4 * br);
+        const uint32_t b1 = crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
+        for (uint32_t b = b0; b < b1; b++) {
+            const uint64_t c0 = (uint64_t)crisp_rd_u32(h->block_col + 4 * (uint64_t)b) * h->block_cols;
+            const uint64_t width = min_u64(h->block_cols, h->cols - c0);
+            const uint64_t per_row = h->n == h->m ? width : width / h->m * h->n;
+            value_base += height * per_row;
+            if (h->n < h->m) index_base += (height + h->v - 1) / h->v * per_row;
+        }
+    }
+    if (out != NULL) {
+        ((uint32_t *)out->run_row)[n->runs] = h->rows;
+        ((uint32_t *)out->run_segment)[n->runs] = (uint32_t)n->segments;
+        ((uint32_t *)out->segment_entry)[n->segments] = (uint32_t)n->entries;
+    }
+}
+
+static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
+
+/*
+ * Packed hybrid layout (one allocation, in this order; R rows, E entries):
+ *   1. run_weight   size_t[runs]        first weight of each run
+ *   2. weight       f32 or i8 [values]  per run, per kept column (entry), the
+ *                                       run's rows adjacent: w[e * rows + r]
+ *   3. run_row      u32[runs + 1]       run r = rows run_row[r] .. run_row[r+1]-1
+ *   4. run_segment  u32[runs + 1]       run r = segments run_segment[r] .. [r+1]-1
+ *   5. segment_tap  u32[segments]       ky * kw + kx of the segment's columns
+ *   6. segment_entry u32[segments + 1]  segment s = entries segment_entry[s] .. [s+1]-1
+ *   7. entry_offset u32[E]              ci * H * W (conv) or the input feature (linear)
+ * then, for int8 ops: int32 bias[Cout], f32 multiplier[Cout].
+ * A run is at most V rows of one block-row and one conv group: its rows
+ * share the kept columns, so the kernel reads each input row once per run.
+ * A block-row that keeps no block is one run with no entries (bias only).
+ */
+static crisp_status pack(crisp_op *op, const crisp_tensor *t, const geometry *g, int is_i8,
+                         uint64_t cout, int want_q) {
+    const int hybrid = t->encoding == CRISP_ENCODING_HYBRID_F32 ||
+                       t->encoding == CRISP_ENCODING_HYBRID_I8;
+    counts n = {0, 0, 0};
+    if (hybrid) walk(&t->hybrid, g, is_i8, NULL, &n);
+    if (n.entries > UINT32_MAX || n.segments >= UINT32_MAX)
+        return crisp_error(CRISP_ERR_UNSUPPORTED,
+                           "GRPH: a hybrid layer with %llu kept columns is too large for this "
+                           "runtime", (unsigned long long)n.entries);
+    const size_t values = hybrid ? (size_t)t->hybrid.value_count : 0;
+    size_t at[9], total = 0;
+    const size_t bytes[9] = {
+        hybrid ? (size_t)n.runs * sizeof(size_t) : 0, values * (is_i8 ? 1 : 4),
+        hybrid ? 4 * ((size_t)n.runs + 1) : 0,         hybrid ? 4 * ((size_t)n.runs + 1) : 0,
+        4 * (size_t)n.segments,                        hybrid ? 4 * ((size_t)n.segments + 1) : 0,
+        4 * (size_t)n.entries,                         want_q ? 4 * (size_t)cout : 0,
+        want_q ? 4 * (size_t)cout : 0};
+    for (int i = 0; i < 9; i++) {
+        at[i] = total;
+        total += round8(bytes[i]);
+    }
+    if (total == 0) return CRISP_OK;
+    uint8_t *mem = malloc(total);
+    if (mem == NULL)
+        return crisp_error(CRISP_ERR_NOMEM, "GRPH: out of memory for %zu bytes of packed weights",
+                           total);
+    op->packed.memory = mem;
+    if (hybrid) {
+        crisp_sparse_weights *s = &op->packed.sparse;
+        *s = (crisp_sparse_weights){
+            .run_count = (size_t)n.runs,
+            .run_weight = (const size_t *)(void *)(mem + at[0]),
+            .weight_f32 = is_i8 ? NULL : (const float *)(void *)(mem + at[1]),
+            .weight_qs8 = is_i8 ? (const int8_t *)(mem + at[1]) : NULL,
+            .run_row = (const uint32_t *)(void *)(mem + at[2]),
+            .run_segment = (const uint32_t *)(void *)(mem + at[3]),
+            .segment_tap = (const uint32_t *)(void *)(mem + at[4]),
+            .segment_entry = (const uint32_t *)(void *)(mem + at[5]),
+            .entry_offset = (const uint32_t *)(void *)(mem + at[6])};
+        counts fill = {0, 0, 0};
+        walk(&t->hybrid, g, is_i8, s, &fill);
+    }
+    if (want_q) {
+        op->packed.bias_q = (int32_t *)(void *)(mem + at[7]);
+        op->packed.multiplier = (float *)(void *)(mem + at[8]);
+    }
+    return CRISP_OK;
+}
+
+/* Sum of |q_w| over each output channel's stored weights. */
+static void abs_sums(const crisp_op *op, const crisp_tensor *t, uint64_t cout, uint64_t *sums) {
+    memset(sums, 0, (size_t)cout * sizeof *sums);
+    if (t->encoding == CRISP_ENCODING_DENSE_I8) {
+        const uint64_t k = t->elements / cout;
+        for (uint64_t c = 0; c < cout; c++)
+            for (uint64_t i = 0; i < k; i++) sums[c] += (uint64_t)abs(t->q[c * k + i]);
+        return;
+    }
+    const crisp_sparse_weights *s = &op->packed.sparse;
+    for (size_t r = 0; r < s->run_count; r++) {
+        const size_t rows = s->run_row[r + 1] - s->run_row[r];
+        const size_t entries = s->segment_entry[s->run_segment[r + 1]] -
+                               s->segment_entry[s->run_segment[r]];
+        for (size_t i = 0; i < entries * rows; i++)
+            sums[s->run_row[r] + i % rows] += (uint64_t)abs(s->weight_qs8[s->run_weight[r] + i]);
+    }
+}
+
+/* int32 bias = round half to even of bias / (s_x s_w[c]) in double; the
+ * multiplier is (float)(s_x s_w[c] / s_y). Refuses a channel whose int32
+ * accumulator could overflow: 255 * sum |q_w| + |bias| > INT32_MAX. */
+static crisp_status derive_int8(crisp_model *m, uint32_t index, crisp_op *op,
+                                const crisp_tensor *t, uint64_t cout) {
+    const crisp_value *x = &m->values[op->inputs[0]], *y = &m->values[op->output];
+    const float *scales = t->encoding == CRISP_ENCODING_DENSE_I8 ? t->scales : t->hybrid.scales;
+    const float *bias = op->bias != CRISP_NO_ID ? m->tensors[op->bias].data : NULL;
+    uint64_t *sums = malloc((size_t)cout * sizeof *sums);
+    if (sums == NULL)
+        return crisp_error(CRISP_ERR_NOMEM, "GRPH: out of memory for %llu channel sums",
+                           (unsigned long long)cout);
+    abs_sums(op, t, cout, sums);
+    crisp_status s = CRISP_OK;
+    for (uint64_t c = 0; c < cout && s == CRISP_OK; c++) {
+        const double sxw = (double)x->scale * (double)scales[c];
+        const double bq = bias != NULL ? nearbyint((double)bias[c] / sxw) : 0.0;
+        const float mult = (float)(sxw / (double)y->scale);
+        const double room = (double)INT32_MAX - 255.0 * (double)sums[c];
+        if (!(fabs(bq) <= room))
+            s = crisp_error(CRISP_ERR_FORMAT,
+                            "GRPH: op %u (%s): output channel %llu: the int32 accumulator could "
+                            "overflow (255 x sum |q_w| = %llu, int32 bias = %g)",
+                            (unsigned)index, crisp_op_kind_name(op->kind),
+                            (unsigned long long)c, (unsigned long long)(255 * sums[c]), bq);
+        else if (!(mult > 0.0f) || !isfinite(mult))
+            s = crisp_error(CRISP_ERR_FORMAT,
+                            "GRPH: op %u (%s): output channel %llu: requantisation multiplier "
+                            "s_x * s_w / s_y = %g is not a finite positive float",
+                            (unsigned)index, crisp_op_kind_name(op->kind),
+                            (unsigned long long)c, sxw / (double)y->scale);
+        op->packed.bias_q[c] = s == CRISP_OK ? (int32_t)bq : 0;
+        op->packed.multiplier[c] = mult;
+    }
+    free(sums);
+    crisp_qs8_requant *q = op->kind == CRISP_OP_CONV2D ? &op->k.qconv.q : &op->k.qlinear.q;
+    q->bias = op->packed.bias_q;
+    q->multiplier = op->packed.multiplier;
+    return s;
+}
+
+crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
+    crisp_op *op = &m->ops[index];
+    if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) return CRISP_OK;
+    const crisp_tensor *t = &m->tensors[op->weight];
+    const int is_i8 = op->dtype == CRISP_DTYPE_I8;
+    const uint64_t cout = t->dims[0];
+    geometry g = {t->elements / cout, 1, cout};
+    if (op->kind == CRISP_OP_CONV2D) {
+        const crisp_conv2d_params *p = is_i8 ? &op->k.qconv.conv : &op->k.conv;
+        g.tap_width = p->input_channels / p->groups;
+        g.plane = (uint64_t)p->input_height * p->input_width;
+        g.group_rows = p->output_channels / p->groups;
+    }
+    crisp_status s = pack(op, t, &g, is_i8, cout, is_i8);
+    if (s == CRISP_OK && is_i8) s = derive_int8(m, index, op, t, cout);
+    return s;
+}
+
+void crisp_packed_free(crisp_packed *packed) {
+    free(packed->memory);
+    memset(packed, 0, sizeof *packed);
+}

@@ -1,0 +1,19 @@
+/* Internal: a session (arena + thread pool) and its op dispatch. */
+#ifndef CRISP_SESSION_H
+#define CRISP_SESSION_H
+
+#include <stdint.h>
+
+#include "model.h"
+#include "thread_pool.h"
+
+struct crisp_session {
+    const crisp_model *model;
+    uint8_t *arena; /* 64-aligned; every value at its planned offset */
+    crisp_pool *pool; /* NULL when single-threaded */
+};
+
+/* Runs one op, split over the session's threads (src/dispatch.c). */
+void crisp_run_op(const crisp_session *session, const crisp_op *op);
+
+#endif

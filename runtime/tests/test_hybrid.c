@@ -1,0 +1,221 @@
+/* Hybrid-sparse conv and linear, float32 and int8, end to end through the
+ * loader (so the repacking is tested too): random shapes, block shapes,
+ * N:M, V and densities; each model against a dense computation of the
+ * same weights (expanded here, in the test only), with threads 1..4
+ * bitwise equal to one thread, and effective MACs = kept values x pixels. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "crisp.h"
+#include "hybrid_builder.h"
+#include "model_builder.h"
+#include "naive.h"
+#include "naive_qs8.h"
+
+CHECK_DEFINE_COUNTERS;
+
+typedef struct hcase {
+    naive_conv c; /* linear: cin features, cout outputs, h = w = 1, 1x1 kernel */
+    int linear, int8;
+    mb_hybrid hy;
+} hcase;
+
+static float *random_floats(unsigned *rng, size_t n, float scale) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = check_rand_float(rng) * scale;
+    return p;
+}
+
+/* Runs the built file with 1..4 threads; returns the 1-thread output. */
+static float *run_threads(const uint8_t *file, size_t size, const float *x, size_t nx, size_t ny,
+                          const char *what, crisp_model_info *info) {
+    crisp_model *m;
+    if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
+        CHECK(0, "%s: load: %s", what, crisp_last_error());
+        return NULL;
+    }
+    crisp_model_get_info(m, info);
+    float *first = malloc(ny * sizeof *first), *y = malloc(ny * sizeof *y);
+    for (uint32_t t = 1; t <= 4; t++) {
+        crisp_session_options o = {t, 0};
+        crisp_session *s;
+        CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s: session %u: %s", what,
+              t, crisp_last_error());
+        CHECK(crisp_session_run(s, x, nx, t == 1 ? first : y, ny) == CRISP_OK, "%s: run: %s",
+              what, crisp_last_error());
+        if (t > 1)
+            CHECK(memcmp(first, y, ny * sizeof *y) == 0,
+                  "%s: %u threads differ from one thread", what, t);
+        crisp_session_free(s);
+    }
+    free(y);
+    crisp_model_free(m);
+    return first;
+}
+
+static void run_case(const hcase *hc, unsigned *rng, const char *what) {
+    const naive_conv *c = &hc->c;
+    const int oh = naive_conv_out(c->h, c->kh, c->sh, c->pt + c->pb, c->dh);
+    const int ow = naive_conv_out(c->w, c->kw, c->sw, c->pl + c->pr, c->dw);
+    const uint32_t cin_g = (uint32_t)(c->cin / c->groups), R = (uint32_t)c->cout;
+    const uint32_t K = hc->linear ? (uint32_t)c->cin : (uint32_t)(c->kh * c->kw) * cin_g;
+    mb_hybrid hy = hc->hy;
+    hy.rows = R, hy.cols = K, hy.int8 = hc->int8;
+    float *dense = malloc((size_t)R * K * sizeof *dense), *wscale = malloc(R * sizeof *wscale);
+    size_t wsize;
+    uint64_t kept;
+    uint8_t *wbytes = mb_hybrid_encode(&hy, rng, dense, wscale, &wsize, &kept);
+    const size_t nx = (size_t)c->cin * c->h * c->w, ny = (size_t)R * oh * ow;
+    float *x = random_floats(rng, nx, 2), *bias = random_floats(rng, R, 0.5f);
+    /* The float reference on the (dequantised) weights. */
+    float *wf = malloc((size_t)R * K * sizeof *wf), *want = malloc(ny * sizeof *want);
+    for (size_t i = 0; i < (size_t)R * K; i++) wf[i] = hc->int8 ? dense[i] * wscale[i / K] : dense[i];
+    if (hc->linear) naive_linear(c->cin, c->cout, c->act, x, wf, bias, want);
+    else naive_conv2d(c, x, wf, bias, want);
+
+    mb_model mb;
+    mb_init(&mb);
+    const uint32_t in = hc->linear ? mb_value(&mb, 1, (uint32_t)c->cin, 0, 0, 0)
+                                   : mb_value(&mb, 3, (uint32_t)c->cin, (uint32_t)c->h, (uint32_t)c->w, 0);
+    const uint32_t wdims[4] = {R, hc->linear ? K : (uint32_t)c->kh, hc->linear ? 0 : (uint32_t)c->kw,
+                               hc->linear ? 0 : cin_g};
+    const uint32_t wt = mb_tensor_raw(&mb, hc->int8 ? 4 : 2, hc->linear ? 2 : 4, wdims, wbytes, wsize);
+    const uint32_t bt = mb_tensor(&mb, 1, R, 0, 0, 0, bias);
+    const int32_t params[16] = {c->kh, c->kw, c->sh, c->sw, c->pt, c->pl, c->pb, c->pr, c->dh, c->dw,
+                                c->groups};
+    naive_q xq = {4.0f / 255, check_rand_int(rng, -10, 10)}, yq = {1, check_rand_int(rng, -10, 10)};
+    float top = 1e-3f;
+    for (size_t i = 0; i < ny; i++) top = fabsf(want[i]) > top ? fabsf(want[i]) : top;
+    yq.scale = top * 2 / 255;
+    const uint32_t kind = hc->linear ? 2 : 1;
+    uint32_t out;
+    if (!hc->int8) {
+        out = hc->linear ? mb_value(&mb, 1, R, 0, 0, 0) : mb_value(&mb, 3, R, (uint32_t)oh, (uint32_t)ow, 0);
+        mb_op(&mb, kind, (uint32_t)c->act, in, MB_NONE, out, wt, bt, hc->linear ? NULL : params);
+    } else {
+        const uint32_t q = hc->linear ? mb_qvalue(&mb, 1, (uint32_t)c->cin, 0, 0, 0, xq.scale, xq.zero_point)
+                                      : mb_qvalue(&mb, 3, (uint32_t)c->cin, (uint32_t)c->h, (uint32_t)c->w, 0,
+                                                  xq.scale, xq.zero_point);
+        const uint32_t r = hc->linear ? mb_qvalue(&mb, 1, R, 0, 0, 0, yq.scale, yq.zero_point)
+                                      : mb_qvalue(&mb, 3, R, (uint32_t)oh, (uint32_t)ow, 0, yq.scale,
+                                                  yq.zero_point);
+        out = hc->linear ? mb_value(&mb, 1, R, 0, 0, 0) : mb_value(&mb, 3, R, (uint32_t)oh, (uint32_t)ow, 0);
+        mb_op(&mb, 12, 0, in, MB_NONE, q, MB_NONE, MB_NONE, NULL);
+        mb_op(&mb, kind, (uint32_t)c->act, q, MB_NONE, r, wt, bt, hc->linear ? NULL : params);
+        mb_op(&mb, 13, 0, r, MB_NONE, out, MB_NONE, MB_NONE, NULL);
+        /* Exact int8 expectation from naive_qs8.c on the dense q. */
+        int8_t *qx = malloc(nx), *qw = malloc((size_t)R * K), *qy = malloc(ny);
+        int32_t *bq = malloc(R * sizeof *bq);
+        float *mult = malloc(R * sizeof *mult);
+        for (size_t i = 0; i < nx; i++) qx[i] = naive_quantize(x[i], xq);
+        for (size_t i = 0; i < (size_t)R * K; i++) qw[i] = (int8_t)dense[i];
+        naive_qs8_channel(xq, yq, bias, wscale, (int)R, bq, mult);
+        if (hc->linear) naive_qs8_linear(c->cin, c->cout, c->act, xq, yq, qx, qw, bq, mult, qy);
+        else naive_qs8_conv2d(c, xq, yq, qx, qw, bq, mult, qy);
+        for (size_t i = 0; i < ny; i++) want[i] = naive_dequantize(qy[i], yq);
+        free(qx), free(qw), free(qy), free(bq), free(mult);
+    }
+    mb.input = in, mb.output = out;
+    size_t size;
+    uint8_t *file = mb_build(&mb, &size);
+    crisp_model_info info;
+    float *got = run_threads(file, size, x, nx, ny, what, &info);
+    if (got != NULL) {
+        double err = 0;
+        for (size_t i = 0; i < ny; i++) {
+            const double e = fabs((double)got[i] - want[i]) / (fabs(want[i]) > 1 ? fabs(want[i]) : 1);
+            err = e > err ? e : err;
+        }
+        CHECK(hc->int8 ? err == 0 : err < 1e-4, "%s: error %g", what, err);
+        CHECK(info.effective_macs == kept * (uint64_t)(oh * ow) &&
+                  info.macs == (uint64_t)R * K * (uint64_t)(oh * ow),
+              "%s: macs %llu effective %llu, expected %llu and %llu", what,
+              (unsigned long long)info.macs, (unsigned long long)info.effective_macs,
+              (unsigned long long)R * K * (uint64_t)(oh * ow), (unsigned long long)kept * (uint64_t)(oh * ow));
+    }
+    free(got), free(file), mb_free(&mb);
+    free(dense), free(wscale), free(wbytes), free(x), free(bias), free(wf), free(want);
+}
+
+static const uint32_t block_shapes[][2] = {{16, 16}, {32, 32}, {8, 16}, {64, 64}, {4, 8},
+                                           {3, 4},   {5, 8},   {2, 16}, {1, 4}};
+static const uint32_t nm[][2] = {{1, 4}, {2, 4}, {2, 8}, {4, 8}, {4, 4}, {1, 1}, {8, 8}, {3, 3}};
+
+static hcase random_case(unsigned *rng, int linear, int int8) {
+    hcase h;
+    memset(&h, 0, sizeof h);
+    h.linear = linear, h.int8 = int8;
+    const uint32_t *bs = block_shapes[check_rand(rng) % 9], *p = nm[check_rand(rng) % 8];
+    h.hy.br = bs[0], h.hy.bc = bs[1], h.hy.n = p[0], h.hy.m = p[1];
+    if (h.hy.n < h.hy.m && h.hy.bc % h.hy.m) h.hy.bc = (h.hy.bc / h.hy.m + 1) * h.hy.m;
+    const uint32_t vs[4] = {1, 2, 4, h.hy.br};
+    do h.hy.v = vs[check_rand(rng) % 4];
+    while (h.hy.br % h.hy.v);
+    naive_conv *c = &h.c;
+    c->groups = linear ? 1 : check_rand_int(rng, 1, 2);
+    const int tap = h.hy.n < h.hy.m ? (int)h.hy.m * check_rand_int(rng, 1, 3) : check_rand_int(rng, 1, 12);
+    c->cin = c->groups * (linear ? tap * check_rand_int(rng, 1, 4) : tap);
+    c->cout = c->groups * check_rand_int(rng, 1, 20);
+    c->kh = c->kw = c->sh = c->sw = c->dh = c->dw = 1;
+    c->h = c->w = 1;
+    if (!linear) {
+        c->kh = check_rand_int(rng, 1, 3), c->kw = check_rand_int(rng, 1, 3);
+        c->sh = check_rand_int(rng, 1, 2), c->sw = check_rand_int(rng, 1, 2);
+        c->dh = check_rand_int(rng, 1, 2), c->dw = check_rand_int(rng, 1, 2);
+        c->pt = check_rand_int(rng, 0, 2), c->pl = check_rand_int(rng, 0, 2);
+        c->pb = check_rand_int(rng, 0, 2), c->pr = check_rand_int(rng, 0, 2);
+        c->h = c->dh * (c->kh - 1) + check_rand_int(rng, 1, 7);
+        c->w = c->dw * (c->kw - 1) + check_rand_int(rng, 1, 7);
+    }
+    c->act = check_rand_int(rng, 0, 2);
+    const uint32_t K = linear ? (uint32_t)c->cin : (uint32_t)(c->kh * c->kw * (c->cin / c->groups));
+    const uint32_t nbc = (K + h.hy.bc - 1) / h.hy.bc;
+    h.hy.kept_per_row = check_rand_int(rng, 0, 2) == 0 ? 0 : (uint32_t)check_rand_int(rng, 1, (int)nbc);
+    h.hy.empty_odd_rows = check_rand_int(rng, 0, 5) == 0;
+    return h;
+}
+
+static void fixed_cases(unsigned *rng) {
+    /* ResNet-like 3x3, Cout 40 (not a multiple of Br 16 / 32 / 64), K 288 (a
+     * partial last block-column for Bc 64 and 40); per-row and shared N:M,
+     * block-only 4:4, all blocks kept (0), one block per block-row, block-rows
+ * keeping no block. */
+    const naive_conv base = {32, 6, 6, 40, 3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    const mb_hybrid shapes[] = {
+        {0, 0, 16, 16, 2, 4, 1, 3, 0, 0}, {0, 0, 16, 16, 2, 4, 4, 3, 0, 0}, {0, 0, 32, 32, 1, 4, 1, 0, 0, 0},
+        {0, 0, 64, 64, 4, 8, 8, 2, 0, 0}, {0, 0, 8, 16, 2, 8, 2, 5, 0, 0},  {0, 0, 16, 16, 4, 4, 1, 4, 0, 0},
+        {0, 0, 16, 40, 2, 4, 16, 1, 0, 0}, {0, 0, 8, 16, 2, 4, 2, 1, 0, 1}};
+    char what[96];
+    for (int i = 0; i < 8; i++)
+        for (int int8 = 0; int8 < 2; int8++) {
+            hcase h = {base, 0, int8, shapes[i]};
+            h.c.sh = h.c.sw = i % 2 ? 2 : 1;
+            snprintf(what, sizeof what, "fixed conv %d %s", i, int8 ? "int8" : "f32");
+            run_case(&h, rng, what);
+            h.linear = 1;
+            h.c = (naive_conv){96, 1, 1, 24, 1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, i % 3};
+            snprintf(what, sizeof what, "fixed linear %d %s", i, int8 ? "int8" : "f32");
+            run_case(&h, rng, what);
+        }
+}
+
+int main(void) {
+    unsigned rng = 4711;
+    fixed_cases(&rng);
+    char what[160];
+    for (int t = 0; t < 240; t++) {
+        const int linear = t % 4 == 3, int8 = t % 2;
+        const hcase h = random_case(&rng, linear, int8);
+        snprintf(what, sizeof what,
+                 "%s %s cin %d %dx%d cout %d k %dx%d s %d,%d d %d,%d g %d act %d | Br %u Bc %u "
+                 "%u:%u V %u kept %u%s",
+                 linear ? "linear" : "conv", int8 ? "int8" : "f32", h.c.cin, h.c.h, h.c.w, h.c.cout,
+                 h.c.kh, h.c.kw, h.c.sh, h.c.sw, h.c.dh, h.c.dw, h.c.groups, h.c.act, h.hy.br,
+                 h.hy.bc, h.hy.n, h.hy.m, h.hy.v, h.hy.kept_per_row,
+                 h.hy.empty_odd_rows ? " (odd block-rows empty)" : "");
+        run_case(&h, &rng, what);
+    }
+    return check_report();
+}
