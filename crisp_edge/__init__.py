@@ -17,4 +17,20 @@ from crisp_edge.pack import pack  # noqa: E402
 from crisp_edge.runtime import Model, load  # noqa: E402
 
 
-__all__ = ["__version__", "CrispError", "Model", "load", "pack"]
+def prune(model, data, classes, config=None, **kwargs):  # type: ignore[no-untyped-def]
+    """Prune ``model`` for the user's ``classes`` (CRISP); see :func:`crisp_edge.pruning.prune`.
+
+    Imports torch on first use only, so ``import crisp_edge`` stays light on a board."""
+    from crisp_edge.pruning import prune as _prune
+
+    return _prune(model, data, classes, config, **kwargs)
+
+
+def pack_checkpoint(checkpoint_path, out_path, **kwargs):  # type: ignore[no-untyped-def]
+    """Pack a ``crisp-edge prune``/``train`` checkpoint; see :func:`crisp_edge.pack.pack_checkpoint`."""
+    from crisp_edge.pack import pack_checkpoint as _pack_checkpoint
+
+    return _pack_checkpoint(checkpoint_path, out_path, **kwargs)
+
+
+__all__ = ["__version__", "CrispError", "Model", "load", "pack", "pack_checkpoint", "prune"]

@@ -1,5 +1,10 @@
-"""The ``crisp-edge`` command line: pack a torch model, run and inspect ``.crisp`` files.
+"""The ``crisp-edge`` command line: train, prune and evaluate torch models; pack a model, run
+and inspect ``.crisp`` files.
 
+    crisp-edge train --arch resnet18_cifar --data synthetic:100 --epochs 30 --out base.pt
+    crisp-edge prune --weights base.pt --data synthetic:100 --classes 3,7,11 --out pruned.pt
+    crisp-edge eval pruned.pt --data synthetic:100
+    crisp-edge compare --weights base.pt --data synthetic:100 --classes 3,7,11 --out-dir cmp
     crisp-edge pack --model nets.py:SmallNet --num-classes 10 --weights w.pt \\
                     --input-shape 3,32,32 --labels labels.txt --out model.crisp
     crisp-edge run model.crisp images.npy --top-k 3
@@ -198,6 +203,189 @@ def inspect_command(model_path: str, as_json: bool) -> None:
         sys.stdout.write("\n")
     else:
         _print_description(d)
+
+
+# --- train / prune / eval / compare ---------------------------------------------------------
+
+def _model_options(f: Any) -> Any:
+    f = click.option("--model", "model_source", metavar="FILE.py:CLASS",
+                     help="Your own nn.Module class (constructed with num_classes=).")(f)
+    f = click.option("--arch", help="A zoo architecture, e.g. resnet18_cifar.")(f)
+    return f
+
+
+def _prune_options(f: Any) -> Any:
+    """The flags ``prune`` and ``compare`` share."""
+    options = [
+        click.option("--weights", required=True, type=click.Path(exists=True, dir_okay=False),
+                     help="The base model: BASE.pt from `crisp-edge train`, or a state dict."),
+        click.option("--data", required=True, metavar="SOURCE",
+                     help="synthetic[:N], cifar100:DIR or an ImageFolder directory."),
+        click.option("--classes", required=True, help="User classes by id or name: 3,7,11."),
+        click.option("--sparsity", default=0.9, show_default=True, type=float),
+        click.option("--nm", default="2:4", show_default=True, help="N:M inside kept blocks."),
+        click.option("--block", default="16x16", show_default=True, help="Block rows x cols."),
+        click.option("--shared-rows", default=1, show_default=True, type=int,
+                     help="Rows of a block sharing one N:M selection (1 = per-row, the paper)."),
+        click.option("--steps", type=int, help="Block steps after step 0 [default: 10 % of the "
+                     "blocks per step]."),
+        click.option("--epochs-per-step", default=1, show_default=True, type=int),
+        click.option("--masking", default="hard", show_default=True,
+                     type=click.Choice(["hard", "sr-ste"])),
+        click.option("--keep-head", is_flag=True, help="Keep every class in the classifier."),
+        click.option("--lr", default=0.01, show_default=True, type=float),
+        click.option("--batch-size", default=64, show_default=True, type=int),
+        click.option("--weight-decay", default=5e-4, show_default=True, type=float),
+        click.option("--optimizer", default="sgd", show_default=True,
+                     type=click.Choice(["sgd", "adamw"])),
+        click.option("--seed", default=0, show_default=True, type=int),
+        click.option("--image-size", type=int, help="Input side [default: the model's]."),
+        click.option("--samples-per-class", type=int, help="Training samples per class "
+                     "(synthetic: renders; real data: the first N)."),
+        click.option("--num-classes", type=int, help="Head size of a plain state dict."),
+        click.option("--quiet", is_flag=True, help="No progress output."),
+    ]
+    for option in reversed(options):
+        f = option(f)
+    return _model_options(f)
+
+
+def _prune_config(method: str, kw: dict[str, Any]) -> Any:
+    from crisp_edge.pruning import PruneConfig
+
+    return PruneConfig(
+        method=method, sparsity=kw["sparsity"], nm=kw["nm"], block=kw["block"],
+        shared_rows=kw["shared_rows"], steps=kw["steps"], epochs_per_step=kw["epochs_per_step"],
+        lr=kw["lr"], batch_size=kw["batch_size"], weight_decay=kw["weight_decay"],
+        optimizer=kw["optimizer"], masking=kw["masking"], keep_head=kw["keep_head"],
+        seed=kw["seed"], image_size=kw["image_size"], samples_per_class=kw["samples_per_class"])
+
+
+def _need_model(arch: str | None, model_source: str | None, optional: bool = False) -> None:
+    if arch and model_source:
+        raise ArgumentError("give either --arch or --model, not both")
+    if not optional and not (arch or model_source):
+        raise ArgumentError("give --arch NAME or --model FILE.py:CLASS")
+
+
+@main.command("train")
+@_model_options
+@click.option("--data", required=True, metavar="SOURCE", help="synthetic[:N], cifar100:DIR, "
+              "or an ImageFolder directory.")
+@click.option("--epochs", required=True, type=click.IntRange(min=1))
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="BASE.pt to write.")
+@click.option("--lr", default=0.05, show_default=True, type=float)
+@click.option("--batch-size", default=128, show_default=True, type=click.IntRange(min=1))
+@click.option("--weight-decay", default=5e-4, show_default=True, type=float)
+@click.option("--optimizer", default="sgd", show_default=True, type=click.Choice(["sgd", "adamw"]))
+@click.option("--image-size", type=click.IntRange(min=8), help="[default: the model's]")
+@click.option("--samples-per-class", type=click.IntRange(min=1), help="Synthetic data only.")
+@click.option("--num-classes", type=click.IntRange(min=1), help="[default: the data's]")
+@click.option("--seed", default=0, show_default=True, type=int)
+@click.option("--quiet", is_flag=True, help="No progress output.")
+def train_command(arch: str | None, model_source: str | None, data: str, epochs: int, out: str,
+                  lr: float, batch_size: int, weight_decay: float, optimizer: str,
+                  image_size: int | None, samples_per_class: int | None,
+                  num_classes: int | None, seed: int, quiet: bool) -> None:
+    """Train a base model on every class of SOURCE (cosine LR; runs under torchrun too)."""
+    from crisp_edge import distributed
+    from crisp_edge.runs import run_train
+    from crisp_edge.training import TrainConfig
+
+    _need_model(arch, model_source)
+    config = TrainConfig(epochs=epochs, lr=lr, batch_size=batch_size, weight_decay=weight_decay,
+                         optimizer=optimizer, seed=seed)
+    with distributed.session():
+        ckpt = run_train(arch=arch, model_source=model_source, data=data, out=out, config=config,
+                         image_size=image_size, num_classes=num_classes,
+                         samples_per_class=samples_per_class, progress=not quiet)
+        if distributed.is_main():
+            final = ckpt.report["final"]
+            click.echo(f"wrote {out}: test top-1 {100 * final['top1']:.2f} %, top-5 "
+                       f"{100 * final['top5']:.2f} % over {ckpt.num_classes} classes")
+
+
+@main.command("prune")
+@_prune_options
+@click.option("--out", required=True, type=click.Path(dir_okay=False), help="PRUNED.pt to write.")
+@click.option("--method", default="crisp", show_default=True)
+@click.option("--resume", is_flag=True, help="Continue an interrupted run from its checkpoint.")
+@click.option("--report-dir", type=click.Path(file_okay=False),
+              help="Where PRUNED.report.{json,md} go [default: next to --out].")
+@click.option("--checkpoint-dir", type=click.Path(file_okay=False),
+              help="Per-step state for --resume [default: PRUNED.pt.ckpt/].")
+def prune_command(arch: str | None, model_source: str | None, weights: str, data: str,
+                  classes: str, out: str, method: str, resume: bool, report_dir: str | None,
+                  checkpoint_dir: str | None, num_classes: int | None, quiet: bool,
+                  **kw: Any) -> None:
+    """Prune a trained model for the user's classes (CRISP hybrid N:M + block sparsity)."""
+    from crisp_edge import distributed
+    from crisp_edge.runs import run_prune
+
+    _need_model(arch, model_source, optional=True)
+    config = _prune_config(method, kw)
+    config.validate()
+    with distributed.session():
+        report = run_prune(arch=arch, model_source=model_source, weights=weights, data=data,
+                           classes=classes, config=config, out=out, report_dir=report_dir,
+                           checkpoint_dir=checkpoint_dir, resume=resume,
+                           num_classes=num_classes, progress=not quiet)
+        if distributed.is_main():
+            acc = report["accuracy"]
+            click.echo(f"wrote {out}: sparsity {100 * report['sparsity']['achieved']:.1f} %, "
+                       f"top-1 {100 * acc['final']['top1']:.2f} % (dense "
+                       f"{100 * acc['dense']['top1']:.2f} %), effective MACs "
+                       f"{100 * report['macs']['ratio']:.1f} % of dense")
+
+
+@main.command("eval")
+@click.argument("checkpoint", metavar="MODEL.pt", type=click.Path(dir_okay=False))
+@click.option("--data", required=True, metavar="SOURCE")
+@click.option("--classes", help="User classes [default: the checkpoint's, or all].")
+@click.option("--split", default="test", show_default=True,
+              type=click.Choice(["train", "test"]))
+@click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
+@click.option("--image-size", type=click.IntRange(min=8), help="[default: the checkpoint's]")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def eval_command(checkpoint: str, data: str, classes: str | None, split: str, batch_size: int,
+                 image_size: int | None, as_json: bool) -> None:
+    """Top-1/top-5 of a base or pruned checkpoint on the user's classes."""
+    from crisp_edge.runs import run_eval
+
+    result = run_eval(checkpoint, data, classes, split, batch_size, image_size)
+    if as_json:
+        click.echo(json.dumps(result, indent=2))
+    else:
+        click.echo(f"{checkpoint} ({result['kind']}): top-1 {100 * result['top1']:.2f} %, "
+                   f"top-{result['k']} {100 * result['top5']:.2f} % on {result['n']} {split} "
+                   f"samples of {len(result['classes'])} classes")
+
+
+@main.command("compare")
+@_prune_options
+@click.option("--methods", default="crisp,magnitude-hybrid,unstructured,nm-only,block-only,channel",
+              show_default=True, help="Comma-separated methods to run.")
+@click.option("--out-dir", required=True, type=click.Path(file_okay=False))
+def compare_command(arch: str | None, model_source: str | None, weights: str, data: str,
+                    classes: str, methods: str, out_dir: str, num_classes: int | None,
+                    quiet: bool, **kw: Any) -> None:
+    """Run several methods under the same schedule and budget; write one table."""
+    from crisp_edge import distributed
+    from crisp_edge.runs import run_compare
+
+    _need_model(arch, model_source, optional=True)
+    names = [m.strip() for m in methods.split(",") if m.strip()]
+    config = _prune_config(names[0] if names else "crisp", kw)
+    with distributed.session():
+        table = run_compare(arch=arch, model_source=model_source, weights=weights, data=data,
+                            classes=classes, config=config, methods=names, out_dir=out_dir,
+                            num_classes=num_classes, progress=not quiet)
+        if distributed.is_main():
+            click.echo(f"wrote {out_dir}/compare.md and compare.json")
+            for row in table["rows"]:
+                click.echo(f"  {row['method']:<17} top-1 {100 * row['top1']:6.2f} %  sparsity "
+                           f"{100 * row['sparsity']:5.1f} %  MACs {row['effective_macs']:,}")
+
 
 
 if __name__ == "__main__":
