@@ -40,8 +40,12 @@ def library_path() -> Path:
 
 
 def _header_path(lib: Path) -> Path:
+    # The header must be the one the library was built from: the install and
+    # every build tree keep it beside the library. The source tree's copy is
+    # the fallback for a library built elsewhere from this checkout. (Never the
+    # installed package's header for a library taken from somewhere else: a
+    # stale struct layout there corrupts memory instead of failing.)
     candidates = [lib.parent / "crisp.h", lib.parent / "include" / "crisp.h",
-                  Path(str(importlib.resources.files("crisp_edge") / "_lib" / "crisp.h")),
                   Path(__file__).resolve().parent.parent / "runtime" / "include" / "crisp.h"]
     for path in candidates:
         if path.is_file():
