@@ -1,11 +1,13 @@
-"""The ``.crisp`` file, version 1.0: constants, records, writer and reader.
+"""The ``.crisp`` file, version 1.1: constants, records and writer (reader: ``format_read``).
 
-This module mirrors ``docs/format.md`` field by field and is the only place on the Python side
-that knows the byte layout. ``encode_model``/``write_model`` produce a spec-exact file;
-``read_model`` parses one and checks its structure (magic, version, CRCs, bounds, counts), raising
+This module mirrors ``docs/format.md`` field by field and, with ``crisp_edge.format_read`` and
+the weight payload layouts of ``crisp_edge.encoding``, is the only place on the Python side that
+knows the byte layout. ``encode_model``/``write_model`` produce a spec-exact file; ``read_model``
+parses one (1.0 files too) and checks its structure (magic, version, CRCs, bounds, counts, value
+quantisation fields, every tensor encoding's size and structure), raising
 :class:`~crisp_edge.errors.FormatError`, :class:`~crisp_edge.errors.ChecksumError` or
 :class:`~crisp_edge.errors.VersionError` with a message naming the section and field. Semantic
-validation of the graph (shapes, params) is the runtime's job.
+validation of the graph (shapes, params, dtypes per op) is the runtime's job.
 
 >>> mf = read_model("model.crisp")                # doctest: +SKIP
 >>> [OP_NAMES[op.kind] for op in mf.graph.ops]    # doctest: +SKIP
@@ -22,14 +24,16 @@ from typing import BinaryIO, Sequence
 
 import numpy as np
 
-from crisp_edge.errors import ChecksumError, FormatError, VersionError
+from crisp_edge.errors import FormatError
 
 MAGIC = b"\x89CRISP\r\n"
-VERSION_MAJOR, VERSION_MINOR = 1, 0
+VERSION_MAJOR, VERSION_MINOR = 1, 1
 ALIGNMENT = 64
 HEADER_SIZE, SECTION_ENTRY_SIZE = 64, 32
-GRAPH_HEADER_SIZE, VALUE_RECORD_SIZE, TENSOR_RECORD_SIZE, OP_RECORD_SIZE = 32, 32, 48, 96
+GRAPH_HEADER_SIZE, VALUE_RECORD_SIZE, TENSOR_RECORD_SIZE, OP_RECORD_SIZE = 32, 48, 48, 96
+VALUE_RECORD_SIZE_1_0 = 32  # 1.0 files: no quantisation fields, every value float32
 LABEL_HEADER_SIZE, LABEL_RECORD_SIZE = 16, 16
+SALIENCY_HEADER_SIZE, SALIENCY_RECORD_SIZE = 16, 32
 MAX_SECTIONS, MAX_RECORDS, MAX_LABEL_NAME_BYTES = 64, 65536, 1024
 NO_ID = 0xFFFFFFFF
 NUM_PARAMS = 16
@@ -41,6 +45,8 @@ def _kind(tag: bytes) -> int:
 
 SECTION_GRPH, SECTION_WGHT = _kind(b"GRPH"), _kind(b"WGHT")
 SECTION_LABL, SECTION_PROV = _kind(b"LABL"), _kind(b"PROV")
+SECTION_SALY = _kind(b"SALY")
+KNOWN_SECTIONS = (SECTION_GRPH, SECTION_WGHT, SECTION_LABL, SECTION_PROV, SECTION_SALY)
 SECTION_FLAG_REQUIRED = 1
 
 
@@ -50,16 +56,22 @@ def section_name(kind: int) -> str:
     return raw.decode("ascii") if all(32 <= b < 127 for b in raw) else f"0x{kind:08x}"
 
 
-DTYPE_F32 = 1
-ENCODING_DENSE_F32 = 1
+DTYPE_F32, DTYPE_I8 = 1, 2
+DTYPE_NAMES = {DTYPE_F32: "float32", DTYPE_I8: "int8"}
+ENCODING_DENSE_F32, ENCODING_HYBRID_F32, ENCODING_DENSE_I8, ENCODING_HYBRID_I8 = 1, 2, 3, 4
+ENCODING_NAMES = {ENCODING_DENSE_F32: "DENSE_F32", ENCODING_HYBRID_F32: "HYBRID_F32",
+                  ENCODING_DENSE_I8: "DENSE_I8", ENCODING_HYBRID_I8: "HYBRID_I8"}
+HYBRID_ENCODINGS = (ENCODING_HYBRID_F32, ENCODING_HYBRID_I8)
+INT8_ENCODINGS = (ENCODING_DENSE_I8, ENCODING_HYBRID_I8)
 
 OP_CONV2D, OP_LINEAR, OP_ADD, OP_RELU, OP_RELU6 = 1, 2, 3, 4, 5
 OP_MAX_POOL2D, OP_AVG_POOL2D, OP_GLOBAL_AVG_POOL, OP_ADAPTIVE_AVG_POOL2D = 6, 7, 8, 9
-OP_RESHAPE, OP_SOFTMAX = 10, 11
+OP_RESHAPE, OP_SOFTMAX, OP_QUANTIZE, OP_DEQUANTIZE = 10, 11, 12, 13
 OP_NAMES = {
     OP_CONV2D: "CONV2D", OP_LINEAR: "LINEAR", OP_ADD: "ADD", OP_RELU: "RELU", OP_RELU6: "RELU6",
     OP_MAX_POOL2D: "MAX_POOL2D", OP_AVG_POOL2D: "AVG_POOL2D", OP_GLOBAL_AVG_POOL: "GLOBAL_AVG_POOL",
     OP_ADAPTIVE_AVG_POOL2D: "ADAPTIVE_AVG_POOL2D", OP_RESHAPE: "RESHAPE", OP_SOFTMAX: "SOFTMAX",
+    OP_QUANTIZE: "QUANTIZE", OP_DEQUANTIZE: "DEQUANTIZE",
 }
 
 ACT_NONE, ACT_RELU, ACT_RELU6 = 0, 1, 2
@@ -90,35 +102,87 @@ PARAM_NAMES: dict[int, tuple[str, ...]] = {
 _HEADER = struct.Struct("<8sHHIQQIIII12sI")
 _SECTION = struct.Struct("<IIQQII")
 _GRAPH = struct.Struct("<8I")
-_VALUE = struct.Struct("<II4III")
+_VALUE = struct.Struct("<II4IIIfi8x")
 _TENSOR = struct.Struct("<II4IQQII")
 _OP = struct.Struct("<8I16i")
 _LABEL_HEADER = struct.Struct("<4I")
 _LABEL = struct.Struct("<iIII")
+_SALIENCY_HEADER = struct.Struct("<4I")
+_SALIENCY = struct.Struct("<6IQ")
 assert _HEADER.size == HEADER_SIZE and _SECTION.size == SECTION_ENTRY_SIZE
 assert _VALUE.size == VALUE_RECORD_SIZE and _TENSOR.size == TENSOR_RECORD_SIZE
 assert _OP.size == OP_RECORD_SIZE and _GRAPH.size == GRAPH_HEADER_SIZE
+assert _SALIENCY.size == SALIENCY_RECORD_SIZE
 
 
 @dataclass
 class Value:
-    """An activation: per-sample shape (no batch dim), float32."""
+    """An activation: per-sample shape (no batch dim); int8 values carry scale and zero point
+    (real = scale · (q − zero_point)), float32 values have scale 0 and zero point 0."""
 
     shape: tuple[int, ...]
     dtype: int = DTYPE_F32
+    scale: float = 0.0
+    zero_point: int = 0
 
 
 @dataclass
 class Tensor:
-    """A constant: row-major float32 ``data`` of shape ``dims`` (conv weights OHWI)."""
+    """A constant. ``Tensor(float32 array)`` is ``DENSE_F32`` with ``data`` shaped ``dims`` (conv
+    weights OHWI). Every other encoding keeps its payload bytes in ``data`` (uint8) and its
+    logical dims in ``shape``; build one with :meth:`encoded`."""
 
     data: np.ndarray
     encoding: int = ENCODING_DENSE_F32
     offset: int = 0  # inside WGHT; assigned by the writer, reported by the reader
+    shape: tuple[int, ...] | None = None
+
+    @classmethod
+    def encoded(cls, encoding: int, dims: Sequence[int], payload: bytes) -> "Tensor":
+        """A tensor of ``encoding`` with logical ``dims`` and its payload bytes."""
+        return cls(np.frombuffer(bytes(payload), np.uint8), encoding, 0,
+                   tuple(int(d) for d in dims))
 
     @property
     def dims(self) -> tuple[int, ...]:
+        if self.shape is not None:
+            return self.shape
         return tuple(int(d) for d in self.data.shape)
+
+    @property
+    def encoding_name(self) -> str:
+        return ENCODING_NAMES.get(self.encoding, f"encoding {self.encoding}")
+
+    def payload(self) -> bytes:
+        """The bytes stored in WGHT."""
+        if self.encoding == ENCODING_DENSE_F32 and self.shape is None:
+            return np.ascontiguousarray(self.data, dtype="<f4").tobytes()
+        return np.ascontiguousarray(self.data, dtype=np.uint8).tobytes()
+
+    def quantized(self) -> tuple[np.ndarray, np.ndarray]:
+        """(q int8 (R, K), per-row scales float32) of a ``DENSE_I8``/``HYBRID_I8`` tensor."""
+        from crisp_edge import encoding as enc
+
+        if self.encoding == ENCODING_DENSE_I8:
+            return enc.decode_dense_int8(self.payload(), self.dims)
+        if self.encoding == ENCODING_HYBRID_I8:
+            h = enc.parse_hybrid(self.payload(), self.dims, True)
+            assert h.scales is not None
+            return h.dense_q(), h.scales
+        raise ValueError(f"a {self.encoding_name} tensor is not int8")
+
+    def dense(self) -> np.ndarray:
+        """The float32 values shaped ``dims`` (hybrid decoded, int8 dequantised: scale · q)."""
+        from crisp_edge import encoding as enc
+
+        if self.encoding == ENCODING_DENSE_F32:
+            if self.shape is None:
+                return np.asarray(self.data, dtype=np.float32)
+            return np.frombuffer(self.payload(), "<f4").astype(np.float32).reshape(self.dims)
+        if self.encoding == ENCODING_HYBRID_F32:
+            return enc.decode_hybrid(self.payload(), self.dims, False).reshape(self.dims)
+        q, scales = self.quantized()
+        return (q.astype(np.float32) * scales[:, None]).astype(np.float32).reshape(self.dims)
 
 
 @dataclass
@@ -153,6 +217,16 @@ class Label:
 
 
 @dataclass
+class Saliency:
+    """One SALY record: Σ saliency per block per class of a block-pruned layer's weight tensor,
+    float16 (classes, nbr, nbc), class order = the model's label order."""
+
+    tensor: int
+    name: str
+    data: np.ndarray
+
+
+@dataclass
 class Graph:
     values: list[Value]
     tensors: list[Tensor]
@@ -178,11 +252,13 @@ class Section:
 
 @dataclass
 class ModelFile:
-    """Everything a ``.crisp`` file holds. ``provenance`` is the parsed PROV JSON (None: absent)."""
+    """Everything a ``.crisp`` file holds. ``provenance`` is the parsed PROV JSON, ``saliency``
+    the SALY records (None: section absent)."""
 
     graph: Graph
     labels: list[Label] | None = None
     provenance: dict | None = None
+    saliency: list[Saliency] | None = None
     version: tuple[int, int] = (VERSION_MAJOR, VERSION_MINOR)
     file_size: int = 0
     sections: list[Section] = field(default_factory=list)
@@ -207,10 +283,13 @@ def _encode_graph(graph: Graph) -> tuple[bytes, bytes]:
     out = [_GRAPH.pack(len(graph.values), VALUE_RECORD_SIZE, len(graph.tensors), TENSOR_RECORD_SIZE,
                        len(graph.ops), OP_RECORD_SIZE, graph.input_value, graph.output_value)]
     for i, v in enumerate(graph.values):
-        out.append(_VALUE.pack(v.dtype, len(v.shape), *_dims4(v.shape, f"GRPH: value {i}"), 0, 0))
+        quantized = v.dtype == DTYPE_I8
+        out.append(_VALUE.pack(v.dtype, len(v.shape), *_dims4(v.shape, f"GRPH: value {i}"), 0, 0,
+                               float(v.scale) if quantized else 0.0,
+                               int(v.zero_point) if quantized else 0))
     weights = bytearray()
     for i, t in enumerate(graph.tensors):
-        data = np.ascontiguousarray(t.data, dtype="<f4").tobytes()
+        data = t.payload()
         weights.extend(b"\0" * (_align(len(weights)) - len(weights)))
         t.offset = len(weights)
         weights.extend(data)
@@ -240,10 +319,32 @@ def _encode_labels(labels: Sequence[Label]) -> bytes:
     return head + b"".join(records) + bytes(strings)
 
 
+def _encode_saliency(records: Sequence[Saliency], tensor_count: int) -> bytes:
+    head_size = SALIENCY_HEADER_SIZE + len(records) * SALIENCY_RECORD_SIZE
+    names = [r.name.encode("utf-8") for r in records]
+    string_bytes = sum(len(n) for n in names)
+    at = head_size + string_bytes + (head_size + string_bytes) % 2  # f16 data on an even offset
+    out, name_at, data = [_SALIENCY_HEADER.pack(len(records), SALIENCY_RECORD_SIZE,
+                                                string_bytes, 0)], 0, []
+    for i, (r, name) in enumerate(zip(records, names)):
+        arr = np.ascontiguousarray(r.data, dtype="<f2")
+        if arr.ndim != 3 or not 0 <= r.tensor < tensor_count:
+            raise FormatError(f"SALY: record {i} ({r.name}): data must be (classes, nbr, nbc) "
+                              f"and tensor {r.tensor} an id below {tensor_count}")
+        out.append(_SALIENCY.pack(r.tensor, *arr.shape, name_at, len(name), at))
+        name_at += len(name)
+        data.append(arr.tobytes())
+        at += arr.nbytes
+    out += names
+    out.append(b"\0" * ((head_size + string_bytes) % 2))
+    return b"".join(out + data)
+
+
 def encode_model(model: ModelFile) -> bytes:
     """The complete ``.crisp`` file for ``model``: header, section table, 64-aligned sections.
 
-    Sections are written in the order GRPH, WGHT, LABL (if labels), PROV (if provenance)."""
+    Sections are written in the order GRPH, WGHT, LABL (if labels), PROV (if provenance),
+    SALY (if saliency)."""
     grph, wght = _encode_graph(model.graph)
     sections: list[tuple[int, int, bytes]] = [
         (SECTION_GRPH, SECTION_FLAG_REQUIRED, grph), (SECTION_WGHT, SECTION_FLAG_REQUIRED, wght)]
@@ -252,6 +353,9 @@ def encode_model(model: ModelFile) -> bytes:
     if model.provenance is not None:
         prov = json.dumps(model.provenance, sort_keys=True, ensure_ascii=False).encode("utf-8")
         sections.append((SECTION_PROV, 0, prov))
+    if model.saliency is not None:
+        sections.append((SECTION_SALY, 0, _encode_saliency(model.saliency,
+                                                           len(model.graph.tensors))))
     offset = _align(HEADER_SIZE + len(sections) * SECTION_ENTRY_SIZE)
     table, body = bytearray(), bytearray()
     for kind, flags, data in sections:
@@ -280,167 +384,11 @@ def write_model(target: str | os.PathLike[str] | BinaryIO, model: ModelFile) -> 
     return len(data)
 
 
-def _u32s(data: bytes, offset: int, count: int) -> tuple[int, ...]:
-    return struct.unpack_from(f"<{count}I", data, offset)
-
-
-def _read_sections(data: bytes) -> tuple[int, int, list[Section]]:
-    magic = bytes(data[:len(MAGIC)])
-    if magic != MAGIC[:len(magic)]:
-        raise FormatError(f"not a .crisp file: bad magic {magic!r}, expected {MAGIC!r} "
-                          "(or the file was mangled by a text-mode transfer)")
-    if len(data) < HEADER_SIZE:
-        raise FormatError(f"header: file is {len(data)} bytes, shorter than the {HEADER_SIZE}-byte "
-                          "header (truncated?)")
-    (_, major, minor, header_size, file_size, table_offset, count, entry_size, _flags,
-     table_crc, _reserved, header_crc) = _HEADER.unpack_from(data, 0)
-    if major != VERSION_MAJOR:
-        newer = major > VERSION_MAJOR
-        raise VersionError(f"header: format version {major}.{minor} is "
-                           f"{'newer' if newer else 'older'} than this crisp-edge reads "
-                           f"({VERSION_MAJOR}.x); " + ("upgrade crisp-edge" if newer else
-                                                      "re-pack the model with this crisp-edge"))
-    if zlib.crc32(data[:60]) != header_crc:
-        raise ChecksumError(f"header: CRC32 mismatch (stored 0x{header_crc:08x}, computed "
-                            f"0x{zlib.crc32(data[:60]):08x}): the file is corrupt")
-    if header_size != HEADER_SIZE:
-        raise FormatError(f"header: header_size is {header_size}, expected {HEADER_SIZE}")
-    if file_size != len(data):
-        raise FormatError(f"header: file is {len(data)} bytes but header says {file_size} ("
-                          + ("truncated?)" if len(data) < file_size else "extra bytes appended?)"))
-    if _flags != 0:
-        raise FormatError(f"header: flags are 0x{_flags:08X}, expected 0")
-    if not 1 <= count <= MAX_SECTIONS or entry_size < SECTION_ENTRY_SIZE:
-        raise FormatError(f"header: section_count {count} / section_entry_size {entry_size} "
-                          f"out of range (1 … {MAX_SECTIONS} / ≥ {SECTION_ENTRY_SIZE})")
-    table_end = table_offset + count * entry_size
-    if table_offset != HEADER_SIZE or table_end > len(data):
-        raise FormatError(f"header: section table at {table_offset} (+{count * entry_size} bytes) "
-                          f"lies outside the {len(data)}-byte file")
-    if zlib.crc32(data[table_offset:table_end]) != table_crc:
-        raise ChecksumError(f"section table: CRC32 mismatch (stored 0x{table_crc:08x}, computed "
-                            f"0x{zlib.crc32(data[table_offset:table_end]):08x}): the file is "
-                            "corrupt")
-    sections: list[Section] = []
-    for i in range(count):
-        kind, flags, off, size, crc, _ = _SECTION.unpack_from(data, table_offset + i * entry_size)
-        s = Section(kind, flags, off, size, crc)
-        where = f"section table: entry {i} ({s.name})"
-        if off % ALIGNMENT or off < table_end or off + size > len(data):
-            raise FormatError(f"{where}: offset {off} size {size} is unaligned or outside "
-                              f"{table_end} … {len(data)}")
-        for other in sections:
-            if other.kind == kind:
-                raise FormatError(f"{where}: kind appears twice")
-            if off < other.offset + other.size and other.offset < off + size:
-                raise FormatError(f"{where}: overlaps section {other.name}")
-        if zlib.crc32(data[off:off + size]) != crc:
-            raise ChecksumError(f"section {s.name}: CRC32 mismatch (stored 0x{crc:08x}, computed "
-                                f"0x{zlib.crc32(data[off:off + size]):08x}): the file is corrupt")
-        if kind not in (SECTION_GRPH, SECTION_WGHT, SECTION_LABL, SECTION_PROV) and \
-                flags & SECTION_FLAG_REQUIRED:
-            raise VersionError(f"{s.name}: a required section this crisp-edge does not know; "
-                               "the file needs a newer crisp-edge")
-        sections.append(s)
-    return major, minor, sections
-
-
-def _read_graph(grph: bytes, wght: bytes) -> Graph:
-    if len(grph) < GRAPH_HEADER_SIZE:
-        raise FormatError(f"GRPH: size {len(grph)} is smaller than the graph header")
-    nv, vsize, nt, tsize, no, osize, input_value, output_value = _GRAPH.unpack_from(grph, 0)
-    if not (1 <= nv <= MAX_RECORDS and nt <= MAX_RECORDS and 1 <= no <= MAX_RECORDS):
-        raise FormatError(f"GRPH: counts out of range: {nv} values, {nt} tensors, {no} ops")
-    if vsize < VALUE_RECORD_SIZE or tsize < TENSOR_RECORD_SIZE or osize < OP_RECORD_SIZE:
-        raise FormatError(f"GRPH: record sizes {vsize}/{tsize}/{osize} are smaller than "
-                          f"{VALUE_RECORD_SIZE}/{TENSOR_RECORD_SIZE}/{OP_RECORD_SIZE}")
-    need = GRAPH_HEADER_SIZE + nv * vsize + nt * tsize + no * osize
-    if len(grph) < need:
-        raise FormatError(f"GRPH: size {len(grph)} is smaller than the {need} bytes its "
-                          "counts need")
-    if input_value >= nv or output_value >= nv:
-        raise FormatError(f"GRPH: input_value {input_value} / output_value {output_value} "
-                          f"not below value_count {nv}")
-    pos = GRAPH_HEADER_SIZE
-    values = []
-    for i in range(nv):
-        dtype, rank, *dims = _u32s(grph, pos + i * vsize, 6)
-        if not 1 <= rank <= 4 or any(d < 1 for d in dims[:rank]):
-            raise FormatError(f"GRPH: value {i}: rank {rank} dims {tuple(dims)} invalid")
-        values.append(Value(tuple(dims[:rank]), dtype))
-    pos += nv * vsize
-    tensors = []
-    for i in range(nt):
-        enc, rank, d0, d1, d2, d3, off, size, _, _ = _TENSOR.unpack_from(grph, pos + i * tsize)
-        dims = (d0, d1, d2, d3)[:rank] if 1 <= rank <= 4 else ()
-        where = f"GRPH: tensor {i}"
-        if not dims or any(d < 1 for d in dims):
-            raise FormatError(f"{where}: rank {rank} dims {(d0, d1, d2, d3)} invalid")
-        if enc != ENCODING_DENSE_F32:
-            raise VersionError(f"{where}: encoding {enc} is unknown; the file needs a newer "
-                               "crisp-edge")
-        if size != 4 * int(np.prod(dims)) or off % ALIGNMENT or off + size > len(wght):
-            raise FormatError(f"{where}: offset {off} size {size} does not fit dims {dims} inside "
-                              f"the {len(wght)}-byte WGHT section")
-        data = np.frombuffer(wght, dtype="<f4", count=size // 4, offset=off).reshape(dims)
-        tensors.append(Tensor(data, enc, off))
-    pos += nt * tsize
-    ops = []
-    for i in range(no):
-        kind, act, n_in, in0, in1, out, w, b, *params = _OP.unpack_from(grph, pos + i * osize)
-        if kind not in OP_NAMES or act not in ACTIVATION_NAMES or n_in not in (1, 2):
-            raise FormatError(f"GRPH: op {i}: kind {kind} / activation {act} / input_count {n_in} "
-                              "invalid")
-        inputs = (in0, in1)[:n_in]
-        if any(v >= nv for v in inputs) or out >= nv or \
-                any(t != NO_ID and t >= nt for t in (w, b)):
-            raise FormatError(f"GRPH: op {i} ({OP_NAMES[kind]}): a value or tensor id is out of "
-                              "range")
-        names = PARAM_NAMES.get(kind, ())
-        ops.append(Op(kind, inputs, out, None if w == NO_ID else w, None if b == NO_ID else b, act,
-                      tuple(params[:len(names)])))
-    return Graph(values, tensors, ops, input_value, output_value)
-
-
-def _read_labels(labl: bytes) -> list[Label]:
-    if len(labl) < LABEL_HEADER_SIZE:
-        raise FormatError(f"LABL: size {len(labl)} is smaller than the label header")
-    count, rsize, string_bytes, _ = _LABEL_HEADER.unpack_from(labl, 0)
-    strings_at = LABEL_HEADER_SIZE + count * rsize
-    if rsize < LABEL_RECORD_SIZE or strings_at + string_bytes > len(labl):
-        raise FormatError(f"LABL: {count} records of {rsize} bytes and {string_bytes} string bytes "
-                          f"do not fit the {len(labl)}-byte section")
-    labels = []
-    for i in range(count):
-        class_id, off, length, _ = _LABEL.unpack_from(labl, LABEL_HEADER_SIZE + i * rsize)
-        if off + length > string_bytes or length > MAX_LABEL_NAME_BYTES:
-            raise FormatError(f"LABL: label {i}: name_offset {off} name_length {length} out of "
-                              "bounds")
-        raw = labl[strings_at + off:strings_at + off + length]
-        try:
-            labels.append(Label(class_id, raw.decode("utf-8")))
-        except UnicodeDecodeError as e:
-            raise FormatError(f"LABL: label {i}: name is not UTF-8 ({e})") from None
-    return labels
-
-
 def decode_model(data: bytes) -> ModelFile:
     """Parse ``.crisp`` bytes; raises FormatError/ChecksumError/VersionError naming the field."""
-    major, minor, sections = _read_sections(data)
-    by_kind = {s.kind: data[s.offset:s.offset + s.size] for s in sections}
-    for kind in (SECTION_GRPH, SECTION_WGHT):
-        if kind not in by_kind:
-            raise FormatError(f"section table: required section {section_name(kind)} is missing")
-    graph = _read_graph(by_kind[SECTION_GRPH], by_kind[SECTION_WGHT])
-    labels = _read_labels(by_kind[SECTION_LABL]) if SECTION_LABL in by_kind else None
-    provenance = None
-    if SECTION_PROV in by_kind:
-        try:
-            provenance = json.loads(by_kind[SECTION_PROV].decode("utf-8")) \
-                if by_kind[SECTION_PROV] else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise FormatError(f"PROV: not UTF-8 JSON ({e})") from None
-    return ModelFile(graph, labels, provenance, (major, minor), len(data), sections)
+    from crisp_edge.format_read import decode
+
+    return decode(data)
 
 
 def read_model(path: str | os.PathLike[str]) -> ModelFile:
@@ -450,7 +398,7 @@ def read_model(path: str | os.PathLike[str]) -> ModelFile:
 
 
 def op_macs(graph: Graph, op: Op) -> int:
-    """Multiply-accumulates per sample of ``op`` (conv2d and linear; 0 for the others)."""
+    """Dense multiply-accumulates per sample of ``op`` (conv2d and linear; 0 for the others)."""
     if op.kind == OP_CONV2D and op.weight is not None:
         cout, kh, kw, cin_g = graph.tensors[op.weight].dims
         return int(np.prod(graph.values[op.output].shape)) * kh * kw * cin_g
@@ -458,3 +406,18 @@ def op_macs(graph: Graph, op: Op) -> int:
         cout, cin = graph.tensors[op.weight].dims
         return cout * cin
     return 0
+
+
+def op_effective_macs(graph: Graph, op: Op) -> int:
+    """Multiply-accumulates the runtime executes: a hybrid weight counts its stored values
+    (kept blocks × N/M, padding zeros included) per output pixel; others as :func:`op_macs`."""
+    if op.weight is None or graph.tensors[op.weight].encoding not in HYBRID_ENCODINGS:
+        return op_macs(graph, op)
+    from crisp_edge import encoding as enc
+
+    t = graph.tensors[op.weight]
+    stored = len(enc.parse_hybrid(t.payload(), t.dims, t.encoding == ENCODING_HYBRID_I8).values)
+    if op.kind == OP_CONV2D:
+        shape = graph.values[op.output].shape
+        return stored * int(np.prod(shape[1:]))
+    return stored

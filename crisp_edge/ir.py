@@ -28,6 +28,7 @@ class IROp:
     bias: np.ndarray | None = None
     activation: str = "none"
     source: str = ""
+    param: str | None = None  # FQN of the torch parameter the weight came from
 
 
 @dataclass
@@ -137,8 +138,9 @@ _KINDS = {"conv2d": fmt.OP_CONV2D, "linear": fmt.OP_LINEAR, "add": fmt.OP_ADD,
 _ACTS = {"none": fmt.ACT_NONE, "relu": fmt.ACT_RELU, "relu6": fmt.ACT_RELU6}
 
 
-def to_graph(ir: IRGraph) -> fmt.Graph:
-    """Emit the live ops as ``.crisp`` records: renumber values, OHWI conv weights, float32."""
+def to_graph(ir: IRGraph, weight_params: dict[int, str] | None = None) -> fmt.Graph:
+    """Emit the live ops as ``.crisp`` records: renumber values, OHWI conv weights, float32.
+    ``weight_params`` (if given) receives tensor id → source parameter FQN of each weight."""
     live, needed = [], {ir.output}
     for op in reversed(ir.ops):
         if op.output in needed:
@@ -162,6 +164,8 @@ def to_graph(ir: IRGraph) -> fmt.Graph:
         if op.kind == "conv2d" and w is not None:
             w = w.transpose(0, 2, 3, 1)  # OIHW → OHWI
         weight, bias = tensor(w), tensor(op.bias)
+        if weight is not None and op.param is not None and weight_params is not None:
+            weight_params[weight] = op.param
         ids[op.output] = len(graph.values)
         graph.values.append(fmt.Value(ir.values[op.output]))
         graph.ops.append(fmt.Op(_KINDS[op.kind], tuple(ids[v] for v in op.inputs), ids[op.output],

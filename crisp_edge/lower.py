@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import operator
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
@@ -39,6 +39,7 @@ class Lowered:
     folded_bn: int = 0
     fused_activations: int = 0
     dropped_identities: int = 0
+    weight_params: dict[int, str] = field(default_factory=dict)  # tensor id → parameter FQN
 
 
 def _version() -> str:
@@ -111,11 +112,13 @@ class _Translator:
         self.dropped = 0
         consts: dict[str, Any] = {}
         user_inputs: list[str] = []
+        self.param_names: dict[str, str] = {}  # placeholder → parameter/buffer FQN
         for spec in ep.graph_signature.input_specs:
             if spec.kind.name == "USER_INPUT":
                 user_inputs.append(spec.arg.name)
             elif spec.target in ep.state_dict:
                 consts[spec.arg.name] = ep.state_dict[spec.target]
+                self.param_names[spec.arg.name] = spec.target
             elif spec.target in ep.constants:
                 consts[spec.arg.name] = ep.constants[spec.target]
         if len(user_inputs) != 1:
@@ -145,6 +148,10 @@ class _Translator:
         if not isinstance(got, int):
             raise unsupported(node, f"{what} that is not a computed activation")
         return got
+
+    def param(self, arg: Any) -> str | None:
+        """The FQN of the parameter a placeholder argument stands for (None: not one)."""
+        return self.param_names.get(getattr(arg, "name", ""))
 
     def const(self, node: Any, arg: Any, what: str) -> np.ndarray | None:
         if arg is None:
@@ -179,7 +186,7 @@ class _Translator:
             pads = (ph, pw, ph, pw)
         attrs = dict(stride=(sh, sw), pads=pads, dilation=(dh, dw), groups=int(a["groups"]))
         return self.emit(node, "conv2d", [x], attrs=attrs, weight=w,
-                         bias=self.const(node, a["bias"], "bias"))
+                         bias=self.const(node, a["bias"], "bias"), param=self.param(a["weight"]))
 
     def linear(self, node: Any, a: dict[str, Any]) -> int:
         x = self.value(node, a["input"], "an input")
@@ -187,7 +194,7 @@ class _Translator:
             raise unsupported(node, f"a per-sample input of shape {self.ir.values[x]} "
                                     "(flatten to (N, features) before the linear layer)")
         return self.emit(node, "linear", [x], weight=self.const(node, a["weight"], "weight"),
-                         bias=self.const(node, a["bias"], "bias"))
+                         bias=self.const(node, a["bias"], "bias"), param=self.param(a["weight"]))
 
     def batch_norm(self, node: Any, a: dict[str, Any]) -> dict[int, int]:
         x = self.value(node, a["input"], "an input")
@@ -363,4 +370,6 @@ def lower(model: "torch.nn.Module", example_input: "torch.Tensor") -> Lowered:
     ir, dropped = to_ir(capture(model, example_input), int(example_input.shape[0]))
     folded = fold_batch_norm(ir)
     fused = fuse_activations(ir)
-    return Lowered(to_graph(ir), folded, fused, dropped)
+    weight_params: dict[int, str] = {}
+    graph = to_graph(ir, weight_params)
+    return Lowered(graph, folded, fused, dropped, weight_params)

@@ -4,10 +4,13 @@
 
 Small torch models that together use every op kind and the awkward parameter cases (strided,
 dilated, grouped, depthwise and 'same'-padded convs; ceil_mode pools, count_include_pad=False,
-divisor_override, dilated max pool; adaptive pools; fused add+relu6; linear; softmax). The C test
-test_fixtures.c runs each file on NAME.input.npy (batch 2, float32) and compares with
-NAME.expected.npy (torch's output). tests/test_fixtures.py checks the committed files still match
-what this script produces, so they cannot drift from the writer. Seeds are fixed.
+divisor_override, dilated max pool; adaptive pools; fused add+relu6; linear; softmax), every
+weight encoding (``sparse``: HYBRID_F32 with partial edge blocks, N:M only, block only and
+rows sharing one selection; ``quant``: int8 with QUANTIZE/DEQUANTIZE, DENSE_I8 and HYBRID_I8).
+The C test test_fixtures.c runs each file on NAME.input.npy (batch 2, float32) and compares with
+NAME.expected.npy (torch's output; for ``quant`` the output of crisp_edge.qexec, the spec's
+integer arithmetic). tests/test_fixtures.py checks the committed files still match what this
+script produces, so they cannot drift from the writer. Seeds are fixed.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from crisp_edge.pack import pack  # noqa: E402
+from crisp_edge.qexec import run_int8  # noqa: E402
+from crisp_edge.format import read_model  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "runtime" / "tests" / "data"
 CREATED = "2000-01-01T00:00:00Z"  # fixed, so regenerated files are byte-comparable
@@ -68,11 +73,80 @@ class Head(nn.Module):
         return torch.softmax(self.fc2(y), dim=-1)
 
 
-# name → (model class, per-sample input shape, input scale, labels)
+def _zero_nm(weight: torch.Tensor, n: int, m: int, shared_rows: int = 1) -> None:
+    """Keep the n largest of every m consecutive (kh, kw, cin)-ordered weights per run of rows."""
+    w = weight.permute(0, 2, 3, 1).reshape(weight.shape[0], -1) if weight.dim() == 4 else weight
+    rows = w.shape[0]
+    groups = w.reshape(rows, -1, m).clone()
+    runs = groups.reshape(-1, shared_rows, groups.shape[1], m) if rows % shared_rows == 0 \
+        else None
+    score = groups.abs() if runs is None else runs.abs().sum(1, keepdim=True).expand_as(
+        runs).reshape(groups.shape)
+    groups.scatter_(-1, score.argsort(-1, descending=True)[..., n:], 0.0)
+    flat = groups.reshape(w.shape)
+    if weight.dim() == 4:
+        flat = flat.reshape(weight.shape[0], weight.shape[2], weight.shape[3], weight.shape[1])
+        flat = flat.permute(0, 3, 1, 2)
+    weight.copy_(flat)
+
+
+class Sparse(nn.Module):
+    """Weights whose zeros follow the hybrid patterns, so pattern-auto packs them sparse."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Conv2d(8, 20, 3, padding=1)        # hybrid 2:4 with removed blocks
+        self.b = nn.Conv2d(20, 40, 1, bias=False)      # block only
+        self.c = nn.Conv2d(40, 24, 3, 2, 1)            # rows sharing 2:8 selections (V = 4)
+        self.fc = nn.Linear(24, 5)                     # N:M only 1:4
+        with torch.no_grad():
+            _zero_nm(self.a.weight, 2, 4)
+            self.a.weight[:16, :, 1:, :] = 0.0
+            self.b.weight[16:32, :16] = 0.0
+            self.b.weight[:8, 16:] = 0.0
+            _zero_nm(self.c.weight, 2, 8, shared_rows=4)
+            self.c.weight[8:16] = 0.0
+            _zero_nm(self.fc.weight, 1, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = F.relu(self.b(F.relu(self.a(x))))
+        y = F.relu6(self.c(y))
+        return self.fc(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+
+
+class Quant(nn.Module):
+    """Packed int8: hybrid and dense int8 weights, depthwise, add, every pool, softmax."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(4, 16, 3, padding=1), nn.BatchNorm2d(16), nn.ReLU6())
+        self.dw = nn.Sequential(nn.Conv2d(16, 16, 3, 2, 1, groups=16), nn.ReLU())
+        self.pw = nn.Conv2d(16, 16, 1)
+        self.fc = nn.Linear(16 * 2 * 2, 6)
+        self.fc2 = nn.Linear(16, 6, bias=False)
+        with torch.no_grad():
+            _zero_nm(self.a[0].weight, 2, 4)
+            _zero_nm(self.pw.weight, 2, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dw(self.a(x))
+        y = F.relu(y + self.pw(y))
+        y = F.max_pool2d(y, 3, 1, 1, ceil_mode=True) + \
+            F.avg_pool2d(y, 3, 1, 1, count_include_pad=False)
+        y = F.avg_pool2d(y, (3, 2), 2, 1, ceil_mode=True)
+        logits = self.fc(torch.flatten(F.adaptive_avg_pool2d(y, (2, 2)), 1)) + \
+            self.fc2(torch.flatten(F.adaptive_avg_pool2d(y, 1), 1))
+        return torch.softmax(logits, dim=1)
+
+
+# name → (model class, per-sample input shape, input scale, labels, int8)
 FIXTURES = {
-    "convs": (Convs, (4, 13, 11), 1.0, None),
-    "pools": (Pools, (3, 17, 15), 4.0, None),  # wide enough that relu6 clamps
-    "head": (Head, (3, 6, 5), 3.0, [(3, "cat"), (7, "dog"), (11, "Bär"), (40, "tree frog")]),
+    "convs": (Convs, (4, 13, 11), 1.0, None, False),
+    "pools": (Pools, (3, 17, 15), 4.0, None, False),  # wide enough that relu6 clamps
+    "head": (Head, (3, 6, 5), 3.0, [(3, "cat"), (7, "dog"), (11, "Bär"), (40, "tree frog")],
+             False),
+    "sparse": (Sparse, (8, 9, 7), 1.0, None, False),
+    "quant": (Quant, (4, 11, 9), 2.0, None, True),
 }
 
 
@@ -93,13 +167,17 @@ def _seeded_model(cls: type) -> nn.Module:
 
 def build(name: str, out_dir: Path) -> None:
     """Write NAME.crisp, NAME.input.npy and NAME.expected.npy into ``out_dir``."""
-    cls, shape, scale, labels = FIXTURES[name]
+    cls, shape, scale, labels, int8 = FIXTURES[name]
     model = _seeded_model(cls)
     x = torch.randn(2, *shape, generator=torch.Generator().manual_seed(7)) * scale
+    calibration = torch.randn(32, *shape, generator=torch.Generator().manual_seed(8)) * scale
     with torch.no_grad():
         expected = model(x).numpy()
-    pack(model, x, out_dir / f"{name}.crisp", labels=labels,
+    path = out_dir / f"{name}.crisp"
+    pack(model, x, path, labels=labels, int8=int8, calibration=calibration if int8 else None,
          provenance={"created": CREATED, "source": f"tests/make_fixtures.py:{cls.__name__}"})
+    if int8:
+        expected = run_int8(read_model(path).graph, x.numpy())
     for suffix, array in (("input", x.numpy()), ("expected", expected)):
         buf = io.BytesIO()
         np.save(buf, np.ascontiguousarray(array, dtype="<f4"))

@@ -55,7 +55,7 @@ def test_cdef_strips_everything_cffi_cannot_parse() -> None:
 def test_info_and_labels(model_path: Path, runtime_lib) -> None:
     with crisp_edge.load(model_path) as m:
         info = m.info()
-    assert info["format_version"] == "1.0"
+    assert info["format_version"] == "1.1"
     assert info["input_shape"] == (2, 6, 6) and info["output_shape"] == (5,)
     assert info["ops"] == 4 and info["tensors"] == 4 and info["values"] == 5
     assert info["labels"] == [(i * 10, f"c{i}") for i in range(5)]

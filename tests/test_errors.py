@@ -39,7 +39,7 @@ def _flip(data: bytes, at: int) -> bytes:
 def _future_version(data: bytes) -> bytes:
     """Version 2.0 with a correct header CRC, so the version check is what fires."""
     out = bytearray(data)
-    struct.pack_into("<H", out, 8, 2)
+    struct.pack_into("<HH", out, 8, 2, 0)
     struct.pack_into("<I", out, 60, zlib.crc32(bytes(out[:60])))
     return bytes(out)
 
