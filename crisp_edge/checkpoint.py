@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crisp_edge.errors import ArgumentError, FormatError, UnsupportedError
+from crisp_edge.errors import ArgumentError, FormatError
 
 FORMAT = "crisp-edge.checkpoint"
 VERSION = 1
@@ -84,9 +84,9 @@ def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
 def _read(path: str | os.PathLike[str]) -> Any:
     path = os.fspath(path)
     if path.endswith(".crisp"):
-        raise UnsupportedError(f"{path} is a packed .crisp model; reading .crisp files here is not "
-                               "supported yet (run it with `crisp-edge run`); give the .pt "
-                               "checkpoint that `crisp-edge prune` or `train` wrote")
+        raise ArgumentError(f"{path} is a packed .crisp model, not a torch checkpoint: run or "
+                            "evaluate it with `crisp-edge run` / `crisp-edge eval`; this step "
+                            "needs the .pt checkpoint that `crisp-edge prune` or `train` wrote")
     if not os.path.isfile(path):
         raise ArgumentError(f"checkpoint {path!r} does not exist")
     try:

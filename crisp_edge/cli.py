@@ -70,29 +70,67 @@ def read_labels(path: str) -> list[tuple[int, str]]:
 
 
 @main.command("pack")
-@click.option("--model", "model_spec", required=True, metavar="FILE.py:CLASS",
-              help="The torch nn.Module class to pack.")
+@click.argument("checkpoint", required=False, metavar="[CHECKPOINT.pt]",
+                type=click.Path(exists=True, dir_okay=False))
+@click.option("--model", "model_spec", metavar="FILE.py:CLASS",
+              help="The torch nn.Module class to pack (instead of a CHECKPOINT).")
 @click.option("--num-classes", type=click.IntRange(min=1), help="Passed as num_classes=.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False),
               help="State dict (or checkpoint with 'state_dict') to load.")
-@click.option("--input-shape", required=True, metavar="C,H,W",
+@click.option("--input-shape", metavar="C,H,W",
               help="Per-sample input shape, e.g. 3,224,224.")
 @click.option("--labels", "labels_path", type=click.Path(exists=True, dir_okay=False),
               help="One line per output: CLASS_ID<TAB>NAME, or NAME (class id = line index).")
 @click.option("--out", required=True, type=click.Path(dir_okay=False), help="Output .crisp.")
-def pack_command(model_spec: str, num_classes: int | None, weights: str | None, input_shape: str,
-                 labels_path: str | None, out: str) -> None:
-    """Pack a torch model into a .crisp file."""
+@click.option("--pattern", "pattern_mode", type=click.Choice(["checkpoint", "auto", "dense"]),
+              help="Weight layouts: the checkpoint's pruning pattern per layer, auto-detected "
+                   "from each weight's zeros, or all dense. [default: checkpoint for a "
+                   "CHECKPOINT, auto for --model]")
+@click.option("--int8", is_flag=True, help="Quantise to int8 (needs --calibration).")
+@click.option("--calibration", metavar="SOURCE",
+              help="int8 activation ranges from images of this data source (same syntax as "
+                   "prune --data; a checkpoint's user classes only).")
+@click.option("--percentile", type=click.FloatRange(50, 100),
+              help="Calibrate to this percentile of |activation| instead of min/max.")
+def pack_command(checkpoint: str | None, model_spec: str | None, num_classes: int | None,
+                 weights: str | None, input_shape: str | None, labels_path: str | None, out: str,
+                 pattern_mode: str | None, int8: bool, calibration: str | None,
+                 percentile: float | None) -> None:
+    """Pack a pruning/training CHECKPOINT (or a torch model class) into a .crisp file.
+
+    \b
+      crisp-edge pack pruned.pt --out model.crisp
+      crisp-edge pack pruned.pt --int8 --calibration synthetic:100 --out model-int8.crisp
+      crisp-edge pack --model net.py:Net --weights w.pt --input-shape 3,32,32 --out m.crisp
+    """
+    if int8 and not calibration:
+        raise click.UsageError("--int8 needs --calibration SOURCE (images for activation ranges)")
+    if checkpoint:
+        if model_spec or weights or input_shape or num_classes or labels_path:
+            raise click.UsageError("give either a CHECKPOINT or --model/--weights/--input-shape/"
+                                   "--num-classes/--labels, not both")
+        from crisp_edge.pack import pack_checkpoint
+
+        report = pack_checkpoint(checkpoint, out, int8=int8, calibration=calibration,
+                                 pattern_mode=pattern_mode or "checkpoint", percentile=percentile)
+        click.echo(str(report))
+        return
+    if not model_spec or not input_shape:
+        raise click.UsageError("give a CHECKPOINT, or --model FILE.py:CLASS with --input-shape")
+    if pattern_mode == "checkpoint":
+        raise click.UsageError("--pattern checkpoint needs a CHECKPOINT; use auto or dense")
     import torch
 
     from crisp_edge.modelspec import build_model
-    from crisp_edge.pack import pack
+    from crisp_edge.pack import calibration_images, pack
 
     shape = _shape(input_shape)
     model = build_model(model_spec, num_classes, weights)
     labels = read_labels(labels_path) if labels_path else None
+    images = calibration_images(calibration, shape[-1]) if calibration else None
     example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
-    click.echo(str(pack(model, example, out, labels=labels)))
+    click.echo(str(pack(model, example, out, labels=labels, int8=int8, calibration=images,
+                        pattern_mode=pattern_mode or "auto", percentile=percentile)))
 
 
 @main.command("run")
@@ -145,7 +183,9 @@ def describe(path: str) -> dict[str, Any]:
             "output_shape": list(g.values[op.output].shape), "params": op.named_params(),
             "weight": None if op.weight is None else list(g.tensors[op.weight].dims),
             "bias": None if op.bias is None else list(g.tensors[op.bias].dims),
-            "macs": fmt.op_macs(g, op)})
+            "macs": fmt.op_macs(g, op), "effective_macs": fmt.op_effective_macs(g, op),
+            **({"storage": weight_storage(g.tensors[op.weight])} if op.weight is not None
+               else {})})
     return {
         "file": path, "file_bytes": mf.file_size, "format_version": "%d.%d" % mf.version,
         "sections": [{"kind": s.name, "required": bool(s.flags & fmt.SECTION_FLAG_REQUIRED),
@@ -156,8 +196,28 @@ def describe(path: str) -> dict[str, Any]:
         "labels": [{"index": i, "class_id": lb.class_id, "name": lb.name}
                    for i, lb in enumerate(mf.labels or [])],
         "provenance": mf.provenance,
-        "runtime": {k: info[k] for k in ("weight_bytes", "arena_bytes", "naive_bytes", "macs")},
+        "runtime": {k: info[k] for k in ("weight_bytes", "arena_bytes", "naive_bytes", "macs",
+                                         "effective_macs")},
     }
+
+
+def weight_storage(t: fmt.Tensor) -> dict[str, Any]:
+    """How a weight is stored: encoding, pattern, density (stored / dense values), bytes."""
+    from crisp_edge.encoding import parse_hybrid
+
+    dense_values = int(np.prod(t.dims))
+    out: dict[str, Any] = {"encoding": t.encoding_name, "bytes": len(t.payload()),
+                           "dense_f32_bytes": 4 * dense_values, "pattern": "dense",
+                           "density": 1.0}
+    if t.encoding in fmt.HYBRID_ENCODINGS:
+        h = parse_hybrid(t.payload(), t.dims, t.encoding == fmt.ENCODING_HYBRID_I8)
+        hd = h.header
+        nm = "" if hd.n == hd.m else f" {hd.n}:{hd.m}" + (f" V={hd.shared_rows}"
+                                                          if hd.shared_rows > 1 else "")
+        out["pattern"] = f"{hd.block_rows}x{hd.block_cols} blocks{nm}"
+        out["kept_blocks"] = f"{hd.kept_blocks}/{hd.nbr * hd.nbc}"
+        out["density"] = len(h.values) / dense_values
+    return out
 
 
 def _print_description(d: dict[str, Any]) -> None:
@@ -180,6 +240,17 @@ def _print_description(d: dict[str, Any]) -> None:
         ins = ",".join(f"v{v}" for v in op["inputs"])
         out(f"  {op['index']:>3} {op['kind'] + act:<22} {ins} -> v{op['output']} "
             f"{tuple(op['output_shape'])}  {params}{tensors}  macs={op['macs']:,}")
+    layers = [op for op in d["ops"] if "storage" in op]
+    if layers:
+        out("weights:")
+        out(f"  {'op':>3} {'encoding':<10} {'pattern':<24} {'blocks':>11} {'density':>7} "
+            f"{'KiB':>9} {'dense KiB':>9} {'MMACs':>9} {'eff MMACs':>9}")
+        for op in layers:
+            st = op["storage"]
+            out(f"  {op['index']:>3} {st['encoding']:<10} {st['pattern']:<24} "
+                f"{st.get('kept_blocks', ''):>11} {st['density']:>7.3f} {st['bytes'] / 1024:>9.1f} "
+                f"{st['dense_f32_bytes'] / 1024:>9.1f} {op['macs'] / 1e6:>9.2f} "
+                f"{op['effective_macs'] / 1e6:>9.2f}")
     if d["labels"]:
         out("labels:")
         for lb in d["labels"]:
@@ -188,8 +259,10 @@ def _print_description(d: dict[str, Any]) -> None:
         out("provenance: " + json.dumps(d["provenance"], sort_keys=True))
     r = d["runtime"]
     saved = 100.0 * (1 - r["arena_bytes"] / r["naive_bytes"]) if r["naive_bytes"] else 0.0
-    out(f"weights: {r['weight_bytes']} bytes; activation arena: {r['arena_bytes']} bytes "
-        f"(naive {r['naive_bytes']}, {saved:.0f}% saved); {r['macs']:,} MACs per sample")
+    out(f"weights: {r['weight_bytes']} bytes; peak activation memory (arena): "
+        f"{r['arena_bytes']} bytes (naive {r['naive_bytes']}, {saved:.0f}% saved)")
+    out(f"MACs per sample: {r['macs']:,} dense, {r['effective_macs']:,} effective "
+        f"({100 * r['effective_macs'] / max(1, r['macs']):.1f} %)")
 
 
 @main.command("inspect")
@@ -346,19 +419,36 @@ def prune_command(arch: str | None, model_source: str | None, weights: str, data
               type=click.Choice(["train", "test"]))
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--image-size", type=click.IntRange(min=8), help="[default: the checkpoint's]")
+@click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256),
+              help="Runtime threads (.crisp models).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_command(checkpoint: str, data: str, classes: str | None, split: str, batch_size: int,
-                 image_size: int | None, as_json: bool) -> None:
-    """Top-1/top-5 of a base or pruned checkpoint on the user's classes."""
-    from crisp_edge.runs import run_eval
+                 image_size: int | None, threads: int, as_json: bool) -> None:
+    """Top-1/top-5 on the user's classes of a base or pruned checkpoint (torch) or of a packed
+    .crisp model (through the C runtime, measured the same way)."""
+    from crisp_edge.runs import run_eval, run_eval_crisp
 
-    result = run_eval(checkpoint, data, classes, split, batch_size, image_size)
+    if _is_crisp_file(checkpoint):
+        if image_size:
+            raise click.UsageError("--image-size does not apply to a .crisp model (its input "
+                                   "shape is fixed)")
+        result = run_eval_crisp(checkpoint, data, classes, split, batch_size, threads)
+    else:
+        result = run_eval(checkpoint, data, classes, split, batch_size, image_size)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:
         click.echo(f"{checkpoint} ({result['kind']}): top-1 {100 * result['top1']:.2f} %, "
                    f"top-{result['k']} {100 * result['top5']:.2f} % on {result['n']} {split} "
                    f"samples of {len(result['classes'])} classes")
+
+
+def _is_crisp_file(path: str) -> bool:
+    try:
+        with open(path, "rb") as f:
+            return f.read(len(fmt.MAGIC)) == fmt.MAGIC
+    except OSError as e:
+        raise ArgumentError(f"cannot read {path}: {e.strerror}") from None
 
 
 @main.command("compare")

@@ -276,17 +276,21 @@ def checkpoint_labels(ckpt: Any, outputs: int) -> list[tuple[int, str]]:
     return [(int(i), str(names.get(i, f"class {i}"))) for i in ids]
 
 
-def calibration_images(spec: str, ckpt: Any, limit: int = 256) -> "torch.Tensor":
-    """Up to ``limit`` calibration images of the checkpoint's user classes from a data source
-    spec (the syntax of ``crisp-edge prune --data``), float32 (N, C, H, W)."""
+def calibration_images(spec: str, image_size: int, classes: Iterable[int] | None = None,
+                       limit: int = 256) -> "torch.Tensor":
+    """Up to ``limit`` images, spread evenly over the calibration split of the data source
+    ``spec`` (the syntax of ``crisp-edge prune --data``), of ``classes`` (default all), as
+    float32 (N, C, H, W)."""
     import torch
 
     from crisp_edge.data import open_source
 
-    size = int(ckpt.input_shape[-1])
-    data = open_source(spec, split="calibration", image_size=size).subset(list(ckpt.classes))
+    data = open_source(spec, split="calibration", image_size=image_size, augment=False)
+    if classes is not None:
+        data = data.subset(list(classes))
     if len(data) == 0:
-        raise ArgumentError(f"{spec!r} has no calibration images of classes {ckpt.classes}")
+        raise ArgumentError(f"{spec!r} has no calibration images"
+                            + (f" of classes {list(classes)}" if classes is not None else ""))
     step = max(1, len(data) // limit)
     return torch.stack([data[i][0] for i in range(0, len(data), step)][:limit]).float()
 
@@ -309,7 +313,9 @@ def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.
     ckpt = load_checkpoint(checkpoint_path)
     model = build_model_from_checkpoint(ckpt)
     if isinstance(calibration, str):
-        calibration = calibration_images(calibration, ckpt)
+        # The user's classes: with --keep-head, ``classes`` lists every class of the head.
+        calibration = calibration_images(calibration, int(ckpt.input_shape[-1]),
+                                         ckpt.user_classes or ckpt.classes)
     example = torch.zeros(2, *[int(d) for d in ckpt.input_shape])
     with torch.no_grad():
         outputs = int(np.prod(model(example).shape[1:]))
@@ -321,6 +327,8 @@ def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.
         "pattern": ckpt.pattern,
         "pruning": ckpt.config,
         "classes": [int(c) for c in ckpt.classes],
+        # What `crisp-edge eval` measures by default (a --keep-head head answers over all).
+        "user_classes": [int(c) for c in (ckpt.user_classes or ckpt.classes)],
         "head": ckpt.head,
         "data": ckpt.data,
         "pruned_with": ckpt.crisp_edge_version,

@@ -14,6 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+import torch
 from torch import nn
 
 from crisp_edge import distributed
@@ -162,6 +164,45 @@ def run_eval(path: str | Path, data: str, classes: str | None, split: str = "tes
     result = evaluate(model, loader, head_order, reduced_head=reduced)
     return {"checkpoint": str(path), "kind": ckpt.kind, "data": data, "split": split,
             "classes": ids, **result}
+
+
+def run_eval_crisp(path: str | Path, data: str, classes: str | None, split: str = "test",
+                   batch_size: int = 256, threads: int = 1) -> dict[str, Any]:
+    """Top-1/top-5 of a packed ``.crisp`` model run by the C runtime, measured by the same
+    :func:`evaluate` as a torch checkpoint: the file's label map gives the head order and its
+    provenance the user's classes (a ``--keep-head`` model answers over all of them)."""
+    from crisp_edge.data import check_classes_present, open_source, parse_classes, resolve_classes
+    from crisp_edge.runtime import load
+
+    with load(path, threads=threads) as model:
+        info = model.info()
+        head = [cid for cid, _ in info["labels"]] or list(range(int(np.prod(info["output_shape"]))))
+        dataset = open_source(data, split=split, seed=0, image_size=int(info["input_shape"][-1]),
+                              augment=False)
+        if classes:
+            ids = resolve_classes(dataset, parse_classes(classes))
+        else:
+            ids = list(info["provenance"].get("user_classes") or head)
+        if not set(ids) <= set(head):
+            raise ArgumentError(f"{path} answers only over classes {head}; choose --classes "
+                                "among them")
+        check_classes_present(dataset, ids)
+        loader = make_loader(dataset.subset(ids), batch_size, False, 0, False)
+        result = evaluate(_RuntimeModule(model), loader, head, reduced_head=True)
+    return {"model": str(path), "kind": "crisp", "data": data, "split": split, "classes": ids,
+            "threads": threads, **result}
+
+
+class _RuntimeModule(torch.nn.Module):
+    """A runtime Model seen as an nn.Module, so :func:`evaluate` treats it like torch's."""
+
+    def __init__(self, model: Any) -> None:
+        super().__init__()
+        self.model = model
+        self.anchor = torch.nn.Parameter(torch.zeros(1), requires_grad=False)  # device = CPU
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.from_numpy(self.model.run(x.numpy()))
 
 
 def run_compare(*, arch: str | None, model_source: str | None, weights: str | Path, data: str,

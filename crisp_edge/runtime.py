@@ -131,7 +131,8 @@ class Model:
     ``run`` is serialised per Model (one activation arena); use one Model per thread for
     parallel inference. Use as a context manager or call ``close()`` to free it early."""
 
-    def __init__(self, handle: Any) -> None:
+    def __init__(self, handle: Any, threads: int = 1) -> None:
+        self.threads = threads
         self._ffi, self._lib = _bind()
         self._handles = _Handles(self._lib, handle)
         self._finalizer = weakref.finalize(self, self._handles.free)
@@ -177,6 +178,7 @@ class Model:
                 "labels": labels,
                 "file_bytes": c.file_bytes, "weight_bytes": c.weight_bytes,
                 "arena_bytes": c.arena_bytes, "naive_bytes": c.naive_bytes, "macs": c.macs,
+                "effective_macs": c.effective_macs,
                 "provenance": json.loads(prov_text) if prov_text else {},
             }
         return dict(self._info)
@@ -213,7 +215,8 @@ class Model:
             model = self._model()
             if self._handles.session is None:
                 session = ffi.new("crisp_session **")
-                _check(lib.crisp_session_create(model, session))
+                options = ffi.new("crisp_session_options *", {"threads": self.threads})
+                _check(lib.crisp_session_create_with_options(model, options, session))
                 self._handles.session = session[0]
             _check(lib.crisp_session_run(self._handles.session, ffi.from_buffer("float[]", x),
                                          x.size, ffi.from_buffer("float[]", out), out.size))
@@ -225,20 +228,29 @@ class Model:
         return f"<crisp_edge.Model input={self.input_shape} output={self.output_shape}>"
 
 
-def load(path: str | os.PathLike[str]) -> Model:
-    """Load and validate the ``.crisp`` file at ``path`` (mapped read-only, weights in place)."""
+def _check_threads(threads: int) -> None:
+    # Checked before the C model exists, so a bad value leaks nothing.
+    if isinstance(threads, bool) or not isinstance(threads, int) or not 1 <= threads <= 256:
+        raise ArgumentError(f"threads must be an integer in 1 … 256, got {threads!r}")
+
+
+def load(path: str | os.PathLike[str], *, threads: int = 1) -> Model:
+    """Load and validate the ``.crisp`` file at ``path`` (mapped read-only, weights in place);
+    ``run`` then uses ``threads`` threads (the caller's included)."""
+    _check_threads(threads)
     ffi, lib = _bind()
     out = ffi.new("crisp_model **")
     _check(lib.crisp_model_load_file(os.fsencode(path), out))
-    return Model(out[0])
+    return Model(out[0], threads)
 
 
-def load_buffer(data: bytes | bytearray | memoryview) -> Model:
+def load_buffer(data: bytes | bytearray | memoryview, *, threads: int = 1) -> Model:
     """Load a model from bytes in memory (the runtime copies them)."""
+    _check_threads(threads)
     ffi, lib = _bind()
     out = ffi.new("crisp_model **")
     _check(lib.crisp_model_load_buffer(ffi.from_buffer(data), len(memoryview(data).cast("B")), out))
-    return Model(out[0])
+    return Model(out[0], threads)
 
 
 __all__ = ["CrispError", "Model", "library_path", "load", "load_buffer", "open_library"]

@@ -79,7 +79,7 @@ def test_pack_run_inspect(workdir: Path, runtime_lib) -> None:
     r = invoke("inspect", str(out))
     assert r.exit_code == 0, r.stderr
     for text in ("format 1.1", "GRPH", "WGHT", "LABL", "PROV", "CONV2D+relu", "LINEAR",
-                 "GLOBAL_AVG_POOL", 'class 13 "say "hi""', "activation arena", "source_sha256"):
+                 "GLOBAL_AVG_POOL", 'class 13 "say "hi""', "peak activation memory", "source_sha256"):
         assert text in r.stdout, text
 
     r = invoke("inspect", "--json", str(out))

@@ -149,11 +149,65 @@ def test_prune_bad_input_is_one_line_error(base: tuple[Path, str], args: list[st
     assert not (root / "bad.pt").exists() and not (root / "bad.pt.ckpt").exists()
 
 
-def test_eval_of_a_crisp_file_is_not_supported_yet(tmp_path: Path) -> None:
-    path = tmp_path / "m.crisp"
-    path.write_bytes(b"CRISP")
-    result, text = invoke("eval", str(path), "--data", DATA)
-    assert result.exit_code == 1 and "not supported yet" in text
+@pytest.fixture(scope="module")
+def packed(base: tuple[Path, str]) -> tuple[Path, Path]:
+    """A pruned checkpoint and its float32 .crisp (module-scoped: made once)."""
+    root, _ = base
+    ckpt = root / "pk.pt"
+    result, text = invoke("prune", "--weights", str(root / "base.pt"), "--out", str(ckpt), *PRUNE)
+    assert result.exit_code == 0, text
+    result, text = invoke("pack", str(ckpt), "--out", str(root / "pk.crisp"))
+    assert result.exit_code == 0, text
+    assert "HYBRID_F32" in text  # the pruned body layers are stored sparse
+    return ckpt, root / "pk.crisp"
+
+
+def test_pack_checkpoint_and_eval_crisp_match_torch(packed: tuple[Path, Path]) -> None:
+    """prune → pack (float32 hybrid, int8) → eval through the runtime, measured like torch."""
+    ckpt, model = packed
+    result, text = invoke("eval", str(ckpt), "--data", DATA, "--image-size", "16", "--json")
+    torch_eval = json.loads(result.output)
+    result, text = invoke("eval", str(model), "--data", DATA, "--json", "--threads", "2")
+    assert result.exit_code == 0, text
+    crisp_eval = json.loads(result.output)
+    assert crisp_eval["classes"] == [7, 2, 5] and crisp_eval["n"] == torch_eval["n"]
+    # Same decisions as torch, up to one borderline sample of float rounding.
+    assert abs(crisp_eval["top1"] - torch_eval["top1"]) <= 1 / torch_eval["n"] + 1e-9
+
+    result, text = invoke("inspect", str(model))
+    assert result.exit_code == 0, text
+    for expected in ("HYBRID_F32", "8x8 blocks 2:4", "effective", "peak activation memory",
+                     'class 7 "'):
+        assert expected in text, expected
+    storage = [op["storage"] for op in json.loads(invoke("inspect", "--json", str(model))[0].output)
+               ["ops"] if "storage" in op]
+    assert any(st["encoding"] == "HYBRID_F32" and st["density"] < 0.5 for st in storage)
+
+    int8_model = ckpt.parent / "pk8.crisp"
+    result, text = invoke("pack", str(ckpt), "--int8", "--calibration", DATA,
+                          "--out", str(int8_model))
+    assert result.exit_code == 0, text
+    assert "HYBRID_I8" in text and "int8" in text
+    result, text = invoke("eval", str(int8_model), "--data", DATA, "--json")
+    assert result.exit_code == 0, text
+    int8_eval = json.loads(result.output)
+    assert abs(int8_eval["top1"] - torch_eval["top1"]) <= max(0.01, 2 / torch_eval["n"]) + 1e-9
+
+    result, text = invoke("pack", str(ckpt), "--int8", "--out", str(ckpt.parent / "x.crisp"))
+    assert result.exit_code == 2 and "--calibration" in text
+
+
+def test_eval_refuses_a_damaged_crisp_file(packed: tuple[Path, Path]) -> None:
+    _, model = packed
+    from crisp_edge import format as fmt
+
+    data = bytearray(model.read_bytes())
+    weights = next(s for s in fmt.decode_model(bytes(data)).sections if s.name == "WGHT")
+    data[weights.offset + weights.size // 2] ^= 0xFF
+    bad = model.parent / "bad.crisp"
+    bad.write_bytes(bytes(data))
+    result, text = invoke("eval", str(bad), "--data", DATA)
+    assert result.exit_code == 1 and "CRC32 mismatch" in text, text
 
 
 def test_train_needs_a_model(tmp_path: Path) -> None:
