@@ -1,8 +1,9 @@
 """The hybrid sparsity pattern of CRISP (arXiv 2311.14272) as pure tensor mathematics.
 
-Given weights and saliency scores, compute pruning masks; given a pruned weight, check or detect
+Given weights and saliency scores, compute pruning masks; given a pruned weight, check
 its pattern. No training happens here: ``crisp_edge.pruning`` drives the schedule and calls
-:func:`hybrid_masks` each step; the packer calls :func:`check_hybrid` / :func:`detect_pattern`.
+:func:`hybrid_masks` each step; tests check results with :func:`check_hybrid`. (The packer's
+pattern detection is :func:`crisp_edge.patterns.choose_encoding`, which also weighs bytes.)
 
 Every weight is seen as a matrix W of R = Cout rows by K columns (:func:`to_matrix`; DESIGN §2):
 a conv (Cout, Cin/groups, kh, kw) has K = kh·kw·Cin/groups with columns ordered (kh, kw, cin),
@@ -476,59 +477,6 @@ def check_hybrid(mask_or_weight: torch.Tensor, pattern: HybridPattern, *, nm: bo
                             f"to {int(per_row.max())} blocks (block-row 0 keeps "
                             f"{int(per_row[0])}, block-row {odd} keeps {int(per_row[odd])})")
     return problems
-
-
-def _candidates() -> tuple[HybridPattern, ...]:
-    shapes = ((64, 64), (32, 32), (16, 16), (8, 16))
-    hybrid = [HybridPattern(n, m, br, bc, v)
-              for n, m in ((1, 4), (2, 8), (2, 4), (4, 8))
-              for br, bc in shapes
-              for v in dict.fromkeys((br, 4, 1)) if bc % m == 0 and br % v == 0]
-    return tuple(hybrid) + tuple(HybridPattern(4, 4, br, bc) for br, bc in shapes)
-
-
-#: Most specific first: sparser N:M, then larger blocks, then more shared rows; block-only last.
-DEFAULT_CANDIDATES: tuple[HybridPattern, ...] = _candidates()
-
-
-def _zero_block_area(kept: torch.Tensor, pattern: HybridPattern) -> int:
-    rows, cols = kept.shape
-    br, bc = pattern.block_rows, pattern.block_cols
-    empty = block_scores(kept.to(torch.float64), br, bc) == 0
-    return int(block_areas(rows, cols, br, bc)[empty].sum())
-
-
-def detect_pattern(weight: torch.Tensor,
-                   candidates: Sequence[HybridPattern] = DEFAULT_CANDIDATES
-                   ) -> HybridPattern | None:
-    """The pattern the zeros of ``weight`` carry exactly, chosen from ``candidates``, else None.
-
-    Three phases, each over the candidates in the order given (:data:`DEFAULT_CANDIDATES` lists
-    stricter patterns first): (1) hybrid, n < m: :func:`check_hybrid` passes and at least one
-    block is entirely zero; (2) N:M only, n < m: the N:M part passes (the weight is then encoded as
-    hybrid with every block kept, in the candidate's block shape); (3) block-only, n == m: balanced
-    with at least one zero block. In phases 1 and 3 the candidate whose removed blocks cover the
-    most elements wins (so 16x16 pruning is not reported as a coarser tiling that happens to
-    conform), ties going to the earlier candidate. A dense weight matches nothing.
-    """
-    kept = to_matrix(weight.detach().cpu()) != 0
-    best: tuple[int, HybridPattern] | None = None
-    for candidate in candidates:
-        if candidate.n < candidate.m and not check_hybrid(weight, candidate):
-            area = _zero_block_area(kept, candidate)
-            if area and (best is None or area > best[0]):
-                best = (area, candidate)
-    if best is not None:
-        return best[1]
-    for candidate in candidates:
-        if candidate.n < candidate.m and not check_hybrid(weight, candidate, blocks=False):
-            return candidate
-    for candidate in candidates:
-        if candidate.n == candidate.m and not check_hybrid(weight, candidate):
-            area = _zero_block_area(kept, candidate)
-            if area and (best is None or area > best[0]):
-                best = (area, candidate)
-    return None if best is None else best[1]
 
 
 # ----------------------------------------------------------------------------- densities

@@ -18,7 +18,6 @@ from crisp_edge.masks import (
     block_areas,
     block_scores,
     check_hybrid,
-    detect_pattern,
     expand_block_mask,
     find_prunable_layers,
     from_matrix,
@@ -497,23 +496,6 @@ def test_check_hybrid_reports_violations() -> None:
 
 def replace_v(pattern: HybridPattern, v: int) -> HybridPattern:
     return HybridPattern(pattern.n, pattern.m, pattern.block_rows, pattern.block_cols, v)
-
-
-def test_detect_pattern() -> None:
-    gen = torch.Generator().manual_seed(6)
-    w = torch.randn(64, 32, 3, 3, generator=gen)
-    layer = body("w", tuple(w.shape))
-    for pattern in [HybridPattern(), HybridPattern(shared_rows=4), HybridPattern(1, 4, 32, 32),
-                    HybridPattern(2, 8, 8, 16)]:
-        masks = hybrid_masks([layer], {"w.weight": w}, {"w.weight": w.abs()}, pattern, 0.5, None)
-        assert detect_pattern(w * masks["w.weight"]) == pattern
-    nm_only = w * from_matrix(nm_mask(to_matrix(w).abs(), 2, 4), w.shape)
-    got = detect_pattern(nm_only)
-    assert got is not None and (got.n, got.m, got.shared_rows) == (2, 4, 1)
-    block = hybrid_masks([layer], {"w.weight": w}, {"w.weight": w.abs()}, HybridPattern(4, 4),
-                         0.5, None)["w.weight"]
-    assert detect_pattern(w * block) == HybridPattern(4, 4, 16, 16)
-    assert detect_pattern(w) is None
 
 
 def test_keep_ratio_for_sparsity() -> None:
