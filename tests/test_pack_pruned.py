@@ -257,3 +257,34 @@ def test_runtime_int8_is_bit_exact_with_the_numpy_executor(tmp_path: Path, runti
     assert len(np.unique(got.argmax(1))) >= 5  # a real classifier, not a constant
     agreement = (got.argmax(1) == float_logits.argmax(1)).mean()
     assert agreement >= 0.95, agreement
+
+
+def test_engine_pruned_odd_net_runs_in_the_runtime(tmp_path: Path, runtime_lib: Path) -> None:
+    """Any CNN of supported ops, not only the zoo: the pruning engine itself prunes the odd net
+    (channel counts that leave partial 16×16 blocks in both dims, a 5×5 kernel, dilation,
+    stride-2 depthwise, a residual), the checkpoint's pattern is packed, and the runtime
+    reproduces the pruned torch model."""
+    from crisp_edge.checkpoint import Checkpoint
+    from crisp_edge.pruning import PruneConfig, prune, result_checkpoint
+
+    torch.manual_seed(0)
+    net = randomize_batch_norm(Net(10), 0)
+    config = PruneConfig(sparsity=0.75, steps=1, epochs_per_step=1, samples_per_class=8,
+                         image_size=16, batch_size=16)
+    result = prune(net, "synthetic:10", [2, 5, 9], config, progress=False)
+    ckpt: Checkpoint = result_checkpoint(result, data="synthetic:10")
+    model = result.model.eval()
+    x = torch.randn(6, 3, 16, 16, generator=torch.Generator().manual_seed(1))
+    report = pack(model, x[:2], tmp_path / "odd.crisp", masks=ckpt.masks, pattern=ckpt.pattern,
+                  layers=ckpt.layers, pattern_mode="checkpoint", labels=list(
+                      zip(ckpt.classes, ckpt.class_names)))
+    rows = rows_by_name(report)
+    # The body layers the engine block-pruned are stored hybrid, not decompressed to dense.
+    assert rows["body.0"].encoding == "HYBRID_F32" and rows["wide.0"].encoding == "HYBRID_F32"
+    assert rows["dw.0"].encoding == "DENSE_F32"  # depthwise stays dense (DESIGN §2)
+    with crisp_edge.load(tmp_path / "odd.crisp", threads=2) as m:
+        got = m.run(x.numpy())
+    with torch.no_grad():
+        expected = model(x).numpy()
+    assert_close(got, expected, "engine-pruned odd net")
+    assert (got.argmax(1) == expected.argmax(1)).all()
