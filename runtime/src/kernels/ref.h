@@ -50,6 +50,41 @@ typedef struct crisp_pool2d_params {
     size_t divisor_override;                /* avg pool only; 0 = none */
 } crisp_pool2d_params;
 
+/* One average-pooling window as torch.nn.AvgPool2d defines it: rows [y0, y1)
+ * and columns [x0, x1) of the image that it covers (empty when y0 >= y1 or
+ * x0 >= x1) and its divisor: with count_include_pad the window clipped to the
+ * padded extent (so a ceil_mode window hanging past the padding counts only
+ * what lies inside it), else the covered image area; divisor_override wins.
+ * Shared by the float and int8 kernels, so both follow the same spec. */
+typedef struct crisp_avgpool_window {
+    ptrdiff_t y0, y1, x0, x1, divisor;
+} crisp_avgpool_window;
+
+static inline crisp_avgpool_window crisp_avgpool_window_at(const crisp_pool2d_params *p,
+                                                           size_t oy, size_t ox) {
+    const ptrdiff_t ih = (ptrdiff_t)p->input_height, iw = (ptrdiff_t)p->input_width;
+    const ptrdiff_t ph = (ptrdiff_t)p->padding_height, pw = (ptrdiff_t)p->padding_width;
+    crisp_avgpool_window w;
+    w.y0 = (ptrdiff_t)(oy * p->stride_height) - ph;
+    w.x0 = (ptrdiff_t)(ox * p->stride_width) - pw;
+    w.y1 = w.y0 + (ptrdiff_t)p->kernel_height;
+    w.x1 = w.x0 + (ptrdiff_t)p->kernel_width;
+    if (w.y1 > ih + ph) w.y1 = ih + ph;
+    if (w.x1 > iw + pw) w.x1 = iw + pw;
+    const ptrdiff_t padded_area = (w.y1 - w.y0) * (w.x1 - w.x0);
+    if (w.y0 < 0) w.y0 = 0;
+    if (w.x0 < 0) w.x0 = 0;
+    if (w.y1 > ih) w.y1 = ih;
+    if (w.x1 > iw) w.x1 = iw;
+    if (p->divisor_override != 0)
+        w.divisor = (ptrdiff_t)p->divisor_override;
+    else if (p->count_include_pad)
+        w.divisor = padded_area;
+    else
+        w.divisor = (w.y1 - w.y0) * (w.x1 - w.x0);
+    return w;
+}
+
 typedef struct crisp_softmax_params {
     size_t outer, axis_length, inner; /* dims before, along and after the axis */
 } crisp_softmax_params;

@@ -2,46 +2,23 @@
 
 #include "kernels/ref.h"
 
-static ptrdiff_t min_pd(ptrdiff_t a, ptrdiff_t b) { return a < b ? a : b; }
-static ptrdiff_t max_pd(ptrdiff_t a, ptrdiff_t b) { return a > b ? a : b; }
-
-/* torch.nn.AvgPool2d's divisor: with count_include_pad the window clipped to
- * the padded extent (so a ceil_mode window hanging past the padding counts
- * only what lies inside it), else the window clipped to the image;
- * divisor_override replaces both. */
+/* torch.nn.AvgPool2d; the window and divisor rules are crisp_avgpool_window_at's. */
 void crisp_f32_avgpool2d__ref(const crisp_pool2d_params *p, const float *input,
                               float *output) {
-    const ptrdiff_t ih = (ptrdiff_t)p->input_height, iw = (ptrdiff_t)p->input_width;
-    const ptrdiff_t ph = (ptrdiff_t)p->padding_height, pw = (ptrdiff_t)p->padding_width;
+    const ptrdiff_t iw = (ptrdiff_t)p->input_width;
     for (size_t c = 0; c < p->channels; c++) {
         const float *plane = input + c * p->input_height * p->input_width;
         for (size_t oy = 0; oy < p->output_height; oy++) {
-            ptrdiff_t y0 = (ptrdiff_t)(oy * p->stride_height) - ph;
-            ptrdiff_t y1 = min_pd(y0 + (ptrdiff_t)p->kernel_height, ih + ph);
-            const ptrdiff_t pool_h = y1 - y0;
-            y0 = max_pd(y0, 0);
-            y1 = min_pd(y1, ih);
             for (size_t ox = 0; ox < p->output_width; ox++) {
-                ptrdiff_t x0 = (ptrdiff_t)(ox * p->stride_width) - pw;
-                ptrdiff_t x1 = min_pd(x0 + (ptrdiff_t)p->kernel_width, iw + pw);
-                const ptrdiff_t pool_w = x1 - x0;
-                x0 = max_pd(x0, 0);
-                x1 = min_pd(x1, iw);
-                if (y0 >= y1 || x0 >= x1) {
+                const crisp_avgpool_window w = crisp_avgpool_window_at(p, oy, ox);
+                if (w.y0 >= w.y1 || w.x0 >= w.x1) {
                     *output++ = 0.0f; /* as torch: an empty window averages to 0 */
                     continue;
                 }
                 float sum = 0.0f;
-                for (ptrdiff_t y = y0; y < y1; y++)
-                    for (ptrdiff_t x = x0; x < x1; x++) sum += plane[y * iw + x];
-                ptrdiff_t divisor;
-                if (p->divisor_override != 0)
-                    divisor = (ptrdiff_t)p->divisor_override;
-                else if (p->count_include_pad)
-                    divisor = pool_h * pool_w;
-                else
-                    divisor = (y1 - y0) * (x1 - x0);
-                *output++ = sum / (float)divisor;
+                for (ptrdiff_t y = w.y0; y < w.y1; y++)
+                    for (ptrdiff_t x = w.x0; x < w.x1; x++) sum += plane[y * iw + x];
+                *output++ = sum / (float)w.divisor;
             }
         }
     }

@@ -12,41 +12,25 @@ static int8_t average(const crisp_qs8_pool2d_params *p, int64_t sum, int64_t cou
                                 p->output_zero_point, -128, 127);
 }
 
-static ptrdiff_t min_pd(ptrdiff_t a, ptrdiff_t b) { return a < b ? a : b; }
-static ptrdiff_t max_pd(ptrdiff_t a, ptrdiff_t b) { return a > b ? a : b; }
-
 /* Windows and divisors exactly as crisp_f32_avgpool2d__ref (torch). */
 void crisp_qs8_avgpool2d__ref(const crisp_qs8_pool2d_params *qp, const int8_t *input,
                               int8_t *output) {
     const crisp_pool2d_params *p = &qp->pool;
-    const ptrdiff_t ih = (ptrdiff_t)p->input_height, iw = (ptrdiff_t)p->input_width;
-    const ptrdiff_t ph = (ptrdiff_t)p->padding_height, pw = (ptrdiff_t)p->padding_width;
+    const ptrdiff_t iw = (ptrdiff_t)p->input_width;
     for (size_t c = 0; c < p->channels; c++) {
         const int8_t *plane = input + c * p->input_height * p->input_width;
         for (size_t oy = 0; oy < p->output_height; oy++) {
-            ptrdiff_t y0 = (ptrdiff_t)(oy * p->stride_height) - ph;
-            ptrdiff_t y1 = min_pd(y0 + (ptrdiff_t)p->kernel_height, ih + ph);
-            const ptrdiff_t pool_h = y1 - y0;
-            y0 = max_pd(y0, 0);
-            y1 = min_pd(y1, ih);
             for (size_t ox = 0; ox < p->output_width; ox++) {
-                ptrdiff_t x0 = (ptrdiff_t)(ox * p->stride_width) - pw;
-                ptrdiff_t x1 = min_pd(x0 + (ptrdiff_t)p->kernel_width, iw + pw);
-                const ptrdiff_t pool_w = x1 - x0;
-                x0 = max_pd(x0, 0);
-                x1 = min_pd(x1, iw);
-                if (y0 >= y1 || x0 >= x1) {
+                const crisp_avgpool_window w = crisp_avgpool_window_at(p, oy, ox);
+                if (w.y0 >= w.y1 || w.x0 >= w.x1) {
                     *output++ = (int8_t)qp->output_zero_point; /* real 0, as torch */
                     continue;
                 }
                 int64_t sum = 0;
-                for (ptrdiff_t y = y0; y < y1; y++)
-                    for (ptrdiff_t x = x0; x < x1; x++) sum += plane[y * iw + x];
-                const int64_t count = (int64_t)((y1 - y0) * (x1 - x0));
-                int64_t divisor = count;
-                if (p->divisor_override != 0) divisor = (int64_t)p->divisor_override;
-                else if (p->count_include_pad) divisor = (int64_t)(pool_h * pool_w);
-                *output++ = average(qp, sum, count, divisor);
+                for (ptrdiff_t y = w.y0; y < w.y1; y++)
+                    for (ptrdiff_t x = w.x0; x < w.x1; x++) sum += plane[y * iw + x];
+                const int64_t count = (int64_t)((w.y1 - w.y0) * (w.x1 - w.x0));
+                *output++ = average(qp, sum, count, (int64_t)w.divisor);
             }
         }
     }
