@@ -92,3 +92,11 @@ clean:
 .PHONY: bench-prune
 bench-prune: venv
 	$(PY) bench/prune_bench.py $(BENCH_PRUNE_ARGS)
+
+# Issue 4's acceptance check on the zoo (docs/zoo-verification.md): every arch × CIFAR/ImageNet
+# shape × 50/90 % pruned by the engine, packed fp32 and int8, run in the runtime against torch.
+# The full default takes hours on 2 cores; e.g. VERIFY_ZOO_ARGS="--shapes cifar" or
+# "--shapes imagenet --archs resnet18,mobilenet_v2". Rows accumulate in bench-results/zoo/.
+.PHONY: verify-zoo
+verify-zoo: venv build-native
+	$(PY) bench/verify_zoo.py $(VERIFY_ZOO_ARGS)
