@@ -23,17 +23,26 @@ from pathlib import Path
 import numpy as np
 
 
-def _latency_ms(fn: Callable[[], object], runs: int, warmup: int = 10) -> tuple[float, float]:
-    """Median and p90 wall time of ``fn`` in milliseconds after ``warmup`` calls."""
-    for _ in range(warmup):
-        fn()
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    times.sort()
-    return statistics.median(times), times[min(len(times) - 1, int(0.9 * len(times)))]
+def _latencies_ms(fns: dict[str, Callable[[], object]], runs: int, warmup: int = 10,
+                  rounds: int = 10) -> dict[str, tuple[float, float]]:
+    """Median and p90 wall time (ms) of each function, measured in interleaved rounds so that
+    clock ramps and cache state favour no system by its position in the list."""
+    for fn in fns.values():
+        for _ in range(warmup):
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    per_round = max(1, runs // rounds)
+    for _ in range(rounds):
+        for name, fn in fns.items():
+            for _ in range(per_round):
+                t0 = time.perf_counter()
+                fn()
+                times[name].append((time.perf_counter() - t0) * 1e3)
+    out = {}
+    for name, ts in times.items():
+        ts.sort()
+        out[name] = (statistics.median(ts), ts[min(len(ts) - 1, int(0.9 * len(ts)))])
+    return out
 
 
 def train(model, x: np.ndarray, y: np.ndarray, seconds: float, max_epochs: int, log) -> int:  # type: ignore[no-untyped-def]
@@ -163,11 +172,12 @@ def main(argv: list[str] | None = None) -> int:
     }
     agree = float((runs["sparse"].run(x_test).argmax(1) == pruned_scores.argmax(1)).mean())
     sample, sample_t = x_test[:1], x_t[:1]
-    with torch.inference_mode():
-        lat = {"torch dense": _latency_ms(lambda: model(sample_t), args.latency_runs),
-               "torch pruned": _latency_ms(lambda: result.model(sample_t), args.latency_runs)}
+    systems: dict[str, Callable[[], object]] = {
+        "torch dense": lambda: model(sample_t), "torch pruned": lambda: result.model(sample_t)}
     for name, m in runs.items():
-        lat[name] = _latency_ms(lambda m=m: m.run(sample), args.latency_runs)
+        systems[name] = lambda m=m: m.run(sample)
+    with torch.inference_mode():
+        lat = _latencies_ms(systems, args.latency_runs)
     info = {name: m.info() for name, m in runs.items()}
 
     def kib(path: Path) -> str:
