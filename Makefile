@@ -24,11 +24,11 @@ $(VENV)/.deps: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	# torch pinned to the CPU build (an unpinned torch pulls CUDA packages).
-	$(PY) -m pip install -q torch==2.13.0 numpy cffi click pillow tqdm pytest "scikit-build-core>=0.10"
+	$(PY) -m pip install -q torch==2.13.0 numpy cffi click pillow tqdm pyserial pytest "scikit-build-core>=0.10"
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.deps $(RUNTIME_SOURCES) pyproject.toml
-	$(PY) -m pip install -q --no-build-isolation -e ".[host,test]"
+	$(PY) -m pip install -q --no-build-isolation -e ".[host,field,test]"
 	touch $@
 
 venv: sysdeps $(VENV)/.installed

@@ -11,6 +11,9 @@ have gcc || need+=(gcc)
 have make || need+=(make)
 have aarch64-linux-gnu-gcc || need+=(gcc-aarch64-linux-gnu libc6-dev-arm64-cross)
 have qemu-aarch64 || need+=(qemu-user)
+# Deploy tests: a real OpenSSH server on 127.0.0.1 plays the board.
+[ -x /usr/sbin/sshd ] || need+=(openssh-server)
+have ssh || need+=(openssh-client)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || need+=(python3-venv)
 # make test-fuzz: clang with libFuzzer. Debian 12 ships libFuzzer's runtime in
 # libclang-rt-<N>-dev, which clang only recommends (not installed here).
