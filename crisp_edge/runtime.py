@@ -131,8 +131,9 @@ class Model:
     ``run`` is serialised per Model (one activation arena); use one Model per thread for
     parallel inference. Use as a context manager or call ``close()`` to free it early."""
 
-    def __init__(self, handle: Any, threads: int = 1) -> None:
+    def __init__(self, handle: Any, threads: int = 1, reference: bool = False) -> None:
         self.threads = threads
+        self.reference = reference
         self._ffi, self._lib = _bind()
         self._handles = _Handles(self._lib, handle)
         self._finalizer = weakref.finalize(self, self._handles.free)
@@ -215,7 +216,9 @@ class Model:
             model = self._model()
             if self._handles.session is None:
                 session = ffi.new("crisp_session **")
-                options = ffi.new("crisp_session_options *", {"threads": self.threads})
+                flags = SESSION_REFERENCE_KERNELS if self.reference else 0
+                options = ffi.new("crisp_session_options *",
+                                  {"threads": self.threads, "flags": flags})
                 _check(lib.crisp_session_create_with_options(model, options, session))
                 self._handles.session = session[0]
             _check(lib.crisp_session_run(self._handles.session, ffi.from_buffer("float[]", x),
@@ -234,23 +237,38 @@ def _check_threads(threads: int) -> None:
         raise ArgumentError(f"threads must be an integer in 1 … 256, got {threads!r}")
 
 
-def load(path: str | os.PathLike[str], *, threads: int = 1) -> Model:
+# CRISP_SESSION_REFERENCE_KERNELS of crisp.h (cffi's cdef drops #define lines;
+# tests/test_binding.py checks the value against the header).
+SESSION_REFERENCE_KERNELS = 0x1
+
+
+def kernel_isa() -> str:
+    """The instruction set of the optimised kernels on this CPU: "avx512f", "avx2_fma",
+    "neon" or "scalar" (the CRISP_MAX_ISA environment variable caps it)."""
+    ffi, lib = _bind()
+    return str(ffi.string(lib.crisp_kernel_isa()).decode())
+
+
+def load(path: str | os.PathLike[str], *, threads: int = 1, reference: bool = False) -> Model:
     """Load and validate the ``.crisp`` file at ``path`` (mapped read-only, weights in place);
-    ``run`` then uses ``threads`` threads (the caller's included)."""
+    ``run`` then uses ``threads`` threads (the caller's included). ``reference=True`` runs
+    every op on the scalar reference kernels (the spec) instead of the optimised ones."""
     _check_threads(threads)
     ffi, lib = _bind()
     out = ffi.new("crisp_model **")
     _check(lib.crisp_model_load_file(os.fsencode(path), out))
-    return Model(out[0], threads)
+    return Model(out[0], threads, reference)
 
 
-def load_buffer(data: bytes | bytearray | memoryview, *, threads: int = 1) -> Model:
+def load_buffer(data: bytes | bytearray | memoryview, *, threads: int = 1,
+                reference: bool = False) -> Model:
     """Load a model from bytes in memory (the runtime copies them)."""
     _check_threads(threads)
     ffi, lib = _bind()
     out = ffi.new("crisp_model **")
     _check(lib.crisp_model_load_buffer(ffi.from_buffer(data), len(memoryview(data).cast("B")), out))
-    return Model(out[0], threads)
+    return Model(out[0], threads, reference)
 
 
-__all__ = ["CrispError", "Model", "library_path", "load", "load_buffer", "open_library"]
+__all__ = ["CrispError", "Model", "kernel_isa", "library_path", "load", "load_buffer",
+           "open_library"]

@@ -101,3 +101,21 @@ def test_error_for_unknown_status() -> None:
     assert type(err) is errors.CrispError and err.status == 42 and "odd" in str(err)
     assert isinstance(errors.error_for_status(7, "x"), errors.ShapeError)
     assert isinstance(errors.error_for_status(8, "x"), MemoryError)
+
+
+def test_reference_kernel_flag_matches_header_and_agrees():
+    """The binding's copy of CRISP_SESSION_REFERENCE_KERNELS is the header's, and a session on
+    the reference kernels computes what the optimised one does (to rounding)."""
+    import re
+
+    from crisp_edge import runtime
+
+    header = (Path(runtime.library_path()).parent / "crisp.h").read_text()
+    value = re.search(r"#define CRISP_SESSION_REFERENCE_KERNELS (0x[0-9a-fA-F]+)u", header)
+    assert value and int(value.group(1), 16) == runtime.SESSION_REFERENCE_KERNELS
+    assert runtime.kernel_isa() in {"scalar", "avx2_fma", "avx512f", "neon"}
+    path = Path(__file__).parent.parent / "runtime" / "tests" / "data" / "builder_cnn.crisp"
+    x = np.random.default_rng(0).standard_normal((2, *runtime.load(path).input_shape))
+    fast = runtime.load(path, threads=2).run(x)
+    ref = runtime.load(path, threads=2, reference=True).run(x)
+    np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())

@@ -89,8 +89,17 @@ typedef struct crisp_model_info {
 /* Session options; zero-initialise and set what you need (0 = default). */
 typedef struct crisp_session_options {
     uint32_t threads; /* worker threads including the caller; 0 or 1 = single-threaded */
-    uint32_t flags;   /* 0 (reserved for later options) */
+    uint32_t flags;   /* CRISP_SESSION_* bits, 0 = default */
 } crisp_session_options;
+
+/* Run every op on the scalar reference kernels instead of the optimised ones
+ * this CPU selects: the executable spec, to check or measure against. */
+#define CRISP_SESSION_REFERENCE_KERNELS 0x1u
+
+/* The instruction set of the optimised kernels sessions use on this CPU:
+ * "avx512f", "avx2_fma", "neon" or "scalar" (CRISP_MAX_ISA in the
+ * environment caps it, e.g. CRISP_MAX_ISA=avx2). */
+CRISP_API const char *crisp_kernel_isa(void);
 
 /* "0.1.0": the library's version string. */
 CRISP_API const char *crisp_version(void);

@@ -10,11 +10,12 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "conv_fast.h"
 #include "format.h"
 #include "session.h"
 
 typedef struct job job;
-typedef void (*work_fn)(const job *j, size_t begin, size_t end);
+typedef void (*work_fn)(const job *j, size_t begin, size_t end, size_t thread);
 
 struct job {
     const crisp_op *op;
@@ -23,7 +24,14 @@ struct job {
     uint8_t *y;            /* output */
     size_t items;
     work_fn work;
+    const crisp_session *s;
 };
+
+/* Items of an op on the optimised kernels (src/conv_fast.c). */
+static void fast_work(const job *j, size_t b, size_t e, size_t t) {
+    crisp_fast_run(j->s->fast, j->m, j->op, (const float *)j->x, (float *)j->y, b, e,
+                   j->s->scratch + t * j->s->scratch_stride);
+}
 
 static int is_hybrid(const crisp_tensor *t) {
     return t->encoding == CRISP_ENCODING_HYBRID_F32 || t->encoding == CRISP_ENCODING_HYBRID_I8;
@@ -33,7 +41,8 @@ static const float *bias_of(const job *j) {
     return j->op->bias != CRISP_NO_ID ? j->m->tensors[j->op->bias].data : NULL;
 }
 
-static void conv_work(const job *j, size_t b, size_t e) {
+static void conv_work(const job *j, size_t b, size_t e, size_t t) {
+    (void)t;
     const crisp_op *op = j->op;
     const crisp_tensor *w = &j->m->tensors[op->weight];
     if (op->dtype == CRISP_DTYPE_I8) {
@@ -51,7 +60,8 @@ static void conv_work(const job *j, size_t b, size_t e) {
     }
 }
 
-static void linear_work(const job *j, size_t b, size_t e) {
+static void linear_work(const job *j, size_t b, size_t e, size_t t) {
+    (void)t;
     const crisp_op *op = j->op;
     const crisp_tensor *w = &j->m->tensors[op->weight];
     if (op->dtype == CRISP_DTYPE_I8) {
@@ -72,7 +82,8 @@ static void linear_work(const job *j, size_t b, size_t e) {
 
 /* Channels [b, e) of a pool: the kernels take a channel count, so the range
  * is a shifted view with its own params. */
-static void pool_work(const job *j, size_t b, size_t e) {
+static void pool_work(const job *j, size_t b, size_t e, size_t t) {
+    (void)t;
     const crisp_op *op = j->op;
     const crisp_value *in = &j->m->values[op->inputs[0]], *out = &j->m->values[op->output];
     const size_t size = (size_t)crisp_dtype_size(op->dtype);
@@ -108,7 +119,8 @@ static void pool_work(const job *j, size_t b, size_t e) {
 }
 
 /* Elements [b, e) of an elementwise op. */
-static void elementwise_work(const job *j, size_t b, size_t e) {
+static void elementwise_work(const job *j, size_t b, size_t e, size_t t) {
+    (void)t;
     const crisp_op *op = j->op;
     const size_t n = e - b;
     if (op->kind == CRISP_OP_QUANTIZE) {
@@ -137,7 +149,8 @@ static void elementwise_work(const job *j, size_t b, size_t e) {
     }
 }
 
-static void softmax_work(const job *j, size_t b, size_t e) {
+static void softmax_work(const job *j, size_t b, size_t e, size_t t) {
+    (void)t;
     (void)b, (void)e;
     crisp_f32_softmax__ref(&j->op->k.softmax, (const float *)j->x, (float *)j->y);
 }
@@ -147,17 +160,22 @@ static void split(void *context, size_t t, size_t threads) {
     const job *j = context;
     const uint64_t items = j->items;
     const size_t b = (size_t)(items * t / threads), e = (size_t)(items * (t + 1) / threads);
-    if (b < e) j->work(j, b, e);
+    if (b < e) j->work(j, b, e, t);
 }
 
 void crisp_run_op(const crisp_session *s, const crisp_op *op) {
     const crisp_model *m = s->model;
     const crisp_value *in = &m->values[op->inputs[0]], *out = &m->values[op->output];
     job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
-             (size_t)out->elements, elementwise_work};
+             (size_t)out->elements, elementwise_work, s};
     if (op->input_count == 2) j.x2 = s->arena + m->values[op->inputs[1]].arena_offset;
     switch ((enum crisp_op_kind)op->kind) {
     case CRISP_OP_CONV2D: {
+        if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {
+            j.items = op->fast.units * op->fast.tiles;
+            j.work = fast_work;
+            break;
+        }
         const crisp_tensor *w = &m->tensors[op->weight];
         const size_t units = is_hybrid(w) ? op->packed.sparse.run_count : w->dims[0];
         j.items = units * out->dims[1];
@@ -189,7 +207,7 @@ void crisp_run_op(const crisp_session *s, const crisp_op *op) {
     case CRISP_OP_DEQUANTIZE: break;
     }
     if (s->pool == NULL || j.items < 2) {
-        if (j.items > 0) j.work(&j, 0, j.items);
+        if (j.items > 0) j.work(&j, 0, j.items, 0);
         return;
     }
     crisp_pool_run(s->pool, split, &j);

@@ -12,6 +12,7 @@
 
 #include "format.h"
 #include "model.h"
+#include "conv_fast.h"
 #include "status.h"
 
 void crisp_model_free(crisp_model *m) {
@@ -37,6 +38,15 @@ static crisp_status validate(crisp_model *m, crisp_model **out) {
     if (s == CRISP_OK) s = crisp_parse_labels(m);
     if (s == CRISP_OK) s = crisp_parse_provenance(m);
     if (s == CRISP_OK) s = crisp_plan_model(m);
+    if (s == CRISP_OK) {
+        /* The optimised kernels' plans, for the kernels this CPU selects. */
+        const crisp_f32_kernels *k = crisp_f32_kernels_best();
+        for (uint32_t i = 0; i < m->op_count; i++) {
+            m->ops[i].fast = crisp_fast_plan_op(m, &m->ops[i], k);
+            if (m->ops[i].fast.scratch_floats > m->scratch_floats)
+                m->scratch_floats = m->ops[i].fast.scratch_floats;
+        }
+    }
     if (s != CRISP_OK) {
         crisp_model_free(m);
         return s;

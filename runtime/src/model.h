@@ -58,6 +58,25 @@ typedef struct crisp_packed {
     void *memory;                /* one allocation behind all the arrays */
 } crisp_packed;
 
+/* How an op runs on the optimised kernels (src/conv_fast.c), decided once at
+ * load for the kernels this CPU selects; path NONE = reference kernels. */
+enum crisp_fast_path {
+    CRISP_FAST_NONE = 0,
+    CRISP_FAST_GEMM,   /* dense float32 conv, groups = 1 */
+    CRISP_FAST_SPMM,   /* hybrid float32 conv, groups = 1 */
+    CRISP_FAST_DWCONV, /* dense float32 depthwise conv */
+};
+
+typedef struct crisp_fast_plan {
+    uint32_t path;
+    int direct;            /* 1x1, stride 1, no padding: the input is the B operand */
+    size_t units;          /* row panels (GEMM), runs (SPMM) or channels (DWCONV) */
+    size_t tiles;          /* pixel tiles; work item = tile * units + unit */
+    size_t tile_pixels;    /* pixels per tile (a multiple of the kernel's NR) */
+    size_t k;              /* rows of the B operand: kh * kw * Cin */
+    size_t scratch_floats; /* per thread: the im2col tile or the padded phases */
+} crisp_fast_plan;
+
 typedef struct crisp_op {
     uint32_t kind;
     uint32_t activation;
@@ -83,6 +102,7 @@ typedef struct crisp_op {
         crisp_qs8_quantize_params quant; /* quantize, dequantize */
     } k;
     crisp_packed packed; /* conv/linear with hybrid weights or int8 */
+    crisp_fast_plan fast;
     uint64_t effective_macs;
 } crisp_op;
 
@@ -119,6 +139,7 @@ struct crisp_model {
     size_t provenance_length;
 
     uint64_t arena_bytes, naive_bytes, macs, effective_macs;
+    size_t scratch_floats; /* per session thread: max over the ops' fast plans */
 };
 
 /* Each stage validates what it reads and reports with crisp_error. */

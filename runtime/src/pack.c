@@ -61,6 +61,7 @@ static void walk_run(const crisp_hybrid *h, const geometry *g, uint64_t br, uint
                     const uint64_t e = n->entries - first_entry;
                     ((uint32_t *)out->entry_offset)[n->entries] =
                         (uint32_t)(col % g->tap_width * g->plane);
+                    ((uint32_t *)out->entry_column)[n->entries] = (uint32_t)col;
                     const size_t w0 = out->run_weight[n->runs] + (size_t)(e * rows);
                     for (uint64_t r = 0; r < rows; r++) {
                         const uint64_t v = value_base + (t0 + r) * (groups * per_group) +
@@ -135,6 +136,8 @@ static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
  *   5. segment_tap  u32[segments]       ky * kw + kx of the segment's columns
  *   6. segment_entry u32[segments + 1]  segment s = entries segment_entry[s] .. [s+1]-1
  *   7. entry_offset u32[E]              ci * H * W (conv) or the input feature (linear)
+ *   8. entry_column u32[E]              the column: (ky * kw + kx) * Cin/groups + ci, or
+ *                                       the feature (the row of an im2col tile, conv_fast.c)
  * then, for int8 ops: int32 bias[Cout], f32 multiplier[Cout].
  * A run is at most V rows of one block-row and one conv group: its rows
  * share the kept columns, so the kernel reads each input row once per run.
@@ -151,14 +154,14 @@ static crisp_status pack(crisp_op *op, const crisp_tensor *t, const geometry *g,
                            "GRPH: a hybrid layer with %llu kept columns is too large for this "
                            "runtime", (unsigned long long)n.entries);
     const size_t values = hybrid ? (size_t)t->hybrid.value_count : 0;
-    size_t at[9], total = 0;
-    const size_t bytes[9] = {
+    size_t at[10], total = 0;
+    const size_t bytes[10] = {
         hybrid ? (size_t)n.runs * sizeof(size_t) : 0, values * (is_i8 ? 1 : 4),
         hybrid ? 4 * ((size_t)n.runs + 1) : 0,         hybrid ? 4 * ((size_t)n.runs + 1) : 0,
         4 * (size_t)n.segments,                        hybrid ? 4 * ((size_t)n.segments + 1) : 0,
         4 * (size_t)n.entries,                         want_q ? 4 * (size_t)cout : 0,
-        want_q ? 4 * (size_t)cout : 0};
-    for (int i = 0; i < 9; i++) {
+        want_q ? 4 * (size_t)cout : 0,                 4 * (size_t)n.entries};
+    for (int i = 0; i < 10; i++) {
         at[i] = total;
         total += round8(bytes[i]);
     }
@@ -179,7 +182,8 @@ static crisp_status pack(crisp_op *op, const crisp_tensor *t, const geometry *g,
             .run_segment = (const uint32_t *)(void *)(mem + at[3]),
             .segment_tap = (const uint32_t *)(void *)(mem + at[4]),
             .segment_entry = (const uint32_t *)(void *)(mem + at[5]),
-            .entry_offset = (const uint32_t *)(void *)(mem + at[6])};
+            .entry_offset = (const uint32_t *)(void *)(mem + at[6]),
+            .entry_column = (const uint32_t *)(void *)(mem + at[9])};
         counts fill = {0, 0, 0};
         walk(&t->hybrid, g, is_i8, s, &fill);
     }

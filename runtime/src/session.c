@@ -10,6 +10,8 @@
 #include "format.h"
 #include "status.h"
 
+const char *crisp_kernel_isa(void) { return crisp_f32_kernels_best()->isa; }
+
 crisp_status crisp_session_create(const crisp_model *model, crisp_session **out) {
     return crisp_session_create_with_options(model, NULL, out);
 }
@@ -23,9 +25,10 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
         return crisp_error(CRISP_ERR_ARGUMENT, "crisp_session_create: model is NULL");
     const crisp_session_options defaults = {0, 0};
     if (options == NULL) options = &defaults;
-    if (options->flags != 0)
+    if (options->flags & ~CRISP_SESSION_REFERENCE_KERNELS)
         return crisp_error(CRISP_ERR_ARGUMENT,
-                           "crisp_session_create: options.flags is 0x%08X, expected 0",
+                           "crisp_session_create: options.flags 0x%08X has unknown bits (known: "
+                           "CRISP_SESSION_REFERENCE_KERNELS = 0x1)",
                            (unsigned)options->flags);
     if (options->threads > CRISP_MAX_THREADS)
         return crisp_error(CRISP_ERR_ARGUMENT,
@@ -53,6 +56,22 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
             return st;
         }
     }
+    if (!(options->flags & CRISP_SESSION_REFERENCE_KERNELS)) {
+        s->fast = crisp_f32_kernels_best();
+        const size_t threads = crisp_pool_threads(s->pool);
+        s->scratch_stride = (model->scratch_floats + 15) / 16 * 16;
+        if (s->scratch_stride > 0) {
+            if (s->scratch_stride > SIZE_MAX / sizeof(float) / threads ||
+                (s->scratch = aligned_alloc(CRISP_ALIGN, threads * s->scratch_stride *
+                                                             sizeof(float))) == NULL) {
+                crisp_session_free(s);
+                return crisp_error(CRISP_ERR_NOMEM,
+                                   "session: out of memory for %zu threads x %zu floats of "
+                                   "kernel scratch",
+                                   threads, s->scratch_stride);
+            }
+        }
+    }
     *out = s;
     return CRISP_OK;
 }
@@ -60,6 +79,7 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
 void crisp_session_free(crisp_session *s) {
     if (s == NULL) return;
     crisp_pool_free(s->pool);
+    free(s->scratch);
     free(s->arena);
     free(s);
 }

@@ -4,6 +4,7 @@
 
 #include <stdint.h>
 
+#include "kernels/ukernels.h"
 #include "model.h"
 #include "thread_pool.h"
 
@@ -11,6 +12,9 @@ struct crisp_session {
     const crisp_model *model;
     uint8_t *arena; /* 64-aligned; every value at its planned offset */
     crisp_pool *pool; /* NULL when single-threaded */
+    const crisp_f32_kernels *fast; /* NULL: reference kernels only */
+    float *scratch;               /* [threads][scratch_stride], 64-aligned */
+    size_t scratch_stride;        /* floats per thread, a multiple of 16 */
 };
 
 /* Runs one op, split over the session's threads (src/dispatch.c). */

@@ -1,0 +1,235 @@
+/* Convolutions on the optimised microkernels. A dense or hybrid conv is a
+ * product of its weights (output rows x K, K = kh * kw * Cin in the file's
+ * OHWI column order) with the K x pixels matrix of input patches. The pixels
+ * are cut into tiles; a tile's patch matrix (im2col) is built once per thread
+ * in scratch, sized to stay in L2, and every row panel (dense) or run
+ * (hybrid) sweeps it in NR-pixel calls while its weights stay in L1. A 1x1
+ * stride-1 unpadded conv needs no copy: its input already is that matrix.
+ * Outputs land directly in the CHW output plane. */
+#include "conv_fast.h"
+
+#include <string.h>
+
+#include "format.h"
+#include "kernels/ref/common.h"
+
+/* B tile budget: 64 Ki floats (256 KiB) fits the L2 of every target core. */
+#define TILE_BUDGET_FLOATS ((size_t)64 * 1024)
+#define MAX_TILE_PIXELS ((size_t)512)
+#define DW_SLACK CRISP_DWCONV_SLACK
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+static size_t round_up(size_t n, size_t q) { return (n + q - 1) / q * q; }
+
+static const float *bias_of(const crisp_model *m, const crisp_op *op) {
+    return op->bias != CRISP_NO_ID ? m->tensors[op->bias].data : NULL;
+}
+
+crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
+                                   const crisp_f32_kernels *k) {
+    crisp_fast_plan f;
+    memset(&f, 0, sizeof f);
+    if (k == NULL || op->kind != CRISP_OP_CONV2D || op->dtype != CRISP_DTYPE_F32) return f;
+    const crisp_conv2d_params *p = &op->k.conv;
+    const uint32_t enc = m->tensors[op->weight].encoding;
+    const size_t pixels = p->output_height * p->output_width;
+    if (p->groups > 1 && p->groups == p->input_channels && p->groups == p->output_channels &&
+        enc == CRISP_ENCODING_DENSE_F32) {
+        const size_t s = p->stride_width;
+        const size_t rows = (p->output_height - 1) * p->stride_height +
+                            (p->kernel_height - 1) * p->dilation_height + 1;
+        const size_t cols = (p->output_width - 1) * s + (p->kernel_width - 1) * p->dilation_width + 1;
+        const size_t stride = (cols + s - 1) / s;
+        f.path = CRISP_FAST_DWCONV;
+        f.units = p->output_channels;
+        f.tiles = 1;
+        f.scratch_floats = s * rows * stride + DW_SLACK;
+        return f;
+    }
+    if (p->groups != 1) return f;
+    if (enc == CRISP_ENCODING_DENSE_F32) {
+        f.path = CRISP_FAST_GEMM;
+        f.units = (p->output_channels + k->gemm_mr - 1) / k->gemm_mr;
+    } else if (enc == CRISP_ENCODING_HYBRID_F32) {
+        f.path = CRISP_FAST_SPMM;
+        f.units = op->packed.sparse.run_count;
+    } else {
+        return f;
+    }
+    const size_t nr = f.path == CRISP_FAST_GEMM ? k->gemm_nr : k->spmm_nr;
+    f.k = p->kernel_height * p->kernel_width * p->input_channels;
+    f.direct = p->kernel_height == 1 && p->kernel_width == 1 && p->stride_height == 1 &&
+               p->stride_width == 1 && p->padding_top == 0 && p->padding_left == 0 &&
+               p->output_height == p->input_height && p->output_width == p->input_width;
+    size_t nt = TILE_BUDGET_FLOATS / f.k / nr * nr;
+    nt = min_size(nt < nr ? nr : nt, MAX_TILE_PIXELS / nr * nr);
+    f.tile_pixels = min_size(nt, round_up(pixels, nr));
+    f.tiles = (pixels + f.tile_pixels - 1) / f.tile_pixels;
+    f.scratch_floats = f.direct ? 0 : f.k * f.tile_pixels;
+    return f;
+}
+
+/* A run of tile pixels [dst, dst + len) that reads input columns src, src +
+ * stride, ... of one input row (at row_offset), or zeros (src < 0). */
+typedef struct segment {
+    ptrdiff_t src;
+    uint32_t dst, len;
+} segment;
+
+/* Segments of kernel tap (ky, kx) for output pixels [p0, p0 + np). At most
+ * three per output row touched (left padding, image, right padding). */
+static size_t tap_segments(const crisp_conv2d_params *p, size_t ky, size_t kx, size_t p0,
+                           size_t np, segment *out) {
+    const size_t ow = p->output_width;
+    const ptrdiff_t offset = (ptrdiff_t)(kx * p->dilation_width) - (ptrdiff_t)p->padding_left;
+    size_t lo, hi;
+    crisp_conv_valid_range(ow, p->input_width, p->stride_width, offset, &lo, &hi);
+    size_t count = 0;
+    for (size_t q = p0; q < p0 + np;) {
+        const size_t oy = q / ow, a = q % ow, b = min_size(ow, a + (p0 + np - q));
+        const ptrdiff_t iy = crisp_conv_input_row(oy, ky, p->stride_height, p->padding_top,
+                                                  p->dilation_height, p->input_height);
+        const size_t dst = q - p0;
+        if (iy < 0 || hi <= a || lo >= b) {
+            out[count++] = (segment){-1, (uint32_t)dst, (uint32_t)(b - a)};
+        } else {
+            const size_t l = lo > a ? lo : a, h = hi < b ? hi : b;
+            if (l > a) out[count++] = (segment){-1, (uint32_t)dst, (uint32_t)(l - a)};
+            const ptrdiff_t ix = (ptrdiff_t)(l * p->stride_width) + offset;
+            out[count++] = (segment){iy * (ptrdiff_t)p->input_width + ix,
+                                     (uint32_t)(dst + l - a), (uint32_t)(h - l)};
+            if (h < b) out[count++] = (segment){-1, (uint32_t)(dst + h - a), (uint32_t)(b - h)};
+        }
+        q += b - a;
+    }
+    return count;
+}
+
+/* The K x np patch matrix of pixels [p0, p0 + np), row k = tap * Cin + ci,
+ * row stride nt. */
+static void im2col(const crisp_conv2d_params *p, const float *x, float *buf, size_t p0,
+                   size_t np, size_t nt) {
+    const size_t cin = p->input_channels, plane = p->input_height * p->input_width;
+    const size_t sw = p->stride_width;
+    /* Rows touched <= np + 1; three segments each. */
+    segment segs[3 * (MAX_TILE_PIXELS + 1)];
+    for (size_t ky = 0; ky < p->kernel_height; ky++)
+        for (size_t kx = 0; kx < p->kernel_width; kx++) {
+            const size_t count = tap_segments(p, ky, kx, p0, np, segs);
+            float *rows = buf + (ky * p->kernel_width + kx) * cin * nt;
+            for (size_t ci = 0; ci < cin; ci++) {
+                float *dst = rows + ci * nt;
+                const float *src = x + ci * plane;
+                for (size_t i = 0; i < count; i++) {
+                    const segment *s = &segs[i];
+                    if (s->src < 0) {
+                        memset(dst + s->dst, 0, s->len * sizeof(float));
+                    } else if (sw == 1) {
+                        memcpy(dst + s->dst, src + s->src, s->len * sizeof(float));
+                    } else {
+                        const float *from = src + s->src;
+                        float *to = dst + s->dst;
+                        for (size_t j = 0; j < s->len; j++) to[j] = from[j * sw];
+                    }
+                }
+            }
+        }
+}
+
+/* The padded plane of channel c split into stride phases (ukernels.h). */
+static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x, float *buf) {
+    const size_t s = p->stride_width, iw = p->input_width, pl = p->padding_left;
+    const size_t rows = (p->output_height - 1) * p->stride_height +
+                        (p->kernel_height - 1) * p->dilation_height + 1;
+    const size_t cols = (p->output_width - 1) * s + (p->kernel_width - 1) * p->dilation_width + 1;
+    /* Rows are packed back to back: a chunk reading past its row's end reads
+     * the next row (finite values, lanes the kernel never stores); only the
+     * plane's end needs DW_SLACK more floats. */
+    const size_t stride = (cols + s - 1) / s;
+    crisp_dwconv_plane pl_ = {buf, rows * stride, stride, p->stride_height, s,
+                              p->dilation_height, p->dilation_width, p->kernel_height,
+                              p->kernel_width, p->output_width};
+    for (size_t q = 0; q < s; q++) {
+        /* Phase column j is padded column q + s*j, image column q + s*j - pl. */
+        const size_t j_lo = pl > q ? (pl - q + s - 1) / s : 0;
+        const size_t j_end = iw + pl > q ? (iw + pl - q - 1) / s + 1 : 0;
+        const size_t j_hi = min_size(j_end, stride);
+        for (size_t r = 0; r < rows; r++) {
+            float *dst = buf + q * pl_.phase_size + r * stride;
+            const ptrdiff_t iy = (ptrdiff_t)r - (ptrdiff_t)p->padding_top;
+            if (iy < 0 || iy >= (ptrdiff_t)p->input_height || j_lo >= j_hi) {
+                memset(dst, 0, stride * sizeof(float));
+                continue;
+            }
+            memset(dst, 0, j_lo * sizeof(float));
+            const float *src = x + (size_t)iy * iw + (q + s * j_lo - pl);
+            if (s == 1) {
+                memcpy(dst + j_lo, src, (j_hi - j_lo) * sizeof(float));
+            } else {
+                for (size_t j = 0; j < j_hi - j_lo; j++) dst[j_lo + j] = src[j * s];
+            }
+            memset(dst + j_hi, 0, (stride - j_hi) * sizeof(float));
+        }
+    }
+    memset(buf + s * pl_.phase_size, 0, DW_SLACK * sizeof(float));
+    return pl_;
+}
+
+void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
+                    const float *x, float *y, size_t begin, size_t end, float *scratch) {
+    const crisp_fast_plan *f = &op->fast;
+    const crisp_conv2d_params *p = &op->k.conv;
+    const float *bias = bias_of(m, op);
+    const size_t pixels = p->output_height * p->output_width;
+    if (f->path == CRISP_FAST_DWCONV) {
+        const size_t taps = p->kernel_height * p->kernel_width;
+        const size_t plane = p->input_height * p->input_width;
+        const float *w = m->tensors[op->weight].data;
+        for (size_t c = begin; c < end; c++) {
+            const crisp_dwconv_plane pl = dw_phases(p, x + c * plane, scratch);
+            k->dwconv(&pl, w + c * taps, bias != NULL ? bias[c] : 0.0f, y + c * pixels, 0,
+                      p->output_height, &p->minmax);
+        }
+        return;
+    }
+    const size_t nt = f->tile_pixels, K = f->k;
+    for (size_t item = begin; item < end;) {
+        /* The items of one tile: [item, stop). */
+        const size_t tile = item / f->units, u0 = item % f->units;
+        const size_t stop = min_size(end, (tile + 1) * f->units), u1 = u0 + (stop - item);
+        const size_t p0 = tile * nt, np = min_size(nt, pixels - p0);
+        if (!f->direct) im2col(p, x, scratch, p0, np, nt);
+        const float *b = f->direct ? x + p0 : scratch;
+        const size_t b_stride = f->direct ? pixels : nt;
+        if (f->path == CRISP_FAST_GEMM) {
+            /* Panel-major: a panel's weights stay in L1 while it sweeps the tile. */
+            const size_t nr = k->gemm_nr;
+            for (size_t unit = u0; unit < u1; unit++) {
+                const size_t r0 = unit * k->gemm_mr;
+                const size_t mr = min_size(k->gemm_mr, p->output_channels - r0);
+                const float *a = m->tensors[op->weight].data + r0 * K;
+                for (size_t n0 = 0; n0 < np; n0 += nr)
+                    k->gemm(mr, min_size(nr, np - n0), K, a, K, b + n0, b_stride,
+                            y + r0 * pixels + p0 + n0, pixels, bias != NULL ? bias + r0 : NULL,
+                            &p->minmax);
+            }
+        } else {
+            /* Chunk-major: consecutive runs belong to one block-row and read only
+             * its kept blocks' columns, so for one NR-pixel chunk that slice of
+             * the tile stays in L1 while every run of the block-row reads it. */
+            const crisp_sparse_weights *s = &op->packed.sparse;
+            const size_t nr = k->spmm_nr;
+            for (size_t n0 = 0; n0 < np; n0 += nr)
+                for (size_t unit = u0; unit < u1; unit++) {
+                    const size_t row0 = s->run_row[unit];
+                    const size_t e0 = s->segment_entry[s->run_segment[unit]];
+                    const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
+                    k->spmm(s->run_row[unit + 1] - row0, min_size(nr, np - n0), e1 - e0,
+                            s->entry_column + e0, s->weight_f32 + s->run_weight[unit], b + n0,
+                            b_stride, y + row0 * pixels + p0 + n0, pixels,
+                            bias != NULL ? bias + row0 : NULL, &p->minmax);
+                }
+        }
+        item = stop;
+    }
+}

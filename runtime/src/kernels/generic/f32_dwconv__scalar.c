@@ -1,0 +1,12 @@
+/* Depthwise conv microkernel, portable tier (generic/f32_dwconv_body.h) with
+ * one-lane "vectors": four output pixels per chunk. */
+#include "kernels/ref/common.h"
+#define CRISP_DWCONV_NAME crisp_f32_dwconv_ukernel__scalar
+#define VEC float
+#define VL ((size_t)1)
+#define VLOAD(p) (*(p))
+#define VSET1(x) (x)
+#define VFMA(acc, w, x) ((acc) + (w) * (x))
+#define VCLAMP(v, lo, hi) crisp_clampf(v, lo, hi)
+#define VSTORE_N(p, v, n) (*(p) = (v), (void)(n))
+#include "kernels/generic/f32_dwconv_body.h"

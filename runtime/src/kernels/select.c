@@ -1,0 +1,43 @@
+/* Run-time kernel selection: for each family the last variant of its list
+ * (the fastest tier) that this CPU supports. */
+#include <string.h>
+
+#include "cpu.h"
+#include "kernels/ukernels.h"
+
+int crisp_isa_supported(const char *isa) {
+    const crisp_cpu_features *f = crisp_cpu();
+    if (strcmp(isa, "scalar") == 0) return 1;
+    if (strcmp(isa, "avx2_fma") == 0) return f->avx2_fma;
+    if (strcmp(isa, "avx512f") == 0) return f->avx512f;
+    if (strcmp(isa, "neon") == 0) return f->neon;
+    return 0;
+}
+
+static crisp_f32_kernels best;
+
+static void choose(void) {
+#define CRISP_GEMM(tier, name, mr, nr)                                  \
+    if (crisp_isa_supported(#tier)) {                                   \
+        best.isa = #tier;                                               \
+        best.gemm = name, best.gemm_mr = (mr), best.gemm_nr = (nr);     \
+    }
+#define CRISP_SPMM(tier, name, nr) \
+    if (crisp_isa_supported(#tier)) best.spmm = name, best.spmm_nr = (nr);
+#define CRISP_DWCONV(tier, name) \
+    if (crisp_isa_supported(#tier)) best.dwconv = name;
+#include "kernels/f32_gemm.inc"
+#include "kernels/f32_spmm.inc"
+#include "kernels/f32_dwconv.inc"
+#undef CRISP_GEMM
+#undef CRISP_SPMM
+#undef CRISP_DWCONV
+}
+
+#include <pthread.h>
+static pthread_once_t chosen = PTHREAD_ONCE_INIT;
+
+const crisp_f32_kernels *crisp_f32_kernels_best(void) {
+    pthread_once(&chosen, choose);
+    return &best;
+}

@@ -1,0 +1,101 @@
+/* Optimised float32 microkernels: pure functions over caller-owned buffers
+ * (no allocation, no globals), one file per kernel named like the function:
+ * crisp_<datatype>_<op>_ukernel_<tile>__<isa>. Each family has one list file
+ * (*.inc) that declares the prototypes here, registers the variants for
+ * run-time selection (src/kernels/select.c), and drives the tests
+ * (tests/test_ukernels.c) and the microbenchmark (bench/bench_ukernels.c),
+ * so adding a variant is one line.
+ *
+ * Operand layout shared by the conv and linear drivers (src/conv_fast.c):
+ * activations are K rows x pixels ("B", row stride b_stride), weights are
+ * output rows x K ("A" dense, row stride a_stride; the OHWI order of the
+ * file, so no repacking) or the packed hybrid runs of src/pack.c, outputs are
+ * output rows x pixels ("C", row stride c_stride). A call computes nc <= NR
+ * pixels of its rows completely: bias, every k in increasing order with a
+ * fused multiply-add, then the clamp of the fused activation. So each output
+ * element is the same sequence of operations whatever the tiling and thread
+ * count, and results are bitwise identical across thread counts. */
+#ifndef CRISP_KERNELS_UKERNELS_H
+#define CRISP_KERNELS_UKERNELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/ref.h"
+
+/* C[0..mr, 0..nc) = clamp(bias + A[0..mr, 0..kc) x B[0..kc, 0..nc)), for
+ * 1 <= mr <= MR and 1 <= nc <= NR of the kernel's tile. bias may be NULL. */
+typedef void (*crisp_f32_gemm_ukernel_fn)(size_t mr, size_t nc, size_t kc, const float *a,
+                                          size_t a_stride, const float *b, size_t b_stride,
+                                          float *c, size_t c_stride, const float *bias,
+                                          const crisp_minmax_params *params);
+
+/* One hybrid run (rows sharing their kept columns, src/pack.c): for row r of
+ * `rows` and pixel n < nc <= NR,
+ *   C[r, n] = clamp(bias[r] + sum_e w[e * rows + r] * B[column[e], n]).
+ * rows >= 1 is any count (a kernel walks it in register-sized chunks). */
+typedef void (*crisp_f32_spmm_ukernel_fn)(size_t rows, size_t nc, size_t entries,
+                                          const uint32_t *column, const float *w,
+                                          const float *b, size_t b_stride, float *c,
+                                          size_t c_stride, const float *bias,
+                                          const crisp_minmax_params *params);
+
+/* Depthwise conv of one channel, output rows [oy0, oy1), from a padded input
+ * plane prepared by the driver: for stride s the plane is split into s
+ * column phases (phase q holds padded columns q, q + s, q + 2s, ...), each a
+ * plane of `rows` x `phase_stride` floats at phases + q * phase_size, zero
+ * outside the image, so every tap of an output row is a contiguous read:
+ *   out[oy][ox] = clamp(bias + sum_{ky,kx} w[ky*kw+kx] *
+ *                 phase[(kx*d) % s][(oy*sh + ky*dh) * phase_stride + ox + (kx*d) / s]). */
+/* Floats the depthwise kernels may read past the last used column of a phase
+ * row (one chunk of 64 pixels). Phase rows are packed back to back, so such a
+ * read lands in the next row (lanes the kernel never stores); the driver pads
+ * the end of the phase planes with this many initialised floats. */
+#define CRISP_DWCONV_SLACK 64
+
+typedef struct crisp_dwconv_plane {
+    const float *phases;
+    size_t phase_size, phase_stride;
+    size_t stride_height, stride_width, dilation_height, dilation_width;
+    size_t kernel_height, kernel_width, output_width;
+} crisp_dwconv_plane;
+
+typedef void (*crisp_f32_dwconv_ukernel_fn)(const crisp_dwconv_plane *plane, const float *w,
+                                            float bias, float *out, size_t oy0, size_t oy1,
+                                            const crisp_minmax_params *params);
+
+/* Prototypes of every variant compiled for this architecture. */
+#define CRISP_GEMM(isa, name, mr, nr)                                                      \
+    void name(size_t, size_t, size_t, const float *, size_t, const float *, size_t, float *, \
+              size_t, const float *, const crisp_minmax_params *);
+#define CRISP_SPMM(isa, name, nr)                                                          \
+    void name(size_t, size_t, size_t, const uint32_t *, const float *, const float *, size_t, \
+              float *, size_t, const float *, const crisp_minmax_params *);
+#define CRISP_DWCONV(isa, name)                                                            \
+    void name(const crisp_dwconv_plane *, const float *, float, float *, size_t, size_t,   \
+              const crisp_minmax_params *);
+#include "kernels/f32_gemm.inc"
+#include "kernels/f32_spmm.inc"
+#include "kernels/f32_dwconv.inc"
+#undef CRISP_GEMM
+#undef CRISP_SPMM
+#undef CRISP_DWCONV
+
+/* The kernels a session runs: the best variant of each family this CPU
+ * supports (src/kernels/select.c). */
+typedef struct crisp_f32_kernels {
+    const char *isa; /* "scalar", "avx2_fma", "avx512f", "neon" */
+    crisp_f32_gemm_ukernel_fn gemm;
+    size_t gemm_mr, gemm_nr;
+    crisp_f32_spmm_ukernel_fn spmm;
+    size_t spmm_nr;
+    crisp_f32_dwconv_ukernel_fn dwconv;
+} crisp_f32_kernels;
+
+/* Best kernels for the running CPU (honours CRISP_MAX_ISA, src/cpu.h). */
+const crisp_f32_kernels *crisp_f32_kernels_best(void);
+
+/* Whether this CPU runs kernels of `isa` (one of the names above). */
+int crisp_isa_supported(const char *isa);
+
+#endif

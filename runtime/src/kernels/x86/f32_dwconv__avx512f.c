@@ -1,0 +1,15 @@
+/* Depthwise conv microkernel, AVX-512: 4 zmm per chunk (64 output pixels),
+ * the shared body in generic/f32_dwconv_body.h; partial vectors are stored
+ * with a lane mask. */
+#include <immintrin.h>
+
+#define CRISP_DWCONV_NAME crisp_f32_dwconv_ukernel__avx512f
+#define VEC __m512
+#define VL ((size_t)16)
+#define VLOAD(p) _mm512_loadu_ps(p)
+#define VSET1(x) _mm512_set1_ps(x)
+#define VFMA(acc, w, x) _mm512_fmadd_ps(w, x, acc)
+/* max/min return their second operand when either is NaN: NaN survives. */
+#define VCLAMP(v, lo, hi) _mm512_min_ps(hi, _mm512_max_ps(lo, v))
+#define VSTORE_N(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
+#include "kernels/generic/f32_dwconv_body.h"

@@ -1,0 +1,336 @@
+/* The optimised kernels against their spec. Part 1: every microkernel
+ * variant of every family list (the .inc files in src/kernels) that this CPU supports,
+ * against textbook double-precision loops, over random tile shapes including
+ * partial tiles (mr < MR, nc < NR, odd K) - unsupported variants are
+ * skipped and counted, not failed. Part 2: whole conv layers through the
+ * session on the kernels this CPU selects (capped by CRISP_MAX_ISA: ctest
+ * runs this program once per tier) against a session on the reference
+ * kernels: dense, hybrid-sparse (per-row and row-shared N:M, partial edge
+ * blocks, channel counts off the tile) and depthwise convs with several
+ * strides, dilations, paddings and kernel sizes, images big enough for
+ * several pixel tiles and K big enough for small tiles. */
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "crisp.h"
+#include "hybrid_builder.h"
+#include "kernels/ukernels.h"
+#include "model_builder.h"
+#include "naive.h"
+
+CHECK_DEFINE_COUNTERS;
+
+static int skipped;
+
+static float *random_floats(unsigned *rng, size_t n, float scale) {
+    float *p = malloc((n ? n : 1) * sizeof *p);
+    for (size_t i = 0; i < n; i++) p[i] = check_rand_float(rng) * scale;
+    return p;
+}
+
+static double clampd(double v, const crisp_minmax_params *p) {
+    return v < p->output_min ? p->output_min : v > p->output_max ? p->output_max : v;
+}
+
+static const crisp_minmax_params acts[3] = {{-INFINITY, INFINITY}, {0, INFINITY}, {0, 6}};
+
+/* |got - want| <= tol * (1 + sum of |terms|): rounding grows with the sum. */
+static int close_enough(double got, double want, double abs_sum) {
+    return fabs(got - want) <= 1e-5 * (1 + abs_sum);
+}
+
+/* ---- Part 1: microkernels ---- */
+
+typedef struct gemm_variant {
+    const char *isa, *name;
+    crisp_f32_gemm_ukernel_fn fn;
+    size_t mr, nr;
+} gemm_variant;
+typedef struct spmm_variant {
+    const char *isa, *name;
+    crisp_f32_spmm_ukernel_fn fn;
+    size_t nr;
+} spmm_variant;
+typedef struct dw_variant {
+    const char *isa, *name;
+    crisp_f32_dwconv_ukernel_fn fn;
+} dw_variant;
+
+#define CRISP_GEMM(tier, name, mr, nr) {#tier, #name, name, mr, nr},
+static const gemm_variant gemms[] = {
+#include "kernels/f32_gemm.inc"
+};
+#undef CRISP_GEMM
+#define CRISP_SPMM(tier, name, nr) {#tier, #name, name, nr},
+static const spmm_variant spmms[] = {
+#include "kernels/f32_spmm.inc"
+};
+#undef CRISP_SPMM
+#define CRISP_DWCONV(tier, name) {#tier, #name, name},
+static const dw_variant dws[] = {
+#include "kernels/f32_dwconv.inc"
+};
+#undef CRISP_DWCONV
+
+#define COUNT(a) (sizeof(a) / sizeof((a)[0]))
+
+static void test_gemm(const gemm_variant *v, unsigned *rng) {
+    for (int trial = 0; trial < 60; trial++) {
+        const size_t mr = (size_t)check_rand_int(rng, 1, (int)v->mr);
+        const size_t nc = (size_t)check_rand_int(rng, 1, (int)v->nr);
+        const size_t kc = (size_t)check_rand_int(rng, 1, 300);
+        const size_t as = kc + (size_t)check_rand_int(rng, 0, 3);
+        const size_t bs = nc + (size_t)check_rand_int(rng, 0, 40), cs = nc + 5;
+        float *a = random_floats(rng, v->mr * as, 1), *b = random_floats(rng, kc * bs, 1);
+        float *bias = trial % 3 == 0 ? NULL : random_floats(rng, mr, 1);
+        float *c = malloc(mr * cs * sizeof *c);
+        for (size_t i = 0; i < mr * cs; i++) c[i] = 12345.0f; /* untouched outside the tile */
+        const crisp_minmax_params *p = &acts[trial % 3];
+        v->fn(mr, nc, kc, a, as, b, bs, c, cs, bias, p);
+        int ok = 1;
+        for (size_t i = 0; i < mr && ok; i++)
+            for (size_t n = 0; n < cs && ok; n++) {
+                if (n >= nc) {
+                    ok = c[i * cs + n] == 12345.0f;
+                    continue;
+                }
+                double acc = bias ? bias[i] : 0, mag = fabs(acc);
+                for (size_t k = 0; k < kc; k++) {
+                    acc += (double)a[i * as + k] * b[k * bs + n];
+                    mag += fabs((double)a[i * as + k] * b[k * bs + n]);
+                }
+                ok = close_enough(c[i * cs + n], clampd(acc, p), mag);
+            }
+        CHECK(ok, "%s: mr %zu nc %zu kc %zu", v->name, mr, nc, kc);
+        free(a), free(b), free(bias), free(c);
+    }
+}
+
+static void test_spmm(const spmm_variant *v, unsigned *rng) {
+    for (int trial = 0; trial < 60; trial++) {
+        const size_t rows = (size_t)check_rand_int(rng, 1, 17);
+        const size_t nc = (size_t)check_rand_int(rng, 1, (int)v->nr);
+        const size_t entries = (size_t)check_rand_int(rng, 0, 200);
+        const size_t brows = 300, bs = nc + (size_t)check_rand_int(rng, 0, 40), cs = nc + 3;
+        uint32_t *col = malloc((entries ? entries : 1) * sizeof *col);
+        for (size_t e = 0; e < entries; e++) col[e] = check_rand(rng) % brows;
+        float *w = random_floats(rng, entries * rows, 1), *b = random_floats(rng, brows * bs, 1);
+        float *bias = trial % 4 == 0 ? NULL : random_floats(rng, rows, 1);
+        float *c = malloc(rows * cs * sizeof *c);
+        for (size_t i = 0; i < rows * cs; i++) c[i] = 12345.0f;
+        const crisp_minmax_params *p = &acts[trial % 3];
+        v->fn(rows, nc, entries, col, w, b, bs, c, cs, bias, p);
+        int ok = 1;
+        for (size_t r = 0; r < rows && ok; r++)
+            for (size_t n = 0; n < cs && ok; n++) {
+                if (n >= nc) {
+                    ok = c[r * cs + n] == 12345.0f;
+                    continue;
+                }
+                double acc = bias ? bias[r] : 0, mag = fabs(acc);
+                for (size_t e = 0; e < entries; e++) {
+                    const double t = (double)w[e * rows + r] * b[col[e] * bs + n];
+                    acc += t, mag += fabs(t);
+                }
+                ok = close_enough(c[r * cs + n], clampd(acc, p), mag);
+            }
+        CHECK(ok, "%s: rows %zu nc %zu entries %zu", v->name, rows, nc, entries);
+        free(col), free(w), free(b), free(bias), free(c);
+    }
+}
+
+/* The kernel reads a phase plane built here from a random padded image. */
+static void test_dw(const dw_variant *v, unsigned *rng) {
+    for (int trial = 0; trial < 60; trial++) {
+        crisp_dwconv_plane pl;
+        const size_t s = (size_t)check_rand_int(rng, 1, 3), sh = (size_t)check_rand_int(rng, 1, 3);
+        const size_t kh = (size_t)check_rand_int(rng, 1, 5), kw = (size_t)check_rand_int(rng, 1, 5);
+        const size_t dh = (size_t)check_rand_int(rng, 1, 2), dw = (size_t)check_rand_int(rng, 1, 2);
+        const size_t oh = (size_t)check_rand_int(rng, 1, 9), ow = (size_t)check_rand_int(rng, 1, 150);
+        const size_t rows = (oh - 1) * sh + (kh - 1) * dh + 1, cols = (ow - 1) * s + (kw - 1) * dw + 1;
+        const size_t stride = (cols + s - 1) / s;
+        float *padded = random_floats(rng, rows * cols, 2);
+        float *phases = calloc(s * rows * stride + CRISP_DWCONV_SLACK, sizeof *phases);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t x = 0; x < cols; x++)
+                phases[(x % s) * rows * stride + r * stride + x / s] = padded[r * cols + x];
+        pl = (crisp_dwconv_plane){phases, rows * stride, stride, sh, s, dh, dw, kh, kw, ow};
+        float *w = random_floats(rng, kh * kw, 1), *out = malloc(oh * ow * sizeof *out);
+        const float bias = check_rand_float(rng);
+        const crisp_minmax_params *p = &acts[trial % 3];
+        const size_t oy0 = (size_t)check_rand_int(rng, 0, (int)oh - 1);
+        for (size_t i = 0; i < oh * ow; i++) out[i] = 12345.0f;
+        v->fn(&pl, w, bias, out, oy0, oh, p);
+        int ok = 1;
+        for (size_t oy = 0; oy < oh && ok; oy++)
+            for (size_t ox = 0; ox < ow && ok; ox++) {
+                if (oy < oy0) {
+                    ok = out[oy * ow + ox] == 12345.0f;
+                    continue;
+                }
+                double acc = bias, mag = fabs(acc);
+                for (size_t ky = 0; ky < kh; ky++)
+                    for (size_t kx = 0; kx < kw; kx++) {
+                        const double t = (double)w[ky * kw + kx] *
+                                         padded[(oy * sh + ky * dh) * cols + ox * s + kx * dw];
+                        acc += t, mag += fabs(t);
+                    }
+                ok = close_enough(out[oy * ow + ox], clampd(acc, p), mag);
+            }
+        CHECK(ok, "%s: s %zu/%zu k %zux%zu d %zu/%zu out %zux%zu", v->name, sh, s, kh, kw, dh, dw,
+              oh, ow);
+        free(padded), free(phases), free(w), free(out);
+    }
+}
+
+static void microkernels(void) {
+    unsigned rng = 7;
+    for (size_t i = 0; i < COUNT(gemms); i++)
+        if (crisp_isa_supported(gemms[i].isa)) test_gemm(&gemms[i], &rng);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(spmms); i++)
+        if (crisp_isa_supported(spmms[i].isa)) test_spmm(&spmms[i], &rng);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(dws); i++)
+        if (crisp_isa_supported(dws[i].isa)) test_dw(&dws[i], &rng);
+        else skipped++;
+}
+
+/* ---- Part 2: conv layers, optimised session vs reference session ---- */
+
+typedef struct layer {
+    naive_conv c;
+    int hybrid; /* 0 dense; else N:M in blocks, V rows sharing */
+    mb_hybrid hy;
+} layer;
+
+static void run_layer(const layer *L, unsigned *rng, const char *what) {
+    const naive_conv *c = &L->c;
+    const int oh = naive_conv_out(c->h, c->kh, c->sh, c->pt + c->pb, c->dh);
+    const int ow = naive_conv_out(c->w, c->kw, c->sw, c->pl + c->pr, c->dw);
+    const uint32_t cin_g = (uint32_t)(c->cin / c->groups), R = (uint32_t)c->cout;
+    const uint32_t K = (uint32_t)(c->kh * c->kw) * cin_g;
+    mb_model mb;
+    mb_init(&mb);
+    const uint32_t in = mb_value(&mb, 3, (uint32_t)c->cin, (uint32_t)c->h, (uint32_t)c->w, 0);
+    uint32_t wt;
+    uint8_t *wbytes = NULL;
+    float *dense = NULL;
+    if (L->hybrid) {
+        mb_hybrid hy = L->hy;
+        hy.rows = R, hy.cols = K;
+        size_t wsize;
+        uint64_t kept;
+        dense = malloc((size_t)R * K * sizeof *dense);
+        wbytes = mb_hybrid_encode(&hy, rng, dense, NULL, &wsize, &kept);
+        const uint32_t dims[4] = {R, (uint32_t)c->kh, (uint32_t)c->kw, cin_g};
+        wt = mb_tensor_raw(&mb, 2, 4, dims, wbytes, wsize);
+    } else {
+        wt = mb_tensor(&mb, 4, R, (uint32_t)c->kh, (uint32_t)c->kw, cin_g, NULL);
+    }
+    const uint32_t bt = check_rand_int(rng, 0, 3) == 0 ? MB_NONE : mb_tensor(&mb, 1, R, 0, 0, 0, NULL);
+    const int32_t params[16] = {c->kh, c->kw, c->sh, c->sw, c->pt, c->pl, c->pb, c->pr, c->dh, c->dw,
+                                c->groups};
+    const uint32_t out = mb_value(&mb, 3, R, (uint32_t)oh, (uint32_t)ow, 0);
+    mb_op(&mb, 1, (uint32_t)c->act, in, MB_NONE, out, wt, bt, params);
+    mb.input = in, mb.output = out;
+    size_t size;
+    uint8_t *file = mb_build(&mb, &size);
+    mb_free(&mb);
+    crisp_model *m;
+    if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
+        CHECK(0, "%s: load: %s", what, crisp_last_error());
+    } else {
+        const size_t nx = (size_t)c->cin * c->h * c->w, ny = (size_t)R * oh * ow;
+        float *x = random_floats(rng, nx, 2), *want = malloc(ny * 4), *got = malloc(ny * 4);
+        crisp_session *s;
+        crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
+        CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
+        CHECK(crisp_session_run(s, x, nx, want, ny) == CRISP_OK, "%s", crisp_last_error());
+        crisp_session_free(s);
+        for (uint32_t t = 1; t <= 3; t += 2) {
+            o = (crisp_session_options){t, 0};
+            CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
+            CHECK(crisp_session_run(s, x, nx, got, ny) == CRISP_OK, "%s", crisp_last_error());
+            crisp_session_free(s);
+            double err = 0, top = 1;
+            for (size_t i = 0; i < ny; i++) {
+                err = fmax(err, fabs((double)got[i] - want[i]));
+                top = fmax(top, fabs((double)want[i]));
+            }
+            CHECK(err <= 2e-6 * top * sqrt((double)K), "%s (%s, %u threads): max error %g, scale %g",
+                  what, crisp_kernel_isa(), t, err, top);
+        }
+        free(x), free(want), free(got);
+        crisp_model_free(m);
+    }
+    free(file), free(wbytes), free(dense);
+}
+
+static void random_geometry(naive_conv *c, unsigned *rng, int max_hw) {
+    c->kh = check_rand_int(rng, 1, 5), c->kw = check_rand_int(rng, 1, 5);
+    c->sh = check_rand_int(rng, 1, 3), c->sw = check_rand_int(rng, 1, 3);
+    c->dh = check_rand_int(rng, 1, 2), c->dw = check_rand_int(rng, 1, 2);
+    c->pt = check_rand_int(rng, 0, 2), c->pl = check_rand_int(rng, 0, 2);
+    c->pb = check_rand_int(rng, 0, 2), c->pr = check_rand_int(rng, 0, 2);
+    c->h = c->dh * (c->kh - 1) + check_rand_int(rng, 1, max_hw);
+    c->w = c->dw * (c->kw - 1) + check_rand_int(rng, 1, max_hw);
+    c->act = check_rand_int(rng, 0, 2);
+}
+
+static void layers(void) {
+    unsigned rng = 99;
+    char what[160];
+    for (int i = 0; i < 40; i++) { /* dense and hybrid, groups 1 */
+        layer L;
+        memset(&L, 0, sizeof L);
+        naive_conv *c = &L.c;
+        random_geometry(c, &rng, i % 4 == 0 ? 60 : 20);
+        if (i % 5 == 0) c->kh = c->kw = c->sh = c->sw = 1, c->pt = c->pl = c->pb = c->pr = 0;
+        c->groups = 1;
+        c->cin = check_rand_int(&rng, 1, i % 7 == 0 ? 300 : 40);
+        c->cout = check_rand_int(&rng, 1, 70);
+        L.hybrid = i % 2;
+        if (L.hybrid) {
+            static const uint32_t shapes[][2] = {{16, 16}, {8, 8}, {4, 8}, {5, 12}};
+            static const uint32_t nms[][2] = {{2, 4}, {1, 4}, {4, 4}};
+            const uint32_t *bs = shapes[check_rand(&rng) % 4], *p = nms[check_rand(&rng) % 3];
+            L.hy = (mb_hybrid){0, 0, bs[0], bs[1], p[0], p[1], 1, 0, 0, 0};
+            /* N:M groups never straddle a tap (docs/format.md). */
+            if (p[0] < p[1]) c->cin = (c->cin + (int)p[1] - 1) / (int)p[1] * (int)p[1];
+            if (p[0] < p[1] && bs[1] % p[1]) L.hy.bc = (bs[1] / p[1] + 1) * p[1];
+            const uint32_t vs[3] = {1, 4, bs[0]};
+            do L.hy.v = vs[check_rand(&rng) % 3];
+            while (bs[0] % L.hy.v);
+            const uint32_t K = (uint32_t)(c->kh * c->kw * c->cin);
+            L.hy.kept_per_row =
+                (uint32_t)check_rand_int(&rng, 1, (int)((K + L.hy.bc - 1) / L.hy.bc));
+            L.hy.empty_odd_rows = check_rand_int(&rng, 0, 4) == 0;
+        }
+        snprintf(what, sizeof what, "%s conv %dx%d s%d,%d d%d,%d p%d,%d,%d,%d %dx%dx%d -> %d",
+                 L.hybrid ? "hybrid" : "dense", c->kh, c->kw, c->sh, c->sw, c->dh, c->dw, c->pt,
+                 c->pl, c->pb, c->pr, c->cin, c->h, c->w, c->cout);
+        run_layer(&L, &rng, what);
+    }
+    for (int i = 0; i < 30; i++) { /* depthwise */
+        layer L;
+        memset(&L, 0, sizeof L);
+        naive_conv *c = &L.c;
+        random_geometry(c, &rng, i % 3 == 0 ? 70 : 20);
+        c->cin = c->cout = c->groups = check_rand_int(&rng, 1, 24);
+        snprintf(what, sizeof what, "depthwise %dx%d s%d,%d d%d,%d p%d,%d,%d,%d %dx%dx%d",
+                 c->kh, c->kw, c->sh, c->sw, c->dh, c->dw, c->pt, c->pl, c->pb, c->pr, c->cin,
+                 c->h, c->w);
+        run_layer(&L, &rng, what);
+    }
+}
+
+int main(void) {
+    microkernels();
+    layers();
+    printf("kernels: %s; %d variant(s) skipped (not supported by this CPU, or capped by CRISP_MAX_ISA)\n", crisp_kernel_isa(),
+           skipped);
+    return check_report();
+}
