@@ -478,5 +478,7 @@ def compare_command(arch: str | None, model_source: str | None, weights: str, da
 
 
 
+from crisp_edge import cli_field as _cli_field; _cli_field.register(main)  # noqa: E402
+
 if __name__ == "__main__":
     main()

@@ -143,8 +143,20 @@ static double now_ms(void) {
     return (double)t.tv_sec * 1e3 + (double)t.tv_nsec / 1e6;
 }
 
-/* Peak resident set of this process so far, in KiB (Linux reports KiB). */
+/* Peak resident set of this process so far, in KiB. VmHWM belongs to this
+ * program's own address space; getrusage's ru_maxrss also remembers the
+ * address space before exec (a fork of a large parent such as Python would
+ * count as ours), so it is only the fallback where /proc is missing. */
 static long peak_rss_kb(void) {
+    FILE *f = fopen("/proc/self/status", "r");
+    if (f != NULL) {
+        char line[256];
+        long kb = -1;
+        while (fgets(line, sizeof line, f) != NULL)
+            if (sscanf(line, "VmHWM: %ld kB", &kb) == 1) break;
+        fclose(f);
+        if (kb >= 0) return kb;
+    }
     struct rusage u;
     return getrusage(RUSAGE_SELF, &u) == 0 ? u.ru_maxrss : -1;
 }

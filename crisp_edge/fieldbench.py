@@ -1,0 +1,393 @@
+"""Field benchmarks: run ``crisp-bench`` on a board (over SSH, or on this machine) and collect
+latency, throughput and memory per model and thread count, with the device's CPU, governor,
+frequency and temperature readings, as one JSON document (format ``crisp-fieldbench/1``,
+docs/deploy.md). A fleet is many boards benchmarked concurrently.
+
+>>> result = bench_host(load_board("rpi4"), Remote("pi@192.168.1.20"))   # doctest: +SKIP
+>>> result["models"][0]["results"][0]["median_ms"]                        # doctest: +SKIP
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import datetime
+import json
+import os
+import shlex
+import subprocess
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+from crisp_edge.boards import BoardProfile, load_board
+from crisp_edge.deploy import (DEFAULT_REMOTE_DIR, RUNNER_SH, BoardBuild, Log, build_runtime,
+                               deploy, make_bundle, normalise_remote_dir, parse_markers)
+from crisp_edge.errors import ArgumentError, CrispError
+from crisp_edge.ssh import Remote, RemoteError
+
+RESULT_FORMAT = "crisp-fieldbench/1"
+FLEET_FORMAT = "crisp-fieldbench-fleet/1"
+
+# Prints @@PHASE.key value lines; every file is optional (missing → no line → null).
+READINGS_SH = r"""
+readings() {  # PHASE
+  p=$1
+  for f in /sys/devices/system/cpu/cpu[0-9]*/cpufreq; do
+    [ -d "$f" ] || continue
+    c=$(basename "$(dirname "$f")")
+    [ -r "$f/scaling_governor" ] && echo "@@$p.governor $c $(cat "$f/scaling_governor")"
+    [ -r "$f/scaling_cur_freq" ] && echo "@@$p.freq_khz $c $(cat "$f/scaling_cur_freq")"
+  done
+  for z in /sys/class/thermal/thermal_zone[0-9]*; do
+    [ -r "$z/temp" ] || continue
+    echo "@@$p.temp_millic $(cat "$z/type" 2>/dev/null || basename "$z") $(cat "$z/temp")"
+  done
+  command -v vcgencmd >/dev/null 2>&1 && echo "@@$p.throttled $(vcgencmd get_throttled 2>/dev/null)"
+  true
+}
+device_info() {
+  echo "@@machine $(uname -m)"
+  echo "@@kernel $(uname -r)"
+  echo "@@hostname $(uname -n)"
+  echo "@@cpus $(getconf _NPROCESSORS_ONLN 2>/dev/null)"
+  [ -r /proc/meminfo ] && echo "@@memtotal_kb $(awk '/^MemTotal/ {print $2}' /proc/meminfo)"
+  if [ -r /proc/cpuinfo ]; then
+    for key in "model name" "Model" "Hardware" "CPU part"; do
+      line=$(grep -m1 "^$key[[:space:]]*:" /proc/cpuinfo) && echo "@@cpuinfo $line"
+    done
+  fi
+  [ -r /proc/device-tree/model ] && echo "@@dt_model $(tr -d '\0' < /proc/device-tree/model)"
+  true
+}
+"""
+
+# Runs in DIR/current on the target: device facts, readings, crisp-bench per model, readings.
+BENCH_SCRIPT = RUNNER_SH + READINGS_SH + r"""
+set -u
+dir=$1 arch=$2 qcpu=$3 threads=$4 warmup=$5 runs=$6
+shift 6
+cd "$dir/current" 2>/dev/null || { echo "no bundle is installed in $dir: run crisp-edge deploy first" >&2; exit 1; }
+pick_runner "$arch" "$qcpu" || exit 1
+device_info
+echo "@@manifest $(tr -d '\n' < manifest.json)"
+readings before
+for model in "$@"; do
+  out=$($runner ./bin/crisp-bench "$model" --threads "$threads" --warmup "$warmup" \
+         --runs "$runs" --json 2>&1) || { echo "crisp-bench failed on $model: $out" >&2; exit 1; }
+  echo "@@bench $model $(printf '%s' "$out" | tr -d '\n')"
+done
+readings after
+"""
+
+MANIFEST_SCRIPT = r"""
+cat "$1/current/manifest.json" 2>/dev/null || {
+  echo "no bundle is installed in $1: run crisp-edge deploy first (or bench with --model)" >&2
+  exit 1
+}
+"""
+
+# Runs with the target's python3: the TFLite interpreter on the same thread counts.
+TFLITE_SCRIPT = r"""
+import importlib, json, sys, time
+path, threads = sys.argv[1], [int(t) for t in sys.argv[2].split(",")]
+warmup, runs = int(sys.argv[3]), int(sys.argv[4])
+Interpreter = module = None
+for name in ("tflite_runtime.interpreter", "ai_edge_litert.interpreter"):
+    try:
+        Interpreter, module = importlib.import_module(name).Interpreter, name
+        break
+    except ImportError:
+        pass
+if Interpreter is None:
+    print(json.dumps({"available": False, "reason": "neither tflite-runtime nor ai-edge-litert "
+                      "is installed for python3 on the device"}))
+    sys.exit(0)
+if path == "-":
+    print(json.dumps({"available": True, "module": module, "benchmarked": False,
+                      "reason": "no --tflite model given"}))
+    sys.exit(0)
+import numpy as np
+results = []
+for t in threads:
+    it = Interpreter(model_path=path, num_threads=t)
+    it.allocate_tensors()
+    d = it.get_input_details()[0]
+    rng = np.random.default_rng(1)
+    if np.issubdtype(d["dtype"], np.floating):
+        x = rng.uniform(-1, 1, d["shape"]).astype(d["dtype"])
+    else:
+        x = rng.integers(-128, 127, d["shape"]).astype(d["dtype"])
+    it.set_tensor(d["index"], x)
+    for _ in range(warmup):
+        it.invoke()
+    ms = []
+    for _ in range(runs):
+        t0 = time.perf_counter()
+        it.invoke()
+        ms.append((time.perf_counter() - t0) * 1e3)
+    ms.sort()
+    rank = lambda p: ms[max(1, -(-len(ms) * p // 100)) - 1]
+    median = ms[len(ms) // 2] if len(ms) % 2 else (ms[len(ms) // 2 - 1] + ms[len(ms) // 2]) / 2
+    results.append({"threads": t, "median_ms": median, "p90_ms": rank(90), "p99_ms": rank(99),
+                    "min_ms": ms[0], "throughput_ips": 1e3 * len(ms) / sum(ms)})
+print(json.dumps({"available": True, "module": module, "benchmarked": True,
+                  "model": path.rsplit("/", 1)[-1], "results": results}))
+"""
+
+ARM_PARTS = {"0xd03": "Cortex-A53", "0xd07": "Cortex-A57", "0xd08": "Cortex-A72",
+             "0xd0b": "Cortex-A76", "0xd41": "Cortex-A78", "0xd42": "Cortex-A78AE"}
+
+
+class BenchError(CrispError):
+    """A field benchmark could not run or its output could not be read."""
+
+
+def _run(remote: Remote | None, script: str, args: Sequence[str], timeout: float,
+         what: str, program: Sequence[str] = ("sh", "-s", "--")) -> str:
+    """Run ``script`` on the device (``remote``) or on this machine (None); returns stdout."""
+    if remote is not None:
+        if program[0] == "sh":
+            return remote.run_script(script, args, timeout=timeout, what=what).stdout
+        command = " ".join(shlex.quote(a) for a in (*program, *args))
+        return remote.run(command, input=script.encode(), timeout=timeout, what=what).stdout
+    try:
+        done = subprocess.run([*program, *args], input=script, capture_output=True, text=True,
+                              timeout=timeout)
+    except subprocess.TimeoutExpired:
+        raise BenchError(f"{what} did not finish within {timeout:.0f} s") from None
+    if done.returncode != 0:
+        raise BenchError(f"{what} failed: {done.stderr.strip()[-2000:]}")
+    return done.stdout
+
+
+def _per_cpu(values: list[str], as_int: bool = False) -> dict[str, Any] | None:
+    out: dict[str, Any] = {}
+    for v in values:
+        key, _, value = v.partition(" ")
+        if value.strip():
+            try:
+                out[key] = int(value) if as_int else value.strip()
+            except ValueError:
+                out[key] = None
+    return out or None
+
+
+def _readings(markers: dict[str, list[str]], phase: str) -> dict[str, Any]:
+    temps: dict[str, float] = {}
+    for v in markers.get(f"{phase}.temp_millic", []):
+        zone, _, value = v.rpartition(" ")
+        try:
+            temps[zone or "zone"] = int(value) / 1000
+        except ValueError:
+            pass
+    throttled = markers.get(f"{phase}.throttled")
+    return {"governor": _per_cpu(markers.get(f"{phase}.governor", [])),
+            "freq_khz": _per_cpu(markers.get(f"{phase}.freq_khz", []), as_int=True),
+            "temperature_c": temps or None,
+            "throttled": throttled[0] if throttled else None}
+
+
+def _device(markers: dict[str, list[str]]) -> dict[str, Any]:
+    cpuinfo = {}
+    for v in markers.get("cpuinfo", []):
+        key, _, value = v.partition(":")
+        cpuinfo[key.strip()] = value.strip()
+    cpu = cpuinfo.get("model name") or ARM_PARTS.get(cpuinfo.get("CPU part", ""), None) \
+        or cpuinfo.get("Hardware") or None
+
+    def first(key: str) -> str | None:
+        values = markers.get(key)
+        return values[0].strip() or None if values else None
+
+    def number(key: str) -> int | None:
+        value = first(key)
+        return int(value) if value and value.isdigit() else None
+
+    return {"machine": first("machine"), "kernel": first("kernel"),
+            "hostname": first("hostname"), "cpu_model": cpu,
+            "board_model": first("dt_model") or cpuinfo.get("Model"),
+            "cpus_online": number("cpus"), "mem_total_kb": number("memtotal_kb")}
+
+
+def _model_rows(manifest: dict[str, Any], benches: dict[str, dict[str, Any]]
+                ) -> list[dict[str, Any]]:
+    rows = []
+    for entry in manifest["models"]:
+        bench = benches[entry["path"]]["models"][0]
+        macs, eff = entry["macs"], entry["effective_macs"]
+        rows.append({"name": entry["name"], "role": entry["role"],
+                     "dense_twin_of": entry.get("dense_twin_of"), "path": entry["path"],
+                     "macs": macs, "effective_macs": eff,
+                     "mac_sparsity": 1 - eff / macs if macs else 0.0,
+                     "file_bytes": bench["file_bytes"], "arena_bytes": bench["arena_bytes"],
+                     "load_ms": bench["load_ms"], "results": bench["results"]})
+    return rows
+
+
+def bench_installed(board: BoardProfile, remote: Remote | None, remote_dir: str, *,
+                    threads: Sequence[int] | None = None, warmup: int = 3, runs: int = 20,
+                    models: Sequence[str] | None = None, tflite: Path | None = None,
+                    host_label: str | None = None) -> dict[str, Any]:
+    """Benchmark the bundle installed in ``remote_dir`` on ``remote`` (None: this machine).
+    ``models`` are bundle paths (``models/x.crisp``); default: all of the bundle's."""
+    if runs < 10:
+        raise ArgumentError(f"runs is {runs}: at least 10 timed runs (DESIGN §8)")
+    counts = list(threads or board.thread_counts())
+    rdir = normalise_remote_dir(remote_dir)
+    label = host_label or (remote.host if remote else "local")
+    started, t0 = datetime.datetime.now(datetime.timezone.utc), time.monotonic()
+    manifest_text = _run(remote, MANIFEST_SCRIPT, [rdir], 60,
+                         f"{label}: reading the installed bundle's manifest")
+    manifest = json.loads(manifest_text)
+    paths = list(models or [m["path"] for m in manifest["models"]])
+    budget = 300 + 10 * len(paths) * len(counts) * (warmup + runs)
+    out = _run(remote, BENCH_SCRIPT, [rdir, board.arch, board.qemu_cpu or "",
+                                      ",".join(map(str, counts)), str(warmup), str(runs), *paths],
+               budget, f"{label}: running crisp-bench")
+    markers = parse_markers(out)
+    benches: dict[str, dict[str, Any]] = {}
+    for value in markers.get("bench", []):
+        path, _, text = value.partition(" ")
+        try:
+            benches[path] = json.loads(text)
+        except json.JSONDecodeError:
+            raise BenchError(f"{label}: crisp-bench failed on {path} (output: {text[:300]!r})"
+                             ) from None
+    missing = [p for p in paths if p not in benches]
+    if missing:
+        raise BenchError(f"{label}: no crisp-bench result for {', '.join(missing)}")
+    manifest["models"] = [m for m in manifest["models"] if m["path"] in benches]
+    runner = markers.get("runner", ["native"])[0]
+    tflite_result = bench_tflite(remote, rdir, tflite, counts, warmup, runs, label)
+    result = {
+        "format": RESULT_FORMAT, "host": label, "board": board.to_dict(),
+        "bundle_id": manifest["bundle_id"], "runner": runner, "emulated": runner != "native",
+        "device": _device(markers),
+        "readings": {"before": _readings(markers, "before"),
+                     "after": _readings(markers, "after")},
+        "settings": {"threads": counts, "warmup": warmup, "runs": runs, "input": "random",
+                     "seed": 1},
+        "models": _model_rows(manifest, benches), "tflite": tflite_result,
+        "started_at": started.isoformat(timespec="seconds"),
+        "duration_s": round(time.monotonic() - t0, 3)}
+    if result["emulated"]:
+        result["note"] = (f"emulated: this device is {result['device']['machine']}, not a "
+                          f"{board.name}; latencies are qemu's ({runner}), not the board's")
+    return result
+
+
+def bench_tflite(remote: Remote | None, rdir: str, model: Path | None, threads: Sequence[int],
+                 warmup: int, runs: int, label: str) -> dict[str, Any]:
+    """The TFLite interpreter on the target, when python3 there has tflite-runtime or
+    ai-edge-litert; otherwise a record saying why not."""
+    target_path = "-"
+    try:
+        if model is not None:
+            if remote is not None:
+                target_path = remote.upload(model, f"{rdir}/tflite", model.name) + "/" + model.name
+            else:
+                target_path = str(model.resolve())
+        out = _run(remote, TFLITE_SCRIPT, [target_path, ",".join(map(str, threads)),
+                                           str(warmup), str(runs)],
+                   300 + 10 * len(threads) * (warmup + runs), f"{label}: TFLite benchmark",
+                   program=("python3", "-"))
+        return dict(json.loads(out.strip().splitlines()[-1]))
+    except (RemoteError, BenchError, json.JSONDecodeError, IndexError) as e:
+        return {"available": False, "reason": f"python3 on the target could not run it: {e}"}
+    finally:
+        if remote is not None and target_path != "-":
+            remote.run("rm -rf " + shlex.quote(os.path.dirname(target_path)), timeout=60,
+                       check=False)
+
+
+def run_inferences(board: BoardProfile, remote: Remote | None, remote_dir: str, model: str,
+                   count: int, threads: int) -> dict[str, Any]:
+    """Run ``count`` timed inferences of bundle model ``model`` on the target and block until
+    they are done; returns crisp-bench's JSON for them. The measurement phase that an energy
+    meter wraps (start the meter, call this, stop it)."""
+    out = _run(remote, BENCH_SCRIPT, [normalise_remote_dir(remote_dir), board.arch,
+                                      board.qemu_cpu or "", str(threads), "0", str(count), model],
+               300 + count * 10, f"running {count} inferences of {model}")
+    for value in parse_markers(out).get("bench", []):
+        return dict(json.loads(value.partition(" ")[2]))
+    raise BenchError(f"no crisp-bench output for {model}")
+
+
+def bench_local(board: BoardProfile, models: Sequence[str | os.PathLike[str]], *,
+                threads: Sequence[int] | None = None, warmup: int = 3, runs: int = 20,
+                tflite: Path | None = None, log: Callable[[str], None] = lambda _: None
+                ) -> dict[str, Any]:
+    """The board's bundle unpacked and benchmarked on this machine (under qemu when the
+    board's arch is not this machine's)."""
+    build = build_runtime(board, log=log)
+    with tempfile.TemporaryDirectory(prefix="crisp-bench-") as tmp:
+        root = Path(tmp)
+        bundle = make_bundle(board, models, build, root / "bundle.tar.gz")
+        with tarfile.open(bundle.path) as tar:
+            tar.extractall(root / "releases", filter="data")
+        release = f"crisp-bundle-{board.name}-{bundle.bundle_id}"
+        (root / "current").symlink_to(root / "releases" / release)
+        return bench_installed(board, None, str(root), threads=threads, warmup=warmup,
+                               runs=runs, tflite=tflite)
+
+
+def bench_host(board: BoardProfile, remote: Remote, *, models: Sequence[str] = (),
+               remote_dir: str = DEFAULT_REMOTE_DIR, build: BoardBuild | None = None,
+               log: Log = lambda _: None, **kw: Any) -> dict[str, Any]:
+    """Benchmark one device: deploy ``models`` first if given (a no-op when already there),
+    then :func:`bench_installed`. ``build``: the board's runtime if already built."""
+    if models:
+        build = build or build_runtime(board, log=log)
+        with tempfile.TemporaryDirectory(prefix="crisp-bundle-") as tmp:
+            deploy(make_bundle(board, models, build, Path(tmp)), remote, board,
+                   remote_dir=remote_dir, log=log)
+    return bench_installed(board, remote, remote_dir, **kw)
+
+
+def read_hosts(path: str | os.PathLike[str], default_board: str | None) -> list[tuple[str, str]]:
+    """A fleet file: one ``HOST [BOARD]`` per line, ``#`` comments; BOARD defaults to
+    ``default_board``."""
+    entries = []
+    for number, line in enumerate(Path(path).read_text().splitlines(), 1):
+        words = line.split("#", 1)[0].split()
+        if not words:
+            continue
+        if len(words) > 2 or (len(words) == 1 and not default_board):
+            raise ArgumentError(f"{path}:{number}: want 'HOST [BOARD]' (or give --board), got "
+                                f"{line.strip()!r}")
+        entries.append((words[0], words[1] if len(words) == 2 else str(default_board)))
+    if not entries:
+        raise ArgumentError(f"{path} lists no hosts")
+    return entries
+
+
+def bench_fleet(entries: Sequence[tuple[str, str]], *, ssh_config: Path | None = None,
+                jobs: int = 8, log: Log = lambda _: None, **kw: Any) -> dict[str, Any]:
+    """Benchmark every (host, board) concurrently; one failing board is recorded, not fatal.
+    Boards that need a build are built first, once per board."""
+    boards = {name: load_board(name) for name in {b for _, b in entries}}
+    # Built here, one board after the other: concurrent builds of one tree would collide.
+    builds = {name: build_runtime(board, log=log) for name, board in boards.items()
+              } if kw.get("models") else {}
+
+    def one(host: str, board: str) -> dict[str, Any]:
+        log(f"{host}: benchmarking ({board})")
+        return bench_host(boards[board], Remote(host, config=ssh_config),
+                          build=builds.get(board), log=log, **kw)
+
+    results, failures = [], []
+    with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:
+        futures = {pool.submit(one, h, b): (h, b) for h, b in entries}
+        for future in concurrent.futures.as_completed(futures):
+            host, board = futures[future]
+            try:
+                results.append(future.result())
+            except CrispError as e:
+                log(f"{host}: failed: {e}")
+                failures.append({"host": host, "board": board, "error": str(e)})
+    order = {h: i for i, (h, _) in enumerate(entries)}
+    results.sort(key=lambda r: order[r["host"]])
+    failures.sort(key=lambda f: order[f["host"]])
+    return {"format": FLEET_FORMAT, "results": results, "failures": failures}
