@@ -165,6 +165,8 @@ static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x
             const float *src = x + (size_t)iy * iw + (q + s * j_lo - pl);
             if (s == 1) {
                 memcpy(dst + j_lo, src, (j_hi - j_lo) * sizeof(float));
+            } else if (s == 2) { /* a constant stride: this loop vectorises */
+                for (size_t j = 0; j < j_hi - j_lo; j++) dst[j_lo + j] = src[2 * j];
             } else {
                 for (size_t j = 0; j < j_hi - j_lo; j++) dst[j_lo + j] = src[j * s];
             }
