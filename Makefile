@@ -87,6 +87,14 @@ demo: venv
 clean:
 	rm -rf build demo-output
 
+# Kernel benchmark against the peer runtimes (docs/benchmarks.md): installs the `peers`
+# extra (ONNX Runtime, LiteRT + litert-torch) first; long (tens of minutes). Arguments via
+# BENCH_ARGS, e.g. BENCH_ARGS="--archs resnet50 --threads 2" or BENCH_ARGS=--quick.
+.PHONY: bench
+bench: venv build-native
+	$(PY) -m pip install -q -e ".[peers]" --no-build-isolation
+	$(PY) -m crisp_edge.peerbench --crisp-bench $(CURDIR)/build/native/runtime/crisp-bench $(BENCH_ARGS)
+
 # Pruning benchmark (docs/prune-benchmark.md): CRISP vs dense vs baselines on synthetic data.
 # Full scale takes hours on 2 cores; BENCH_PRUNE_ARGS=--quick runs a minutes-long smoke version.
 .PHONY: bench-prune
