@@ -477,8 +477,8 @@ def compare_command(arch: str | None, model_source: str | None, weights: str, da
                            f"{100 * row['sparsity']:5.1f} %  MACs {row['effective_macs']:,}")
 
 
-
 from crisp_edge import cli_field as _cli_field; _cli_field.register(main)  # noqa: E402
+from crisp_edge import cli_energy as _cli_energy; _cli_energy.register(main)  # noqa: E402
 
 if __name__ == "__main__":
     main()
