@@ -8,6 +8,7 @@
  * Outputs land directly in the CHW output plane. */
 #include "conv_fast.h"
 
+#include <math.h>
 #include <string.h>
 
 #include "format.h"
@@ -25,25 +26,58 @@ static const float *bias_of(const crisp_model *m, const crisp_op *op) {
     return op->bias != CRISP_NO_ID ? m->tensors[op->bias].data : NULL;
 }
 
+/* A max pool is a depthwise window walk: the same geometry as a conv. */
+static crisp_conv2d_params pool_as_conv(const crisp_pool2d_params *q) {
+    crisp_conv2d_params c;
+    memset(&c, 0, sizeof c);
+    c.input_channels = c.output_channels = c.groups = q->channels;
+    c.input_height = q->input_height, c.input_width = q->input_width;
+    c.output_height = q->output_height, c.output_width = q->output_width;
+    c.kernel_height = q->kernel_height, c.kernel_width = q->kernel_width;
+    c.stride_height = q->stride_height, c.stride_width = q->stride_width;
+    c.padding_top = q->padding_height, c.padding_left = q->padding_width;
+    c.dilation_height = q->dilation_height, c.dilation_width = q->dilation_width;
+    c.minmax.output_min = -INFINITY, c.minmax.output_max = INFINITY;
+    return c;
+}
+
+/* Rows and columns of the padded window area, and the phase planes' floats. */
+static size_t padded_rows(const crisp_conv2d_params *p) {
+    return (p->output_height - 1) * p->stride_height +
+           (p->kernel_height - 1) * p->dilation_height + 1;
+}
+static size_t phase_stride(const crisp_conv2d_params *p) {
+    const size_t s = p->stride_width;
+    const size_t cols = (p->output_width - 1) * s + (p->kernel_width - 1) * p->dilation_width + 1;
+    return (cols + s - 1) / s;
+}
+static size_t phase_floats(const crisp_conv2d_params *p) {
+    return p->stride_width * padded_rows(p) * phase_stride(p) + DW_SLACK;
+}
+
 crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
                                    const crisp_f32_kernels *k) {
     crisp_fast_plan f;
     memset(&f, 0, sizeof f);
-    if (k == NULL || op->kind != CRISP_OP_CONV2D || op->dtype != CRISP_DTYPE_F32) return f;
+    if (k == NULL || op->dtype != CRISP_DTYPE_F32) return f;
+    if (op->kind == CRISP_OP_MAX_POOL2D) {
+        const crisp_conv2d_params c = pool_as_conv(&op->k.pool);
+        f.path = CRISP_FAST_MAXPOOL;
+        f.units = c.output_channels;
+        f.tiles = 1;
+        f.scratch_floats = phase_floats(&c);
+        return f;
+    }
+    if (op->kind != CRISP_OP_CONV2D) return f;
     const crisp_conv2d_params *p = &op->k.conv;
     const uint32_t enc = m->tensors[op->weight].encoding;
     const size_t pixels = p->output_height * p->output_width;
     if (p->groups > 1 && p->groups == p->input_channels && p->groups == p->output_channels &&
         enc == CRISP_ENCODING_DENSE_F32) {
-        const size_t s = p->stride_width;
-        const size_t rows = (p->output_height - 1) * p->stride_height +
-                            (p->kernel_height - 1) * p->dilation_height + 1;
-        const size_t cols = (p->output_width - 1) * s + (p->kernel_width - 1) * p->dilation_width + 1;
-        const size_t stride = (cols + s - 1) / s;
         f.path = CRISP_FAST_DWCONV;
         f.units = p->output_channels;
         f.tiles = 1;
-        f.scratch_floats = s * rows * stride + DW_SLACK;
+        f.scratch_floats = phase_floats(p);
         return f;
     }
     if (p->groups != 1) return f;
@@ -136,16 +170,24 @@ static void im2col(const crisp_conv2d_params *p, const float *x, float *buf, siz
         }
 }
 
-/* The padded plane of channel c split into stride phases (ukernels.h). */
-static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x, float *buf) {
+static void fill(float *p, size_t n, float value) {
+    if (value == 0.0f) {
+        memset(p, 0, n * sizeof(float));
+    } else {
+        for (size_t i = 0; i < n; i++) p[i] = value;
+    }
+}
+
+/* One channel's padded plane (padding = pad) split into stride phases
+ * (ukernels.h). */
+static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x, float *buf,
+                                    float pad) {
     const size_t s = p->stride_width, iw = p->input_width, pl = p->padding_left;
-    const size_t rows = (p->output_height - 1) * p->stride_height +
-                        (p->kernel_height - 1) * p->dilation_height + 1;
-    const size_t cols = (p->output_width - 1) * s + (p->kernel_width - 1) * p->dilation_width + 1;
+    const size_t rows = padded_rows(p);
     /* Rows are packed back to back: a chunk reading past its row's end reads
-     * the next row (finite values, lanes the kernel never stores); only the
-     * plane's end needs DW_SLACK more floats. */
-    const size_t stride = (cols + s - 1) / s;
+     * the next row (values the kernel never stores); only the plane's end
+     * needs DW_SLACK more floats. */
+    const size_t stride = phase_stride(p);
     crisp_dwconv_plane pl_ = {buf, rows * stride, stride, p->stride_height, s,
                               p->dilation_height, p->dilation_width, p->kernel_height,
                               p->kernel_width, p->output_width};
@@ -158,10 +200,10 @@ static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x
             float *dst = buf + q * pl_.phase_size + r * stride;
             const ptrdiff_t iy = (ptrdiff_t)r - (ptrdiff_t)p->padding_top;
             if (iy < 0 || iy >= (ptrdiff_t)p->input_height || j_lo >= j_hi) {
-                memset(dst, 0, stride * sizeof(float));
+                fill(dst, stride, pad);
                 continue;
             }
-            memset(dst, 0, j_lo * sizeof(float));
+            fill(dst, j_lo, pad);
             const float *src = x + (size_t)iy * iw + (q + s * j_lo - pl);
             if (s == 1) {
                 memcpy(dst + j_lo, src, (j_hi - j_lo) * sizeof(float));
@@ -170,16 +212,26 @@ static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x
             } else {
                 for (size_t j = 0; j < j_hi - j_lo; j++) dst[j_lo + j] = src[j * s];
             }
-            memset(dst + j_hi, 0, (stride - j_hi) * sizeof(float));
+            fill(dst + j_hi, stride - j_hi, pad);
         }
     }
-    memset(buf + s * pl_.phase_size, 0, DW_SLACK * sizeof(float));
+    fill(buf + s * pl_.phase_size, DW_SLACK, pad);
     return pl_;
 }
 
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
                     const float *x, float *y, size_t begin, size_t end, float *scratch) {
     const crisp_fast_plan *f = &op->fast;
+    if (f->path == CRISP_FAST_MAXPOOL) {
+        const crisp_conv2d_params c = pool_as_conv(&op->k.pool);
+        const size_t plane = c.input_height * c.input_width;
+        const size_t pixels = c.output_height * c.output_width;
+        for (size_t ch = begin; ch < end; ch++) {
+            const crisp_dwconv_plane pl = dw_phases(&c, x + ch * plane, scratch, -INFINITY);
+            k->maxpool(&pl, NULL, -INFINITY, y + ch * pixels, 0, c.output_height, &c.minmax);
+        }
+        return;
+    }
     const crisp_conv2d_params *p = &op->k.conv;
     const float *bias = bias_of(m, op);
     const size_t pixels = p->output_height * p->output_width;
@@ -188,7 +240,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         const size_t plane = p->input_height * p->input_width;
         const float *w = m->tensors[op->weight].data;
         for (size_t c = begin; c < end; c++) {
-            const crisp_dwconv_plane pl = dw_phases(p, x + c * plane, scratch);
+            const crisp_dwconv_plane pl = dw_phases(p, x + c * plane, scratch, 0.0f);
             k->dwconv(&pl, w + c * taps, bias != NULL ? bias[c] : 0.0f, y + c * pixels, 0,
                       p->output_height, &p->minmax);
         }
@@ -216,9 +268,8 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                             &p->minmax);
             }
         } else {
-            /* Chunk-major: consecutive runs belong to one block-row and read only
-             * its kept blocks' columns, so for one NR-pixel chunk that slice of
-             * the tile stays in L1 while every run of the block-row reads it. */
+            /* Chunk-major: for one NR-pixel chunk every run of the tile reads
+             * its kept columns; consecutive runs share a block-row's blocks. */
             const crisp_sparse_weights *s = &op->packed.sparse;
             const size_t nr = k->spmm_nr;
             for (size_t n0 = 0; n0 < np; n0 += nr)

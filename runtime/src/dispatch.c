@@ -189,6 +189,12 @@ void crisp_run_op(const crisp_session *s, const crisp_op *op) {
         break;
     }
     case CRISP_OP_MAX_POOL2D:
+        if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {
+            j.items = op->fast.units;
+            j.work = fast_work;
+            break;
+        }
+        /* fall through */
     case CRISP_OP_AVG_POOL2D:
     case CRISP_OP_GLOBAL_AVG_POOL:
     case CRISP_OP_ADAPTIVE_AVG_POOL2D:

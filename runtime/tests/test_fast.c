@@ -74,6 +74,12 @@ static const dw_variant dws[] = {
 };
 #undef CRISP_DWCONV
 
+#define CRISP_MAXPOOL(tier, name) {#tier, #name, name},
+static const dw_variant maxpools[] = {
+#include "kernels/f32_maxpool.inc"
+};
+#undef CRISP_MAXPOOL
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static void test_gemm(const gemm_variant *v, unsigned *rng) {
@@ -142,7 +148,7 @@ static void test_spmm(const spmm_variant *v, unsigned *rng) {
 }
 
 /* The kernel reads a phase plane built here from a random padded image. */
-static void test_dw(const dw_variant *v, unsigned *rng) {
+static void test_dw(const dw_variant *v, unsigned *rng, int max) {
     for (int trial = 0; trial < 60; trial++) {
         crisp_dwconv_plane pl;
         const size_t s = (size_t)check_rand_int(rng, 1, 3), sh = (size_t)check_rand_int(rng, 1, 3);
@@ -152,17 +158,20 @@ static void test_dw(const dw_variant *v, unsigned *rng) {
         const size_t rows = (oh - 1) * sh + (kh - 1) * dh + 1, cols = (ow - 1) * s + (kw - 1) * dw + 1;
         const size_t stride = (cols + s - 1) / s;
         float *padded = random_floats(rng, rows * cols, 2);
+        /* Max pooling: NaN in a window wins, -inf padding never does. */
+        if (max && trial % 4 == 1) padded[check_rand(rng) % (rows * cols)] = NAN;
+        if (max && trial % 4 == 2) padded[check_rand(rng) % (rows * cols)] = -INFINITY;
         float *phases = calloc(s * rows * stride + CRISP_DWCONV_SLACK, sizeof *phases);
         for (size_t r = 0; r < rows; r++)
             for (size_t x = 0; x < cols; x++)
                 phases[(x % s) * rows * stride + r * stride + x / s] = padded[r * cols + x];
         pl = (crisp_dwconv_plane){phases, rows * stride, stride, sh, s, dh, dw, kh, kw, ow};
         float *w = random_floats(rng, kh * kw, 1), *out = malloc(oh * ow * sizeof *out);
-        const float bias = check_rand_float(rng);
-        const crisp_minmax_params *p = &acts[trial % 3];
+        const float bias = max ? -INFINITY : check_rand_float(rng);
+        const crisp_minmax_params *p = max ? &acts[0] : &acts[trial % 3];
         const size_t oy0 = (size_t)check_rand_int(rng, 0, (int)oh - 1);
         for (size_t i = 0; i < oh * ow; i++) out[i] = 12345.0f;
-        v->fn(&pl, w, bias, out, oy0, oh, p);
+        v->fn(&pl, max ? NULL : w, bias, out, oy0, oh, p);
         int ok = 1;
         for (size_t oy = 0; oy < oh && ok; oy++)
             for (size_t ox = 0; ox < ow && ok; ox++) {
@@ -170,14 +179,20 @@ static void test_dw(const dw_variant *v, unsigned *rng) {
                     ok = out[oy * ow + ox] == 12345.0f;
                     continue;
                 }
-                double acc = bias, mag = fabs(acc);
+                double acc = bias, mag = max ? 0 : fabs(acc);
                 for (size_t ky = 0; ky < kh; ky++)
                     for (size_t kx = 0; kx < kw; kx++) {
-                        const double t = (double)w[ky * kw + kx] *
-                                         padded[(oy * sh + ky * dh) * cols + ox * s + kx * dw];
+                        const float in = padded[(oy * sh + ky * dh) * cols + ox * s + kx * dw];
+                        if (max) {
+                            if (isnan(in) || in > acc) acc = isnan(acc) ? acc : in;
+                            continue;
+                        }
+                        const double t = (double)w[ky * kw + kx] * in;
                         acc += t, mag += fabs(t);
                     }
-                ok = close_enough(out[oy * ow + ox], clampd(acc, p), mag);
+                const float got = out[oy * ow + ox];
+                ok = max ? (isnan(acc) ? isnan(got) : got == (float)acc)
+                         : close_enough(got, clampd(acc, p), mag);
             }
         CHECK(ok, "%s: s %zu/%zu k %zux%zu d %zu/%zu out %zux%zu", v->name, sh, s, kh, kw, dh, dw,
               oh, ow);
@@ -194,7 +209,10 @@ static void microkernels(void) {
         if (crisp_isa_supported(spmms[i].isa)) test_spmm(&spmms[i], &rng);
         else skipped++;
     for (size_t i = 0; i < COUNT(dws); i++)
-        if (crisp_isa_supported(dws[i].isa)) test_dw(&dws[i], &rng);
+        if (crisp_isa_supported(dws[i].isa)) test_dw(&dws[i], &rng, 0);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(maxpools); i++)
+        if (crisp_isa_supported(maxpools[i].isa)) test_dw(&maxpools[i], &rng, 1);
         else skipped++;
 }
 
@@ -327,9 +345,59 @@ static void layers(void) {
     }
 }
 
+/* Max pooling layers, optimised session vs reference session: bitwise equal
+ * (a max is exact), NaN included. */
+static void maxpool_layers(void) {
+    unsigned rng = 5;
+    for (int i = 0; i < 30; i++) {
+        const int c = check_rand_int(&rng, 1, 9), k = check_rand_int(&rng, 1, 4);
+        const int s = check_rand_int(&rng, 1, 3), d = check_rand_int(&rng, 1, 2);
+        const int pad = check_rand_int(&rng, 0, k / 2), ceil_mode = check_rand_int(&rng, 0, 1);
+        const int h = d * (k - 1) + check_rand_int(&rng, 1, 40);
+        const int w = d * (k - 1) + check_rand_int(&rng, 1, 90);
+        const int oh = naive_pool_out(h, k, s, pad, d, ceil_mode);
+        const int ow = naive_pool_out(w, k, s, pad, d, ceil_mode);
+        mb_model mb;
+        mb_init(&mb);
+        const uint32_t in = mb_value(&mb, 3, (uint32_t)c, (uint32_t)h, (uint32_t)w, 0);
+        const uint32_t out = mb_value(&mb, 3, (uint32_t)c, (uint32_t)oh, (uint32_t)ow, 0);
+        const int32_t params[16] = {k, k, s, s, pad, pad, d, d, ceil_mode};
+        mb_op(&mb, 6, 0, in, MB_NONE, out, MB_NONE, MB_NONE, params); /* MAX_POOL2D */
+        mb.input = in, mb.output = out;
+        size_t size;
+        uint8_t *file = mb_build(&mb, &size);
+        mb_free(&mb);
+        crisp_model *m;
+        if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
+            CHECK(0, "maxpool %d: load: %s", i, crisp_last_error());
+            free(file);
+            continue;
+        }
+        const size_t nx = (size_t)c * h * w, ny = (size_t)c * oh * ow;
+        float *x = random_floats(&rng, nx, 2), *want = malloc(ny * 4), *got = malloc(ny * 4);
+        if (i % 3 == 0) x[check_rand(&rng) % nx] = NAN;
+        crisp_session *sref, *sfast;
+        crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
+        CHECK(crisp_session_create_with_options(m, &o, &sref) == CRISP_OK, "%s", crisp_last_error());
+        o = (crisp_session_options){2, 0};
+        CHECK(crisp_session_create_with_options(m, &o, &sfast) == CRISP_OK, "%s", crisp_last_error());
+        CHECK(crisp_session_run(sref, x, nx, want, ny) == CRISP_OK, "%s", crisp_last_error());
+        CHECK(crisp_session_run(sfast, x, nx, got, ny) == CRISP_OK, "%s", crisp_last_error());
+        int same = 1;
+        for (size_t j = 0; j < ny; j++)
+            same &= isnan(want[j]) ? isnan(got[j]) : got[j] == want[j];
+        CHECK(same, "maxpool k%d s%d d%d p%d ceil%d %dx%dx%d (%s)", k, s, d, pad, ceil_mode, c, h,
+              w, crisp_kernel_isa());
+        crisp_session_free(sref), crisp_session_free(sfast);
+        crisp_model_free(m);
+        free(x), free(want), free(got), free(file);
+    }
+}
+
 int main(void) {
     microkernels();
     layers();
+    maxpool_layers();
     printf("kernels: %s; %d variant(s) skipped (not supported by this CPU, or capped by CRISP_MAX_ISA)\n", crisp_kernel_isa(),
            skipped);
     return check_report();

@@ -26,12 +26,16 @@ static void choose(void) {
     if (crisp_isa_supported(#tier)) best.spmm = name, best.spmm_nr = (nr);
 #define CRISP_DWCONV(tier, name) \
     if (crisp_isa_supported(#tier)) best.dwconv = name;
+#define CRISP_MAXPOOL(tier, name) \
+    if (crisp_isa_supported(#tier)) best.maxpool = name;
 #include "kernels/f32_gemm.inc"
 #include "kernels/f32_spmm.inc"
 #include "kernels/f32_dwconv.inc"
+#include "kernels/f32_maxpool.inc"
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_DWCONV
+#undef CRISP_MAXPOOL
 }
 
 #include <pthread.h>

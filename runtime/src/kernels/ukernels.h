@@ -74,12 +74,15 @@ typedef void (*crisp_f32_dwconv_ukernel_fn)(const crisp_dwconv_plane *plane, con
 #define CRISP_DWCONV(isa, name)                                                            \
     void name(const crisp_dwconv_plane *, const float *, float, float *, size_t, size_t,   \
               const crisp_minmax_params *);
+#define CRISP_MAXPOOL(isa, name) CRISP_DWCONV(isa, name)
 #include "kernels/f32_gemm.inc"
 #include "kernels/f32_spmm.inc"
 #include "kernels/f32_dwconv.inc"
+#include "kernels/f32_maxpool.inc"
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_DWCONV
+#undef CRISP_MAXPOOL
 
 /* The kernels a session runs: the best variant of each family this CPU
  * supports (src/kernels/select.c). */
@@ -90,6 +93,7 @@ typedef struct crisp_f32_kernels {
     crisp_f32_spmm_ukernel_fn spmm;
     size_t spmm_nr;
     crisp_f32_dwconv_ukernel_fn dwconv;
+    crisp_f32_dwconv_ukernel_fn maxpool; /* same plane; w NULL, bias -inf */
 } crisp_f32_kernels;
 
 /* Best kernels for the running CPU (honours CRISP_MAX_ISA, src/cpu.h). */

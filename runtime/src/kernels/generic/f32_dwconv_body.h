@@ -10,7 +10,10 @@
  *   VSET1(x)            broadcast
  *   VFMA(acc, w, x)     acc + w * x
  *   VCLAMP(v, lo, hi)   clamp keeping NaN (lo, hi are VEC)
- *   VSTORE_N(p, v, n)   store the first n <= VL lanes */
+ *   VSTORE_N(p, v, n)   store the first n <= VL lanes
+ *
+ * Max pooling reuses it (generic/f32_maxpool_*.c): VFMA then keeps the max
+ * (NaN wins, as in torch), the "bias" is -inf and the weights are unused. */
 #include "kernels/ref/common.h"
 #include "kernels/ukernels.h"
 
@@ -31,7 +34,7 @@ void CRISP_DWCONV_NAME(const crisp_dwconv_plane *pl, const float *w, float bias,
                                        pl->phase_stride + ox0;
                 for (size_t kx = 0; kx < kw; kx++) {
                     const float *src = row + (kx * d % s) * pl->phase_size + kx * d / s;
-                    const VEC wv = VSET1(w[ky * kw + kx]);
+                    const VEC wv = VSET1(w != NULL ? w[ky * kw + kx] : 0.0f);
                     a0 = VFMA(a0, wv, VLOAD(src));
                     if (nv > 1) a1 = VFMA(a1, wv, VLOAD(src + VL));
                     if (nv > 2) a2 = VFMA(a2, wv, VLOAD(src + 2 * VL));
