@@ -68,6 +68,25 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
         f.scratch_floats = phase_floats(&c);
         return f;
     }
+    if (op->kind == CRISP_OP_LINEAR) {
+        /* Batch 1: a dense layer is a GEMV; a hybrid one is the sparse-run
+         * product on a one-pixel "image", reading x in place. */
+        const uint32_t enc = m->tensors[op->weight].encoding;
+        const size_t out = op->k.linear.output_features;
+        if (enc == CRISP_ENCODING_DENSE_F32) {
+            f.path = CRISP_FAST_GEMV;
+            f.units = (out + k->gemv_mr - 1) / k->gemv_mr;
+        } else if (enc == CRISP_ENCODING_HYBRID_F32) {
+            f.path = CRISP_FAST_SPMM;
+            f.units = op->packed.sparse.run_count;
+            f.direct = 1;
+        } else {
+            return f;
+        }
+        f.tiles = f.tile_pixels = 1;
+        f.k = op->k.linear.input_features;
+        return f;
+    }
     if (op->kind != CRISP_OP_CONV2D) return f;
     const crisp_conv2d_params *p = &op->k.conv;
     const uint32_t enc = m->tensors[op->weight].encoding;
@@ -139,6 +158,20 @@ static size_t tap_segments(const crisp_conv2d_params *p, size_t ky, size_t kx, s
     return count;
 }
 
+/* Copies a segment. Small images have short rows (7 or 14 pixels at the end
+ * of ResNet) where a memcpy call costs more than the copy: those get an
+ * inline loop, kept a loop (GCC would otherwise turn it back into memcpy). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+static void copy_floats(float *restrict dst, const float *restrict src, size_t n) {
+    if (n >= 64) {
+        memcpy(dst, src, n * sizeof(float));
+        return;
+    }
+    for (size_t j = 0; j < n; j++) dst[j] = src[j];
+}
+
 /* The K x np patch matrix of pixels [p0, p0 + np), row k = tap * Cin + ci,
  * row stride nt. */
 static void im2col(const crisp_conv2d_params *p, const float *x, float *buf, size_t p0,
@@ -159,7 +192,7 @@ static void im2col(const crisp_conv2d_params *p, const float *x, float *buf, siz
                     if (s->src < 0) {
                         memset(dst + s->dst, 0, s->len * sizeof(float));
                     } else if (sw == 1) {
-                        memcpy(dst + s->dst, src + s->src, s->len * sizeof(float));
+                        copy_floats(dst + s->dst, src + s->src, s->len);
                     } else {
                         const float *from = src + s->src;
                         float *to = dst + s->dst;
@@ -232,9 +265,23 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         }
         return;
     }
-    const crisp_conv2d_params *p = &op->k.conv;
     const float *bias = bias_of(m, op);
-    const size_t pixels = p->output_height * p->output_width;
+    if (f->path == CRISP_FAST_GEMV) {
+        const crisp_linear_params *l = &op->k.linear;
+        const size_t K = l->input_features, mr = k->gemv_mr;
+        const float *w = m->tensors[op->weight].data;
+        for (size_t unit = begin; unit < end; unit++) {
+            const size_t r0 = unit * mr;
+            k->gemv(min_size(mr, l->output_features - r0), K, w + r0 * K, K, x, y + r0,
+                    bias != NULL ? bias + r0 : NULL, &l->minmax);
+        }
+        return;
+    }
+    /* Conv, or a hybrid linear layer as a 1x1 conv on one pixel. */
+    const crisp_conv2d_params *p = &op->k.conv;
+    const int linear = op->kind == CRISP_OP_LINEAR;
+    const crisp_minmax_params *minmax = linear ? &op->k.linear.minmax : &p->minmax;
+    const size_t pixels = linear ? 1 : p->output_height * p->output_width;
     if (f->path == CRISP_FAST_DWCONV) {
         const size_t taps = p->kernel_height * p->kernel_width;
         const size_t plane = p->input_height * p->input_width;
@@ -265,7 +312,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                 for (size_t n0 = 0; n0 < np; n0 += nr)
                     k->gemm(mr, min_size(nr, np - n0), K, a, K, b + n0, b_stride,
                             y + r0 * pixels + p0 + n0, pixels, bias != NULL ? bias + r0 : NULL,
-                            &p->minmax);
+                            minmax);
             }
         } else {
             /* Chunk-major: for one NR-pixel chunk every run of the tile reads
@@ -280,7 +327,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                     k->spmm(s->run_row[unit + 1] - row0, min_size(nr, np - n0), e1 - e0,
                             s->entry_column + e0, s->weight_f32 + s->run_weight[unit], b + n0,
                             b_stride, y + row0 * pixels + p0 + n0, pixels,
-                            bias != NULL ? bias + row0 : NULL, &p->minmax);
+                            bias != NULL ? bias + row0 : NULL, minmax);
                 }
         }
         item = stop;

@@ -183,6 +183,11 @@ void crisp_run_op(const crisp_session *s, const crisp_op *op) {
         break;
     }
     case CRISP_OP_LINEAR: {
+        if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {
+            j.items = op->fast.units * op->fast.tiles;
+            j.work = fast_work;
+            break;
+        }
         const crisp_tensor *w = &m->tensors[op->weight];
         j.items = is_hybrid(w) ? op->packed.sparse.run_count : w->dims[0];
         j.work = linear_work;

@@ -66,12 +66,13 @@ enum crisp_fast_path {
     CRISP_FAST_SPMM,   /* hybrid float32 conv, groups = 1 */
     CRISP_FAST_DWCONV, /* dense float32 depthwise conv */
     CRISP_FAST_MAXPOOL, /* float32 max pooling */
+    CRISP_FAST_GEMV,    /* dense float32 linear */
 };
 
 typedef struct crisp_fast_plan {
     uint32_t path;
     int direct;            /* 1x1, stride 1, no padding: the input is the B operand */
-    size_t units;          /* row panels (GEMM), runs (SPMM) or channels (DWCONV, MAXPOOL) */
+    size_t units;          /* row panels (GEMM, GEMV), runs (SPMM), channels (DWCONV, MAXPOOL) */
     size_t tiles;          /* pixel tiles; work item = tile * units + unit */
     size_t tile_pixels;    /* pixels per tile (a multiple of the kernel's NR) */
     size_t k;              /* rows of the B operand: kh * kw * Cin */

@@ -80,6 +80,17 @@ static const dw_variant maxpools[] = {
 };
 #undef CRISP_MAXPOOL
 
+typedef struct gemv_variant {
+    const char *isa, *name;
+    crisp_f32_gemv_ukernel_fn fn;
+    size_t mr;
+} gemv_variant;
+#define CRISP_GEMV(tier, name, mr) {#tier, #name, name, mr},
+static const gemv_variant gemvs[] = {
+#include "kernels/f32_gemv.inc"
+};
+#undef CRISP_GEMV
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static void test_gemm(const gemm_variant *v, unsigned *rng) {
@@ -147,6 +158,34 @@ static void test_spmm(const spmm_variant *v, unsigned *rng) {
     }
 }
 
+static void test_gemv(const gemv_variant *v, unsigned *rng) {
+    for (int trial = 0; trial < 60; trial++) {
+        const size_t mr = (size_t)check_rand_int(rng, 1, (int)v->mr);
+        const size_t kc = (size_t)check_rand_int(rng, 1, 700);
+        const size_t ws = kc + (size_t)check_rand_int(rng, 0, 5);
+        float *w = random_floats(rng, mr * ws, 1), *x = random_floats(rng, kc, 1);
+        float *bias = trial % 3 == 0 ? NULL : random_floats(rng, mr, 1);
+        float y[8] = {12345, 12345, 12345, 12345, 12345, 12345, 12345, 12345};
+        const crisp_minmax_params *p = &acts[trial % 3];
+        v->fn(mr, kc, w, ws, x, y, bias, p);
+        int ok = 1;
+        for (size_t r = 0; r < 8 && ok; r++) {
+            if (r >= mr) {
+                ok = y[r] == 12345.0f;
+                continue;
+            }
+            double acc = bias ? bias[r] : 0, mag = fabs(acc);
+            for (size_t k = 0; k < kc; k++) {
+                acc += (double)w[r * ws + k] * x[k];
+                mag += fabs((double)w[r * ws + k] * x[k]);
+            }
+            ok = close_enough(y[r], clampd(acc, p), mag);
+        }
+        CHECK(ok, "%s: mr %zu kc %zu", v->name, mr, kc);
+        free(w), free(x), free(bias);
+    }
+}
+
 /* The kernel reads a phase plane built here from a random padded image. */
 static void test_dw(const dw_variant *v, unsigned *rng, int max) {
     for (int trial = 0; trial < 60; trial++) {
@@ -211,6 +250,9 @@ static void microkernels(void) {
     for (size_t i = 0; i < COUNT(dws); i++)
         if (crisp_isa_supported(dws[i].isa)) test_dw(&dws[i], &rng, 0);
         else skipped++;
+    for (size_t i = 0; i < COUNT(gemvs); i++)
+        if (crisp_isa_supported(gemvs[i].isa)) test_gemv(&gemvs[i], &rng);
+        else skipped++;
     for (size_t i = 0; i < COUNT(maxpools); i++)
         if (crisp_isa_supported(maxpools[i].isa)) test_dw(&maxpools[i], &rng, 1);
         else skipped++;
@@ -219,6 +261,7 @@ static void microkernels(void) {
 /* ---- Part 2: conv layers, optimised session vs reference session ---- */
 
 typedef struct layer {
+    int linear; /* c.cin features -> c.cout outputs */
     naive_conv c;
     int hybrid; /* 0 dense; else N:M in blocks, V rows sharing */
     mb_hybrid hy;
@@ -226,13 +269,15 @@ typedef struct layer {
 
 static void run_layer(const layer *L, unsigned *rng, const char *what) {
     const naive_conv *c = &L->c;
-    const int oh = naive_conv_out(c->h, c->kh, c->sh, c->pt + c->pb, c->dh);
-    const int ow = naive_conv_out(c->w, c->kw, c->sw, c->pl + c->pr, c->dw);
+    const int oh = L->linear ? 1 : naive_conv_out(c->h, c->kh, c->sh, c->pt + c->pb, c->dh);
+    const int ow = L->linear ? 1 : naive_conv_out(c->w, c->kw, c->sw, c->pl + c->pr, c->dw);
     const uint32_t cin_g = (uint32_t)(c->cin / c->groups), R = (uint32_t)c->cout;
-    const uint32_t K = (uint32_t)(c->kh * c->kw) * cin_g;
+    const uint32_t K = L->linear ? (uint32_t)c->cin : (uint32_t)(c->kh * c->kw) * cin_g;
     mb_model mb;
     mb_init(&mb);
-    const uint32_t in = mb_value(&mb, 3, (uint32_t)c->cin, (uint32_t)c->h, (uint32_t)c->w, 0);
+    const uint32_t in = L->linear ? mb_value(&mb, 1, (uint32_t)c->cin, 0, 0, 0)
+                                  : mb_value(&mb, 3, (uint32_t)c->cin, (uint32_t)c->h,
+                                             (uint32_t)c->w, 0);
     uint32_t wt;
     uint8_t *wbytes = NULL;
     float *dense = NULL;
@@ -243,16 +288,21 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
         uint64_t kept;
         dense = malloc((size_t)R * K * sizeof *dense);
         wbytes = mb_hybrid_encode(&hy, rng, dense, NULL, &wsize, &kept);
-        const uint32_t dims[4] = {R, (uint32_t)c->kh, (uint32_t)c->kw, cin_g};
-        wt = mb_tensor_raw(&mb, 2, 4, dims, wbytes, wsize);
+        const uint32_t dims[4] = {R, L->linear ? K : (uint32_t)c->kh, L->linear ? 0 : (uint32_t)c->kw,
+                                  L->linear ? 0 : cin_g};
+        wt = mb_tensor_raw(&mb, 2, L->linear ? 2 : 4, dims, wbytes, wsize);
+    } else if (L->linear) {
+        wt = mb_tensor(&mb, 2, R, K, 0, 0, NULL);
     } else {
         wt = mb_tensor(&mb, 4, R, (uint32_t)c->kh, (uint32_t)c->kw, cin_g, NULL);
     }
     const uint32_t bt = check_rand_int(rng, 0, 3) == 0 ? MB_NONE : mb_tensor(&mb, 1, R, 0, 0, 0, NULL);
     const int32_t params[16] = {c->kh, c->kw, c->sh, c->sw, c->pt, c->pl, c->pb, c->pr, c->dh, c->dw,
                                 c->groups};
-    const uint32_t out = mb_value(&mb, 3, R, (uint32_t)oh, (uint32_t)ow, 0);
-    mb_op(&mb, 1, (uint32_t)c->act, in, MB_NONE, out, wt, bt, params);
+    const uint32_t out = L->linear ? mb_value(&mb, 1, R, 0, 0, 0)
+                                   : mb_value(&mb, 3, R, (uint32_t)oh, (uint32_t)ow, 0);
+    mb_op(&mb, L->linear ? 2 : 1, (uint32_t)c->act, in, MB_NONE, out, wt, bt,
+          L->linear ? NULL : params);
     mb.input = in, mb.output = out;
     size_t size;
     uint8_t *file = mb_build(&mb, &size);
@@ -261,7 +311,8 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
     if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
         CHECK(0, "%s: load: %s", what, crisp_last_error());
     } else {
-        const size_t nx = (size_t)c->cin * c->h * c->w, ny = (size_t)R * oh * ow;
+        const size_t nx = L->linear ? (size_t)c->cin : (size_t)c->cin * c->h * c->w;
+        const size_t ny = (size_t)R * oh * ow;
         float *x = random_floats(rng, nx, 2), *want = malloc(ny * 4), *got = malloc(ny * 4);
         crisp_session *s;
         crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
@@ -330,6 +381,24 @@ static void layers(void) {
         snprintf(what, sizeof what, "%s conv %dx%d s%d,%d d%d,%d p%d,%d,%d,%d %dx%dx%d -> %d",
                  L.hybrid ? "hybrid" : "dense", c->kh, c->kw, c->sh, c->sw, c->dh, c->dw, c->pt,
                  c->pl, c->pb, c->pr, c->cin, c->h, c->w, c->cout);
+        run_layer(&L, &rng, what);
+    }
+    for (int i = 0; i < 20; i++) { /* linear, dense and hybrid */
+        layer L;
+        memset(&L, 0, sizeof L);
+        L.linear = 1;
+        naive_conv *c = &L.c;
+        c->kh = c->kw = c->sh = c->sw = c->dh = c->dw = c->groups = c->h = c->w = 1;
+        c->act = check_rand_int(&rng, 0, 2);
+        c->cin = 4 * check_rand_int(&rng, 1, 300), c->cout = check_rand_int(&rng, 1, 90);
+        L.hybrid = i % 2;
+        if (L.hybrid) {
+            L.hy = (mb_hybrid){0, 0, 16, 16, 2, 4, i % 4 == 1 ? 4 : 1, 0, 0, 0};
+            L.hy.kept_per_row =
+                (uint32_t)check_rand_int(&rng, 1, (int)(((uint32_t)c->cin + 15) / 16));
+        }
+        snprintf(what, sizeof what, "%s linear %d -> %d", L.hybrid ? "hybrid" : "dense", c->cin,
+                 c->cout);
         run_layer(&L, &rng, what);
     }
     for (int i = 0; i < 30; i++) { /* depthwise */

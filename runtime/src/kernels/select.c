@@ -28,6 +28,9 @@ static void choose(void) {
     if (crisp_isa_supported(#tier)) best.dwconv = name;
 #define CRISP_MAXPOOL(tier, name) \
     if (crisp_isa_supported(#tier)) best.maxpool = name;
+#define CRISP_GEMV(tier, name, mr) \
+    if (crisp_isa_supported(#tier)) best.gemv = name, best.gemv_mr = (mr);
+#include "kernels/f32_gemv.inc"
 #include "kernels/f32_gemm.inc"
 #include "kernels/f32_spmm.inc"
 #include "kernels/f32_dwconv.inc"
@@ -36,6 +39,7 @@ static void choose(void) {
 #undef CRISP_SPMM
 #undef CRISP_DWCONV
 #undef CRISP_MAXPOOL
+#undef CRISP_GEMV
 }
 
 #include <pthread.h>

@@ -40,6 +40,13 @@ typedef void (*crisp_f32_spmm_ukernel_fn)(size_t rows, size_t nc, size_t entries
                                           size_t c_stride, const float *bias,
                                           const crisp_minmax_params *params);
 
+/* Dense linear at batch 1: for r < mr <= MR,
+ *   y[r] = clamp(bias[r] + sum_k W[r, k] x[k]), W rows w_stride apart.
+ * bias may be NULL. */
+typedef void (*crisp_f32_gemv_ukernel_fn)(size_t mr, size_t kc, const float *w, size_t w_stride,
+                                          const float *x, float *y, const float *bias,
+                                          const crisp_minmax_params *params);
+
 /* Depthwise conv of one channel, output rows [oy0, oy1), from a padded input
  * plane prepared by the driver: for stride s the plane is split into s
  * column phases (phase q holds padded columns q, q + s, q + 2s, ...), each a
@@ -75,6 +82,10 @@ typedef void (*crisp_f32_dwconv_ukernel_fn)(const crisp_dwconv_plane *plane, con
     void name(const crisp_dwconv_plane *, const float *, float, float *, size_t, size_t,   \
               const crisp_minmax_params *);
 #define CRISP_MAXPOOL(isa, name) CRISP_DWCONV(isa, name)
+#define CRISP_GEMV(isa, name, mr)                                                           \
+    void name(size_t, size_t, const float *, size_t, const float *, float *, const float *, \
+              const crisp_minmax_params *);
+#include "kernels/f32_gemv.inc"
 #include "kernels/f32_gemm.inc"
 #include "kernels/f32_spmm.inc"
 #include "kernels/f32_dwconv.inc"
@@ -83,6 +94,7 @@ typedef void (*crisp_f32_dwconv_ukernel_fn)(const crisp_dwconv_plane *plane, con
 #undef CRISP_SPMM
 #undef CRISP_DWCONV
 #undef CRISP_MAXPOOL
+#undef CRISP_GEMV
 
 /* The kernels a session runs: the best variant of each family this CPU
  * supports (src/kernels/select.c). */
@@ -94,6 +106,8 @@ typedef struct crisp_f32_kernels {
     size_t spmm_nr;
     crisp_f32_dwconv_ukernel_fn dwconv;
     crisp_f32_dwconv_ukernel_fn maxpool; /* same plane; w NULL, bias -inf */
+    crisp_f32_gemv_ukernel_fn gemv;
+    size_t gemv_mr;
 } crisp_f32_kernels;
 
 /* Best kernels for the running CPU (honours CRISP_MAX_ISA, src/cpu.h). */

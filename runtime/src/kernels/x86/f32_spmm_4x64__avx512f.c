@@ -30,6 +30,7 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, 
                                                         const int rr, const int nv) {
     const __mmask16 m0 = mask_of(nc, 0), m1 = mask_of(nc, 1), m2 = mask_of(nc, 2),
                     m3 = mask_of(nc, 3);
+    const int full = nc == (size_t)(16 * nv);
 #define DECL(i, v) __m512 c##i##v = _mm512_setzero_ps();
 #define DECL_ROW(i) VECS(DECL, i)
     ROWS(DECL_ROW)
@@ -37,7 +38,11 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, 
 #define INIT(i, v) if (rr > i && nv > v) c##i##v = _mm512_set1_ps(bias != NULL ? bias[i] : 0.0f);
 #define INIT_ROW(i) VECS(INIT, i)
     ROWS(INIT_ROW)
-#define LOAD(v) const __m512 b##v = nv > v ? _mm512_maskz_loadu_ps(m##v, be + 16 * v) : _mm512_setzero_ps();
+/* Full chunks load without a mask (no dependency on the mask register). */
+#define LOAD(v)                                                                      \
+    const __m512 b##v = nv <= v ? _mm512_setzero_ps()                                \
+                        : full  ? _mm512_loadu_ps(be + 16 * v)                       \
+                                : _mm512_maskz_loadu_ps(m##v, be + 16 * v);
     size_t e = 0;
     if (rr == 1) {
         for (; e + 2 <= entries; e += 2) {
