@@ -49,12 +49,13 @@ PEERS = ("torch", "onnxruntime", "tflite")
 # ----------------------------------------------------------------------------- weights
 
 def sparsify(model: Any, example: Any, sparsity: float, nm: tuple[int, int] = (2, 4),
-             block: tuple[int, int] = (16, 16)) -> dict[str, Any]:
+             block: tuple[int, int] = (16, 16), shared_rows: int = 1) -> dict[str, Any]:
     """Masks {parameter: bool tensor} that make every block layer of ``model`` (DESIGN §2 roles)
     exactly ``sparsity`` sparse: N:M inside a balanced set of the highest-magnitude blocks
     (the same kept-block fraction in every block-row of every layer). N:M-only layers (the
     classifier) get N:M when ``sparsity`` >= 1 - N/M; exempt layers stay dense. Sparsity 0
-    gives no masks. A benchmark pattern, not a pruning method: it fixes the density of every
+    gives no masks. ``shared_rows`` = V > 1: V rows of a block-row share each N:M selection
+    (DESIGN §6). A benchmark pattern, not a pruning method: it fixes the density of every
     layer so the measured speed is the kernels', whatever a pruning run would distribute."""
     import torch
 
@@ -64,7 +65,7 @@ def sparsify(model: Any, example: Any, sparsity: float, nm: tuple[int, int] = (2
 
     if sparsity == 0:
         return {}
-    pattern = HybridPattern(nm[0], nm[1], block[0], block[1])
+    pattern = HybridPattern(nm[0], nm[1], block[0], block[1], shared_rows)
     rho = keep_ratio_for_sparsity(sparsity, pattern)
     params = dict(model.named_parameters())
     masks: dict[str, Any] = {}
@@ -79,7 +80,8 @@ def sparsify(model: Any, example: Any, sparsity: float, nm: tuple[int, int] = (2
             kept = balanced_block_mask(scores, per_row, torch.ones_like(scores, dtype=torch.bool))
             keep = expand_block_mask(kept, w.shape, pattern.block_rows, pattern.block_cols)
         if layer.nm:
-            keep &= nm_mask(w, pattern.n, pattern.m, block_rows=pattern.block_rows)
+            keep &= nm_mask(w, pattern.n, pattern.m, shared_rows=shared_rows,
+                            block_rows=pattern.block_rows)
         masks[layer.param] = from_matrix(keep, params[layer.param].shape)
     return masks
 
@@ -225,10 +227,10 @@ def peak_rss_mb(crisp_bench: Path, model_path: Path, threads: int) -> float | No
 
 # ----------------------------------------------------------------------------- the run
 
-def build_models(arch: str, sparsities: list[float], workdir: Path, seed: int = 0
-                 ) -> tuple[Any, dict[float, tuple[Any, Path]], Path]:
-    """The torch model and, per sparsity, (masked torch model, .crisp as packed); plus the dense
-    .crisp of the unmasked model. Files are cached in ``workdir`` by name."""
+def build_models(arch: str, variants: list[tuple[float, int]], workdir: Path, seed: int = 0
+                 ) -> tuple[Any, dict[tuple[float, int], tuple[Any, Path]], Path]:
+    """The torch model and, per (sparsity, shared rows V), (masked torch model, .crisp as
+    packed); plus the dense .crisp of the unmasked model. Files are cached in ``workdir``."""
     import torch
 
     import crisp_edge.models as zoo
@@ -240,15 +242,23 @@ def build_models(arch: str, sparsities: list[float], workdir: Path, seed: int = 
     dense_path = workdir / f"{arch}-dense.crisp"
     if not dense_path.is_file():
         pack(base, example, dense_path, pattern_mode="dense")
-    out: dict[float, tuple[Any, Path]] = {}
-    for s in sparsities:
-        masks = sparsify(base, example, s)
+    out: dict[tuple[float, int], tuple[Any, Path]] = {}
+    for s, v in variants:
+        masks = sparsify(base, example, s, shared_rows=v)
         model = apply_masks(base, masks)
-        path = workdir / f"{arch}-s{round(100 * s)}.crisp"
+        path = workdir / f"{arch}-s{round(100 * s)}{f'-v{v}' if v > 1 else ''}.crisp"
         if not path.is_file():
             pack(model, example, path, pattern_mode="auto")
-        out[s] = (model, path)
+        out[(s, v)] = (model, path)
     return base, out, dense_path
+
+
+def variants_of(args: argparse.Namespace) -> list[tuple[float, int]]:
+    """(sparsity, V) pairs: every sparsity per-row, plus each --shared-rows V > 1 at every
+    sparsity that removes blocks (at 50 % a 2:4 pattern with V > 1 is the same speed story)."""
+    out = [(s, 1) for s in args.sparsities]
+    out += [(s, v) for v in args.shared_rows if v > 1 for s in args.sparsities if s > 0.5]
+    return out
 
 
 def bench_arch(arch: str, args: argparse.Namespace, workdir: Path) -> list[dict[str, Any]]:
@@ -257,7 +267,7 @@ def bench_arch(arch: str, args: argparse.Namespace, workdir: Path) -> list[dict[
     dense runtime's speed does not depend on the weight values)."""
     from crisp_edge import runtime
 
-    base, models, dense_path = build_models(arch, args.sparsities, workdir)
+    base, models, dense_path = build_models(arch, variants_of(args), workdir)
     rng = np.random.default_rng(0)
     x = rng.standard_normal((1, 3, 224, 224)).astype(np.float32)
     rows: list[dict[str, Any]] = []
@@ -274,8 +284,7 @@ def bench_arch(arch: str, args: argparse.Namespace, workdir: Path) -> list[dict[
             except PeerUnavailable as e:
                 skipped[name] = str(e)
                 print(f"[bench] {arch}: {name} skipped: {e}", flush=True)
-        for s in args.sparsities:
-            model, path = models[s]
+        for (s, v), (model, path) in models.items():
             crisp = runtime.load(path, threads=threads)
             info = crisp.info()
             systems = [System("crisp hybrid" if s > 0 else "crisp", lambda m=crisp: m.run(x))]
@@ -298,7 +307,8 @@ def bench_arch(arch: str, args: argparse.Namespace, workdir: Path) -> list[dict[
                     agree[peer.name] = float(np.abs(got - want).max() / scale)
                 peer.times_ms = []
             time_interleaved(systems + peers, args.warmup, args.runs)
-            row = {"arch": arch, "sparsity": s, "threads": threads, "kernel_isa":
+            row = {"arch": arch, "sparsity": s, "shared_rows": v, "threads": threads,
+                   "kernel_isa":
                    runtime.kernel_isa(), "file_bytes": info["file_bytes"], "arena_bytes":
                    info["arena_bytes"], "macs": info["macs"], "effective_macs":
                    info["effective_macs"], "skipped": skipped, "max_rel_diff": agree,
@@ -307,7 +317,7 @@ def bench_arch(arch: str, args: argparse.Namespace, workdir: Path) -> list[dict[
                 row["peak_rss_mb"] = peak_rss_mb(Path(args.crisp_bench), path, threads)
                 row["memory_bound_mb"] = (info["file_bytes"] + 2 * info["arena_bytes"]) / 2**20 + 16
             rows.append(row)
-            print(f"[bench] {arch} {round(100 * s)} % threads={threads}: " + ", ".join(
+            print(f"[bench] {arch} {round(100 * s)} % V={v} threads={threads}: " + ", ".join(
                 f"{k} {v['median_ms']:.2f} ms" for k, v in row["systems"].items()), flush=True)
             crisp.close()
             if dense is not None:
@@ -401,6 +411,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--archs", default=",".join(ARCHS))
     ap.add_argument("--sparsities", default=",".join(str(s) for s in SPARSITIES),
                     help="fractions of the prunable weights removed")
+    ap.add_argument("--shared-rows", default="1,4",
+                    help="N:M variants: 1 = per-row (the paper's), V > 1 = V rows of a block "
+                         "share each selection (DESIGN §6), measured at sparsities > 50 %%")
     ap.add_argument("--threads", default="1,2")
     ap.add_argument("--peers", default=",".join(PEERS))
     ap.add_argument("--warmup", type=int, default=3)
@@ -420,12 +433,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = ap.parse_args(argv)
     if args.quick:
         args.archs, args.sparsities, args.threads, args.runs = "mobilenet_v2", "0,0.9", "1", 3
+        args.shared_rows = "1"
         args.layer_sparsities, args.layer_runs, args.warmup = "0.9", 3, 1
         if args.out == REPO / "docs" / "benchmarks.md":
             args.out = args.work_dir / "quick" / "benchmarks.md"
     args.archs = [a for a in args.archs.split(",") if a]
     args.sparsities = [float(s) for s in args.sparsities.split(",") if s]
     args.threads = [int(t) for t in args.threads.split(",") if t]
+    args.shared_rows = [int(v) for v in args.shared_rows.split(",") if v]
     args.peers = [p for p in args.peers.split(",") if p]
     args.layer_sparsities = [float(s) for s in args.layer_sparsities.split(",") if s]
     for p in args.peers:

@@ -35,12 +35,13 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     for arch, factor in (("resnet50", 4.0), ("mobilenet_v2", 2.0)):
         for r in rows:
             if r["arch"] == arch and abs(r["sparsity"] - 0.9) < 1e-9:
+                v = r.get("shared_rows", 1)
                 peer = fastest_peer(r)
                 if peer is None:
                     continue
                 speed = peer[1] / crisp_ms(r)
-                out.append((f"{arch} 90 %, {r['threads']} thr: crisp ≥ {factor:g}× faster than "
-                            f"the fastest dense peer",
+                out.append((f"{arch} 90 %{' V=' + str(v) if v > 1 else ''}, {r['threads']} thr: "
+                            f"crisp ≥ {factor:g}× faster than the fastest dense peer",
                             f"{speed:.2f}× ({crisp_ms(r):.2f} ms vs {peer[0]} {peer[1]:.2f} ms)",
                             speed >= factor))
     for r in rows:
@@ -56,7 +57,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                         f"{peer[1]:.2f} ms)", ratio <= 1.5))
     for r in rows:
         if r.get("peak_rss_mb") is not None:
-            out.append((f"{r['arch']} {round(100 * r['sparsity'])} %, {r['threads']} thr: peak "
+            out.append((f"{r['arch']} {_label(r)}, {r['threads']} thr: peak "
                         f"memory ≤ file + 2 × activations + 16 MB",
                         f"{r['peak_rss_mb']:.1f} MB vs {r['memory_bound_mb']:.1f} MB",
                         r["peak_rss_mb"] <= r["memory_bound_mb"]))
@@ -75,6 +76,11 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
     return out
 
 
+def _label(row: dict[str, Any]) -> str:
+    v = row.get("shared_rows", 1)
+    return f"{round(100 * row['sparsity'])} %" + (f" V={v}" if v > 1 else "")
+
+
 def fraction_of_ideal(layer: dict[str, Any], variant: str, s: str, best_dense: float) -> float:
     h = layer["hybrid"][variant][s]
     return h["dense_equivalent_gflops"] * h["density"] / best_dense
@@ -90,7 +96,9 @@ def render(results: dict[str, Any], figures: list[str] | None = None) -> str:
              "timed in interleaved rounds; each cell is the median (p90) latency in ms. "
              "Sparsity is the fraction of the prunable weights removed (2:4 inside a balanced set "
              "of 16×16 blocks in every block layer, chosen by magnitude; first conv and depthwise "
-             "convs stay dense; the classifier gets 2:4 only). The peers run the dense model in "
+             "convs stay dense; the classifier gets 2:4 only); V=4 rows use the row-shared N:M "
+             "variant (4 rows of a block share each 2:4 selection, DESIGN §6), the others the "
+             "paper's per-row N:M. The peers run the dense model in "
              "every row (their speed does not depend on the weight values), timed together with "
              "crisp. Peak RSS: `crisp-bench` on the same file (its own VmHWM), against the bound "
              "file + 2 × activation arena + 16 MB.", ""]
@@ -108,7 +116,7 @@ def render(results: dict[str, Any], figures: list[str] | None = None) -> str:
             rss = (f"{r['peak_rss_mb']:.0f} ({r['memory_bound_mb']:.0f}) MB"
                    if r.get("peak_rss_mb") is not None else "–")
             lines.append(
-                f"| {r['arch']} | {round(100 * r['sparsity'])} % | "
+                f"| {r['arch']} | {_label(r)} | "
                 f"{100 * r['effective_macs'] / r['macs']:.0f} % | {_cell(r, crisp_name)} | "
                 f"{_cell(r, 'crisp dense')} | {_cell(r, 'torch')} | {_cell(r, 'onnxruntime')} | "
                 f"{_cell(r, 'tflite')} | {speed} | {rss} |")
@@ -168,10 +176,15 @@ def plots(results: dict[str, Any], directory: Path, stem: str) -> list[str]:
     for arch in archs:
         fig, axes = plt.subplots(1, len(threads), figsize=(5 * len(threads), 3.6), squeeze=False)
         for ax, t in zip(axes[0], threads):
-            rows = sorted((r for r in results["rows"] if r["arch"] == arch and r["threads"] == t),
-                          key=lambda r: r["sparsity"])
+            rows = sorted((r for r in results["rows"] if r["arch"] == arch and r["threads"] == t
+                           and r.get("shared_rows", 1) == 1), key=lambda r: r["sparsity"])
+            shared = sorted((r for r in results["rows"] if r["arch"] == arch and r["threads"] == t
+                             and r.get("shared_rows", 1) > 1), key=lambda r: r["sparsity"])
             xs = [100 * r["sparsity"] for r in rows]
-            ax.plot(xs, [crisp_ms(r) for r in rows], "o-", label="crisp")
+            ax.plot(xs, [crisp_ms(r) for r in rows], "o-", label="crisp (per-row N:M)")
+            if shared:
+                ax.plot([100 * r["sparsity"] for r in shared], [crisp_ms(r) for r in shared],
+                        "o:", label=f"crisp (row-shared V={shared[0]['shared_rows']})")
             for peer in PEER_NAMES:
                 pts = [(100 * r["sparsity"], r["systems"][peer]["median_ms"]) for r in rows
                        if peer in r["systems"]]
