@@ -27,7 +27,9 @@ BUILTIN_DIR = Path(__file__).resolve().parent.parent / "boards"
 ARCHES = ("aarch64", "x86_64")
 ISA_FEATURES = {"aarch64": ("neon", "dotprod", "fp16", "i8mm", "sve"),
                 "x86_64": ("avx2", "fma", "avx512")}
-POWER_METHODS = ("external-meter", "ina3221-hwmon", "vcgencmd-pmic", "none")
+# ina3221-hwmon: the mainline hwmon driver (JetPack 5/6); ina3221-iio: NVIDIA's ina3221x IIO
+# driver (JetPack 4: Jetson Nano, TX1/TX2). Both are read by the same meter (crisp_edge.meters).
+POWER_METHODS = ("external-meter", "ina3221-hwmon", "ina3221-iio", "vcgencmd-pmic", "none")
 _NAME = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 

@@ -6,11 +6,19 @@ group by :func:`register`).
     crisp-edge deploy --board rpi4 --model model.crisp --host pi@192.168.1.20
     crisp-edge bench --board rpi4 --host pi@192.168.1.20 --out pi.json
     crisp-edge bench --board rpi4 --hosts fleet.txt --model model.crisp --out fleet.json
+    crisp-edge bench --board rpi4 --host pi@192.168.1.20 --meter um25c:/dev/rfcomm0 --json pi.json
+    crisp-edge bench --board jetson-orin-nano --host nvidia@orin --energy --json orin.json
     crisp-edge report pi.json fleet.json --out-dir report/
+
+``bench`` exits 0 when everything asked for was measured, 1 on an error (nothing written: a
+bad option, a meter that cannot be opened, an unreachable --host) or when a fleet board
+failed, and 3 when the latency results were written but energy is missing for some entries
+(their ``energy_error`` says why).
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 import tempfile
@@ -21,6 +29,9 @@ import click
 from crisp_edge.boards import list_boards, load_board, search_dirs
 from crisp_edge.deploy import DEFAULT_REMOTE_DIR, build_runtime, deploy, make_bundle
 from crisp_edge.ssh import Remote
+
+# bench: latency results written, energy missing somewhere (see energy_error in the JSON).
+EXIT_ENERGY_INCOMPLETE = 3
 
 
 def _log(message: str) -> None:
@@ -141,6 +152,30 @@ def _summary(result: dict) -> None:
         _log(f"  {m['name']:<24} sparsity {100 * m['mac_sparsity']:5.1f} %  median {cells}")
     if "note" in result:
         _log(f"  note: {result['note']}")
+    tflite = (result.get("tflite") or {}).get("results", [])
+    entries = [(m["name"], r) for m in result["models"] for r in m["results"]]
+    entries += [("TFLite", r) for r in tflite]
+    for name, r in entries:
+        e = r.get("energy")
+        if e is not None:
+            per_j = f"{e['inferences_per_j']:.1f}" if e["inferences_per_j"] else "–"
+            _log(f"  energy {name:<17} {r['threads']}t {e['mj_per_inference']:.4g} ± "
+                 f"{e['uncertainty_mj']:.2g} mJ/inference, {e['avg_power_w']:.3f} W average "
+                 f"({e['idle_power_w']:.3f} W idle), {per_j} inferences/J"
+                 + (f"; {len(e['warnings'])} warning(s)" if e["warnings"] else ""))
+
+
+def _energy_outcome(result: dict) -> bool:
+    """Say which entries have no energy and why; True when any."""
+    from crisp_edge.fieldenergy import energy_problems
+
+    problems = list(energy_problems(result))
+    if problems:
+        _log(f"energy: not measured for {len(problems)} entr{'y' if len(problems) == 1 else 'ies'}"
+             " (the latency results are complete and written):")
+        for where, message in problems:
+            _log(f"  {where}: {message}")
+    return bool(problems)
 
 
 @click.command("bench")
@@ -159,7 +194,28 @@ def _summary(result: dict) -> None:
 @click.option("--tflite", type=click.Path(exists=True, dir_okay=False),
               help="Also time this .tflite with the TFLite interpreter on the device (when "
                    "tflite-runtime or ai-edge-litert is installed there).")
-@click.option("--out", type=click.Path(dir_okay=False), help="Write the JSON here [stdout].")
+@click.option("--out", "--json", "out", type=click.Path(dir_okay=False),
+              help="Write the JSON here [stdout].")
+@click.option("--meter", metavar="SPEC",
+              help="Also measure energy per inference with this power meter: scpi:/dev/ttyUSB0, "
+                   "um25c:/dev/rfcomm0, um34c:…, ina:/dev/ttyACM0 (on this machine), ina3221"
+                   "[:RAIL], pmic (on the board); options ?rate=HZ&cal=NAME… (docs/energy.md). "
+                   "Not with --hosts.")
+@click.option("--energy", is_flag=True,
+              help="Measure energy with the board's own sensor (its profile's power_method: "
+                   "ina3221 on a Jetson, pmic on a Pi 5); with --hosts, each board's own.")
+@click.option("--energy-window", default=5.0, show_default=True,
+              type=click.FloatRange(0.1, 3600), metavar="SECONDS",
+              help="Least time the inferences of one energy window take (at least 25 meter "
+                   "samples either way).")
+@click.option("--energy-idle-seconds", default=3.0, show_default=True,
+              type=click.FloatRange(0.1, 600), metavar="SECONDS",
+              help="Idle baseline before and after each window.")
+@click.option("--energy-settle-seconds", default=0.5, show_default=True,
+              type=click.FloatRange(0, 600), metavar="SECONDS",
+              help="Left out after each window before the idle baseline after it.")
+@click.option("--calibration-dir", type=click.Path(file_okay=False, path_type=Path),
+              help="Meter calibration files [default: $CRISP_CALIBRATION_DIR or ./calibration].")
 @_ssh_config_option
 @_remote_dir_option
 @click.option("--jobs", default=8, show_default=True, type=click.IntRange(1, 1024),
@@ -169,39 +225,58 @@ def _summary(result: dict) -> None:
               "on this machine (python -m crisp_edge.peerbench; ARGS are its options, quoted).")
 def bench_command(board: str | None, host: str | None, hosts_file: str | None,
                   models: tuple[str, ...], threads: str | None, warmup: int, runs: int,
-                  tflite: str | None, out: str | None, ssh_config: str | None, remote_dir: str,
-                  jobs: int, local_args: str | None) -> None:
+                  tflite: str | None, out: str | None, meter: str | None, energy: bool,
+                  energy_window: float, energy_idle_seconds: float,
+                  energy_settle_seconds: float, calibration_dir: Path | None,
+                  ssh_config: str | None, remote_dir: str, jobs: int,
+                  local_args: str | None) -> None:
     """Measure latency, throughput and memory of crisp models on a board (or a fleet), or
-    against the peer runtimes on this machine (--local).
+    against the peer runtimes on this machine (--local); with --meter or --energy, energy per
+    inference too.
 
     \b
       crisp-edge bench --board rpi4 --host pi@192.168.1.20 --out pi4.json
       crisp-edge bench --board rpi4 --hosts fleet.txt --model model.crisp --out fleet.json
       crisp-edge bench --board rpi4 --model model.crisp        # here, under qemu-aarch64
+      crisp-edge bench --board rpi4 --host pi@pi4 --meter um25c:/dev/rfcomm0 --json pi4.json
+      crisp-edge bench --board rpi5 --host pi@pi5 --energy     # the Pi 5's PMIC
       crisp-edge bench --local                                 # docs/benchmarks.md
       crisp-edge bench --local "--archs resnet50 --threads 2"
+
+    The meter is opened first (a missing one stops here, nothing measured); latencies are
+    measured and kept, then one energy window per model and thread count. Exit status: 0 all
+    measured, 1 error or a failed fleet board, 3 latencies written but energy missing for some
+    entries (energy_error in the JSON says why).
     """
-    from crisp_edge import fieldbench
+    from crisp_edge import fieldbench, fieldenergy
 
     if local_args is not None:
         import shlex
 
         from crisp_edge import peerbench
 
-        if board or host or hosts_file or models:
+        if board or host or hosts_file or models or meter or energy:
             raise click.UsageError("--local measures this machine against the peer runtimes; "
-                                   "it takes no --board/--host/--hosts/--model")
+                                   "it takes no --board/--host/--hosts/--model/--meter/--energy")
         sys.exit(peerbench.main(shlex.split(local_args)))
     if host and hosts_file:
         raise click.UsageError("give --host or --hosts, not both")
+    if hosts_file and meter:
+        # A serial meter sits between one supply and one board; it cannot measure a fleet.
+        raise click.UsageError("--meter measures one board: run --host HOST --meter SPEC per "
+                               "board, or --hosts with --energy to use each board's own sensor")
     counts = _thread_list(threads)
     kw = dict(threads=counts, warmup=warmup, runs=runs,
               tflite=Path(tflite) if tflite else None)
+    energy_options = fieldenergy.EnergyOptions(
+        min_window_s=energy_window, idle_seconds=energy_idle_seconds,
+        settle_seconds=energy_settle_seconds, calibration_dir=calibration_dir)
     if hosts_file:
         entries = fieldbench.read_hosts(hosts_file, board)
         result = fieldbench.bench_fleet(entries, ssh_config=Path(ssh_config) if ssh_config
                                         else None, jobs=jobs, log=_log, models=models,
-                                        remote_dir=remote_dir, **kw)
+                                        remote_dir=remote_dir,
+                                        energy=energy_options if energy else None, **kw)
         for r in result["results"]:
             _summary(r)
         for f in result["failures"]:
@@ -209,15 +284,22 @@ def bench_command(board: str | None, host: str | None, hosts_file: str | None,
     else:
         if board is None:
             raise click.UsageError("give --board (crisp-edge boards lists them)")
-        profile = load_board(board)
-        if host:
-            result = fieldbench.bench_host(profile, _remote(host, ssh_config), models=models,
-                                           remote_dir=remote_dir, log=_log, **kw)
-        elif models:
-            result = fieldbench.bench_local(profile, models, log=_log, **kw)
-        else:
+        if not host and not models:
             raise click.UsageError("give --host (or --hosts) to measure on devices, or --model "
                                    "to measure the board's binaries on this machine")
+        profile = load_board(board)
+        remote = _remote(host, ssh_config) if host else None
+        spec = fieldenergy.meter_spec(profile, meter, energy)
+        # Opened before any latency run: a missing meter stops the command here.
+        plan = (fieldenergy.open_plan(spec, remote, energy_options, log=_log,
+                                      label=host or "local") if spec else None)
+        with plan or contextlib.nullcontext():
+            if remote is not None:
+                result = fieldbench.bench_host(profile, remote, models=models,
+                                               remote_dir=remote_dir, log=_log, energy=plan,
+                                               **kw)
+            else:
+                result = fieldbench.bench_local(profile, models, log=_log, energy=plan, **kw)
         _summary(result)
     text = json.dumps(result, indent=2)
     if out:
@@ -225,8 +307,11 @@ def bench_command(board: str | None, host: str | None, hosts_file: str | None,
         _log(f"wrote {out}")
     else:
         click.echo(text)
+    energy_missing = _energy_outcome(result)
     if result.get("failures"):
         sys.exit(1)
+    if energy_missing:
+        sys.exit(EXIT_ENERGY_INCOMPLETE)
 
 
 @click.command("report")

@@ -3,6 +3,9 @@ latency, throughput and memory per model and thread count, with the device's CPU
 frequency and temperature readings, as one JSON document (format ``crisp-fieldbench/1``,
 docs/deploy.md). A fleet is many boards benchmarked concurrently.
 
+With an energy plan (:mod:`crisp_edge.fieldenergy`: an opened power meter), each model and
+thread count then gets an ``energy`` (or ``energy_error``) next to its latency.
+
 >>> result = bench_host(load_board("rpi4"), Remote("pi@192.168.1.20"))   # doctest: +SKIP
 >>> result["models"][0]["results"][0]["median_ms"]                        # doctest: +SKIP
 """
@@ -10,6 +13,7 @@ docs/deploy.md). A fleet is many boards benchmarked concurrently.
 from __future__ import annotations
 
 import concurrent.futures
+import contextlib
 import datetime
 import json
 import os
@@ -19,13 +23,16 @@ import tarfile
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from crisp_edge.boards import BoardProfile, load_board
 from crisp_edge.deploy import (DEFAULT_REMOTE_DIR, RUNNER_SH, BoardBuild, Log, build_runtime,
                                deploy, make_bundle, normalise_remote_dir, parse_markers)
 from crisp_edge.errors import ArgumentError, CrispError
 from crisp_edge.ssh import Remote, RemoteError
+
+if TYPE_CHECKING:
+    from crisp_edge.fieldenergy import EnergyOptions, EnergyPlan
 
 RESULT_FORMAT = "crisp-fieldbench/1"
 FLEET_FORMAT = "crisp-fieldbench-fleet/1"
@@ -229,9 +236,12 @@ def _model_rows(manifest: dict[str, Any], benches: dict[str, dict[str, Any]]
 def bench_installed(board: BoardProfile, remote: Remote | None, remote_dir: str, *,
                     threads: Sequence[int] | None = None, warmup: int = 3, runs: int = 20,
                     models: Sequence[str] | None = None, tflite: Path | None = None,
-                    host_label: str | None = None) -> dict[str, Any]:
+                    host_label: str | None = None, energy: EnergyPlan | None = None
+                    ) -> dict[str, Any]:
     """Benchmark the bundle installed in ``remote_dir`` on ``remote`` (None: this machine).
-    ``models`` are bundle paths (``models/x.crisp``); default: all of the bundle's."""
+    ``models`` are bundle paths (``models/x.crisp``); default: all of the bundle's.
+    ``energy``: after all latencies are in, measure energy per model and thread count with
+    its (opened) meter; a meter failure becomes ``energy_error`` entries, never an exception."""
     if runs < 10:
         raise ArgumentError(f"runs is {runs}: at least 10 timed runs (DESIGN §8)")
     counts = list(threads or board.thread_counts())
@@ -268,13 +278,16 @@ def bench_installed(board: BoardProfile, remote: Remote | None, remote_dir: str,
         "readings": {"before": _readings(markers, "before"),
                      "after": _readings(markers, "after")},
         "settings": {"threads": counts, "warmup": warmup, "runs": runs, "input": "random",
-                     "seed": 1},
+                     "seed": 1, "energy": energy.settings() if energy is not None else None},
         "models": _model_rows(manifest, benches), "tflite": tflite_result,
         "started_at": started.isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - t0, 3)}
     if result["emulated"]:
         result["note"] = (f"emulated: this device is {result['device']['machine']}, not a "
                           f"{board.name}; latencies are qemu's ({runner}), not the board's")
+    if energy is not None:
+        energy.add_to(result, board, remote, rdir, tflite)
+        result["duration_s"] = round(time.monotonic() - t0, 3)
     return result
 
 
@@ -282,24 +295,51 @@ def bench_tflite(remote: Remote | None, rdir: str, model: Path | None, threads: 
                  warmup: int, runs: int, label: str) -> dict[str, Any]:
     """The TFLite interpreter on the target, when python3 there has tflite-runtime or
     ai-edge-litert; otherwise a record saying why not."""
-    target_path = "-"
     try:
-        if model is not None:
-            if remote is not None:
-                target_path = remote.upload(model, f"{rdir}/tflite", model.name) + "/" + model.name
-            else:
-                target_path = str(model.resolve())
-        out = _run(remote, TFLITE_SCRIPT, [target_path, ",".join(map(str, threads)),
-                                           str(warmup), str(runs)],
-                   300 + 10 * len(threads) * (warmup + runs), f"{label}: TFLite benchmark",
-                   program=("python3", "-"))
-        return dict(json.loads(out.strip().splitlines()[-1]))
-    except (RemoteError, BenchError, json.JSONDecodeError, IndexError) as e:
+        with tflite_on_target(remote, rdir, model) as target_path:
+            return _tflite_script(remote, target_path, threads, warmup, runs, label)
+    except (RemoteError, BenchError) as e:
         return {"available": False, "reason": f"python3 on the target could not run it: {e}"}
-    finally:
-        if remote is not None and target_path != "-":
-            remote.run("rm -rf " + shlex.quote(os.path.dirname(target_path)), timeout=60,
-                       check=False)
+
+
+@contextlib.contextmanager
+def tflite_on_target(remote: Remote | None, rdir: str, model: Path | None) -> Iterator[str]:
+    """The path of ``model`` on the target while the block runs ("-" for no model): uploaded
+    to ``rdir/tflite`` over SSH and removed afterwards, or this machine's file."""
+    if model is None:
+        yield "-"
+    elif remote is None:
+        yield str(model.resolve())
+    else:
+        target_dir = remote.upload(model, f"{rdir}/tflite", model.name)
+        try:
+            yield f"{target_dir}/{model.name}"
+        finally:
+            remote.run("rm -rf " + shlex.quote(target_dir), timeout=60, check=False)
+
+
+def _tflite_script(remote: Remote | None, target_path: str, threads: Sequence[int],
+                   warmup: int, runs: int, label: str) -> dict[str, Any]:
+    out = _run(remote, TFLITE_SCRIPT, [target_path, ",".join(map(str, threads)), str(warmup),
+                                       str(runs)],
+               300 + 10 * len(threads) * (warmup + runs), f"{label}: TFLite benchmark",
+               program=("python3", "-"))
+    try:
+        return dict(json.loads(out.strip().splitlines()[-1]))
+    except (json.JSONDecodeError, IndexError):
+        raise BenchError(f"{label}: the TFLite benchmark printed no result ({out[-300:]!r})"
+                         ) from None
+
+
+def run_tflite_inferences(remote: Remote | None, target_path: str, count: int, threads: int,
+                          label: str) -> dict[str, Any]:
+    """Run ``count`` timed TFLite inferences of the model at ``target_path`` (see
+    :func:`tflite_on_target`) and block until they are done; returns that thread count's
+    result (median_ms, throughput_ips, ...). The TFLite counterpart of :func:`run_inferences`."""
+    done = _tflite_script(remote, target_path, [threads], 0, count, label)
+    if not done.get("benchmarked"):
+        raise BenchError(f"{label}: TFLite did not run: {done.get('reason', 'no reason given')}")
+    return dict(done["results"][0])
 
 
 def run_inferences(board: BoardProfile, remote: Remote | None, remote_dir: str, model: str,
@@ -317,10 +357,10 @@ def run_inferences(board: BoardProfile, remote: Remote | None, remote_dir: str, 
 
 def bench_local(board: BoardProfile, models: Sequence[str | os.PathLike[str]], *,
                 threads: Sequence[int] | None = None, warmup: int = 3, runs: int = 20,
-                tflite: Path | None = None, log: Callable[[str], None] = lambda _: None
-                ) -> dict[str, Any]:
+                tflite: Path | None = None, log: Callable[[str], None] = lambda _: None,
+                energy: EnergyPlan | None = None) -> dict[str, Any]:
     """The board's bundle unpacked and benchmarked on this machine (under qemu when the
-    board's arch is not this machine's)."""
+    board's arch is not this machine's); ``energy`` as in :func:`bench_installed`."""
     build = build_runtime(board, log=log)
     with tempfile.TemporaryDirectory(prefix="crisp-bench-") as tmp:
         root = Path(tmp)
@@ -330,7 +370,7 @@ def bench_local(board: BoardProfile, models: Sequence[str | os.PathLike[str]], *
         release = f"crisp-bundle-{board.name}-{bundle.bundle_id}"
         (root / "current").symlink_to(root / "releases" / release)
         return bench_installed(board, None, str(root), threads=threads, warmup=warmup,
-                               runs=runs, tflite=tflite)
+                               runs=runs, tflite=tflite, energy=energy)
 
 
 def bench_host(board: BoardProfile, remote: Remote, *, models: Sequence[str] = (),
@@ -364,9 +404,13 @@ def read_hosts(path: str | os.PathLike[str], default_board: str | None) -> list[
 
 
 def bench_fleet(entries: Sequence[tuple[str, str]], *, ssh_config: Path | None = None,
-                jobs: int = 8, log: Log = lambda _: None, **kw: Any) -> dict[str, Any]:
+                jobs: int = 8, log: Log = lambda _: None, energy: EnergyOptions | None = None,
+                **kw: Any) -> dict[str, Any]:
     """Benchmark every (host, board) concurrently; one failing board is recorded, not fatal.
-    Boards that need a build are built first, once per board."""
+    Boards that need a build are built first, once per board. ``energy``: measure each board
+    with its own sensor (its profile's ``power_method``); a board without one, or whose sensor
+    cannot be opened, keeps its latency results and says why in ``energy_error``."""
+    from crisp_edge.fieldenergy import open_board_sensor  # fieldenergy imports this module
     boards = {name: load_board(name) for name in {b for _, b in entries}}
     # Built here, one board after the other: concurrent builds of one tree would collide.
     builds = {name: build_runtime(board, log=log) for name, board in boards.items()
@@ -374,8 +418,19 @@ def bench_fleet(entries: Sequence[tuple[str, str]], *, ssh_config: Path | None =
 
     def one(host: str, board: str) -> dict[str, Any]:
         log(f"{host}: benchmarking ({board})")
-        return bench_host(boards[board], Remote(host, config=ssh_config),
-                          build=builds.get(board), log=log, **kw)
+        remote = Remote(host, config=ssh_config)
+        if energy is None:
+            return bench_host(boards[board], remote, build=builds.get(board), log=log, **kw)
+        try:
+            plan = open_board_sensor(boards[board], remote, energy, log=log, label=host)
+        except CrispError as e:
+            log(f"{host}: no energy measurement: {e}")
+            result = bench_host(boards[board], remote, build=builds.get(board), log=log, **kw)
+            result["energy_error"] = str(e)
+            return result
+        with plan:
+            return bench_host(boards[board], remote, build=builds.get(board), log=log,
+                              energy=plan, **kw)
 
     results, failures = [], []
     with concurrent.futures.ThreadPoolExecutor(max_workers=max(1, jobs)) as pool:

@@ -1,6 +1,8 @@
 """Render field benchmark results (``crisp-edge bench`` JSON, single boards or fleets) as
 Markdown and self-contained HTML with plots: latency vs sparsity per board, speedup over the
-dense twin and over TFLite, peak memory.
+dense twin and over TFLite, peak memory; and, when the results carry ``energy`` (``crisp-edge
+bench --meter``/``--energy``), energy per inference of the hybrid, its dense twin and TFLite side
+by side, with average power and inferences per joule.
 
 >>> write_report([Path("pi4.json"), Path("fleet.json")], Path("report"))   # doctest: +SKIP
 [PosixPath('report/report.md'), PosixPath('report/report.html'), ...]
@@ -84,6 +86,112 @@ def speedups(result: dict[str, Any]) -> list[dict[str, Any]]:
     return rows
 
 
+def _energy(entry: dict[str, Any] | None) -> dict[str, Any] | None:
+    return entry.get("energy") if entry else None
+
+
+def energy_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per hybrid model and thread count: the ``energy`` of the model, its dense twin and
+    TFLite (set against the first model, as in :func:`speedups`), None where not measured."""
+    models = {m["name"]: m for m in result["models"]}
+    tflite = _tflite_by_threads(result)
+    first = next((m["name"] for m in result["models"] if m["role"] == "model"), None)
+    rows = []
+    for m in result["models"]:
+        if m["role"] != "model":
+            continue
+        twin = next((d for d in models.values() if d.get("dense_twin_of") == m["name"]), None)
+        for threads, r in sorted(_by_threads(m).items()):
+            rows.append({"model": m["name"], "threads": threads, "hybrid": _energy(r),
+                         "dense": _energy(_by_threads(twin).get(threads)) if twin else None,
+                         "tflite": _energy(tflite.get(threads)) if m["name"] == first
+                         else None})
+    return rows
+
+
+def _has_energy(result: dict[str, Any]) -> bool:
+    entries = [r for m in result["models"] for r in m["results"]]
+    entries += (result.get("tflite") or {}).get("results", [])
+    return bool(result.get("energy_error")) or any(
+        "energy" in r or "energy_error" in r for r in entries)
+
+
+def _mj(energy: dict[str, Any] | None) -> str:
+    """mJ/inference with its standard uncertainty."""
+    if energy is None:
+        return "–"
+    return f"{energy['mj_per_inference']:.4g} ± {energy['uncertainty_mj']:.2g}"
+
+
+def _ratio(energy: dict[str, Any] | None, hybrid: dict[str, Any] | None) -> str:
+    if energy is None or hybrid is None or hybrid["mj_per_inference"] <= 0:
+        return "–"
+    return f"{energy['mj_per_inference'] / hybrid['mj_per_inference']:.2f}"
+
+
+def _energy_plot(results: list[dict[str, Any]], out_dir: Path) -> Path:
+    """Grouped bars: mJ/inference of hybrid, dense twin and TFLite per board, model and thread
+    count, with ±1 standard uncertainty."""
+    import matplotlib.pyplot as plt
+
+    groups = [(f"{_label(r)}\n{row['model']} {row['threads']}t", row) for r in results
+              for row in energy_rows(r)]
+    fig, ax = plt.subplots(figsize=(max(6, 1.2 * len(groups) + 2), 4.5))
+    for offset, key, name in ((-0.27, "hybrid", "hybrid-sparse"), (0, "dense", "dense twin"),
+                              (0.27, "tflite", "TFLite")):
+        xs = [i + offset for i, (_, row) in enumerate(groups) if row[key] is not None]
+        found = [row[key] for _, row in groups if row[key] is not None]
+        if found:
+            ax.bar(xs, [e["mj_per_inference"] for e in found], 0.27, label=name,
+                   yerr=[e["uncertainty_mj"] for e in found], capsize=3)
+    ax.set_xticks(range(len(groups)), [name for name, _ in groups], fontsize=6, rotation=30,
+                  ha="right")
+    ax.set_xlim(-0.7, len(groups) - 0.3)  # one group must not stretch its bars across the plot
+    ax.set(ylabel="energy per inference (mJ, ±1 u)",
+           title="Energy per inference above idle: hybrid vs dense vs TFLite")
+    ax.legend(fontsize=7)
+    return _save(fig, out_dir / "energy.png")
+
+
+def _energy_blocks(result: dict[str, Any]) -> list[Block]:
+    """The energy tables of one board: side by side, then every measured entry."""
+    blocks = []
+    measured = energy_rows(result)
+    if any(row["hybrid"] or row["dense"] or row["tflite"] for row in measured):
+        blocks.append(Block("table", (
+            ["model", "threads", "hybrid mJ/inference", "dense mJ/inference",
+             "TFLite mJ/inference", "dense / hybrid", "TFLite / hybrid"],
+            [[row["model"], str(row["threads"]), _mj(row["hybrid"]), _mj(row["dense"]),
+              _mj(row["tflite"]), _ratio(row["dense"], row["hybrid"]),
+              _ratio(row["tflite"], row["hybrid"])] for row in measured])))
+    entries = [(m["name"], m["role"], r) for m in result["models"] for r in m["results"]]
+    entries += [("TFLite", "tflite", r) for r in (result.get("tflite") or {}).get("results", [])]
+    rows, problems = [], []
+    for name, role, r in entries:
+        e = r.get("energy")
+        if e is not None:
+            per_j = e.get("inferences_per_j")
+            rows.append([name, role, str(r["threads"]), _mj(e), _fmt(e["avg_power_w"]),
+                         _fmt(e["idle_power_w"]), _fmt(per_j, 1), str(e["inferences"]),
+                         _fmt(e["window_s"], 2), str(e["samples"]),
+                         "; ".join(e.get("warnings", [])) or "–"])
+        elif "energy_error" in r:
+            problems.append(f"{name} {r['threads']}t: {r['energy_error']}")
+    if rows:
+        settings = result["settings"].get("energy") or {}
+        blocks.append(Block("text", f"Energy: meter {settings.get('meter', '?')} "
+                                    f"({settings.get('identity') or 'unidentified'}); energy "
+                                    "per inference is above idle power, ± one standard "
+                                    "uncertainty (docs/energy.md)."))
+        blocks.append(Block("table", (["model", "role", "threads", "mJ/inference",
+                                       "avg W", "idle W", "inferences/J", "N", "window s",
+                                       "samples", "warnings"], rows)))
+    if result.get("energy_error"):
+        problems.insert(0, result["energy_error"])
+    blocks += [Block("text", "**Energy not measured: " + p + "**") for p in problems]
+    return blocks
+
+
 def _plots(results: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     import matplotlib
 
@@ -127,6 +235,9 @@ def _plots(results: list[dict[str, Any]], out_dir: Path) -> list[Path]:
     ax.set_xticks(range(len(items)), [n for n, _ in items], fontsize=6, rotation=30, ha="right")
     ax.set(ylabel="peak resident memory (MiB)", title="Peak memory of crisp-bench per model")
     written.append(_save(fig, out_dir / "memory.png"))
+    if any(row["hybrid"] or row["dense"] or row["tflite"] for r in results
+           for row in energy_rows(r)):
+        written.append(_energy_plot(results, out_dir))
     return written
 
 
@@ -178,6 +289,8 @@ def _blocks(results: list[dict[str, Any]], failures: list[dict[str, Any]],
         tflite = result.get("tflite") or {}
         if not tflite.get("benchmarked"):
             blocks.append(Block("text", "TFLite: " + str(tflite.get("reason", "not measured"))))
+        if _has_energy(result):
+            blocks += _energy_blocks(result)
     if failures:
         blocks.append(Block("heading", "Boards that failed"))
         blocks.append(Block("table", (["host", "board", "error"],

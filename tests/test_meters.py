@@ -362,7 +362,8 @@ def test_ina3221_rail_selection_and_errors(tmp_path: Path) -> None:
     with pytest.raises(MeterNotFoundError, match="no hwmon device named ina3221"):
         open_meter(f"ina3221?root={tmp_path / 'b'}")
     (tmp_path / "b" / "bus" / "i2c" / "drivers" / "ina3221x").mkdir(parents=True)
-    with pytest.raises(MeterNotFoundError, match="older ina3221x IIO driver"):
+    with pytest.raises(MeterNotFoundError, match="ina3221x IIO driver is loaded but lists no "
+                                                 "rail_name_N"):
         open_meter(f"ina3221?root={tmp_path / 'b'}")
 
 
@@ -379,6 +380,50 @@ def test_ina3221_follows_changing_sysfs_values(tmp_path: Path) -> None:
         samples = meter.samples()
     assert samples[0].watts == pytest.approx(7.62)
     assert samples[-1].watts == pytest.approx(5.08 * 3.0)
+
+
+def fake_jetson_nano(root: Path, rails: dict[str, tuple[int, int]]) -> Path:
+    """JetPack 4's ina3221x IIO device (label → (mV, mA) per channel 0…2), as on a Nano."""
+    dev = root / "bus" / "i2c" / "drivers" / "ina3221x" / "6-0040" / "iio:device0"
+    dev.mkdir(parents=True)
+    for channel, (label, (mv, ma)) in enumerate(rails.items()):
+        (dev / f"rail_name_{channel}").write_text(label + "\n")
+        (dev / f"in_voltage{channel}_input").write_text(f"{mv}\n")
+        (dev / f"in_current{channel}_input").write_text(f"{ma}\n")
+        (dev / f"in_power{channel}_input").write_text(f"{mv * ma // 1000}\n")
+    (root / "class" / "hwmon" / "hwmon0").mkdir(parents=True)  # a thermal sensor, no ina3221
+    (root / "class" / "hwmon" / "hwmon0" / "name").write_text("thermal\n")
+    return dev
+
+
+NANO = {"POM_5V_IN": (5048, 1220), "POM_5V_GPU": (5040, 80), "POM_5V_CPU": (5036, 410)}
+
+
+def test_ina3221_reads_the_iio_driver_of_jetpack_4(tmp_path: Path) -> None:
+    dev = fake_jetson_nano(tmp_path, NANO)
+    with open_meter(f"ina3221?root={tmp_path}&rate=40", calibration_dir=tmp_path) as meter:
+        assert meter.interface == "ina3221x" and meter.rail == "POM_5V_IN"
+        assert set(meter.rails) == set(NANO)
+        samples = read_for(meter, 0.2, 3)
+        (dev / "in_current2_input").write_text("900\n")
+    assert (samples[0].volts, samples[0].amps) == pytest.approx((5.048, 1.22))
+    assert samples[0].watts == pytest.approx(5.048 * 1.22)
+    with open_meter(f"ina3221:POM_5V_CPU?root={tmp_path}&rate=40",
+                    calibration_dir=tmp_path) as meter:
+        samples = read_for(meter, 0.1, 2)
+    assert samples[-1].watts == pytest.approx(5.036 * 0.9)   # channel 2, the file just changed
+    with pytest.raises(MeterNotFoundError, match="the INA3221 rails are POM_5V_CPU, POM_5V_GPU, "
+                                                 "POM_5V_IN"):
+        open_meter(f"ina3221:VDD_IN?root={tmp_path}")
+
+
+def test_ina3221_prefers_hwmon_when_both_interfaces_exist(tmp_path: Path) -> None:
+    fake_jetson_nano(tmp_path, NANO)
+    (tmp_path / "class" / "hwmon" / "hwmon0" / "name").unlink()
+    fake_jetson(tmp_path, ORIN, other=False)
+    with open_meter(f"ina3221?root={tmp_path}&rate=40", calibration_dir=tmp_path) as meter:
+        assert meter.interface == "hwmon" and meter.rail == "VDD_IN"
+        assert read_for(meter, 0.1, 2)[0].watts == pytest.approx(7.62)
 
 
 class SshLikeRunner:
@@ -434,6 +479,7 @@ def test_ssh_runner_streams_over_one_session_per_script(tmp_path: Path) -> None:
 
 def test_board_power_methods_map_to_specs() -> None:
     assert board_meter_spec("ina3221-hwmon") == "ina3221"
+    assert board_meter_spec("ina3221-iio") == "ina3221"
     assert board_meter_spec("vcgencmd-pmic") == "pmic"
     assert board_meter_spec("external-meter") is None and board_meter_spec("none") is None
 

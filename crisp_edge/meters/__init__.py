@@ -12,9 +12,10 @@ file (:mod:`crisp_edge.calibration`). The method that turns samples into joules 
 with an uncertainty is :func:`crisp_edge.energy.measure`.
 
 Drivers: ``scpi`` (bench supplies and DMMs, pyserial), ``um`` (RDTech UM24C/UM25C/UM34C over
-Bluetooth rfcomm), ``ina_bridge`` (INA219/INA226 on an Arduino), ``ina3221`` (Jetson hwmon) and
-``pmic`` (Raspberry Pi 5 ``vcgencmd pmic_read_adc``). The last two run on the board; ``remote``
-is the command runner that reaches it (contract in :mod:`crisp_edge.meters.device`).
+Bluetooth rfcomm), ``ina_bridge`` (INA219/INA226 on an Arduino), ``ina3221`` (Jetson: hwmon,
+or JetPack 4's ina3221x IIO driver) and ``pmic`` (Raspberry Pi 5 ``vcgencmd pmic_read_adc``).
+The last two run on the board; ``remote`` is the command runner that reaches it (contract in
+:mod:`crisp_edge.meters.device`).
 """
 
 from crisp_edge.meters.base import Accuracy, Meter, Sample

@@ -1,11 +1,17 @@
-"""Jetson power rails through the INA3221 hwmon driver, read on the device.
+"""Jetson power rails through the INA3221, read on the device.
 
-The Linux ``ina3221`` hwmon driver exposes, per channel N (1…3), ``inN_label`` (the rail name
-from the device tree: ``VDD_IN``, ``VDD_CPU_GPU_CV``, ``VDD_SOC`` on an Orin Nano), ``inN_input``
-(bus voltage, mV) and ``currN_input`` (current, mA); power is V·I. ``VDD_IN`` is the module's
-whole input and the default rail; the others are parts of it, so rails are never summed.
-``ina3221:RAIL`` picks another one. Older L4T (JetPack 4, e.g. Jetson Nano) uses the IIO driver
-``ina3221x`` instead, which this driver does not read; the error says so.
+Two kernel interfaces expose the same sensor; discovery tries them in this order:
+
+- the mainline ``ina3221`` **hwmon** driver (JetPack 5/6: Orin, Xavier): per channel N (1…3)
+  ``inN_label`` (the rail name from the device tree: ``VDD_IN``, ``VDD_CPU_GPU_CV``,
+  ``VDD_SOC`` on an Orin Nano), ``inN_input`` (bus voltage, mV), ``currN_input`` (mA);
+- NVIDIA's ``ina3221x`` **IIO** driver (L4T 32 / JetPack 4: Jetson Nano, TX1/TX2), under
+  ``bus/i2c/drivers/ina3221x/*/iio:device*/``: per channel N (0…2) ``rail_name_N``
+  (``POM_5V_IN``, ``POM_5V_GPU``, ``POM_5V_CPU`` on a Nano), ``in_voltageN_input`` (mV),
+  ``in_currentN_input`` (mA), ``in_powerN_input`` (mW, not read: V·I is the same product).
+
+Power is V·I. ``VDD_IN`` / ``POM_5V_IN`` is the module's whole input and the default rail; the
+others are parts of it, so rails are never summed. ``ina3221:RAIL`` picks another one.
 
 Discovery and sampling are POSIX ``sh`` scripts run through the command runner (see
 ``crisp_edge.meters.device``), under a sysfs root (``/sys`` on a board, a fake tree in tests).
@@ -19,7 +25,7 @@ from crisp_edge.meters.device import (NOW_NS, CommandRunner, DeviceMeter, parse_
 from crisp_edge.meters.errors import MeterNotFoundError
 
 DEFAULT_ACCURACY = Accuracy(0.01, "assumed 1 %: INA3221 gain error ≤ 0.25 % + shunt tolerance")
-DEFAULT_RAILS = ("VDD_IN", "POM_5V_IN")  # whole-module input on Orin / Xavier-era boards
+DEFAULT_RAILS = ("VDD_IN", "POM_5V_IN")  # whole-module input: Orin/Xavier; Nano/TX1/TX2
 
 _DISCOVER = r"""
 root=%(root)s
@@ -32,7 +38,16 @@ for d in "$root"/class/hwmon/hwmon*; do
     [ -r "$l" ] || continue
     read -r label < "$l" || continue
     n=${l##*/in}; n=${n%%_label}
-    printf 'R %%s %%s %%s\n' "$n" "$d" "$label"
+    printf 'R %%s/in%%s_input\t%%s/curr%%s_input\t%%s\n' "$d" "$n" "$d" "$n" "$label"
+  done
+done
+for d in "$root"/bus/i2c/drivers/ina3221x/*/iio:device*; do
+  [ -d "$d" ] || continue
+  for l in "$d"/rail_name_*; do
+    [ -r "$l" ] || continue
+    read -r label < "$l" || continue
+    n=${l##*/rail_name_}
+    printf 'I %%s/in_voltage%%s_input\t%%s/in_current%%s_input\t%%s\n' "$d" "$n" "$d" "$n" "$label"
   done
 done
 [ -d "$root/bus/i2c/drivers/ina3221x" ] && echo 'X ina3221x'
@@ -40,11 +55,11 @@ exit 0
 """
 
 _SAMPLE = r"""
-d=%(dir)s; n=%(channel)s; i=0
+vf=%(volts)s; cf=%(amps)s; i=0
 while [ "$i" -lt %(max)d ]; do
   t0=%(now)s
-  read -r v < "$d/in${n}_input" || { echo "!cannot read $d/in${n}_input"; exit 1; }
-  read -r c < "$d/curr${n}_input" || { echo "!cannot read $d/curr${n}_input"; exit 1; }
+  read -r v < "$vf" || { echo "!cannot read $vf"; exit 1; }
+  read -r c < "$cf" || { echo "!cannot read $cf"; exit 1; }
   t1=%(now)s
   echo "S $t0 $t1 $v $c" || exit 0
   i=$((i + 1))
@@ -64,26 +79,35 @@ class Ina3221Meter(DeviceMeter):
         self.requested_rail = rail
         self.root = root
         self.rail = ""
-        self.rails: dict[str, tuple[str, str]] = {}  # label → (hwmon dir, channel)
+        # label → (bus voltage file in mV, current file in mA), from one interface
+        self.rails: dict[str, tuple[str, str]] = {}
+        self.interface = ""  # "hwmon" or "ina3221x" (IIO), whichever discovery found
 
     def _open(self) -> None:
         lines = run_script(self.runner, _DISCOVER % {"root": quote(self.root)}, self.spec,
                            max(self.timeout_s, 10.0))
+        found: dict[str, dict[str, tuple[str, str]]] = {"hwmon": {}, "ina3221x": {}}
         iio = False
         for line in lines:
             tag, _, rest = line.partition(" ")
             if tag == "H":
                 self.host = rest.strip()
-            elif tag == "R":
-                channel, directory, label = rest.split(" ", 2)
-                self.rails.setdefault(label.strip(), (directory, channel))
+            elif tag in ("R", "I"):
+                # Tab-separated: the root (a test's tree) may contain spaces.
+                volts, amps, label = rest.split("\t", 2)
+                found["hwmon" if tag == "R" else "ina3221x"].setdefault(label.strip(),
+                                                                       (volts, amps))
             elif tag == "X":
                 iio = True
+        # hwmon first: a kernel with both would have the mainline driver's names right.
+        self.interface = "hwmon" if found["hwmon"] else "ina3221x"
+        self.rails = found[self.interface]
         if not self.rails:
-            why = ("this board uses the older ina3221x IIO driver (JetPack 4), which crisp-edge "
-                   "does not read yet; use an external meter" if iio else
+            why = ("the ina3221x IIO driver is loaded but lists no rail_name_N under "
+                   f"{self.root}/bus/i2c/drivers/ina3221x/*/iio:device*" if iio else
                    "is this a Jetson? no hwmon device named ina3221 (with rail labels) under "
-                   f"{self.root}/class/hwmon")
+                   f"{self.root}/class/hwmon and no ina3221x IIO device under "
+                   f"{self.root}/bus/i2c/drivers/ina3221x")
             raise MeterNotFoundError(f"{self.spec}: no INA3221 rails found on "
                                      f"{self.host or 'the device'}; {why}")
         wanted = [self.requested_rail] if self.requested_rail else list(DEFAULT_RAILS)
@@ -99,8 +123,8 @@ class Ina3221Meter(DeviceMeter):
         self.identity = f"{self.host} {self.rail}".strip()
 
     def _sampling_script(self) -> str:
-        directory, channel = self.rails[self.rail]
-        return _SAMPLE % {"dir": quote(directory), "channel": quote(channel),
+        volts, amps = self.rails[self.rail]
+        return _SAMPLE % {"volts": quote(volts), "amps": quote(amps),
                           "max": self.max_samples, "now": NOW_NS, "period": self.period_s}
 
     def _parse(self, line: str, received_ns: int) -> None:

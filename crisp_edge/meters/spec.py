@@ -3,7 +3,7 @@
     scpi:/dev/ttyUSB0?rate=10&baud=115200     SCPI supply or DMM on a USB-serial port
     um25c:/dev/rfcomm0   um34c:…   um24c:…     RDTech USB meter over Bluetooth serial
     ina:/dev/ttyACM0                           INA219/INA226 Arduino bridge
-    ina3221   ina3221:VDD_CPU_GPU_CV           Jetson INA3221 rail (default VDD_IN), on device
+    ina3221   ina3221:VDD_CPU_GPU_CV           Jetson INA3221 rail (VDD_IN/POM_5V_IN), on device
     pmic                                       Raspberry Pi 5 PMIC rails, on device
 
 Options for every kind: ``rate`` (Hz), ``timeout`` (s), ``accuracy`` (``0.5%`` or ``0.005``:
@@ -36,7 +36,8 @@ EXAMPLES = ("scpi:/dev/ttyUSB0", "um25c:/dev/rfcomm0", "um34c:/dev/rfcomm0", "in
 
 
 # Board profiles' power_method (boards/*.toml) → the spec of the sensor on the board.
-ON_BOARD_SPECS = {"ina3221-hwmon": "ina3221", "vcgencmd-pmic": "pmic"}
+# The ina3221 driver finds the hwmon or the IIO (ina3221x) interface by itself.
+ON_BOARD_SPECS = {"ina3221-hwmon": "ina3221", "ina3221-iio": "ina3221", "vcgencmd-pmic": "pmic"}
 
 
 def board_meter_spec(power_method: str) -> str | None:
