@@ -82,6 +82,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help="synthetic test renders per user class [CIFAR,IMAGENET]")
     ap.add_argument("--calibration-per-class", type=int, default=20,
                     help="int8 calibration renders per user class (the calibration split)")
+    ap.add_argument("--percentile", type=float, default=None,
+                    help="int8 activation ranges from this percentile instead of min/max "
+                         "(e.g. 99.99)")
     ap.add_argument("--batch-size", default="32,8", help="[CIFAR,IMAGENET]")
     ap.add_argument("--base-lr", type=float, default=0.05)
     ap.add_argument("--steps", type=int, default=2, help="pruning block steps after step 0")
@@ -229,7 +232,7 @@ def verify(arch: str, shape: str, sparsity: float, base: torch.nn.Module,
                                * len(classes))
     t0 = time.perf_counter()
     int8 = pack_checkpoint(stem.with_suffix(".pt"), stem.with_name(stem.name + "-int8.crisp"),
-                           int8=True, calibration=calib)
+                           int8=True, calibration=calib, percentile=args.percentile)
     pack_int8_s = time.perf_counter() - t0
 
     ckpt = load_checkpoint(stem.with_suffix(".pt"))
@@ -273,6 +276,7 @@ def verify(arch: str, shape: str, sparsity: float, base: torch.nn.Module,
                  "logit_spread": float((ref.max(0) - ref.min(0)).max()),
                  "predicted_classes": int(len(np.unique(ref.argmax(1))))},
         "int8": {"top1": acc_int8, "points_vs_fp32": int8_points,
+                 "calibration": {"images": int(len(calib)), "percentile": args.percentile},
                  "agreement_with_torch": float((got8.argmax(1) == ref.argmax(1)).mean()),
                  "max_abs_error": float(np.abs(got8 - ref).max())},
         "bytes": {"fp32_file": int(info["file_bytes"]), "int8_file": int(info8["file_bytes"]),
