@@ -46,6 +46,8 @@ typedef struct crisp_tensor {
     const float *scales;   /* DENSE_I8: per output channel, in place */
     const int8_t *q;       /* DENSE_I8: OHWI / (out, in), in place */
     crisp_hybrid hybrid;   /* HYBRID_F32, HYBRID_I8 */
+    const uint8_t *encoded; /* hybrid: the whole encoding inside WGHT, and its size */
+    uint64_t encoded_size;
     uint64_t stored_values; /* elements (dense) or hybrid.value_count */
 } crisp_tensor;
 

@@ -15,7 +15,6 @@
 /* Conv view of a weight matrix; a linear layer is a 1x1 conv on a 1x1 image. */
 typedef struct geometry {
     uint64_t tap_width;   /* columns per kernel tap: Cin/groups (conv), K (linear) */
-    uint64_t plane;       /* input elements per channel: H*W (conv), 1 (linear) */
     uint64_t group_rows;  /* output channels per group */
 } geometry;
 
@@ -59,8 +58,6 @@ static void walk_run(const crisp_hybrid *h, const geometry *g, uint64_t br, uint
                 }
                 if (out != NULL) {
                     const uint64_t e = n->entries - first_entry;
-                    ((uint32_t *)out->entry_offset)[n->entries] =
-                        (uint32_t)(col % g->tap_width * g->plane);
                     ((uint32_t *)out->entry_column)[n->entries] = (uint32_t)col;
                     const size_t w0 = out->run_weight[n->runs] + (size_t)(e * rows);
                     for (uint64_t r = 0; r < rows; r++) {
@@ -135,8 +132,7 @@ static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
  *   4. run_segment  u32[runs + 1]       run r = segments run_segment[r] .. [r+1]-1
  *   5. segment_tap  u32[segments]       ky * kw + kx of the segment's columns
  *   6. segment_entry u32[segments + 1]  segment s = entries segment_entry[s] .. [s+1]-1
- *   7. entry_offset u32[E]              ci * H * W (conv) or the input feature (linear)
- *   8. entry_column u32[E]              the column: (ky * kw + kx) * Cin/groups + ci, or
+ *   7. entry_column u32[E]              the column: (ky * kw + kx) * Cin/groups + ci, or
  *                                       the feature (the row of an im2col tile, conv_fast.c)
  * then, for int8 ops: int32 bias[Cout], f32 multiplier[Cout].
  * A run is at most V rows of one block-row and one conv group: its rows
@@ -154,14 +150,14 @@ static crisp_status pack(crisp_op *op, const crisp_tensor *t, const geometry *g,
                            "GRPH: a hybrid layer with %llu kept columns is too large for this "
                            "runtime", (unsigned long long)n.entries);
     const size_t values = hybrid ? (size_t)t->hybrid.value_count : 0;
-    size_t at[10], total = 0;
-    const size_t bytes[10] = {
+    size_t at[9], total = 0;
+    const size_t bytes[9] = {
         hybrid ? (size_t)n.runs * sizeof(size_t) : 0, values * (is_i8 ? 1 : 4),
         hybrid ? 4 * ((size_t)n.runs + 1) : 0,         hybrid ? 4 * ((size_t)n.runs + 1) : 0,
         4 * (size_t)n.segments,                        hybrid ? 4 * ((size_t)n.segments + 1) : 0,
         4 * (size_t)n.entries,                         want_q ? 4 * (size_t)cout : 0,
-        want_q ? 4 * (size_t)cout : 0,                 4 * (size_t)n.entries};
-    for (int i = 0; i < 10; i++) {
+        want_q ? 4 * (size_t)cout : 0};
+    for (int i = 0; i < 9; i++) {
         at[i] = total;
         total += round8(bytes[i]);
     }
@@ -182,8 +178,7 @@ static crisp_status pack(crisp_op *op, const crisp_tensor *t, const geometry *g,
             .run_segment = (const uint32_t *)(void *)(mem + at[3]),
             .segment_tap = (const uint32_t *)(void *)(mem + at[4]),
             .segment_entry = (const uint32_t *)(void *)(mem + at[5]),
-            .entry_offset = (const uint32_t *)(void *)(mem + at[6]),
-            .entry_column = (const uint32_t *)(void *)(mem + at[9])};
+            .entry_column = (const uint32_t *)(void *)(mem + at[6])};
         counts fill = {0, 0, 0};
         walk(&t->hybrid, g, is_i8, s, &fill);
     }
@@ -260,11 +255,10 @@ crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
     const crisp_tensor *t = &m->tensors[op->weight];
     const int is_i8 = op->dtype == CRISP_DTYPE_I8;
     const uint64_t cout = t->dims[0];
-    geometry g = {t->elements / cout, 1, cout};
+    geometry g = {t->elements / cout, cout};
     if (op->kind == CRISP_OP_CONV2D) {
         const crisp_conv2d_params *p = is_i8 ? &op->k.qconv.conv : &op->k.conv;
         g.tap_width = p->input_channels / p->groups;
-        g.plane = (uint64_t)p->input_height * p->input_width;
         g.group_rows = p->output_channels / p->groups;
     }
     crisp_status s = pack(op, t, &g, is_i8, cout, is_i8);

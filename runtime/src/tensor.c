@@ -102,7 +102,10 @@ crisp_status crisp_read_tensor(crisp_model *m, uint32_t i, const uint8_t *p) {
                            (unsigned)i, (unsigned long long)offset, (unsigned long long)size,
                            (unsigned long long)m->wght.size);
     const uint8_t *data = m->wght.data + offset;
-    if (t->encoding == CRISP_ENCODING_HYBRID_F32 || t->encoding == CRISP_ENCODING_HYBRID_I8)
+    if (t->encoding == CRISP_ENCODING_HYBRID_F32 || t->encoding == CRISP_ENCODING_HYBRID_I8) {
+        t->encoded = data;
+        t->encoded_size = size;
         return crisp_check_hybrid(m, i, data, size);
+    }
     return check_dense(m, i, data, size);
 }

@@ -100,9 +100,9 @@ typedef struct crisp_sparse_weights {
     const uint32_t *run_segment;  /* [run_count + 1]: its segments */
     const uint32_t *segment_tap;  /* [segments]: ky * kw + kx (0 for linear) */
     const uint32_t *segment_entry; /* [segments + 1]: its kept columns */
-    const uint32_t *entry_offset; /* [entries]: input offset of the column: ci * H * W, or the feature */
-    const uint32_t *entry_column; /* [entries]: the column itself, (ky * kw + kx) * Cin/groups + ci,
-                                     or the feature: its row in an im2col tile */
+    const uint32_t *entry_column; /* [entries]: the column, (ky * kw + kx) * Cin/groups + ci (so
+                                     its input channel is column % (Cin/groups)), or the feature;
+                                     also its row in an im2col tile */
     const size_t *run_weight;     /* [run_count]: index of the run's first weight */
     const float *weight_f32;      /* per run: entries x rows, the rows of one entry adjacent */
     const int8_t *weight_qs8;     /* same layout, int8 */

@@ -44,7 +44,7 @@ void crisp_f32_conv2d_hybrid__ref(const crisp_conv2d_params *p, const crisp_spar
             const size_t n = hi - lo;
             const float *in_row = in_g + (size_t)iy * iw + (size_t)((ptrdiff_t)(lo * sw) + offset);
             for (size_t e = s->segment_entry[seg]; e < s->segment_entry[seg + 1]; e++) {
-                const float *restrict in = in_row + s->entry_offset[e];
+                const float *restrict in = in_row + (s->entry_column[e] % cin_g) * ih * iw;
                 const float *w = w_run + (e - e_first) * rows;
                 for (size_t v = 0; v < rows; v++) {
                     float *restrict out = out0 + v * oh * ow + lo;

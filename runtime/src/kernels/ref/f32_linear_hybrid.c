@@ -16,7 +16,7 @@ void crisp_f32_linear_hybrid__ref(const crisp_linear_params *p,
         for (size_t v = 0; v < rows; v++) {
             float sum = 0.0f;
             for (size_t e = e0; e < e1; e++)
-                sum += w[(e - e0) * rows + v] * input[s->entry_offset[e]];
+                sum += w[(e - e0) * rows + v] * input[s->entry_column[e]];
             if (bias != NULL) sum += bias[row0 + v];
             output[row0 + v] = crisp_clampf(sum, p->minmax.output_min, p->minmax.output_max);
         }
