@@ -41,10 +41,20 @@ static crisp_conv2d_params pool_as_conv(const crisp_pool2d_params *q) {
     return c;
 }
 
-/* Rows and columns of the padded window area, and the phase planes' floats. */
-static size_t padded_rows(const crisp_conv2d_params *p) {
-    return (p->output_height - 1) * p->stride_height +
-           (p->kernel_height - 1) * p->dilation_height + 1;
+/* Depthwise and max pool work in bands of output rows whose padded input
+ * rows (all stride phases) fit in about 16 KiB, so the copy the kernel reads
+ * stays in L1: the band's output row count, and the padded rows it reads. */
+#define BAND_FLOATS ((size_t)4096)
+static size_t phase_stride(const crisp_conv2d_params *p);
+static size_t band_rows(const crisp_conv2d_params *p) {
+    const size_t per_row = p->stride_width * phase_stride(p);
+    const size_t fixed = (p->kernel_height - 1) * p->dilation_height + 1;
+    const size_t fit = BAND_FLOATS / per_row;
+    const size_t rows = fit > fixed ? (fit - fixed) / p->stride_height + 1 : 1;
+    return min_size(rows, p->output_height);
+}
+static size_t padded_rows(const crisp_conv2d_params *p, size_t output_rows) {
+    return (output_rows - 1) * p->stride_height + (p->kernel_height - 1) * p->dilation_height + 1;
 }
 static size_t phase_stride(const crisp_conv2d_params *p) {
     const size_t s = p->stride_width;
@@ -52,7 +62,7 @@ static size_t phase_stride(const crisp_conv2d_params *p) {
     return (cols + s - 1) / s;
 }
 static size_t phase_floats(const crisp_conv2d_params *p) {
-    return p->stride_width * padded_rows(p) * phase_stride(p) + DW_SLACK;
+    return p->stride_width * padded_rows(p, band_rows(p)) * phase_stride(p) + DW_SLACK;
 }
 
 crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
@@ -211,12 +221,11 @@ static void fill(float *p, size_t n, float value) {
     }
 }
 
-/* One channel's padded plane (padding = pad) split into stride phases
- * (ukernels.h). */
+/* Padded rows [r0, r0 + rows) of one channel (padding = pad) split into
+ * stride phases (ukernels.h); row r0 is the plane's row 0. */
 static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x, float *buf,
-                                    float pad) {
+                                    float pad, size_t r0, size_t rows) {
     const size_t s = p->stride_width, iw = p->input_width, pl = p->padding_left;
-    const size_t rows = padded_rows(p);
     /* Rows are packed back to back: a chunk reading past its row's end reads
      * the next row (values the kernel never stores); only the plane's end
      * needs DW_SLACK more floats. */
@@ -231,7 +240,7 @@ static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x
         const size_t j_hi = min_size(j_end, stride);
         for (size_t r = 0; r < rows; r++) {
             float *dst = buf + q * pl_.phase_size + r * stride;
-            const ptrdiff_t iy = (ptrdiff_t)r - (ptrdiff_t)p->padding_top;
+            const ptrdiff_t iy = (ptrdiff_t)(r0 + r) - (ptrdiff_t)p->padding_top;
             if (iy < 0 || iy >= (ptrdiff_t)p->input_height || j_lo >= j_hi) {
                 fill(dst, stride, pad);
                 continue;
@@ -252,6 +261,20 @@ static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x
     return pl_;
 }
 
+/* One channel of a depthwise conv or max pool, a band of output rows at a
+ * time: copy the band's padded input rows, run the kernel on them. */
+static void window_bands(crisp_f32_dwconv_ukernel_fn kernel, const crisp_conv2d_params *p,
+                         const float *x, const float *w, float pad, float bias, float *y,
+                         float *scratch) {
+    const size_t band = band_rows(p), ow = p->output_width;
+    for (size_t oy = 0; oy < p->output_height; oy += band) {
+        const size_t n = min_size(band, p->output_height - oy);
+        const crisp_dwconv_plane pl =
+            dw_phases(p, x, scratch, pad, oy * p->stride_height, padded_rows(p, n));
+        kernel(&pl, w, bias, y + oy * ow, 0, n, &p->minmax);
+    }
+}
+
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
                     const float *x, float *y, size_t begin, size_t end, float *scratch) {
     const crisp_fast_plan *f = &op->fast;
@@ -259,10 +282,9 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         const crisp_conv2d_params c = pool_as_conv(&op->k.pool);
         const size_t plane = c.input_height * c.input_width;
         const size_t pixels = c.output_height * c.output_width;
-        for (size_t ch = begin; ch < end; ch++) {
-            const crisp_dwconv_plane pl = dw_phases(&c, x + ch * plane, scratch, -INFINITY);
-            k->maxpool(&pl, NULL, -INFINITY, y + ch * pixels, 0, c.output_height, &c.minmax);
-        }
+        for (size_t ch = begin; ch < end; ch++)
+            window_bands(k->maxpool, &c, x + ch * plane, NULL, -INFINITY, -INFINITY,
+                         y + ch * pixels, scratch);
         return;
     }
     const float *bias = bias_of(m, op);
@@ -286,11 +308,9 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         const size_t taps = p->kernel_height * p->kernel_width;
         const size_t plane = p->input_height * p->input_width;
         const float *w = m->tensors[op->weight].data;
-        for (size_t c = begin; c < end; c++) {
-            const crisp_dwconv_plane pl = dw_phases(p, x + c * plane, scratch, 0.0f);
-            k->dwconv(&pl, w + c * taps, bias != NULL ? bias[c] : 0.0f, y + c * pixels, 0,
-                      p->output_height, &p->minmax);
-        }
+        for (size_t c = begin; c < end; c++)
+            window_bands(k->dwconv, p, x + c * plane, w + c * taps, 0.0f,
+                         bias != NULL ? bias[c] : 0.0f, y + c * pixels, scratch);
         return;
     }
     const size_t nt = f->tile_pixels, K = f->k;
