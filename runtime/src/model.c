@@ -31,22 +31,14 @@ void crisp_model_free(crisp_model *m) {
     free(m);
 }
 
-/* A mapped file's hybrid weights live on in their packed copy (src/pack.c)
- * and are never read again: give their pages back, so a run holds them once,
- * not twice. Clean file-backed pages: a later read would simply fault them in
- * again. Only whole pages inside a tensor are released. */
-static void release_packed_pages(const crisp_model *m) {
-    if (m->mapping == NULL) return;
+void crisp_model_release_tensor(const crisp_model *m, const crisp_tensor *t) {
+    if (m->mapping == NULL || t->encoded == NULL) return;
     const long page = sysconf(_SC_PAGESIZE);
     if (page <= 0) return;
     const uintptr_t p = (uintptr_t)page;
-    for (uint32_t i = 0; i < m->tensor_count; i++) {
-        const crisp_tensor *t = &m->tensors[i];
-        if (t->encoded == NULL) continue;
-        const uintptr_t a = ((uintptr_t)t->encoded + p - 1) / p * p;
-        const uintptr_t b = ((uintptr_t)t->encoded + (uintptr_t)t->encoded_size) / p * p;
-        if (b > a) (void)madvise((void *)a, (size_t)(b - a), MADV_DONTNEED);
-    }
+    const uintptr_t a = ((uintptr_t)t->encoded + p - 1) / p * p;
+    const uintptr_t b = ((uintptr_t)t->encoded + (uintptr_t)t->encoded_size) / p * p;
+    if (b > a) (void)madvise((void *)a, (size_t)(b - a), MADV_DONTNEED);
 }
 
 /* Every check of docs/format.md "Validation", in file order; frees the model
@@ -65,7 +57,6 @@ static crisp_status validate(crisp_model *m, crisp_model **out) {
             if (m->ops[i].fast.scratch_floats > m->scratch_floats)
                 m->scratch_floats = m->ops[i].fast.scratch_floats;
         }
-        release_packed_pages(m);
     }
     if (s != CRISP_OK) {
         crisp_model_free(m);

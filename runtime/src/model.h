@@ -165,6 +165,11 @@ crisp_status crisp_infer_op(crisp_model *model, uint32_t op_index);
 crisp_status crisp_check_op_dtypes(crisp_model *model, uint32_t op_index);
 /* Repacks hybrid weights and derives int8 bias/multipliers (src/pack.c). */
 crisp_status crisp_pack_op(crisp_model *model, uint32_t op_index);
+/* A mapped file's hybrid tensor lives on in its packed copy (src/pack.c) and
+ * is not read again: give its pages back right after packing it, so a load
+ * never holds both copies of the weights. Clean file-backed pages (a later
+ * read would fault them in again); only whole pages inside the tensor. */
+void crisp_model_release_tensor(const crisp_model *model, const crisp_tensor *tensor);
 void crisp_packed_free(crisp_packed *packed);
 crisp_status crisp_parse_labels(crisp_model *model);
 crisp_status crisp_parse_provenance(crisp_model *model);
