@@ -15,7 +15,7 @@ import html
 import json
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Iterator, Sequence
 
 from crisp_edge.errors import ArgumentError
 from crisp_edge.fieldbench import FLEET_FORMAT, RESULT_FORMAT
@@ -66,13 +66,15 @@ def _tflite_by_threads(result: dict[str, Any]) -> dict[int, dict[str, Any]]:
     return {r["threads"]: r for r in t.get("results", [])} if t.get("benchmarked") else {}
 
 
-def speedups(result: dict[str, Any]) -> list[dict[str, Any]]:
-    """Per hybrid model and thread count: dense-twin median / model median, and TFLite median
-    / model median (TFLite's model is the user's own; it is set against the first model)."""
+def _comparisons(result: dict[str, Any]) -> Iterator[tuple[str, int, dict[str, Any],
+                                                            dict[str, Any] | None,
+                                                            dict[str, Any] | None]]:
+    """(model, threads, its result, its dense twin's result, TFLite's result) per hybrid model
+    and thread count; TFLite's model is the user's own, so it is set against the first model
+    only. Missing counterparts are None."""
     models = {m["name"]: m for m in result["models"]}
     tflite = _tflite_by_threads(result)
     first = next((m["name"] for m in result["models"] if m["role"] == "model"), None)
-    rows = []
     for m in result["models"]:
         if m["role"] != "model":
             continue
@@ -80,10 +82,16 @@ def speedups(result: dict[str, Any]) -> list[dict[str, Any]]:
         for threads, r in sorted(_by_threads(m).items()):
             dense = _by_threads(twin).get(threads) if twin else None
             lite = tflite.get(threads) if m["name"] == first else None
-            rows.append({"model": m["name"], "threads": threads,
-                         "over_dense": dense["median_ms"] / r["median_ms"] if dense else None,
-                         "over_tflite": lite["median_ms"] / r["median_ms"] if lite else None})
-    return rows
+            yield m["name"], threads, r, dense, lite
+
+
+def speedups(result: dict[str, Any]) -> list[dict[str, Any]]:
+    """Per hybrid model and thread count: dense-twin median / model median, and TFLite median
+    / model median (see :func:`_comparisons`)."""
+    return [{"model": name, "threads": threads,
+             "over_dense": dense["median_ms"] / r["median_ms"] if dense else None,
+             "over_tflite": lite["median_ms"] / r["median_ms"] if lite else None}
+            for name, threads, r, dense, lite in _comparisons(result)]
 
 
 def _energy(entry: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -92,21 +100,10 @@ def _energy(entry: dict[str, Any] | None) -> dict[str, Any] | None:
 
 def energy_rows(result: dict[str, Any]) -> list[dict[str, Any]]:
     """Per hybrid model and thread count: the ``energy`` of the model, its dense twin and
-    TFLite (set against the first model, as in :func:`speedups`), None where not measured."""
-    models = {m["name"]: m for m in result["models"]}
-    tflite = _tflite_by_threads(result)
-    first = next((m["name"] for m in result["models"] if m["role"] == "model"), None)
-    rows = []
-    for m in result["models"]:
-        if m["role"] != "model":
-            continue
-        twin = next((d for d in models.values() if d.get("dense_twin_of") == m["name"]), None)
-        for threads, r in sorted(_by_threads(m).items()):
-            rows.append({"model": m["name"], "threads": threads, "hybrid": _energy(r),
-                         "dense": _energy(_by_threads(twin).get(threads)) if twin else None,
-                         "tflite": _energy(tflite.get(threads)) if m["name"] == first
-                         else None})
-    return rows
+    TFLite (see :func:`_comparisons`), None where not measured."""
+    return [{"model": name, "threads": threads, "hybrid": _energy(r), "dense": _energy(dense),
+             "tflite": _energy(lite)}
+            for name, threads, r, dense, lite in _comparisons(result)]
 
 
 def _has_energy(result: dict[str, Any]) -> bool:

@@ -1,17 +1,8 @@
 /* Depthwise conv microkernel, NEON: 4 q registers per chunk (16 output
  * pixels), the shared body in generic/f32_dwconv_body.h. */
 #include <arm_neon.h>
-#include <string.h>
 
-static inline void store_n(float *p, float32x4_t v, size_t n) {
-    if (n == 4) {
-        vst1q_f32(p, v);
-    } else {
-        float tmp[4];
-        vst1q_f32(tmp, v);
-        memcpy(p, tmp, n * sizeof(float));
-    }
-}
+#include "kernels/arm/neon_tail.h"
 
 #define CRISP_DWCONV_NAME crisp_f32_dwconv_ukernel__neon
 #define VEC float32x4_t
@@ -21,5 +12,5 @@ static inline void store_n(float *p, float32x4_t v, size_t n) {
 #define VFMA(acc, w, x) vfmaq_f32(acc, w, x)
 /* NEON fmax/fmin return NaN when either operand is NaN: NaN survives. */
 #define VCLAMP(v, lo, hi) vminq_f32(vmaxq_f32(v, lo), hi)
-#define VSTORE_N(p, v, n) store_n(p, v, n)
+#define VSTORE_N(p, v, n) crisp_neon_store_n(p, v, n)
 #include "kernels/generic/f32_dwconv_body.h"

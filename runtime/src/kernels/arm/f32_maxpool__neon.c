@@ -1,17 +1,8 @@
 /* Max-pooling microkernel, NEON: the depthwise body (f32_maxpool.inc); NEON's
  * fmax returns NaN when either operand is NaN, which is torch's rule. */
 #include <arm_neon.h>
-#include <string.h>
 
-static inline void store_n(float *p, float32x4_t v, size_t n) {
-    if (n == 4) {
-        vst1q_f32(p, v);
-    } else {
-        float tmp[4];
-        vst1q_f32(tmp, v);
-        memcpy(p, tmp, n * sizeof(float));
-    }
-}
+#include "kernels/arm/neon_tail.h"
 
 #define CRISP_DWCONV_NAME crisp_f32_maxpool_ukernel__neon
 #define VEC float32x4_t
@@ -20,5 +11,5 @@ static inline void store_n(float *p, float32x4_t v, size_t n) {
 #define VSET1(x) vdupq_n_f32(x)
 #define VFMA(acc, w, x) ((void)(w), vmaxq_f32(acc, x))
 #define VCLAMP(v, lo, hi) ((void)(lo), (void)(hi), (v))
-#define VSTORE_N(p, v, n) store_n(p, v, n)
+#define VSTORE_N(p, v, n) crisp_neon_store_n(p, v, n)
 #include "kernels/generic/f32_dwconv_body.h"
