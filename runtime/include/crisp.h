@@ -95,6 +95,20 @@ typedef struct crisp_session_options {
 /* Run every op on the scalar reference kernels instead of the optimised ones
  * this CPU selects: the executable spec, to check or measure against. */
 #define CRISP_SESSION_REFERENCE_KERNELS 0x1u
+/* Time every op of every run (two clock reads per op), for
+ * crisp_session_get_op_profile: where a model's time goes, on the device. */
+#define CRISP_SESSION_PROFILE 0x2u
+
+/* One op's share of the runs of a CRISP_SESSION_PROFILE session. */
+typedef struct crisp_op_profile {
+    const char *kind;       /* "CONV2D", "LINEAR", ... */
+    const char *kernel;     /* what ran it: "gemm", "spmm", "gemv", "dwconv", "maxpool"
+                               (optimised kernels of crisp_kernel_isa()) or "reference" */
+    uint64_t macs;          /* dense multiply-accumulates per sample (conv/linear; else 0) */
+    uint64_t effective_macs; /* those executed (hybrid layers count kept weights) */
+    uint64_t calls;         /* times it ran (samples, over all runs) */
+    double seconds;         /* total wall time in it */
+} crisp_op_profile;
 
 /* The instruction set of the optimised kernels sessions use on this CPU:
  * "avx512f", "avx2_fma", "neon" or "scalar" (CRISP_MAX_ISA in the
@@ -136,6 +150,11 @@ CRISP_API crisp_status crisp_session_create_with_options(const crisp_model *mode
                                                          const crisp_session_options *options,
                                                          crisp_session **out);
 CRISP_API void crisp_session_free(crisp_session *session);
+
+/* Op `op` (0 .. op_count - 1, file order) of a session created with
+ * CRISP_SESSION_PROFILE: its accumulated time since creation. */
+CRISP_API crisp_status crisp_session_get_op_profile(const crisp_session *session, uint32_t op,
+                                                    crisp_op_profile *out);
 
 /* Run a batch. input_count must be batch * input_elements and output_count
  * batch * output_elements (batch >= 1); samples are processed in order. */

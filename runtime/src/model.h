@@ -107,7 +107,7 @@ typedef struct crisp_op {
     } k;
     crisp_packed packed; /* conv/linear with hybrid weights or int8 */
     crisp_fast_plan fast;
-    uint64_t effective_macs;
+    uint64_t macs, effective_macs; /* conv/linear: dense and executed, per sample */
 } crisp_op;
 
 /* A located section after the container checks. */

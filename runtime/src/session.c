@@ -6,11 +6,49 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "format.h"
 #include "status.h"
 
 const char *crisp_kernel_isa(void) { return crisp_f32_kernels_best()->isa; }
+
+static double now_seconds(void) {
+    struct timespec t;
+    timespec_get(&t, TIME_UTC); /* C11; fine for op times of microseconds and up */
+    return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static const char *kernel_of(const crisp_session *s, const crisp_op *op) {
+    if (s->fast == NULL) return "reference";
+    switch (op->fast.path) {
+    case CRISP_FAST_GEMM: return "gemm";
+    case CRISP_FAST_SPMM: return "spmm";
+    case CRISP_FAST_DWCONV: return "dwconv";
+    case CRISP_FAST_MAXPOOL: return "maxpool";
+    case CRISP_FAST_GEMV: return "gemv";
+    default: return "reference";
+    }
+}
+
+crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
+                                          crisp_op_profile *out) {
+    if (s == NULL || out == NULL)
+        return crisp_error(CRISP_ERR_ARGUMENT, "crisp_session_get_op_profile: %s is NULL",
+                           s == NULL ? "session" : "out");
+    if (s->op_seconds == NULL)
+        return crisp_error(CRISP_ERR_ARGUMENT,
+                           "crisp_session_get_op_profile: the session was created without "
+                           "CRISP_SESSION_PROFILE");
+    if (op >= s->model->op_count)
+        return crisp_error(CRISP_ERR_ARGUMENT,
+                           "crisp_session_get_op_profile: op %u, the model has %u ops",
+                           (unsigned)op, (unsigned)s->model->op_count);
+    const crisp_op *o = &s->model->ops[op];
+    *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel_of(s, o), o->macs,
+                              o->effective_macs, s->op_calls[op], s->op_seconds[op]};
+    return CRISP_OK;
+}
 
 crisp_status crisp_session_create(const crisp_model *model, crisp_session **out) {
     return crisp_session_create_with_options(model, NULL, out);
@@ -25,10 +63,10 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
         return crisp_error(CRISP_ERR_ARGUMENT, "crisp_session_create: model is NULL");
     const crisp_session_options defaults = {0, 0};
     if (options == NULL) options = &defaults;
-    if (options->flags & ~CRISP_SESSION_REFERENCE_KERNELS)
+    if (options->flags & ~(CRISP_SESSION_REFERENCE_KERNELS | CRISP_SESSION_PROFILE))
         return crisp_error(CRISP_ERR_ARGUMENT,
                            "crisp_session_create: options.flags 0x%08X has unknown bits (known: "
-                           "CRISP_SESSION_REFERENCE_KERNELS = 0x1)",
+                           "CRISP_SESSION_REFERENCE_KERNELS = 0x1, CRISP_SESSION_PROFILE = 0x2)",
                            (unsigned)options->flags);
     if (options->threads > CRISP_MAX_THREADS)
         return crisp_error(CRISP_ERR_ARGUMENT,
@@ -56,6 +94,15 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
             return st;
         }
     }
+    if (options->flags & CRISP_SESSION_PROFILE) {
+        const size_t n = model->op_count ? model->op_count : 1;
+        s->op_seconds = calloc(n, sizeof *s->op_seconds);
+        s->op_calls = calloc(n, sizeof *s->op_calls);
+        if (s->op_seconds == NULL || s->op_calls == NULL) {
+            crisp_session_free(s);
+            return crisp_error(CRISP_ERR_NOMEM, "session: out of memory for the op profile");
+        }
+    }
     if (!(options->flags & CRISP_SESSION_REFERENCE_KERNELS)) {
         s->fast = crisp_f32_kernels_best();
         const size_t threads = crisp_pool_threads(s->pool);
@@ -79,6 +126,8 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
 void crisp_session_free(crisp_session *s) {
     if (s == NULL) return;
     crisp_pool_free(s->pool);
+    free(s->op_seconds);
+    free(s->op_calls);
     free(s->scratch);
     free(s->arena);
     free(s);
@@ -119,7 +168,16 @@ crisp_status crisp_session_run(crisp_session *s, const float *input, size_t inpu
     const uint8_t *y = s->arena + out->arena_offset;
     for (size_t i = 0; i < batch; i++) {
         memcpy(x, input + i * in_n, in_n * sizeof(float));
-        for (uint32_t k = 0; k < m->op_count; k++) crisp_run_op(s, &m->ops[k]);
+        if (s->op_seconds == NULL) {
+            for (uint32_t k = 0; k < m->op_count; k++) crisp_run_op(s, &m->ops[k]);
+        } else {
+            for (uint32_t k = 0; k < m->op_count; k++) {
+                const double t0 = now_seconds();
+                crisp_run_op(s, &m->ops[k]);
+                s->op_seconds[k] += now_seconds() - t0;
+                s->op_calls[k]++;
+            }
+        }
         memcpy(output + i * out_n, y, out_n * sizeof(float));
     }
     return CRISP_OK;

@@ -15,6 +15,8 @@ struct crisp_session {
     const crisp_f32_kernels *fast; /* NULL: reference kernels only */
     float *scratch;               /* [threads][scratch_stride], 64-aligned */
     size_t scratch_stride;        /* floats per thread, a multiple of 16 */
+    double *op_seconds;           /* CRISP_SESSION_PROFILE: [op_count], else NULL */
+    uint64_t *op_calls;
 };
 
 /* Runs one op, split over the session's threads (src/dispatch.c). */

@@ -118,6 +118,7 @@ static void add_macs(const ctx *c, uint64_t pixels, uint64_t dense) {
     const int hybrid = w->encoding == CRISP_ENCODING_HYBRID_F32 ||
                        w->encoding == CRISP_ENCODING_HYBRID_I8;
     c->op->effective_macs = hybrid ? sat_mul(pixels, w->stored_values) : dense;
+    c->op->macs = dense;
     c->m->macs = sat_add(c->m->macs, dense);
     c->m->effective_macs = sat_add(c->m->effective_macs, c->op->effective_macs);
 }

@@ -123,10 +123,46 @@ static void test_options(void) {
     CHECK(crisp_model_load_buffer(f, n, &m) == CRISP_OK, "load");
     free(f);
     crisp_session *s = (crisp_session *)1;
-    crisp_session_options o = {2, 0x6};
+    crisp_session_options o = {2, 0x6 << 4};
     CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_ERR_ARGUMENT && s == NULL &&
-              strstr(crisp_last_error(), "options.flags 0x00000006 has unknown bits"),
+              strstr(crisp_last_error(), "options.flags 0x00000060 has unknown bits"),
           "flags: %s", crisp_last_error());
+    /* The op profile: every op timed and counted per sample. */
+    o = (crisp_session_options){2, CRISP_SESSION_PROFILE};
+    CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "profile: %s",
+          crisp_last_error());
+    {
+        crisp_model_info info;
+        crisp_model_get_info(m, &info);
+        float *x = calloc(3 * info.input_elements, sizeof *x);
+        float *y = calloc(3 * info.output_elements, sizeof *y);
+        CHECK(crisp_session_run(s, x, 3 * info.input_elements, y, 3 * info.output_elements) ==
+                  CRISP_OK, "profiled run: %s", crisp_last_error());
+        double total = 0;
+        int counted = 1, named = 1, macs = 0;
+        for (uint32_t k = 0; k < info.op_count; k++) {
+            crisp_op_profile p;
+            CHECK(crisp_session_get_op_profile(s, k, &p) == CRISP_OK, "%s", crisp_last_error());
+            total += p.seconds, counted &= p.calls == 3;
+            named &= p.kind != NULL && p.kernel != NULL && strlen(p.kind) > 0;
+            macs += p.macs > 0 && p.effective_macs <= p.macs;
+        }
+        CHECK(total > 0 && counted && named && macs > 0,
+              "profile: total %g s, calls per op 3 (%d), names (%d), MAC ops %d", total,
+              counted, named, macs);
+        crisp_op_profile p;
+        CHECK(crisp_session_get_op_profile(s, info.op_count, &p) == CRISP_ERR_ARGUMENT &&
+                  strstr(crisp_last_error(), "the model has"),
+              "profile op out of range: %s", crisp_last_error());
+        free(x), free(y);
+        crisp_session_free(s);
+        o = (crisp_session_options){1, 0};
+        CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
+        CHECK(crisp_session_get_op_profile(s, 0, &p) == CRISP_ERR_ARGUMENT &&
+                  strstr(crisp_last_error(), "without CRISP_SESSION_PROFILE"),
+              "unprofiled session: %s", crisp_last_error());
+        crisp_session_free(s);
+    }
     o = (crisp_session_options){100000, 0};
     CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_ERR_ARGUMENT &&
               strstr(crisp_last_error(), "options.threads is 100000, expected 0..256"),

@@ -1,12 +1,15 @@
 /*
  * crisp-bench MODEL.crisp [MODEL.crisp ...] [--threads LIST] [--warmup N] [--runs N]
- *             [--input zeros|random] [--seed N] [--json]
+ *             [--input zeros|random] [--seed N] [--json] [--profile]
  *
  * Measures each model at each thread count on this machine: warm-up runs, then
  * --runs timed single-sample inferences on the same input, reported as median,
  * p90 and p99 latency, throughput and the process's peak resident memory.
  * `crisp-edge bench` runs it on a board (through SSH) and reads the --json
- * output; a person reads the table. Needs nothing but libcrisp, libc and libm.
+ * output; a person reads the table. --profile adds, per thread count, where the
+ * time goes by op kind and kernel (bench_profile.c), from separate runs so the
+ * timed ones carry no profiling overhead. Needs nothing but libcrisp, libc and
+ * libm.
  */
 /* clock_gettime and getrusage are POSIX, not C11. */
 #define _POSIX_C_SOURCE 200809L
@@ -17,12 +20,13 @@
 #include <sys/resource.h>
 #include <time.h>
 
+#include "bench_profile.h"
 #include "bench_stats.h"
 #include "crisp.h"
 
 #define USAGE                                                                             \
     "usage: crisp-bench MODEL.crisp [MODEL.crisp ...] [--threads LIST] [--warmup N]\n"     \
-    "                   [--runs N] [--input zeros|random] [--seed N] [--json]\n"           \
+    "                   [--runs N] [--input zeros|random] [--seed N] [--json] [--profile]\n" \
     "  LIST: thread counts, e.g. 1,2,4 or 1..4 (default 1); --runs >= 10 (default 20);\n" \
     "  --warmup default 3; --input default random (deterministic for a --seed)\n"
 
@@ -43,7 +47,7 @@ typedef struct options {
     size_t thread_count;
     long warmup, runs;
     unsigned long seed;
-    int random_input, json;
+    int random_input, json, profile;
 } options;
 
 static int parse_long(const char *text, long lo, long hi, long *out) {
@@ -76,6 +80,10 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
         }
         if (strcmp(a, "--json") == 0) {
             o->json = 1;
+            continue;
+        }
+        if (strcmp(a, "--profile") == 0) {
+            o->profile = 1;
             continue;
         }
         const int takes_value = strcmp(a, "--threads") == 0 || strcmp(a, "--warmup") == 0 ||
@@ -183,6 +191,8 @@ typedef struct run_result {
     bench_stats stats;
     double throughput;
     long rss_kb;
+    int profiled;
+    bench_profile profile;
 } run_result;
 
 /* Times o->runs single-sample inferences of `model` with `threads` threads. */
@@ -225,6 +235,12 @@ static void report_model(FILE *out, const options *o, const char *path,
             fprintf(out, "  %7u %10.3f %10.3f %10.3f %14.1f %13ld\n", rs[i].threads,
                     rs[i].stats.median_ms, rs[i].stats.p90_ms, rs[i].stats.p99_ms,
                     rs[i].throughput, rs[i].rss_kb);
+        for (size_t i = 0; i < n; i++) {
+            if (!rs[i].profiled) continue;
+            fprintf(out, "  profile, %u thread%s (%.3f ms per sample in ops):\n", rs[i].threads,
+                    rs[i].threads == 1 ? "" : "s", rs[i].profile.total_ms);
+            bench_profile_print(out, &rs[i].profile, 0);
+        }
         return;
     }
     fprintf(out, "%s\n    {\"path\": ", first ? "" : ",");
@@ -239,14 +255,20 @@ static void report_model(FILE *out, const options *o, const char *path,
     fputs(", \"output_shape\": ", out);
     print_dims(out, info->output_dims, info->output_rank);
     fputs(", \"results\": [", out);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < n; i++) {
         fprintf(out,
                 "%s\n      {\"threads\": %u, \"median_ms\": %.6f, \"p90_ms\": %.6f, "
                 "\"p99_ms\": %.6f, \"min_ms\": %.6f, \"mean_ms\": %.6f, "
-                "\"throughput_ips\": %.4f, \"peak_rss_kb\": %ld}",
+                "\"throughput_ips\": %.4f, \"peak_rss_kb\": %ld",
                 i ? "," : "", rs[i].threads, rs[i].stats.median_ms, rs[i].stats.p90_ms,
                 rs[i].stats.p99_ms, rs[i].stats.min_ms, rs[i].stats.mean_ms, rs[i].throughput,
                 rs[i].rss_kb);
+        if (rs[i].profiled) {
+            fprintf(out, ", \"kernel_isa\": \"%s\", \"profile\": ", crisp_kernel_isa());
+            bench_profile_print(out, &rs[i].profile, 1);
+        }
+        fputc('}', out);
+    }
     fputs("]}", out);
 }
 
@@ -267,8 +289,13 @@ static int bench_model(const options *o, const char *path, int first, FILE *out,
     int ok = x != NULL && y != NULL && ms != NULL;
     if (!ok) fprintf(err, "crisp-bench: error: %s: out of memory for the buffers\n", path);
     if (ok) fill_input(x, info.input_elements, o->random_input, o->seed);
-    for (size_t i = 0; ok && i < o->thread_count; i++)
+    for (size_t i = 0; ok && i < o->thread_count; i++) {
         ok = measure(o, model, &info, x, y, ms, o->threads[i], &rs[i], err);
+        rs[i].profiled = 0;
+        if (ok && o->profile)
+            ok = rs[i].profiled = bench_profile_run(model, &info, x, y, o->threads[i], o->runs,
+                                                    &rs[i].profile, err);
+    }
     if (ok) report_model(out, o, path, &info, load_ms, rs, o->thread_count, first);
     free(ms);
     free(y);
