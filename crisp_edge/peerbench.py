@@ -211,18 +211,20 @@ def tflite_peer(model: Any, x: np.ndarray, threads: int, workdir: Path,
 
 # ----------------------------------------------------------------------------- memory
 
-def peak_rss_mb(crisp_bench: Path, model_path: Path, threads: int) -> float | None:
-    """Peak resident memory (MB) of ``crisp-bench`` running ``model_path``: the footprint a
-    board sees, without Python (it reads its own VmHWM). None when the tool is not built."""
+def crisp_bench_run(crisp_bench: Path, model_path: Path, threads: int
+                    ) -> tuple[float, list[dict[str, Any]]] | None:
+    """``crisp-bench --profile`` on ``model_path``: its peak resident memory in MB (the
+    footprint a board sees, without Python; it reads its own VmHWM) and where the time goes
+    per op kind and kernel. None when the tool is not built."""
     if not crisp_bench.is_file():
         return None
     out = subprocess.run([str(crisp_bench), str(model_path), "--threads", str(threads),
-                          "--runs", "10", "--warmup", "1", "--json"], capture_output=True,
-                         text=True, timeout=600)
+                          "--runs", "10", "--warmup", "1", "--json", "--profile"],
+                         capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         raise RuntimeError(f"crisp-bench failed on {model_path}: {out.stderr.strip()}")
-    kb = json.loads(out.stdout)["models"][0]["results"][0]["peak_rss_kb"]
-    return kb / 1024.0
+    result = json.loads(out.stdout)["models"][0]["results"][0]
+    return result["peak_rss_kb"] / 1024.0, result.get("profile", [])
 
 
 # ----------------------------------------------------------------------------- the run
@@ -313,8 +315,10 @@ def bench_arch(arch: str, args: argparse.Namespace, workdir: Path) -> list[dict[
                    info["arena_bytes"], "macs": info["macs"], "effective_macs":
                    info["effective_macs"], "skipped": skipped, "max_rel_diff": agree,
                    "systems": {sys_.name: summary(sys_.times_ms) for sys_ in systems + peers}}
-            if args.crisp_bench:
-                row["peak_rss_mb"] = peak_rss_mb(Path(args.crisp_bench), path, threads)
+            measured = crisp_bench_run(Path(args.crisp_bench), path, threads) \
+                if args.crisp_bench else None
+            if measured is not None:
+                row["peak_rss_mb"], row["profile"] = measured
                 row["memory_bound_mb"] = (info["file_bytes"] + 2 * info["arena_bytes"]) / 2**20 + 16
             rows.append(row)
             print(f"[bench] {arch} {round(100 * s)} % V={v} threads={threads}: " + ", ".join(

@@ -153,6 +153,22 @@ def render(results: dict[str, Any], figures: list[str] | None = None) -> str:
             lines.append(f"| {tuple(layer['shape'])} | {layer['dense_gflops']:.0f} | "
                          + " | ".join(cells) + " |")
         lines.append("")
+    profiled = [r for r in results["rows"] if r.get("profile")
+                and (r["sparsity"] == 0 or abs(r["sparsity"] - 0.9) < 1e-9)]
+    if profiled:
+        lines += ["## Where crisp's time goes", "",
+                  "`crisp-bench --profile` on the same files (separate runs): per op kind and "
+                  "kernel, ms per image, share, and effective GFLOP/s (2 × executed MACs / time).",
+                  "", "| model | threads | op / kernel: ms (share, GFLOP/s) |", "|---|---:|---|"]
+        for r in profiled:
+            parts = []
+            for p in r["profile"][:6]:
+                rate = (f", {2 * p['effective_macs'] / (p['ms'] * 1e6):.0f} GFLOP/s"
+                        if p["effective_macs"] and p["ms"] > 0 else "")
+                parts.append(f"{p['kind'].lower()}/{p['kernel']}: {p['ms']:.2f} "
+                             f"({100 * p['share']:.0f} %{rate})")
+            lines.append(f"| {r['arch']} {_label(r)} | {r['threads']} | " + "; ".join(parts) + " |")
+        lines.append("")
     for fig in figures or []:
         lines += [f"![{fig}]({fig})", ""]
     lines.append(f"Total benchmark time: {results.get('wall_time_s', 0):.0f} s.")
