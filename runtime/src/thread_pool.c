@@ -1,13 +1,20 @@
 /* pthreads are POSIX, not C11. */
 #define _POSIX_C_SOURCE 200809L
-/* Fork-join pool: one generation counter under one mutex. crisp_pool_run
- * publishes a task and bumps the generation; each worker runs its share
- * once per generation and the last one to finish wakes the caller. The
- * mutex hand-offs order the workers' output writes before the caller's
- * next reads. */
+/* Fork-join pool. crisp_pool_run publishes a task and bumps an atomic
+ * generation; each worker runs its share once per generation and the last
+ * one to finish brings `pending` to zero. A model runs one task per op, a
+ * hundred per inference, so waiting on a condition variable alone (a futex
+ * wake-up each time, tens of microseconds in a VM) would cost milliseconds:
+ * both sides first spin on the atomics for a bounded while (SPIN_ROUNDS
+ * pause instructions, tens of microseconds), and only then sleep on the
+ * condition variables, under the mutex, with `sleepers` / `caller_asleep`
+ * saying who needs a wake-up. Release/acquire on generation and pending
+ * order the task's fields before the workers' reads, and the workers'
+ * output writes before the caller's next reads. */
 #include "thread_pool.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,38 +30,67 @@ struct crisp_pool {
     pthread_mutex_t lock;
     pthread_cond_t wake, done;
     size_t threads, started;
-    uint64_t generation;
-    size_t pending;
-    int stop;
+    _Atomic uint64_t generation;
+    _Atomic size_t pending;
+    atomic_int stop;
+    size_t sleepers;   /* workers waiting on `wake` (under lock) */
+    int caller_asleep; /* the caller waits on `done` (under lock) */
     crisp_pool_task task;
     void *context;
     pthread_t *handles; /* [threads - 1] */
     worker *workers;    /* [threads - 1] */
 };
 
+/* About 30-100 microseconds of polling on current cores. */
+#define SPIN_ROUNDS 2048
+
+static inline void cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ __volatile__("yield");
+#endif
+}
+
+/* Waits until the generation moves past `seen` or the pool stops. */
+static void wait_for_work(crisp_pool *p, uint64_t seen) {
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        if (atomic_load_explicit(&p->generation, memory_order_acquire) != seen ||
+            atomic_load_explicit(&p->stop, memory_order_acquire))
+            return;
+        cpu_relax();
+    }
+    pthread_mutex_lock(&p->lock);
+    p->sleepers++;
+    while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
+           !atomic_load_explicit(&p->stop, memory_order_acquire))
+        pthread_cond_wait(&p->wake, &p->lock);
+    p->sleepers--;
+    pthread_mutex_unlock(&p->lock);
+}
+
 static void *worker_main(void *arg) {
     const worker *w = arg;
     crisp_pool *p = w->pool;
     uint64_t seen = 0;
-    pthread_mutex_lock(&p->lock);
     for (;;) {
-        while (!p->stop && p->generation == seen) pthread_cond_wait(&p->wake, &p->lock);
-        if (p->stop) break;
-        seen = p->generation;
-        const crisp_pool_task task = p->task;
-        void *context = p->context;
-        pthread_mutex_unlock(&p->lock);
-        task(context, w->index, p->threads);
-        pthread_mutex_lock(&p->lock);
-        if (--p->pending == 0) pthread_cond_signal(&p->done);
+        wait_for_work(p, seen);
+        if (atomic_load_explicit(&p->stop, memory_order_acquire)) break;
+        seen = atomic_load_explicit(&p->generation, memory_order_acquire);
+        p->task(p->context, w->index, p->threads);
+        if (atomic_fetch_sub_explicit(&p->pending, 1, memory_order_acq_rel) == 1) {
+            /* The last one: wake the caller if it went to sleep. */
+            pthread_mutex_lock(&p->lock);
+            if (p->caller_asleep) pthread_cond_signal(&p->done);
+            pthread_mutex_unlock(&p->lock);
+        }
     }
-    pthread_mutex_unlock(&p->lock);
     return NULL;
 }
 
 static void stop_and_join(crisp_pool *p) {
     pthread_mutex_lock(&p->lock);
-    p->stop = 1;
+    atomic_store_explicit(&p->stop, 1, memory_order_release);
     pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     for (size_t i = 0; i < p->started; i++) pthread_join(p->handles[i], NULL);
@@ -118,16 +154,27 @@ void crisp_pool_run(crisp_pool *p, crisp_pool_task task, void *context) {
         task(context, 0, 1);
         return;
     }
-    pthread_mutex_lock(&p->lock);
+    /* Every worker has finished the previous task (pending reached 0), so
+     * nobody reads task/context while they change. */
     p->task = task;
     p->context = context;
-    p->pending = p->threads - 1;
-    p->generation++;
-    pthread_cond_broadcast(&p->wake);
+    atomic_store_explicit(&p->pending, p->threads - 1, memory_order_relaxed);
+    atomic_fetch_add_explicit(&p->generation, 1, memory_order_release);
+    /* A worker that started to sleep before the bump re-checks the
+     * generation under the lock, so this broadcast cannot be missed. */
+    pthread_mutex_lock(&p->lock);
+    if (p->sleepers > 0) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     task(context, 0, p->threads);
+    for (int i = 0; i < SPIN_ROUNDS; i++) {
+        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;
+        cpu_relax();
+    }
     pthread_mutex_lock(&p->lock);
-    while (p->pending != 0) pthread_cond_wait(&p->done, &p->lock);
+    p->caller_asleep = 1;
+    while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
+        pthread_cond_wait(&p->done, &p->lock);
+    p->caller_asleep = 0;
     pthread_mutex_unlock(&p->lock);
 }
 
