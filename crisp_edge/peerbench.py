@@ -111,7 +111,8 @@ class System:
 
 def time_interleaved(systems: list[System], warmup: int, runs: int) -> None:
     """Warm every system up, then time ``runs`` rounds; each round runs every system once, in a
-    rotating order, so slow drifts of the machine spread over all of them."""
+    rotating order, so slow drifts of the machine spread over all of them (single-threaded
+    runs)."""
     for s in systems:
         for _ in range(warmup):
             s.run()
@@ -121,6 +122,24 @@ def time_interleaved(systems: list[System], warmup: int, runs: int) -> None:
             t0 = time.perf_counter()
             s.run()
             s.times_ms.append(1000 * (time.perf_counter() - t0))
+
+
+def time_blocks(systems: list[System], warmup: int, runs: int, passes: int = 2) -> None:
+    """Multi-threaded runs: each system runs back to back (its own warm-up, then its share of
+    ``runs``), in ``passes`` passes of alternating order so slow drifts spread over all.
+    Interleaving single calls does not work with threads: a runtime's worker threads keep
+    spinning after its call (OpenMP, ONNX Runtime, pthreadpool, crisp's pool) and would share
+    the cores with the next system, and pausing until they sleep leaves the next call waking
+    halted cores (in a VM, milliseconds). Back to back is also how a camera loop runs."""
+    share = [runs // passes + (1 if p < runs % passes else 0) for p in range(passes)]
+    for p in range(passes):
+        for s in (systems if p % 2 == 0 else systems[::-1]):
+            for _ in range(warmup):
+                s.run()
+            for _ in range(share[p]):
+                t0 = time.perf_counter()
+                s.run()
+                s.times_ms.append(1000 * (time.perf_counter() - t0))
 
 
 def summary(times_ms: list[float]) -> dict[str, float]:
@@ -308,7 +327,10 @@ def bench_arch(arch: str, args: argparse.Namespace, workdir: Path) -> list[dict[
                     got = np.asarray(peer.run()).reshape(-1)
                     agree[peer.name] = float(np.abs(got - want).max() / scale)
                 peer.times_ms = []
-            time_interleaved(systems + peers, args.warmup, args.runs)
+            if threads > 1:
+                time_blocks(systems + peers, args.warmup, args.runs)
+            else:
+                time_interleaved(systems + peers, args.warmup, args.runs)
             row = {"arch": arch, "sparsity": s, "shared_rows": v, "threads": threads,
                    "kernel_isa":
                    runtime.kernel_isa(), "file_bytes": info["file_bytes"], "arena_bytes":

@@ -100,7 +100,10 @@ def render(results: dict[str, Any], figures: list[str] | None = None) -> str:
              "variant (4 rows of a block share each 2:4 selection, DESIGN §6), the others the "
              "paper's per-row N:M. The peers run the dense model in "
              "every row (their speed does not depend on the weight values), timed together with "
-             "crisp. Peak RSS: `crisp-bench` on the same file (its own VmHWM), against the bound "
+             "crisp: single calls interleaved in rotating order with 1 thread; with 2 threads "
+             "each system back to back (warm-up, then half the runs), in two passes of opposite "
+             "order, because a runtime's spinning worker threads would otherwise share the cores "
+             "with the next system. Peak RSS: `crisp-bench` on the same file (its own VmHWM), against the bound "
              "file + 2 × activation arena + 16 MB.", ""]
     for threads in sorted({r["threads"] for r in results["rows"]}):
         lines += [f"## {threads} thread{'s' if threads > 1 else ''}", "",

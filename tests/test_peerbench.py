@@ -115,3 +115,12 @@ def test_report_checks_the_targets_against_the_fastest_peer() -> None:
     text = render(results)
     assert "4.44× (onnxruntime)" in text and "- tflite: not installed" in text
     json.dumps(results)
+
+
+def test_blocks_time_each_system_back_to_back_in_two_passes() -> None:
+    calls: list[str] = []
+    systems = [peerbench.System(n, lambda n=n: calls.append(n)) for n in "ab"]
+    peerbench.time_blocks(systems, warmup=1, runs=5)
+    assert [len(s.times_ms) for s in systems] == [5, 5]
+    # Pass 1: a (1 warm-up + 3), b (1 + 3); pass 2, reversed: b (1 + 2), a (1 + 2).
+    assert "".join(calls) == "aaaa" + "bbbb" + "bbb" + "aaa"

@@ -5,8 +5,8 @@
  * one to finish brings `pending` to zero. A model runs one task per op, a
  * hundred per inference, so waiting on a condition variable alone (a futex
  * wake-up each time, tens of microseconds in a VM) would cost milliseconds:
- * both sides first spin on the atomics for a bounded while (SPIN_ROUNDS
- * pause instructions, tens of microseconds), and only then sleep on the
+ * both sides first spin on the atomics for a bounded while (SPIN_NS), and
+ * only then sleep on the
  * condition variables, under the mutex, with `sleepers` / `caller_asleep`
  * saying who needs a wake-up. Release/acquire on generation and pending
  * order the task's fields before the workers' reads, and the workers'
@@ -18,6 +18,7 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "status.h"
 
@@ -41,8 +42,10 @@ struct crisp_pool {
     worker *workers;    /* [threads - 1] */
 };
 
-/* About 30-100 microseconds of polling on current cores. */
-#define SPIN_ROUNDS 2048
+/* How long a side polls before it sleeps. A wake-up from sleep costs tens
+ * of microseconds natively and far more in a VM whose idle vCPU has halted,
+ * while two ops of a model are rarely further apart than this. */
+#define SPIN_NS 200000L
 
 static inline void cpu_relax(void) {
 #if defined(__x86_64__) || defined(__i386__)
@@ -52,14 +55,36 @@ static inline void cpu_relax(void) {
 #endif
 }
 
-/* Waits until the generation moves past `seen` or the pool stops. */
-static void wait_for_work(crisp_pool *p, uint64_t seen) {
-    for (int i = 0; i < SPIN_ROUNDS; i++) {
-        if (atomic_load_explicit(&p->generation, memory_order_acquire) != seen ||
-            atomic_load_explicit(&p->stop, memory_order_acquire))
-            return;
+static uint64_t now_ns(void) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (uint64_t)t.tv_sec * 1000000000u + (uint64_t)t.tv_nsec;
+}
+
+/* Polls `done(p)` for up to SPIN_NS, reading the clock every 64 rounds. */
+static int spin_until(crisp_pool *p, int (*done)(crisp_pool *, uint64_t), uint64_t arg) {
+    const uint64_t start = now_ns();
+    for (unsigned i = 1;; i++) {
+        if (done(p, arg)) return 1;
+        if (i % 64 == 0 && now_ns() - start > (uint64_t)SPIN_NS) return 0;
         cpu_relax();
     }
+}
+
+
+static int work_arrived(crisp_pool *p, uint64_t seen) {
+    return atomic_load_explicit(&p->generation, memory_order_acquire) != seen ||
+           atomic_load_explicit(&p->stop, memory_order_acquire);
+}
+
+static int all_done(crisp_pool *p, uint64_t unused) {
+    (void)unused;
+    return atomic_load_explicit(&p->pending, memory_order_acquire) == 0;
+}
+
+/* Waits until the generation moves past `seen` or the pool stops. */
+static void wait_for_work(crisp_pool *p, uint64_t seen) {
+    if (spin_until(p, work_arrived, seen)) return;
     pthread_mutex_lock(&p->lock);
     p->sleepers++;
     while (atomic_load_explicit(&p->generation, memory_order_acquire) == seen &&
@@ -166,10 +191,7 @@ void crisp_pool_run(crisp_pool *p, crisp_pool_task task, void *context) {
     if (p->sleepers > 0) pthread_cond_broadcast(&p->wake);
     pthread_mutex_unlock(&p->lock);
     task(context, 0, p->threads);
-    for (int i = 0; i < SPIN_ROUNDS; i++) {
-        if (atomic_load_explicit(&p->pending, memory_order_acquire) == 0) return;
-        cpu_relax();
-    }
+    if (spin_until(p, all_done, 0)) return;
     pthread_mutex_lock(&p->lock);
     p->caller_asleep = 1;
     while (atomic_load_explicit(&p->pending, memory_order_acquire) != 0)
