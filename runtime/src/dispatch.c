@@ -163,52 +163,35 @@ static void split(void *context, size_t t, size_t threads) {
     if (b < e) j->work(j, b, e, t);
 }
 
-void crisp_run_op(const crisp_session *s, const crisp_op *op) {
-    const crisp_model *m = s->model;
-    const crisp_value *in = &m->values[op->inputs[0]], *out = &m->values[op->output];
-    job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
-             (size_t)out->elements, elementwise_work, s};
-    if (op->input_count == 2) j.x2 = s->arena + m->values[op->inputs[1]].arena_offset;
+/* Work items and function of an op on the reference kernels (elementwise
+ * by default: one item per output element). */
+static void reference_items(job *j, const crisp_value *in, const crisp_value *out) {
+    const crisp_op *op = j->op;
+    const crisp_model *m = j->m;
     switch ((enum crisp_op_kind)op->kind) {
     case CRISP_OP_CONV2D: {
-        if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {
-            j.items = op->fast.units * op->fast.tiles;
-            j.work = fast_work;
-            break;
-        }
         const crisp_tensor *w = &m->tensors[op->weight];
         const size_t units = is_hybrid(w) ? op->packed.sparse.run_count : w->dims[0];
-        j.items = units * out->dims[1];
-        j.work = conv_work;
+        j->items = units * out->dims[1];
+        j->work = conv_work;
         break;
     }
     case CRISP_OP_LINEAR: {
-        if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {
-            j.items = op->fast.units * op->fast.tiles;
-            j.work = fast_work;
-            break;
-        }
         const crisp_tensor *w = &m->tensors[op->weight];
-        j.items = is_hybrid(w) ? op->packed.sparse.run_count : w->dims[0];
-        j.work = linear_work;
+        j->items = is_hybrid(w) ? op->packed.sparse.run_count : w->dims[0];
+        j->work = linear_work;
         break;
     }
     case CRISP_OP_MAX_POOL2D:
-        if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {
-            j.items = op->fast.units;
-            j.work = fast_work;
-            break;
-        }
-        /* fall through */
     case CRISP_OP_AVG_POOL2D:
     case CRISP_OP_GLOBAL_AVG_POOL:
     case CRISP_OP_ADAPTIVE_AVG_POOL2D:
-        j.items = in->dims[0];
-        j.work = pool_work;
+        j->items = in->dims[0];
+        j->work = pool_work;
         break;
     case CRISP_OP_SOFTMAX:
-        j.items = 1;
-        j.work = softmax_work;
+        j->items = 1;
+        j->work = softmax_work;
         break;
     case CRISP_OP_ADD:
     case CRISP_OP_RELU:
@@ -216,6 +199,21 @@ void crisp_run_op(const crisp_session *s, const crisp_op *op) {
     case CRISP_OP_RESHAPE:
     case CRISP_OP_QUANTIZE:
     case CRISP_OP_DEQUANTIZE: break;
+    }
+}
+
+void crisp_run_op(const crisp_session *s, const crisp_op *op) {
+    const crisp_model *m = s->model;
+    const crisp_value *in = &m->values[op->inputs[0]], *out = &m->values[op->output];
+    job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
+             (size_t)out->elements, elementwise_work, s};
+    if (op->input_count == 2) j.x2 = s->arena + m->values[op->inputs[1]].arena_offset;
+    /* Ops with an optimised plan (src/conv_fast.c: conv, linear, max pool). */
+    if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {
+        j.items = op->fast.units * op->fast.tiles;
+        j.work = fast_work;
+    } else {
+        reference_items(&j, in, out);
     }
     if (s->pool == NULL || j.items < 2) {
         if (j.items > 0) j.work(&j, 0, j.items, 0);
