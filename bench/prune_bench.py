@@ -1,16 +1,23 @@
-"""`make bench-prune`: CRISP vs the dense model vs every baseline on the synthetic 100-class set.
+"""`make bench-prune`: CRISP vs the dense model vs every baseline on the synthetic 100-class set,
+over several seeds, at equal fine-tuning budget.
 
 For each architecture (CIFAR-size ResNet-18 and MobileNetV2 by default) a base model is trained
-on all 100 classes (cached by its settings), then for each number of user classes k (2, 5, 10;
-the first k of a fixed seeded permutation of the class ids) every method prunes it to the target
-sparsity under the same schedule and budget (`crisp-edge compare`). Writes a Markdown table with
-the exact command and a JSON file with every number.
+on all 100 classes (cached by its settings). Then for each target sparsity, each number of user
+classes k (the first k of a fixed seeded permutation of the class ids), each seed and each
+variant (a pruning method with its settings) one pruning run is made. A run is one unit of work:
+its result is a JSON file under OUT_DIR/units/, written atomically when the run ends, and its
+per-step state lives in OUT_DIR/units/<unit>.ckpt/ while it runs, so an interrupted benchmark
+resumes where it stopped (finished units are skipped, a unit cut midway continues from its last
+finished step). Units run in ``--jobs`` worker processes with one torch thread each.
 
-    python bench/prune_bench.py                       # full scale (hours on 2 cores)
+    python bench/prune_bench.py                       # full scale (≈ 3 h on 2 cores)
     python bench/prune_bench.py --quick               # minutes: proves the pipeline works
+    python bench/prune_bench.py --ablations           # + the runs that chose the defaults
 
-The paper's claim under test: CRISP stays close to dense and ahead of class-agnostic
-(magnitude-hybrid) and channel pruning at the same sparsity.
+Every variant uses the same schedule, the same recovery settings (distillation, BatchNorm
+re-estimation) and so the same budget in image passes, stated in the table. The paper's claim
+under test: CRISP stays close to dense and ahead of class-agnostic (magnitude-hybrid) and
+channel pruning at the same sparsity.
 """
 
 from __future__ import annotations
@@ -18,52 +25,87 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
+import os
 import platform
 import shlex
+import subprocess
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 
 REPO = Path(__file__).resolve().parent.parent
-METHODS = ["crisp", "magnitude-hybrid", "unstructured", "nm-only", "block-only", "channel"]
+BASELINES = ["magnitude-hybrid", "unstructured", "nm-only", "block-only", "channel"]
+# variant name → (method, PruneConfig overrides). "crisp" is the default configuration.
+VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
+    "crisp": ("crisp", {}),
+    "crisp-v4": ("crisp", {"shared_rows": 4}),
+    **{name: (name, {}) for name in BASELINES},
+}
+# The measurements behind the defaults: one setting changed at a time from "crisp".
+ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "crisp-alloc-global": ("crisp", {"allocation": "global"}),
+    "crisp-alloc-normalized": ("crisp", {"allocation": "normalized"}),
+    "crisp-alloc-uniform": ("crisp", {"allocation": "uniform"}),
+    "crisp-alloc-global-floor": ("crisp", {"allocation": "global", "allocation_floor": 0.1}),
+    "crisp-linear": ("crisp", {"schedule_shape": "linear"}),
+    "crisp-no-distill": ("crisp", {"distill": False}),
+    "crisp-no-bn": ("crisp", {"bn_recalibrate": False}),
+    "crisp-original": ("crisp", {"allocation": "global", "schedule_shape": "linear",
+                                 "distill": False, "bn_recalibrate": False}),
+}
+ALL_VARIANTS = {**VARIANTS, **ABLATIONS}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--archs", default="resnet18_cifar,mobilenet_v2_cifar")
     ap.add_argument("--k", default="2,5,10", help="numbers of user classes")
-    ap.add_argument("--methods", default=",".join(METHODS))
-    ap.add_argument("--sparsity", type=float, default=0.9)
+    ap.add_argument("--sparsities", default="resnet18_cifar=0.9+0.95,mobilenet_v2_cifar=0.9",
+                    help="ARCH=S[+S...] per arch, or one list S[+S...] for all")
+    ap.add_argument("--variants", default=",".join(VARIANTS),
+                    help=f"comma-separated, from: {', '.join(ALL_VARIANTS)}")
+    ap.add_argument("--ablations", action="store_true",
+                    help="also run every ablation variant (seed 0, the first sparsity only)")
+    ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--nm", default="2:4")
     ap.add_argument("--block", default="16x16")
-    ap.add_argument("--samples-per-class", type=int, default=100,
+    ap.add_argument("--samples-per-class", type=int, default=40,
                     help="synthetic training renders per class (base training and pruning)")
+    ap.add_argument("--test-per-class", type=int, default=100,
+                    help="synthetic test renders per user class")
     ap.add_argument("--image-size", type=int, default=32)
-    ap.add_argument("--epochs", type=int, default=15, help="base-model training epochs")
+    ap.add_argument("--epochs", type=int, default=8, help="base-model training epochs")
     ap.add_argument("--base-lr", type=float, default=0.05)
+    ap.add_argument("--steps", type=int, default=4, help="block steps after step 0")
     ap.add_argument("--epochs-per-step", type=int, default=1)
-    ap.add_argument("--steps", type=int, default=None, help="block steps [default: 10 %% per step]")
+    ap.add_argument("--final-epochs", type=int, default=3)
     ap.add_argument("--lr", type=float, default=0.01, help="fine-tuning learning rate")
     ap.add_argument("--batch-size", type=int, default=64)
-    ap.add_argument("--threads", type=int, default=0, help="torch threads [default: all cores]")
+    ap.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
     ap.add_argument("--out-dir", type=Path, default=REPO / "bench-results" / "prune")
     ap.add_argument("--doc", type=Path, default=None,
                     help="Markdown output [default: docs/prune-benchmark.md; with --quick "
                          "OUT_DIR/prune-benchmark.md]")
     ap.add_argument("--quick", action="store_true",
-                    help="tiny scale (8 samples/class, 1 base epoch, k=2, 2 steps, 16 px)")
+                    help="tiny scale (8 samples/class, 1 base epoch, k=2, 1 seed, 16 px)")
+    ap.add_argument("--unit", help=argparse.SUPPRESS)  # internal: run one unit (a worker)
     args = ap.parse_args(argv)
     if args.quick:
         args.samples_per_class, args.epochs, args.k, args.steps = 8, 1, "2", 2
-        args.image_size, args.batch_size = 16, 16
+        args.image_size, args.batch_size, args.seeds, args.test_per_class = 16, 16, 1, 10
+        args.final_epochs = 1
         args.out_dir = args.out_dir.with_name(args.out_dir.name + "-quick")
     if args.doc is None:
         args.doc = args.out_dir / "prune-benchmark.md" if args.quick else \
             REPO / "docs" / "prune-benchmark.md"
+    unknown = [v for v in args.variants.split(",") if v and v not in ALL_VARIANTS]
+    if unknown:
+        ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from "
+                 f"{', '.join(ALL_VARIANTS)}")
     return args
 
 
@@ -72,110 +114,326 @@ def user_classes(k: int, num_classes: int = 100) -> list[int]:
     return [int(c) for c in np.random.default_rng(0).permutation(num_classes)[:k]]
 
 
-def base_model(arch: str, args: argparse.Namespace) -> tuple[Path, dict[str, Any]]:
-    """Train (or reuse) the base model of ``arch`` for these settings."""
-    from crisp_edge.checkpoint import load_checkpoint
-    from crisp_edge.runs import run_train
+def sparsities(args: argparse.Namespace, arch: str) -> list[float]:
+    spec = args.sparsities
+    if "=" not in spec:
+        return [float(s) for s in spec.split("+")]
+    for part in spec.split(","):
+        name, _, values = part.partition("=")
+        if name == arch:
+            return [float(s) for s in values.split("+")]
+    return [0.9]
+
+
+def units(args: argparse.Namespace) -> list[dict[str, Any]]:
+    """Every pruning run of this benchmark, in the order they are scheduled (long ones first,
+    so two workers finish together)."""
+    out = []
+    variants = [v for v in args.variants.split(",") if v]
+    for arch in args.archs.split(","):
+        levels = sparsities(args, arch)
+        for si, sparsity in enumerate(levels):
+            for k in (int(v) for v in args.k.split(",")):
+                for seed in range(args.seeds):
+                    names = list(variants)
+                    if args.ablations and si == 0 and seed == 0:
+                        names += [v for v in ABLATIONS if v not in names]
+                    for variant in names:
+                        out.append({"arch": arch, "sparsity": sparsity, "k": k, "seed": seed,
+                                    "variant": variant})
+    out.sort(key=lambda u: -u["k"])
+    return out
+
+
+def unit_id(u: dict[str, Any]) -> str:
+    return f"{u['arch']}-s{round(100 * u['sparsity'])}-k{u['k']}-seed{u['seed']}-{u['variant']}"
+
+
+def base_path(arch: str, args: argparse.Namespace) -> Path:
     from crisp_edge.training import TrainConfig
 
     config = TrainConfig(epochs=args.epochs, lr=args.base_lr, batch_size=128)
     key = json.dumps([arch, args.samples_per_class, args.image_size, config.to_dict()])
-    path = args.out_dir / f"base-{arch}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
+    return args.out_dir / f"base-{arch}-{hashlib.sha1(key.encode()).hexdigest()[:10]}.pt"
+
+
+def train_base(arch: str, args: argparse.Namespace) -> Path:
+    """Train (or reuse) the base model of ``arch`` for these settings."""
+    from crisp_edge.runs import run_train
+    from crisp_edge.training import TrainConfig
+
+    path = base_path(arch, args)
     if not path.is_file():
+        config = TrainConfig(epochs=args.epochs, lr=args.base_lr, batch_size=128)
         print(f"[bench] training {arch} base model → {path}", flush=True)
         run_train(arch=arch, model_source=None, data="synthetic:100", out=path, config=config,
-                  image_size=args.image_size, samples_per_class=args.samples_per_class)
-    else:
-        print(f"[bench] reusing {path}", flush=True)
-    return path, load_checkpoint(path).report
+                  image_size=args.image_size, samples_per_class=args.samples_per_class,
+                  progress=False)
+    return path
 
 
-def run(args: argparse.Namespace) -> dict[str, Any]:
+def prune_config(u: dict[str, Any], args: argparse.Namespace) -> Any:
+    from dataclasses import replace
+
     from crisp_edge.pruning import PruneConfig
-    from crisp_edge.runs import run_compare
 
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    args.out_dir.mkdir(parents=True, exist_ok=True)
-    methods = [m for m in args.methods.split(",") if m]
-    results: dict[str, Any] = {"runs": [], "bases": {}}
-    for arch in args.archs.split(","):
-        path, base_report = base_model(arch, args)
-        results["bases"][arch] = {"path": str(path), "final": base_report["final"],
-                                  "wall_time_s": base_report["wall_time_s"]}
-        for k in (int(v) for v in args.k.split(",")):
-            classes = user_classes(k)
-            config = PruneConfig(sparsity=args.sparsity, nm=args.nm, block=args.block,
-                                 steps=args.steps, epochs_per_step=args.epochs_per_step,
-                                 lr=args.lr, batch_size=args.batch_size,
-                                 image_size=args.image_size,
-                                 samples_per_class=args.samples_per_class)
-            print(f"[bench] {arch}, k={k} classes {classes}", flush=True)
-            started = time.perf_counter()
-            table = run_compare(arch=arch, model_source=None, weights=path, data="synthetic:100",
-                                classes=",".join(map(str, classes)), config=config,
-                                methods=methods, out_dir=args.out_dir / f"{arch}-k{k}",
-                                progress=False)
-            results["runs"].append({"arch": arch, "k": k, "classes": classes,
-                                    "dense": table["dense"], "rows": table["rows"],
-                                    "config": table["config"],
-                                    "wall_time_s": time.perf_counter() - started})
-    return results
+    method, overrides = ALL_VARIANTS[u["variant"]]
+    config = PruneConfig(method=method, sparsity=u["sparsity"], nm=args.nm, block=args.block,
+                         steps=args.steps, epochs_per_step=args.epochs_per_step,
+                         final_epochs=args.final_epochs, lr=args.lr, batch_size=args.batch_size,
+                         seed=u["seed"], image_size=args.image_size,
+                         samples_per_class=args.samples_per_class,
+                         test_samples_per_class=args.test_per_class, eval_steps=False)
+    return replace(config, **overrides)
 
 
-def markdown(results: dict[str, Any], args: argparse.Namespace, command: str) -> str:
-    methods = [m for m in args.methods.split(",") if m]
-    lines = ["# Pruning benchmark: CRISP vs dense vs baselines", "",
-             f"Synthetic 100-class data ({args.samples_per_class} training renders per class, "
-             f"30 test renders per class, {args.image_size}×{args.image_size}); target sparsity "
-             f"{100 * args.sparsity:.0f} %, {args.nm} in {args.block} blocks; every method under "
-             "the same schedule (steps, epochs, one cosine LR). Top-1 accuracy on the user "
-             "classes (test split, reduced head); in brackets the achieved sparsity of the "
-             "prunable layers.", "",
-             f"Command: `{command}`", "",
-             f"Machine: {platform.machine()}, {torch.get_num_threads()} torch threads, "
-             f"torch {torch.__version__}.", "", "## Base models (all 100 classes)", "",
-             "| arch | test top-1 | test top-5 | training time |", "|---|---:|---:|---:|"]
-    for arch, base in results["bases"].items():
-        f = base["final"]
-        lines.append(f"| {arch} | {100 * f['top1']:.2f} % | {100 * f['top5']:.2f} % | "
-                     f"{base['wall_time_s']:.0f} s |")
-    lines += ["", "## Top-1 on the user classes", "",
-              "| arch | k | dense | " + " | ".join(methods) + " |",
-              "|---|---:|---:|" + "---:|" * len(methods)]
-    for r in results["runs"]:
-        rows = {row["method"]: row for row in r["rows"]}
-        cells = [f"{100 * rows[m]['top1']:.1f} % ({100 * rows[m]['sparsity']:.0f} %)"
-                 for m in methods]
-        lines.append(f"| {r['arch']} | {r['k']} | {100 * r['dense']['top1']:.1f} % | "
+def run_unit(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """One pruning run (in a worker process); resumes from its checkpoint directory."""
+    import shutil
+
+    import torch
+
+    from crisp_edge.pruning import prune
+    from crisp_edge.runs import load_base
+
+    torch.set_num_threads(1)
+    config = prune_config(u, args)
+    model, _, _, _ = load_base(u["arch"], None, base_path(u["arch"], args), None)
+    ckpt = args.out_dir / "units" / (unit_id(u) + ".ckpt")
+    started = time.perf_counter()
+    result = prune(model, "synthetic:100", user_classes(u["k"]), config, progress=False,
+                   checkpoint_dir=ckpt, resume=True)
+    report = result.report
+    out = {**u, "classes": report["classes"], "dense": report["accuracy"]["dense"],
+           "final": report["accuracy"]["final"], "sparsity_achieved":
+           report["sparsity"]["achieved"], "effective_macs": report["macs"]["effective"],
+           "dense_macs": report["macs"]["dense"], "budget": report["budget"],
+           "config": report["config"], "wall_time_s": report["wall_time_s"],
+           "this_process_s": time.perf_counter() - started,
+           "layer_density": {row["name"]: row["density"] for row in report["layers"]}}
+    path = args.out_dir / "units" / (unit_id(u) + ".json")
+    tmp = path.with_suffix(".json.tmp")
+    tmp.write_text(json.dumps(out, indent=1) + "\n")
+    os.replace(tmp, path)
+    shutil.rmtree(ckpt, ignore_errors=True)  # the unit's own state directory, now done
+    return out
+
+
+def _worker_command(u: dict[str, Any], argv: list[str]) -> list[str]:
+    return [sys.executable, str(Path(__file__).resolve()), *argv, "--unit", json.dumps(u)]
+
+
+def run_all(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
+    """Train the bases, then run every unit not done yet over ``--jobs`` workers."""
+    (args.out_dir / "units").mkdir(parents=True, exist_ok=True)
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    archs = args.archs.split(",")
+    pending_bases = [a for a in archs if not base_path(a, args).is_file()]
+    procs = [subprocess.Popen(_worker_command({"base": a}, argv), env=env)
+             for a in pending_bases]
+    for proc in procs:
+        if proc.wait() != 0:
+            raise SystemExit(f"[bench] base training failed (exit {proc.returncode})")
+    todo = [u for u in units(args)
+            if not (args.out_dir / "units" / (unit_id(u) + ".json")).is_file()]
+    total = len(units(args))
+    print(f"[bench] {total - len(todo)} of {total} runs done, {len(todo)} to go, "
+          f"{args.jobs} workers", flush=True)
+    running: list[tuple[subprocess.Popen[bytes], dict[str, Any], float]] = []
+    failed = []
+    logs = args.out_dir / "logs"
+    logs.mkdir(exist_ok=True)
+    while todo or running:
+        while todo and len(running) < args.jobs:
+            u = todo.pop(0)
+            log = open(logs / (unit_id(u) + ".log"), "wb")
+            running.append((subprocess.Popen(_worker_command(u, argv), env=env, stdout=log,
+                                             stderr=subprocess.STDOUT), u, time.time()))
+        time.sleep(1.0)
+        for item in list(running):
+            proc, u, t0 = item
+            if proc.poll() is None:
+                continue
+            running.remove(item)
+            status = "ok" if proc.returncode == 0 else f"FAILED (exit {proc.returncode})"
+            if proc.returncode:
+                failed.append(unit_id(u))
+            print(f"[bench] {unit_id(u)}: {status} in {time.time() - t0:.0f} s; "
+                  f"{len(todo)} queued", flush=True)
+    if failed:
+        raise SystemExit(f"[bench] {len(failed)} runs failed (logs in {logs}): "
+                         f"{', '.join(failed)}")
+    return [json.loads((args.out_dir / "units" / (unit_id(u) + ".json")).read_text())
+            for u in units(args)]
+
+
+# ----------------------------------------------------------------------------- report
+
+def _stats(values: list[float]) -> tuple[float, float]:
+    mean = sum(values) / len(values)
+    std = math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1)) \
+        if len(values) > 1 else 0.0
+    return mean, std
+
+
+def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per (arch, sparsity, k): per variant the mean and std over seeds."""
+    groups: dict[tuple[str, float, int], dict[str, list[dict[str, Any]]]] = {}
+    for r in results:
+        key = (r["arch"], r["sparsity"], r["k"])
+        groups.setdefault(key, {}).setdefault(r["variant"], []).append(r)
+    rows = []
+    for (arch, sparsity, k), by_variant in groups.items():
+        dense = [r["dense"]["top1"] for rs in by_variant.values() for r in rs]
+        row: dict[str, Any] = {"arch": arch, "sparsity": sparsity, "k": k,
+                               "dense": _stats(dense)[0], "variants": {}}
+        for variant, rs in by_variant.items():
+            mean, std = _stats([r["final"]["top1"] for r in rs])
+            row["variants"][variant] = {
+                "mean": mean, "std": std, "seeds": len(rs),
+                "sparsity": _stats([r["sparsity_achieved"] for r in rs])[0],
+                "macs": _stats([r["effective_macs"] / r["dense_macs"] for r in rs])[0],
+                "passes": rs[0]["budget"]["fine_tune"], "budget": rs[0]["budget"],
+                "wall_s": _stats([r["wall_time_s"] for r in rs])[0]}
+        rows.append(row)
+    rows.sort(key=lambda r: (r["arch"], r["sparsity"], r["k"]))
+    return rows
+
+
+def _cell(v: dict[str, Any] | None) -> str:
+    if v is None:
+        return "–"
+    return f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}"
+
+
+def verdicts(row: dict[str, Any]) -> dict[str, Any]:
+    """The targets this row can tell: CRISP vs dense, vs every baseline, V=4 vs per-row."""
+    v = row["variants"]
+    out: dict[str, Any] = {}
+    crisp = v.get("crisp")
+    if crisp is None:
+        return out
+    out["gap_to_dense"] = row["dense"] - crisp["mean"]
+    beaten, ties, ahead = [], [], []
+    for name in BASELINES:
+        if name not in v:
+            continue
+        diff = crisp["mean"] - v[name]["mean"]
+        spread = max(crisp["std"], v[name]["std"])
+        (ties if abs(diff) <= spread else beaten if diff > 0 else ahead).append(name)
+    out["baselines"] = {"crisp_ahead": beaten, "tie": ties, "crisp_behind": ahead}
+    if "crisp-v4" in v:
+        out["v4_gap"] = crisp["mean"] - v["crisp-v4"]["mean"]
+    return out
+
+
+def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: str,
+             wall: float) -> str:
+    rows = summarize(results)
+    main = [n for n in VARIANTS if any(n in r["variants"] for r in rows)]
+    extra = [n for n in ABLATIONS if any(n in r["variants"] for r in rows)]
+    one = results[0]
+    b = one["budget"]
+    lines = [
+        "# Pruning benchmark: CRISP vs dense vs baselines", "",
+        f"Synthetic 100-class data, {args.image_size}×{args.image_size}: "
+        f"{args.samples_per_class} training renders per class, {args.test_per_class} test "
+        f"renders per user class. Pattern {args.nm} in {args.block} blocks. User classes: the "
+        "first k of a fixed permutation. Every variant runs the same schedule "
+        f"({args.steps} block steps after step 0, {args.epochs_per_step} epoch per step, "
+        f"{args.final_epochs} more at the final sparsity, one cosine LR) with the same recovery "
+        "(distillation from the dense model, BatchNorm re-estimation after each mask change), "
+        f"so the same budget: {b['fine_tune'] // (one['k'] * args.samples_per_class)} "
+        "fine-tuning passes over the user's training images "
+        f"(k × {args.samples_per_class} images; e.g. k = {one['k']}: {b['fine_tune']} image "
+        f"passes forward+backward, {b['teacher_forward']} teacher forwards, "
+        f"{b['bn_recalibration']} BatchNorm forwards, {b['saliency']} saliency passes). "
+        f"Top-1 on the user classes, mean ± std over {args.seeds} seeds (the seed sets the "
+        "fine-tuning order; base model and classes are fixed).", "",
+        f"Command: `{command}` ({wall / 60:.0f} min of wall time for the runs not cached).", "",
+        f"Machine: {platform.machine()}, {args.jobs} worker processes × 1 torch thread.", "",
+        "## Top-1 on the user classes (%)", "",
+        "| arch | sparsity | k | dense | " + " | ".join(main) + " |",
+        "|---|---:|---:|---:|" + "---:|" * len(main)]
+    for r in rows:
+        lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | "
+                     f"{100 * r['dense']:.1f} | "
+                     + " | ".join(_cell(r["variants"].get(n)) for n in main) + " |")
+    lines += ["", "## Achieved sparsity of the prunable layers / effective MACs (% of dense)", "",
+              "| arch | sparsity | k | " + " | ".join(main) + " |",
+              "|---|---:|---:|" + "---:|" * len(main)]
+    for r in rows:
+        cells = []
+        for n in main:
+            v = r["variants"].get(n)
+            cells.append("–" if v is None else
+                         f"{100 * v['sparsity']:.1f} / {100 * v['macs']:.0f}")
+        lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | "
                      + " | ".join(cells) + " |")
-    lines += ["", "## Wall time per method (s) and effective MACs (% of dense)", "",
-              "| arch | k | " + " | ".join(methods) + " |", "|---|---:|" + "---:|" * len(methods)]
-    for r in results["runs"]:
-        rows = {row["method"]: row for row in r["rows"]}
-        lines.append(f"| {r['arch']} | {r['k']} | " + " | ".join(
-            f"{rows[m]['wall_time_s']:.0f} s / {100 * rows[m]['effective_macs'] / rows[m]['dense_macs']:.0f} %"
-            for m in methods) + " |")
-    lines += ["", "Per-run reports (every step, every layer): "
-              f"`{args.out_dir.relative_to(REPO) if args.out_dir.is_relative_to(REPO) else args.out_dir}/"
-              "<arch>-k<k>/<method>.report.md`.", ""]
+    lines += ["", "## Targets", "",
+              "| arch | sparsity | k | CRISP − dense (pt) | CRISP vs baselines (ahead / tie "
+              "within one std / behind) | per-row − V=4 (pt) |", "|---|---:|---:|---:|---|---:|"]
+    for r in rows:
+        v = verdicts(r)
+        if not v:
+            continue
+        bl = v["baselines"]
+        lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | "
+                     f"{-100 * v['gap_to_dense']:+.1f} | {', '.join(bl['crisp_ahead']) or '–'} / "
+                     f"{', '.join(bl['tie']) or '–'} / {', '.join(bl['crisp_behind']) or '–'} | "
+                     + (f"{100 * v['v4_gap']:+.1f}" if "v4_gap" in v else "–") + " |")
+    if extra:
+        lines += ["", "## Ablations (seed 0; one setting changed from `crisp`)", "",
+                  "| arch | sparsity | k | crisp | " + " | ".join(extra) + " |",
+                  "|---|---:|---:|---:|" + "---:|" * len(extra)]
+        for r in rows:
+            if not any(n in r["variants"] for n in extra):
+                continue
+            seed0 = {n: next((x for x in results if x["arch"] == r["arch"] and x["sparsity"]
+                              == r["sparsity"] and x["k"] == r["k"] and x["variant"] == n
+                              and x["seed"] == 0), None) for n in ["crisp", *extra]}
+            lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | " + " | ".join(
+                "–" if x is None else f"{100 * x['final']['top1']:.1f}"
+                for x in seed0.values()) + " |")
+        lines += ["", "Variants: " + "; ".join(f"`{n}` = {ALL_VARIANTS[n][1]}" for n in extra)
+                  + "."]
+    lines += ["", "## Wall time per run (s, mean over seeds)", "",
+              "| arch | sparsity | k | " + " | ".join(main) + " |",
+              "|---|---:|---:|" + "---:|" * len(main)]
+    for r in rows:
+        lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | " + " | ".join(
+            "–" if n not in r["variants"] else f"{r['variants'][n]['wall_s']:.0f}"
+            for n in main) + " |")
+    lines += ["", f"Per-run results: `{_rel(args.out_dir)}/units/*.json`.", ""]
     return "\n".join(lines)
 
 
+def _rel(path: Path) -> Path:
+    return path.relative_to(REPO) if path.is_relative_to(REPO) else path
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(argv if argv is not None else sys.argv[1:])
     args = parse_args(argv)
-    command = "python bench/prune_bench.py " + " ".join(shlex.quote(a) for a in
-                                                         (argv if argv is not None else sys.argv[1:]))
+    if args.unit:
+        u = json.loads(args.unit)
+        if "base" in u:
+            train_base(u["base"], args)
+        else:
+            run_unit(u, args)
+        return 0
+    command = "python bench/prune_bench.py " + " ".join(shlex.quote(a) for a in argv)
     started = time.perf_counter()
-    results = run(args)
-    results["wall_time_s"] = time.perf_counter() - started
-    results["args"] = {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()}
-    results["command"] = command.strip()
+    results = run_all(args, argv)
+    wall = time.perf_counter() - started
+    summary = {"rows": summarize(results), "runs": results, "wall_time_s": wall,
+               "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+               "command": command.strip()}
     args.doc.parent.mkdir(parents=True, exist_ok=True)
-    args.doc.write_text(markdown(results, args, command.strip()), encoding="utf-8")
-    args.doc.with_suffix(".json").write_text(json.dumps(results, indent=2) + "\n")
-    print(f"[bench] wrote {args.doc} and {args.doc.with_suffix('.json')} "
-          f"({results['wall_time_s']:.0f} s)", flush=True)
+    args.doc.write_text(markdown(results, args, command.strip(), wall), encoding="utf-8")
+    args.doc.with_suffix(".json").write_text(json.dumps(summary, indent=1) + "\n")
+    print(f"[bench] wrote {args.doc} and {args.doc.with_suffix('.json')} ({wall:.0f} s)",
+          flush=True)
     return 0
 
 

@@ -32,6 +32,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
+from crisp_edge.allocation import Allocation
 from crisp_edge.errors import ArgumentError
 from crisp_edge.masks import (
     HybridPattern,
@@ -56,6 +57,7 @@ class MaskRequest:
     target_sparsity: float
     progress: float
     previous: Mapping[str, torch.Tensor] | None = None
+    allocation: Allocation | None = None  # None: the original single global threshold
 
     def validate(self) -> MaskRequest:
         """Raise an ArgumentError (a ValueError) for an out-of-range sparsity or progress."""
@@ -114,7 +116,7 @@ def crisp(request: MaskRequest) -> Masks:
     rho = keep_ratio_for_sparsity(request.target_sparsity, request.pattern)
     keep = 1.0 - request.progress * (1.0 - rho)
     return hybrid_masks(request.layers, request.weights, request.saliency, request.pattern, keep,
-                        request.previous)
+                        request.previous, request.allocation)
 
 
 def magnitude_hybrid(request: MaskRequest) -> Masks:
@@ -194,7 +196,7 @@ def block_only(request: MaskRequest) -> Masks:
     pattern = replace(request.pattern, n=request.pattern.m, shared_rows=1)
     keep = 1.0 - request.progress * request.target_sparsity
     return hybrid_masks(request.layers, request.weights, _scores(request), pattern, keep,
-                        request.previous)
+                        request.previous, request.allocation)
 
 
 def channel(request: MaskRequest) -> Masks:

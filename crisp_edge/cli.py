@@ -23,6 +23,7 @@ import click
 import numpy as np
 
 from crisp_edge import format as fmt
+from crisp_edge import recipe
 from crisp_edge.errors import ArgumentError, CrispError
 
 
@@ -317,6 +318,28 @@ def _prune_options(f: Any) -> Any:
                      "(synthetic: renders; real data: the first N)."),
         click.option("--num-classes", type=int, help="Head size of a plain state dict."),
         click.option("--quiet", is_flag=True, help="No progress output."),
+        click.option("--allocation", default=recipe.ALLOCATION, show_default=True,
+                     help="How each step's block budget is shared among layers: global, "
+                     "normalized, lamp or uniform (docs/pruning.md)."),
+        click.option("--allocation-floor", default=recipe.ALLOCATION_FLOOR, show_default=True,
+                     type=float, help="Lowest kept-block ratio of any layer (0 = none; at most "
+                     "the target's ratio)."),
+        click.option("--schedule", "schedule_shape", default=recipe.SCHEDULE,
+                     show_default=True, help="How the kept-block ratio falls: linear or cubic."),
+        click.option("--final-epochs", default=recipe.FINAL_EPOCHS, show_default=True,
+                     type=int, help="Extra fine-tuning epochs at the final sparsity."),
+        click.option("--distill/--no-distill", default=recipe.DISTILL, show_default=True,
+                     help="Distil from the dense model (its logits on the user's classes)."),
+        click.option("--distill-alpha", default=recipe.DISTILL_ALPHA, show_default=True,
+                     type=float, help="Weight of the distillation term (1 − α on the labels)."),
+        click.option("--distill-temperature", default=recipe.DISTILL_TEMPERATURE,
+                     show_default=True, type=float),
+        click.option("--bn-recalibrate/--no-bn-recalibrate", default=recipe.BN_RECALIBRATE,
+                     show_default=True,
+                     help="Re-estimate BatchNorm statistics after every mask change."),
+        click.option("--test-samples-per-class", type=int,
+                     help="Test images per class for the accuracy figures [default: the "
+                     "source's]."),
     ]
     for option in reversed(options):
         f = option(f)
@@ -331,7 +354,12 @@ def _prune_config(method: str, kw: dict[str, Any]) -> Any:
         shared_rows=kw["shared_rows"], steps=kw["steps"], epochs_per_step=kw["epochs_per_step"],
         lr=kw["lr"], batch_size=kw["batch_size"], weight_decay=kw["weight_decay"],
         optimizer=kw["optimizer"], masking=kw["masking"], keep_head=kw["keep_head"],
-        seed=kw["seed"], image_size=kw["image_size"], samples_per_class=kw["samples_per_class"])
+        seed=kw["seed"], image_size=kw["image_size"], samples_per_class=kw["samples_per_class"],
+        allocation=kw["allocation"], allocation_floor=kw["allocation_floor"],
+        schedule_shape=kw["schedule_shape"], final_epochs=kw["final_epochs"],
+        distill=kw["distill"], distill_alpha=kw["distill_alpha"],
+        distill_temperature=kw["distill_temperature"], bn_recalibrate=kw["bn_recalibrate"],
+        test_samples_per_class=kw["test_samples_per_class"])
 
 
 def _need_model(arch: str | None, model_source: str | None, optional: bool = False) -> None:

@@ -22,6 +22,7 @@ Ties are always broken towards the lower index, so every result is deterministic
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
+from crisp_edge.allocation import Allocation, allocate
 from crisp_edge.errors import ArgumentError
 
 Kind = Literal["conv", "linear"]
@@ -207,13 +209,37 @@ def _check_scores(scores: torch.Tensor, what: str) -> torch.Tensor:
 
 def _top_k_mask(scores: torch.Tensor, k: int, alive: torch.Tensor | None = None) -> torch.Tensor:
     """Bool mask of the k best entries along the last dim: more ``alive`` first, then higher
-    score, then lower index (two stable sorts = a lexicographic order)."""
+    score, then lower index (two stable sorts = a lexicographic order). This is the definition;
+    :func:`_top_k_mask_small` computes the same mask faster for short groups."""
     order = torch.argsort(-scores, dim=-1, stable=True)
     if alive is not None:
         demote = -alive.to(torch.float64).gather(-1, order)
         order = order.gather(-1, torch.argsort(demote, dim=-1, stable=True))
     mask = torch.zeros(scores.shape, dtype=torch.bool)
     return mask.scatter_(-1, order[..., :k], True)
+
+
+SMALL_GROUP = 8  # up to this group width, ranking by pairwise comparison beats two argsorts
+
+
+def _top_k_mask_small(scores: torch.Tensor, k: int,
+                      alive: torch.Tensor | None = None) -> torch.Tensor:
+    """:func:`_top_k_mask` by counting, for each entry, the entries that precede it in the same
+    lexicographic order (more alive, higher score, lower index); an entry is kept when fewer than
+    k precede it. O(m²) element-wise passes instead of sorts: for m ≤ 8 several times faster, and
+    equal by construction (the order is total, so ranks are 0 … m − 1)."""
+    m = scores.shape[-1]
+    rank = torch.zeros(scores.shape, dtype=torch.int8 if m < 128 else torch.int32)
+    for j in range(m):
+        sj = scores[..., j:j + 1]
+        ahead = sj > scores
+        ahead[..., j + 1:] |= sj == scores[..., j + 1:]  # ties: the lower index goes first
+        ahead[..., j] = False
+        if alive is not None:
+            aj = alive[..., j:j + 1]
+            ahead = (aj > alive) | ((aj == alive) & ahead)
+        rank += ahead
+    return rank < k
 
 
 def _run_ids(rows: int, shared_rows: int, block_rows: int) -> torch.Tensor:
@@ -238,6 +264,9 @@ def nm_mask(scores_mat: torch.Tensor, n: int, m: int, shared_rows: int = 1, bloc
                             f"is exempt from N:M")
     scores = _check_scores(scores_mat, "scores").reshape(rows, cols // m, m)
     live = None if alive is None else alive.detach().cpu().bool().reshape(rows, cols // m, m)
+    if live is not None and bool(live.all()):
+        live = None  # nothing is dead yet (step 0): the same choice without the alive key
+    top_k = _top_k_mask_small if m <= SMALL_GROUP else _top_k_mask
     if shared_rows > 1:
         run = _run_ids(rows, shared_rows, block_rows)
         runs = int(run[-1]) + 1 if rows else 0
@@ -246,9 +275,13 @@ def nm_mask(scores_mat: torch.Tensor, n: int, m: int, shared_rows: int = 1, bloc
         if live is not None:
             run_live = torch.zeros(runs, cols // m, m, dtype=torch.float64)
             run_live.index_add_(0, run, live.to(torch.float64))
-        keep = _top_k_mask(run_scores, n, run_live)[run]
+        if run_live is not None and bool(((run_live > 0).sum(dim=-1) <= n).all()):
+            return live.reshape(rows, cols).clone()  # every alive column fits: nothing to choose
+        keep = top_k(run_scores, n, run_live)[run]
     else:
-        keep = _top_k_mask(scores, n, live)
+        if live is not None and bool((live.sum(dim=-1) <= n).all()):
+            return live.reshape(rows, cols).clone()  # after step 0 N:M is settled: a fast path
+        keep = top_k(scores, n, live)
     if live is not None:
         keep &= live
     return keep.reshape(rows, cols)
@@ -259,7 +292,13 @@ def nm_mask(scores_mat: torch.Tensor, n: int, m: int, shared_rows: int = 1, bloc
 def block_ids(rows: int, cols: int, block_rows: int, block_cols: int) -> torch.Tensor:
     """(rows, cols) int64: the row-major flat index of the block holding each element; block
     (i, j) covers rows [i·Br, (i+1)·Br) and columns [j·Bc, (j+1)·Bc), cut at the matrix edge.
-    The one map between elements and blocks, used by scoring and masking alike."""
+    The one map between elements and blocks, used by scoring and masking alike. Read-only: the
+    result is cached per shape (every step asks for the same few shapes)."""
+    return _block_ids(rows, cols, block_rows, block_cols)
+
+
+@functools.lru_cache(maxsize=256)
+def _block_ids(rows: int, cols: int, block_rows: int, block_cols: int) -> torch.Tensor:
     n_block_cols = -(-cols // block_cols)
     return ((torch.arange(rows) // block_rows)[:, None] * n_block_cols
             + (torch.arange(cols) // block_cols)[None, :])
@@ -281,8 +320,13 @@ def block_scores(scores_mat: torch.Tensor, block_rows: int, block_cols: int) -> 
 
 def block_areas(rows: int, cols: int, block_rows: int, block_cols: int) -> torch.Tensor:
     """Element count of each block, (n_block_rows, n_block_cols); partial edge blocks smaller."""
-    ones = torch.ones(rows, cols, dtype=torch.float64)
-    return block_scores(ones, block_rows, block_cols).to(torch.int64)
+    heights = torch.full((-(-rows // block_rows),), block_rows, dtype=torch.int64)
+    widths = torch.full((-(-cols // block_cols),), block_cols, dtype=torch.int64)
+    if rows % block_rows:
+        heights[-1] = rows % block_rows
+    if cols % block_cols:
+        widths[-1] = cols % block_cols
+    return heights[:, None] * widths[None, :]
 
 
 def expand_block_mask(block_mask: torch.Tensor, shape_rk: Sequence[int], block_rows: int,
@@ -378,11 +422,13 @@ def balanced_block_mask(scores: torch.Tensor, keep_per_row: int,
 
 def hybrid_masks(layers: Sequence[PrunableLayer], weights: Mapping[str, torch.Tensor],
                  saliency: Mapping[str, torch.Tensor], pattern: HybridPattern, keep_ratio: float,
-                 previous: Mapping[str, torch.Tensor] | None) -> dict[str, torch.Tensor]:
+                 previous: Mapping[str, torch.Tensor] | None,
+                 allocation: Allocation | None = None) -> dict[str, torch.Tensor]:
     """Weight-shaped bool masks (keyed by ``param``) for one step of the schedule (DESIGN §2, §3).
 
     Blocks: a block is alive if any element of it is kept in ``previous``; its score is Σ S over
-    its alive elements; :func:`global_block_budget` over all block layers gives k_L; the layer keeps
+    its alive elements; ``allocation`` over all block layers gives k_L (:mod:`crisp_edge.allocation`;
+    None = the original single global threshold, :func:`global_block_budget`); the layer keeps
     the k_L best alive blocks of every block-row (:func:`balanced_block_mask`). N:M: inside kept
     blocks (and on the classifier) each group keeps the top n of its still-alive elements by S.
     Masks are cumulative: nothing dead in ``previous`` comes back. Since step 0 (keep_ratio 1.0
@@ -407,7 +453,7 @@ def hybrid_masks(layers: Sequence[PrunableLayer], weights: Mapping[str, torch.Te
             if tuple(source[layer.param].shape) != layer.shape:
                 raise ArgumentError(f"{what}[{layer.param}] has shape "
                                     f"{tuple(source[layer.param].shape)}, expected {layer.shape}")
-        s = to_matrix(_check_scores(saliency[layer.param].detach(), f"saliency[{layer.param}]"))
+        s = _check_scores(to_matrix(saliency[layer.param].detach()), f"saliency[{layer.param}]")
         rows, cols = s.shape
         if previous is not None and layer.param in previous:
             prev = to_matrix(previous[layer.param].detach().cpu().bool())
@@ -418,7 +464,11 @@ def hybrid_masks(layers: Sequence[PrunableLayer], weights: Mapping[str, torch.Te
             b_scores[layer.param] = block_scores(s * prev, br, bc)
             b_areas[layer.param] = block_areas(rows, cols, br, bc)
             b_alive[layer.param] = block_scores(prev.to(torch.float64), br, bc) > 0
-    budget = global_block_budget(b_scores, b_areas, b_alive, keep_ratio)
+    allocation = allocation or Allocation("global")
+    if allocation.rule == "global" and allocation.floor == 0.0:
+        budget = global_block_budget(b_scores, b_areas, b_alive, keep_ratio)
+    else:
+        budget = allocate(b_scores, b_areas, b_alive, keep_ratio, allocation)
     for layer in layers:
         if layer.param not in kept:
             continue

@@ -1,11 +1,15 @@
 """The CRISP pruning engine: class-aware saliency → hybrid masks → fine-tuning, iteratively.
 
-Schedule (DESIGN §3, normative): step 0 applies N:M (every block kept) and fine-tunes; steps
-1 … K lower the kept-block ratio linearly to ρ = (1 − sparsity)/(N/M) (by default K =
-⌈(1 − ρ)/0.1⌉, i.e. 10 % of the blocks per step); every step fine-tunes E epochs; ONE cosine
-learning-rate schedule spans all (K + 1)·E epochs; masks are cumulative; the saliency G used at
-step s is the mean |∂L/∂W| of step s − 1's fine-tuning pass (a measuring pass before step 0).
-The baselines of :mod:`crisp_edge.baselines` run under the same schedule with progress s/K.
+Schedule (docs/pruning.md): step 0 applies N:M (every block kept) and fine-tunes; steps 1 … K
+lower the kept-block ratio to ρ = (1 − sparsity)/(N/M) along ``schedule_shape`` (cubic by
+default: big cuts first, small ones near the target; K = ⌈(1 − ρ)/0.1⌉ unless given); every step
+fine-tunes E epochs and the last one E + ``final_epochs``; ONE cosine learning-rate schedule
+spans them all; masks are cumulative; after each mask change BatchNorm statistics are
+re-estimated; fine-tuning distils from the dense model (logits restricted to the user's classes)
+when ``distill`` is on; the saliency G used at step s is the mean |∂L/∂W| of step s − 1's
+fine-tuning pass (a measuring pass before step 0). How the block budget of a step is shared among
+layers is :mod:`crisp_edge.allocation`'s. The baselines of :mod:`crisp_edge.baselines` run under
+the same schedule with the same progress values.
 
 >>> result = prune(model, "synthetic:100", [3, 7, 11], PruneConfig(sparsity=0.9))  # doctest: +SKIP
 >>> result.report["accuracy"]["final"]                                          # doctest: +SKIP
@@ -14,6 +18,7 @@ The baselines of :mod:`crisp_edge.baselines` run under the same schedule with pr
 
 from __future__ import annotations
 
+import copy
 import math
 import sys
 import time
@@ -25,7 +30,8 @@ from typing import Any
 import torch
 from torch import nn
 
-from crisp_edge import distributed
+from crisp_edge import distributed, recipe
+from crisp_edge.allocation import Allocation
 from crisp_edge.baselines import METHODS, MaskRequest
 from crisp_edge.checkpoint import load_resume_state, rng_state, save_resume_state, set_rng_state
 from crisp_edge.errors import ArgumentError
@@ -35,11 +41,16 @@ from crisp_edge.masks import (HybridPattern, PrunableLayer, find_prunable_layers
 from crisp_edge.report import summarize
 from crisp_edge.saliency import (SaliencyAccumulator, measure_saliency, per_class_block_saliency,
                                  prunable_params, weight_saliency)
-from crisp_edge.training import (Progress, cosine_schedule, evaluate, find_head, label_map,
-                                 make_loader, make_optimizer, reduce_head, seed_everything,
-                                 set_epoch, train_epoch)
+from crisp_edge.training import (DistillationLoss, Progress, cosine_schedule, evaluate,
+                                 find_head, label_map, make_loader, make_optimizer,
+                                 recalibrate_batchnorm, reduce_head, seed_everything, set_epoch,
+                                 train_epoch)
 
 BLOCKS_PER_STEP = 0.1  # DESIGN §3: by default 10 % of the blocks go per step
+SCHEDULES: dict[str, Callable[[float], float]] = {
+    "linear": lambda t: t,
+    "cubic": lambda t: 1.0 - (1.0 - t) ** 3,
+}
 
 
 @dataclass
@@ -64,12 +75,28 @@ class PruneConfig:
     image_size: int | None = None  # None: 32 (the CLI passes the model's input size)
     samples_per_class: int | None = None
     data_seed: int = 0
+    # Layer allocation, schedule and recovery (docs/pruning.md says how each default was chosen).
+    allocation: str = recipe.ALLOCATION
+    allocation_floor: float = recipe.ALLOCATION_FLOOR
+    schedule_shape: str = recipe.SCHEDULE
+    final_epochs: int = recipe.FINAL_EPOCHS
+    distill: bool = recipe.DISTILL
+    distill_alpha: float = recipe.DISTILL_ALPHA
+    distill_temperature: float = recipe.DISTILL_TEMPERATURE
+    bn_recalibrate: bool = recipe.BN_RECALIBRATE
+    # Evaluation: test images per class (None: the source's default) and per-step evaluation.
+    test_samples_per_class: int | None = None
+    eval_steps: bool = True
 
     def pattern(self) -> HybridPattern:
         """The hybrid pattern of ``nm``, ``block`` and ``shared_rows`` (validated)."""
         n, m = parse_nm(self.nm)
         br, bc = parse_block(self.block)
         return HybridPattern(n, m, br, bc, self.shared_rows).validate()
+
+    def allocation_rule(self) -> Allocation:
+        """The layer-allocation rule of ``allocation`` and ``allocation_floor``."""
+        return Allocation(self.allocation, self.allocation_floor)
 
     def validate(self) -> HybridPattern:
         """Check every setting; an ArgumentError (a ValueError) says what to change."""
@@ -79,7 +106,9 @@ class PruneConfig:
         pattern = self.pattern()
         if not 0.0 < self.sparsity < 1.0:
             raise ArgumentError(f"sparsity {self.sparsity} must be in (0, 1), e.g. 0.9")
-        keep_ratio_for_sparsity(self.sparsity, pattern)  # below N:M's own sparsity → error
+        rho = keep_ratio_for_sparsity(self.sparsity, pattern)  # below N:M's own → error
+        self.allocation_rule().validate(rho)
+        DistillationLoss(self.distill_alpha, self.distill_temperature)  # checks α and T
         checks = [(self.steps is None or self.steps >= 1, f"steps must be ≥ 1, got {self.steps}"),
                   (self.epochs_per_step >= 1,
                    f"epochs per step must be ≥ 1, got {self.epochs_per_step}"),
@@ -90,7 +119,12 @@ class PruneConfig:
                    f"optimizer must be sgd or adamw, got {self.optimizer!r}"),
                   (self.masking in MODES,
                    f"masking must be one of {', '.join(MODES)}, got {self.masking!r}"),
-                  (self.srste_decay >= 0, f"SR-STE decay must be ≥ 0, got {self.srste_decay}")]
+                  (self.srste_decay >= 0, f"SR-STE decay must be ≥ 0, got {self.srste_decay}"),
+                  (self.schedule_shape in SCHEDULES, f"--schedule must be one of "
+                   f"{', '.join(SCHEDULES)}, got {self.schedule_shape!r}"),
+                  (self.final_epochs >= 0, f"--final-epochs must be ≥ 0, got {self.final_epochs}"),
+                  (self.test_samples_per_class is None or self.test_samples_per_class >= 1,
+                   f"test samples per class must be ≥ 1, got {self.test_samples_per_class}")]
         for ok, message in checks:
             if not ok:
                 raise ArgumentError(message)
@@ -104,12 +138,21 @@ class PruneConfig:
         return max(0, math.ceil((1.0 - rho) / BLOCKS_PER_STEP - 1e-9))
 
     def schedule(self) -> list[tuple[float, float]]:
-        """(progress p, kept-block ratio) for steps 0 … K: p = s/K, ratio = 1 − p·(1 − ρ)."""
+        """(progress p, kept-block ratio) for steps 0 … K, ratio = 1 − p·(1 − ρ): ``linear``
+        p = s/K; ``cubic`` p = 1 − (1 − s/K)³ (Zhu & Gupta 2017: large cuts early while the
+        network is redundant, small ones near the target). Baselines get the same p."""
         rho = keep_ratio_for_sparsity(self.sparsity, self.pattern())
         k = self.block_steps()
         if k == 0:
             return [(1.0, rho)]
-        return [(s / k, 1.0 - (s / k) * (1.0 - rho)) for s in range(k + 1)]
+        shape = SCHEDULES[self.schedule_shape]
+        return [(shape(s / k), 1.0 - shape(s / k) * (1.0 - rho)) for s in range(k + 1)]
+
+    def step_epochs(self) -> list[int]:
+        """Fine-tuning epochs of each step: E, and E + ``final_epochs`` at the last one."""
+        n = len(self.schedule())
+        return [self.epochs_per_step + (self.final_epochs if s == n - 1 else 0)
+                for s in range(n)]
 
     def to_dict(self) -> dict[str, Any]:
         return {**asdict(self), "steps": self.block_steps()}
@@ -147,17 +190,18 @@ def open_data(data: Any, eval_data: Any, config: PruneConfig, split: str = "trai
     from crisp_edge.data import open_source
 
     kw: dict[str, Any] = {"seed": config.data_seed, "image_size": config.image_size or 32}
+    test_kw = {**kw, "samples_per_class": config.test_samples_per_class}
     if isinstance(data, str):
         train = open_source(data, split=split, samples_per_class=config.samples_per_class, **kw)
         source = data
     else:
         train, source = data, type(data).__name__
     if isinstance(eval_data, str):
-        return train, open_source(eval_data, split="test", **kw), source, "test"
+        return train, open_source(eval_data, split="test", **test_kw), source, "test"
     if eval_data is not None:
         return train, eval_data, source, "test"
     if isinstance(data, str):
-        return train, open_source(data, split="test", **kw), source, "test"
+        return train, open_source(data, split="test", **test_kw), source, "test"
     return train, train, source, "train"
 
 
@@ -209,6 +253,8 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
         raise ArgumentError("resume needs a checkpoint directory")
     num_original = int(train_set.num_classes)
     head_name = find_head(model, num_original) if not config.keep_head else None
+    if config.distill:
+        check_dense(model)
 
     seed_everything(config.seed)
     model.to(distributed.device())
@@ -222,11 +268,18 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
     named = dict(model.named_parameters())
     all_weights = {layer.param: named[layer.param] for layer in layers}  # exempt layers too
     loss_fn = nn.CrossEntropyLoss()
+    teacher, train_loss = None, loss_fn
+    if config.distill:
+        teacher = dense_teacher(model)
+        train_loss = DistillationLoss(config.distill_alpha, config.distill_temperature,
+                                      None if head_name is not None else class_ids)
     loader = make_loader(user_train, config.batch_size, True, config.seed)
+    # BatchNorm re-estimation: the whole training set on every rank (identical statistics).
+    bn_loader = make_loader(user_train, config.batch_size, False, 0, False)
     test_loader = make_loader(user_test, 256, False, 0, False)
-    epochs = config.epochs_per_step
+    step_epochs = config.step_epochs()
     optimizer = make_optimizer(model, config.optimizer, config.lr, config.weight_decay)
-    scheduler = cosine_schedule(optimizer, len(schedule) * epochs * len(loader))
+    scheduler = cosine_schedule(optimizer, sum(step_epochs) * len(loader))
     masker = Masker(params, config.masking, config.srste_decay)
     accumulator = SaliencyAccumulator(params)
     reduced = head_name is not None
@@ -268,32 +321,43 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
         p, keep = schedule[step]
         weights = {k: v.detach().cpu() for k, v in all_weights.items()}  # mask math on CPU
         saliency = weight_saliency(weights, {k: g.cpu() for k, g in grads.items()})
-        request = MaskRequest(layers, weights, saliency, pattern, config.sparsity, p, masks)
+        request = MaskRequest(layers, weights, saliency, pattern, config.sparsity, p, masks,
+                              config.allocation_rule())
         masks = METHODS[config.method](request)
         for mask in masks.values():
             distributed.broadcast(mask)
         masker.set_masks(masks)
+        epochs, done = step_epochs[step], sum(step_epochs[:step])
+        if config.bn_recalibrate:
+            set_epoch(bn_loader, done)  # the augmentation of the coming epoch, also on resume
+            with masker.masked():
+                recalibrate_batchnorm(model, bn_loader)
         accumulator.reset()
         loss = float("nan")
         for epoch in range(epochs):
-            set_epoch(loader, step * epochs + epoch)
+            set_epoch(loader, done + epoch)
             bar = Progress(len(user_train), f"step {step}/{len(schedule) - 1} epoch "
                            f"{epoch + 1}/{epochs}", progress)
-            loss = train_epoch(wrapped, loader, optimizer, scheduler, loss_fn=loss_fn,
+            loss = train_epoch(wrapped, loader, optimizer, scheduler, loss_fn=train_loss,
                                target_map=target_map, before_forward=masker.before_forward,
                                after_backward=after_backward, after_step=masker.after_step,
-                               progress=lambda n, v: bar.update(n * distributed.world_size(), v))
+                               progress=lambda n, v: bar.update(n * distributed.world_size(), v),
+                               teacher=teacher)
             bar.close(f"loss {loss:.4f}")
         grads = accumulator.mean()
-        with masker.masked():
-            acc = evaluate(model, test_loader, class_ids, reduced_head=reduced)
+        acc: dict[str, Any] = {"top1": None, "top5": None}
+        if config.eval_steps or step == len(schedule) - 1:
+            with masker.masked():
+                acc = evaluate(model, test_loader, class_ids, reduced_head=reduced)
         density = model_density(masks, layers)["prunable"]
         record = {"step": step, "progress": p, "keep_ratio": keep, "density": density,
                   "loss": loss, "top1": acc["top1"], "top5": acc["top5"],
                   "seconds": time.perf_counter() - step_start}
         steps_done.append(record)
+        shown = "" if acc["top1"] is None else \
+            f", top-1 {100 * acc['top1']:.2f} %, top-5 {100 * acc['top5']:.2f} %"
         log(f"step {step}/{len(schedule) - 1}: kept-block ratio {keep:.3f}, density "
-            f"{density:.4f}, top-1 {100 * acc['top1']:.2f} %, top-5 {100 * acc['top5']:.2f} %")
+            f"{density:.4f}{shown}")
         if checkpoint_dir is not None:
             if distributed.is_main():
                 save_resume_state(checkpoint_dir, {
@@ -324,6 +388,7 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
         "eval_split": eval_split, "classes": class_ids, "class_names": class_names,
         "head_reduced": reduced, "config": config.to_dict(),
         "accuracy": {"dense": dense_acc, "final": final}, "steps": steps_done,
+        "budget": budget(config, len(user_train)),
         **summarize(model, layers, masks, pattern_dict, example, config.method),
         "wall_time_s": time.perf_counter() - started,
         "world_size": distributed.world_size(),
@@ -333,6 +398,38 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
                        class_names=class_names, head_classes=head_classes,
                        head_class_names=head_class_names, head=head, pattern=pattern_dict,
                        config=config.to_dict(), input_shape=list(example.shape[1:]))
+
+
+def budget(config: PruneConfig, train_images: int) -> dict[str, int]:
+    """What a run costs in image passes (one image through the model once), so methods and
+    settings are compared at equal budget: fine-tuning (forward + backward), the saliency
+    passes (forward + backward; the measuring pass before step 0 and the per-class statistics
+    at the end), BatchNorm re-estimation and the teacher's forwards (forward only)."""
+    tune = sum(config.step_epochs()) * train_images
+    return {"fine_tune": tune, "saliency": 2 * train_images,
+            "bn_recalibration": len(config.schedule()) * train_images if config.bn_recalibrate
+            else 0,
+            "teacher_forward": tune if config.distill else 0}
+
+
+def check_dense(model: nn.Module) -> None:
+    """An ArgumentError if the conv/linear weights of ``model`` are already mostly exact zeros:
+    a pruned model is no dense teacher for distillation."""
+    weights = [m.weight for m in model.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    total = sum(w.numel() for w in weights)
+    zeros = sum(int((w.detach() == 0).sum()) for w in weights)
+    if total and zeros / total > 0.5:
+        raise ArgumentError(f"distillation needs a dense teacher, but the model to prune is "
+                            f"already {100 * zeros / total:.0f} % zeros in its conv and linear "
+                            "weights; prune from the dense base model, or pass --no-distill")
+
+
+def dense_teacher(model: nn.Module) -> nn.Module:
+    """A frozen copy of the dense ``model`` (see :func:`check_dense`) for distillation."""
+    teacher = copy.deepcopy(distributed.unwrap(model)).eval()
+    for p in teacher.parameters():
+        p.requires_grad_(False)
+    return teacher
 
 
 def result_checkpoint(result: PruneResult, *, arch: str | None = None,

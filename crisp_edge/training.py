@@ -80,16 +80,19 @@ def label_map(class_ids: Sequence[int], num_original: int) -> torch.Tensor:
 
 
 def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Optimizer,
-                scheduler: Any, *, loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+                scheduler: Any, *, loss_fn: Callable[..., torch.Tensor],
                 target_map: torch.Tensor | None = None, before_forward: Hook | None = None,
                 after_backward: Hook | None = None, after_step: Hook | None = None,
-                progress: Callable[[int, float], None] | None = None) -> float:
+                progress: Callable[[int, float], None] | None = None,
+                teacher: nn.Module | None = None) -> float:
     """One pass over ``loader``; returns the mean training loss (averaged over ranks).
 
     Per batch: ``before_forward()`` → forward → loss → backward → ``after_backward()`` (gradients
     are final here, already averaged under DDP) → ``optimizer.step()`` → ``after_step()`` →
     ``scheduler.step()`` (the schedule is per optimiser step). ``target_map`` turns original
-    class ids into head indices; ``progress(batch_size, loss)`` is called after each batch."""
+    class ids into head indices; ``progress(batch_size, loss)`` is called after each batch.
+    With a ``teacher`` (in eval mode, no gradients) the loss is ``loss_fn(logits, y,
+    teacher_logits)`` (see :class:`DistillationLoss`), else ``loss_fn(logits, y)``."""
     model.train()
     device = next(model.parameters()).device
     total, count = torch.zeros((), dtype=torch.float64), 0
@@ -100,7 +103,12 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
         if before_forward is not None:
             before_forward()
         optimizer.zero_grad(set_to_none=True)
-        loss = loss_fn(model(x), y)
+        if teacher is not None:
+            with torch.no_grad():
+                guide = teacher(x)
+            loss = loss_fn(model(x), y, guide)
+        else:
+            loss = loss_fn(model(x), y)
         loss.backward()
         if after_backward is not None:
             after_backward()
@@ -117,6 +125,72 @@ def train_epoch(model: nn.Module, loader: DataLoader, optimizer: torch.optim.Opt
     stats = torch.tensor([float(total), float(count)], dtype=torch.float64)
     distributed.all_reduce_mean(stats)
     return float(stats[0] / stats[1]) if stats[1] else float("nan")
+
+
+class DistillationLoss:
+    """(1 − α)·CE(student, y) + α·T²·KL(softmax(teacher/T) ‖ softmax(student/T)) (Hinton et
+    al. 2015). ``columns`` restricts both sets of logits to the user's classes before the KL
+    term (a kept full head); with a reduced head the teacher's logits already are those."""
+
+    def __init__(self, alpha: float, temperature: float,
+                 columns: Sequence[int] | None = None) -> None:
+        if not 0.0 <= alpha <= 1.0:
+            raise ArgumentError(f"--distill-alpha {alpha} must be in [0, 1]")
+        if not temperature > 0:
+            raise ArgumentError(f"--distill-temperature {temperature} must be > 0")
+        self.alpha, self.temperature = alpha, temperature
+        self.columns = None if columns is None else torch.as_tensor(list(columns))
+
+    def __call__(self, logits: torch.Tensor, y: torch.Tensor,
+                 teacher_logits: torch.Tensor) -> torch.Tensor:
+        ce = nn.functional.cross_entropy(logits, y)
+        s, t = logits, teacher_logits.detach()
+        if self.columns is not None:
+            cols = self.columns.to(logits.device)
+            s, t = s.index_select(1, cols), t.index_select(1, cols)
+        temp = self.temperature
+        kd = nn.functional.kl_div(nn.functional.log_softmax(s / temp, dim=1),
+                                  nn.functional.log_softmax(t / temp, dim=1),
+                                  reduction="batchmean", log_target=True)
+        return (1.0 - self.alpha) * ce + self.alpha * temp * temp * kd
+
+
+@torch.no_grad()
+def recalibrate_batchnorm(model: nn.Module, loader: DataLoader, max_batches: int | None = None
+                          ) -> int:
+    """Re-estimate every BatchNorm's running mean and variance from scratch on ``loader``
+    (an exact average over the batches, not a momentum blend), leaving everything else as it
+    was: parameters, training flags and (dropout held in eval mode) the random stream. Masks
+    change what every BatchNorm sees; stale statistics from the dense model make the masked
+    network look worse than it is. Under ``torchrun`` give every rank the same whole loader
+    (``make_loader(..., distributed_=False)``): the ranks then compute identical statistics,
+    equal to one process's. Returns the images seen."""
+    model = distributed.unwrap(model)
+    norms = [m for m in model.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)
+             and m.track_running_stats]
+    if not norms:
+        return 0
+    modes = {m: m.training for m in model.modules()}
+    momenta = {m: m.momentum for m in norms}
+    device = next(model.parameters()).device
+    seen = 0
+    try:
+        model.eval()  # dropout off: no random numbers drawn, activations as at inference
+        for m in norms:
+            m.reset_running_stats()
+            m.momentum = None  # cumulative moving average = the plain mean over the batches
+            m.train()
+        for i, (x, _y) in enumerate(loader):
+            if max_batches is not None and i >= max_batches:
+                break
+            model(x.to(device))
+            seen += len(x)
+    finally:
+        for m, momentum in momenta.items():
+            m.momentum = momentum
+        for m, training in modes.items():
+            m.training = training
+    return seen
 
 
 @torch.no_grad()

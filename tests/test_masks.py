@@ -508,3 +508,63 @@ def test_keep_ratio_for_sparsity() -> None:
     for bad in (0.0, 1.0, -0.5):
         with pytest.raises(ValueError):
             keep_ratio_for_sparsity(bad, HybridPattern(4, 4))
+
+
+# --- fast selection == the sorting definition ---------------------------------------------------
+
+@pytest.mark.parametrize("m", [2, 4, 8])
+@pytest.mark.parametrize("seed", range(6))
+def test_counting_top_k_equals_the_two_sorts(m: int, seed: int) -> None:
+    """The counting selection used for small groups must pick exactly what the two stable sorts
+    pick, ties and dead entries included (scores from a few integers make ties common)."""
+    from crisp_edge.masks import _top_k_mask, _top_k_mask_small
+
+    gen = torch.Generator().manual_seed(seed)
+    scores = torch.randint(0, 4, (300, 7, m), generator=gen).to(torch.float64)
+    scores[0, 0] = float("inf")
+    alive = torch.rand(300, 7, m, generator=gen) < 0.6
+    for n in range(1, m + 1):
+        assert torch.equal(_top_k_mask_small(scores, n), _top_k_mask(scores, n))
+        assert torch.equal(_top_k_mask_small(scores, n, alive), _top_k_mask(scores, n, alive))
+        counts = alive.to(torch.float64) * 2  # run_live holds counts, not just 0/1
+        assert torch.equal(_top_k_mask_small(scores, n, counts),
+                           _top_k_mask(scores, n, counts))
+
+
+def test_hybrid_masks_on_resnet18_equal_the_sorting_definition(monkeypatch) -> None:
+    """Whole ResNet-18 steps (N:M from scratch, then block steps on settled N:M) give the same
+    masks with the fast paths as with the original sort-everything selection."""
+    import crisp_edge.masks as masks_module
+    from crisp_edge.models import build_arch
+
+    model = build_arch("resnet18_cifar", num_classes=5)
+    pattern = HybridPattern(2, 4, 16, 16, 1)
+    layers = find_prunable_layers(model, torch.randn(1, 3, 32, 32), pattern)
+    named = dict(model.named_parameters())
+    gen = torch.Generator().manual_seed(0)
+    weights = {lay.param: named[lay.param].detach() for lay in layers}
+    saliency = {k: (w * torch.rand(w.shape, generator=gen)).abs() for k, w in weights.items()}
+
+    def steps() -> list[dict[str, torch.Tensor]]:
+        out, prev = [], None
+        for keep in (1.0, 0.6, 0.3):
+            prev = hybrid_masks(layers, weights, saliency, pattern, keep, prev)
+            out.append(prev)
+        return out
+
+    fast = steps()
+
+    def slow_nm(scores_mat, n, m, shared_rows=1, block_rows=16, alive=None):  # type: ignore
+        rows, cols = scores_mat.shape
+        scores = scores_mat.detach().to(torch.float64).reshape(rows, cols // m, m)
+        live = None if alive is None else alive.bool().reshape(rows, cols // m, m)
+        keep = masks_module._top_k_mask(scores, n, live)
+        if live is not None:
+            keep &= live
+        return keep.reshape(rows, cols)
+
+    monkeypatch.setattr(masks_module, "nm_mask", slow_nm)
+    for got, want in zip(fast, steps()):
+        assert got.keys() == want.keys()
+        for key in got:
+            assert torch.equal(got[key], want[key]), key

@@ -25,8 +25,8 @@ CLASSES = [7, 2, 5]  # deliberately not sorted: the head must follow this order
 
 # --- schedule ---------------------------------------------------------------------------
 
-def test_default_schedule_removes_ten_percent_of_blocks_per_step() -> None:
-    cfg = PruneConfig(sparsity=0.9, nm="2:4")  # ρ = 0.1 / 0.5 = 0.2
+def test_linear_schedule_removes_ten_percent_of_blocks_per_step() -> None:
+    cfg = PruneConfig(sparsity=0.9, nm="2:4", schedule_shape="linear")  # ρ = 0.1 / 0.5 = 0.2
     assert cfg.block_steps() == 8
     sched = cfg.schedule()
     assert [round(r, 6) for _, r in sched] == [1.0, 0.9, 0.8, 0.7, 0.6, 0.5, 0.4, 0.3, 0.2]
@@ -42,8 +42,21 @@ def test_default_schedule_removes_ten_percent_of_blocks_per_step() -> None:
 ])
 def test_schedule_keep_ratios(sparsity: float, nm: str, steps: int | None,
                               expected: list[float]) -> None:
-    cfg = PruneConfig(sparsity=sparsity, nm=nm, steps=steps)
+    cfg = PruneConfig(sparsity=sparsity, nm=nm, steps=steps, schedule_shape="linear")
     assert [r for _, r in cfg.schedule()] == pytest.approx(expected)
+
+
+def test_cubic_schedule_cuts_early_and_gently_near_the_target() -> None:
+    cfg = PruneConfig(sparsity=0.9, nm="2:4", steps=4, schedule_shape="cubic", final_epochs=2,
+                      epochs_per_step=3)
+    rho = 0.2
+    expected = [rho + (1 - rho) * (1 - s / 4) ** 3 for s in range(5)]
+    assert [r for _, r in cfg.schedule()] == pytest.approx(expected)
+    assert [p for p, _ in cfg.schedule()] == pytest.approx([1 - (1 - s / 4) ** 3
+                                                           for s in range(5)])
+    cuts = [a - b for (_, a), (_, b) in zip(cfg.schedule(), cfg.schedule()[1:])]
+    assert cuts == sorted(cuts, reverse=True)  # every cut smaller than the one before
+    assert cfg.step_epochs() == [3, 3, 3, 3, 5]
 
 
 # --- full runs ----------------------------------------------------------------------------
@@ -82,7 +95,9 @@ def test_result_masks_follow_the_pattern_and_reach_the_target(hard_result) -> No
     assert abs(density - 0.25) <= slack, (density, slack)
     rep = hard_result.report
     assert [s["step"] for s in rep["steps"]] == [0, 1, 2]
-    assert [s["keep_ratio"] for s in rep["steps"]] == pytest.approx([1.0, 0.75, 0.5])
+    assert [s["keep_ratio"] for s in rep["steps"]] == \
+        pytest.approx([r for _, r in tiny_config().schedule()])
+    assert rep["steps"][-1]["keep_ratio"] == pytest.approx(0.5)
     assert rep["steps"][0]["density"] == pytest.approx(0.5, abs=0.02)  # N:M only at step 0
     assert rep["macs"]["effective"] < rep["macs"]["dense"]
     assert rep["bytes"]["sparse_estimate"] < rep["bytes"]["dense_fp32"]
@@ -276,6 +291,13 @@ def test_checkpoint_loads_with_weights_only_and_rebuilds(hard_result, tmp_path: 
     ({"block": "8x6"}, CLASSES, "does not fit M=4"),
     ({"method": "random"}, CLASSES, "unknown method"),
     ({}, [3, 3], "twice"),
+    ({"allocation": "magic"}, CLASSES, "unknown --allocation 'magic'"),
+    ({"allocation_floor": 1.5}, CLASSES, r"--allocation-floor 1.5 must be in \(0, 1\]"),
+    ({"allocation_floor": -0.2}, CLASSES, r"--allocation-floor -0.2 must be in \(0, 1\]"),
+    ({"sparsity": 0.9, "allocation_floor": 0.5}, CLASSES, "than the target sparsity allows"),
+    ({"schedule_shape": "exponential"}, CLASSES, "--schedule must be one of linear, cubic"),
+    ({"final_epochs": -1}, CLASSES, "--final-epochs must be ≥ 0"),
+    ({"distill_alpha": 2.0}, CLASSES, "--distill-alpha 2.0 must be in"),
 ])
 def test_bad_input_fails_before_any_training(monkeypatch, overrides: dict, classes: list,
                                              message: str) -> None:
@@ -288,4 +310,21 @@ def test_bad_input_fails_before_any_training(monkeypatch, overrides: dict, class
     before = {k: v.clone() for k, v in model.state_dict().items()}
     with pytest.raises(ValueError, match=message):
         prune(model, DATA, classes, tiny_config(**overrides), progress=False)
+    assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())
+
+
+def test_distillation_without_a_dense_teacher_fails_before_any_training(monkeypatch) -> None:
+    def no_training(*args: object, **kwargs: object) -> None:
+        raise AssertionError("training started despite bad input")
+
+    monkeypatch.setattr(prune_module, "train_epoch", no_training)
+    monkeypatch.setattr(prune_module, "measure_saliency", no_training)
+    model = tiny_model()
+    with torch.no_grad():
+        for m in model.modules():
+            if isinstance(m, (nn.Conv2d, nn.Linear)):
+                m.weight.view(-1)[: int(0.8 * m.weight.numel())] = 0.0  # an already pruned model
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    with pytest.raises(ValueError, match="distillation needs a dense teacher.*--no-distill"):
+        prune(model, DATA, CLASSES, tiny_config(distill=True), progress=False)
     assert all(torch.equal(before[k], v) for k, v in model.state_dict().items())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from torch import nn
@@ -131,3 +133,71 @@ def test_train_model_rejects_zero_epochs() -> None:
     with pytest.raises(ArgumentError, match="epochs"):
         train_model(tiny_model(), TensorDataset(torch.zeros(1, 3, 8, 8)), TrainConfig(epochs=0),
                     progress=False)
+
+
+# --- recovery: distillation and BatchNorm re-estimation ----------------------------------------
+
+def test_distillation_loss_equals_a_hand_computation() -> None:
+    from crisp_edge.training import DistillationLoss
+
+    student = torch.tensor([[1.0, 2.0, 0.5], [0.0, -1.0, 3.0]])
+    teacher = torch.tensor([[2.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    y = torch.tensor([1, 2])
+    alpha, temp = 0.7, 2.0
+    ce = 0.0
+    kd = 0.0
+    for i in range(2):
+        ps = torch.softmax(student[i], 0)
+        ce += -math.log(float(ps[y[i]])) / 2
+        pt = torch.softmax(teacher[i] / temp, 0)
+        qs = torch.softmax(student[i] / temp, 0)
+        kd += float((pt * (pt.log() - qs.log())).sum()) / 2
+    expected = (1 - alpha) * ce + alpha * temp * temp * kd
+    got = DistillationLoss(alpha, temp)(student, y, teacher)
+    assert float(got) == pytest.approx(expected, rel=1e-6)
+    # Restricted to columns 0 and 2 (a kept full head): the KL term sees only those logits.
+    cols = DistillationLoss(1.0, 1.0, columns=[0, 2])(student, y, teacher)
+    pt = torch.softmax(teacher[:, [0, 2]], 1)
+    qs = torch.softmax(student[:, [0, 2]], 1)
+    assert float(cols) == pytest.approx(float((pt * (pt.log() - qs.log())).sum(1).mean()),
+                                        rel=1e-6)
+
+
+def test_distillation_loss_rejects_bad_settings() -> None:
+    from crisp_edge.errors import ArgumentError
+    from crisp_edge.training import DistillationLoss
+
+    with pytest.raises(ArgumentError, match="--distill-alpha 1.5"):
+        DistillationLoss(1.5, 4.0)
+    with pytest.raises(ArgumentError, match="--distill-temperature 0"):
+        DistillationLoss(0.5, 0)
+
+
+def test_batchnorm_recalibration_changes_running_statistics_and_nothing_else() -> None:
+    from crisp_edge.training import recalibrate_batchnorm
+
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(), nn.Dropout(0.5),
+                          nn.Flatten(), nn.LazyLinear(2))
+    x = torch.randn(24, 3, 6, 6) * 3 + 1
+    model(x[:2])  # materialise the lazy layer
+    model.train()
+    params = {k: v.clone() for k, v in model.named_parameters()}
+    bn = model[1]
+    before_mean = bn.running_mean.clone()
+    rng = torch.get_rng_state()
+    loader = [(x[i:i + 8], torch.zeros(8)) for i in range(0, 24, 8)]
+    assert recalibrate_batchnorm(model, loader) == 24
+    assert not torch.equal(bn.running_mean, before_mean)
+    assert all(torch.equal(params[k], v) for k, v in model.named_parameters())
+    assert model.training and model[3].training and bn.momentum == 0.1
+    assert torch.equal(torch.get_rng_state(), rng)  # dropout drew no random numbers
+    # An exact average of the per-batch statistics (equal batches: the mean of the data).
+    with torch.no_grad():
+        conv = model[0](x)
+    batch_means = torch.stack([conv[i:i + 8].mean((0, 2, 3)) for i in range(0, 24, 8)])
+    torch.testing.assert_close(bn.running_mean, batch_means.mean(0))
+    n = 8 * conv.shape[2] * conv.shape[3]
+    batch_vars = torch.stack([conv[i:i + 8].var((0, 2, 3), unbiased=False) * n / (n - 1)
+                              for i in range(0, 24, 8)])
+    torch.testing.assert_close(bn.running_var, batch_vars.mean(0))
