@@ -74,15 +74,21 @@ test-c: build-native build-asan build-aarch64
 	$(MAKE) test-fuzz
 
 # The Python tests also drive the C tool, normal and sanitized builds.
-test-python: venv build-native build-asan
+test-python: venv build-native build-asan lint-imports
 	CRISP_RUN=$(CURDIR)/build/native/runtime/crisp-run \
 	CRISP_RUN_ASAN=$(CURDIR)/build/asan/runtime/crisp-run \
 	  $(PY) -m pytest -q
 
 test: test-c test-python
 
+# The house rule: stages import only downward and nothing imports in a cycle (pyproject.toml,
+# [tool.importlinter]).
+.PHONY: lint-imports
+lint-imports: venv
+	$(VENV)/bin/lint-imports
+
 demo: venv
-	$(PY) -m crisp_edge.demo --out demo-output
+	$(VENV)/bin/crisp-edge demo --out demo-output
 
 clean:
 	rm -rf build demo-output
@@ -93,7 +99,7 @@ clean:
 .PHONY: bench
 bench: venv build-native
 	$(PY) -m pip install -q -e ".[peers]" --no-build-isolation
-	$(PY) -m crisp_edge.peerbench --crisp-bench $(CURDIR)/build/native/runtime/crisp-bench $(BENCH_ARGS)
+	$(VENV)/bin/crisp-edge peerbench --crisp-bench $(CURDIR)/build/native/runtime/crisp-bench $(BENCH_ARGS)
 
 # Pruning benchmark (docs/prune-benchmark.md): CRISP vs dense vs baselines on synthetic data.
 # Full scale takes hours on 2 cores; BENCH_PRUNE_ARGS=--quick runs a minutes-long smoke version.

@@ -130,18 +130,20 @@ def units(args: argparse.Namespace) -> list[dict[str, Any]]:
     so two workers finish together)."""
     out = []
     variants = [v for v in args.variants.split(",") if v]
-    for arch in args.archs.split(","):
-        levels = sparsities(args, arch)
-        for si, sparsity in enumerate(levels):
-            for k in (int(v) for v in args.k.split(",")):
-                for seed in range(args.seeds):
-                    names = list(variants)
-                    if args.ablations and si == 0 and seed == 0:
-                        names += [v for v in ABLATIONS if v not in names]
-                    for variant in names:
-                        out.append({"arch": arch, "sparsity": sparsity, "k": k, "seed": seed,
-                                    "variant": variant})
-    out.sort(key=lambda u: -u["k"])
+    archs = args.archs.split(",")
+    # Priority order, so that an interrupted run has whole rows done: every arch's first
+    # sparsity, then the ablations, then the further sparsities; inside a row seed by seed.
+    groups = [(arch, sparsities(args, arch)[0], False) for arch in archs]
+    if args.ablations:
+        groups += [(arch, sparsities(args, arch)[0], True) for arch in archs]
+    groups += [(arch, s, False) for arch in archs for s in sparsities(args, arch)[1:]]
+    for arch, sparsity, ablation in groups:
+        for seed in range(1 if ablation else args.seeds):
+            for k in sorted((int(v) for v in args.k.split(",")), reverse=True):
+                names = [v for v in ABLATIONS if v not in variants] if ablation else variants
+                for variant in names:
+                    out.append({"arch": arch, "sparsity": sparsity, "k": k, "seed": seed,
+                                "variant": variant})
     return out
 
 
@@ -150,7 +152,7 @@ def unit_id(u: dict[str, Any]) -> str:
 
 
 def base_path(arch: str, args: argparse.Namespace) -> Path:
-    from crisp_edge.training import TrainConfig
+    from crisp_edge.pruning.training import TrainConfig
 
     config = TrainConfig(epochs=args.epochs, lr=args.base_lr, batch_size=128)
     key = json.dumps([arch, args.samples_per_class, args.image_size, config.to_dict()])
@@ -159,8 +161,8 @@ def base_path(arch: str, args: argparse.Namespace) -> Path:
 
 def train_base(arch: str, args: argparse.Namespace) -> Path:
     """Train (or reuse) the base model of ``arch`` for these settings."""
-    from crisp_edge.runs import run_train
-    from crisp_edge.training import TrainConfig
+    from crisp_edge.pruning.runs import run_train
+    from crisp_edge.pruning.training import TrainConfig
 
     path = base_path(arch, args)
     if not path.is_file():
@@ -175,7 +177,7 @@ def train_base(arch: str, args: argparse.Namespace) -> Path:
 def prune_config(u: dict[str, Any], args: argparse.Namespace) -> Any:
     from dataclasses import replace
 
-    from crisp_edge.pruning import PruneConfig
+    from crisp_edge.pruning.engine import PruneConfig
 
     method, overrides = ALL_VARIANTS[u["variant"]]
     config = PruneConfig(method=method, sparsity=u["sparsity"], nm=args.nm, block=args.block,
@@ -193,12 +195,13 @@ def run_unit(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
 
     import torch
 
-    from crisp_edge.pruning import prune
-    from crisp_edge.runs import load_base
+    from crisp_edge.pruning.engine import prune
+    from crisp_edge.pruning.runs import load_base
 
     torch.set_num_threads(1)
     config = prune_config(u, args)
-    model, _, _, _ = load_base(u["arch"], None, base_path(u["arch"], args), None)
+    base = base_path(u["arch"], args)
+    model, _, _, _ = load_base(u["arch"], None, base, None)
     ckpt = args.out_dir / "units" / (unit_id(u) + ".ckpt")
     started = time.perf_counter()
     result = prune(model, "synthetic:100", user_classes(u["k"]), config, progress=False,
@@ -210,6 +213,7 @@ def run_unit(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
            "dense_macs": report["macs"]["dense"], "budget": report["budget"],
            "config": report["config"], "wall_time_s": report["wall_time_s"],
            "this_process_s": time.perf_counter() - started,
+           "base_sha256": hashlib.sha256(base.read_bytes()).hexdigest(),
            "layer_density": {row["name"]: row["density"] for row in report["layers"]}}
     path = args.out_dir / "units" / (unit_id(u) + ".json")
     tmp = path.with_suffix(".json.tmp")

@@ -5,7 +5,7 @@ For each architecture (resnet18, resnet50, vgg16_bn, mobilenet_v2) × shape (CIF
 
 1. a base model (all-class head) is trained briefly on the user classes of the synthetic data
    (cached in OUT_DIR by its settings and shared by the sparsities);
-2. the pruning engine (``crisp_edge.pruning.prune``: method crisp, N:M 2:4 in 16×16 blocks)
+2. the pruning engine (``crisp_edge.pruning.engine.prune``: method crisp, N:M 2:4 in 16×16 blocks)
    prunes it for the k user classes (head reduced to them) with a short schedule;
 3. the pruning checkpoint is packed twice — float32 (hybrid per the checkpoint's pattern) and
    int8 (calibration images of the user classes);
@@ -137,11 +137,11 @@ def log(msg: str) -> None:
 def base_model(name: str, shape: str, classes: list[int], num_classes: int,
                args: argparse.Namespace) -> tuple[torch.nn.Module, dict[str, Any]]:
     """The trained base model (cached by its settings) and its training record."""
-    from crisp_edge.checkpoint import (Checkpoint, build_model_from_checkpoint,
+    from crisp_edge.models.checkpoint import (Checkpoint, build_model_from_checkpoint,
                                        load_checkpoint, save_checkpoint)
-    from crisp_edge.data import open_source
-    from crisp_edge.models import build_arch, input_size
-    from crisp_edge.training import TrainConfig, evaluate, find_head, make_loader, train_model
+    from crisp_edge.data.sources import open_source
+    from crisp_edge.models.zoo import build_arch, input_size
+    from crisp_edge.pruning.training import TrainConfig, evaluate, find_head, make_loader, train_model
 
     size = input_size(name)
     config = TrainConfig(epochs=args.ep[shape], lr=args.base_lr, batch_size=args.bs[shape],
@@ -202,11 +202,11 @@ def top1(logits: np.ndarray, head: list[int], y: np.ndarray) -> float:
 def verify(arch: str, shape: str, sparsity: float, base: torch.nn.Module,
            base_report: dict[str, Any], classes: list[int], args: argparse.Namespace
            ) -> dict[str, Any]:
-    from crisp_edge.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
-    from crisp_edge.data import open_source
-    from crisp_edge.models import input_size
-    from crisp_edge.pack import calibration_images, pack_checkpoint
-    from crisp_edge.pruning import PruneConfig, prune, result_checkpoint
+    from crisp_edge.models.checkpoint import build_model_from_checkpoint, load_checkpoint, save_checkpoint
+    from crisp_edge.data.sources import open_source
+    from crisp_edge.models.zoo import input_size
+    from crisp_edge.packing.pack import calibration_images, pack_checkpoint
+    from crisp_edge.pruning.engine import PruneConfig, prune, result_checkpoint
 
     name = zoo_name(arch, shape)
     size = input_size(name)
@@ -358,7 +358,7 @@ def markdown(results: dict[str, Any]) -> str:
         "# Zoo verification: pruned models in the runtime (issue 4)", "",
         "Written by `bench/verify_zoo.py` (`make verify-zoo`, arguments via `VERIFY_ZOO_ARGS`). "
         "Each row: a base model trained briefly on the user classes of the synthetic data, "
-        "pruned by the engine (`crisp_edge.pruning.prune`, method crisp, N:M 2:4 in 16×16 "
+        "pruned by the engine (`crisp_edge.pruning.engine.prune`, method crisp, N:M 2:4 in 16×16 "
         "blocks, head reduced to the user classes), packed from its checkpoint as float32 "
         "(hybrid per the checkpoint's pattern) and int8 (calibration renders of the user "
         "classes), then torch, the runtime's float32 file and its int8 file classify the same "
@@ -460,7 +460,7 @@ def main(argv: list[str] | None = None) -> int:
         args.doc.write_text(markdown(json.loads(store.read_text())), encoding="utf-8")
         log(f"wrote {args.doc} from {store}")
         return 0
-    from crisp_edge.data import open_source
+    from crisp_edge.data.sources import open_source
 
     num_classes = open_source(args.data, split="test", image_size=8,
                               samples_per_class=1).num_classes

@@ -1,34 +1,43 @@
 """crisp-edge: specialise an image classifier to a user's classes and run it fast on edge CPUs.
 
-The host side (``pack``; later ``prune``) needs torch; the runtime side (``load``) needs only
-numpy and cffi, so a board can run ``.crisp`` models without torch.
+The host side (``prune``, ``pack``) needs torch; the runtime side (``load``, ``Model``) needs
+only numpy and cffi, so a board can run ``.crisp`` models without torch: ``import crisp_edge``
+imports no torch.
+
+The stages are subpackages, in the order data flows; each imports only from itself and the
+stages before it (an import-linter contract in pyproject.toml): ``format`` → ``reference`` →
+``runtime`` → ``data``, ``models`` → ``pruning`` → ``packing`` → ``deploy`` → ``measure`` →
+``cli``. This root module is only a facade over them.
 
 >>> import crisp_edge, torch
 >>> crisp_edge.pack(model, torch.randn(1, 3, 32, 32), "model.crisp")   # doctest: +SKIP
 >>> crisp_edge.load("model.crisp").run(images)                         # doctest: +SKIP
 """
 
-__version__ = "0.1.0"
-
+from crisp_edge.version import __version__  # noqa: E402
 from crisp_edge.errors import CrispError  # noqa: E402
-# crisp_edge.pack imports torch only inside its functions; binding the function
-# here (after the submodule import) keeps `crisp_edge.pack(...)` callable.
-from crisp_edge.pack import pack  # noqa: E402
 from crisp_edge.runtime import Model, load  # noqa: E402
 
 
 def prune(model, data, classes, config=None, **kwargs):  # type: ignore[no-untyped-def]
-    """Prune ``model`` for the user's ``classes`` (CRISP); see :func:`crisp_edge.pruning.prune`.
-
-    Imports torch on first use only, so ``import crisp_edge`` stays light on a board."""
-    from crisp_edge.pruning import prune as _prune
+    """Prune ``model`` for the user's ``classes`` (CRISP); see
+    :func:`crisp_edge.pruning.engine.prune`. Imports torch on first use only."""
+    from crisp_edge.pruning.engine import prune as _prune
 
     return _prune(model, data, classes, config, **kwargs)
 
 
+def pack(model, example_input, out_path, **kwargs):  # type: ignore[no-untyped-def]
+    """Pack an ``nn.Module`` into a ``.crisp`` file; see :func:`crisp_edge.packing.pack.pack`."""
+    from crisp_edge.packing.pack import pack as _pack
+
+    return _pack(model, example_input, out_path, **kwargs)
+
+
 def pack_checkpoint(checkpoint_path, out_path, **kwargs):  # type: ignore[no-untyped-def]
-    """Pack a ``crisp-edge prune``/``train`` checkpoint; see :func:`crisp_edge.pack.pack_checkpoint`."""
-    from crisp_edge.pack import pack_checkpoint as _pack_checkpoint
+    """Pack a ``crisp-edge prune``/``train`` checkpoint; see
+    :func:`crisp_edge.packing.pack.pack_checkpoint`."""
+    from crisp_edge.packing.pack import pack_checkpoint as _pack_checkpoint
 
     return _pack_checkpoint(checkpoint_path, out_path, **kwargs)
 

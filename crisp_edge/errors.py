@@ -1,9 +1,15 @@
-"""Typed exceptions of crisp-edge.
+"""Typed exceptions of crisp-edge: every exception it raises is defined here and derives from
+:class:`CrispError` (the CLI prints those as one line), grouped by stage.
 
 Every failure of the C runtime arrives as a ``crisp_status`` plus a message; the binding turns it
 into the subclass of :class:`CrispError` below that matches the status, with the C message as the
 exception text. The Python reader of ``.crisp`` files (``crisp_edge.format``) and the packer raise
 the same classes, so a caller handles a corrupt file the same way whichever side found it.
+
+The errors of the later stages (pruning, deploy, measure) come from Python, not the runtime. The
+power meters' messages name the meter (its spec, e.g. ``um25c:/dev/rfcomm0``), say what happened
+and, where there is one, what to do; ``crisp-edge bench`` catches :class:`MeterError` around the
+energy step and keeps the latency results it has already measured.
 
 >>> try:
 ...     crisp_edge.load("broken.crisp")          # doctest: +SKIP
@@ -14,6 +20,7 @@ the same classes, so a caller handles a corrupt file the same way whichever side
 from __future__ import annotations
 
 
+# Base: every crisp-edge error.
 class CrispError(Exception):
     """Base of every crisp-edge error. ``status`` is the C ``crisp_status`` value (None when the
     error did not come from, or does not correspond to, a runtime status)."""
@@ -21,6 +28,7 @@ class CrispError(Exception):
     status: int | None = None
 
 
+# The runtime's statuses, one class each (the .crisp reader and the packer raise them too).
 class ArgumentError(CrispError, ValueError):
     """A bad argument: a closed model, a wrong option value (``CRISP_ERR_ARGUMENT``)."""
 
@@ -75,10 +83,12 @@ class InternalError(CrispError):
     status = 9
 
 
+# Packing (crisp_edge.packing).
 class UnsupportedOpError(UnsupportedError):
     """At pack time: the torch model uses an op or an argument crisp-edge cannot lower."""
 
 
+# Loading libcrisp (crisp_edge.runtime).
 class LibraryNotFoundError(CrispError, OSError):
     """The shared library libcrisp (or its header) cannot be found or opened."""
 
@@ -89,6 +99,78 @@ class LibraryVersionError(CrispError):
     """The shared library's version differs from the Python package's."""
 
     status = None
+
+
+# Pruning (crisp_edge.pruning): a signal to stop, not a failure.
+class StopPruning(CrispError):
+    """Raise from ``on_step_end`` to stop a run after a checkpointed step (resumable)."""
+
+
+# Deploy (crisp_edge.deploy): board profiles, SSH to the device, bundles.
+class BoardProfileError(ArgumentError):
+    """A board profile is missing, malformed, or has a field with a wrong value."""
+
+
+class RemoteError(CrispError):
+    """A command on the device failed, or the device did not answer in time."""
+
+
+class UnreachableError(RemoteError):
+    """The device cannot be reached over the network."""
+
+
+class HostKeyError(RemoteError):
+    """The device's SSH host key is unknown or changed: refused, never skipped."""
+
+
+class AuthenticationError(RemoteError):
+    """The device refused the login."""
+
+
+class DiskFullError(RemoteError):
+    """The device has no room for what was sent to it."""
+
+
+class DeployError(CrispError):
+    """Building, bundling or installing for a board failed."""
+
+
+# Measure (crisp_edge.measure): power meters, field benchmarks, peer runtimes.
+class MeterError(CrispError):
+    """A power meter failed. ``phase`` and ``seconds_into_window`` are set by
+    :func:`crisp_edge.measure.energy.measure` when the failure happened during a measurement."""
+
+    phase: str | None = None
+    seconds_into_window: float | None = None
+
+
+class MeterSpecError(MeterError, ArgumentError):
+    """A meter spec (``scpi:/dev/ttyUSB0?rate=10``) or calibration file cannot be understood."""
+
+
+class MeterNotFoundError(MeterError, OSError):
+    """The device (serial port, sysfs sensor, vcgencmd) does not exist or cannot be opened."""
+
+
+class MeterProtocolError(MeterError):
+    """The instrument answered, but not with what its protocol promises (an SCPI error, a
+    malformed record, an error line from the INA bridge)."""
+
+
+class MeterTimeoutError(MeterError):
+    """The instrument stopped answering within its timeout."""
+
+
+class MeterDisconnectedError(MeterError):
+    """The connection broke (cable pulled, Bluetooth link dropped, SSH session ended)."""
+
+
+class BenchError(CrispError):
+    """A field benchmark could not run or its output could not be read."""
+
+
+class PeerUnavailableError(CrispError):
+    """A peer that cannot run here (not installed, or its converter failed): reported, skipped."""
 
 
 _BY_STATUS: dict[int, type[CrispError]] = {

@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from crisp_edge import version
 from crisp_edge.errors import (ArgumentError, CrispError, LibraryNotFoundError,
                                LibraryVersionError, ShapeError, error_for_status)
 
@@ -66,9 +67,7 @@ def cdef_from_header(text: str) -> str:
 
 
 def _expected_version() -> str:
-    import crisp_edge
-
-    return str(crisp_edge.__version__)
+    return str(version.__version__)  # read at call time: tests patch it
 
 
 def open_library(path: str | os.PathLike[str] | None = None) -> tuple[Any, Any]:
@@ -238,7 +237,7 @@ def _check_threads(threads: int) -> None:
 
 
 # CRISP_SESSION_REFERENCE_KERNELS of crisp.h (cffi's cdef drops #define lines;
-# tests/test_binding.py checks the value against the header).
+# tests/runtime/test_binding.py checks the value against the header).
 SESSION_REFERENCE_KERNELS = 0x1
 
 

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import os
+import sys
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from crisp_edge.pack import pack
+from crisp_edge.packing.pack import pack
 
 REPO = Path(__file__).resolve().parent.parent
+# Test files live in one folder per stage (tests/<stage>/, like crisp_edge/); the shared helpers
+# (nets, prune_helpers, sshd_fixture, ...) stay here and are imported by name.
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 _ALLOW_MISSING = os.environ.get("CRISP_ALLOW_MISSING_TOOLS") == "1"
 _HOW = ("build with `cmake -S . -B build/native && cmake --build build/native` (and "
         "`-B build/asan -DCMAKE_BUILD_TYPE=Debug -DCRISP_SANITIZE=ON` for the sanitizer build), "

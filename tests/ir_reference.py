@@ -1,6 +1,6 @@
 """The float interpreter of a ``.crisp`` graph the tests compare against (now in the package:
-:mod:`crisp_edge.irexec`, which int8 calibration also uses)."""
+:mod:`crisp_edge.reference.fp32`, which int8 calibration also uses)."""
 
-from crisp_edge.irexec import run_graph
+from crisp_edge.reference.run import run_graph
 
 __all__ = ["run_graph"]

@@ -8,8 +8,8 @@ divisor_override, dilated max pool; adaptive pools; fused add+relu6; linear; sof
 weight encoding (``sparse``: HYBRID_F32 with partial edge blocks, N:M only, block only and
 rows sharing one selection; ``quant``: int8 with QUANTIZE/DEQUANTIZE, DENSE_I8 and HYBRID_I8).
 The C test test_fixtures.c runs each file on NAME.input.npy (batch 2, float32) and compares with
-NAME.expected.npy (torch's output; for ``quant`` the output of crisp_edge.qexec, the spec's
-integer arithmetic). tests/test_fixtures.py checks the committed files still match what this
+NAME.expected.npy (torch's output; for ``quant`` the output of crisp_edge.reference.int8, the spec's
+integer arithmetic). tests/runtime/test_fixtures.py checks the committed files still match what this
 script produces, so they cannot drift from the writer. Seeds are fixed.
 """
 
@@ -27,8 +27,8 @@ from torch import nn
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from crisp_edge.pack import pack  # noqa: E402
-from crisp_edge.qexec import run_int8  # noqa: E402
+from crisp_edge.packing.pack import pack  # noqa: E402
+from crisp_edge.reference.int8 import run_int8  # noqa: E402
 from crisp_edge.format import read_model  # noqa: E402
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "runtime" / "tests" / "data"

@@ -67,9 +67,10 @@ def tiny_model(num_classes: int = 10, batch_norm: bool = True, seed: int = 0) ->
 
 def tiny_config(**overrides: object):  # type: ignore[no-untyped-def]
     """A PruneConfig that runs in about a second on the tiny data."""
-    from crisp_edge.pruning import PruneConfig
+    from crisp_edge.pruning.engine import PruneConfig
 
     base = dict(sparsity=0.75, nm="2:4", block="8x8", steps=2, epochs_per_step=1, lr=0.05,
-                batch_size=16, image_size=IMAGE_SIZE, samples_per_class=SAMPLES, seed=0)
+                batch_size=16, image_size=IMAGE_SIZE, samples_per_class=SAMPLES, seed=0,
+                final_epochs=0)
     base.update(overrides)
     return PruneConfig(**base)  # type: ignore[arg-type]

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import pytest
 
-from crisp_edge.boards import load_board
-from crisp_edge.deploy import BoardBuild, build_runtime
-from crisp_edge.ssh import Remote
+from crisp_edge.deploy.boards import load_board
+from crisp_edge.deploy.bundle import BoardBuild, build_runtime
+from crisp_edge.deploy.ssh import Remote
 
 SSHD = "/usr/sbin/sshd"
 

@@ -1,0 +1,381 @@
+"""Put a model on a board: cross-build the runtime for it, pack a versioned bundle, install it
+over SSH atomically with a smoke test and rollback. Layout and protocol:
+docs/deploy.md.
+
+>>> board = load_board("rpi4")                                        # doctest: +SKIP
+>>> bundle = make_bundle(board, ["model.crisp"], build_runtime(board), "out/")  # doctest: +SKIP
+>>> deploy(bundle, Remote("pi@192.168.1.20"), board).status           # doctest: +SKIP
+'installed'
+"""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from crisp_edge import format as fmt
+from crisp_edge.deploy.boards import BoardProfile, host_arch
+from crisp_edge.deploy.programs import read_program
+from crisp_edge.deploy.ssh import Remote
+from crisp_edge.errors import DeployError, DiskFullError
+
+REPO = Path(__file__).resolve().parents[2]
+BUNDLE_FORMAT = "crisp-bundle/1"
+# On the device, relative to the login's home directory unless absolute.
+DEFAULT_REMOTE_DIR = "crisp-edge"
+
+Log = Callable[[str], None]
+
+
+def _quiet(_: str) -> None:
+    pass
+
+
+# ---------------------------------------------------------------------------------- building
+
+@dataclass(frozen=True)
+class BoardBuild:
+    """The runtime built for one board: static tools and the shared library (+ its header)."""
+
+    board: str
+    build_dir: Path
+    crisp_run: Path
+    crisp_bench: Path
+    libcrisp: Path
+    header: Path
+
+
+def _configure_args(board: BoardProfile, repo: Path, build_dir: Path) -> list[str]:
+    args = ["cmake", "-S", str(repo), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
+            "-DCRISP_BUILD_TESTS=OFF", "-DCRISP_BUILD_TOOLS=ON", "-DCRISP_STATIC_TOOLS=ON",
+            "-DCMAKE_C_FLAGS=" + " ".join(board.target_flags)]
+    if board.arch != host_arch():
+        toolchain = repo / "cmake" / "toolchains" / f"{board.toolchain_triple}.cmake"
+        if not toolchain.is_file():
+            raise DeployError(f"cannot cross-compile for {board.arch} ({board.name}) on this "
+                              f"{host_arch()} machine: there is no {toolchain}")
+        if shutil.which(f"{board.toolchain_triple}-gcc") is None:
+            raise DeployError(f"{board.toolchain_triple}-gcc is not installed; on Debian/Ubuntu: "
+                              "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross")
+        args += [f"-DCMAKE_TOOLCHAIN_FILE={toolchain}",
+                 f"-DCRISP_CROSS_TRIPLE={board.toolchain_triple}"]
+    return args
+
+
+def _run_build_step(argv: list[str], what: str) -> None:
+    try:
+        done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
+    except subprocess.TimeoutExpired:
+        raise DeployError(f"{what} took longer than 30 minutes: {' '.join(argv)}") from None
+    except FileNotFoundError:
+        raise DeployError(f"{argv[0]} is not installed (needed for {what})") from None
+    if done.returncode != 0:
+        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
+        raise DeployError(f"{what} failed ({' '.join(argv)}):\n{tail}")
+
+
+def build_runtime(board: BoardProfile, *, repo: Path = REPO, build_dir: Path | None = None,
+                  jobs: int = 2, log: Log = _quiet) -> BoardBuild:
+    """Build libcrisp, static crisp-run and crisp-bench for ``board`` in
+    ``build/boards/<board>/`` (cross-compiled when its arch is not this machine's).
+
+    The build tree is kept: configure runs again only when its arguments change, and the
+    build is incremental, so an unchanged checkout costs one up-to-date check."""
+    build_dir = build_dir or repo / "build" / "boards" / board.name
+    args = _configure_args(board, repo, build_dir)
+    stamp = build_dir / "crisp-configure-args.txt"
+    if not (build_dir / "CMakeCache.txt").is_file() or not stamp.is_file() \
+            or stamp.read_text() != "\n".join(args):
+        log(f"configuring the runtime for {board.name} in {build_dir}")
+        build_dir.mkdir(parents=True, exist_ok=True)
+        _run_build_step(args, f"configuring the runtime for {board.name}")
+        stamp.write_text("\n".join(args))
+    log(f"building the runtime for {board.name} ({board.arch}, {' '.join(board.target_flags)})")
+    _run_build_step(["cmake", "--build", str(build_dir), "-j", str(jobs), "--target", "crisp",
+                     "crisp-run", "crisp-bench"], f"building the runtime for {board.name}")
+    out = build_dir / "runtime"
+    return BoardBuild(board.name, build_dir, out / "crisp-run", out / "crisp-bench",
+                      (out / "libcrisp.so").resolve(), out / "crisp.h")
+
+
+# ---------------------------------------------------------------------------------- bundling
+
+def dense_twin(model: str | os.PathLike[str], out: str | os.PathLike[str]) -> bool:
+    """Write ``model`` with every hybrid-sparse weight stored dense (same values, same graph):
+    the baseline that field benchmarks compare against. Returns False (and writes nothing)
+    when the model has no hybrid weight."""
+    mf = fmt.read_model(model)
+    changed = False
+    for i, t in enumerate(mf.graph.tensors):
+        if t.encoding == fmt.ENCODING_HYBRID_F32:
+            mf.graph.tensors[i] = fmt.Tensor(t.dense())
+        elif t.encoding == fmt.ENCODING_HYBRID_I8:
+            q, scales = t.quantized()
+            payload = scales.astype("<f4").tobytes() + np.ascontiguousarray(q).tobytes()
+            mf.graph.tensors[i] = fmt.Tensor.encoded(fmt.ENCODING_DENSE_I8, t.dims, payload)
+        else:
+            continue
+        changed = True
+    if changed:
+        mf.provenance = {**(mf.provenance or {}), "dense_twin_of": Path(model).name}
+        fmt.write_model(out, mf)
+    return changed
+
+
+@dataclass(frozen=True)
+class Bundle:
+    """A bundle archive and its manifest (``manifest["files"]``: path → sha256, bytes, mode)."""
+
+    path: Path
+    bundle_id: str
+    manifest: dict[str, Any]
+
+    @property
+    def unpacked_bytes(self) -> int:
+        return sum(f["bytes"] for f in self.manifest["files"].values())
+
+
+def _sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def _smoke_case(model: Path, stage: Path, name: str) -> dict[str, Any]:
+    """A deterministic input for the smoke run and, when the answer is clear-cut, the top-1
+    index the host runtime gives (near-ties are not checked: ISAs may order them apart)."""
+    from crisp_edge.runtime import load
+
+    with load(model) as m:
+        x = np.random.default_rng(0).standard_normal((1, *m.input_shape)).astype(np.float32)
+        scores = m.run(x).reshape(-1)
+    np.save(stage / "smoke" / f"{name}.input.npy", x)
+    order = np.argsort(-scores, kind="stable")
+    clear = len(order) < 2 or scores[order[0]] - scores[order[1]] > 1e-3 * max(
+        1.0, abs(float(scores[order[0]])))
+    return {"model": f"models/{name}.crisp", "input": f"smoke/{name}.input.npy",
+            "expected_top1": int(order[0]) if clear else None}
+
+
+def _model_entry(path: Path, name: str, role: str) -> dict[str, Any]:
+    from crisp_edge.runtime import load
+
+    with load(path) as m:
+        info = m.info()
+    return {"name": name, "path": f"models/{name}.crisp", "role": role,
+            "macs": info["macs"], "effective_macs": info["effective_macs"],
+            "input_shape": list(info["input_shape"]), "output_shape": list(info["output_shape"])}
+
+
+def _write_archive(stage: Path, files: Sequence[str], prefix: str, out: Path) -> None:
+    """A reproducible tar.gz: sorted entries, zero times and owners, so equal content gives
+    an equal archive."""
+    tmp = out.with_name(out.name + ".tmp")
+    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
+                                                filename="") as gz, \
+            tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        dirs = sorted({str(Path(f).parent) for f in files} - {"."})
+        for d in dirs:
+            info = tarfile.TarInfo(f"{prefix}/{d}")
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, 0o755, 0
+            tar.addfile(info)
+        for f in sorted(files):
+            data = (stage / f).read_bytes()
+            info = tarfile.TarInfo(f"{prefix}/{f}")
+            info.size, info.mtime = len(data), 0
+            info.mode = 0o755 if os.access(stage / f, os.X_OK) else 0o644
+            tar.addfile(info, io.BytesIO(data))
+    os.replace(tmp, out)
+
+
+def make_bundle(board: BoardProfile, models: Sequence[str | os.PathLike[str]],
+                build: BoardBuild, out: str | os.PathLike[str], *, dense_twins: bool = True
+                ) -> Bundle:
+    """Pack the board's binaries, ``models`` (plus, with ``dense_twins``, a dense copy of each
+    hybrid one for benchmarks), the board profile and a manifest into a tar.gz at ``out`` (a
+    file, or a directory to write ``crisp-bundle-<board>-<id>.tar.gz`` into).
+
+    The bundle id is a hash of the content, so the same models and binaries give the same
+    id (and a re-deploy of them does nothing)."""
+    paths = [Path(m) for m in models]
+    if not paths:
+        raise DeployError("give at least one model (--model model.crisp)")
+    names = [p.name.removesuffix(".crisp") for p in paths]
+    if len(set(names)) != len(names):
+        raise DeployError("two models have the same file name: " + ", ".join(map(str, paths)))
+    for p in paths:
+        if not p.is_file():
+            raise DeployError(f"model {p} does not exist")
+    with tempfile.TemporaryDirectory(prefix="crisp-bundle-") as tmp:
+        stage = Path(tmp)
+        for sub in ("bin", "lib", "models", "smoke"):
+            (stage / sub).mkdir()
+        shutil.copy(build.crisp_run, stage / "bin" / "crisp-run")
+        shutil.copy(build.crisp_bench, stage / "bin" / "crisp-bench")
+        shutil.copy(build.libcrisp, stage / "lib" / "libcrisp.so")
+        shutil.copy(build.header, stage / "lib" / "crisp.h")
+        (stage / "board.toml").write_text(board.to_toml())
+        entries = []
+        for path, name in zip(paths, names):
+            fmt.read_model(path)  # a corrupt model fails here, not on the board
+            shutil.copy(path, stage / "models" / f"{name}.crisp")
+            entries.append(_model_entry(path, name, "model"))
+            twin = stage / "models" / f"{name}.dense.crisp"
+            if dense_twins and dense_twin(path, twin):
+                entry = _model_entry(twin, f"{name}.dense", "dense-twin")
+                entries.append({**entry, "dense_twin_of": name})
+        smoke = _smoke_case(paths[0], stage, names[0])
+        files = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
+        table = {f: {"sha256": _sha256(stage / f), "bytes": (stage / f).stat().st_size,
+                     "mode": "0755" if os.access(stage / f, os.X_OK) else "0644"} for f in files}
+        digest = hashlib.sha256(BUNDLE_FORMAT.encode())
+        for f in files:
+            digest.update(f"{f} {table[f]['sha256']} {table[f]['mode']}\n".encode())
+        bundle_id = digest.hexdigest()[:16]
+        from crisp_edge.version import __version__
+
+        manifest = {
+            "format": BUNDLE_FORMAT, "bundle_id": bundle_id, "board": board.to_dict(),
+            "crisp_edge_version": __version__,
+            "build": {"toolchain_triple": board.toolchain_triple,
+                      "target_flags": list(board.target_flags), "static_tools": True},
+            "models": entries, "smoke": smoke, "files": table}
+        (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
+        # What the device checks with coreutils' sha256sum -c (the manifest included).
+        sums = [f"{table[f]['sha256']}  {f}" for f in files]
+        sums.append(f"{_sha256(stage / 'manifest.json')}  manifest.json")
+        (stage / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+        out_path = Path(out)
+        prefix = f"crisp-bundle-{board.name}-{bundle_id}"
+        if out_path.is_dir():
+            out_path = out_path / f"{prefix}.tar.gz"
+        out_path.parent.mkdir(parents=True, exist_ok=True)
+        _write_archive(stage, files + ["manifest.json", "SHA256SUMS"], prefix, out_path)
+    return Bundle(out_path, bundle_id, manifest)
+
+
+def read_bundle(path: str | os.PathLike[str]) -> Bundle:
+    """A bundle archive written by :func:`make_bundle` (reads its manifest)."""
+    path = Path(path)
+    try:
+        with tarfile.open(path, "r:gz") as tar:
+            member = next(m for m in tar.getmembers() if m.name.endswith("/manifest.json"))
+            f = tar.extractfile(member)
+            assert f is not None
+            manifest = json.loads(f.read())
+    except (OSError, tarfile.TarError, StopIteration, ValueError) as e:
+        raise DeployError(f"{path} is not a crisp-edge bundle ({e or 'no manifest.json'})") from None
+    if manifest.get("format") != BUNDLE_FORMAT:
+        raise DeployError(f"{path}: bundle format {manifest.get('format')!r}, expected "
+                          f"{BUNDLE_FORMAT!r}; rebuild it with this crisp-edge")
+    return Bundle(path, manifest["bundle_id"], manifest)
+
+
+# --------------------------------------------------------------------------------- installing
+
+# The device programs are files of crisp_edge.deploy.programs.
+# Runs on the device: prepares the install directory and reports what is there.
+PROBE_SCRIPT = read_program("deploy_probe.sh")
+
+# How device binaries run: natively, or under qemu-user where the device is another arch
+# (the emulated board of the tests). Defines pick_runner, which sets $runner and prints
+# @@runner. Shared with fieldbench.
+RUNNER_SH = read_program("runner.sh")
+
+# Runs on the device after the upload: verify, unpack, verify, switch `current` atomically,
+# smoke-run through `current`, roll back if anything fails.
+INSTALL_SCRIPT = RUNNER_SH + read_program("install.sh")
+
+
+def parse_markers(text: str) -> dict[str, list[str]]:
+    """``@@key value`` lines of a device script's output, by key (values in order)."""
+    found: dict[str, list[str]] = {}
+    for line in text.splitlines():
+        if line.startswith("@@"):
+            key, _, value = line[2:].partition(" ")
+            found.setdefault(key, []).append(value)
+    return found
+
+
+def _first(markers: dict[str, list[str]], key: str) -> str:
+    return markers.get(key, [""])[0]
+
+
+def normalise_remote_dir(remote_dir: str) -> str:
+    """``~/x`` → ``x`` (ssh starts in the home directory; a quoted ``~`` would not expand)."""
+    if remote_dir in ("~", "~/"):
+        return "."
+    return remote_dir[2:] if remote_dir.startswith("~/") else remote_dir
+
+
+@dataclass(frozen=True)
+class DeployResult:
+    host: str
+    bundle_id: str
+    status: str  # "installed" or "unchanged"
+    remote_dir: str
+    previous: str | None = None
+    runner: str = "native"  # or the qemu command line when the device emulates the board
+    smoke: str = ""
+
+    @property
+    def emulated(self) -> bool:
+        return self.runner != "native"
+
+
+def deploy(bundle: Bundle, remote: Remote, board: BoardProfile, *,
+           remote_dir: str = DEFAULT_REMOTE_DIR, log: Log = _quiet) -> DeployResult:
+    """Install ``bundle`` on the device behind ``remote`` (see the module docstring); a no-op
+    when that bundle is already current and intact. Raises a RemoteError subclass or
+    DeployError with what failed and what was rolled back."""
+    rdir = normalise_remote_dir(remote_dir)
+    probe = parse_markers(remote.run_script(PROBE_SCRIPT, [rdir], timeout=60,
+                                            what="checking the device").stdout)
+    where = _first(probe, "dir") or rdir
+    if _first(probe, "current") == bundle.bundle_id and "current_ok" in probe:
+        log(f"{remote.host}: bundle {bundle.bundle_id} is already current in {where}")
+        return DeployResult(remote.host, bundle.bundle_id, "unchanged", where)
+    if "missing" in probe:
+        raise DeployError(f"{remote.host} lacks {', '.join(probe['missing'])}, needed to install "
+                          "a bundle (coreutils, tar, gzip)")
+    machine = _first(probe, "machine")
+    machine = {"arm64": "aarch64", "amd64": "x86_64"}.get(machine, machine)
+    if machine != board.arch and not (board.qemu_cpu and f"qemu-{board.arch}" in
+                                      probe.get("qemu", [])):
+        raise DeployError(f"{remote.host} is an {machine} machine but the {board.name} bundle is "
+                          f"{board.arch}; is --board right? (crisp-edge boards lists them)")
+    archive_bytes = bundle.path.stat().st_size
+    need_kb = (archive_bytes + bundle.unpacked_bytes) * 11 // 10 // 1024 + 64
+    free_kb = int(_first(probe, "free_kb") or 0)
+    if free_kb < need_kb:
+        raise DiskFullError(f"{remote.host}: not enough free space in {where}: the bundle needs "
+                            f"{need_kb} KiB (upload + unpacked), {free_kb} KiB are free; free "
+                            "space there or pass --remote-dir on a filesystem with room")
+    log(f"{remote.host}: uploading {bundle.path.name} ({archive_bytes // 1024} KiB) to {where}")
+    upload = remote.upload(bundle.path, f"{rdir}/incoming", "bundle.tar.gz",
+                           timeout=120 + archive_bytes / 50e3)
+    smoke = bundle.manifest["smoke"]
+    top1 = "" if smoke["expected_top1"] is None else str(smoke["expected_top1"])
+    log(f"{remote.host}: verifying, switching to {bundle.bundle_id}, smoke test")
+    done = remote.run_script(
+        INSTALL_SCRIPT, [rdir, upload, bundle.bundle_id, _sha256(bundle.path), board.arch,
+                         board.qemu_cpu or "", smoke["model"], smoke["input"], top1],
+        timeout=900, what="installing the bundle")
+    out = parse_markers(done.stdout)
+    return DeployResult(remote.host, bundle.bundle_id, "installed", where,
+                        previous=_first(out, "previous") or None,
+                        runner=_first(out, "runner") or "native", smoke=_first(out, "smoke"))

@@ -1,0 +1,129 @@
+"""crisp-bench and crisp-edge bench: on the sshd "rpi4" (emulated), on this machine, a fleet."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from crisp_edge.cli import main
+from crisp_edge.deploy.boards import load_board
+from crisp_edge.deploy.bundle import parse_markers
+from crisp_edge.errors import RemoteError
+from crisp_edge.measure.fieldbench import (_device, _readings, bench_host, bench_local, read_hosts,
+                                           run_inferences)
+from sshd_fixture import rpi4_build, ssh_board  # noqa: F401  (fixtures)
+
+DATA = Path(__file__).resolve().parents[2] / "runtime" / "tests" / "data"
+SPARSE = DATA / "sparse.crisp"
+QEMU = ["qemu-aarch64", "-cpu", "cortex-a72"]
+
+
+def _check_stats(result: dict) -> None:
+    assert 0 < result["min_ms"] <= result["median_ms"] <= result["p90_ms"] <= result["p99_ms"]
+    assert result["throughput_ips"] > 0 and result["peak_rss_kb"] > 0
+
+
+def test_crisp_bench_json_and_errors(rpi4_build, tmp_path):
+    tool = [*QEMU, str(rpi4_build.crisp_bench)]
+    done = subprocess.run([*tool, str(SPARSE), str(DATA / "convs.crisp"), "--threads", "1..2",
+                           "--runs", "10", "--warmup", "1", "--json"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    doc = json.loads(done.stdout)
+    assert doc["arch"] == "aarch64" and doc["runs"] == 10
+    assert [m["path"] for m in doc["models"]] == [str(SPARSE), str(DATA / "convs.crisp")]
+    sparse = doc["models"][0]
+    assert sparse["effective_macs"] < sparse["macs"] and sparse["input_shape"] == [8, 9, 7]
+    assert [r["threads"] for r in sparse["results"]] == [1, 2]
+    for r in sparse["results"]:
+        _check_stats(r)
+    for args, code, message in [
+            (["--runs", "5", str(SPARSE)], 2, "--runs wants a whole number 10..1000000"),
+            (["--threads", "0", str(SPARSE)], 2, "--threads '0'"),
+            (["--threads", "4..2", str(SPARSE)], 2, "A <= B"),
+            (["--input", "ones", str(SPARSE)], 2, "'zeros' or 'random'"),
+            ([], 2, "give at least one MODEL.crisp"),
+            ([str(tmp_path / "missing.crisp")], 1, "cannot open")]:
+        done = subprocess.run([*tool, *args], capture_output=True, text=True, timeout=60)
+        assert done.returncode == code and message in done.stderr, (args, done.stderr)
+
+
+def test_readings_parse_what_the_os_exposes_and_null_the_rest():
+    pi = parse_markers("\n".join([
+        "@@machine aarch64", "@@cpus 4", "@@memtotal_kb 3884084",
+        "@@cpuinfo CPU part\t: 0xd08", "@@cpuinfo Model\t\t: Raspberry Pi 4 Model B Rev 1.4",
+        "@@before.governor cpu0 ondemand", "@@before.freq_khz cpu0 1800000",
+        "@@before.governor cpu1 ondemand", "@@before.freq_khz cpu1 600000",
+        "@@before.temp_millic cpu-thermal 47236", "@@before.throttled throttled=0x0"]))
+    assert _device(pi)["cpu_model"] == "Cortex-A72"
+    assert _device(pi)["board_model"] == "Raspberry Pi 4 Model B Rev 1.4"
+    assert _readings(pi, "before") == {
+        "governor": {"cpu0": "ondemand", "cpu1": "ondemand"},
+        "freq_khz": {"cpu0": 1800000, "cpu1": 600000},
+        "temperature_c": {"cpu-thermal": 47.236}, "throttled": "throttled=0x0"}
+    assert _readings(pi, "after") == {"governor": None, "freq_khz": None,
+                                      "temperature_c": None, "throttled": None}
+    assert _device(parse_markers("@@machine x86_64"))["cpu_model"] is None
+
+
+def test_bench_over_ssh_emulated_board(ssh_board, rpi4_build):
+    board, remote = load_board("rpi4"), ssh_board.remote()
+    rdir = ssh_board.remote_dir("bench")
+    result = bench_host(board, remote, models=[str(SPARSE)], remote_dir=rdir, threads=[1, 2],
+                        warmup=1, runs=10)
+    assert result["format"] == "crisp-fieldbench/1" and result["host"] == "board"
+    assert result["emulated"] and result["runner"] == "qemu-aarch64 -cpu cortex-a72"
+    assert "not the board's" in result["note"]
+    assert result["device"]["machine"] == "x86_64" and result["device"]["cpus_online"] >= 1
+    assert set(result["readings"]["before"]) == {"governor", "freq_khz", "temperature_c",
+                                                 "throttled"}
+    by_name = {m["name"]: m for m in result["models"]}
+    assert set(by_name) == {"sparse", "sparse.dense"}
+    assert by_name["sparse"]["mac_sparsity"] > 0.5 and by_name["sparse.dense"]["mac_sparsity"] == 0
+    assert by_name["sparse.dense"]["dense_twin_of"] == "sparse"
+    for m in result["models"]:
+        assert [r["threads"] for r in m["results"]] == [1, 2]
+        for r in m["results"]:
+            _check_stats(r)
+    assert result["tflite"]["available"] in (True, False) and "reason" in result["tflite"]
+    # The measurement phase an energy meter will wrap: N inferences, blocking.
+    done = run_inferences(board, remote, rdir, "models/sparse.crisp", 12, 1)
+    assert done["runs"] == 12 and done["models"][0]["results"][0]["threads"] == 1
+
+
+def test_bench_without_a_bundle_says_deploy_first(ssh_board):
+    with pytest.raises(RemoteError, match="no bundle is installed in .*deploy first"):
+        bench_host(load_board("rpi4"), ssh_board.remote(),
+                   remote_dir=ssh_board.remote_dir("empty"), runs=10)
+
+
+def test_bench_locally_under_qemu(rpi4_build):
+    result = bench_local(load_board("rpi4"), [str(SPARSE)], threads=[1], warmup=0, runs=10)
+    assert result["host"] == "local" and result["emulated"]
+    assert {m["role"] for m in result["models"]} == {"model", "dense-twin"}
+
+
+def test_cli_bench_host_and_fleet(ssh_board, rpi4_build, tmp_path):
+    runner = CliRunner()
+    rdir = ssh_board.remote_dir("cli-bench")
+    out = tmp_path / "one.json"
+    common = ["--ssh-config", str(ssh_board.config), "--remote-dir", rdir, "--threads", "1",
+              "--runs", "10", "--warmup", "0"]
+    done = runner.invoke(main, ["bench", "--board", "rpi4", "--host", "board", "--model",
+                                str(SPARSE), "--out", str(out), *common])
+    assert done.exit_code == 0, done.output
+    assert json.loads(out.read_text())["models"][0]["results"][0]["threads"] == 1
+    fleet = tmp_path / "fleet.txt"
+    fleet.write_text("# lab\nboard rpi4\nboard-down   # same profile from --board\n")
+    assert read_hosts(fleet, "rpi4") == [("board", "rpi4"), ("board-down", "rpi4")]
+    out = tmp_path / "fleet.json"
+    done = runner.invoke(main, ["bench", "--board", "rpi4", "--hosts", str(fleet),
+                                "--out", str(out), *common])
+    assert done.exit_code == 1, done.output  # one board failed
+    doc = json.loads(out.read_text())
+    assert [r["host"] for r in doc["results"]] == ["board"]
+    assert doc["failures"][0]["host"] == "board-down"
+    assert "cannot reach board-down" in doc["failures"][0]["error"]
