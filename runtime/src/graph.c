@@ -5,18 +5,8 @@
 
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
-
-const char *crisp_format_dims(char *buf, size_t size, uint32_t rank, const uint32_t *dims) {
-    size_t used = 0;
-    buf[0] = '\0';
-    for (uint32_t i = 0; i < rank && i < CRISP_MAX_RANK && used < size; i++) {
-        int n = snprintf(buf + used, size - used, i ? ",%u" : "%u", (unsigned)dims[i]);
-        if (n < 0) break;
-        used += (size_t)n;
-    }
-    return buf;
-}
 
 /* Shared by values and tensors: rank 1..4, used dims >= 1, unused dims 0.
  * Returns the element count, or 0 after reporting. */

@@ -7,6 +7,7 @@
 
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
 
 typedef struct where {

@@ -189,7 +189,4 @@ static inline uint32_t crisp_hybrid_index(const uint8_t *stream, uint64_t i, uns
 /* Bytes of one element of a value. */
 static inline uint64_t crisp_dtype_size(uint32_t dtype) { return dtype == CRISP_DTYPE_I8 ? 1 : 4; }
 
-/* Formats "a,b,c" into buf for messages. */
-const char *crisp_format_dims(char *buf, size_t size, uint32_t rank, const uint32_t *dims);
-
 #endif

@@ -10,6 +10,7 @@
 
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
 
 /* Conv view of a weight matrix; a linear layer is a 1x1 conv on a 1x1 image. */

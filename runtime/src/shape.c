@@ -7,43 +7,10 @@
 
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
 
 #define MAX_PARAM 1024
-
-static const char *const kind_names[] = {
-    "?",         "CONV2D",          "LINEAR",
-    "ADD",       "RELU",            "RELU6",
-    "MAX_POOL2D", "AVG_POOL2D",     "GLOBAL_AVG_POOL",
-    "ADAPTIVE_AVG_POOL2D", "RESHAPE", "SOFTMAX",
-    "QUANTIZE",  "DEQUANTIZE"};
-
-/* Parameter names by kind, for messages; the count is how many are used. */
-static const char *const conv_params[] = {"kh", "kw", "stride_h", "stride_w", "pad_top",
-                                          "pad_left", "pad_bottom", "pad_right", "dilation_h",
-                                          "dilation_w", "groups"};
-static const char *const maxpool_params[] = {"kh", "kw", "stride_h", "stride_w", "pad_h",
-                                             "pad_w", "dilation_h", "dilation_w", "ceil_mode"};
-static const char *const avgpool_params[] = {"kh", "kw", "stride_h", "stride_w", "pad_h",
-                                             "pad_w", "ceil_mode", "count_include_pad",
-                                             "divisor_override"};
-static const char *const adaptive_params[] = {"oh", "ow"};
-static const char *const softmax_params[] = {"axis"};
-
-const char *crisp_op_kind_name(uint32_t kind) {
-    return kind >= 1 && kind <= CRISP_OP_KIND_MAX ? kind_names[kind] : "unknown";
-}
-
-static const char *const *param_names(uint32_t kind, int *count) {
-    switch (kind) {
-    case CRISP_OP_CONV2D: *count = 11; return conv_params;
-    case CRISP_OP_MAX_POOL2D: *count = 9; return maxpool_params;
-    case CRISP_OP_AVG_POOL2D: *count = 9; return avgpool_params;
-    case CRISP_OP_ADAPTIVE_AVG_POOL2D: *count = 2; return adaptive_params;
-    case CRISP_OP_SOFTMAX: *count = 1; return softmax_params;
-    default: *count = 0; return NULL;
-    }
-}
 
 typedef struct ctx {
     crisp_model *m;
@@ -65,7 +32,7 @@ __attribute__((format(printf, 3, 4))) static crisp_status fail(const ctx *c, cri
 /* Reads param k into *out after checking lo <= value <= hi. */
 static crisp_status param(const ctx *c, int k, int64_t lo, int64_t hi, int64_t *out) {
     int n;
-    const char *const *names = param_names(c->op->kind, &n);
+    const char *const *names = crisp_op_param_names(c->op->kind, &n);
     const int32_t v = c->op->params[k];
     if (v < lo || v > hi)
         return fail(c, CRISP_ERR_FORMAT, "param %d (%s) is %d, expected %lld..%lld", k,
@@ -332,7 +299,7 @@ static crisp_status check_record(const ctx *c) {
                     (unsigned)op->weight, (unsigned)op->bias);
     }
     int used;
-    param_names(op->kind, &used);
+    crisp_op_param_names(op->kind, &used);
     for (int k = used; k < CRISP_OP_PARAM_COUNT; k++)
         if (op->params[k] != 0)
             return fail(c, CRISP_ERR_FORMAT, "unused param %d is %d, expected 0", k,

@@ -6,17 +6,8 @@
 
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
-
-const char *crisp_encoding_name(uint32_t encoding) {
-    switch (encoding) {
-    case CRISP_ENCODING_DENSE_F32: return "DENSE_F32";
-    case CRISP_ENCODING_HYBRID_F32: return "HYBRID_F32";
-    case CRISP_ENCODING_DENSE_I8: return "DENSE_I8";
-    case CRISP_ENCODING_HYBRID_I8: return "HYBRID_I8";
-    default: return "?";
-    }
-}
 
 /* Per-channel weight scales: finite and > 0 (shared with hybrid.c). */
 crisp_status crisp_check_weight_scales(uint32_t index, const char *encoding, const float *scales,
