@@ -132,6 +132,15 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
     return f;
 }
 
+void crisp_fast_plan_model(crisp_model *m) {
+    const crisp_f32_kernels *k = crisp_f32_kernels_best();
+    for (uint32_t i = 0; i < m->op_count; i++) {
+        m->ops[i].fast = crisp_fast_plan_op(m, &m->ops[i], k);
+        if (m->ops[i].fast.scratch_floats > m->scratch_floats)
+            m->scratch_floats = m->ops[i].fast.scratch_floats;
+    }
+}
+
 /* A run of tile pixels [dst, dst + len) that reads input columns src, src +
  * stride, ... of one input row (at row_offset), or zeros (src < 0). */
 typedef struct segment {

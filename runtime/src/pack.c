@@ -264,7 +264,6 @@ crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
     }
     crisp_status s = pack(op, t, &g, is_i8, cout, is_i8);
     if (s == CRISP_OK && is_i8) s = derive_int8(m, index, op, t, cout);
-    if (s == CRISP_OK) crisp_model_release_tensor(m, t);
     return s;
 }
 

@@ -1,5 +1,7 @@
-/* Per-op checks and shape inference: params in range, weight/bias dims, and
- * the derived output shape against the stored one. Fills the kernel params. */
+/* Shape inference of one op whose record src/graph.c has checked: params in
+ * range, weight/bias dims, the derived output shape against the stored one,
+ * MACs. Fills the op's float kernel params (src/dtype.c replaces them with
+ * the int8 ones for int8 ops). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -275,45 +277,12 @@ static crisp_status infer_shape(const ctx *c, uint32_t out[4], uint32_t *rank) {
     return fail(c, CRISP_ERR_INTERNAL, "no shape rule for this kind");
 }
 
-static crisp_status check_record(const ctx *c) {
-    const crisp_op *op = c->op;
-    const int takes_weights = op->kind == CRISP_OP_CONV2D || op->kind == CRISP_OP_LINEAR;
-    if (op->activation > CRISP_ACT_RELU6)
-        return fail(c, CRISP_ERR_UNSUPPORTED,
-                    "activation %u is not supported (1.0 knows 0 none, 1 relu, 2 relu6)",
-                    (unsigned)op->activation);
-    if (op->activation != CRISP_ACT_NONE && !takes_weights && op->kind != CRISP_OP_ADD)
-        return fail(c, CRISP_ERR_FORMAT,
-                    "activation is %u, but only CONV2D, LINEAR and ADD carry a fused activation",
-                    (unsigned)op->activation);
-    if (takes_weights) {
-        if (op->weight >= c->m->tensor_count)
-            return fail(c, CRISP_ERR_FORMAT, "weight is tensor %u, but there are %u tensors",
-                        (unsigned)op->weight, (unsigned)c->m->tensor_count);
-        if (op->bias != CRISP_NO_ID && op->bias >= c->m->tensor_count)
-            return fail(c, CRISP_ERR_FORMAT, "bias is tensor %u, but there are %u tensors",
-                        (unsigned)op->bias, (unsigned)c->m->tensor_count);
-    } else if (op->weight != CRISP_NO_ID || op->bias != CRISP_NO_ID) {
-        return fail(c, CRISP_ERR_FORMAT,
-                    "weight/bias are %u/%u, expected 0xFFFFFFFF (this kind has no tensors)",
-                    (unsigned)op->weight, (unsigned)op->bias);
-    }
-    int used;
-    crisp_op_param_names(op->kind, &used);
-    for (int k = used; k < CRISP_OP_PARAM_COUNT; k++)
-        if (op->params[k] != 0)
-            return fail(c, CRISP_ERR_FORMAT, "unused param %d is %d, expected 0", k,
-                        (int)op->params[k]);
-    return CRISP_OK;
-}
-
 crisp_status crisp_infer_op(crisp_model *m, uint32_t op_index) {
     const ctx c = {m, op_index, &m->ops[op_index]};
     crisp_op *op = c.op;
-    crisp_status s = check_record(&c);
-    if (s != CRISP_OK) return s;
     uint32_t dims[4] = {0, 0, 0, 0}, rank = 0;
-    if ((s = infer_shape(&c, dims, &rank)) != CRISP_OK) return s;
+    crisp_status s = infer_shape(&c, dims, &rank);
+    if (s != CRISP_OK) return s;
     const crisp_value *out = &m->values[op->output];
     if (out->rank != rank || memcmp(out->dims, dims, sizeof dims) != 0) {
         char got[64], want[64];
@@ -330,7 +299,5 @@ crisp_status crisp_infer_op(crisp_model *m, uint32_t op_index) {
     else if (op->kind == CRISP_OP_LINEAR) op->k.linear.minmax = mm;
     else if (op->kind == CRISP_OP_ADD || op->kind == CRISP_OP_RELU || op->kind == CRISP_OP_RELU6)
         op->k.minmax = mm;
-    /* int8 ops replace the float params with their quantised ones. */
-    if ((s = crisp_check_op_dtypes(m, op_index)) != CRISP_OK) return s;
-    return crisp_pack_op(m, op_index);
+    return CRISP_OK;
 }
