@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "format.h"
-#include "kernels/ref/common.h"
+#include "kernels/common.h"
 
 /* B tile budget: 64 Ki floats (256 KiB) fits the L2 of every target core. */
 #define TILE_BUDGET_FLOATS ((size_t)64 * 1024)

@@ -7,7 +7,7 @@
 
 #include "crisp.h"
 #include "format.h"
-#include "kernels/ref.h"
+#include "kernels/params.h"
 
 typedef struct crisp_value {
     uint32_t dtype;     /* CRISP_DTYPE_F32 or CRISP_DTYPE_I8 */

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels/ref.h"
+#include "kernels/params.h"
 
 /* C[0..mr, 0..nc) = clamp(bias + A[0..mr, 0..kc) x B[0..kc, 0..nc)), for
  * 1 <= mr <= MR and 1 <= nc <= NR of the kernel's tile. bias may be NULL. */
