@@ -3,8 +3,8 @@
  * crisp_<datatype>_<op>_ukernel_<tile>__<isa>. Each family has one list file
  * (*.inc) that declares the prototypes here, registers the variants for
  * run-time selection (src/kernels/select.c), and drives the tests
- * (tests/test_ukernels.c) and the microbenchmark (bench/bench_ukernels.c),
- * so adding a variant is one line.
+ * (tests/test_fast.c) and the microbenchmark (tools/ukernel_bench.c,
+ * crisp-ukernel-bench), so adding a variant is one line.
  *
  * Operand layout shared by the conv and linear drivers (src/conv_fast.c):
  * activations are K rows x pixels ("B", row stride b_stride), weights are
