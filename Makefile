@@ -101,6 +101,13 @@ bench: venv build-native
 	$(PY) -m pip install -q -e ".[peers]" --no-build-isolation
 	$(VENV)/bin/crisp-edge peerbench --crisp-bench $(CURDIR)/build/native/runtime/crisp-bench $(BENCH_ARGS)
 
+# Microkernel benchmark (runtime/README.md, "Measuring"): every variant of every kernel list
+# this CPU supports, GFLOP/s on ResNet-50 layer shapes; about ten seconds. Arguments via
+# UKERNEL_BENCH_ARGS, e.g. UKERNEL_BENCH_ARGS="--family spmm".
+.PHONY: ukernel-bench
+ukernel-bench: build-native
+	build/native/runtime/crisp-ukernel-bench $(UKERNEL_BENCH_ARGS)
+
 # Pruning benchmark (docs/prune-benchmark.md): CRISP vs dense vs baselines on synthetic data.
 # Full scale takes hours on 2 cores; BENCH_PRUNE_ARGS=--quick runs a minutes-long smoke version.
 .PHONY: bench-prune

@@ -1,10 +1,10 @@
 /* The container: header, section table and section bounds/CRCs. */
-#include <stdio.h>
 #include <string.h>
 
 #include "crc32.h"
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
 
 typedef struct entry {
@@ -12,20 +12,6 @@ typedef struct entry {
     uint64_t offset, size;
     uint32_t crc;
 } entry;
-
-/* GRPH when printable, else hex, so a corrupt kind still reads clearly. */
-static const char *kind_text(uint32_t kind, char buf[16]) {
-    char c[4];
-    for (int i = 0; i < 4; i++) {
-        c[i] = (char)(kind >> (8 * i));
-        if (c[i] <= 0x20 || c[i] > 0x7E) {
-            snprintf(buf, 16, "0x%08X", (unsigned)kind);
-            return buf;
-        }
-    }
-    snprintf(buf, 16, "%c%c%c%c", c[0], c[1], c[2], c[3]);
-    return buf;
-}
 
 static crisp_status check_header(crisp_model *m, uint64_t *table_offset, uint32_t *count,
                                  uint32_t *stride) {
@@ -101,7 +87,7 @@ static crisp_status check_header(crisp_model *m, uint64_t *table_offset, uint32_
 static crisp_status check_entry(const crisp_model *m, uint32_t i, const entry *e,
                                 uint64_t table_end) {
     char kt[16];
-    const char *k = kind_text(e->kind, kt);
+    const char *k = crisp_section_kind_name(e->kind, kt);
     if (e->flags & ~CRISP_SECTION_REQUIRED)
         return crisp_error(CRISP_ERR_FORMAT, "section table: entry %u (%s): flags 0x%08X has "
                            "unknown bits", (unsigned)i, k, (unsigned)e->flags);
@@ -149,14 +135,15 @@ crisp_status crisp_parse_container(crisp_model *m) {
                 return crisp_error(CRISP_ERR_FORMAT,
                                    "section table: entries %u and %u are both %s; a kind "
                                    "appears at most once",
-                                   (unsigned)j, (unsigned)i, kind_text(e->kind, kt));
+                                   (unsigned)j, (unsigned)i,
+                                   crisp_section_kind_name(e->kind, kt));
             /* Empty sections occupy no bytes and cannot overlap. */
             if (e->size != 0 && f->size != 0 && e->offset < f->offset + f->size &&
                 f->offset < e->offset + e->size)
                 return crisp_error(CRISP_ERR_FORMAT,
                                    "section table: entry %u (%s) overlaps entry %u (%s)",
-                                   (unsigned)i, kind_text(e->kind, kt), (unsigned)j,
-                                   kind_text(f->kind, kt2));
+                                   (unsigned)i, crisp_section_kind_name(e->kind, kt),
+                                   (unsigned)j, crisp_section_kind_name(f->kind, kt2));
         }
     }
     for (uint32_t i = 0; i < count; i++) {
@@ -168,7 +155,8 @@ crisp_status crisp_parse_container(crisp_model *m) {
             return crisp_error(CRISP_ERR_CHECKSUM,
                                "section %s: CRC32 mismatch (stored 0x%08X, computed 0x%08X): the "
                                "file is corrupt",
-                               kind_text(e->kind, kt), (unsigned)e->crc, (unsigned)computed);
+                               crisp_section_kind_name(e->kind, kt), (unsigned)e->crc,
+                               (unsigned)computed);
         crisp_section sec = {data, e->size};
         if (e->kind == CRISP_KIND_GRPH) m->grph = sec;
         else if (e->kind == CRISP_KIND_WGHT) m->wght = sec;
@@ -178,8 +166,8 @@ crisp_status crisp_parse_container(crisp_model *m) {
             return crisp_error(CRISP_ERR_VERSION,
                                "section table: entry %u: section %s is required but unknown to "
                                "this runtime (format %u.%u); upgrade crisp-edge",
-                               (unsigned)i, kind_text(e->kind, kt), m->format_major,
-                               m->format_minor);
+                               (unsigned)i, crisp_section_kind_name(e->kind, kt),
+                               m->format_major, m->format_minor);
     }
     if (m->grph.data == NULL)
         return crisp_error(CRISP_ERR_FORMAT, "section table: the file has no GRPH section");

@@ -12,7 +12,7 @@
 #include <string.h>
 
 #include "format.h"
-#include "kernels/ref/common.h"
+#include "kernels/common.h"
 
 /* B tile budget: 64 Ki floats (256 KiB) fits the L2 of every target core. */
 #define TILE_BUDGET_FLOATS ((size_t)64 * 1024)
@@ -130,6 +130,15 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
     f.tiles = (pixels + f.tile_pixels - 1) / f.tile_pixels;
     f.scratch_floats = f.direct ? 0 : f.k * f.tile_pixels;
     return f;
+}
+
+void crisp_fast_plan_model(crisp_model *m) {
+    const crisp_f32_kernels *k = crisp_f32_kernels_best();
+    for (uint32_t i = 0; i < m->op_count; i++) {
+        m->ops[i].fast = crisp_fast_plan_op(m, &m->ops[i], k);
+        if (m->ops[i].fast.scratch_floats > m->scratch_floats)
+            m->scratch_floats = m->ops[i].fast.scratch_floats;
+    }
 }
 
 /* A run of tile pixels [dst, dst + len) that reads input columns src, src +

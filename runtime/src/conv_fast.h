@@ -11,6 +11,10 @@
 crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
                                    const crisp_f32_kernels *k);
 
+/* The last loader stage: every op's plan for the kernels this CPU selects,
+ * and the model's per-thread scratch (the largest plan's). Cannot fail. */
+void crisp_fast_plan_model(crisp_model *m);
+
 /* Work items [begin, end) of the op's plan; scratch holds plan.scratch_floats
  * floats private to the calling thread. */
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,

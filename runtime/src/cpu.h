@@ -1,6 +1,6 @@
 /* Internal: which instruction sets this CPU and OS support, detected once at
  * run time, so one binary runs on every CPU of its architecture and picks
- * the fastest kernels it can (DESIGN §6). */
+ * the fastest kernels it can (runtime/README.md, "Optimised kernels"). */
 #ifndef CRISP_CPU_H
 #define CRISP_CPU_H
 

@@ -12,6 +12,7 @@
 
 #include "conv_fast.h"
 #include "format.h"
+#include "kernels/ref.h"
 #include "session.h"
 
 typedef struct job job;

@@ -7,6 +7,7 @@
 
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
 
 typedef struct ctx {
@@ -26,10 +27,6 @@ __attribute__((format(printf, 2, 3))) static crisp_status fail(const ctx *c, con
                        crisp_op_kind_name(c->op->kind), detail);
 }
 
-static const char *dtype_name(uint32_t dtype) {
-    return dtype == CRISP_DTYPE_I8 ? "int8" : "float32";
-}
-
 static const crisp_value *in_value(const ctx *c, int k) {
     return &c->m->values[c->op->inputs[k]];
 }
@@ -38,8 +35,8 @@ static const crisp_value *out_value(const ctx *c) { return &c->m->values[c->op->
 static crisp_status want_dtype(const ctx *c, const char *role, uint32_t id, uint32_t got,
                                uint32_t want, const char *why) {
     if (got == want) return CRISP_OK;
-    return fail(c, "%s value %u is %s, expected %s (%s)", role, (unsigned)id, dtype_name(got),
-                dtype_name(want), why);
+    return fail(c, "%s value %u is %s, expected %s (%s)", role, (unsigned)id,
+                crisp_dtype_name(got), crisp_dtype_name(want), why);
 }
 
 /* (-128, 127) narrowed by relu (>= z) or relu6 (<= z + nearbyint(6 / s)). */
@@ -60,8 +57,8 @@ static crisp_status check_weighted(const ctx *c, uint32_t dtype) {
                      w->encoding == CRISP_ENCODING_HYBRID_I8;
     if (w_i8 != (dtype == CRISP_DTYPE_I8))
         return fail(c, "input value %u is %s but weight tensor %u is %s; %s needs %s weights",
-                    (unsigned)c->op->inputs[0], dtype_name(dtype), (unsigned)c->op->weight,
-                    crisp_encoding_name(w->encoding), dtype_name(dtype),
+                    (unsigned)c->op->inputs[0], crisp_dtype_name(dtype), (unsigned)c->op->weight,
+                    crisp_encoding_name(w->encoding), crisp_dtype_name(dtype),
                     w_i8 ? "DENSE_F32 or HYBRID_F32" : "DENSE_I8 or HYBRID_I8");
     crisp_status s = want_dtype(c, "output", c->op->output, out_value(c)->dtype, dtype,
                                 "conv and linear keep the input's dtype");

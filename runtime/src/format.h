@@ -154,7 +154,4 @@ static inline float crisp_rd_f32(const uint8_t *p) {
     return f;
 }
 
-const char *crisp_op_kind_name(uint32_t kind);
-const char *crisp_encoding_name(uint32_t encoding);
-
 #endif

@@ -1,27 +1,19 @@
-/* GRPH: graph header, value/tensor/op records, ids and execution order. */
+/* GRPH: the graph header, the value records, the op records (fields, ids,
+ * execution order, single production) and the graph-wide value checks.
+ * Tensor records are src/tensor.c's; what an op computes is src/shape.c's. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
 
-const char *crisp_format_dims(char *buf, size_t size, uint32_t rank, const uint32_t *dims) {
-    size_t used = 0;
-    buf[0] = '\0';
-    for (uint32_t i = 0; i < rank && i < CRISP_MAX_RANK && used < size; i++) {
-        int n = snprintf(buf + used, size - used, i ? ",%u" : "%u", (unsigned)dims[i]);
-        if (n < 0) break;
-        used += (size_t)n;
-    }
-    return buf;
-}
-
-/* Shared by values and tensors: rank 1..4, used dims >= 1, unused dims 0.
- * Returns the element count, or 0 after reporting. */
-static uint64_t read_dims(const uint8_t *p, const char *what, uint32_t id, uint32_t *rank,
-                          uint32_t dims[CRISP_MAX_RANK], uint64_t limit) {
+/* Shared by values and tensors (src/tensor.c): rank 1..4, used dims >= 1,
+ * unused dims 0. Returns the element count, or 0 after reporting. */
+uint64_t crisp_read_dims(const uint8_t *p, const char *what, uint32_t id, uint32_t *rank,
+                         uint32_t dims[CRISP_MAX_RANK], uint64_t limit) {
     *rank = crisp_rd_u32(p);
     if (*rank < 1 || *rank > CRISP_MAX_RANK) {
         crisp_error(CRISP_ERR_FORMAT, "GRPH: %s %u: rank is %u, expected 1..%u", what,
@@ -84,8 +76,9 @@ static crisp_status read_quantisation(const crisp_model *m, uint32_t i, const ui
     return CRISP_OK;
 }
 
-static crisp_status read_values(crisp_model *m, const uint8_t *p, uint32_t stride) {
-    for (uint32_t i = 0; i < m->value_count; i++, p += stride) {
+crisp_status crisp_parse_values(crisp_model *m) {
+    const uint8_t *p = m->value_records;
+    for (uint32_t i = 0; i < m->value_count; i++, p += m->value_record_size) {
         crisp_value *v = &m->values[i];
         v->dtype = crisp_rd_u32(p + CRISP_VAL_DTYPE);
         if (v->dtype != CRISP_DTYPE_F32 && v->dtype != CRISP_DTYPE_I8)
@@ -93,8 +86,8 @@ static crisp_status read_values(crisp_model *m, const uint8_t *p, uint32_t strid
                                "GRPH: value %u: dtype %u is not supported (this runtime knows 1 = "
                                "float32, 2 = int8); upgrade crisp-edge",
                                (unsigned)i, (unsigned)v->dtype);
-        v->elements = read_dims(p + CRISP_VAL_RANK, "value", i, &v->rank, v->dims,
-                                CRISP_MAX_VALUE_ELEMENTS);
+        v->elements = crisp_read_dims(p + CRISP_VAL_RANK, "value", i, &v->rank, v->dims,
+                                      CRISP_MAX_VALUE_ELEMENTS);
         if (v->elements == 0) return CRISP_ERR_FORMAT;
         const uint32_t flags = crisp_rd_u32(p + CRISP_VAL_FLAGS);
         if (flags != 0)
@@ -105,17 +98,62 @@ static crisp_status read_values(crisp_model *m, const uint8_t *p, uint32_t strid
         v->producer = CRISP_NO_ID;
         v->last_use = 0;
     }
+    if (m->values[m->input_value].dtype != CRISP_DTYPE_F32 ||
+        m->values[m->output_value].dtype != CRISP_DTYPE_F32)
+        return crisp_error(CRISP_ERR_FORMAT,
+                           "GRPH: the graph %s value %u is int8; graph input and output are "
+                           "float32 (QUANTIZE and DEQUANTIZE convert)",
+                           m->values[m->input_value].dtype != CRISP_DTYPE_F32 ? "input"
+                                                                              : "output",
+                           (unsigned)(m->values[m->input_value].dtype != CRISP_DTYPE_F32
+                                          ? m->input_value
+                                          : m->output_value));
     return CRISP_OK;
 }
 
-/* Shared with tensor.c through crisp_read_dims. */
-uint64_t crisp_read_dims(const uint8_t *p, const char *what, uint32_t id, uint32_t *rank,
-                         uint32_t dims[CRISP_MAX_RANK], uint64_t limit) {
-    return read_dims(p, what, id, rank, dims, limit);
+/* The fused activation, the weight/bias ids and the unused params: what the
+ * record says before any shape is looked at. */
+static crisp_status check_record(const crisp_model *m, uint32_t i, const char *name) {
+    const crisp_op *op = &m->ops[i];
+    const int takes_weights = op->kind == CRISP_OP_CONV2D || op->kind == CRISP_OP_LINEAR;
+    if (op->activation > CRISP_ACT_RELU6)
+        return crisp_error(CRISP_ERR_UNSUPPORTED,
+                           "GRPH: op %u (%s): activation %u is not supported (1.0 knows 0 none, "
+                           "1 relu, 2 relu6)",
+                           (unsigned)i, name, (unsigned)op->activation);
+    if (op->activation != CRISP_ACT_NONE && !takes_weights && op->kind != CRISP_OP_ADD)
+        return crisp_error(CRISP_ERR_FORMAT,
+                           "GRPH: op %u (%s): activation is %u, but only CONV2D, LINEAR and ADD "
+                           "carry a fused activation",
+                           (unsigned)i, name, (unsigned)op->activation);
+    if (takes_weights) {
+        if (op->weight >= m->tensor_count)
+            return crisp_error(CRISP_ERR_FORMAT,
+                               "GRPH: op %u (%s): weight is tensor %u, but there are %u tensors",
+                               (unsigned)i, name, (unsigned)op->weight,
+                               (unsigned)m->tensor_count);
+        if (op->bias != CRISP_NO_ID && op->bias >= m->tensor_count)
+            return crisp_error(CRISP_ERR_FORMAT,
+                               "GRPH: op %u (%s): bias is tensor %u, but there are %u tensors",
+                               (unsigned)i, name, (unsigned)op->bias, (unsigned)m->tensor_count);
+    } else if (op->weight != CRISP_NO_ID || op->bias != CRISP_NO_ID) {
+        return crisp_error(CRISP_ERR_FORMAT,
+                           "GRPH: op %u (%s): weight/bias are %u/%u, expected 0xFFFFFFFF (this "
+                           "kind has no tensors)",
+                           (unsigned)i, name, (unsigned)op->weight, (unsigned)op->bias);
+    }
+    int used;
+    crisp_op_param_names(op->kind, &used);
+    for (int k = used; k < CRISP_OP_PARAM_COUNT; k++)
+        if (op->params[k] != 0)
+            return crisp_error(CRISP_ERR_FORMAT,
+                               "GRPH: op %u (%s): unused param %d is %d, expected 0", (unsigned)i,
+                               name, k, (int)op->params[k]);
+    return CRISP_OK;
 }
 
-/* Record fields and ids; shape and params are crisp_infer_op's. */
-static crisp_status read_op(crisp_model *m, uint32_t i, const uint8_t *p) {
+crisp_status crisp_parse_op(crisp_model *m, uint32_t i) {
+    const uint8_t *p = m->op_records + (uint64_t)i * m->op_record_size;
     crisp_op *op = &m->ops[i];
     op->kind = crisp_rd_u32(p + CRISP_OP_KIND);
     if (op->kind < 1 || op->kind > CRISP_OP_KIND_MAX)
@@ -175,10 +213,10 @@ static crisp_status read_op(crisp_model *m, uint32_t i, const uint8_t *p) {
                            (unsigned)i, name, (unsigned)op->output, (unsigned)out->producer);
     out->producer = i;
     out->last_use = i;
-    return crisp_infer_op(m, i);
+    return check_record(m, i, name);
 }
 
-crisp_status crisp_parse_graph(crisp_model *m) {
+crisp_status crisp_parse_graph_header(crisp_model *m) {
     const uint8_t *g = m->grph.data;
     if (m->grph.size < CRISP_GRAPH_HEADER_SIZE)
         return crisp_error(CRISP_ERR_FORMAT,
@@ -211,7 +249,6 @@ crisp_status crisp_parse_graph(crisp_model *m) {
                                CRISP_VALUE_RECORD_SIZE_1_0);
         need += (uint64_t)counts[t] * strides[t]; /* <= 3 * 2^16 * 2^12: exact */
     }
-    m->value_record_size = strides[0];
     if (need > m->grph.size)
         return crisp_error(CRISP_ERR_FORMAT,
                            "GRPH: %u values, %u tensors and %u ops need %llu bytes, but the "
@@ -242,26 +279,16 @@ crisp_status crisp_parse_graph(crisp_model *m) {
         return crisp_error(CRISP_ERR_NOMEM, "GRPH: out of memory for %u values and %u ops",
                            (unsigned)m->value_count, (unsigned)m->op_count);
 
-    const uint8_t *p = g + CRISP_GRAPH_HEADER_SIZE;
-    crisp_status s = read_values(m, p, strides[0]);
-    if (s != CRISP_OK) return s;
-    if (m->values[m->input_value].dtype != CRISP_DTYPE_F32 ||
-        m->values[m->output_value].dtype != CRISP_DTYPE_F32)
-        return crisp_error(CRISP_ERR_FORMAT,
-                           "GRPH: the graph %s value %u is int8; graph input and output are "
-                           "float32 (QUANTIZE and DEQUANTIZE convert)",
-                           m->values[m->input_value].dtype != CRISP_DTYPE_F32 ? "input"
-                                                                              : "output",
-                           (unsigned)(m->values[m->input_value].dtype != CRISP_DTYPE_F32
-                                          ? m->input_value
-                                          : m->output_value));
-    p += (uint64_t)counts[0] * strides[0];
-    for (uint32_t i = 0; i < m->tensor_count; i++)
-        if ((s = crisp_read_tensor(m, i, p + (uint64_t)i * strides[1])) != CRISP_OK) return s;
-    p += (uint64_t)counts[1] * strides[1];
-    for (uint32_t i = 0; i < m->op_count; i++, p += strides[2])
-        if ((s = read_op(m, i, p)) != CRISP_OK) return s;
+    m->value_record_size = strides[0];
+    m->tensor_record_size = strides[1];
+    m->op_record_size = strides[2];
+    m->value_records = g + CRISP_GRAPH_HEADER_SIZE;
+    m->tensor_records = m->value_records + (uint64_t)counts[0] * strides[0];
+    m->op_records = m->tensor_records + (uint64_t)counts[1] * strides[1];
+    return CRISP_OK;
+}
 
+crisp_status crisp_check_graph_values(crisp_model *m) {
     for (uint32_t v = 0; v < m->value_count; v++)
         if (v != m->input_value && m->values[v].producer == CRISP_NO_ID)
             return crisp_error(CRISP_ERR_FORMAT,

@@ -7,6 +7,7 @@
 
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
 
 typedef struct where {
@@ -143,8 +144,10 @@ static crisp_status check_indices(const where *w, const crisp_hybrid *h, uint64_
     return CRISP_OK;
 }
 
-crisp_status crisp_check_hybrid(crisp_model *m, uint32_t index, const uint8_t *d, uint64_t size) {
+crisp_status crisp_check_hybrid(crisp_model *m, uint32_t index) {
     crisp_tensor *t = &m->tensors[index];
+    const uint8_t *d = t->raw;
+    const uint64_t size = t->raw_size;
     crisp_hybrid *h = &t->hybrid;
     const int is_i8 = t->encoding == CRISP_ENCODING_HYBRID_I8;
     const where w = {index, crisp_encoding_name(t->encoding)};

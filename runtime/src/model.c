@@ -1,4 +1,6 @@
-/* Loading (file mapping or aligned copy), one validation path, queries. */
+/* Loading: the file mapping or aligned copy, the one conductor that runs the
+ * loader's stages in turn (load_stages; the stages are declared in model.h),
+ * and the model queries. */
 /* mmap and O_CLOEXEC are POSIX, not C11; madvise(MADV_DONTNEED) is BSD/Linux. */
 #define _DEFAULT_SOURCE
 #define _POSIX_C_SOURCE 200809L
@@ -31,33 +33,56 @@ void crisp_model_free(crisp_model *m) {
     free(m);
 }
 
-void crisp_model_release_tensor(const crisp_model *m, const crisp_tensor *t) {
-    if (m->mapping == NULL || t->encoded == NULL) return;
+/* A mapped file's hybrid tensor lives on in its packed copy (src/pack.c) and
+ * is not read again: give its pages back right after packing it, so a load
+ * never holds both copies of the weights. Clean file-backed pages (a later
+ * read would fault them in again); only whole pages inside the tensor. */
+static void release_packed_weights(const crisp_model *m, const crisp_op *op) {
+    if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) return;
+    const crisp_tensor *t = &m->tensors[op->weight];
+    if (m->mapping == NULL || !crisp_encoding_is_hybrid(t->encoding)) return;
     const long page = sysconf(_SC_PAGESIZE);
     if (page <= 0) return;
     const uintptr_t p = (uintptr_t)page;
-    const uintptr_t a = ((uintptr_t)t->encoded + p - 1) / p * p;
-    const uintptr_t b = ((uintptr_t)t->encoded + (uintptr_t)t->encoded_size) / p * p;
+    const uintptr_t a = ((uintptr_t)t->raw + p - 1) / p * p;
+    const uintptr_t b = ((uintptr_t)t->raw + (uintptr_t)t->raw_size) / p * p;
     if (b > a) (void)madvise((void *)a, (size_t)(b - a), MADV_DONTNEED);
 }
 
-/* Every check of docs/format.md "Validation", in file order; frees the model
- * (and with it the bytes) on failure. */
-static crisp_status validate(crisp_model *m, crisp_model **out) {
-    crisp_status s = crisp_parse_container(m);
-    if (s == CRISP_OK) s = crisp_parse_graph(m);
-    if (s == CRISP_OK) s = crisp_parse_labels(m);
-    if (s == CRISP_OK) s = crisp_parse_provenance(m);
-    if (s == CRISP_OK) s = crisp_plan_model(m);
-    if (s == CRISP_OK) {
-        /* The optimised kernels' plans, for the kernels this CPU selects. */
-        const crisp_f32_kernels *k = crisp_f32_kernels_best();
-        for (uint32_t i = 0; i < m->op_count; i++) {
-            m->ops[i].fast = crisp_fast_plan_op(m, &m->ops[i], k);
-            if (m->ops[i].fast.scratch_floats > m->scratch_floats)
-                m->scratch_floats = m->ops[i].fast.scratch_floats;
-        }
+/* The loader: every check of docs/format.md "Validation", stage by stage
+ * (runtime/README.md, "Loading"). Parsing and validating go together: each
+ * stage reads its part of the file and checks it before anything uses it.
+ * The per-tensor and per-op stages run tensor by tensor and op by op, so
+ * the first fault in file order is the one reported, whatever its kind. */
+static crisp_status load_stages(crisp_model *m) {
+    crisp_status s;
+    if ((s = crisp_parse_container(m)) != CRISP_OK) return s;
+    if ((s = crisp_parse_graph_header(m)) != CRISP_OK) return s;
+    if ((s = crisp_parse_values(m)) != CRISP_OK) return s;
+    for (uint32_t i = 0; i < m->tensor_count; i++) {
+        if ((s = crisp_parse_tensor(m, i)) != CRISP_OK) return s;
+        s = crisp_encoding_is_hybrid(m->tensors[i].encoding) ? crisp_check_hybrid(m, i)
+                                                             : crisp_check_dense(m, i);
+        if (s != CRISP_OK) return s;
     }
+    for (uint32_t i = 0; i < m->op_count; i++) {
+        if ((s = crisp_parse_op(m, i)) != CRISP_OK) return s;
+        if ((s = crisp_infer_op(m, i)) != CRISP_OK) return s;
+        if ((s = crisp_check_op_dtypes(m, i)) != CRISP_OK) return s;
+        if ((s = crisp_pack_op(m, i)) != CRISP_OK) return s;
+        release_packed_weights(m, &m->ops[i]);
+    }
+    if ((s = crisp_check_graph_values(m)) != CRISP_OK) return s;
+    if ((s = crisp_parse_labels(m)) != CRISP_OK) return s;
+    if ((s = crisp_parse_provenance(m)) != CRISP_OK) return s;
+    if ((s = crisp_plan_model(m)) != CRISP_OK) return s;
+    crisp_fast_plan_model(m);
+    return CRISP_OK;
+}
+
+/* Runs the loader; frees the model (and with it the bytes) on failure. */
+static crisp_status run_loader(crisp_model *m, crisp_model **out) {
+    const crisp_status s = load_stages(m);
     if (s != CRISP_OK) {
         crisp_model_free(m);
         return s;
@@ -90,7 +115,7 @@ crisp_status crisp_model_load_buffer(const void *data, size_t size, crisp_model 
     }
     m->bytes = m->owned;
     m->size = size;
-    return validate(m, out);
+    return run_loader(m, out);
 }
 
 crisp_status crisp_model_load_file(const char *path, crisp_model **out) {
@@ -142,7 +167,7 @@ crisp_status crisp_model_load_file(const char *path, crisp_model **out) {
         return crisp_error(CRISP_ERR_NOMEM, "out of memory for the model");
     }
     m->size = size;
-    return validate(m, out);
+    return run_loader(m, out);
 }
 
 crisp_status crisp_model_get_info(const crisp_model *m, crisp_model_info *out) {

@@ -7,7 +7,7 @@
 
 #include "crisp.h"
 #include "format.h"
-#include "kernels/ref.h"
+#include "kernels/params.h"
 
 typedef struct crisp_value {
     uint32_t dtype;     /* CRISP_DTYPE_F32 or CRISP_DTYPE_I8 */
@@ -46,8 +46,8 @@ typedef struct crisp_tensor {
     const float *scales;   /* DENSE_I8: per output channel, in place */
     const int8_t *q;       /* DENSE_I8: OHWI / (out, in), in place */
     crisp_hybrid hybrid;   /* HYBRID_F32, HYBRID_I8 */
-    const uint8_t *encoded; /* hybrid: the whole encoding inside WGHT, and its size */
-    uint64_t encoded_size;
+    const uint8_t *raw;     /* the data inside WGHT (any encoding), and its size */
+    uint64_t raw_size;
     uint64_t stored_values; /* elements (dense) or hybrid.value_count */
 } crisp_tensor;
 
@@ -126,7 +126,10 @@ struct crisp_model {
     uint64_t size;
     uint32_t format_major, format_minor;
     crisp_section grph, wght, labl, prov;
-    uint32_t value_record_size;
+    /* The GRPH record arrays and their strides (later minor versions may
+     * append fields to a record). */
+    const uint8_t *value_records, *tensor_records, *op_records;
+    uint32_t value_record_size, tensor_record_size, op_record_size;
 
     uint32_t value_count, tensor_count, op_count;
     uint32_t input_value, output_value;
@@ -146,34 +149,65 @@ struct crisp_model {
     size_t scratch_floats; /* per session thread: max over the ops' fast plans */
 };
 
-/* Each stage validates what it reads and reports with crisp_error. */
+/* The loader's stages, in the order src/model.c calls them (runtime/README.md,
+ * "Loading"). Each validates what it reads, reports the first fault with
+ * crisp_error and returns its status; none calls another stage. A stage may
+ * rely on every stage before it having succeeded (for per-op and per-tensor
+ * stages: for this op or tensor and all earlier ones). */
+
+/* src/container.c: header, section table, section bounds and CRCs; sets the
+ * model's grph/wght/labl/prov sections. */
 crisp_status crisp_parse_container(crisp_model *model);
-crisp_status crisp_parse_graph(crisp_model *model);
-/* Rank 1..4, used dims >= 1, unused 0; the element count, or 0 after reporting. */
+/* src/graph.c: GRPH header (counts, record sizes, graph input/output ids);
+ * allocates values, tensors and ops; locates the record arrays. */
+crisp_status crisp_parse_graph_header(crisp_model *model);
+/* src/graph.c: every value record (dtype, dims, quantisation); graph input
+ * and output are float32. */
+crisp_status crisp_parse_values(crisp_model *model);
+/* src/tensor.c: tensor record `index` (encoding, dims, data bounds inside
+ * WGHT); sets raw/raw_size. */
+crisp_status crisp_parse_tensor(crisp_model *model, uint32_t index);
+/* src/tensor.c: the data of a parsed DENSE_F32 or DENSE_I8 tensor. */
+crisp_status crisp_check_dense(crisp_model *model, uint32_t index);
+/* src/hybrid.c: the data of a parsed HYBRID_F32 or HYBRID_I8 tensor; fills
+ * tensor.hybrid. */
+crisp_status crisp_check_hybrid(crisp_model *model, uint32_t index);
+/* src/graph.c: op record `index` (kind, activation, input/output ids in
+ * execution order, single production, weight/bias ids, unused params). */
+crisp_status crisp_parse_op(crisp_model *model, uint32_t index);
+/* src/shape.c: params, weight/bias dims, output shape against the stored
+ * one, MACs; fills the float kernel params. */
+crisp_status crisp_infer_op(crisp_model *model, uint32_t index);
+/* src/dtype.c: dtype signature of an inferred op; int8 ops get their
+ * quantised kernel params. */
+crisp_status crisp_check_op_dtypes(crisp_model *model, uint32_t index);
+/* src/pack.c: repacks a conv/linear op's hybrid weights and derives int8
+ * bias/multipliers (refusing a channel whose accumulator could overflow). */
+crisp_status crisp_pack_op(crisp_model *model, uint32_t index);
+/* src/graph.c, after every op: each value but the input is produced; the
+ * output lives to the end of the run. */
+crisp_status crisp_check_graph_values(crisp_model *model);
+/* src/labels.c: the optional LABL and PROV sections. */
+crisp_status crisp_parse_labels(crisp_model *model);
+crisp_status crisp_parse_provenance(crisp_model *model);
+/* src/planner.c: the activation arena (values' offsets, arena and naive bytes). */
+crisp_status crisp_plan_model(crisp_model *model);
+/* Then src/conv_fast.c plans each op on the optimised kernels (cannot fail). */
+
+/* Rank 1..4, used dims >= 1, unused 0; the element count, or 0 after
+ * reporting (src/graph.c, shared with src/tensor.c). */
 uint64_t crisp_read_dims(const uint8_t *p, const char *what, uint32_t id, uint32_t *rank,
                          uint32_t dims[CRISP_MAX_RANK], uint64_t limit);
-crisp_status crisp_read_tensor(crisp_model *model, uint32_t index, const uint8_t *record);
 /* int8 weight checks shared by DENSE_I8 and HYBRID_I8 (src/tensor.c). */
 crisp_status crisp_check_weight_scales(uint32_t index, const char *encoding, const float *scales,
                                        uint64_t count);
 crisp_status crisp_check_weight_q(uint32_t index, const char *encoding, const int8_t *q,
                                   uint64_t count);
-crisp_status crisp_check_hybrid(crisp_model *model, uint32_t index, const uint8_t *data,
-                                uint64_t size);
-crisp_status crisp_infer_op(crisp_model *model, uint32_t op_index);
-/* Dtype signature and int8 quantisation params of an inferred op. */
-crisp_status crisp_check_op_dtypes(crisp_model *model, uint32_t op_index);
-/* Repacks hybrid weights and derives int8 bias/multipliers (src/pack.c). */
-crisp_status crisp_pack_op(crisp_model *model, uint32_t op_index);
-/* A mapped file's hybrid tensor lives on in its packed copy (src/pack.c) and
- * is not read again: give its pages back right after packing it, so a load
- * never holds both copies of the weights. Clean file-backed pages (a later
- * read would fault them in again); only whole pages inside the tensor. */
-void crisp_model_release_tensor(const crisp_model *model, const crisp_tensor *tensor);
 void crisp_packed_free(crisp_packed *packed);
-crisp_status crisp_parse_labels(crisp_model *model);
-crisp_status crisp_parse_provenance(crisp_model *model);
-crisp_status crisp_plan_model(crisp_model *model);
+
+static inline int crisp_encoding_is_hybrid(uint32_t encoding) {
+    return encoding == CRISP_ENCODING_HYBRID_F32 || encoding == CRISP_ENCODING_HYBRID_I8;
+}
 
 /* Position i of a hybrid index stream: `bits` bits, least-significant bit
  * first. The caller has checked that the stream holds index i. */
@@ -188,8 +222,5 @@ static inline uint32_t crisp_hybrid_index(const uint8_t *stream, uint64_t i, uns
 
 /* Bytes of one element of a value. */
 static inline uint64_t crisp_dtype_size(uint32_t dtype) { return dtype == CRISP_DTYPE_I8 ? 1 : 4; }
-
-/* Formats "a,b,c" into buf for messages. */
-const char *crisp_format_dims(char *buf, size_t size, uint32_t rank, const uint32_t *dims);
 
 #endif

@@ -10,6 +10,7 @@
 
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
 
 /* Conv view of a weight matrix; a linear layer is a 1x1 conv on a 1x1 image. */
@@ -263,7 +264,6 @@ crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
     }
     crisp_status s = pack(op, t, &g, is_i8, cout, is_i8);
     if (s == CRISP_OK && is_i8) s = derive_int8(m, index, op, t, cout);
-    if (s == CRISP_OK) crisp_model_release_tensor(m, t);
     return s;
 }
 

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "format.h"
+#include "names.h"
 #include "status.h"
 
 const char *crisp_kernel_isa(void) { return crisp_f32_kernels_best()->isa; }
@@ -17,18 +18,6 @@ static double now_seconds(void) {
     struct timespec t;
     timespec_get(&t, TIME_UTC); /* C11; fine for op times of microseconds and up */
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static const char *kernel_of(const crisp_session *s, const crisp_op *op) {
-    if (s->fast == NULL) return "reference";
-    switch (op->fast.path) {
-    case CRISP_FAST_GEMM: return "gemm";
-    case CRISP_FAST_SPMM: return "spmm";
-    case CRISP_FAST_DWCONV: return "dwconv";
-    case CRISP_FAST_MAXPOOL: return "maxpool";
-    case CRISP_FAST_GEMV: return "gemv";
-    default: return "reference";
-    }
 }
 
 crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
@@ -45,8 +34,9 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
                            "crisp_session_get_op_profile: op %u, the model has %u ops",
                            (unsigned)op, (unsigned)s->model->op_count);
     const crisp_op *o = &s->model->ops[op];
-    *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel_of(s, o), o->macs,
-                              o->effective_macs, s->op_calls[op], s->op_seconds[op]};
+    const char *kernel = s->fast == NULL ? "reference" : crisp_fast_path_name(o->fast.path);
+    *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel, o->macs, o->effective_macs,
+                              s->op_calls[op], s->op_seconds[op]};
     return CRISP_OK;
 }
 

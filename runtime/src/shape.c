@@ -1,5 +1,7 @@
-/* Per-op checks and shape inference: params in range, weight/bias dims, and
- * the derived output shape against the stored one. Fills the kernel params. */
+/* Shape inference of one op whose record src/graph.c has checked: params in
+ * range, weight/bias dims, the derived output shape against the stored one,
+ * MACs. Fills the op's float kernel params (src/dtype.c replaces them with
+ * the int8 ones for int8 ops). */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -7,43 +9,10 @@
 
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
 
 #define MAX_PARAM 1024
-
-static const char *const kind_names[] = {
-    "?",         "CONV2D",          "LINEAR",
-    "ADD",       "RELU",            "RELU6",
-    "MAX_POOL2D", "AVG_POOL2D",     "GLOBAL_AVG_POOL",
-    "ADAPTIVE_AVG_POOL2D", "RESHAPE", "SOFTMAX",
-    "QUANTIZE",  "DEQUANTIZE"};
-
-/* Parameter names by kind, for messages; the count is how many are used. */
-static const char *const conv_params[] = {"kh", "kw", "stride_h", "stride_w", "pad_top",
-                                          "pad_left", "pad_bottom", "pad_right", "dilation_h",
-                                          "dilation_w", "groups"};
-static const char *const maxpool_params[] = {"kh", "kw", "stride_h", "stride_w", "pad_h",
-                                             "pad_w", "dilation_h", "dilation_w", "ceil_mode"};
-static const char *const avgpool_params[] = {"kh", "kw", "stride_h", "stride_w", "pad_h",
-                                             "pad_w", "ceil_mode", "count_include_pad",
-                                             "divisor_override"};
-static const char *const adaptive_params[] = {"oh", "ow"};
-static const char *const softmax_params[] = {"axis"};
-
-const char *crisp_op_kind_name(uint32_t kind) {
-    return kind >= 1 && kind <= CRISP_OP_KIND_MAX ? kind_names[kind] : "unknown";
-}
-
-static const char *const *param_names(uint32_t kind, int *count) {
-    switch (kind) {
-    case CRISP_OP_CONV2D: *count = 11; return conv_params;
-    case CRISP_OP_MAX_POOL2D: *count = 9; return maxpool_params;
-    case CRISP_OP_AVG_POOL2D: *count = 9; return avgpool_params;
-    case CRISP_OP_ADAPTIVE_AVG_POOL2D: *count = 2; return adaptive_params;
-    case CRISP_OP_SOFTMAX: *count = 1; return softmax_params;
-    default: *count = 0; return NULL;
-    }
-}
 
 typedef struct ctx {
     crisp_model *m;
@@ -65,7 +34,7 @@ __attribute__((format(printf, 3, 4))) static crisp_status fail(const ctx *c, cri
 /* Reads param k into *out after checking lo <= value <= hi. */
 static crisp_status param(const ctx *c, int k, int64_t lo, int64_t hi, int64_t *out) {
     int n;
-    const char *const *names = param_names(c->op->kind, &n);
+    const char *const *names = crisp_op_param_names(c->op->kind, &n);
     const int32_t v = c->op->params[k];
     if (v < lo || v > hi)
         return fail(c, CRISP_ERR_FORMAT, "param %d (%s) is %d, expected %lld..%lld", k,
@@ -308,45 +277,12 @@ static crisp_status infer_shape(const ctx *c, uint32_t out[4], uint32_t *rank) {
     return fail(c, CRISP_ERR_INTERNAL, "no shape rule for this kind");
 }
 
-static crisp_status check_record(const ctx *c) {
-    const crisp_op *op = c->op;
-    const int takes_weights = op->kind == CRISP_OP_CONV2D || op->kind == CRISP_OP_LINEAR;
-    if (op->activation > CRISP_ACT_RELU6)
-        return fail(c, CRISP_ERR_UNSUPPORTED,
-                    "activation %u is not supported (1.0 knows 0 none, 1 relu, 2 relu6)",
-                    (unsigned)op->activation);
-    if (op->activation != CRISP_ACT_NONE && !takes_weights && op->kind != CRISP_OP_ADD)
-        return fail(c, CRISP_ERR_FORMAT,
-                    "activation is %u, but only CONV2D, LINEAR and ADD carry a fused activation",
-                    (unsigned)op->activation);
-    if (takes_weights) {
-        if (op->weight >= c->m->tensor_count)
-            return fail(c, CRISP_ERR_FORMAT, "weight is tensor %u, but there are %u tensors",
-                        (unsigned)op->weight, (unsigned)c->m->tensor_count);
-        if (op->bias != CRISP_NO_ID && op->bias >= c->m->tensor_count)
-            return fail(c, CRISP_ERR_FORMAT, "bias is tensor %u, but there are %u tensors",
-                        (unsigned)op->bias, (unsigned)c->m->tensor_count);
-    } else if (op->weight != CRISP_NO_ID || op->bias != CRISP_NO_ID) {
-        return fail(c, CRISP_ERR_FORMAT,
-                    "weight/bias are %u/%u, expected 0xFFFFFFFF (this kind has no tensors)",
-                    (unsigned)op->weight, (unsigned)op->bias);
-    }
-    int used;
-    param_names(op->kind, &used);
-    for (int k = used; k < CRISP_OP_PARAM_COUNT; k++)
-        if (op->params[k] != 0)
-            return fail(c, CRISP_ERR_FORMAT, "unused param %d is %d, expected 0", k,
-                        (int)op->params[k]);
-    return CRISP_OK;
-}
-
 crisp_status crisp_infer_op(crisp_model *m, uint32_t op_index) {
     const ctx c = {m, op_index, &m->ops[op_index]};
     crisp_op *op = c.op;
-    crisp_status s = check_record(&c);
-    if (s != CRISP_OK) return s;
     uint32_t dims[4] = {0, 0, 0, 0}, rank = 0;
-    if ((s = infer_shape(&c, dims, &rank)) != CRISP_OK) return s;
+    crisp_status s = infer_shape(&c, dims, &rank);
+    if (s != CRISP_OK) return s;
     const crisp_value *out = &m->values[op->output];
     if (out->rank != rank || memcmp(out->dims, dims, sizeof dims) != 0) {
         char got[64], want[64];
@@ -363,7 +299,5 @@ crisp_status crisp_infer_op(crisp_model *m, uint32_t op_index) {
     else if (op->kind == CRISP_OP_LINEAR) op->k.linear.minmax = mm;
     else if (op->kind == CRISP_OP_ADD || op->kind == CRISP_OP_RELU || op->kind == CRISP_OP_RELU6)
         op->k.minmax = mm;
-    /* int8 ops replace the float params with their quantised ones. */
-    if ((s = crisp_check_op_dtypes(m, op_index)) != CRISP_OK) return s;
-    return crisp_pack_op(m, op_index);
+    return CRISP_OK;
 }

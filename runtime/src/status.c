@@ -29,19 +29,3 @@ const char *crisp_version(void) {
     return CRISP_STR(CRISP_VERSION_MAJOR) "." CRISP_STR(CRISP_VERSION_MINOR) "." CRISP_STR(
         CRISP_VERSION_PATCH);
 }
-
-const char *crisp_status_name(crisp_status status) {
-    switch (status) {
-    case CRISP_OK: return "CRISP_OK";
-    case CRISP_ERR_ARGUMENT: return "CRISP_ERR_ARGUMENT";
-    case CRISP_ERR_IO: return "CRISP_ERR_IO";
-    case CRISP_ERR_FORMAT: return "CRISP_ERR_FORMAT";
-    case CRISP_ERR_CHECKSUM: return "CRISP_ERR_CHECKSUM";
-    case CRISP_ERR_VERSION: return "CRISP_ERR_VERSION";
-    case CRISP_ERR_UNSUPPORTED: return "CRISP_ERR_UNSUPPORTED";
-    case CRISP_ERR_SHAPE: return "CRISP_ERR_SHAPE";
-    case CRISP_ERR_NOMEM: return "CRISP_ERR_NOMEM";
-    case CRISP_ERR_INTERNAL: return "CRISP_ERR_INTERNAL";
-    }
-    return "CRISP_ERR_UNKNOWN";
-}

@@ -1,22 +1,13 @@
-/* GRPH tensor records: encoding, dims, data bounds, and each encoding's
- * exact layout (dense here, hybrid-sparse in hybrid.c). */
+/* GRPH tensor records (encoding, dims, data bounds inside WGHT) and the
+ * dense encodings' data; the hybrid-sparse encodings' data is hybrid.c's. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
 
 #include "format.h"
 #include "model.h"
+#include "names.h"
 #include "status.h"
-
-const char *crisp_encoding_name(uint32_t encoding) {
-    switch (encoding) {
-    case CRISP_ENCODING_DENSE_F32: return "DENSE_F32";
-    case CRISP_ENCODING_HYBRID_F32: return "HYBRID_F32";
-    case CRISP_ENCODING_DENSE_I8: return "DENSE_I8";
-    case CRISP_ENCODING_HYBRID_I8: return "HYBRID_I8";
-    default: return "?";
-    }
-}
 
 /* Per-channel weight scales: finite and > 0 (shared with hybrid.c). */
 crisp_status crisp_check_weight_scales(uint32_t index, const char *encoding, const float *scales,
@@ -41,8 +32,10 @@ crisp_status crisp_check_weight_q(uint32_t index, const char *encoding, const in
     return CRISP_OK;
 }
 
-static crisp_status check_dense(crisp_model *m, uint32_t i, const uint8_t *data, uint64_t size) {
+crisp_status crisp_check_dense(crisp_model *m, uint32_t i) {
     crisp_tensor *t = &m->tensors[i];
+    const uint8_t *data = t->raw;
+    const uint64_t size = t->raw_size;
     if (t->encoding == CRISP_ENCODING_DENSE_F32) {
         if (size != 4 * t->elements)
             return crisp_error(CRISP_ERR_FORMAT,
@@ -72,7 +65,8 @@ static crisp_status check_dense(crisp_model *m, uint32_t i, const uint8_t *data,
     return s != CRISP_OK ? s : crisp_check_weight_q(i, "DENSE_I8", t->q, t->elements);
 }
 
-crisp_status crisp_read_tensor(crisp_model *m, uint32_t i, const uint8_t *p) {
+crisp_status crisp_parse_tensor(crisp_model *m, uint32_t i) {
+    const uint8_t *p = m->tensor_records + (uint64_t)i * m->tensor_record_size;
     crisp_tensor *t = &m->tensors[i];
     t->encoding = crisp_rd_u32(p + CRISP_TEN_ENCODING);
     if (t->encoding < 1 || t->encoding > CRISP_ENCODING_MAX)
@@ -101,11 +95,7 @@ crisp_status crisp_read_tensor(crisp_model *m, uint32_t i, const uint8_t *p) {
                            "%llu-byte WGHT section",
                            (unsigned)i, (unsigned long long)offset, (unsigned long long)size,
                            (unsigned long long)m->wght.size);
-    const uint8_t *data = m->wght.data + offset;
-    if (t->encoding == CRISP_ENCODING_HYBRID_F32 || t->encoding == CRISP_ENCODING_HYBRID_I8) {
-        t->encoded = data;
-        t->encoded_size = size;
-        return crisp_check_hybrid(m, i, data, size);
-    }
-    return check_dense(m, i, data, size);
+    t->raw = m->wght.data + offset;
+    t->raw_size = size;
+    return CRISP_OK;
 }

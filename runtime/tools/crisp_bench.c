@@ -107,7 +107,8 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
                 if (!parse_long(v, 0, 1000000, &o->warmup))
                     return usage_error(err, "--warmup wants a whole number 0..1000000, got '", v);
             } else if (strcmp(a, "--runs") == 0) {
-                /* DESIGN §8: at least ten timed runs, or p90/p99 mean nothing. */
+                /* runtime/README.md, "Measuring": at least ten timed runs, or p90/p99
+                 * mean nothing. */
                 if (!parse_long(v, 10, 1000000, &o->runs))
                     return usage_error(err, "--runs wants a whole number 10..1000000, got '", v);
             } else if (strcmp(a, "--seed") == 0) {

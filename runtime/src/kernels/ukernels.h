@@ -3,8 +3,8 @@
  * crisp_<datatype>_<op>_ukernel_<tile>__<isa>. Each family has one list file
  * (*.inc) that declares the prototypes here, registers the variants for
  * run-time selection (src/kernels/select.c), and drives the tests
- * (tests/test_ukernels.c) and the microbenchmark (bench/bench_ukernels.c),
- * so adding a variant is one line.
+ * (tests/test_fast.c) and the microbenchmark (tools/ukernel_bench.c,
+ * crisp-ukernel-bench), so adding a variant is one line.
  *
  * Operand layout shared by the conv and linear drivers (src/conv_fast.c):
  * activations are K rows x pixels ("B", row stride b_stride), weights are
@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "kernels/ref.h"
+#include "kernels/params.h"
 
 /* C[0..mr, 0..nc) = clamp(bias + A[0..mr, 0..kc) x B[0..kc, 0..nc)), for
  * 1 <= mr <= MR and 1 <= nc <= NR of the kernel's tile. bias may be NULL. */

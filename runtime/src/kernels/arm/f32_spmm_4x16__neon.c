@@ -1,6 +1,7 @@
 /* Hybrid-sparse run microkernel, NEON (AArch64): up to 4 rows of a run x 16
  * pixels (16 q-register accumulators). Per kept column the run's B row is
- * loaded once and feeds every row of the chunk (DESIGN §6). Partial tiles go
+ * loaded once and feeds every row of the chunk (runtime/README.md, "Optimised
+ * kernels": rows of a run share every B load). Partial tiles go
  * through a zero-padded copy of the B row (NEON has no masked loads). */
 #include <arm_neon.h>
 #include <string.h>

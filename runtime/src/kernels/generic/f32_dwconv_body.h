@@ -14,7 +14,7 @@
  *
  * Max pooling reuses it (generic/f32_maxpool_*.c): VFMA then keeps the max
  * (NaN wins, as in torch), the "bias" is -inf and the weights are unused. */
-#include "kernels/ref/common.h"
+#include "kernels/common.h"
 #include "kernels/ukernels.h"
 
 void CRISP_DWCONV_NAME(const crisp_dwconv_plane *pl, const float *w, float bias, float *out,

@@ -1,6 +1,6 @@
 /* Portable dense GEMM microkernel: the tier for CPUs without a SIMD variant
  * and the model the SIMD variants follow (ukernels.h has the contract). */
-#include "kernels/ref/common.h"
+#include "kernels/common.h"
 #include "kernels/ukernels.h"
 
 void crisp_f32_gemm_ukernel_4x8__scalar(size_t mr, size_t nc, size_t kc, const float *a,

@@ -6,7 +6,7 @@
  * The order is fixed by K and the tier alone, never by the thread split.
  *
  *   VEC, VL, VZERO(), VLOAD(p), VFMA(acc, w, x) = acc + w * x, VSUM(v) -> float */
-#include "kernels/ref/common.h"
+#include "kernels/common.h"
 #include "kernels/ukernels.h"
 
 void CRISP_GEMV_NAME(size_t mr, size_t kc, const float *w, size_t w_stride, const float *x,

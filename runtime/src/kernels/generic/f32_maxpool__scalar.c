@@ -2,7 +2,7 @@
  * NaN-sticky max for the multiply-add (f32_maxpool.inc). */
 #include <math.h>
 
-#include "kernels/ref/common.h"
+#include "kernels/common.h"
 #define CRISP_DWCONV_NAME crisp_f32_maxpool_ukernel__scalar
 #define VEC float
 #define VL ((size_t)1)

@@ -1,5 +1,5 @@
 /* Portable hybrid-sparse run microkernel (ukernels.h has the contract). */
-#include "kernels/ref/common.h"
+#include "kernels/common.h"
 #include "kernels/ukernels.h"
 
 void crisp_f32_spmm_ukernel_4x8__scalar(size_t rows, size_t nc, size_t entries,

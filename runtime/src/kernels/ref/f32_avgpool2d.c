@@ -1,6 +1,7 @@
 #include <stddef.h>
 
 #include "kernels/ref.h"
+#include "kernels/ref/common.h"
 
 /* torch.nn.AvgPool2d; the window and divisor rules are crisp_avgpool_window_at's. */
 void crisp_f32_avgpool2d__ref(const crisp_pool2d_params *p, const float *input,

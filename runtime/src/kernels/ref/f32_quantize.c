@@ -2,6 +2,7 @@
 #include <stdint.h>
 
 #include "kernels/ref.h"
+#include "kernels/ref/common.h"
 
 void crisp_f32_quantize__ref(size_t n, const float *x, int8_t *y,
                              const crisp_qs8_quantize_params *p) {

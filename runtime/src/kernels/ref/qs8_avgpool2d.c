@@ -2,6 +2,7 @@
 #include <stdint.h>
 
 #include "kernels/ref.h"
+#include "kernels/ref/common.h"
 
 /* Every int8 average: y = clamp(z_y + nearbyintf((float)(sum q - count z_x)
  * * s_x / (divisor * s_y))), count = the input elements summed. */

@@ -2,6 +2,7 @@
 #include <stdint.h>
 
 #include "kernels/ref.h"
+#include "kernels/ref/common.h"
 
 /* y = clamp(z_y + nearbyintf((s_a (q_a - z_a) + s_b (q_b - z_b)) / s_y)), in
  * float, in exactly this order (docs/format.md). */

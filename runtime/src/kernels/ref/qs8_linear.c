@@ -2,6 +2,7 @@
 #include <stdint.h>
 
 #include "kernels/ref.h"
+#include "kernels/ref/common.h"
 
 /* int8 y = W x over outputs [begin, end): int32 sum of (q_x - z_x) * q_w plus
  * the int32 bias, requantised per output channel. */

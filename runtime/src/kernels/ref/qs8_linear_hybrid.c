@@ -2,6 +2,7 @@
 #include <stdint.h>
 
 #include "kernels/ref.h"
+#include "kernels/ref/common.h"
 
 /* int8 hybrid-sparse linear over runs [begin, end): only the kept columns. */
 void crisp_qs8_linear_hybrid__ref(const crisp_qs8_linear_params *p,

@@ -1,7 +1,8 @@
 /* Hybrid-sparse run microkernel, AVX2+FMA: up to 2 rows of a run x 32 pixels
  * (4 ymm per row; 16 registers leave room for no more rows). Per kept column
- * the run's B row is loaded once and feeds every row of the chunk (DESIGN
- * §6). A lone row (the paper's per-row N:M) alternates two accumulator sets
+ * the run's B row is loaded once and feeds every row of the chunk
+ * (runtime/README.md, "Optimised kernels": rows of a run share every B
+ * load). A lone row (the paper's per-row N:M) alternates two accumulator sets
  * over even and odd entries, summed at the end, for eight independent FMA
  * chains. Vector count (1..4) and rows (1..2) are compile-time constants of
  * each specialised loop; accumulators are named variables. */

@@ -1,7 +1,8 @@
 /* Hybrid-sparse run microkernel, AVX-512: up to 4 rows of a run x 64 pixels
  * (4 zmm per row). Per kept column the run's B row is loaded once (nv
  * vectors) and each row of the chunk broadcasts its weight into nv FMAs, so
- * rows sharing their N:M selection share every load (DESIGN §6). A lone row
+ * rows sharing their N:M selection share every load (runtime/README.md,
+ * "Optimised kernels"). A lone row
  * (the paper's per-row N:M) alternates two accumulator sets over even and
  * odd entries, summed at the end: eight independent FMA chains instead of
  * four, enough to hide the FMA latency. The vector count nv (1..4, from nc)
