@@ -5,14 +5,16 @@ For each architecture (CIFAR-size ResNet-18 and MobileNetV2 by default) a base m
 on all 100 classes (cached by its settings). Then for each target sparsity, each number of user
 classes k (the first k of a fixed seeded permutation of the class ids), each seed and each
 variant (a pruning method with its settings) one pruning run is made. A run is one unit of work:
-its result is a JSON file under OUT_DIR/units/, written atomically when the run ends, and its
-per-step state lives in OUT_DIR/units/<unit>.ckpt/ while it runs, so an interrupted benchmark
-resumes where it stopped (finished units are skipped, a unit cut midway continues from its last
-finished step). Units run in ``--jobs`` worker processes with one torch thread each.
+its result is a JSON file in RUNS_DIR (docs/prune-benchmark-runs/, committed), written
+atomically when the run ends, and its per-step state lives in OUT_DIR/units/<unit>.ckpt/ while
+it runs, so an interrupted benchmark resumes where it stopped, also in another checkout
+(finished units are skipped, a unit cut midway continues from its last finished step; base
+models are retrained from their settings, and each run records its base model's sha256). Units
+run in ``--jobs`` worker processes with one torch thread each.
 
-    python bench/prune_bench.py                       # full scale (≈ 3 h on 2 cores)
+    python bench/prune_bench.py --ablations           # full scale (≈ 6 h on 2 cores)
     python bench/prune_bench.py --quick               # minutes: proves the pipeline works
-    python bench/prune_bench.py --ablations           # + the runs that chose the defaults
+    python bench/prune_bench.py                       # without the ablations
 
 Every variant uses the same schedule, the same recovery settings (distillation, BatchNorm
 re-estimation) and so the same budget in image passes, stated in the table. The paper's claim
@@ -90,6 +92,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--doc", type=Path, default=None,
                     help="Markdown output [default: docs/prune-benchmark.md; with --quick "
                          "OUT_DIR/prune-benchmark.md]")
+    ap.add_argument("--runs-dir", type=Path, default=None,
+                    help="one JSON per finished run, the raw data of the doc (committed, so a "
+                         "benchmark can resume in another checkout) [default: "
+                         "docs/prune-benchmark-runs; with --quick OUT_DIR/runs]")
     ap.add_argument("--quick", action="store_true",
                     help="tiny scale (8 samples/class, 1 base epoch, k=2, 1 seed, 16 px)")
     ap.add_argument("--unit", help=argparse.SUPPRESS)  # internal: run one unit (a worker)
@@ -99,6 +105,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.image_size, args.batch_size, args.seeds, args.test_per_class = 16, 16, 1, 10
         args.final_epochs = 1
         args.out_dir = args.out_dir.with_name(args.out_dir.name + "-quick")
+    if args.runs_dir is None:
+        args.runs_dir = args.out_dir / "runs" if args.quick else \
+            REPO / "docs" / "prune-benchmark-runs"
     if args.doc is None:
         args.doc = args.out_dir / "prune-benchmark.md" if args.quick else \
             REPO / "docs" / "prune-benchmark.md"
@@ -202,7 +211,7 @@ def run_unit(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     config = prune_config(u, args)
     base = base_path(u["arch"], args)
     model, _, _, _ = load_base(u["arch"], None, base, None)
-    ckpt = args.out_dir / "units" / (unit_id(u) + ".ckpt")
+    ckpt = args.out_dir / "units" / (unit_id(u) + ".ckpt")  # scratch: not committed
     started = time.perf_counter()
     result = prune(model, "synthetic:100", user_classes(u["k"]), config, progress=False,
                    checkpoint_dir=ckpt, resume=True)
@@ -215,7 +224,7 @@ def run_unit(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
            "this_process_s": time.perf_counter() - started,
            "base_sha256": hashlib.sha256(base.read_bytes()).hexdigest(),
            "layer_density": {row["name"]: row["density"] for row in report["layers"]}}
-    path = args.out_dir / "units" / (unit_id(u) + ".json")
+    path = args.runs_dir / (unit_id(u) + ".json")
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(out, indent=1) + "\n")
     os.replace(tmp, path)
@@ -230,6 +239,7 @@ def _worker_command(u: dict[str, Any], argv: list[str]) -> list[str]:
 def run_all(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
     """Train the bases, then run every unit not done yet over ``--jobs`` workers."""
     (args.out_dir / "units").mkdir(parents=True, exist_ok=True)
+    args.runs_dir.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
     archs = args.archs.split(",")
     pending_bases = [a for a in archs if not base_path(a, args).is_file()]
@@ -239,7 +249,7 @@ def run_all(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
         if proc.wait() != 0:
             raise SystemExit(f"[bench] base training failed (exit {proc.returncode})")
     todo = [u for u in units(args)
-            if not (args.out_dir / "units" / (unit_id(u) + ".json")).is_file()]
+            if not (args.runs_dir / (unit_id(u) + ".json")).is_file()]
     total = len(units(args))
     print(f"[bench] {total - len(todo)} of {total} runs done, {len(todo)} to go, "
           f"{args.jobs} workers", flush=True)
@@ -267,7 +277,7 @@ def run_all(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
     if failed:
         raise SystemExit(f"[bench] {len(failed)} runs failed (logs in {logs}): "
                          f"{', '.join(failed)}")
-    return [json.loads((args.out_dir / "units" / (unit_id(u) + ".json")).read_text())
+    return [json.loads((args.runs_dir / (unit_id(u) + ".json")).read_text())
             for u in units(args)]
 
 
@@ -408,7 +418,8 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
         lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | " + " | ".join(
             "–" if n not in r["variants"] else f"{r['variants'][n]['wall_s']:.0f}"
             for n in main) + " |")
-    lines += ["", f"Per-run results: `{_rel(args.out_dir)}/units/*.json`.", ""]
+    lines += ["", f"Per-run results (every layer's density, the budget, the config): "
+              f"`{_rel(args.runs_dir)}/*.json`.", ""]
     return "\n".join(lines)
 
 

@@ -106,27 +106,37 @@ def _counts(values: Mapping[str, torch.Tensor], alive: Mapping[str, torch.Tensor
     return out
 
 
+def check_block_inputs(scores: Mapping[str, torch.Tensor], areas: Mapping[str, torch.Tensor],
+                       alive: Mapping[str, torch.Tensor], keep_ratio: float
+                       ) -> dict[str, torch.Tensor]:
+    """Validate one step's block inputs (the same layers and shapes, something alive in every
+    layer, no NaN, a ratio in (0, 1]); returns ``alive`` as bool CPU tensors."""
+    if not 0.0 < keep_ratio <= 1.0:
+        raise ArgumentError(f"keep ratio {keep_ratio} must be in (0, 1]")
+    if set(areas) != set(scores) or set(alive) != set(scores):
+        raise ArgumentError("block scores, areas and alive masks must have the same layers")
+    live = {k: v.detach().cpu().bool() for k, v in alive.items()}
+    for key, score in scores.items():
+        if score.shape != areas[key].shape or score.shape != live[key].shape:
+            raise ArgumentError(f"{key}: block scores, areas and alive masks differ in shape")
+        if not live[key].any():
+            raise ArgumentError(f"{key}: no block is alive; a layer must keep at least one block "
+                                f"per block-row")
+        if torch.isnan(score).any():
+            raise ArgumentError(f"{key} contains NaN; saliency must be a finite number per "
+                                "weight")
+    return live
+
+
 def allocate(scores: Mapping[str, torch.Tensor], areas: Mapping[str, torch.Tensor],
              alive: Mapping[str, torch.Tensor], keep_ratio: float,
              allocation: Allocation) -> dict[str, int]:
     """k_L (blocks kept per block-row) for every layer, totalling ≈ round(keep_ratio × all
     blocks of these layers, dead ones included)."""
     allocation.validate()
-    if not 0.0 < keep_ratio <= 1.0:
-        raise ArgumentError(f"keep ratio {keep_ratio} must be in (0, 1]")
     if not scores:
         return {}
-    if set(areas) != set(scores) or set(alive) != set(scores):
-        raise ArgumentError("block scores, areas and alive masks must have the same layers")
-    alive = {k: v.detach().cpu().bool() for k, v in alive.items()}
-    for key, score in scores.items():
-        if score.shape != areas[key].shape or score.shape != alive[key].shape:
-            raise ArgumentError(f"{key}: block scores, areas and alive masks differ in shape")
-        if not alive[key].any():
-            raise ArgumentError(f"{key}: no block is alive; a layer must keep at least one block "
-                                f"per block-row")
-        if torch.isnan(score).any():
-            raise ArgumentError(f"{key}: block scores contain NaN")
+    alive = check_block_inputs(scores, areas, alive, keep_ratio)
     hi = {k: int(a.sum(dim=1).min()) for k, a in alive.items()}  # every row must have k alive
     floor = min(allocation.floor, keep_ratio)
     lo = {k: min(max(1, math.ceil(floor * a.shape[1] - 1e-9)), hi[k]) for k, a in alive.items()}

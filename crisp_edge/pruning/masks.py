@@ -31,7 +31,7 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from crisp_edge.pruning.allocation import Allocation, allocate
+from crisp_edge.pruning.allocation import Allocation, allocate, check_block_inputs
 from crisp_edge.errors import ArgumentError
 from crisp_edge.format.pattern import Pattern
 
@@ -335,19 +335,11 @@ def global_block_budget(scores: Mapping[str, torch.Tensor], areas: Mapping[str, 
     _check_ratio(keep_ratio)
     if not scores:
         return {}
-    if set(areas) != set(scores) or set(alive) != set(scores):
-        raise ArgumentError("block scores, areas and alive masks must have the same layers")
+    alive = check_block_inputs(scores, areas, alive, keep_ratio)
     areas = {k: v.detach().cpu().to(torch.float64) for k, v in areas.items()}
-    alive = {k: v.detach().cpu().bool() for k, v in alive.items()}
     full_area = max(float(a.max()) for a in areas.values())
-    normalised = {}
-    for key, score in scores.items():
-        if score.shape != areas[key].shape or score.shape != alive[key].shape:
-            raise ArgumentError(f"{key}: block scores, areas and alive masks differ in shape")
-        if not alive[key].any():
-            raise ArgumentError(f"{key}: no block is alive; a layer must keep at least one block "
-                                f"per block-row")
-        normalised[key] = _check_scores(score, key) * full_area / areas[key]
+    normalised = {key: _check_scores(score, key) * full_area / areas[key]
+                  for key, score in scores.items()}
     ranked = torch.cat([normalised[k][alive[k]] for k in normalised])
     total = sum(s.numel() for s in scores.values())
     n_keep = _round_half_up(keep_ratio * total)
