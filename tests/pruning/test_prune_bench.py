@@ -1,0 +1,62 @@
+"""bench/prune_bench.py's bookkeeping: run order, mean ± std over seeds, the verdicts (ties within
+one std), and the Markdown table, on made-up run results (no training)."""
+
+from __future__ import annotations
+
+import importlib.util
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def bench():  # type: ignore[no-untyped-def]
+    spec = importlib.util.spec_from_file_location("prune_bench", REPO / "bench" / "prune_bench.py")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["prune_bench"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def _run(variant: str, seed: int, top1: float, k: int = 5) -> dict:
+    return {"arch": "resnet18_cifar", "sparsity": 0.9, "k": k, "seed": seed, "variant": variant,
+            "dense": {"top1": 1.0}, "final": {"top1": top1}, "sparsity_achieved": 0.9,
+            "effective_macs": 30, "dense_macs": 100, "wall_time_s": 10.0,
+            "budget": {"fine_tune": 1600, "saliency": 400, "bn_recalibration": 1000,
+                       "teacher_forward": 1600}}
+
+
+def test_order_puts_whole_rows_first_and_ablations_once(bench) -> None:
+    args = bench.parse_args(["--ablations", "--archs", "resnet18_cifar",
+                             "--sparsities", "0.9+0.95", "--seeds", "2"])
+    units = bench.units(args)
+    first = [u for u in units if u["sparsity"] == 0.9 and u["variant"] in bench.VARIANTS]
+    assert units[:len(first)] == first  # the main row of the first sparsity comes first
+    ablations = [u for u in units if u["variant"] in bench.ABLATIONS]
+    assert {u["seed"] for u in ablations} == {0} and {u["sparsity"] for u in ablations} == {0.9}
+    assert len(units) == len({bench.unit_id(u) for u in units})  # no run twice
+
+
+def test_mean_std_and_verdicts(bench) -> None:
+    runs = [_run("crisp", 0, 0.98), _run("crisp", 1, 0.96), _run("crisp", 2, 0.97),
+            _run("magnitude-hybrid", 0, 0.90), _run("magnitude-hybrid", 1, 0.92),
+            _run("magnitude-hybrid", 2, 0.91),
+            _run("unstructured", 0, 0.975), _run("unstructured", 1, 0.965),
+            _run("unstructured", 2, 0.97),
+            _run("channel", 0, 0.99), _run("channel", 1, 0.99), _run("channel", 2, 0.99),
+            _run("crisp-v4", 0, 0.96), _run("crisp-v4", 1, 0.95), _run("crisp-v4", 2, 0.97)]
+    (row,) = bench.summarize(runs)
+    crisp = row["variants"]["crisp"]
+    assert crisp["mean"] == pytest.approx(0.97) and crisp["std"] == pytest.approx(0.01)
+    v = bench.verdicts(row)
+    assert v["gap_to_dense"] == pytest.approx(0.03)
+    assert v["baselines"] == {"crisp_ahead": ["magnitude-hybrid"], "tie": ["unstructured"],
+                              "crisp_behind": ["channel"]}
+    assert v["v4_gap"] == pytest.approx(0.01)
+    args = bench.parse_args(["--seeds", "3"])
+    text = bench.markdown(runs, args, "python bench/prune_bench.py", 60.0)
+    assert "| resnet18_cifar | 90 % | 5 | 100.0 | 97.0 ± 1.0 |" in text
+    assert "magnitude-hybrid / unstructured / channel" in text
