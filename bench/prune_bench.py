@@ -98,6 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                          "docs/prune-benchmark-runs; with --quick OUT_DIR/runs]")
     ap.add_argument("--quick", action="store_true",
                     help="tiny scale (8 samples/class, 1 base epoch, k=2, 1 seed, 16 px)")
+    ap.add_argument("--report", action="store_true",
+                    help="run nothing: write the doc from the runs finished so far (a partial "
+                         "benchmark says how many of its runs are in)")
     ap.add_argument("--unit", help=argparse.SUPPRESS)  # internal: run one unit (a worker)
     args = ap.parse_args(argv)
     if args.quick:
@@ -314,10 +317,12 @@ def summarize(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
-def _cell(v: dict[str, Any] | None) -> str:
+def _cell(v: dict[str, Any] | None, seeds: int = 1) -> str:
+    """mean ± std (%); ``(n=…)`` when fewer seeds than asked are in."""
     if v is None:
         return "–"
-    return f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}"
+    short = f" (n={v['seeds']})" if v["seeds"] < seeds else ""
+    return f"{100 * v['mean']:.1f} ± {100 * v['std']:.1f}{short}"
 
 
 def verdicts(row: dict[str, Any]) -> dict[str, Any]:
@@ -364,7 +369,13 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
         f"{b['bn_recalibration']} BatchNorm forwards, {b['saliency']} saliency passes). "
         f"Top-1 on the user classes, mean ± std over {args.seeds} seeds (the seed sets the "
         "fine-tuning order; base model and classes are fixed).", "",
-        f"Command: `{command}` ({wall / 60:.0f} min of wall time for the runs not cached).", "",
+        f"Command: `{command}` ({wall / 60:.0f} min of wall time for the runs not cached; the "
+        f"runs in the table took {sum(r['wall_time_s'] for r in results) / 3600:.1f} h of one "
+        "core in all).", "",
+        *([f"**Partial: {args.partial[0]} of the {args.partial[1]} runs are in**; the command "
+           "resumes the rest (finished runs are kept in the runs directory). Rows with fewer "
+           "seeds than asked say how many they have (n=…); a missing cell is a "
+           "run not done yet.", ""] if getattr(args, "partial", None) else []),
         f"Machine: {platform.machine()}, {args.jobs} worker processes × 1 torch thread.", "",
         "## Top-1 on the user classes (%)", "",
         "| arch | sparsity | k | dense | " + " | ".join(main) + " |",
@@ -372,7 +383,7 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
     for r in rows:
         lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | "
                      f"{100 * r['dense']:.1f} | "
-                     + " | ".join(_cell(r["variants"].get(n)) for n in main) + " |")
+                     + " | ".join(_cell(r["variants"].get(n), args.seeds) for n in main) + " |")
     lines += ["", "## Achieved sparsity of the prunable layers / effective MACs (% of dense)", "",
               "| arch | sparsity | k | " + " | ".join(main) + " |",
               "|---|---:|---:|" + "---:|" * len(main)]
@@ -437,9 +448,18 @@ def main(argv: list[str] | None = None) -> int:
         else:
             run_unit(u, args)
         return 0
-    command = "python bench/prune_bench.py " + " ".join(shlex.quote(a) for a in argv)
+    command = "python bench/prune_bench.py " + " ".join(shlex.quote(a) for a in argv
+                                                         if a != "--report")
     started = time.perf_counter()
-    results = run_all(args, argv)
+    if args.report:
+        planned = units(args)
+        results = [json.loads(path.read_text()) for u in planned
+                   if (path := args.runs_dir / (unit_id(u) + ".json")).is_file()]
+        if not results:
+            raise SystemExit(f"[bench] no finished runs in {args.runs_dir}")
+        args.partial = (len(results), len(planned))
+    else:
+        results = run_all(args, argv)
     wall = time.perf_counter() - started
     summary = {"rows": summarize(results), "runs": results, "wall_time_s": wall,
                "args": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
