@@ -143,19 +143,23 @@ def units(args: argparse.Namespace) -> list[dict[str, Any]]:
     out = []
     variants = [v for v in args.variants.split(",") if v]
     archs = args.archs.split(",")
-    # Priority order, so that an interrupted run has whole rows done: every arch's first
-    # sparsity, then the ablations, then the further sparsities; inside a row seed by seed.
-    groups = [(arch, sparsities(args, arch)[0], False) for arch in archs]
+    # Priority order, so that an interrupted benchmark has the most to say: seed 0 of every
+    # arch's first sparsity, then the ablations (seed 0), then seeds 1, 2 …, then the further
+    # sparsities, seed by seed. Inside a block the long runs (large k) go first.
+    ks = sorted((int(v) for v in args.k.split(",")), reverse=True)
+    blocks = [(0, arch, sparsities(args, arch)[0], variants) for arch in archs]
     if args.ablations:
-        groups += [(arch, sparsities(args, arch)[0], True) for arch in archs]
-    groups += [(arch, s, False) for arch in archs for s in sparsities(args, arch)[1:]]
-    for arch, sparsity, ablation in groups:
-        for seed in range(1 if ablation else args.seeds):
-            for k in sorted((int(v) for v in args.k.split(",")), reverse=True):
-                names = [v for v in ABLATIONS if v not in variants] if ablation else variants
-                for variant in names:
-                    out.append({"arch": arch, "sparsity": sparsity, "k": k, "seed": seed,
-                                "variant": variant})
+        extra = [v for v in ABLATIONS if v not in variants]
+        blocks += [(0, arch, sparsities(args, arch)[0], extra) for arch in archs]
+    blocks += [(seed, arch, sparsities(args, arch)[0], variants)
+               for seed in range(1, args.seeds) for arch in archs]
+    blocks += [(seed, arch, s, variants) for seed in range(args.seeds) for arch in archs
+               for s in sparsities(args, arch)[1:]]
+    for seed, arch, sparsity, names in blocks:
+        for k in ks:
+            for variant in names:
+                out.append({"arch": arch, "sparsity": sparsity, "k": k, "seed": seed,
+                            "variant": variant})
     return out
 
 

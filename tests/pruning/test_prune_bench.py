@@ -29,12 +29,15 @@ def _run(variant: str, seed: int, top1: float, k: int = 5) -> dict:
                        "teacher_forward": 1600}}
 
 
-def test_order_puts_whole_rows_first_and_ablations_once(bench) -> None:
-    args = bench.parse_args(["--ablations", "--archs", "resnet18_cifar",
-                             "--sparsities", "0.9+0.95", "--seeds", "2"])
+def test_order_puts_seed_0_of_every_arch_first_and_ablations_once(bench) -> None:
+    args = bench.parse_args(["--ablations", "--archs", "resnet18_cifar,mobilenet_v2_cifar",
+                             "--sparsities", "resnet18_cifar=0.9+0.95,mobilenet_v2_cifar=0.9",
+                             "--seeds", "2"])
     units = bench.units(args)
-    first = [u for u in units if u["sparsity"] == 0.9 and u["variant"] in bench.VARIANTS]
-    assert units[:len(first)] == first  # the main row of the first sparsity comes first
+    first = [u for u in units if u["sparsity"] == 0.9 and u["variant"] in bench.VARIANTS
+             and u["seed"] == 0]
+    assert units[:len(first)] == first  # seed 0 of both archs' main rows comes first
+    assert {u["arch"] for u in first} == {"resnet18_cifar", "mobilenet_v2_cifar"}
     ablations = [u for u in units if u["variant"] in bench.ABLATIONS]
     assert {u["seed"] for u in ablations} == {0} and {u["sparsity"] for u in ablations} == {0.9}
     assert len(units) == len({bench.unit_id(u) for u in units})  # no run twice
