@@ -347,7 +347,8 @@ def train_command(arch: str | None, model_source: str | None, data: str, epochs:
 @click.option("--report-dir", type=click.Path(file_okay=False),
               help="Where PRUNED.report.{json,md} go [default: next to --out].")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),
-              help="Per-step state for --resume [default: PRUNED.pt.ckpt/].")
+              help="Per-step state for --resume [default: PRUNED.pt.ckpt/]; afterwards only "
+                   "crisp-edge's own files there are deleted.")
 def prune_command(arch: str | None, model_source: str | None, weights: str, data: str,
                   classes: str, out: str, method: str, resume: bool, report_dir: str | None,
                   checkpoint_dir: str | None, num_classes: int | None, quiet: bool,

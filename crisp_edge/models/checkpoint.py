@@ -182,23 +182,77 @@ def set_rng_state(state: dict[str, Any]) -> None:
                          nps["has_gauss"], nps["gauss"]))
 
 
+# The files crisp-edge writes in a resume directory, and the only ones it ever deletes there.
+# The directory is the user's to name (``--checkpoint-dir .`` is legal), so ownership is explicit:
+# the marker is written only when crisp-edge itself created the directory.
+RESUME_STATE = "state.pt"
+RESUME_MARKER = ".crisp-edge-resume"
+_MARKER_TEXT = ("crisp-edge created this directory for the resume state of a pruning run "
+                f"({RESUME_STATE}); it deletes the directory once the run is finished and "
+                "nothing else is in it.\n")
+
+
+def _claim_resume_dir(directory: Path) -> None:
+    """Create ``directory`` with crisp-edge's marker, or leave an existing one unmarked: only a
+    directory crisp-edge made is ever removed by :func:`remove_resume_state`."""
+    try:
+        directory.mkdir(parents=True)
+    except FileExistsError:
+        if not directory.is_dir():
+            raise ArgumentError(f"checkpoint directory {str(directory)!r} is a file") from None
+        return
+    (directory / RESUME_MARKER).write_text(_MARKER_TEXT)
+
+
 def save_resume_state(directory: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write the state after a finished step to ``directory/state.pt`` (atomically)."""
-    path = Path(directory) / "state.pt"
+    """Write the state after a finished step to ``directory/state.pt`` (atomically); a
+    directory that does not exist yet is created and marked as crisp-edge's."""
+    directory = Path(directory)
+    _claim_resume_dir(directory)
+    path = directory / RESUME_STATE
     _atomic_save({"format": RESUME_FORMAT, "version": VERSION, **state}, path)
     return path
 
 
+def check_resume_dir(directory: str | os.PathLike[str]) -> None:
+    """Refuse a directory whose ``state.pt`` is someone else's file: the run would overwrite it
+    and then delete it. Cheap for crisp-edge's own directories (the marker says whose it is)."""
+    directory = Path(directory)
+    if (directory / RESUME_MARKER).is_file() or not (directory / RESUME_STATE).is_file():
+        return
+    try:
+        load_resume_state(directory)
+    except FormatError:
+        raise ArgumentError(f"{str(directory / RESUME_STATE)!r} is not a crisp-edge resume "
+                            "state; choose another --checkpoint-dir, so that file is not "
+                            "overwritten and then deleted") from None
+
+
+def remove_resume_state(directory: str | os.PathLike[str]) -> None:
+    """Delete what crisp-edge wrote in ``directory`` once a run is finished: its state file, a
+    temporary file a crash left, its marker; then the directory itself, but only if crisp-edge
+    created it (the marker) and nothing else is left in it. Never anything else: the directory
+    may be the user's working directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    created = (directory / RESUME_MARKER).is_file()
+    for name in (RESUME_STATE, RESUME_STATE + ".tmp", RESUME_MARKER):
+        (directory / name).unlink(missing_ok=True)
+    if created and not any(directory.iterdir()):
+        directory.rmdir()
+
+
 def load_resume_state(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The state saved in ``directory`` or None when there is none yet."""
-    path = Path(directory) / "state.pt"
+    path = Path(directory) / RESUME_STATE
     if not path.is_file():
         return None
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise FormatError(f"cannot read the resume state {str(path)!r}: {e}; delete the "
-                          "directory to start over") from e
+        raise FormatError(f"cannot read the resume state {str(path)!r}: {e}; delete that "
+                          "file to start over") from e
     if not isinstance(raw, dict) or raw.get("format") != RESUME_FORMAT:
         raise FormatError(f"{str(path)!r} is not a crisp-edge resume state")
     if raw.get("version") != VERSION:

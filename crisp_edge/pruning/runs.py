@@ -9,7 +9,6 @@ and write checkpoints and reports (only rank 0 writes under ``torchrun``).
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from torch import nn
 
 from crisp_edge.pruning import distributed
 from crisp_edge.models.checkpoint import (Checkpoint, build_model, build_model_from_checkpoint,
-                                   load_checkpoint, load_weights, save_checkpoint)
+                                          load_checkpoint, load_weights, remove_resume_state,
+                                          save_checkpoint)
 from crisp_edge.errors import ArgumentError
 from crisp_edge.pruning.engine import PruneConfig, prune, result_checkpoint
 from crisp_edge.pruning.report import comparison_markdown, comparison_row, write_report
@@ -120,8 +120,9 @@ def run_prune(*, arch: str | None, model_source: str | None, weights: str | Path
               progress: bool = True) -> dict[str, Any]:
     """Prune, then write PRUNED.pt and PRUNED.report.{json,md}; returns the report.
 
-    The per-step state goes to ``checkpoint_dir`` (default ``PRUNED.pt.ckpt/``) and is removed
-    once PRUNED.pt is written."""
+    The per-step state goes to ``checkpoint_dir`` (default ``PRUNED.pt.ckpt/``); once PRUNED.pt
+    is written, crisp-edge's files there are removed, and the directory only if crisp-edge
+    created it and nothing else is left in it."""
     config.validate()
     model, arch, model_source, ckpt = load_base(arch, model_source, weights, num_classes)
     if config.image_size is None:
@@ -135,7 +136,7 @@ def run_prune(*, arch: str | None, model_source: str | None, weights: str | Path
         save_checkpoint(result_checkpoint(result, arch=arch, model_source=model_source,
                                           data=data), out)
         write_report(result.report, report_base)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        remove_resume_state(ckpt_dir)  # never rmtree: the directory may be the user's
     distributed.barrier()
     return result.report
 

@@ -111,6 +111,33 @@ def test_resume_continues_an_interrupted_cli_run(base: tuple[Path, str]) -> None
         assert torch.equal(resumed["state_dict"][key], value), key
 
 
+def test_checkpoint_dir_dot_keeps_the_working_directory(base: tuple[Path, str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--checkpoint-dir .` once emptied the working directory, PRUNED.pt included: only
+    crisp-edge's own state file may go."""
+    root, _ = base
+    work = root / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("the user's")
+    monkeypatch.chdir(work)
+    result, text = invoke("prune", "--weights", str(root / "base.pt"), "--out", "pruned.pt",
+                          "--checkpoint-dir", ".", *PRUNE)
+    assert result.exit_code == 0, text
+    assert sorted(p.name for p in work.iterdir()) == ["notes.txt", "pruned.pt",
+                                                     "pruned.report.json", "pruned.report.md"]
+
+
+def test_checkpoint_dir_with_someone_elses_state_is_refused(base: tuple[Path, str]) -> None:
+    root, _ = base
+    other = root / "other"
+    other.mkdir()
+    torch.save({"epoch": 3}, other / "state.pt")
+    result, text = invoke("prune", "--weights", str(root / "base.pt"), "--out",
+                          str(other / "p.pt"), "--checkpoint-dir", str(other), *PRUNE)
+    assert result.exit_code == 1 and "not a crisp-edge resume state" in text, text
+    assert torch.load(other / "state.pt", weights_only=True) == {"epoch": 3}
+
+
 def test_compare_writes_one_table_with_every_method(base: tuple[Path, str]) -> None:
     root, _ = base
     methods = ["crisp", "magnitude-hybrid", "unstructured", "nm-only", "block-only", "channel"]
