@@ -2,10 +2,12 @@
 
 A checkpoint is one dict of tensors, dicts, lists, strings, numbers, booleans and None, so plain
 ``torch.load(path, weights_only=True)`` reads it without crisp-edge. Every field is documented in
-docs/checkpoint.md (the packer reads it).
+docs/checkpoint.md (the packer reads it). A zoo ``arch`` is taken from the checkpoint; a user
+model's ``FILE.py:CLASS`` must come from the user, since importing it runs its code.
 
 >>> ckpt = load_checkpoint("pruned.pt")                                  # doctest: +SKIP
 >>> model = build_model_from_checkpoint(ckpt)                             # doctest: +SKIP
+>>> model = build_model_from_checkpoint(ckpt, model_source="nets.py:Net") # doctest: +SKIP
 >>> ckpt.classes, ckpt.pattern                                            # doctest: +SKIP
 ([3, 7, 11], {'n': 2, 'm': 4, 'block_rows': 16, 'block_cols': 16, 'shared_rows': 1})
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crisp_edge.errors import ArgumentError, FormatError
+from crisp_edge.errors import ArgumentError, FormatError, ModelCodeRequiredError
 
 FORMAT = "crisp-edge.checkpoint"
 VERSION = 1
@@ -132,14 +135,45 @@ def build_model(arch: str | None, model_source: str | None, num_classes: int) ->
     return build_user_model(model_source, num_classes)  # type: ignore[arg-type]
 
 
-def build_model_from_checkpoint(ckpt: Checkpoint) -> nn.Module:
-    """The model of ``ckpt`` with its weights loaded, in eval mode (head as stored)."""
-    model = build_model(ckpt.arch, ckpt.model_source, ckpt.num_classes)
+def _as_argument(text: str) -> str:
+    """``text`` as it can be pasted on a command line; repr() when it holds control characters
+    (it comes from a file, and must not drive the terminal)."""
+    return shlex.quote(text) if text.isprintable() else repr(text)
+
+
+def model_for_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str] | None = None, *,
+                         arch: str | None = None, model_source: str | None = None
+                         ) -> tuple[str | None, str | None]:
+    """What to build for ``ckpt`` (read from ``path``), as ``(arch, model_source)``: the user's
+    ``arch`` / ``model_source`` when given, else the checkpoint's zoo ``arch`` (a name, not code).
+
+    The checkpoint's own ``model_source`` is only a suggestion: importing it would let a data
+    file, which anyone can hand over, choose code to run. The user must name it with --model."""
+    if arch is not None or model_source is not None:
+        return arch, model_source
+    if ckpt.arch is not None:
+        return ckpt.arch, None
+    where = os.fspath(path) if path is not None else "the checkpoint"
+    suggested = _as_argument(str(ckpt.model_source))
+    raise ModelCodeRequiredError(
+        f"{where} was made with the model file {suggested}; pass --model {suggested} if you "
+        "trust that file (crisp-edge imports a model's code only when you name it: a data file "
+        "must not choose code to run)")
+
+
+def build_model_from_checkpoint(ckpt: Checkpoint, *, arch: str | None = None,
+                                model_source: str | None = None,
+                                path: str | os.PathLike[str] | None = None) -> nn.Module:
+    """The model of ``ckpt`` with its weights loaded, in eval mode (head as stored): the zoo
+    arch it names, or the user's ``model_source`` (see :func:`model_for_checkpoint`; ``path``
+    names the checkpoint in errors)."""
+    arch, model_source = model_for_checkpoint(ckpt, path, arch=arch, model_source=model_source)
+    model = build_model(arch, model_source, ckpt.num_classes)
     try:
         model.load_state_dict(ckpt.state_dict)
     except RuntimeError as e:
-        raise FormatError(f"the checkpoint's weights do not fit "
-                          f"{ckpt.arch or ckpt.model_source}: {e}") from e
+        raise FormatError(f"the checkpoint's weights do not fit {arch or model_source}: "
+                          f"{e}") from e
     return model.eval()
 
 

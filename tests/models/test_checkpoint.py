@@ -1,4 +1,5 @@
-"""The resume directory of a pruning run: crisp-edge deletes only what it wrote there."""
+"""Checkpoints are data: they name zoo archs but never choose code to run; and the resume
+directory of a pruning run, where crisp-edge deletes only what it wrote."""
 
 from __future__ import annotations
 
@@ -7,11 +8,56 @@ from pathlib import Path
 import pytest
 import torch
 
-from crisp_edge.errors import ArgumentError
-from crisp_edge.models.checkpoint import (RESUME_MARKER, check_resume_dir, load_resume_state,
-                                          remove_resume_state, save_resume_state)
+from crisp_edge.errors import ArgumentError, ModelCodeRequiredError
+from crisp_edge.models.checkpoint import (RESUME_MARKER, Checkpoint, build_model_from_checkpoint,
+                                          check_resume_dir, load_resume_state,
+                                          model_for_checkpoint, remove_resume_state,
+                                          save_resume_state)
+from crisp_edge.models.zoo import tiny_resnet
 
 STATE = {"step": 0, "model": {"w": torch.zeros(2)}}
+
+
+def _user_checkpoint(tmp_path: Path, source: str) -> tuple[Checkpoint, Path]:
+    """A checkpoint whose model_source is a file that leaves a mark when imported."""
+    ran = tmp_path / "ran"
+    net = tmp_path / "net.py"
+    net.write_text(f"open({str(ran)!r}, 'w').close()\nfrom crisp_edge.models.zoo import "
+                   "TinyResNet as Net\n")
+    model = tiny_resnet(3)
+    return Checkpoint(kind="base", state_dict=model.state_dict(), num_classes=3,
+                      input_shape=[3, 32, 32], model_source=source.format(net=net)), ran
+
+
+def test_a_checkpoints_model_file_is_never_imported_unasked(tmp_path: Path) -> None:
+    ckpt, ran = _user_checkpoint(tmp_path, "{net}:Net")
+    with pytest.raises(ModelCodeRequiredError) as refused:
+        build_model_from_checkpoint(ckpt, path="base.pt")
+    assert str(refused.value).startswith(f"base.pt was made with the model file {tmp_path}")
+    assert f"--model {ckpt.model_source}" in str(refused.value)
+    assert "a data file must not choose code to run" in str(refused.value)
+    assert not ran.exists()
+    build_model_from_checkpoint(ckpt, model_source=ckpt.model_source)
+    assert ran.exists()
+
+
+def test_a_suggestion_with_control_characters_is_shown_escaped(tmp_path: Path) -> None:
+    ckpt, ran = _user_checkpoint(tmp_path, "{net}\x1b[2J:Net")
+    with pytest.raises(ModelCodeRequiredError, match=r"\\x1b\[2J") as refused:
+        model_for_checkpoint(ckpt, "x.pt")
+    assert "\x1b" not in str(refused.value) and not ran.exists()
+
+
+def test_a_zoo_arch_comes_from_the_checkpoint(tmp_path: Path) -> None:
+    model = tiny_resnet(3)
+    ckpt = Checkpoint(kind="base", state_dict=model.state_dict(), num_classes=3,
+                      input_shape=[3, 32, 32], arch="tiny_resnet")
+    assert model_for_checkpoint(ckpt) == ("tiny_resnet", None)
+    rebuilt = build_model_from_checkpoint(ckpt)
+    assert torch.equal(rebuilt.fc.weight, model.fc.weight)
+    with pytest.raises(ArgumentError, match="unknown architecture 'nets.py:Net'"):
+        build_model_from_checkpoint(Checkpoint(kind="base", state_dict={}, num_classes=3,
+                                               input_shape=[3, 32, 32], arch="nets.py:Net"))
 
 
 def test_a_directory_crisp_edge_created_is_removed(tmp_path: Path) -> None:
