@@ -207,10 +207,9 @@ def prune_config(u: dict[str, Any], args: argparse.Namespace) -> Any:
 
 def run_unit(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     """One pruning run (in a worker process); resumes from its checkpoint directory."""
-    import shutil
-
     import torch
 
+    from crisp_edge.models.checkpoint import remove_resume_state
     from crisp_edge.pruning.engine import prune
     from crisp_edge.pruning.runs import load_base
 
@@ -235,7 +234,7 @@ def run_unit(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     tmp = path.with_suffix(".json.tmp")
     tmp.write_text(json.dumps(out, indent=1) + "\n")
     os.replace(tmp, path)
-    shutil.rmtree(ckpt, ignore_errors=True)  # the unit's own state directory, now done
+    remove_resume_state(ckpt)  # the unit's state, now done; the same safe removal as prune
     return out
 
 

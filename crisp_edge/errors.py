@@ -101,6 +101,12 @@ class LibraryVersionError(CrispError):
     status = None
 
 
+# Models (crisp_edge.models): checkpoints and the user's model files.
+class ModelCodeRequiredError(ArgumentError):
+    """A checkpoint was made with a user model file (``FILE.py:CLASS``): crisp-edge imports
+    that code only when the user names it with ``--model``, never because a data file says so."""
+
+
 # Pruning (crisp_edge.pruning): a signal to stop, not a failure.
 class StopPruning(CrispError):
     """Raise from ``on_step_end`` to stop a run after a checkpointed step (resumable)."""

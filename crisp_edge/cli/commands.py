@@ -61,7 +61,8 @@ def read_labels(path: str) -> list[tuple[int, str]]:
 @click.argument("checkpoint", required=False, metavar="[CHECKPOINT.pt]",
                 type=click.Path(exists=True, dir_okay=False))
 @click.option("--model", "model_spec", metavar="FILE.py:CLASS",
-              help="The torch nn.Module class to pack (instead of a CHECKPOINT).")
+              help="The torch nn.Module class to pack, or the class of a CHECKPOINT of your "
+                   "own model (a checkpoint names only zoo archs; it never chooses code to run).")
 @click.option("--num-classes", type=click.IntRange(min=1), help="Passed as num_classes=.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False),
               help="State dict (or checkpoint with 'state_dict') to load.")
@@ -89,17 +90,19 @@ def pack_command(checkpoint: str | None, model_spec: str | None, num_classes: in
     \b
       crisp-edge pack pruned.pt --out model.crisp
       crisp-edge pack pruned.pt --int8 --calibration synthetic:100 --out model-int8.crisp
+      crisp-edge pack pruned.pt --model net.py:Net --out m.crisp   # your own model's checkpoint
       crisp-edge pack --model net.py:Net --weights w.pt --input-shape 3,32,32 --out m.crisp
     """
     if int8 and not calibration:
         raise click.UsageError("--int8 needs --calibration SOURCE (images for activation ranges)")
     if checkpoint:
-        if model_spec or weights or input_shape or num_classes or labels_path:
-            raise click.UsageError("give either a CHECKPOINT or --model/--weights/--input-shape/"
+        if weights or input_shape or num_classes or labels_path:
+            raise click.UsageError("give either a CHECKPOINT or --weights/--input-shape/"
                                    "--num-classes/--labels, not both")
         from crisp_edge.packing.pack import pack_checkpoint
 
-        report = pack_checkpoint(checkpoint, out, int8=int8, calibration=calibration,
+        report = pack_checkpoint(checkpoint, out, model_source=model_spec, int8=int8,
+                                 calibration=calibration,
                                  pattern_mode=pattern_mode or "checkpoint", percentile=percentile)
         click.echo(str(report))
         return
@@ -216,7 +219,8 @@ def inspect_command(model_path: str, as_json: bool) -> None:
 
 def _model_options(f: Any) -> Any:
     f = click.option("--model", "model_source", metavar="FILE.py:CLASS",
-                     help="Your own nn.Module class (constructed with num_classes=).")(f)
+                     help="Your own nn.Module class (constructed with num_classes=); needed "
+                     "with a checkpoint of it too: a checkpoint never chooses code to run.")(f)
     f = click.option("--arch", help="A zoo architecture, e.g. resnet18_cifar.")(f)
     return f
 
@@ -225,7 +229,8 @@ def _prune_options(f: Any) -> Any:
     """The flags ``prune`` and ``compare`` share."""
     options = [
         click.option("--weights", required=True, type=click.Path(exists=True, dir_okay=False),
-                     help="The base model: BASE.pt from `crisp-edge train`, or a state dict."),
+                     help="The base model: BASE.pt from `crisp-edge train` (it names a zoo "
+                     "--arch, not a --model), or a state dict."),
         click.option("--data", required=True, metavar="SOURCE",
                      help="synthetic[:N], cifar100:DIR or an ImageFolder directory."),
         click.option("--classes", required=True, help="User classes by id or name: 3,7,11."),
@@ -347,7 +352,8 @@ def train_command(arch: str | None, model_source: str | None, data: str, epochs:
 @click.option("--report-dir", type=click.Path(file_okay=False),
               help="Where PRUNED.report.{json,md} go [default: next to --out].")
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),
-              help="Per-step state for --resume [default: PRUNED.pt.ckpt/].")
+              help="Per-step state for --resume [default: PRUNED.pt.ckpt/]; afterwards only "
+                   "crisp-edge's own files there are deleted.")
 def prune_command(arch: str | None, model_source: str | None, weights: str, data: str,
                   classes: str, out: str, method: str, resume: bool, report_dir: str | None,
                   checkpoint_dir: str | None, num_classes: int | None, quiet: bool,
@@ -380,22 +386,27 @@ def prune_command(arch: str | None, model_source: str | None, weights: str, data
               type=click.Choice(["train", "test"]))
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--image-size", type=click.IntRange(min=8), help="[default: the checkpoint's]")
+@click.option("--model", "model_source", metavar="FILE.py:CLASS",
+              help="The class of a checkpoint of your own model (a checkpoint names only zoo "
+                   "archs; it never chooses code to run).")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Runtime threads (.crisp models).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 def eval_command(checkpoint: str, data: str, classes: str | None, split: str, batch_size: int,
-                 image_size: int | None, threads: int, as_json: bool) -> None:
+                 image_size: int | None, model_source: str | None, threads: int,
+                 as_json: bool) -> None:
     """Top-1/top-5 on the user's classes of a base or pruned checkpoint (torch) or of a packed
     .crisp model (through the C runtime, measured the same way)."""
     from crisp_edge.pruning.runs import run_eval, run_eval_crisp
 
     if _is_crisp_file(checkpoint):
-        if image_size:
-            raise click.UsageError("--image-size does not apply to a .crisp model (its input "
-                                   "shape is fixed)")
+        if image_size or model_source:
+            raise click.UsageError("--image-size and --model do not apply to a .crisp model "
+                                   "(it holds its graph and a fixed input shape)")
         result = run_eval_crisp(checkpoint, data, classes, split, batch_size, threads)
     else:
-        result = run_eval(checkpoint, data, classes, split, batch_size, image_size)
+        result = run_eval(checkpoint, data, classes, split, batch_size, image_size,
+                          model_source)
     if as_json:
         click.echo(json.dumps(result, indent=2))
     else:

@@ -2,10 +2,12 @@
 
 A checkpoint is one dict of tensors, dicts, lists, strings, numbers, booleans and None, so plain
 ``torch.load(path, weights_only=True)`` reads it without crisp-edge. Every field is documented in
-docs/checkpoint.md (the packer reads it).
+docs/checkpoint.md (the packer reads it). A zoo ``arch`` is taken from the checkpoint; a user
+model's ``FILE.py:CLASS`` must come from the user, since importing it runs its code.
 
 >>> ckpt = load_checkpoint("pruned.pt")                                  # doctest: +SKIP
 >>> model = build_model_from_checkpoint(ckpt)                             # doctest: +SKIP
+>>> model = build_model_from_checkpoint(ckpt, model_source="nets.py:Net") # doctest: +SKIP
 >>> ckpt.classes, ckpt.pattern                                            # doctest: +SKIP
 ([3, 7, 11], {'n': 2, 'm': 4, 'block_rows': 16, 'block_cols': 16, 'shared_rows': 1})
 """
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import os
 import random
+import shlex
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -22,7 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from crisp_edge.errors import ArgumentError, FormatError
+from crisp_edge.errors import ArgumentError, FormatError, ModelCodeRequiredError
 
 FORMAT = "crisp-edge.checkpoint"
 VERSION = 1
@@ -132,14 +135,45 @@ def build_model(arch: str | None, model_source: str | None, num_classes: int) ->
     return build_user_model(model_source, num_classes)  # type: ignore[arg-type]
 
 
-def build_model_from_checkpoint(ckpt: Checkpoint) -> nn.Module:
-    """The model of ``ckpt`` with its weights loaded, in eval mode (head as stored)."""
-    model = build_model(ckpt.arch, ckpt.model_source, ckpt.num_classes)
+def _as_argument(text: str) -> str:
+    """``text`` as it can be pasted on a command line; repr() when it holds control characters
+    (it comes from a file, and must not drive the terminal)."""
+    return shlex.quote(text) if text.isprintable() else repr(text)
+
+
+def model_for_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str] | None = None, *,
+                         arch: str | None = None, model_source: str | None = None
+                         ) -> tuple[str | None, str | None]:
+    """What to build for ``ckpt`` (read from ``path``), as ``(arch, model_source)``: the user's
+    ``arch`` / ``model_source`` when given, else the checkpoint's zoo ``arch`` (a name, not code).
+
+    The checkpoint's own ``model_source`` is only a suggestion: importing it would let a data
+    file, which anyone can hand over, choose code to run. The user must name it with --model."""
+    if arch is not None or model_source is not None:
+        return arch, model_source
+    if ckpt.arch is not None:
+        return ckpt.arch, None
+    where = os.fspath(path) if path is not None else "the checkpoint"
+    suggested = _as_argument(str(ckpt.model_source))
+    raise ModelCodeRequiredError(
+        f"{where} was made with the model file {suggested}; pass --model {suggested} if you "
+        "trust that file (crisp-edge imports a model's code only when you name it: a data file "
+        "must not choose code to run)")
+
+
+def build_model_from_checkpoint(ckpt: Checkpoint, *, arch: str | None = None,
+                                model_source: str | None = None,
+                                path: str | os.PathLike[str] | None = None) -> nn.Module:
+    """The model of ``ckpt`` with its weights loaded, in eval mode (head as stored): the zoo
+    arch it names, or the user's ``model_source`` (see :func:`model_for_checkpoint`; ``path``
+    names the checkpoint in errors)."""
+    arch, model_source = model_for_checkpoint(ckpt, path, arch=arch, model_source=model_source)
+    model = build_model(arch, model_source, ckpt.num_classes)
     try:
         model.load_state_dict(ckpt.state_dict)
     except RuntimeError as e:
-        raise FormatError(f"the checkpoint's weights do not fit "
-                          f"{ckpt.arch or ckpt.model_source}: {e}") from e
+        raise FormatError(f"the checkpoint's weights do not fit {arch or model_source}: "
+                          f"{e}") from e
     return model.eval()
 
 
@@ -182,23 +216,77 @@ def set_rng_state(state: dict[str, Any]) -> None:
                          nps["has_gauss"], nps["gauss"]))
 
 
+# The files crisp-edge writes in a resume directory, and the only ones it ever deletes there.
+# The directory is the user's to name (``--checkpoint-dir .`` is legal), so ownership is explicit:
+# the marker is written only when crisp-edge itself created the directory.
+RESUME_STATE = "state.pt"
+RESUME_MARKER = ".crisp-edge-resume"
+_MARKER_TEXT = ("crisp-edge created this directory for the resume state of a pruning run "
+                f"({RESUME_STATE}); it deletes the directory once the run is finished and "
+                "nothing else is in it.\n")
+
+
+def _claim_resume_dir(directory: Path) -> None:
+    """Create ``directory`` with crisp-edge's marker, or leave an existing one unmarked: only a
+    directory crisp-edge made is ever removed by :func:`remove_resume_state`."""
+    try:
+        directory.mkdir(parents=True)
+    except FileExistsError:
+        if not directory.is_dir():
+            raise ArgumentError(f"checkpoint directory {str(directory)!r} is a file") from None
+        return
+    (directory / RESUME_MARKER).write_text(_MARKER_TEXT)
+
+
 def save_resume_state(directory: str | os.PathLike[str], state: dict[str, Any]) -> Path:
-    """Write the state after a finished step to ``directory/state.pt`` (atomically)."""
-    path = Path(directory) / "state.pt"
+    """Write the state after a finished step to ``directory/state.pt`` (atomically); a
+    directory that does not exist yet is created and marked as crisp-edge's."""
+    directory = Path(directory)
+    _claim_resume_dir(directory)
+    path = directory / RESUME_STATE
     _atomic_save({"format": RESUME_FORMAT, "version": VERSION, **state}, path)
     return path
 
 
+def check_resume_dir(directory: str | os.PathLike[str]) -> None:
+    """Refuse a directory whose ``state.pt`` is someone else's file: the run would overwrite it
+    and then delete it. Cheap for crisp-edge's own directories (the marker says whose it is)."""
+    directory = Path(directory)
+    if (directory / RESUME_MARKER).is_file() or not (directory / RESUME_STATE).is_file():
+        return
+    try:
+        load_resume_state(directory)
+    except FormatError:
+        raise ArgumentError(f"{str(directory / RESUME_STATE)!r} is not a crisp-edge resume "
+                            "state; choose another --checkpoint-dir, so that file is not "
+                            "overwritten and then deleted") from None
+
+
+def remove_resume_state(directory: str | os.PathLike[str]) -> None:
+    """Delete what crisp-edge wrote in ``directory`` once a run is finished: its state file, a
+    temporary file a crash left, its marker; then the directory itself, but only if crisp-edge
+    created it (the marker) and nothing else is left in it. Never anything else: the directory
+    may be the user's working directory."""
+    directory = Path(directory)
+    if not directory.is_dir():
+        return
+    created = (directory / RESUME_MARKER).is_file()
+    for name in (RESUME_STATE, RESUME_STATE + ".tmp", RESUME_MARKER):
+        (directory / name).unlink(missing_ok=True)
+    if created and not any(directory.iterdir()):
+        directory.rmdir()
+
+
 def load_resume_state(directory: str | os.PathLike[str]) -> dict[str, Any] | None:
     """The state saved in ``directory`` or None when there is none yet."""
-    path = Path(directory) / "state.pt"
+    path = Path(directory) / RESUME_STATE
     if not path.is_file():
         return None
     try:
         raw = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:
-        raise FormatError(f"cannot read the resume state {str(path)!r}: {e}; delete the "
-                          "directory to start over") from e
+        raise FormatError(f"cannot read the resume state {str(path)!r}: {e}; delete that "
+                          "file to start over") from e
     if not isinstance(raw, dict) or raw.get("format") != RESUME_FORMAT:
         raise FormatError(f"{str(path)!r} is not a crisp-edge resume state")
     if raw.get("version") != VERSION:

@@ -19,7 +19,10 @@ if TYPE_CHECKING:
 
 
 def load_model_class(spec: str) -> type:
-    """Import ``FILE.py`` by path and return its class ``CLASS`` from the spec ``FILE.py:CLASS``."""
+    """Import ``FILE.py`` by path and return its class ``CLASS`` from the spec ``FILE.py:CLASS``.
+
+    This runs the file's code, so ``spec`` must come from the user (a --model flag), never from
+    a checkpoint or another data file (see ``checkpoint.model_for_checkpoint``)."""
     path, sep, name = spec.rpartition(":")
     if not sep or not path or not name:
         raise ArgumentError(f"model spec {spec!r} must look like path/to/file.py:ClassName")

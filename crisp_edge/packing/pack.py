@@ -296,22 +296,26 @@ def calibration_images(spec: str, image_size: int, classes: Iterable[int] | None
 
 
 def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
-                    *, int8: bool = False, calibration: Any = None,
-                    pattern_mode: str = "checkpoint", percentile: float | None = None
-                    ) -> PackReport:
+                    *, model_source: str | None = None, int8: bool = False,
+                    calibration: Any = None, pattern_mode: str = "checkpoint",
+                    percentile: float | None = None) -> PackReport:
     """Pack a pruning checkpoint (docs/checkpoint.md): the model rebuilt with its masked
     weights, labels from ``classes``/``class_names``, each prunable layer encoded with the
     checkpoint's pattern per its role (``pattern_mode="checkpoint"``; a layer whose zeros do not
     fit is auto-detected and reported), SALY from the saliency statistics, provenance with the
     pruning config, pattern and the checkpoint's hash. ``int8=True`` needs ``calibration``:
     images (array/tensor/iterable of batches) or a data source spec string, from which up to
-    256 images of the user's classes are used."""
+    256 images of the user's classes are used. A checkpoint of a user model needs
+    ``model_source`` (the user's ``FILE.py:CLASS``): the checkpoint never chooses code to run."""
     import torch
 
-    from crisp_edge.models.checkpoint import build_model_from_checkpoint, load_checkpoint
+    from crisp_edge.models.checkpoint import (build_model_from_checkpoint, load_checkpoint,
+                                              model_for_checkpoint)
 
     ckpt = load_checkpoint(checkpoint_path)
-    model = build_model_from_checkpoint(ckpt)
+    arch, model_source = model_for_checkpoint(ckpt, checkpoint_path, model_source=model_source)
+    model = build_model_from_checkpoint(ckpt, arch=arch, model_source=model_source,
+                                        path=checkpoint_path)
     if isinstance(calibration, str):
         # The user's classes: with --keep-head, ``classes`` lists every class of the head.
         calibration = calibration_images(calibration, int(ckpt.input_shape[-1]),
@@ -322,8 +326,8 @@ def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.
     provenance = {
         "checkpoint_sha256": _file_sha256(checkpoint_path),
         "checkpoint_kind": ckpt.kind,
-        "arch": ckpt.arch,
-        "model_source": ckpt.model_source,
+        "arch": arch,  # what was built: the user's --model wins over the checkpoint's arch
+        "model_source": model_source,
         "pattern": ckpt.pattern,
         "pruning": ckpt.config,
         "classes": [int(c) for c in ckpt.classes],

@@ -35,7 +35,8 @@ from crisp_edge.pruning import distributed
 from crisp_edge.pruning import recipe
 from crisp_edge.pruning.allocation import Allocation
 from crisp_edge.pruning.baselines import METHODS, MaskRequest
-from crisp_edge.models.checkpoint import load_resume_state, rng_state, save_resume_state, set_rng_state
+from crisp_edge.models.checkpoint import (check_resume_dir, load_resume_state, rng_state,
+                                          save_resume_state, set_rng_state)
 from crisp_edge.errors import ArgumentError
 from crisp_edge.pruning.masking import MODES, Masker
 from crisp_edge.format.pattern import Pattern
@@ -256,6 +257,8 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
     class_ids = _check_classes(train_set, test_set, classes)
     if resume and checkpoint_dir is None:
         raise ArgumentError("resume needs a checkpoint directory")
+    if checkpoint_dir is not None and not resume:
+        check_resume_dir(checkpoint_dir)  # a resume reads (and so checks) the state itself
     num_original = int(train_set.num_classes)
     head_name = find_head(model, num_original) if not config.keep_head else None
     if config.distill:

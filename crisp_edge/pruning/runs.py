@@ -9,7 +9,6 @@ and write checkpoints and reports (only rank 0 writes under ``torchrun``).
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,8 @@ from torch import nn
 
 from crisp_edge.pruning import distributed
 from crisp_edge.models.checkpoint import (Checkpoint, build_model, build_model_from_checkpoint,
-                                   load_checkpoint, load_weights, save_checkpoint)
+                                          load_checkpoint, load_weights, model_for_checkpoint,
+                                          remove_resume_state, save_checkpoint)
 from crisp_edge.errors import ArgumentError
 from crisp_edge.pruning.engine import PruneConfig, prune, result_checkpoint
 from crisp_edge.pruning.report import comparison_markdown, comparison_row, write_report
@@ -77,15 +77,16 @@ def load_base(arch: str | None, model_source: str | None, weights: str | Path,
               num_classes: int | None
               ) -> tuple[nn.Module, str | None, str | None, Checkpoint | None]:
     """The base model to prune: ``weights`` (a crisp-edge checkpoint, or a state dict for
-    ``--arch``/``--model``) loaded into a fresh model. Returns (model, arch, model source, the
-    checkpoint when ``weights`` is one)."""
+    ``--arch``/``--model``) loaded into a fresh model. A checkpoint may name its zoo arch, but
+    never the code to import (:func:`model_for_checkpoint`). Returns (model, arch, model
+    source, the checkpoint when ``weights`` is one)."""
     state, ckpt = load_weights(weights)
     if ckpt is not None:
         if ckpt.head.get("reduced"):
             raise ArgumentError(f"{weights} is already reduced to classes {ckpt.classes}; prune "
                                 "from the base model (the output of `crisp-edge train`)")
-        if arch is None and model_source is None:
-            arch, model_source = ckpt.arch, ckpt.model_source
+        arch, model_source = model_for_checkpoint(ckpt, weights, arch=arch,
+                                                  model_source=model_source)
         num_classes = num_classes or ckpt.num_classes
     if num_classes is None:
         num_classes = _infer_head_size(state)
@@ -120,8 +121,9 @@ def run_prune(*, arch: str | None, model_source: str | None, weights: str | Path
               progress: bool = True) -> dict[str, Any]:
     """Prune, then write PRUNED.pt and PRUNED.report.{json,md}; returns the report.
 
-    The per-step state goes to ``checkpoint_dir`` (default ``PRUNED.pt.ckpt/``) and is removed
-    once PRUNED.pt is written."""
+    The per-step state goes to ``checkpoint_dir`` (default ``PRUNED.pt.ckpt/``); once PRUNED.pt
+    is written, crisp-edge's files there are removed, and the directory only if crisp-edge
+    created it and nothing else is left in it."""
     config.validate()
     model, arch, model_source, ckpt = load_base(arch, model_source, weights, num_classes)
     if config.image_size is None:
@@ -135,18 +137,20 @@ def run_prune(*, arch: str | None, model_source: str | None, weights: str | Path
         save_checkpoint(result_checkpoint(result, arch=arch, model_source=model_source,
                                           data=data), out)
         write_report(result.report, report_base)
-        shutil.rmtree(ckpt_dir, ignore_errors=True)
+        remove_resume_state(ckpt_dir)  # never rmtree: the directory may be the user's
     distributed.barrier()
     return result.report
 
 
 def run_eval(path: str | Path, data: str, classes: str | None, split: str = "test",
-             batch_size: int = 256, image_size: int | None = None) -> dict[str, Any]:
-    """Top-1/top-5 of a base or pruned checkpoint on the user classes of ``data``'s ``split``."""
+             batch_size: int = 256, image_size: int | None = None,
+             model_source: str | None = None) -> dict[str, Any]:
+    """Top-1/top-5 of a base or pruned checkpoint on the user classes of ``data``'s ``split``;
+    ``model_source`` (the user's --model) is needed for a checkpoint of a user model."""
     from crisp_edge.data.sources import check_classes_present, open_source, parse_classes, resolve_classes
 
     ckpt = load_checkpoint(path)
-    model = build_model_from_checkpoint(ckpt)
+    model = build_model_from_checkpoint(ckpt, model_source=model_source, path=path)
     size = image_size or default_image_size(ckpt.arch, ckpt) or 32
     dataset = open_source(data, split=split, seed=0, image_size=size, augment=False)
     reduced = bool(ckpt.head.get("reduced"))

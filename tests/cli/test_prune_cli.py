@@ -11,7 +11,7 @@ from click.testing import CliRunner
 
 from crisp_edge.cli import main
 
-from prune_helpers import DATA, write_net
+from prune_helpers import DATA, NET_SOURCE, write_net
 
 SMALL = ["--image-size", "16", "--samples-per-class", "16"]
 PRUNE = ["--data", DATA, "--classes", "7,2,5", "--sparsity", "0.75", "--nm", "2:4",
@@ -38,12 +38,13 @@ def base(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 
 
 def test_train_prune_eval(base: tuple[Path, str]) -> None:
-    root, _ = base
+    root, spec = base
     raw = torch.load(root / "base.pt", weights_only=True)
     assert raw["kind"] == "base" and raw["num_classes"] == 10 and raw["input_shape"] == [3, 16, 16]
 
     out = root / "pruned.pt"
-    result, text = invoke("prune", "--weights", str(root / "base.pt"), "--out", str(out), *PRUNE)
+    result, text = invoke("prune", "--model", spec, "--weights", str(root / "base.pt"), "--out",
+                          str(out), *PRUNE)
     assert result.exit_code == 0, text
     assert out.is_file() and not (root / "pruned.pt.ckpt").exists()
     report = json.loads((root / "pruned.report.json").read_text())
@@ -51,13 +52,15 @@ def test_train_prune_eval(base: tuple[Path, str]) -> None:
     md = (root / "pruned.report.md").read_text()
     assert "| step |" in md and "conv2" in md
 
-    result, text = invoke("eval", str(out), "--data", DATA, "--image-size", "16", "--json")
+    result, text = invoke("eval", str(out), "--model", spec, "--data", DATA, "--image-size",
+                          "16", "--json")
     assert result.exit_code == 0, text
     evaluation = json.loads(result.output)
     assert evaluation["classes"] == [7, 2, 5]
     assert evaluation["top1"] == pytest.approx(report["accuracy"]["final"]["top1"])
 
-    result, text = invoke("eval", str(root / "base.pt"), "--data", DATA, "--classes", "7,2,5")
+    result, text = invoke("eval", str(root / "base.pt"), "--model", spec, "--data", DATA,
+                          "--classes", "7,2,5")
     assert result.exit_code == 0 and "top-1" in text and "3 classes" in text
 
 
@@ -73,7 +76,8 @@ def test_prune_plain_state_dict_with_model_spec(base: tuple[Path, str]) -> None:
     assert ckpt["model_source"] == spec and ckpt["num_classes"] == 10
     assert ckpt["head"]["reduced"] is False
     assert ckpt["classes"] == list(range(10)) and ckpt["user_classes"] == [7, 2, 5]
-    result, text = invoke("eval", str(root / "p2.pt"), "--data", DATA, "--json")
+    result, text = invoke("eval", str(root / "p2.pt"), "--model", spec, "--data", DATA,
+                          "--json")
     assert result.exit_code == 0, text
     assert json.loads(result.output)["classes"] == [7, 2, 5]  # the pruned-for classes
     assert (root / "reports" / "p2.report.json").is_file()
@@ -84,14 +88,14 @@ def test_resume_continues_an_interrupted_cli_run(base: tuple[Path, str]) -> None
     from crisp_edge.pruning.engine import PruneConfig, prune
     from crisp_edge.pruning.runs import load_base
 
-    root, _ = base
-    result, text = invoke("prune", "--weights", str(root / "base.pt"), "--out",
+    root, spec = base
+    result, text = invoke("prune", "--model", spec, "--weights", str(root / "base.pt"), "--out",
                           str(root / "whole.pt"), *PRUNE)
     assert result.exit_code == 0, text
     # The same run interrupted after step 0, with the settings the CLI derives from PRUNE.
     config = PruneConfig(sparsity=0.75, nm="2:4", block="8x8", steps=2, batch_size=16, lr=0.05,
                          image_size=16, samples_per_class=16)
-    model = load_base(None, None, root / "base.pt", None)[0]
+    model = load_base(None, spec, root / "base.pt", None)[0]
 
     def stop(step: int, record: dict) -> None:
         raise StopPruning
@@ -100,7 +104,7 @@ def test_resume_continues_an_interrupted_cli_run(base: tuple[Path, str]) -> None
         prune(model, DATA, [7, 2, 5], config, progress=False,
               checkpoint_dir=root / "resumed.pt.ckpt", on_step_end=stop)
     loud = [flag for flag in PRUNE if flag != "--quiet"]
-    result, text = invoke("prune", "--weights", str(root / "base.pt"), "--out",
+    result, text = invoke("prune", "--model", spec, "--weights", str(root / "base.pt"), "--out",
                           str(root / "resumed.pt"), "--resume", *loud)
     assert result.exit_code == 0, text
     assert "resuming after step 0" in text and "step 0/2 epoch" not in text
@@ -111,10 +115,38 @@ def test_resume_continues_an_interrupted_cli_run(base: tuple[Path, str]) -> None
         assert torch.equal(resumed["state_dict"][key], value), key
 
 
+def test_checkpoint_dir_dot_keeps_the_working_directory(base: tuple[Path, str],
+                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    """`--checkpoint-dir .` once emptied the working directory, PRUNED.pt included: only
+    crisp-edge's own state file may go."""
+    root, spec = base
+    work = root / "work"
+    work.mkdir()
+    (work / "notes.txt").write_text("the user's")
+    monkeypatch.chdir(work)
+    result, text = invoke("prune", "--model", spec, "--weights", str(root / "base.pt"), "--out",
+                          "pruned.pt", "--checkpoint-dir", ".", *PRUNE)
+    assert result.exit_code == 0, text
+    assert sorted(p.name for p in work.iterdir()) == ["notes.txt", "pruned.pt",
+                                                     "pruned.report.json", "pruned.report.md"]
+
+
+def test_checkpoint_dir_with_someone_elses_state_is_refused(base: tuple[Path, str]) -> None:
+    root, spec = base
+    other = root / "other"
+    other.mkdir()
+    torch.save({"epoch": 3}, other / "state.pt")
+    result, text = invoke("prune", "--model", spec, "--weights", str(root / "base.pt"), "--out",
+                          str(other / "p.pt"), "--checkpoint-dir", str(other), *PRUNE)
+    assert result.exit_code == 1 and "not a crisp-edge resume state" in text, text
+    assert torch.load(other / "state.pt", weights_only=True) == {"epoch": 3}
+
+
 def test_compare_writes_one_table_with_every_method(base: tuple[Path, str]) -> None:
-    root, _ = base
+    root, spec = base
     methods = ["crisp", "magnitude-hybrid", "unstructured", "nm-only", "block-only", "channel"]
-    result, text = invoke("compare", "--weights", str(root / "base.pt"), "--methods",
+    result, text = invoke("compare", "--model", spec, "--weights", str(root / "base.pt"),
+                          "--methods",
                           ",".join(methods), "--out-dir", str(root / "cmp"), *PRUNE)
     assert result.exit_code == 0, text
     table = json.loads((root / "cmp" / "compare.json").read_text())
@@ -127,6 +159,45 @@ def test_compare_writes_one_table_with_every_method(base: tuple[Path, str]) -> N
         assert 0.3 < row["sparsity"] < 0.8, row  # every method prunes at the same budget
 
 
+@pytest.fixture(scope="module")
+def trojan(base: tuple[Path, str]) -> tuple[Path, str, Path]:
+    """base.pt with its model_source pointed at a file that leaves a mark when imported."""
+    root, _ = base
+    ran = root / "trojan-ran"
+    source = root / "trojan.py"
+    source.write_text(NET_SOURCE + f"\nopen({str(ran)!r}, 'w').close()\n")
+    raw = torch.load(root / "base.pt", weights_only=True)
+    raw["model_source"] = f"{source}:TinyNet"
+    torch.save(raw, root / "trojan.pt")
+    return root / "trojan.pt", raw["model_source"], ran
+
+
+@pytest.mark.parametrize("command", ["pack", "eval", "prune", "compare"])
+def test_a_checkpoint_never_chooses_code_to_run(trojan: tuple[Path, str, Path],
+                                                command: str) -> None:
+    path, spec, ran = trojan
+    ran.unlink(missing_ok=True)
+    args = {"pack": ["pack", str(path), "--out", str(path.with_suffix(".crisp"))],
+            "eval": ["eval", str(path), "--data", DATA],
+            "prune": ["prune", "--weights", str(path), "--out", str(path.with_name("t.pt")),
+                      *PRUNE],
+            "compare": ["compare", "--weights", str(path), "--out-dir",
+                        str(path.with_name("tcmp")), *PRUNE]}[command]
+    result, text = invoke(*args)
+    assert result.exit_code == 1, text
+    assert str(path) in text and f"--model {spec}" in text, text
+    assert "a data file must not choose code to run" in text, text
+    assert not ran.exists()
+
+
+def test_the_users_model_flag_is_honoured_for_a_checkpoint(trojan: tuple[Path, str, Path]
+                                                           ) -> None:
+    path, spec, ran = trojan
+    result, text = invoke("eval", str(path), "--model", spec, "--data", DATA, "--classes", "7,2")
+    assert result.exit_code == 0 and "top-1" in text, text
+    assert ran.exists()  # the user named the file: imported
+
+
 @pytest.mark.parametrize("args,message", [
     (["--classes", "7,42"], "unknown class 42"),
     (["--nm", "4:2"], "N must be ≤ M"),
@@ -136,14 +207,14 @@ def test_compare_writes_one_table_with_every_method(base: tuple[Path, str]) -> N
 ])
 def test_prune_bad_input_is_one_line_error(base: tuple[Path, str], args: list[str],
                                            message: str) -> None:
-    root, _ = base
+    root, spec = base
     flags = PRUNE.copy()
     for i in range(0, len(args), 2):
         if args[i] in flags:
             flags[flags.index(args[i]) + 1] = args[i + 1]
         else:
             flags += args[i:i + 2]
-    result, text = invoke("prune", "--weights", str(root / "base.pt"),
+    result, text = invoke("prune", "--model", spec, "--weights", str(root / "base.pt"),
                           "--out", str(root / "bad.pt"), *flags)
     assert result.exit_code == 1, text
     assert text.startswith("crisp-edge: error: ") and message in text, text
@@ -153,11 +224,12 @@ def test_prune_bad_input_is_one_line_error(base: tuple[Path, str], args: list[st
 @pytest.fixture(scope="module")
 def packed(base: tuple[Path, str]) -> tuple[Path, Path]:
     """A pruned checkpoint and its float32 .crisp (module-scoped: made once)."""
-    root, _ = base
+    root, spec = base
     ckpt = root / "pk.pt"
-    result, text = invoke("prune", "--weights", str(root / "base.pt"), "--out", str(ckpt), *PRUNE)
+    result, text = invoke("prune", "--model", spec, "--weights", str(root / "base.pt"), "--out",
+                          str(ckpt), *PRUNE)
     assert result.exit_code == 0, text
-    result, text = invoke("pack", str(ckpt), "--out", str(root / "pk.crisp"))
+    result, text = invoke("pack", str(ckpt), "--model", spec, "--out", str(root / "pk.crisp"))
     assert result.exit_code == 0, text
     assert "HYBRID_F32" in text  # the pruned body layers are stored sparse
     return ckpt, root / "pk.crisp"
@@ -166,7 +238,9 @@ def packed(base: tuple[Path, str]) -> tuple[Path, Path]:
 def test_pack_checkpoint_and_eval_crisp_match_torch(packed: tuple[Path, Path]) -> None:
     """prune → pack (float32 hybrid, int8) → eval through the runtime, measured like torch."""
     ckpt, model = packed
-    result, text = invoke("eval", str(ckpt), "--data", DATA, "--image-size", "16", "--json")
+    spec = f"{ckpt.parent / 'tinynet.py'}:TinyNet"
+    result, text = invoke("eval", str(ckpt), "--model", spec, "--data", DATA, "--image-size",
+                          "16", "--json")
     torch_eval = json.loads(result.output)
     result, text = invoke("eval", str(model), "--data", DATA, "--json", "--threads", "2")
     assert result.exit_code == 0, text
@@ -185,7 +259,7 @@ def test_pack_checkpoint_and_eval_crisp_match_torch(packed: tuple[Path, Path]) -
     assert any(st["encoding"] == "HYBRID_F32" and st["density"] < 0.5 for st in storage)
 
     int8_model = ckpt.parent / "pk8.crisp"
-    result, text = invoke("pack", str(ckpt), "--int8", "--calibration", DATA,
+    result, text = invoke("pack", str(ckpt), "--model", spec, "--int8", "--calibration", DATA,
                           "--out", str(int8_model))
     assert result.exit_code == 0, text
     assert "HYBRID_I8" in text and "int8" in text

@@ -13,6 +13,7 @@ from crisp_edge.cli import main
 from crisp_edge.deploy.boards import load_board
 from crisp_edge.deploy.bundle import parse_markers
 from crisp_edge.errors import RemoteError
+from crisp_edge.measure import fleet
 from crisp_edge.measure.fieldbench import (_device, _readings, bench_host, bench_local, read_hosts,
                                            run_inferences)
 from sshd_fixture import rpi4_build, ssh_board  # noqa: F401  (fixtures)
@@ -127,3 +128,80 @@ def test_cli_bench_host_and_fleet(ssh_board, rpi4_build, tmp_path):
     assert [r["host"] for r in doc["results"]] == ["board"]
     assert doc["failures"][0]["host"] == "board-down"
     assert "cannot reach board-down" in doc["failures"][0]["error"]
+
+
+def _fleet_with(monkeypatch, raises: dict[str, BaseException]) -> None:
+    """bench_host of the fleet made to raise ``raises[host]``, and to succeed elsewhere."""
+    def bench_host(board, remote, **kw):
+        if remote.host in raises:
+            raise raises[remote.host]
+        return {"host": remote.host, "board": board.to_dict()}
+    monkeypatch.setattr(fleet, "bench_host", bench_host)
+
+
+def test_fleet_keeps_every_board_whatever_one_raises(monkeypatch):
+    """Not only CrispError: one board's corrupt manifest used to lose the whole fleet."""
+    _fleet_with(monkeypatch, {"corrupt": json.JSONDecodeError("Expecting value", "{", 1),
+                              "partial": KeyError("bundle_id"),
+                              "down": RemoteError("cannot reach down")})
+    hosts = ["good", "corrupt", "partial", "down", "also-good"]
+    result = fleet.bench_fleet([(h, "rpi4") for h in hosts])
+    assert [r["host"] for r in result["results"]] == ["good", "also-good"]
+    assert result["failures"] == [
+        {"host": "corrupt", "board": "rpi4",
+         "error": "JSONDecodeError: Expecting value: line 1 column 2 (char 1)"},
+        {"host": "partial", "board": "rpi4", "error": "KeyError: 'bundle_id'"},
+        {"host": "down", "board": "rpi4", "error": "RemoteError: cannot reach down"}]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt, SystemExit])
+def test_fleet_is_stopped_by_ctrl_c_not_recorded(monkeypatch, stop):
+    _fleet_with(monkeypatch, {"bad": stop()})
+    with pytest.raises(stop):
+        fleet.bench_fleet([("good", "rpi4"), ("bad", "rpi4")])
+
+
+def test_fleet_with_one_board_whose_build_fails_measures_the_others(monkeypatch):
+    _fleet_with(monkeypatch, {})
+
+    def build_runtime(board, log):
+        if board.name == "rpi5":
+            raise OSError("aarch64-linux-gnu-gcc: not found")
+        return None
+    monkeypatch.setattr(fleet, "build_runtime", build_runtime)
+    result = fleet.bench_fleet([("pi4", "rpi4"), ("pi5", "rpi5")], models=["m.crisp"])
+    assert [r["host"] for r in result["results"]] == ["pi4"]
+    assert result["failures"] == [{"host": "pi5", "board": "rpi5",
+                                   "error": "OSError: aarch64-linux-gnu-gcc: not found"}]
+
+
+def test_cli_fleet_writes_the_good_board_when_another_has_a_corrupt_manifest(
+        ssh_board, rpi4_build, tmp_path, monkeypatch):
+    runner = CliRunner()
+    good, corrupt = ssh_board.remote_dir("fleet-good"), ssh_board.remote_dir("fleet-corrupt")
+    done = runner.invoke(main, ["deploy", "--board", "rpi4", "--model", str(SPARSE), "--host",
+                                "board", "--ssh-config", str(ssh_board.config),
+                                "--remote-dir", good])
+    assert done.exit_code == 0, done.output
+    (Path(corrupt) / "current").mkdir(parents=True)
+    (Path(corrupt) / "current" / "manifest.json").write_text('{"models": [')
+    # Two boards on the one sshd: the alias "board-twin" reads the corrupt install.
+    text = ssh_board.config.read_text()
+    twin = text[:text.index("Host board-unknown")].replace("Host board\n", "Host board-twin\n")
+    config = tmp_path / "ssh_config"
+    config.write_text(text + twin)
+    real = fleet.bench_host
+    monkeypatch.setattr(fleet, "bench_host", lambda board, remote, **kw: real(
+        board, remote, **{**kw, "remote_dir": corrupt if remote.host == "board-twin" else good}))
+    hosts = tmp_path / "fleet.txt"
+    hosts.write_text("board rpi4\nboard-twin rpi4\n")
+    out = tmp_path / "fleet.json"
+    done = runner.invoke(main, ["bench", "--hosts", str(hosts), "--ssh-config", str(config),
+                                "--threads", "1", "--runs", "10", "--warmup", "0",
+                                "--out", str(out)])
+    assert done.exit_code == 1, done.output  # one board failed
+    doc = json.loads(out.read_text())
+    assert [r["host"] for r in doc["results"]] == ["board"]
+    assert doc["results"][0]["models"][0]["results"][0]["median_ms"] > 0
+    assert [(f["host"], f["board"]) for f in doc["failures"]] == [("board-twin", "rpi4")]
+    assert doc["failures"][0]["error"].startswith("JSONDecodeError: ")

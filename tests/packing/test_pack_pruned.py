@@ -154,9 +154,15 @@ def _write_checkpoint(tmp_path: Path, layers_nm: dict[str, bool] | None = None) 
     return save_checkpoint(ckpt, tmp_path / "pruned.pt")
 
 
+def _user_spec(tmp_path: Path) -> str:
+    """The ``--model`` of :func:`_write_checkpoint`'s checkpoint: the user names it, the
+    checkpoint only suggests it."""
+    return f"{tmp_path / 'user_net.py'}:Net"
+
+
 def test_pack_checkpoint_follows_roles_and_reports_fallbacks(tmp_path: Path) -> None:
     path = _write_checkpoint(tmp_path)
-    report = pack_checkpoint(path, tmp_path / "model.crisp")
+    report = pack_checkpoint(path, tmp_path / "model.crisp", model_source=_user_spec(tmp_path))
     rows = rows_by_name(report)
     assert rows["stem.0"].pattern == rows["dw.0"].pattern == "dense"
     assert rows["mix"].pattern == "block 16x16"          # nm False: block only
@@ -173,6 +179,7 @@ def test_pack_checkpoint_follows_roles_and_reports_fallbacks(tmp_path: Path) -> 
                                                                      "steps": 3}
     assert len(mf.provenance["checkpoint_sha256"]) == 64 and mf.provenance["classes"] == [7, 2,
                                                                                           40]
+    assert mf.provenance["model_source"] == _user_spec(tmp_path)
     assert mf.saliency is not None and [s.name for s in mf.saliency] == ["body.0", "wide.0"]
     wide = next(s for s in mf.saliency if s.name == "wide.0")
     assert wide.data.shape == (3, 2, 63)
@@ -182,7 +189,8 @@ def test_pack_checkpoint_follows_roles_and_reports_fallbacks(tmp_path: Path) -> 
 def test_pack_checkpoint_int8_from_images(tmp_path: Path) -> None:
     path = _write_checkpoint(tmp_path)
     calib = torch.randn(16, 3, 16, 16)
-    report = pack_checkpoint(path, tmp_path / "q.crisp", int8=True, calibration=calib)
+    report = pack_checkpoint(path, tmp_path / "q.crisp", model_source=_user_spec(tmp_path),
+                             int8=True, calibration=calib)
     rows = rows_by_name(report)
     assert report.int8 and rows["wide.0"].encoding == "HYBRID_I8"
     assert rows["stem.0"].encoding == "DENSE_I8"
@@ -190,6 +198,24 @@ def test_pack_checkpoint_int8_from_images(tmp_path: Path) -> None:
     assert mf.saliency is not None
     for s in mf.saliency:  # tensor ids follow the weights into the int8 graph
         assert mf.graph.tensors[s.tensor].encoding == fmt.ENCODING_HYBRID_I8
+
+
+def test_pack_checkpoint_never_imports_the_model_file_the_checkpoint_names(tmp_path: Path
+                                                                          ) -> None:
+    """A .pt file is data: its model_source is a suggestion for --model, never code to run."""
+    path = _write_checkpoint(tmp_path)
+    ran = tmp_path / "ran"
+    source = tmp_path / "user_net.py"
+    source.write_text(source.read_text() + f"\nopen({str(ran)!r}, 'w').close()\n")
+    with pytest.raises(crisp_edge.errors.ArgumentError) as refused:
+        pack_checkpoint(path, tmp_path / "model.crisp")
+    message = str(refused.value)
+    assert str(path) in message and f"--model {_user_spec(tmp_path)}" in message
+    assert "a data file must not choose code to run" in message
+    assert not ran.exists() and not (tmp_path / "model.crisp").exists()
+    assert isinstance(refused.value, crisp_edge.errors.ModelCodeRequiredError)
+    pack_checkpoint(path, tmp_path / "model.crisp", model_source=_user_spec(tmp_path))
+    assert ran.exists()  # named by the user: imported
 
 
 def test_pack_argument_errors(tmp_path: Path) -> None:

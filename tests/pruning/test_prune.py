@@ -282,7 +282,7 @@ def test_checkpoint_loads_with_weights_only_and_rebuilds(hard_result, tmp_path: 
         assert mask.dtype == torch.bool
         assert torch.count_nonzero(raw["state_dict"][key][~mask]) == 0
     assert all(v.dtype == torch.float16 for v in raw["saliency"].values())
-    model = build_model_from_checkpoint(load_checkpoint(path))
+    model = build_model_from_checkpoint(load_checkpoint(path), model_source=spec)
     x = torch.randn(2, 3, IMAGE_SIZE, IMAGE_SIZE)
     with torch.no_grad():
         torch.testing.assert_close(model(x), hard_result.model.eval()(x))
