@@ -336,14 +336,19 @@ def verdicts(row: dict[str, Any]) -> dict[str, Any]:
     if crisp is None:
         return out
     out["gap_to_dense"] = row["dense"] - crisp["mean"]
-    beaten, ties, ahead = [], [], []
+    beaten, ties, ahead, unsure = [], [], [], []
     for name in BASELINES:
         if name not in v:
+            continue
+        if min(crisp["seeds"], v[name]["seeds"]) < 2:
+            unsure.append(name)  # one seed has no spread: no verdict either way
             continue
         diff = crisp["mean"] - v[name]["mean"]
         spread = max(crisp["std"], v[name]["std"])
         (ties if abs(diff) <= spread else beaten if diff > 0 else ahead).append(name)
     out["baselines"] = {"crisp_ahead": beaten, "tie": ties, "crisp_behind": ahead}
+    if unsure:
+        out["one_seed"] = unsure
     if "crisp-v4" in v:
         out["v4_gap"] = crisp["mean"] - v["crisp-v4"]["mean"]
     return out
@@ -380,6 +385,7 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
            "seeds than asked say how many they have (n=…); a missing cell is a "
            "run not done yet.", ""] if getattr(args, "partial", None) else []),
         f"Machine: {platform.machine()}, {args.jobs} worker processes × 1 torch thread.", "",
+        *base_lines(sorted({r["arch"] for r in results}), args),
         "## Top-1 on the user classes (%)", "",
         "| arch | sparsity | k | dense | " + " | ".join(main) + " |",
         "|---|---:|---:|---:|" + "---:|" * len(main)]
@@ -408,7 +414,9 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
         bl = v["baselines"]
         lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | "
                      f"{-100 * v['gap_to_dense']:+.1f} | {', '.join(bl['crisp_ahead']) or '–'} / "
-                     f"{', '.join(bl['tie']) or '–'} / {', '.join(bl['crisp_behind']) or '–'} | "
+                     f"{', '.join(bl['tie']) or '–'} / {', '.join(bl['crisp_behind']) or '–'}"
+                     + (f" (one seed, no verdict yet: {', '.join(v['one_seed'])})"
+                        if v.get("one_seed") else "") + " | "
                      + (f"{100 * v['v4_gap']:+.1f}" if "v4_gap" in v else "–") + " |")
     if extra:
         lines += ["", "## Ablations (seed 0; one setting changed from `crisp`)", "",
@@ -435,6 +443,28 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
     lines += ["", f"Per-run results (every layer's density, the budget, the config): "
               f"`{_rel(args.runs_dir)}/*.json`.", ""]
     return "\n".join(lines)
+
+
+def base_lines(archs: list[str], args: argparse.Namespace) -> list[str]:
+    """The base models' section: accuracy on all 100 classes and training time."""
+    from crisp_edge.models.checkpoint import load_checkpoint
+
+    lines = ["## Base models (all 100 classes, 30 test renders per class)", "",
+             f"Trained by this script: {args.epochs} epochs, lr {args.base_lr}, batch 128, "
+             f"{args.samples_per_class} renders per class.", "",
+             "| arch | test top-1 | test top-5 | training time | sha256 |",
+             "|---|---:|---:|---:|---|"]
+    for arch in archs:
+        path = base_path(arch, args)
+        if not path.is_file():
+            lines.append(f"| {arch} | – | – | – | (not on this machine) |")
+            continue
+        report = load_checkpoint(path).report
+        final = report["final"]
+        digest = hashlib.sha256(path.read_bytes()).hexdigest()[:12]
+        lines.append(f"| {arch} | {100 * final['top1']:.1f} % | {100 * final['top5']:.1f} % | "
+                     f"{report['wall_time_s'] / 60:.0f} min | {digest}… |")
+    return lines + [""]
 
 
 def _rel(path: Path) -> Path:
