@@ -238,6 +238,37 @@ def run_unit(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     return out
 
 
+_BASE_DIGESTS: dict[str, str] = {}
+
+
+def _base_digest(arch: str, args: argparse.Namespace) -> str | None:
+    path = base_path(arch, args)
+    if arch not in _BASE_DIGESTS and path.is_file():
+        _BASE_DIGESTS[arch] = hashlib.sha256(path.read_bytes()).hexdigest()
+    return _BASE_DIGESTS.get(arch)
+
+
+def finished(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | None:
+    """The finished run of ``u``, or None: none yet, or one made with other settings or from
+    another base model (a run is named by arch, sparsity, k, seed and variant only, so a change
+    of --epochs or of a default would otherwise reuse stale results)."""
+    path = args.runs_dir / (unit_id(u) + ".json")
+    if not path.is_file():
+        return None
+    run = json.loads(path.read_text())
+    stale = []
+    if run.get("config") != prune_config(u, args).to_dict():
+        stale.append("settings")
+    digest = _base_digest(u["arch"], args)
+    if digest is not None and run.get("base_sha256") != digest:
+        stale.append("base model")
+    if stale:
+        print(f"[bench] {unit_id(u)}: the saved run has other {' and '.join(stale)}; "
+              "running it again", flush=True)
+        return None
+    return run
+
+
 def _worker_command(u: dict[str, Any], argv: list[str]) -> list[str]:
     return [sys.executable, str(Path(__file__).resolve()), *argv, "--unit", json.dumps(u)]
 
@@ -255,7 +286,7 @@ def run_all(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
         if proc.wait() != 0:
             raise SystemExit(f"[bench] base training failed (exit {proc.returncode})")
     todo = [u for u in units(args)
-            if not (args.runs_dir / (unit_id(u) + ".json")).is_file()]
+            if finished(u, args) is None]
     total = len(units(args))
     print(f"[bench] {total - len(todo)} of {total} runs done, {len(todo)} to go, "
           f"{args.jobs} workers", flush=True)
@@ -283,8 +314,7 @@ def run_all(args: argparse.Namespace, argv: list[str]) -> list[dict[str, Any]]:
     if failed:
         raise SystemExit(f"[bench] {len(failed)} runs failed (logs in {logs}): "
                          f"{', '.join(failed)}")
-    return [json.loads((args.runs_dir / (unit_id(u) + ".json")).read_text())
-            for u in units(args)]
+    return [run for u in units(args) if (run := finished(u, args)) is not None]
 
 
 # ----------------------------------------------------------------------------- report
@@ -486,11 +516,11 @@ def main(argv: list[str] | None = None) -> int:
     started = time.perf_counter()
     if args.report:
         planned = units(args)
-        results = [json.loads(path.read_text()) for u in planned
-                   if (path := args.runs_dir / (unit_id(u) + ".json")).is_file()]
+        results = [run for u in planned if (run := finished(u, args)) is not None]
         if not results:
             raise SystemExit(f"[bench] no finished runs in {args.runs_dir}")
-        args.partial = (len(results), len(planned))
+        if len(results) < len(planned):
+            args.partial = (len(results), len(planned))
     else:
         results = run_all(args, argv)
     wall = time.perf_counter() - started

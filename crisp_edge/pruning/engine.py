@@ -396,7 +396,8 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
         "eval_split": eval_split, "classes": class_ids, "class_names": class_names,
         "head_reduced": reduced, "config": config.to_dict(),
         "accuracy": {"dense": dense_acc, "final": final}, "steps": steps_done,
-        "budget": budget(config, len(user_train)),
+        "budget": budget(config, len(user_train), any(
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())),
         **summarize(model, layers, masks, pattern_dict, example, config.method),
         "wall_time_s": time.perf_counter() - started,
         "world_size": distributed.world_size(),
@@ -408,15 +409,16 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
                        config=config.to_dict(), input_shape=list(example.shape[1:]))
 
 
-def budget(config: PruneConfig, train_images: int) -> dict[str, int]:
+def budget(config: PruneConfig, train_images: int, batchnorm: bool = True) -> dict[str, int]:
     """What a run costs in image passes (one image through the model once), so methods and
     settings are compared at equal budget: fine-tuning (forward + backward), the saliency
     passes (forward + backward; the measuring pass before step 0 and the per-class statistics
-    at the end), BatchNorm re-estimation and the teacher's forwards (forward only)."""
+    at the end), BatchNorm re-estimation (only for a model with BatchNorm; under torchrun every
+    rank makes these passes) and the teacher's forwards (forward only)."""
     tune = sum(config.step_epochs()) * train_images
+    recalibrate = config.bn_recalibrate and batchnorm
     return {"fine_tune": tune, "saliency": 2 * train_images,
-            "bn_recalibration": len(config.schedule()) * train_images if config.bn_recalibrate
-            else 0,
+            "bn_recalibration": len(config.schedule()) * train_images if recalibrate else 0,
             "teacher_forward": tune if config.distill else 0}
 
 

@@ -1,5 +1,5 @@
 /* Internal: the .crisp v1.1 on-disk layout (docs/format.md, field by field)
- * and little-endian readers. Mirrors crisp_edge/format.py: change together. */
+ * and little-endian readers. Mirrors crisp_edge/format/spec.py: change together. */
 #ifndef CRISP_FORMAT_H
 #define CRISP_FORMAT_H
 

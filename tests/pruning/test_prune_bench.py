@@ -63,3 +63,17 @@ def test_mean_std_and_verdicts(bench) -> None:
     text = bench.markdown(runs, args, "python bench/prune_bench.py", 60.0)
     assert "| resnet18_cifar | 90 % | 5 | 100.0 | 97.0 ± 1.0 |" in text
     assert "magnitude-hybrid / unstructured / channel" in text
+
+
+def test_a_saved_run_with_other_settings_is_run_again(bench, tmp_path) -> None:
+    import json
+
+    args = bench.parse_args(["--runs-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    u = {"arch": "resnet18_cifar", "sparsity": 0.9, "k": 2, "seed": 0, "variant": "crisp"}
+    path = tmp_path / (bench.unit_id(u) + ".json")
+    run = {**_run("crisp", 0, 0.97, k=2), "config": bench.prune_config(u, args).to_dict()}
+    path.write_text(json.dumps(run))
+    assert bench.finished(u, args) is not None
+    changed = bench.parse_args(["--runs-dir", str(tmp_path), "--out-dir", str(tmp_path / "out"),
+                                "--final-epochs", "5"])
+    assert bench.finished(u, changed) is None  # other settings: not reused
