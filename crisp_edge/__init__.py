@@ -27,11 +27,12 @@ def prune(model, data, classes, config=None, **kwargs):  # type: ignore[no-untyp
     return _prune(model, data, classes, config, **kwargs)
 
 
-def pack(model, example_input, out_path, **kwargs):  # type: ignore[no-untyped-def]
-    """Pack an ``nn.Module`` into a ``.crisp`` file; see :func:`crisp_edge.packing.pack.pack`."""
+def pack(*args, **kwargs):  # type: ignore[no-untyped-def]
+    """Pack an ``nn.Module`` into a ``.crisp`` file: ``pack(model, example_input, path, ...)``;
+    see :func:`crisp_edge.packing.pack.pack` (same arguments)."""
     from crisp_edge.packing.pack import pack as _pack
 
-    return _pack(model, example_input, out_path, **kwargs)
+    return _pack(*args, **kwargs)
 
 
 def pack_checkpoint(checkpoint_path, out_path, **kwargs):  # type: ignore[no-untyped-def]
