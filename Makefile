@@ -108,11 +108,14 @@ bench: venv build-native
 ukernel-bench: build-native
 	build/native/runtime/crisp-ukernel-bench $(UKERNEL_BENCH_ARGS)
 
-# Pruning benchmark (docs/prune-benchmark.md): CRISP vs dense vs baselines on synthetic data.
-# Full scale takes hours on 2 cores; BENCH_PRUNE_ARGS=--quick runs a minutes-long smoke version.
+# Pruning benchmark (docs/prune-benchmark.md): every method × 3 seeds × k = 2, 5, 10 on ResNet-18
+# (90 and 95 %) and MobileNetV2, plus the ablations behind the defaults: about 6 h on 2 cores.
+# Finished runs are kept in docs/prune-benchmark-runs/, so it resumes after an interruption.
+# BENCH_PRUNE_ARGS=--quick runs a minutes-long smoke version; --report writes the doc from the
+# runs done so far.
 .PHONY: bench-prune
 bench-prune: venv
-	$(PY) bench/prune_bench.py $(BENCH_PRUNE_ARGS)
+	$(PY) bench/prune_bench.py $(or $(BENCH_PRUNE_ARGS),--ablations)
 
 # Issue 4's acceptance check on the zoo (docs/zoo-verification.md): every arch × CIFAR/ImageNet
 # shape × 50/90 % pruned by the engine, packed fp32 and int8, run in the runtime against torch.

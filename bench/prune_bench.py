@@ -443,11 +443,11 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
             continue
         bl = v["baselines"]
         lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | "
-                     f"{-100 * v['gap_to_dense']:+.1f} | {', '.join(bl['crisp_ahead']) or '–'} / "
+                     f"{0.0 - 100 * v['gap_to_dense']:+.1f} | {', '.join(bl['crisp_ahead']) or '–'} / "
                      f"{', '.join(bl['tie']) or '–'} / {', '.join(bl['crisp_behind']) or '–'}"
                      + (f" (one seed, no verdict yet: {', '.join(v['one_seed'])})"
                         if v.get("one_seed") else "") + " | "
-                     + (f"{100 * v['v4_gap']:+.1f}" if "v4_gap" in v else "–") + " |")
+                     + (f"{100 * v['v4_gap'] + 0.0:+.1f}" if "v4_gap" in v else "–") + " |")
     if extra:
         lines += ["", "## Ablations (seed 0; one setting changed from `crisp`)", "",
                   "| arch | sparsity | k | crisp | " + " | ".join(extra) + " |",
