@@ -29,7 +29,7 @@ def open_serial(spec: str, port: str, baud: int, read_timeout_s: float) -> Any:
     except serial.SerialException as e:
         errno = getattr(e, "errno", None)
         hint = (f"; add yourself to the port's group: sudo usermod -aG dialout $USER (then log "
-                f"in again)" if errno == 13 else "")
+                "in again)" if errno == 13 else "")
         raise MeterNotFoundError(f"{spec}: cannot open {port}: {e}{hint}") from None
 
 
