@@ -28,7 +28,7 @@ def open_serial(spec: str, port: str, baud: int, read_timeout_s: float) -> Any:
                              write_timeout=max(read_timeout_s, 1.0))
     except serial.SerialException as e:
         errno = getattr(e, "errno", None)
-        hint = (f"; add yourself to the port's group: sudo usermod -aG dialout $USER (then log "
+        hint = ("; add yourself to the port's group: sudo usermod -aG dialout $USER (then log "
                 "in again)" if errno == 13 else "")
         raise MeterNotFoundError(f"{spec}: cannot open {port}: {e}{hint}") from None
 
