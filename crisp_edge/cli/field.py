@@ -190,7 +190,8 @@ def _energy_outcome(result: dict) -> bool:
 @click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Deploy and benchmark this .crisp (repeatable) [default: the installed "
                    "bundle's models].")
-@click.option("--threads", help="Thread counts, e.g. 1,2,4 or 1..4 [default: 1, 2, 4 … cores].")
+@click.option("--threads", help="Thread counts, e.g. 1,2,4 or 1..4 [default: 1, 2, 4 … the "
+                                "cores online on the device, at most the board's].")
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(0, 100000))
 @click.option("--runs", default=20, show_default=True, type=click.IntRange(10, 1000000))
 @click.option("--tflite", type=click.Path(exists=True, dir_okay=False),
