@@ -240,3 +240,18 @@ def test_default_threads_stop_at_the_cores_the_remote_device_reports(monkeypatch
                                                                      expected):
     # Never more than the profile's 4 cores; a device that does not say keeps the profile's.
     assert _bench_threads(monkeypatch, Remote("pi@board"), reply) == expected
+
+
+def test_bench_summary_prints_no_inferences_per_joule_for_an_insignificant_energy(capsys):
+    from crisp_edge.cli.field import _summary
+
+    energy = {"mj_per_inference": 3.2e-15, "uncertainty_mj": 0.05, "avg_power_w": 1.0,
+              "idle_power_w": 1.0, "inferences_per_j": 314126074009092096.0, "warnings": []}
+    result = {"host": "local", "board": {"name": "rpi4"}, "emulated": False, "bundle_id": "x",
+              "device": {"cpu_model": "cpu"}, "tflite": None,
+              "models": [{"name": "m", "mac_sparsity": 0.5,
+                          "results": [{"threads": 1, "median_ms": 1.0, "energy": energy}]}]}
+    _summary(result)
+    err = capsys.readouterr().err
+    assert "– inferences/J (net energy not significantly above idle" in err
+    assert "314126074009092096" not in err
