@@ -146,6 +146,8 @@ def _thread_list(text: str | None) -> list[int] | None:
 
 
 def _summary(result: dict) -> None:
+    from crisp_edge.measure.energy import per_joule_text
+
     where = f"{result['host']} ({result['board']['name']}"
     where += ", EMULATED: " + result["runner"] + ")" if result["emulated"] else ")"
     _log(f"{where}: cpu {result['device']['cpu_model']}, bundle {result['bundle_id']}")
@@ -160,10 +162,9 @@ def _summary(result: dict) -> None:
     for name, r in entries:
         e = r.get("energy")
         if e is not None:
-            per_j = f"{e['inferences_per_j']:.1f}" if e["inferences_per_j"] else "–"
             _log(f"  energy {name:<17} {r['threads']}t {e['mj_per_inference']:.4g} ± "
                  f"{e['uncertainty_mj']:.2g} mJ/inference, {e['avg_power_w']:.3f} W average "
-                 f"({e['idle_power_w']:.3f} W idle), {per_j} inferences/J"
+                 f"({e['idle_power_w']:.3f} W idle), {per_joule_text(e)}"
                  + (f"; {len(e['warnings'])} warning(s)" if e["warnings"] else ""))
 
 
@@ -190,7 +191,8 @@ def _energy_outcome(result: dict) -> bool:
 @click.option("--model", "models", multiple=True, type=click.Path(exists=True, dir_okay=False),
               help="Deploy and benchmark this .crisp (repeatable) [default: the installed "
                    "bundle's models].")
-@click.option("--threads", help="Thread counts, e.g. 1,2,4 or 1..4 [default: 1, 2, 4 … cores].")
+@click.option("--threads", help="Thread counts, e.g. 1,2,4 or 1..4 [default: 1, 2, 4 … the "
+                                "cores online on the device, at most the board's].")
 @click.option("--warmup", default=3, show_default=True, type=click.IntRange(0, 100000))
 @click.option("--runs", default=20, show_default=True, type=click.IntRange(10, 1000000))
 @click.option("--tflite", type=click.Path(exists=True, dir_okay=False),

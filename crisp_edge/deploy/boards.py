@@ -68,9 +68,12 @@ class BoardProfile:
                  if value is not None]
         return "\n".join(lines) + "\n"
 
-    def thread_counts(self) -> list[int]:
-        """Powers of two up to the core count, plus the core count: 1,2,4 or 1,2,4,6."""
-        counts = [1 << i for i in range(8) if 1 << i < self.cores] + [self.cores]
+    def thread_counts(self, online: int | None = None) -> list[int]:
+        """Powers of two up to the core count, plus the core count: 1,2,4 or 1,2,4,6.
+        ``online``: the cores the device really has online; more threads than those only
+        time-slice, so the list stops there (never above the profile's core count)."""
+        cores = min(self.cores, online) if online and online > 0 else self.cores
+        counts = [1 << i for i in range(8) if 1 << i < cores] + [cores]
         return sorted(set(counts))
 
 

@@ -41,6 +41,34 @@ from crisp_edge.errors import ArgumentError, MeterError, MeterTimeoutError
 from crisp_edge.measure.meters.base import Meter, Sample, integrate_power  # noqa: F401
 
 
+# A net energy within this many standard uncertainties of zero is indistinguishable from idle:
+# anything derived by dividing by it (inferences per joule, ratios) would be noise over nearly
+# nothing, e.g. 3e17 inferences/J.
+SIGNIFICANCE = 2.0
+NOT_SIGNIFICANT = "net energy not significantly above idle"
+
+
+def significant(mj_per_inference: float, uncertainty_mj: float) -> bool:
+    """Whether an energy per inference is above zero by more than twice its uncertainty."""
+    return mj_per_inference > 0 and mj_per_inference > SIGNIFICANCE * uncertainty_mj
+
+
+def per_joule(energy: dict[str, Any]) -> float | None:
+    """Inferences per joule of a results JSON ``energy`` object; None when its net energy is
+    not significant (also for files written before that check, which stored the quotient)."""
+    if not significant(energy["mj_per_inference"], energy["uncertainty_mj"]):
+        return None
+    return energy.get("inferences_per_j")
+
+
+def per_joule_text(energy: dict[str, Any]) -> str:
+    """"25.0 inferences/J", or "– inferences/J (why)" when there is no figure to print."""
+    value = per_joule(energy)
+    if value is None:
+        return f"– inferences/J ({NOT_SIGNIFICANT}, < {SIGNIFICANCE:g} u)"
+    return f"{value:.1f} inferences/J"
+
+
 @dataclass
 class EnergyResult:
     """Energy per inference with its uncertainty; ``to_json()`` is the results JSON's
@@ -71,8 +99,11 @@ class EnergyResult:
 
     @property
     def inferences_per_j(self) -> float | None:
-        """Inferences per joule above idle; None when no energy above idle was measured."""
-        return self.inferences / self.net_energy_j if self.net_energy_j > 0 else None
+        """Inferences per joule above idle; None unless the net energy is significantly above
+        zero (more than twice its standard uncertainty)."""
+        if not significant(self.mj_per_inference, self.uncertainty_mj):
+            return None
+        return self.inferences / self.net_energy_j
 
     def to_json(self) -> dict[str, Any]:
         """The six required keys first, then the documented extras (docs/energy.md)."""
@@ -92,11 +123,9 @@ class EnergyResult:
         }
 
     def __str__(self) -> str:
-        ipj = self.inferences_per_j
         return (f"{self.mj_per_inference:.3f} ± {self.uncertainty_mj:.3f} mJ/inference, "
                 f"{self.avg_power_w:.3f} W average ({self.idle_power_w:.3f} W idle), "
-                + (f"{ipj:.1f} inferences/J" if ipj else "no energy above idle")
-                + f" [{self.meter}, {self.samples} samples]")
+                f"{per_joule_text(self.to_json())} [{self.meter}, {self.samples} samples]")
 
 
 class RunWindow(NamedTuple):
@@ -198,7 +227,7 @@ def analyse(samples: Sequence[Sample], window: Window, n: int, *, meter: str,
             f"idle drift: idle power went from {before:.4f} W before to {after:.4f} W after "
             f"({100 * drift / before if before else float('inf'):+.1f} %); was the board really "
             "idle (background jobs, thermal throttling, fan)? The drift is in the uncertainty")
-    if net <= 2 * u_total:
+    if not significant(net, u_total):
         warnings.append(
             f"not significant: the energy above idle ({net * to_mj:.4g} mJ/inference) is "
             f"within twice its uncertainty ({u_total * to_mj:.3g} mJ); run more inferences or "

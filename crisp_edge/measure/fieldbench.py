@@ -51,6 +51,9 @@ MANIFEST_SCRIPT = read_program("read_manifest.sh")
 # Runs with the target's python3: the TFLite interpreter on the same thread counts.
 TFLITE_SCRIPT = read_program("tflite_bench.py")
 
+# Prints the number of CPUs online on the target (the same reading as device_info's @@cpus).
+CPUS_SCRIPT = "getconf _NPROCESSORS_ONLN 2>/dev/null || nproc 2>/dev/null || true\n"
+
 ARM_PARTS = {"0xd03": "Cortex-A53", "0xd07": "Cortex-A57", "0xd08": "Cortex-A72",
              "0xd0b": "Cortex-A76", "0xd41": "Cortex-A78", "0xd42": "Cortex-A78AE"}
 
@@ -71,6 +74,30 @@ def _run(remote: Remote | None, script: str, args: Sequence[str], timeout: float
     if done.returncode != 0:
         raise BenchError(f"{what} failed: {done.stderr.strip()[-2000:]}")
     return done.stdout
+
+
+def _local_cpus() -> int | None:
+    """The CPUs this process may run on (affinity, e.g. under taskset or a cgroup), else all."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count()
+
+
+def _online_cpus(remote: Remote | None, label: str) -> int | None:
+    """The CPUs online on the device measured; None when it does not say."""
+    if remote is None:
+        return _local_cpus()
+    out = _run(remote, CPUS_SCRIPT, [], 60, f"{label}: counting the online CPUs")
+    words = out.split()
+    return int(words[0]) if words and words[0].isdigit() else None
+
+
+def default_thread_counts(board: BoardProfile, remote: Remote | None,
+                          label: str = "local") -> list[int]:
+    """1, 2, 4 … up to the cores online on the device being measured (never above the
+    profile's core count): timing 4 threads on 2 online cores only measures time-slicing."""
+    return board.thread_counts(_online_cpus(remote, label))
 
 
 def _per_cpu(values: list[str], as_int: bool = False) -> dict[str, Any] | None:
@@ -148,9 +175,9 @@ def bench_installed(board: BoardProfile, remote: Remote | None, remote_dir: str,
     its (opened) meter; a meter failure becomes ``energy_error`` entries, never an exception."""
     if runs < 10:
         raise ArgumentError(f"runs is {runs}: at least 10 timed runs (docs/energy.md)")
-    counts = list(threads or board.thread_counts())
     rdir = normalise_remote_dir(remote_dir)
     label = host_label or (remote.host if remote else "local")
+    counts = list(threads or default_thread_counts(board, remote, label))
     started, t0 = datetime.datetime.now(datetime.timezone.utc), time.monotonic()
     manifest_text = _run(remote, MANIFEST_SCRIPT, [rdir], 60,
                          f"{label}: reading the installed bundle's manifest")

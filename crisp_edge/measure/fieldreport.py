@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Iterator, Sequence
 
 from crisp_edge.errors import ArgumentError
+from crisp_edge.measure.energy import NOT_SIGNIFICANT, SIGNIFICANCE, per_joule, significant
 from crisp_edge.measure.fieldbench import FLEET_FORMAT, RESULT_FORMAT
 
 
@@ -121,7 +122,9 @@ def _mj(energy: dict[str, Any] | None) -> str:
 
 
 def _ratio(energy: dict[str, Any] | None, hybrid: dict[str, Any] | None) -> str:
-    if energy is None or hybrid is None or hybrid["mj_per_inference"] <= 0:
+    # Dividing by a hybrid energy indistinguishable from zero gives an absurd ratio.
+    if energy is None or hybrid is None or not significant(hybrid["mj_per_inference"],
+                                                           hybrid["uncertainty_mj"]):
         return "–"
     return f"{energy['mj_per_inference'] / hybrid['mj_per_inference']:.2f}"
 
@@ -167,9 +170,8 @@ def _energy_blocks(result: dict[str, Any]) -> list[Block]:
     for name, role, r in entries:
         e = r.get("energy")
         if e is not None:
-            per_j = e.get("inferences_per_j")
             rows.append([name, role, str(r["threads"]), _mj(e), _fmt(e["avg_power_w"]),
-                         _fmt(e["idle_power_w"]), _fmt(per_j, 1), str(e["inferences"]),
+                         _fmt(e["idle_power_w"]), _fmt(per_joule(e), 1), str(e["inferences"]),
                          _fmt(e["window_s"], 2), str(e["samples"]),
                          "; ".join(e.get("warnings", [])) or "–"])
         elif "energy_error" in r:
@@ -179,7 +181,9 @@ def _energy_blocks(result: dict[str, Any]) -> list[Block]:
         blocks.append(Block("text", f"Energy: meter {settings.get('meter', '?')} "
                                     f"({settings.get('identity') or 'unidentified'}); energy "
                                     "per inference is above idle power, ± one standard "
-                                    "uncertainty (docs/energy.md)."))
+                                    "uncertainty (docs/energy.md); inferences/J and ratios are "
+                                    f"– where the {NOT_SIGNIFICANT} (within {SIGNIFICANCE:g} u "
+                                    "of zero)."))
         blocks.append(Block("table", (["model", "role", "threads", "mJ/inference",
                                        "avg W", "idle W", "inferences/J", "N", "window s",
                                        "samples", "warnings"], rows)))

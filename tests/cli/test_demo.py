@@ -8,6 +8,7 @@ import re
 from click.testing import CliRunner
 
 from crisp_edge.cli import main
+from crisp_edge.runtime import kernel_isa
 
 
 def test_demo_prints_table_and_runtime_agrees(tmp_path):
@@ -37,5 +38,8 @@ def test_demo_prints_table_and_runtime_agrees(tmp_path):
     # Sparse files are smaller and execute fewer MACs than the dense one.
     sizes = {p: (tmp_path / p).stat().st_size for p in ("dense.crisp", "model.crisp")}
     assert sizes["model.crisp"] < sizes["dense.crisp"]
+    # It names the kernels that actually ran, not the scalar references it used to claim.
+    assert f"runtime kernels: {kernel_isa()} (fp32 rows" in out, out
+    assert "scalar references (the spec)" not in out
     share = re.search(r"hybrid fp32\s+\S+ %\s+\S+ KiB\s+\S+ M \((\d+) %\)", out)
     assert share and int(share.group(1)) < 100, out

@@ -23,6 +23,7 @@ def test_builtin_profiles_load_with_design_facts():
         "Cortex-A72", 4, ("neon",), "cortex-a72")
     assert {"dotprod", "fp16"} <= set(pi5.isa_features) and pi5.power_method == "vcgencmd-pmic"
     assert orin.cores == 6 and orin.thread_counts() == [1, 2, 4, 6]
+    assert orin.thread_counts(online=2) == [1, 2] and orin.thread_counts(online=64) == [1, 2, 4, 6]
     # JetPack 4 on the Nano has the ina3221x IIO driver; the Orin's JetPack 5/6 has hwmon.
     assert load_board("jetson-nano").power_method == "ina3221-iio"
     assert orin.power_method == "ina3221-hwmon"

@@ -4,6 +4,7 @@ that follows a workload (and one that fails mid-window, as bench must survive)."
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import math
 import re
@@ -311,3 +312,21 @@ def test_result_string_is_readable() -> None:
                        requested_rate_hz=100, accuracy=0.01))
     assert text.startswith("40.000 ± ") and "25.0 inferences/J" in text
     assert isinstance(EnergyResult, type)
+
+
+def test_no_inferences_per_joule_when_the_net_energy_is_not_significant() -> None:
+    # A net energy a hair above zero but far within its uncertainty: N / net was printed as
+    # "314126074009092096.0 inferences/J".
+    w = window_at(0.0, 2.0, 4.0, 6.5)
+    measured = analyse(waveform(1.0, 3.0, w, 100.0), w, 100, meter="sim",
+                       requested_rate_hz=100, accuracy=0.01)
+    result = dataclasses.replace(measured, net_energy_j=3.2e-16, mj_per_inference=3.2e-15,
+                                 uncertainty_mj=0.05)
+    assert result.inferences_per_j is None
+    assert result.to_json()["inferences_per_j"] is None
+    text = str(result)
+    assert "– inferences/J (net energy not significantly above idle" in text
+    assert "e+" not in text and "inferences/J" in text
+    # At exactly twice the uncertainty it is still not significant; above, the figure is back.
+    assert dataclasses.replace(result, mj_per_inference=0.1).inferences_per_j is None
+    assert dataclasses.replace(measured).inferences_per_j == pytest.approx(25.0, rel=1e-9)

@@ -12,6 +12,7 @@ from click.testing import CliRunner
 from crisp_edge.cli import main
 from crisp_edge.deploy.boards import load_board
 from crisp_edge.deploy.bundle import parse_markers
+from crisp_edge.deploy.ssh import Remote
 from crisp_edge.errors import RemoteError
 from crisp_edge.measure import fleet
 from crisp_edge.measure.fieldbench import (_device, _readings, bench_host, bench_local, read_hosts,
@@ -205,3 +206,52 @@ def test_cli_fleet_writes_the_good_board_when_another_has_a_corrupt_manifest(
     assert doc["results"][0]["models"][0]["results"][0]["median_ms"] > 0
     assert [(f["host"], f["board"]) for f in doc["failures"]] == [("board-twin", "rpi4")]
     assert doc["failures"][0]["error"].startswith("JSONDecodeError: ")
+
+
+class _Stop(Exception):
+    """Ends a faked bench once the crisp-bench arguments are known."""
+
+
+def _bench_threads(monkeypatch, remote, cpus_reply: str = "") -> str:
+    """The --threads a default bench would pass to crisp-bench, with the device faked."""
+    from crisp_edge.measure import fieldbench
+
+    def run(remote, script, args, timeout, what, program=("sh", "-s", "--")):
+        if script == fieldbench.MANIFEST_SCRIPT:
+            return json.dumps({"bundle_id": "x", "models": [{"path": "models/a.crisp"}]})
+        if script == fieldbench.BENCH_SCRIPT:
+            raise _Stop(args[3])
+        return cpus_reply  # the online-CPU probe
+
+    monkeypatch.setattr(fieldbench, "_run", run)
+    with pytest.raises(_Stop) as stop:
+        fieldbench.bench_installed(load_board("rpi4"), remote, "/opt/crisp")
+    return str(stop.value)
+
+
+def test_default_threads_stop_at_the_local_cores_online(monkeypatch):
+    # A 4-core profile benchmarked on a 2-CPU machine: 4 threads would time time-slicing.
+    monkeypatch.setattr("os.sched_getaffinity", lambda pid: {0, 1}, raising=False)
+    assert _bench_threads(monkeypatch, None) == "1,2"
+
+
+@pytest.mark.parametrize("reply, expected", [("2\n", "1,2"), ("8\n", "1,2,4"), ("", "1,2,4")])
+def test_default_threads_stop_at_the_cores_the_remote_device_reports(monkeypatch, reply,
+                                                                     expected):
+    # Never more than the profile's 4 cores; a device that does not say keeps the profile's.
+    assert _bench_threads(monkeypatch, Remote("pi@board"), reply) == expected
+
+
+def test_bench_summary_prints_no_inferences_per_joule_for_an_insignificant_energy(capsys):
+    from crisp_edge.cli.field import _summary
+
+    energy = {"mj_per_inference": 3.2e-15, "uncertainty_mj": 0.05, "avg_power_w": 1.0,
+              "idle_power_w": 1.0, "inferences_per_j": 314126074009092096.0, "warnings": []}
+    result = {"host": "local", "board": {"name": "rpi4"}, "emulated": False, "bundle_id": "x",
+              "device": {"cpu_model": "cpu"}, "tflite": None,
+              "models": [{"name": "m", "mac_sparsity": 0.5,
+                          "results": [{"threads": 1, "median_ms": 1.0, "energy": energy}]}]}
+    _summary(result)
+    err = capsys.readouterr().err
+    assert "– inferences/J (net energy not significantly above idle" in err
+    assert "314126074009092096" not in err

@@ -60,3 +60,24 @@ def test_report_refuses_other_files(tmp_path):
     (tmp_path / "x.json").write_text('{"format": "something-else"}')
     with pytest.raises(ArgumentError, match="give files written by crisp-edge bench"):
         write_report([tmp_path / "x.json"], tmp_path / "out")
+
+
+def _energy(mj: float, u: float, per_j: float | None) -> dict:
+    return {"meter": "sim", "avg_power_w": 1.0, "idle_power_w": 1.0, "mj_per_inference": mj,
+            "uncertainty_mj": u, "samples": 40, "inferences_per_j": per_j, "inferences": 100,
+            "window_s": 2.0, "warnings": []}
+
+
+def test_energy_within_its_uncertainty_of_zero_has_no_derived_figures():
+    # Stored as written before the significance check: N / (net ≈ 0) inferences per joule.
+    from crisp_edge.measure.fieldreport import _energy_blocks
+
+    hybrid, dense = _model("m", "model", {1: 1.0}), _model("m.dense", "dense-twin", {1: 2.0}, "m")
+    hybrid["results"][0]["energy"] = _energy(3.2e-15, 0.05, 314126074009092096.0)
+    dense["results"][0]["energy"] = _energy(8.0, 0.1, 125.0)
+    blocks = _energy_blocks({"models": [hybrid, dense], "settings": {"energy": {"meter": "sim"}}})
+    side_by_side, note, entries = blocks
+    assert side_by_side.content[1][0][-2:] == ["–", "–"]       # dense / hybrid, TFLite / hybrid
+    assert [row[6] for row in entries.content[1]] == ["–", "125.0"]
+    assert "not significantly above idle" in note.content
+    assert "314126074009092096" not in str([b.content for b in blocks])
