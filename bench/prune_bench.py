@@ -407,9 +407,11 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
         f"{b['bn_recalibration']} BatchNorm forwards, {b['saliency']} saliency passes). "
         f"Top-1 on the user classes, mean ± std over {args.seeds} seeds (the seed sets the "
         "fine-tuning order; base model and classes are fixed).", "",
-        f"Command: `{command}` ({wall / 60:.0f} min of wall time for the runs not cached; the "
-        f"runs in the table took {sum(r['wall_time_s'] for r in results) / 3600:.1f} h of one "
-        "core in all).", "",
+        f"Command: `{command}` (" + ("" if args.report else
+                                      f"{wall / 60:.0f} min of wall time for the runs not "
+                                      "cached; ")
+        + f"the runs in the table took {sum(r['wall_time_s'] for r in results) / 3600:.1f} h "
+        "of one core in all, several sharing the two cores at a time).", "",
         *([f"**Partial: {args.partial[0]} of the {args.partial[1]} runs are in**; the command "
            "resumes the rest (finished runs are kept in the runs directory). Rows with fewer "
            "seeds than asked say how many they have (n=…); a missing cell is a "
