@@ -36,6 +36,12 @@ from crisp_edge.errors import ArgumentError
 RULES = ("global", "normalized", "lamp", "uniform")
 
 
+def round_half_up(x: float) -> int:
+    """Round to the nearest integer, halves up (Python's round() goes to even): every block and
+    weight count of the pruning stage rounds this way."""
+    return math.floor(x + 0.5)
+
+
 @dataclass(frozen=True)
 class Allocation:
     """A layer-allocation rule and its floor (a kept-block ratio, 0 = none)."""
@@ -101,7 +107,7 @@ def _counts(values: Mapping[str, torch.Tensor], alive: Mapping[str, torch.Tensor
     out = {}
     for key, v in values.items():
         count = int(((v >= threshold) & alive[key]).sum())
-        k = math.floor(count / v.shape[0] + 0.5)
+        k = round_half_up(count / v.shape[0])
         out[key] = min(max(k, lo[key]), hi[key])
     return out
 
@@ -141,9 +147,9 @@ def allocate(scores: Mapping[str, torch.Tensor], areas: Mapping[str, torch.Tenso
     floor = min(allocation.floor, keep_ratio)
     lo = {k: min(max(1, math.ceil(floor * a.shape[1] - 1e-9)), hi[k]) for k, a in alive.items()}
     total = sum(s.numel() for s in scores.values())
-    target = math.floor(keep_ratio * total + 0.5)
+    target = round_half_up(keep_ratio * total)
     if allocation.rule == "uniform":
-        return {k: min(max(math.floor(keep_ratio * a.shape[1] + 0.5), lo[k]), hi[k])
+        return {k: min(max(round_half_up(keep_ratio * a.shape[1]), lo[k]), hi[k])
                 for k, a in alive.items()}
     values = ranking_scores(allocation.rule, scores, areas, alive)
     ranked = torch.sort(torch.cat([values[k][alive[k]] for k in values]),

@@ -32,7 +32,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from crisp_edge.pruning.allocation import Allocation
+from crisp_edge.pruning.allocation import Allocation, round_half_up
 from crisp_edge.errors import ArgumentError
 from crisp_edge.pruning.masks import (
     Pattern,
@@ -70,10 +70,6 @@ class MaskRequest:
 
 
 Masks = dict[str, torch.Tensor]
-
-
-def _round_half_up(x: float) -> int:
-    return math.floor(x + 0.5)
 
 
 def _alive(request: MaskRequest, layer: PrunableLayer) -> torch.Tensor:
@@ -142,7 +138,7 @@ def unstructured(request: MaskRequest) -> Masks:
         return masks
     ranked = torch.cat([mags[k][alive[k]] for k in mags])
     total = sum(m.numel() for m in mags.values())
-    n_keep = _round_half_up((1.0 - request.progress * request.target_sparsity) * total)
+    n_keep = round_half_up((1.0 - request.progress * request.target_sparsity) * total)
     if n_keep >= ranked.numel():
         threshold = -math.inf
     else:
@@ -167,7 +163,7 @@ def nm_only(request: MaskRequest) -> Masks:
     """
     request.validate()
     big_m = 4 * request.pattern.m
-    big_n = max(1, _round_half_up((1.0 - request.target_sparsity) * big_m))
+    big_n = max(1, round_half_up((1.0 - request.target_sparsity) * big_m))
     scores = _scores(request)
     masks = {}
     for layer in request.layers:
@@ -212,7 +208,7 @@ def channel(request: MaskRequest) -> Masks:
         weight = to_matrix(_weight(request, layer).to(torch.float64))
         live = _alive(request, layer)
         live_rows = live.any(dim=1)
-        count = max(1, _round_half_up((1.0 - request.progress * request.target_sparsity)
+        count = max(1, round_half_up((1.0 - request.progress * request.target_sparsity)
                                       * weight.shape[0]))
         if int(live_rows.sum()) < count:
             raise ArgumentError(f"{layer.param}: {int(live_rows.sum())} output rows are alive but "

@@ -31,7 +31,8 @@ from typing import Any, Literal
 import torch
 from torch import nn
 
-from crisp_edge.pruning.allocation import Allocation, allocate, check_block_inputs
+from crisp_edge.pruning.allocation import (Allocation, allocate, check_block_inputs,
+                                           round_half_up)
 from crisp_edge.errors import ArgumentError
 from crisp_edge.format.pattern import Pattern
 
@@ -311,10 +312,6 @@ def _check_ratio(keep_ratio: float) -> None:
         raise ArgumentError(f"keep ratio {keep_ratio} must be in (0, 1]")
 
 
-def _round_half_up(x: float) -> int:
-    return math.floor(x + 0.5)
-
-
 def global_block_budget(scores: Mapping[str, torch.Tensor], areas: Mapping[str, torch.Tensor],
                         alive: Mapping[str, torch.Tensor], keep_ratio: float) -> dict[str, int]:
     """Blocks to keep per block-row for each layer, from ONE threshold over all layers (docs/pruning.md#the-pattern).
@@ -342,7 +339,7 @@ def global_block_budget(scores: Mapping[str, torch.Tensor], areas: Mapping[str, 
                   for key, score in scores.items()}
     ranked = torch.cat([normalised[k][alive[k]] for k in normalised])
     total = sum(s.numel() for s in scores.values())
-    n_keep = _round_half_up(keep_ratio * total)
+    n_keep = round_half_up(keep_ratio * total)
     if n_keep >= ranked.numel():
         threshold = -math.inf
     elif n_keep == 0:
@@ -354,7 +351,7 @@ def global_block_budget(scores: Mapping[str, torch.Tensor], areas: Mapping[str, 
         live = alive[key]
         count = int(((norm >= threshold) & live).sum())
         fullest = int(live.sum(dim=1).max())
-        budget[key] = min(max(_round_half_up(count / norm.shape[0]), 1), fullest)
+        budget[key] = min(max(round_half_up(count / norm.shape[0]), 1), fullest)
     return budget
 
 
