@@ -109,10 +109,13 @@ class ClassDataset(Dataset[tuple[torch.Tensor, torch.Tensor]]):
             raise ArgumentError(f"epoch must be non-negative, got {epoch}")
         self.epoch = epoch
 
-    def subset(self, class_ids: Sequence[int]) -> ClassDataset:
-        """The samples of ``class_ids`` only, in their original order; labels keep their ids."""
+    def subset(self, class_ids: Sequence[int], per_class: int | None = None) -> ClassDataset:
+        """The samples of ``class_ids`` only (at most the first ``per_class`` of each), in
+        their original order; labels keep their ids."""
         ids = [_checked_id(c, self.num_classes) for c in class_ids]
-        keep = np.isin(self.targets, np.asarray(ids, dtype=np.int64))
+        keep = np.flatnonzero(np.isin(self.targets, np.asarray(ids, dtype=np.int64)))
+        if per_class is not None:
+            keep = keep[_cap_per_class(self.targets[keep], per_class)]
         sub = ClassDataset(self.source, augment=self.augment, seed=self.seed,
                            indices=self._indices[keep])
         sub.epoch = self.epoch

@@ -306,6 +306,7 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         masks, grads = state["masks"], state["saliency"]
+        class_stats = state["class_saliency"]
         steps_done: list[dict[str, Any]] = state["steps"]
         dense_acc = state["dense_accuracy"]
         set_rng_state(state["rng"])
@@ -318,6 +319,8 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
         log(f"dense: top-1 {100 * dense_acc['top1']:.2f} % on {len(class_ids)} classes")
         grads = measure_saliency(wrapped, loader, params, loss_fn=loss_fn,
                                  target_map=target_map)
+        class_stats = head_class_saliency(wrapped, train_set, class_ids, num_original, reduced,
+                                          layers, pattern, config, loss_fn, target_map)
         steps_done, first = [], 0
 
     def after_backward() -> None:
@@ -372,7 +375,8 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
                     "step": step, "model": model.state_dict(), "optimizer":
                     optimizer.state_dict(), "scheduler": scheduler.state_dict(), "masks": masks,
                     "saliency": grads, "rng": rng_state(), "steps": steps_done,
-                    "dense_accuracy": dense_acc, "elapsed": time.perf_counter() - started,
+                    "dense_accuracy": dense_acc, "class_saliency": class_stats,
+                    "elapsed": time.perf_counter() - started,
                     "fingerprint": _fingerprint(config, class_ids, model)})
             distributed.barrier()
         if on_step_end is not None:
@@ -380,9 +384,6 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
 
     assert masks is not None
     masker.finalize()
-    stats = per_class_block_saliency(wrapped, user_train, class_ids, layers, pattern,
-                                     batch_size=config.batch_size, loss_fn=loss_fn,
-                                     target_map=target_map)
     final = evaluate(model, test_loader, class_ids, reduced_head=reduced)
     names = list(getattr(train_set, "class_names", []) or [])
     class_names = [names[c] if c < len(names) else str(c) for c in class_ids]
@@ -397,27 +398,62 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
         "head_reduced": reduced, "config": config.to_dict(),
         "accuracy": {"dense": dense_acc, "final": final}, "steps": steps_done,
         "budget": budget(config, len(user_train), any(
-            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())),
+            isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()),
+            len(class_saliency_data(train_set, class_ids, num_original, reduced)[1])),
         **summarize(model, layers, masks, pattern_dict, example, config.method),
         "wall_time_s": time.perf_counter() - started,
         "world_size": distributed.world_size(),
     }
     return PruneResult(model=model.eval(), masks={k: v.cpu() for k, v in masks.items()},
-                       report=report, saliency_stats=stats, layers=layers, classes=class_ids,
+                       report=report, saliency_stats=class_stats, layers=layers, classes=class_ids,
                        class_names=class_names, head_classes=head_classes,
                        head_class_names=head_class_names, head=head, pattern=pattern_dict,
                        config=config.to_dict(), input_shape=list(example.shape[1:]))
 
 
-def budget(config: PruneConfig, train_images: int, batchnorm: bool = True) -> dict[str, int]:
+# Images per class for the per-class block saliency (SALY): enough for a stable share per
+# block, and bounded so a --keep-head run over a 1000-class head stays cheap.
+CLASS_SALIENCY_SAMPLES = 64
+
+
+def class_saliency_data(train_set: Any, class_ids: list[int], num_original: int,
+                        reduced: bool) -> tuple[list[int], Any]:
+    """The head's classes in its order, and the training images measured for them."""
+    classes = class_ids if reduced else list(range(num_original))
+    return classes, train_set.subset(classes, per_class=CLASS_SALIENCY_SAMPLES)
+
+
+def head_class_saliency(model: nn.Module, train_set: Any, class_ids: list[int],
+                        num_original: int, reduced: bool, layers: list[PrunableLayer],
+                        pattern: Any, config: PruneConfig, loss_fn: Any,
+                        target_map: torch.Tensor | None) -> dict[str, torch.Tensor]:
+    """Per-class block saliency of the *dense* model (before any mask) for every class of the
+    head, in the head's order: the user's classes, or all of them with ``keep_head``. Measured
+    before pruning so that a class's share in the blocks the file keeps (its coverage, which
+    on-device re-selection reports) means something: with the final masked weights a removed
+    block scores 0 and every class would be covered 100 %. The global RNG is left as it was,
+    so the statistics change nothing of the pruning run."""
+    classes, data = class_saliency_data(train_set, class_ids, num_original, reduced)
+    state = rng_state()
+    try:
+        return per_class_block_saliency(model, data, classes, layers, pattern,
+                                        batch_size=config.batch_size, loss_fn=loss_fn,
+                                        target_map=target_map)
+    finally:
+        set_rng_state(state)
+
+
+def budget(config: PruneConfig, train_images: int, batchnorm: bool = True,
+           class_saliency_images: int | None = None) -> dict[str, int]:
     """What a run costs in image passes (one image through the model once), so methods and
     settings are compared at equal budget: fine-tuning (forward + backward), the saliency
     passes (forward + backward; the measuring pass before step 0 and the per-class statistics
-    at the end), BatchNorm re-estimation (only for a model with BatchNorm; under torchrun every
+    of the head's classes, ``class_saliency_images``, default ``train_images``), BatchNorm re-estimation (only for a model with BatchNorm; under torchrun every
     rank makes these passes) and the teacher's forwards (forward only)."""
     tune = sum(config.step_epochs()) * train_images
     recalibrate = config.bn_recalibrate and batchnorm
-    return {"fine_tune": tune, "saliency": 2 * train_images,
+    stats = train_images if class_saliency_images is None else class_saliency_images
+    return {"fine_tune": tune, "saliency": train_images + stats,
             "bn_recalibration": len(config.schedule()) * train_images if recalibrate else 0,
             "teacher_forward": tune if config.distill else 0}
 

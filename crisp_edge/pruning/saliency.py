@@ -106,9 +106,10 @@ def per_class_block_saliency(model: nn.Module, dataset: Any, class_ids: Sequence
                              loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
                              target_map: torch.Tensor | None = None,
                              ) -> dict[str, torch.Tensor]:
-    """Σ S per block and per user class, float16 (len(class_ids), block rows, block columns),
-    for every block layer (keyed by parameter name). S uses the current (masked) weights and
-    G measured on that class's samples only; the class order is ``class_ids``'s."""
+    """Σ S per block and per class, float16 (len(class_ids), block rows, block columns), for
+    every block layer (keyed by parameter name). S uses the model's current weights (the
+    engine measures the dense model, before any mask) and G measured on that class's samples
+    only; the class order is ``class_ids``'s."""
     block_layers = [layer for layer in layers if layer.blocks]
     params = prunable_params(model, block_layers)
     per_layer: dict[str, list[torch.Tensor]] = {layer.param: [] for layer in block_layers}

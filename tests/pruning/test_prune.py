@@ -202,6 +202,20 @@ def test_per_class_saliency_statistics_shape(hard_result) -> None:
         assert torch.isfinite(stats).all() and (stats >= 0).all() and stats.sum() > 0
 
 
+def test_per_class_saliency_is_measured_on_the_dense_model(hard_result) -> None:
+    """Coverage (a class's share in the kept blocks) needs the saliency of the blocks pruning
+    removed: measured after pruning, a removed block would score exactly 0."""
+    from crisp_edge.pruning.masks import block_scores, to_matrix
+
+    removed_mass = 0.0
+    for layer in _block_layers(hard_result):
+        stats = hard_result.saliency_stats[layer.param].float()
+        kept = block_scores(to_matrix(hard_result.masks[layer.param].float()), 8, 8) > 0
+        assert stats.shape[1:] == kept.shape
+        removed_mass += float(stats[:, ~kept].sum())
+    assert removed_mass > 0
+
+
 # --- head reduction --------------------------------------------------------------------------
 
 def test_head_reduction_keeps_user_rows_in_user_order() -> None:
@@ -220,6 +234,9 @@ def test_pruned_head_is_reduced_and_keep_head_keeps_it(hard_result) -> None:
     full = crisp_edge.prune(tiny_model(), DATA, CLASSES, tiny_config(keep_head=True, steps=1),
                             progress=False)
     assert full.model.fc.out_features == 10 and not full.head["reduced"]
+    # SALY follows the head: with --keep-head every class has its statistics, in head order.
+    for layer in _block_layers(full):
+        assert full.saliency_stats[layer.param].shape[0] == 10
 
 
 # --- resume ----------------------------------------------------------------------------------
