@@ -12,6 +12,7 @@ from typing import BinaryIO, Sequence
 import numpy as np
 
 from crisp_edge.errors import FormatError
+from crisp_edge.fileio import write_atomic
 from crisp_edge.format.records import Graph, Label, ModelFile, Saliency
 from crisp_edge.format.spec import (_GRAPH, _HEADER, _LABEL, _LABEL_HEADER, _OP, _SALIENCY,
                                     _SALIENCY_HEADER, _SECTION, _TENSOR, _VALUE, ALIGNMENT,
@@ -132,11 +133,10 @@ def encode_model(model: ModelFile) -> bytes:
 def write_model(target: str | os.PathLike[str] | BinaryIO, model: ModelFile) -> int:
     """Write ``model`` to a path or a binary file object; returns the number of bytes written.
 
-    Writing to a path is not atomic; ``crisp_edge.pack`` writes atomically."""
+    A path is written atomically (:mod:`crisp_edge.fileio`)."""
     data = encode_model(model)
     if isinstance(target, (str, os.PathLike)):
-        with open(target, "wb") as f:
-            f.write(data)
+        write_atomic(target, data)
     else:
         target.write(data)
     return len(data)

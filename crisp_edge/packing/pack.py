@@ -11,13 +11,14 @@ import datetime
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from pathlib import Path
 
 import numpy as np
 
 from crisp_edge import format as fmt
+from crisp_edge.fileio import write_atomic
 from crisp_edge.errors import ArgumentError
 
 if TYPE_CHECKING:
@@ -105,25 +106,6 @@ def _labels(labels: Iterable[tuple[int, str]] | None, count: int) -> list[fmt.La
         if not -2**31 <= label.class_id < 2**31:
             raise ArgumentError(f"labels: class id {label.class_id} does not fit in int32")
     return out
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``,
-    so readers see the old file or the complete new one, never a half-written one."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _apply_masks(graph: fmt.Graph, weight_params: Mapping[int, str],
@@ -295,6 +277,28 @@ def calibration_images(spec: str, image_size: int, classes: Iterable[int] | None
     return torch.stack([data[i][0] for i in range(0, len(data), step)][:limit]).float()
 
 
+def _without_directories(spec: str | None) -> str | None:
+    """A data spec with its path cut to the last component: ``imagefolder:/home/ann/photos`` →
+    ``imagefolder:photos``; specs without a path stay as they are."""
+    if not spec or ":" not in spec:
+        return spec
+    kind, rest = spec.split(":", 1)
+    if "/" not in rest and os.sep not in rest:
+        return spec
+    return f"{kind}:{Path(rest.rstrip('/')).name}"
+
+
+def _model_source_provenance(model_source: str | None) -> dict[str, Any]:
+    """``model_source`` as ``FILE.py:CLASS`` with the file's name only, and its sha256."""
+    if not model_source:
+        return {"model_source": model_source}
+    path, _, cls = model_source.rpartition(":")
+    out: dict[str, Any] = {"model_source": f"{Path(path).name}:{cls}" if path else model_source}
+    if path and Path(path).is_file():
+        out["model_source_sha256"] = _file_sha256(path)
+    return out
+
+
 def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
                     *, model_source: str | None = None, int8: bool = False,
                     calibration: Any = None, pattern_mode: str = "checkpoint",
@@ -324,17 +328,20 @@ def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.
     with torch.no_grad():
         outputs = int(np.prod(model(example).shape[1:]))
     provenance = {
+        # File names and hashes only: a model file travels to boards and other people, and
+        # the packer's directories (/home/NAME/...) are none of their business.
+        "checkpoint": Path(checkpoint_path).name,
         "checkpoint_sha256": _file_sha256(checkpoint_path),
         "checkpoint_kind": ckpt.kind,
         "arch": arch,  # what was built: the user's --model wins over the checkpoint's arch
-        "model_source": model_source,
+        **_model_source_provenance(model_source),
         "pattern": ckpt.pattern,
         "pruning": ckpt.config,
         "classes": [int(c) for c in ckpt.classes],
         # What `crisp-edge eval` measures by default (a --keep-head head answers over all).
         "user_classes": [int(c) for c in (ckpt.user_classes or ckpt.classes)],
         "head": ckpt.head,
-        "data": ckpt.data,
+        "data": _without_directories(ckpt.data),
         "pruned_with": ckpt.crisp_edge_version,
     }
     try:
