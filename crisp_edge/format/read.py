@@ -267,14 +267,29 @@ def decode(data: bytes) -> ModelFile:
     labels = _read_labels(by_kind[SECTION_LABL]) if SECTION_LABL in by_kind else None
     provenance = None
     if SECTION_PROV in by_kind:
-        try:
-            provenance = json.loads(by_kind[SECTION_PROV].decode("utf-8")) \
-                if by_kind[SECTION_PROV] else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise FormatError(f"PROV: not UTF-8 JSON ({e})") from None
+        provenance = parse_provenance(by_kind[SECTION_PROV])
     saliency = _read_saliency(by_kind[SECTION_SALY], len(graph.tensors)) \
         if SECTION_SALY in by_kind else None
     return ModelFile(graph, labels, provenance, saliency, (major, minor), len(data), sections)
+
+
+def parse_provenance(raw: bytes | str) -> dict:
+    """The PROV section's JSON object ({} when empty). Anything else — not UTF-8, not JSON,
+    nested past Python's recursion limit, a number too long to convert, not an object — is a
+    FormatError naming the section, never a JSONDecodeError/RecursionError/ValueError from
+    inside the parser."""
+    if not raw:
+        return {}
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        value = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise FormatError(f"PROV: not UTF-8 JSON ({type(e).__name__}: {str(e)[:200]}); the "
+                          "provenance section is corrupt: repack the model") from None
+    if not isinstance(value, dict):
+        raise FormatError(f"PROV: a JSON {type(value).__name__}, expected an object; the "
+                          "provenance section is corrupt: repack the model")
+    return value
 
 
 def decode_model(data: bytes) -> ModelFile:
