@@ -179,6 +179,15 @@ typedef struct crisp_head_info {
  * way is also read by another op. */
 CRISP_API crisp_status crisp_model_get_head(const crisp_model *model, crisp_head_info *out);
 
+/* The head's current parameters as dense float32: weight (classes x features, row-major;
+ * hybrid heads expanded with zeros where values were removed, int8 heads dequantised as
+ * scale[row] * q) and bias (classes; zeros when the head has none). weight_count and
+ * bias_count must be exactly classes * features and classes (crisp_model_get_head). For
+ * re-selecting classes from a full head without images. */
+CRISP_API crisp_status crisp_model_get_head_weights(const crisp_model *model, float *weight,
+                                                    size_t weight_count, float *bias,
+                                                    size_t bias_count);
+
 /* Run a batch until value `value` is produced (only the ops before it) and copy that value out
  * as float32 (int8 values dequantised with their scale and zero point). input_count = batch *
  * input_elements, out_count = batch * the value's elements. Value 0..value_count-1; the graph

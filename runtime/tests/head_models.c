@@ -54,7 +54,7 @@ void hm_cnn(mb_model *m, const hm_options *o) {
     uint32_t hw;
     if (o->hybrid_head) {
         const uint32_t d[4] = {C, F, 0, 0};
-        hw = hybrid_tensor(m, &rng, (mb_hybrid){C, F, 2, 4, 2, 4, 1, 1, 0, 0}, 2, d);
+        hw = hybrid_tensor(m, &rng, (mb_hybrid){C, F, 2, 4, 2, 4, o->head_v ? o->head_v : 1, 1, 0, 0}, 2, d);
     } else {
         hw = mb_tensor(m, 2, C, F, 0, 0, NULL);
     }

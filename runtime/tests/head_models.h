@@ -14,7 +14,8 @@ typedef struct hm_options {
     uint32_t features;  /* conv channels = head Cin */
     int bias;           /* the head has a bias */
     int hybrid_conv;    /* the conv is HYBRID_F32 (block-pruned), else dense */
-    int hybrid_head;    /* the head is HYBRID_F32, else DENSE_F32 */
+    int hybrid_head;    /* the head is HYBRID_F32 (2:4 in 2x4 blocks), else DENSE_F32 */
+    uint32_t head_v;    /* hybrid head: rows sharing an N:M selection (0 = 1) */
     const char *tail;   /* ops after the head: "" or e.g. "s" softmax, "rs" reshape to (1,C) +
                            softmax axis 1, "r" reshape only */
     int labels;         /* write LABL: ids 100 + 3i, names "c<i>" */
