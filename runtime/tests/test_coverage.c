@@ -51,7 +51,7 @@ static crisp_model *with_saly(const hm_saly_layer *l, uint32_t count, uint8_t **
 
 static void test_coverage(void) {
     /* conv (hybrid, 2 x 3 blocks) and the dense head (tensor 2: 3 x 8, one 1 x 2 grid). */
-    uint16_t conv[3 * 6], head[3 * 2];
+    uint16_t conv[3 * 9] = {0}, head[3 * 2]; /* 3 x 9: room for the wrong grid below */
     float conv_f[3 * 6];
     unsigned r = 8;
     for (int i = 0; i < 18; i++) {
