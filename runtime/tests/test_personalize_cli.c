@@ -3,6 +3,7 @@
  * re-selection with coverage and its warning, and every bad input with exit
  * code and message. argv[1]: a scratch directory. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,16 +267,29 @@ static void test_bad_inputs(void) {
     CHECK(stat(out, &st) != 0, "nothing written on errors");
 }
 
+/* Removes the scratch directory's files (the nested no/such/dir never exists), then it. */
+static void remove_dir(void) {
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) unlink(in_dir(e->d_name));
+    if (d) closedir(d);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_personalize_cli SCRATCH_DIR\n");
         return 2;
     }
-    snprintf(dir, sizeof dir, "%s", argv[1]);
+    /* One directory per process: ctest runs the qemu CPU variants in parallel, and a
+     * model file rewritten under another process's mapping would be SIGBUS. */
+    mkdir(argv[1], 0755);
+    snprintf(dir, sizeof dir, "%s/%ld", argv[1], (long)getpid());
     mkdir(dir, 0755);
     make_files();
     test_fit();
     test_reselect();
     test_bad_inputs();
+    remove_dir();
     return check_report();
 }

@@ -488,12 +488,24 @@ static void test_sigkill(void) {
     crisp_model_free(m);
 }
 
+/* Removes the scratch directory's files (the nested no/such/dir never exists), then it. */
+static void remove_dir(void) {
+    DIR *d = opendir(dir);
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) unlink(in_dir(e->d_name));
+    if (d) closedir(d);
+    rmdir(dir);
+}
+
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_write_head SCRATCH_DIR\n");
         return 2;
     }
-    snprintf(dir, sizeof dir, "%s", argv[1]);
+    /* One directory per process: ctest runs the qemu CPU variants in parallel, and a
+     * model file rewritten under another process's mapping would be SIGBUS. */
+    mkdir(argv[1], 0755);
+    snprintf(dir, sizeof dir, "%s/%ld", argv[1], (long)getpid());
     mkdir(dir, 0755);
     test_round_trip();
     test_hybrid_and_bias();
@@ -501,5 +513,6 @@ int main(int argc, char **argv) {
     test_refusals();
     test_file_size_limit();
     test_sigkill();
+    remove_dir();
     return check_report();
 }
