@@ -232,13 +232,12 @@ static int build_saly(buf *b, const crisp_model *m, const crisp_new_head *h,
         else rows[j] = (uint32_t)k;
     }
     uint32_t kept = 0;
-    uint64_t names = 0, data = 0;
+    uint64_t names = 0;
     for (uint32_t i = 0; ok && i < saly.layer_count; i++) {
         const crisp_saly_layer *l = &saly.layers[i];
         if (l->tensor == head_op->weight || l->tensor == head_op->bias) continue;
         kept++;
         names += l->name_length;
-        data += 2 * (uint64_t)h->classes * l->nbr * l->nbc;
     }
     if (ok && kept > 0) {
         const uint64_t data_at = (16 + 32 * (uint64_t)kept + names + 1) / 2 * 2;

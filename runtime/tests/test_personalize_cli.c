@@ -154,8 +154,8 @@ static void test_fit(void) {
     crisp_model *m = NULL;
     CHECK(crisp_model_load_file(out, &m) == CRISP_OK, "%s", crisp_last_error());
     if (m) {
-        int32_t id;
-        const char *name;
+        int32_t id = 0;
+        const char *name = "";
         /* "c1" is in the base label map (id 103); the others continue after 112. */
         CHECK(crisp_model_get_label(m, 0, &id, &name) == CRISP_OK && id == 103 &&
                   strcmp(name, "c1") == 0, "label 0: %d %s", id, name);
@@ -184,8 +184,8 @@ static void test_fit(void) {
               crisp_model_get_head_weights(b, wb, 24, bb, 3) == CRISP_OK &&
               memcmp(wa, wb, sizeof wa) == 0 && memcmp(ba, bb, sizeof ba) == 0,
           "1 vs 3 threads: a different head");
-    int32_t id;
-    const char *name;
+    int32_t id = 0;
+    const char *name = "";
     CHECK(a && crisp_model_get_label(a, 2, &id, &name) == CRISP_OK && strcmp(name, "2") == 0 &&
               id == 115,
           "default names: %d %s", id, name);

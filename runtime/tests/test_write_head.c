@@ -155,8 +155,8 @@ static void test_round_trip(void) {
               info.output_dims[1]);
         check_logits(m, nm, w, b, C, F, 1, "round trip");
         for (uint32_t i = 0; i < C; i++) {
-            int32_t id;
-            const char *name;
+            int32_t id = 0;
+            const char *name = "";
             CHECK(crisp_model_get_label(nm, i, &id, &name) == CRISP_OK && id == ids[i] &&
                       strcmp(name, names[i]) == 0,
                   "label %u", i);
