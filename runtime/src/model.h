@@ -126,6 +126,7 @@ struct crisp_model {
     uint64_t size;
     uint32_t format_major, format_minor;
     crisp_section grph, wght, labl, prov;
+    crisp_section saly; /* optional; CRC checked, parsed only on use (src/saly.c) */
     /* The GRPH record arrays and their strides (later minor versions may
      * append fields to a record). */
     const uint8_t *value_records, *tensor_records, *op_records;
@@ -156,7 +157,7 @@ struct crisp_model {
  * stages: for this op or tensor and all earlier ones). */
 
 /* src/container.c: header, section table, section bounds and CRCs; sets the
- * model's grph/wght/labl/prov sections. */
+ * model's grph/wght/labl/prov/saly sections. */
 crisp_status crisp_parse_container(crisp_model *model);
 /* src/graph.c: GRPH header (counts, record sizes, graph input/output ids);
  * allocates values, tensors and ops; locates the record arrays. */
