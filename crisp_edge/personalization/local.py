@@ -209,6 +209,15 @@ def reselect(model: Model, path: str | os.PathLike[str], classes: Sequence[str],
     labels = model.labels
     if not labels:
         raise ArgumentError(f"{path}: the file has no label map to select classes from")
+    prov = model.info()["provenance"]
+    head_prov = prov.get("head") if isinstance(prov.get("head"), dict) else {}
+    why = ("its provenance says the head was reduced to the user's classes"
+           if head_prov.get("reduced") is True else
+           "it is already personalised (its head holds only the user's classes)"
+           if "personalized" in prov else None)
+    if why:  # the C tool's rule (crisp_personalize_cli.c, not_full_head)
+        raise ArgumentError(f"{path}: --classes re-selects from the full classifier head, but "
+                            f"{why}; repack the base model with --keep-head")
     rows = [_resolve(str(t).strip(), labels, str(path)) for t in classes]
     if len(set(rows)) != len(rows):
         raise ArgumentError("a class is requested twice")

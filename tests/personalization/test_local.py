@@ -196,6 +196,16 @@ def test_reselect_equals_a_host_packed_model_of_the_same_weights(tmp_path: Path)
         prov = a.info()["provenance"]["personalized"]
     assert np.abs(la - lb).max() <= 1e-5 * np.abs(lb).max()
     assert prov["mode"] == "reselect" and set(prov["coverage"]) == set(res.coverage)
+    # Only from the full head: neither the re-selected file nor a reduced head will do.
+    with pytest.raises(ArgumentError, match="already personalised"):
+        crisp_edge.personalize(out, tmp_path / "again.crisp", classes="6")
+    reduced = prune(tiny_model(), DATA, [1, 4, 6], tiny_config(steps=1), progress=False)
+    save_checkpoint(result_checkpoint(reduced, model_source=spec, data=DATA), tmp_path / "r.pt")
+    pack_checkpoint(tmp_path / "r.pt", tmp_path / "r.crisp", model_source=spec)
+    with pytest.raises(ArgumentError, match="head was reduced to the user's classes; repack "
+                                            "the base model with --keep-head"):
+        crisp_edge.personalize(tmp_path / "r.crisp", tmp_path / "again.crisp", classes="4")
+    assert not (tmp_path / "again.crisp").exists()
 
 
 def test_bad_inputs_are_named_and_write_nothing(tmp_path: Path) -> None:
