@@ -273,3 +273,19 @@ def test_reference_fit_rejects_wrong_size_under_none() -> None:
 
     with pytest.raises(ShapeError, match="image is 9x8 pixels; the model takes exactly 8x8"):
         fit(load_rgb(np.zeros((8, 9, 3), np.uint8)), fmt.Preprocess(8, 8, *IMAGENET))
+
+
+def test_committed_image_fixtures_match_the_reference() -> None:
+    """runtime/tests/data/images (test_image.c's expectations) against the reference today, so
+    the C test cannot drift from the host pipeline."""
+    import importlib.util
+
+    script = Path(__file__).resolve().parents[1] / "make_image_fixtures.py"
+    spec = importlib.util.spec_from_file_location("make_image_fixtures", script)
+    assert spec is not None and spec.loader is not None
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    for name, prep in mod.FIXTURES.items():
+        path = mod.DEFAULT_OUT / name
+        np.testing.assert_array_equal(np.load(f"{path}.expected.npy"),
+                                      preprocess_image(path, prep), err_msg=name)
