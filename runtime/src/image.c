@@ -183,6 +183,10 @@ static crisp_status decode(const crisp_model *m, const uint8_t *data, size_t siz
     if (!stbi_info_from_memory(data, (int)size, &w, &h, &comp))
         return crisp_error(CRISP_ERR_FORMAT, "%s: cannot read the image header (%s)", name,
                            stbi_failure_reason());
+    /* The decoder's view of the size, in case our header walk found another. */
+    if (w < 1 || h < 1 || (uint32_t)w > CRISP_IMAGE_MAX_SIDE || (uint32_t)h > CRISP_IMAGE_MAX_SIDE)
+        return crisp_error(CRISP_ERR_FORMAT, "%s: image is %dx%d pixels, expected 1..%u per side",
+                           name, w, h, CRISP_IMAGE_MAX_SIDE);
     if (p->resize == CRISP_RESIZE_NONE && ((uint32_t)w != p->width || (uint32_t)h != p->height))
         return crisp_error(CRISP_ERR_SHAPE,
                            "%s: image is %dx%d pixels; the model takes exactly %ux%u (its PREP "
