@@ -21,7 +21,8 @@ from crisp_edge.format import encoding as enc
 from crisp_edge.format.records import (
     Graph, Label, ModelFile, Op, Preprocess, Saliency, Section, Tensor, Value)
 from crisp_edge.format.spec import (
-    _GRAPH, _HEADER, _LABEL, _LABEL_HEADER, _OP, _PREP, _SALIENCY, _SALIENCY_HEADER, _SECTION, _TENSOR,
+    _GRAPH, _HEADER, _LABEL, _LABEL_HEADER, _OP, _PREP, _SALIENCY, _SALIENCY_HEADER, _SECTION,
+    _TENSOR,
     ACTIVATION_NAMES, ALIGNMENT, DTYPE_F32, DTYPE_I8, ENCODING_DENSE_F32, ENCODING_DENSE_I8,
     ENCODING_HYBRID_I8, ENCODING_NAMES, GRAPH_HEADER_SIZE, HEADER_SIZE, KNOWN_SECTIONS,
     LABEL_HEADER_SIZE, LABEL_RECORD_SIZE, MAGIC, MAX_LABEL_NAME_BYTES, MAX_RECORDS,

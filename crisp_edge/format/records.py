@@ -140,8 +140,8 @@ def _g(v: float) -> str:
 @dataclass(frozen=True)
 class Preprocess:
     """PREP: how an image becomes the graph input (docs/format.md, "PREP"). Input channel c is
-    ``(p · scale − mean[c]) / std[c]``, p the 8-bit value of colour c (RGB) or 2 − c (BGR) of the
-    image after ``resize`` (``RESIZE_NONE``: must already be width × height;
+    ``(p · scale − mean[c]) / std[c]``, p the 8-bit value of colour c (RGB) or 2 − c (BGR) of
+    the image after ``resize`` (``RESIZE_NONE``: must already be width × height;
     ``RESIZE_SHORTER_SIDE``: bilinear to shorter side ``resize_size``, then the centre crop;
     ``RESIZE_STRETCH``: bilinear to width × height). Floats are rounded to float32 on creation,
     as the file stores them, so a record read back compares equal.

@@ -3,7 +3,7 @@ and of the runtime's ``crisp_image_decode``, and what the host's image folders t
 
 >>> prep = fmt.Preprocess(224, 224, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
 ...                       fmt.RESIZE_SHORTER_SIDE, 224)          # doctest: +SKIP
->>> x = preprocess_image("cat.jpg", prep)                        # (3, 224, 224) float32  # doctest: +SKIP
+>>> x = preprocess_image("cat.jpg", prep)   # (3, 224, 224) float32   # doctest: +SKIP
 
 Decoding and resizing are Pillow's (``convert("RGB")``: grayscale replicated, alpha dropped;
 ``resize(..., BILINEAR)``, horizontal pass first: :func:`resize_bilinear`); the normalisation
