@@ -55,16 +55,22 @@ FUZZ_FLAGS := -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
 build-fuzz: sysdeps
 	CC=clang cmake -S . -B build/fuzz -DCRISP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCRISP_BUILD_TOOLS=OFF $(CMAKE_FLAGS) >/dev/null
-	cmake --build build/fuzz -j $(JOBS) --target fuzz_loader gen_fuzz_seeds
-	rm -rf build/fuzz/corpus && mkdir -p build/fuzz/corpus build/fuzz/artifacts
+	cmake --build build/fuzz -j $(JOBS) --target fuzz_loader fuzz_image gen_fuzz_seeds
+	rm -rf build/fuzz/corpus build/fuzz/image-corpus
+	mkdir -p build/fuzz/corpus build/fuzz/image-corpus build/fuzz/artifacts
 	cp runtime/tests/data/*.crisp build/fuzz/corpus/
 	build/fuzz/runtime/gen_fuzz_seeds build/fuzz/corpus
+	cp runtime/tests/data/images/*.png runtime/tests/data/images/*.jpg \
+	  runtime/tests/data/images/*.bmp build/fuzz/image-corpus/
 
+# The image decoder (stb_image, the container checks, the resampler) gets 10 s in `make test`.
 test-fuzz: build-fuzz
 	build/fuzz/runtime/fuzz_loader build/fuzz/corpus -max_total_time=60 $(FUZZ_FLAGS)
+	build/fuzz/runtime/fuzz_image build/fuzz/image-corpus -max_total_time=10 $(FUZZ_FLAGS)
 
 fuzz: build-fuzz
 	build/fuzz/runtime/fuzz_loader build/fuzz/corpus -max_total_time=1800 $(FUZZ_FLAGS)
+	build/fuzz/runtime/fuzz_image build/fuzz/image-corpus -max_total_time=600 $(FUZZ_FLAGS)
 
 test-c: build-native build-asan build-aarch64
 	ctest --test-dir build/native --output-on-failure

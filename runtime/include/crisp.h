@@ -143,6 +143,48 @@ CRISP_API crisp_status crisp_model_get_label(const crisp_model *model, uint32_t 
 CRISP_API crisp_status crisp_model_get_provenance(const crisp_model *model, const char **json,
                                                   size_t *length);
 
+/* How an image becomes the model's input: the file's PREP section
+ * (docs/format.md). Written by `crisp-edge pack` when the preprocessing is
+ * known; resize is one of CRISP_RESIZE_*, channel_order CRISP_CHANNELS_*.
+ * Input channel c = (p * scale - mean[c]) / std[c] for the 8-bit pixel
+ * value p of that channel after resizing and cropping. */
+typedef struct crisp_preprocess {
+    uint32_t present;       /* 0: the file stores no PREP (the other fields are 0) */
+    uint32_t channels, height, width;
+    uint32_t resize;        /* CRISP_RESIZE_NONE / _SHORTER_SIDE / _STRETCH */
+    uint32_t resize_size;   /* shorter_side: the shorter side before the centre crop */
+    uint32_t channel_order; /* 0 RGB, 1 BGR */
+    float scale;
+    float mean[3];
+    float std[3];
+} crisp_preprocess;
+
+/* The image must already be width x height. */
+#define CRISP_RESIZE_NONE 0u
+/* Bilinear (as Pillow) so the shorter side is resize_size, then the centre crop. */
+#define CRISP_RESIZE_SHORTER_SIDE 1u
+/* Bilinear (as Pillow) to width x height, ignoring the aspect ratio. */
+#define CRISP_RESIZE_STRETCH 2u
+#define CRISP_CHANNELS_RGB 0u
+#define CRISP_CHANNELS_BGR 1u
+/* Images wider or taller than this are refused before any pixel is decoded. */
+#define CRISP_IMAGE_MAX_SIDE 8192u
+
+CRISP_API crisp_status crisp_model_get_preprocess(const crisp_model *model, crisp_preprocess *out);
+
+/* Decode an encoded PNG or JPEG image and preprocess it with the model's
+ * PREP into the model's input layout (C,H,W float32): out_count must be
+ * input_elements. Grayscale is replicated and alpha dropped. A model without
+ * PREP is CRISP_ERR_UNSUPPORTED; an unreadable, truncated or oversized image
+ * is CRISP_ERR_FORMAT; an image of the wrong size under CRISP_RESIZE_NONE is
+ * CRISP_ERR_SHAPE. Thread-safe: the model is only read. */
+CRISP_API crisp_status crisp_image_decode(const crisp_model *model, const void *data, size_t size,
+                                          float *out, size_t out_count);
+/* The same for a file (read whole; the message names the path; a file that
+ * cannot be read is CRISP_ERR_IO). */
+CRISP_API crisp_status crisp_image_load(const crisp_model *model, const char *path, float *out,
+                                        size_t out_count);
+
 /* A session owns the activation arena (and its thread pool); one session per
  * concurrent caller. crisp_session_create is create_with_options with defaults. */
 CRISP_API crisp_status crisp_session_create(const crisp_model *model, crisp_session **out);
