@@ -1,7 +1,8 @@
 /* crisp-personalize's real code (crisp_personalize_main) in-process: a fit
  * from --npy/--labels (int64 and int32 labels, --names, ids kept or new), a
  * re-selection with coverage and its warning, and every bad input with exit
- * code and message. argv[1]: a scratch directory. */
+ * code and message; --images on a folder of the image fixtures (argv[2]) with a corrupt
+ * file, --skip-bad and a model without PREP. argv[1]: a scratch directory. */
 #define _POSIX_C_SOURCE 200809L
 #include <dirent.h>
 #include <stdarg.h>
@@ -237,7 +238,9 @@ static void test_bad_inputs(void) {
     EXPECT(2, "--min-coverage: bad value '2'", base, "--classes", "c1", "--out", out,
            "--min-coverage", "2");
     EXPECT(2, "unknown option '--bogus'", base, "--bogus");
-    EXPECT(2, "--images is not supported yet", base, "--images", dir, "--out", out);
+    EXPECT(1, "stores no image preprocessing (PREP)", base, "--images", dir, "--out", out);
+    EXPECT(2, "--skip-bad goes with --images", base, "--classes", "c1", "--skip-bad", "--out",
+           out);
     EXPECT(1, "cannot open '", in_dir("missing.crisp"), "--classes", "c1", "--out", out);
     EXPECT(1, "model has no linear classifier head", in_dir("nohead.crisp"), "--classes", "0",
            "--out", out);
@@ -250,7 +253,7 @@ static void test_bad_inputs(void) {
            "--out", out);
     EXPECT(1, "shape (11,), expected (12,)", base, "--npy", x, "--labels", in_dir("yshort.npy"),
            "--out", out);
-    EXPECT(1, "class '3' (label 3) has 1 image; every class needs at least 2", base, "--npy", x,
+    EXPECT(1, "class '3' has 1 usable image; every class needs at least 2", base, "--npy", x,
            "--labels", in_dir("yone.npy"), "--out", out);
     EXPECT(1, "label -2 at index 0", base, "--npy", x, "--labels", in_dir("yneg.npy"), "--out", out);
     EXPECT(1, "--names has 2 names, but", base, "--npy", x, "--labels", y, "--names", "a,b",
@@ -268,6 +271,88 @@ static void test_bad_inputs(void) {
 }
 
 /* Removes the scratch directory's files (the nested no/such/dir never exists), then it. */
+static char fixtures[512];
+
+static void copy_fixture(const char *name, const char *to) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s", fixtures, name);
+    FILE *f = fopen(path, "rb");
+    static uint8_t buf[1 << 20];
+    const size_t n = f ? fread(buf, 1, sizeof buf, f) : 0;
+    if (f) fclose(f);
+    CHECK(n > 0, "cannot read the fixture %s", path);
+    write_file(to, buf, n);
+}
+
+/* --images: the base model with a PREP (stretch to its 6x6 input), two classes of the image
+ * fixtures (PNG, RGBA PNG, BMP, JPEG of other sizes), then a corrupt file among them. */
+static void test_images(void) {
+    uint8_t prep[64] = {0};
+    const float scale = 1.0f / 255.0f, mean = 0.5f, std = 0.25f;
+    const uint32_t head[7] = {64, 3, 6, 6, 2, 0, 0}; /* record, C, H, W, stretch, S, RGB */
+    for (int i = 0; i < 7; i++) mb_put_u32(prep + 4 * i, head[i]);
+    memcpy(prep + 28, &scale, 4);
+    for (int c = 0; c < 3; c++) memcpy(prep + 32 + 4 * c, &mean, 4), memcpy(prep + 44 + 4 * c, &std, 4);
+    mb_model mb;
+    hm_cnn(&mb, &(hm_options){.classes = 5, .features = 8, .bias = 1, .tail = "s", .labels = 1,
+                              .provenance = "{\"head\": {\"reduced\": false}}"});
+    mb_add_section(&mb, KIND("PREP"), 0, prep, sizeof prep);
+    size_t n;
+    uint8_t *f = mb_build(&mb, &n);
+    write_file("prep.crisp", f, n);
+    free(f);
+    mb_free(&mb);
+    /* in_dir's buffers are reused after 16 calls: keep these paths. */
+    char model[1024], out[1024], imgs[1024];
+    snprintf(model, sizeof model, "%s", in_dir("prep.crisp"));
+    snprintf(out, sizeof out, "%s", in_dir("img.crisp"));
+    snprintf(imgs, sizeof imgs, "%s", in_dir("imgs"));
+    mkdir(in_dir("imgs"), 0755), mkdir(in_dir("imgs/cat"), 0755), mkdir(in_dir("imgs/dog"), 0755);
+    mkdir(in_dir("imgs/.hidden"), 0755);
+    copy_fixture("photo.png", "imgs/cat/a.png");
+    copy_fixture("rgba.png", "imgs/cat/b.PNG");
+    copy_fixture("palette.bmp", "imgs/dog/c.bmp");
+    copy_fixture("photo.jpg", "imgs/dog/d.jpeg");
+    write_file("imgs/dog/notes.txt", "not an image", 12);
+    int rc = cli(model, "--images", imgs, "--out", out, "--threads", "2", NULL);
+    CHECK(rc == 0 && strstr(out_text, "fit: 4 images"), "images: exit %d: %s%s", rc, out_text,
+          err_text);
+    crisp_model *m = NULL;
+    CHECK(crisp_model_load_file(out, &m) == CRISP_OK, "%s", crisp_last_error());
+    int32_t id = 0;
+    const char *name = "";
+    CHECK(m && crisp_model_get_label(m, 1, &id, &name) == CRISP_OK && strcmp(name, "dog") == 0 &&
+              id == 114, "label 1: %d %s", id, name);
+    crisp_preprocess pp;
+    CHECK(m && crisp_model_get_preprocess(m, &pp) == CRISP_OK && pp.present && pp.resize == 2,
+          "the new file keeps PREP");
+    crisp_model_free(m);
+    /* A corrupt image: named, and nothing written; --skip-bad goes on without it. */
+    write_file("imgs/dog/e.png", "\x89PNG\r\n\x1a\n not really", 20);
+    unlink(out);
+    EXPECT(1, "imgs/dog/e.png", model, "--images", imgs, "--out", out);
+    CHECK(strstr(err_text, "--skip-bad") != NULL && access(out, F_OK) != 0,
+          "corrupt image: %s", err_text);
+    rc = cli(model, "--images", imgs, "--out", out, "--skip-bad", NULL);
+    CHECK(rc == 0 && strstr(err_text, "skipped") && strstr(err_text, "e.png"),
+          "--skip-bad: exit %d: %s", rc, err_text);
+    crisp_model_load_file(out, &m);
+    const char *prov = "";
+    if (m) crisp_model_get_provenance(m, &prov, NULL);
+    CHECK(m && strstr(prov, "\"skipped\": 1"), "PROV: %s", prov);
+    crisp_model_free(m);
+    unlink(in_dir("imgs/cat/b.PNG"));
+    EXPECT(1, "class 'cat' has 1 usable image; every class needs at least 2", model, "--images",
+           imgs, "--out", out, "--skip-bad");
+    EXPECT(1, "no class folders", model, "--images", in_dir("imgs/cat"), "--out", out);
+    EXPECT(1, "cannot open the folder", model, "--images", in_dir("nowhere"), "--out", out);
+    const char *files[] = {"imgs/cat/a.png", "imgs/dog/c.bmp", "imgs/dog/d.jpeg",
+                           "imgs/dog/notes.txt", "imgs/dog/e.png"};
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) unlink(in_dir(files[i]));
+    rmdir(in_dir("imgs/cat")), rmdir(in_dir("imgs/dog")), rmdir(in_dir("imgs/.hidden"));
+    rmdir(in_dir("imgs"));
+}
+
 static void remove_dir(void) {
     DIR *d = opendir(dir);
     for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
@@ -277,10 +362,11 @@ static void remove_dir(void) {
 }
 
 int main(int argc, char **argv) {
-    if (argc < 2) {
-        fprintf(stderr, "usage: test_personalize_cli SCRATCH_DIR\n");
+    if (argc < 3) {
+        fprintf(stderr, "usage: test_personalize_cli SCRATCH_DIR IMAGE_FIXTURES_DIR\n");
         return 2;
     }
+    snprintf(fixtures, sizeof fixtures, "%s", argv[2]);
     /* One directory per process: ctest runs the qemu CPU variants in parallel, and a
      * model file rewritten under another process's mapping would be SIGBUS. */
     mkdir(argv[1], 0755);
@@ -290,6 +376,7 @@ int main(int argc, char **argv) {
     test_fit();
     test_reselect();
     test_bad_inputs();
+    test_images();
     remove_dir();
     return check_report();
 }

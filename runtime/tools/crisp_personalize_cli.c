@@ -7,7 +7,8 @@
  *       other names get ids after the largest id there.
  *   --classes LIST  re-select classes the full head already has (names or ids of the label
  *       map): the head rows are copied, coverage from SALY printed and stored.
- *   --images DIR    (not wired yet: image decoding and the PREP section come separately).
+ *   --images DIR [--skip-bad]  one sub-folder of PNG/JPEG/BMP images per class, named by the
+ *       class: decoded and preprocessed with the file's PREP, then fitted as --npy.
  *
  * Exit codes as crisp-run: 0 ok, 1 error, 2 usage. */
 #define _POSIX_C_SOURCE 200809L
@@ -21,10 +22,12 @@
 #include <time.h>
 
 #include "crisp.h"
+#include "image_folder.h"
 #include "npy.h"
 
 #define USAGE                                                                                   \
-    "usage: crisp-personalize MODEL.crisp (--npy X.npy --labels Y.npy [--names a,b,c] |\n"      \
+    "usage: crisp-personalize MODEL.crisp (--images DIR [--skip-bad] |\n"                      \
+    "                         --npy X.npy --labels Y.npy [--names a,b,c] |\n"                    \
     "                         --classes LIST) --out NEW.crisp [--epochs E] [--l2 L]\n"          \
     "                         [--threads T] [--seed S] [--min-coverage F] [--imprint-only]\n"
 
@@ -35,7 +38,7 @@ typedef struct options {
     long epochs, threads;
     unsigned long seed;
     double l2, min_coverage;
-    int imprint_only;
+    int imprint_only, skip_bad;
 } options;
 
 typedef struct text {
@@ -117,6 +120,10 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
             o->imprint_only = 1;
             continue;
         }
+        if (strcmp(a, "--skip-bad") == 0) {
+            o->skip_bad = 1;
+            continue;
+        }
         static const char *const valued[] = {"--npy", "--labels", "--names", "--classes",
                                               "--images", "--out", "--epochs", "--l2",
                                               "--threads", "--seed", "--min-coverage"};
@@ -171,6 +178,7 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
                           : modes != 1     ? "need exactly one of --npy/--labels, --classes, --images"
                           : (o->npy != NULL) != (o->labels != NULL) ? "--npy and --labels go together"
                           : o->names != NULL && o->npy == NULL ? "--names goes with --npy"
+                          : o->skip_bad && o->images == NULL ? "--skip-bad goes with --images"
                                                                : NULL;
     if (problem != NULL) {
         fprintf(err, ME ": error: %s\n" USAGE, problem);
@@ -418,16 +426,57 @@ static float *compute_features(const options *o, const crisp_model *m, const cri
     return f;
 }
 
-/* --npy/--labels: fit a new head on the features. */
-static int fit(const options *o, const crisp_model *m, const crisp_head_info *h, plan *p,
-               double *t_features, double *t_fit, FILE *out, FILE *err) {
-    crisp_model_info info;
-    crisp_model_get_info(m, &info);
+/* What a fit learns from: the features (n x head features) of n inputs, their labels
+ * 0..k-1 (k = p->classes, named by p->names) and how many inputs were skipped. */
+typedef struct samples {
+    float *features;
+    int32_t *labels;
+    uint64_t n, skipped;
+} samples;
+
+static void samples_free(samples *s) {
+    free(s->features), free(s->labels);
+    *s = (samples){0};
+}
+
+/* Every class named, no name twice, and at least 2 inputs a class. */
+static int check_classes(const plan *p, const samples *s, const char *where, FILE *err) {
+    size_t *count = calloc(p->classes, sizeof *count);
+    if (count == NULL) {
+        fprintf(err, ME ": error: out of memory\n");
+        return 1;
+    }
+    for (uint64_t i = 0; i < s->n; i++) count[s->labels[i]]++;
+    int rc = 0;
+    for (uint32_t c = 0; c < p->classes && rc == 0; c++) {
+        if (p->names[c] == NULL || p->names[c][0] == '\0') {
+            fprintf(err, ME ": error: %s: class %u has an empty name\n", where, (unsigned)c);
+            rc = 1;
+        }
+        for (uint32_t d = 0; d < c && rc == 0; d++)
+            if (strcmp(p->names[c], p->names[d]) == 0) {
+                fprintf(err, ME ": error: %s: '%s' names classes %u and %u\n", where,
+                        p->names[c], (unsigned)d, (unsigned)c);
+                rc = 1;
+            }
+        if (rc == 0 && count[c] < 2) {
+            fprintf(err, ME ": error: %s: class '%s' has %zu usable image%s; every class needs "
+                    "at least 2\n", where, p->names[c], count[c], count[c] == 1 ? "" : "s");
+            rc = 1;
+        }
+    }
+    free(count);
+    return rc;
+}
+
+/* --npy X.npy --labels Y.npy [--names]: X's rows are model inputs. */
+static int from_npy(const options *o, const crisp_model *m, const crisp_head_info *h,
+                    const crisp_model_info *in, plan *p, samples *s, double *t_features,
+                    FILE *err) {
+    const crisp_model_info info = *in;
     char msg[600], shape[128];
     npy_array x = {0};
     npy_int_array y = {0};
-    int32_t *labels = NULL;
-    float *features = NULL;
     char *name_list = NULL;
     int rc = 1;
     if (npy_read(o->npy, &x, msg, sizeof msg) != 0 ||
@@ -467,25 +516,23 @@ static int fit(const options *o, const crisp_model *m, const crisp_head_info *h,
         }
         if (y.data[i] + 1 > k) k = y.data[i] + 1;
     }
-    /* Names: --names or the label values; ids from the file's label map or new. */
+    /* Names: --names or the label values. */
     p->classes = (uint32_t)k;
     p->names = calloc((size_t)k, sizeof *p->names);
     p->ids = malloc((size_t)k * sizeof *p->ids);
-    labels = malloc((size_t)n * sizeof *labels);
-    size_t *count = calloc((size_t)k, sizeof *count);
-    if (p->names == NULL || p->ids == NULL || labels == NULL || count == NULL) {
-        free(count);
+    s->labels = malloc((size_t)n * sizeof *s->labels);
+    if (p->names == NULL || p->ids == NULL || s->labels == NULL) {
         fprintf(err, ME ": error: out of memory\n");
         goto done;
     }
-    for (uint64_t i = 0; i < n; i++) labels[i] = (int32_t)y.data[i], count[y.data[i]]++;
+    s->n = n;
+    for (uint64_t i = 0; i < n; i++) s->labels[i] = (int32_t)y.data[i];
     if (o->names != NULL) {
         name_list = strdup(o->names);
         const size_t given = name_list ? split(name_list, NULL, 0) : 0;
         if (given != (size_t)k) {
             fprintf(err, ME ": error: --names has %zu names, but %s has %lld classes (labels "
                     "0..%lld)\n", given, o->labels, (long long)k, (long long)k - 1);
-            free(count);
             goto done;
         }
         char **items = calloc((size_t)k, sizeof *items);
@@ -499,28 +546,121 @@ static int fit(const options *o, const crisp_model *m, const crisp_head_info *h,
             p->names[c] = strdup(t);
         }
     }
-    for (int64_t c = 0; c < k; c++) {
-        if (p->names[c] == NULL || p->names[c][0] == '\0') {
-            fprintf(err, ME ": error: --names: class %lld has an empty name\n", (long long)c);
-            free(count);
+    if (check_classes(p, s, o->names != NULL ? "--names" : o->labels, err) != 0) goto done;
+    const double t0 = now_s();
+    s->features = compute_features(o, m, h, &x, n, info.input_elements, err);
+    *t_features = now_s() - t0;
+    rc = s->features == NULL;
+done:
+    npy_free(&x);
+    free(y.data), free(name_list);
+    return rc;
+}
+
+/* --images DIR: decode and preprocess each image with the file's PREP, 16 at a time, into
+ * features; a bad image stops the run, or is skipped and named with --skip-bad. Only one
+ * batch of inputs is held at a time, so memory grows with the features, not the images. */
+static int from_images(const options *o, const crisp_model *m, const crisp_head_info *h,
+                       const crisp_model_info *info, plan *p, samples *s, double *t_features,
+                       FILE *err) {
+    enum { BATCH = 16 };
+    crisp_preprocess prep;
+    if (crisp_model_get_preprocess(m, &prep) != CRISP_OK || !prep.present) {
+        fprintf(err, ME ": error: %s: the file stores no image preprocessing (PREP), so images "
+                "cannot be turned into its inputs; repack it with `crisp-edge pack ... --mean "
+                "R,G,B --std R,G,B` (or pass preprocessed inputs with --npy/--labels)\n",
+                o->model);
+        return 1;
+    }
+    char msg[600];
+    image_folder folder;
+    if (image_folder_read(o->images, &folder, msg, sizeof msg) != 0) {
+        fprintf(err, ME ": error: %s\n", msg);
+        return 1;
+    }
+    const uint64_t in_n = info->input_elements;
+    uint64_t total = 0;
+    for (size_t c = 0; c < folder.count; c++) total += folder.classes[c].count;
+    float *batch = malloc((size_t)(BATCH * in_n) * sizeof *batch);
+    crisp_session *session = NULL;
+    int rc = 1;
+    p->classes = (uint32_t)folder.count;
+    p->names = calloc(folder.count, sizeof *p->names);
+    p->ids = malloc(folder.count * sizeof *p->ids);
+    s->features = malloc((size_t)((total ? total : 1) * h->features) * sizeof *s->features);
+    s->labels = malloc((size_t)(total ? total : 1) * sizeof *s->labels);
+    if (batch == NULL || p->names == NULL || p->ids == NULL || s->features == NULL ||
+        s->labels == NULL) {
+        fprintf(err, ME ": error: out of memory for %llu images\n", (unsigned long long)total);
+        goto done;
+    }
+    if (crisp_session_create_with_options(
+            m, &(crisp_session_options){(uint32_t)o->threads, 0}, &session) != CRISP_OK) {
+        fprintf(err, ME ": error: %s\n", crisp_last_error());
+        goto done;
+    }
+    const double t0 = now_s();
+    uint64_t filled = 0;
+    for (size_t c = 0; c <= folder.count; c++) {
+        const image_class *ic = c < folder.count ? &folder.classes[c] : NULL;
+        if (ic != NULL && (p->names[c] = strdup(ic->name)) == NULL) {
+            fprintf(err, ME ": error: out of memory\n");
             goto done;
         }
-        for (int64_t d = 0; d < c; d++)
-            if (strcmp(p->names[c], p->names[d]) == 0) {
-                fprintf(err, ME ": error: --names: '%s' names classes %lld and %lld\n",
-                        p->names[c], (long long)d, (long long)c);
-                free(count);
+        for (size_t i = 0; ic != NULL && i < ic->count; i++) {
+            if (crisp_image_load(m, ic->files[i], batch + filled * in_n, (size_t)in_n) !=
+                CRISP_OK) {
+                if (!o->skip_bad) {
+                    fprintf(err, ME ": error: %s; fix or remove the file, or pass --skip-bad "
+                            "to continue without it\n", crisp_last_error());
+                    goto done;
+                }
+                fprintf(err, ME ": skipped %s\n", crisp_last_error());
+                s->skipped++;
+                continue;
+            }
+            s->labels[s->n + filled] = (int32_t)c;
+            if (++filled < BATCH) continue;
+            if (crisp_session_run_to(session, h->feature_value, batch, (size_t)(filled * in_n),
+                                     s->features + s->n * h->features,
+                                     (size_t)(filled * h->features)) != CRISP_OK) {
+                fprintf(err, ME ": error: %s\n", crisp_last_error());
                 goto done;
             }
-        if (count[c] < 2) {
-            fprintf(err, ME ": error: %s: class '%s' (label %lld) has %zu image%s; every class "
-                    "needs at least 2\n", o->labels, p->names[c], (long long)c, count[c],
-                    count[c] == 1 ? "" : "s");
-            free(count);
-            goto done;
+            s->n += filled, filled = 0;
+        }
+        if (ic == NULL && filled > 0) { /* the last, partial batch */
+            if (crisp_session_run_to(session, h->feature_value, batch, (size_t)(filled * in_n),
+                                     s->features + s->n * h->features,
+                                     (size_t)(filled * h->features)) != CRISP_OK) {
+                fprintf(err, ME ": error: %s\n", crisp_last_error());
+                goto done;
+            }
+            s->n += filled, filled = 0;
         }
     }
-    free(count);
+    *t_features = now_s() - t0;
+    rc = check_classes(p, s, o->images, err);
+done:
+    crisp_session_free(session);
+    free(batch);
+    image_folder_free(&folder);
+    return rc;
+}
+
+/* --npy/--labels or --images: fit a new head on the features. */
+static int fit(const options *o, const crisp_model *m, const crisp_head_info *h, plan *p,
+               double *t_features, double *t_fit, FILE *out, FILE *err) {
+    crisp_model_info info;
+    crisp_model_get_info(m, &info);
+    samples s = {0};
+    int rc = 1;
+    if ((o->images != NULL ? from_images(o, m, h, &info, p, &s, t_features, err)
+                           : from_npy(o, m, h, &info, p, &s, t_features, err)) != 0)
+        goto done;
+    const uint32_t k = p->classes;
+    /* Ids: a name the file's label map has keeps its class id; the others get ids after
+     * the largest id there. */
     int64_t next = (int64_t)h->classes - 1;
     for (uint32_t i = 0; i < info.label_count; i++) {
         int32_t id;
@@ -528,7 +668,7 @@ static int fit(const options *o, const crisp_model *m, const crisp_head_info *h,
         crisp_model_get_label(m, i, &id, &nm);
         if (i == 0 || id > next) next = id;
     }
-    for (int64_t c = 0; c < k; c++) {
+    for (uint32_t c = 0; c < k; c++) {
         const long row = find_name(m, info.label_count, p->names[c]);
         if (row >= 0) {
             const char *nm;
@@ -541,10 +681,6 @@ static int fit(const options *o, const crisp_model *m, const crisp_head_info *h,
             p->ids[c] = (int32_t)++next;
         }
     }
-    double t0 = now_s();
-    features = compute_features(o, m, h, &x, n, info.input_elements, err);
-    *t_features = now_s() - t0;
-    if (features == NULL) goto done;
     p->weight = malloc((size_t)k * h->features * sizeof *p->weight);
     p->bias = malloc((size_t)k * sizeof *p->bias);
     if (p->weight == NULL || p->bias == NULL) {
@@ -554,18 +690,20 @@ static int fit(const options *o, const crisp_model *m, const crisp_head_info *h,
     const crisp_fit_options fo = {(uint32_t)o->epochs, (float)o->l2, (uint32_t)o->seed,
                                   o->imprint_only ? CRISP_FIT_IMPRINT_ONLY : 0u};
     crisp_fit_report r;
-    t0 = now_s();
-    if (crisp_fit_head(features, labels, (size_t)n, h->features, (uint32_t)k, &fo, p->weight,
+    const double t0 = now_s();
+    if (crisp_fit_head(s.features, s.labels, (size_t)s.n, h->features, k, &fo, p->weight,
                        p->bias, &r) != CRISP_OK) {
         fprintf(err, ME ": error: %s\n", crisp_last_error());
         goto done;
     }
     *t_fit = now_s() - t0;
-    fprintf(out, "fit: %u iterations, loss %.4f, train accuracy %.1f %%\n", (unsigned)r.iterations,
-            (double)r.loss, 100.0 * r.train_accuracy);
+    fprintf(out, "fit: %llu images, %u iterations, loss %.4f, train accuracy %.1f %%\n",
+            (unsigned long long)s.n, (unsigned)r.iterations, (double)r.loss,
+            100.0 * r.train_accuracy);
     adds(&p->prov, "{\"mode\": \"fit\", ");
     prov_classes(p, NULL);
-    addf(&p->prov, ", \"images\": %.0f", (double)n);
+    addf(&p->prov, ", \"images\": %.0f", (double)s.n);
+    if (o->images != NULL) addf(&p->prov, ", \"skipped\": %.0f", (double)s.skipped);
     addf(&p->prov, ", \"epochs\": %.0f", (double)(o->epochs ? o->epochs : 100));
     addf(&p->prov, ", \"l2\": %.6g", o->l2 == 0 ? 1e-3 : o->l2 < 0 ? 0 : o->l2);
     addf(&p->prov, ", \"seed\": %.0f", (double)o->seed);
@@ -575,8 +713,7 @@ static int fit(const options *o, const crisp_model *m, const crisp_head_info *h,
     addf(&p->prov, ", \"train_accuracy\": %.6g}", (double)r.train_accuracy);
     rc = 0;
 done:
-    npy_free(&x);
-    free(y.data), free(labels), free(features), free(name_list);
+    samples_free(&s);
     return rc;
 }
 
@@ -584,13 +721,6 @@ int crisp_personalize_main(int argc, char **argv, FILE *out, FILE *err) {
     options o;
     const int parsed = parse_args(argc, argv, &o, out, err);
     if (parsed >= 0) return parsed;
-    if (o.images != NULL) {
-        /* Hook: decode the images of DIR (one folder per class) with the PREP section's preprocessing into
-         * model inputs, then continue exactly as --npy does (fit() from the features). */
-        fprintf(err, ME ": error: --images is not supported yet (image decoding comes with the "
-                "PREP section); pass the preprocessed inputs with --npy and --labels\n");
-        return 2;
-    }
     const double t_start = now_s();
     crisp_model *m;
     if (crisp_model_load_file(o.model, &m) != CRISP_OK) {

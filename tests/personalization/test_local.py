@@ -245,3 +245,80 @@ def test_cli_learns_from_a_data_source_and_reports_json(tmp_path: Path) -> None:
     res = CliRunner().invoke(cli, ["personalize", str(tmp_path / "m.crisp"), "--classes",
                                    "nope", "--out", str(out)])
     assert res.exit_code == 1 and "class 'nope' is not in the file's head" in res.output
+
+
+def _png_folder(root: Path, classes: dict[str, list[tuple[int, int, int]]]) -> None:
+    """``root/<class>/<i>.png`` of flat colours (20×14: the model's PREP stretches them)."""
+    from PIL import Image
+
+    for name, colours in classes.items():
+        (root / name).mkdir(parents=True)
+        for i, rgb in enumerate(colours):
+            Image.new("RGB", (20, 14), rgb).save(root / name / f"{i}.png")
+
+
+def test_learn_from_an_image_folder_decoded_by_the_runtime(tmp_path: Path) -> None:
+    from crisp_edge.format import RESIZE_STRETCH, Preprocess
+    from crisp_edge.reference.preprocess import preprocess_image
+
+    model = tiny_model(4).eval()
+    prep = Preprocess(IMAGE_SIZE, IMAGE_SIZE, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
+                      resize=RESIZE_STRETCH)
+    pack(model, torch.zeros(2, 3, IMAGE_SIZE, IMAGE_SIZE), tmp_path / "m.crisp",
+         labels=[(c, f"c{c}") for c in range(4)], preprocess=prep)
+    images = tmp_path / "photos"
+    _png_folder(images, {"red": [(250, 10, 10), (230, 30, 20), (240, 0, 40)],
+                         "blue": [(10, 20, 240), (0, 40, 220), (30, 10, 250)]})
+    with load(tmp_path / "m.crisp") as m:
+        got = m.load_image(images / "red" / "0.png")
+    want = preprocess_image(images / "red" / "0.png", prep)
+    np.testing.assert_allclose(got, want, atol=1e-6)  # the C decode is the host pipeline's
+    res = crisp_edge.personalize(tmp_path / "m.crisp", tmp_path / "p.crisp", data=str(images))
+    assert [name for _, name in res.classes] == ["blue", "red"]  # sorted folder names
+    assert res.images == {"blue": 3, "red": 3} and res.fit["train_accuracy"] == 1.0
+    with load(tmp_path / "p.crisp") as p:
+        assert p.preprocess() == load(tmp_path / "m.crisp").preprocess()  # PREP travels along
+        x = np.stack([p.load_image(images / "red" / "1.png"), p.load_image(images / "blue" /
+                                                                          "2.png")])
+        assert list(p.run(x).argmax(1)) == [1, 0]
+    # A corrupt image is named; --skip-bad goes on without it.
+    (images / "red" / "9.png").write_bytes(b"\x89PNG\r\n\x1a\n not an image")
+    with pytest.raises(CrispIOError, match=r"red/9\.png.*--skip-bad"):
+        crisp_edge.personalize(tmp_path / "m.crisp", tmp_path / "q.crisp", data=str(images))
+    assert not (tmp_path / "q.crisp").exists()
+    res = crisp_edge.personalize(tmp_path / "m.crisp", tmp_path / "q.crisp", data=str(images),
+                                 skip_bad=True)
+    assert len(res.skipped) == 1 and "9.png" in res.skipped[0]
+    # A model packed without PREP cannot take images, and says how to repack.
+    _packed_tiny(tmp_path / "noprep.crisp")
+    with pytest.raises(ArgumentError, match="stores no image preprocessing.*--mean"):
+        crisp_edge.personalize(tmp_path / "noprep.crisp", tmp_path / "r.crisp", data=str(images))
+
+
+def test_the_c_tool_and_the_python_api_write_the_same_head(tmp_path: Path) -> None:
+    """Both are the same library calls: same images, same head bits."""
+    import os
+    import subprocess
+
+    from crisp_edge.format import RESIZE_STRETCH, Preprocess
+
+    tool = Path(os.environ.get("CRISP_RUN", "build/native/runtime/crisp-run")).with_name(
+        "crisp-personalize")
+    if not tool.is_file():
+        pytest.skip(f"{tool} is not built (make build-native)")
+    model = tiny_model(4).eval()
+    prep = Preprocess(IMAGE_SIZE, IMAGE_SIZE, (0.5, 0.5, 0.5), (0.25, 0.25, 0.25),
+                      resize=RESIZE_STRETCH)
+    pack(model, torch.zeros(2, 3, IMAGE_SIZE, IMAGE_SIZE), tmp_path / "m.crisp",
+         labels=[(c, f"c{c}") for c in range(4)], preprocess=prep)
+    images = tmp_path / "photos"
+    _png_folder(images, {"c1": [(250, 10, 10), (230, 30, 20)],
+                         "teal": [(10, 200, 180), (0, 220, 200), (30, 180, 190)]})
+    subprocess.run([str(tool), str(tmp_path / "m.crisp"), "--images", str(images), "--out",
+                    str(tmp_path / "c.crisp")], check=True, capture_output=True)
+    crisp_edge.personalize(tmp_path / "m.crisp", tmp_path / "py.crisp", data=str(images))
+    with load(tmp_path / "c.crisp") as a, load(tmp_path / "py.crisp") as b:
+        wa, ba = a.head_weights()
+        wb, bb = b.head_weights()
+        assert a.labels == b.labels == [(1, "c1"), (4, "teal")]
+    assert np.array_equal(wa, wb) and np.array_equal(ba, bb)
