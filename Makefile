@@ -119,6 +119,14 @@ ukernel-bench: build-native
 # Finished runs are kept in docs/prune-benchmark-runs/, so it resumes after an interruption.
 # BENCH_PRUNE_ARGS=--quick runs a minutes-long smoke version; --report writes the doc from the
 # runs done so far.
+# Issue 13's targets (docs/personalize-benchmark.md): personalisation on the device's code path
+# (crisp-personalize) against a torch logistic regression, its time and memory, thread
+# invariance, re-selection against a host-packed model. ≈ 45 min on one core the first time
+# (a base model is trained and pruned; cached in bench-results/personalize/).
+.PHONY: bench-personalize
+bench-personalize: venv build-native
+	$(PY) bench/personalize_bench.py $(BENCH_PERSONALIZE_ARGS)
+
 .PHONY: bench-prune
 bench-prune: venv
 	$(PY) bench/prune_bench.py $(or $(BENCH_PRUNE_ARGS),--ablations)
