@@ -131,3 +131,14 @@ def rpi4_build() -> BoardBuild:
         pytest.fail("aarch64-linux-gnu-gcc is missing: apt-get install gcc-aarch64-linux-gnu "
                     "libc6-dev-arm64-cross", pytrace=False)
     return build_runtime(load_board("rpi4"))
+
+
+@pytest.fixture(scope="session")
+def native_build() -> BoardBuild:
+    """The runtime built for this machine's own arch (generic-x86-64): the sshd "board" runs
+    it natively, so a deploy costs two SSH sessions and a millisecond smoke run, not qemu."""
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip(f"the native board profile is generic-x86-64; this is {platform.machine()}")
+    return build_runtime(load_board("generic-x86-64"))

@@ -106,28 +106,30 @@ def test_deploy_smoke_noop_and_rollbacks(ssh_board, rpi4_build, tmp_path, monkey
 
     assert deploy(first, remote, board, remote_dir=rdir).status == "unchanged"
 
-    # A damaged install is not "unchanged": re-deploying the same bundle repairs it.
+    # A damaged install is not "unchanged": re-deploying the same bundle repairs it (into a
+    # second copy, releases/ID.1: the live one is not deleted before the switch).
     (device / "current" / "models" / "sparse.crisp").write_bytes(b"damaged")
     assert deploy(first, remote, board, remote_dir=rdir).status == "installed"
+    assert os.readlink(device / "current") == f"releases/{first.bundle_id}.1"
     assert deploy(first, remote, board, remote_dir=rdir).status == "unchanged"
 
     second = make_bundle(board, [SPARSE, QUANT], rpi4_build, tmp_path)
     done = deploy(second, remote, board, remote_dir=rdir)
     assert (done.status, done.previous) == ("installed", first.bundle_id)
-    assert os.readlink(device / "previous") == f"releases/{first.bundle_id}"
+    assert os.readlink(device / "previous") == f"releases/{first.bundle_id}.1"
 
     # Corrupted in transit: the device's checksum refuses it, nothing changes.
     third = make_bundle(board, [QUANT], rpi4_build, tmp_path)
-    real_upload = ssh.Remote.upload
+    real_run_script = ssh.Remote.run_script
 
-    def corrupting_upload(self, local, remote_dir, name, **kw):
-        bad = tmp_path / "corrupt.tar.gz"
-        data = bytearray(local.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        bad.write_bytes(bytes(data))
-        return real_upload(self, bad, remote_dir, name, **kw)
+    def corrupting_upload(self, script, args, *, data=None, **kw):
+        if data is not None:  # the install session: the archive follows the script on stdin
+            flipped = bytearray(data)
+            flipped[len(flipped) // 2] ^= 0xFF
+            data = bytes(flipped)
+        return real_run_script(self, script, args, data=data, **kw)
 
-    monkeypatch.setattr(ssh.Remote, "upload", corrupting_upload)
+    monkeypatch.setattr(ssh.Remote, "run_script", corrupting_upload)
     with pytest.raises(RemoteError, match="corrupted.*nothing was changed"):
         deploy(third, remote, board, remote_dir=rdir)
     monkeypatch.undo()
@@ -135,16 +137,16 @@ def test_deploy_smoke_noop_and_rollbacks(ssh_board, rpi4_build, tmp_path, monkey
     assert list((device / "incoming").iterdir()) == []
     assert not (device / "releases" / third.bundle_id).exists()
 
-    # The smoke run fails on the device (a profile whose qemu CPU does not exist):
-    # `current` goes back to the bundle before.
+    # The smoke run fails on the device (a profile whose qemu CPU does not exist): it runs
+    # before the switch, so `current` stays at the bundle before.
     broken = dataclasses.replace(board, qemu_cpu="no-such-cpu")
     fourth = make_bundle(broken, [SPARSE], rpi4_build, tmp_path)
-    with pytest.raises(RemoteError, match=f"smoke inference failed.*rolled back to "
-                                              f"releases/{second.bundle_id}"):
+    with pytest.raises(RemoteError, match=f"smoke inference failed.*nothing was switched; "
+                                              f"current: releases/{second.bundle_id}"):
         deploy(fourth, remote, broken, remote_dir=rdir)
     assert os.readlink(device / "current") == f"releases/{second.bundle_id}"
     assert sorted(p.name for p in (device / "releases").iterdir()) == sorted(
-        [first.bundle_id, second.bundle_id])
+        [f"{first.bundle_id}.1", second.bundle_id])
 
 
 def test_unknown_host_key_is_refused(ssh_board, rpi4_build, tmp_path):
