@@ -306,8 +306,9 @@ LOCK_SH = read_program("lock.sh")
 # each a rename), restore_current, prune_releases. Needs RUNNER_SH for smoke_release.
 SWITCH_SH = read_program("switch.sh")
 
-# Runs on the device: prepares the install directory and reports what is there.
-PROBE_SCRIPT = SWITCH_SH + read_program("deploy_probe.sh")
+# Runs on the device: prepares the install directory, tidies what interrupted operations left
+# (under the lock) and reports what is there.
+PROBE_SCRIPT = LOCK_SH + SWITCH_SH + read_program("deploy_probe.sh")
 
 # Runs on the device with the archive on stdin: lock, receive, verify, unpack, verify,
 # smoke-test the new release, switch `current` to it, prune.
@@ -361,9 +362,13 @@ def deploy(bundle: Bundle, remote: Remote, board: BoardProfile, *,
     Raises DeviceBusyError when another operation holds that lock, else a RemoteError
     subclass or DeployError saying what failed and where `current` is."""
     rdir = normalise_remote_dir(remote_dir)
-    probe = parse_markers(remote.run_script(PROBE_SCRIPT, [rdir], timeout=60,
-                                            what="checking the device").stdout)
+    done = remote.run_script(PROBE_SCRIPT, [rdir], timeout=60, what="checking the device",
+                             check=False)
+    probe = parse_markers(done.stdout)
     where = _first(probe, "dir") or rdir
+    check_lock(remote.host, where, probe, log)
+    if done.returncode != 0:
+        raise classify_failure(remote.host, done.returncode, done.stderr, "checking the device")
     if _first(probe, "current") == bundle.bundle_id and "current_ok" in probe:
         log(f"{remote.host}: bundle {bundle.bundle_id} is already current in {where}")
         return DeployResult(remote.host, bundle.bundle_id, "unchanged", where)

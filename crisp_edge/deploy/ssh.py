@@ -61,6 +61,9 @@ def classify_failure(host: str, returncode: int, stderr: str, what: str) -> Remo
                 f"cannot reach {host}: {_last_line(text)}. Is the device powered, on the "
                 "network and running sshd? Check the address, and the port/user in "
                 "~/.ssh/config")
+        if not text.strip():  # sshd reported the command killed by a signal, or the link died
+            return RemoteError(f"{host}: the connection ended, or the command there was killed, "
+                               f"while {what} (ssh exit status 255, no message)")
         return RemoteError(f"ssh to {host} failed while {what}: {_last_line(text)}")
     detail = text.strip()[-2000:] or f"exit status {returncode}"
     return RemoteError(f"{host}: {what} failed: {detail}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import struct
 import subprocess
 import tarfile
@@ -15,6 +16,7 @@ from click.testing import CliRunner
 
 import crisp_edge
 from crisp_edge.cli import main
+from crisp_edge.deploy import bundle as bundle_mod
 from crisp_edge.deploy import ssh
 from crisp_edge.deploy.boards import load_board
 from crisp_edge.deploy.bundle import dense_twin, deploy, make_bundle, read_bundle
@@ -195,6 +197,29 @@ def test_disk_full_is_explained(ssh_board, rpi4_build, tmp_path, small_disk):
     with pytest.raises(DiskFullError, match="disk is full.*No space left on device"):
         remote.upload(big, f"{small_disk}/incoming", "big.bin")
     assert list((small_disk / "incoming").iterdir()) == []
+
+
+def test_disk_full_during_the_install_upload(ssh_board, rpi4_build, tmp_path, small_disk,
+                                             monkeypatch):
+    """The archive streams into the install session itself: ENOSPC there (the probe's free-space
+    figure was too optimistic) is "disk is full", and leaves no upload, release or lock."""
+    board = load_board("rpi4")
+    bundle = make_bundle(board, [SPARSE], rpi4_build, tmp_path)
+    real_run_script = ssh.Remote.run_script
+
+    def roomy_probe(self, script, args, **kw):
+        done = real_run_script(self, script, args, **kw)
+        if script is bundle_mod.PROBE_SCRIPT:
+            done.stdout = re.sub(r"@@free_kb \d+", "@@free_kb 99999999", done.stdout)
+        return done
+
+    monkeypatch.setattr(ssh.Remote, "run_script", roomy_probe)
+    with pytest.raises(DiskFullError, match="disk is full while installing the bundle.*"
+                                            "No space left on device"):
+        deploy(bundle, ssh_board.remote(), board, remote_dir=str(small_disk))
+    assert list((small_disk / "incoming").iterdir()) == []
+    assert list((small_disk / "releases").iterdir()) == []
+    assert not os.path.lexists(small_disk / ".lock")
 
 
 def test_cli_deploy_writes_archive_and_pushes(ssh_board, rpi4_build, tmp_path):

@@ -1,8 +1,14 @@
-# Runs on the device after switch.sh: prepares the install directory and reports what is there.
+# Runs on the device after lock.sh and switch.sh: prepares the install directory, removes what
+# interrupted operations left (under the lock: fails fast while another one runs) and reports
+# what is there.
 set -u
-mkdir -p "$1/releases" && cd "$1" || exit 1
-echo "@@machine $(uname -m)"
+mkdir -p "$1/releases" || exit 1
+cd "$1" || exit 1
 echo "@@dir $(pwd)"
+take_lock deploy || exit $?
+prune_releases
+release_lock
+echo "@@machine $(uname -m)"
 cur=$(link_target current)
 echo "@@current $(release_id "$cur")"
 # ok: its files match SHA256SUMS and it passed its smoke test here (switch.sh)

@@ -20,7 +20,7 @@ fail() {  # MESSAGE: undo what is not live, make sure `current` is an ok release
   fi
   restore_current
   prune_releases
-  echo "$1; current: $(link_target current)" >&2
+  echo "$1; current: $(link_target current | grep . || echo none)" >&2
   exit 1
 }
 prune_releases
@@ -30,7 +30,7 @@ if [ "$(release_id "$(link_target current)")" = "$id" ] && release_ok "$(link_ta
 fi
 step cleaned
 up=$(mktemp -d incoming/upload.XXXXXX) || fail "cannot create an upload directory in $dir/incoming"
-cat > "$up/bundle.tar.gz" || fail "receiving the bundle into $dir/$up failed"
+err=$(cat 2>&1 > "$up/bundle.tar.gz") || fail "receiving the bundle into $dir/$up failed: $err"
 step uploaded
 got=$(sha256sum "$up/bundle.tar.gz" | cut -d' ' -f1)
 [ "$got" = "$sha" ] || fail "the uploaded bundle is corrupted (sha256 $got, expected $sha); nothing was changed"

@@ -8,13 +8,17 @@
 # running, or runs another process: START is the process's start time) or when it is older than
 # $lock_timeout s, saying so on stdout ("@@lock_recovered REASON"); while another live operation
 # holds it, it prints "@@locked PID SINCE OP HOST" and returns 75. release_lock removes the lock
-# only if it is still this shell's; take_lock arranges for it to run on exit (HUP/INT/TERM too).
+# only if it is still this shell's; take_lock arranges for it to run on exit (HUP/INT/TERM/PIPE
+# too).
 # SIGKILL or a power cut leaves the lock behind: the next take_lock recovers it.
 lock_timeout=${lock_timeout:-3600}
 
 proc_start() {  # PID: its start time (clock ticks after boot, /proc/PID/stat field 22), or ""
+  # when it is not running: no such process, or a zombie (exited, its parent has not reaped it)
   # The command name (field 2) may hold spaces: count the fields after its closing ") ".
-  sed 's/.*) //' "/proc/$1/stat" 2>/dev/null | cut -d' ' -f20
+  _stat=$(sed 's/.*) //' "/proc/$1/stat" 2>/dev/null) || return 0
+  case $_stat in Z* | X* | '') return 0 ;; esac
+  echo "$_stat" | cut -d' ' -f20
 }
 
 lock_field() {  # NAME RECORD: the value of NAME=... in an owner record
@@ -26,8 +30,9 @@ lock_field() {  # NAME RECORD: the value of NAME=... in an owner record
 lock_owner_alive() {  # PID START HOST: can the owner still be running?
   [ "$3" = "$lock_host" ] || return 0  # another machine's (a shared disk): only the age tells
   if [ -d /proc/self ]; then
-    [ -d "/proc/$1" ] || return 1
-    [ -z "$2" ] || [ "$(proc_start "$1")" = "$2" ]
+    _start=$(proc_start "$1")
+    [ -n "$_start" ] || return 1
+    [ -z "$2" ] || [ "$_start" = "$2" ]
   else
     _err=$(kill -0 "$1" 2>&1) && return 0
     case $_err in *ermitted*) return 0 ;; esac  # EPERM: alive, another user's
@@ -87,6 +92,7 @@ take_lock() {  # OP
   trap 'exit 129' HUP
   trap 'exit 130' INT
   trap 'exit 143' TERM
+  trap 'exit 141' PIPE  # the SSH connection is gone: exit (through release_lock) at the next write
 }
 
 release_lock() {
