@@ -6,8 +6,8 @@ imports no torch.
 
 The stages are subpackages, in the order data flows; each imports only from itself and the
 stages before it (an import-linter contract in pyproject.toml): ``format`` → ``reference`` →
-``runtime`` → ``data``, ``models`` → ``pruning`` → ``packing`` → ``deploy`` → ``measure`` →
-``cli``. This root module is only a facade over them.
+``runtime`` → ``data``, ``models`` → ``pruning`` → ``packing`` → ``deploy`` → ``measure``,
+``personalization`` → ``cli``. This root module is only a facade over them.
 
 >>> import crisp_edge, torch
 >>> crisp_edge.pack(model, torch.randn(1, 3, 32, 32), "model.crisp")   # doctest: +SKIP
@@ -43,4 +43,14 @@ def pack_checkpoint(checkpoint_path, out_path, **kwargs):  # type: ignore[no-unt
     return _pack_checkpoint(checkpoint_path, out_path, **kwargs)
 
 
-__all__ = ["__version__", "CrispError", "Model", "load", "pack", "pack_checkpoint", "prune"]
+def personalize(model, out, **kwargs):  # type: ignore[no-untyped-def]
+    """Re-personalise the ``.crisp`` file ``model`` into ``out``: learn new classes from images
+    (``data=``) or re-select classes of a full-head file (``classes=``), sparsity kept; see
+    :func:`crisp_edge.personalization.local.personalize`. Needs no torch for image folders."""
+    from crisp_edge.personalization.local import personalize as _personalize
+
+    return _personalize(model, out, **kwargs)
+
+
+__all__ = ["__version__", "CrispError", "Model", "load", "pack", "pack_checkpoint",
+           "personalize", "prune"]

@@ -20,11 +20,13 @@ import re
 import threading
 import weakref
 from pathlib import Path
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from crisp_edge import version
+from crisp_edge.format.read import parse_provenance
 from crisp_edge.errors import (ArgumentError, CrispError, LibraryNotFoundError,
                                LibraryVersionError, ShapeError, error_for_status)
 
@@ -169,7 +171,7 @@ class Model:
                 labels.append((int(class_id[0]), ffi.string(name[0]).decode("utf-8")))
             text, length = ffi.new("const char **"), ffi.new("size_t *")
             _check(lib.crisp_model_get_provenance(model, text, length))
-            prov_text = ffi.unpack(text[0], length[0]).decode("utf-8") if length[0] else ""
+            prov_raw = ffi.unpack(text[0], length[0]) if length[0] else b""
             self._info = {
                 "format_version": f"{c.format_major}.{c.format_minor}",
                 "input_shape": tuple(c.input_dims[i] for i in range(c.input_rank)),
@@ -179,7 +181,7 @@ class Model:
                 "file_bytes": c.file_bytes, "weight_bytes": c.weight_bytes,
                 "arena_bytes": c.arena_bytes, "naive_bytes": c.naive_bytes, "macs": c.macs,
                 "effective_macs": c.effective_macs,
-                "provenance": json.loads(prov_text) if prov_text else {},
+                "provenance": parse_provenance(prov_raw),
             }
         return dict(self._info)
 
@@ -201,28 +203,140 @@ class Model:
     def run(self, x: Any) -> np.ndarray:
         """Run a batch: ``x`` is a numpy array or torch tensor of shape (N, *input_shape);
         returns float32 (N, *output_shape). Copies ``x`` only if it is not contiguous float32."""
+        x = self._batch(x)
+        out_shape = self.output_shape
+        out = np.empty((x.shape[0], *out_shape), dtype=np.float32)
+        ffi, lib = self._ffi, self._lib
+        with self._run_lock:
+            _check(lib.crisp_session_run(self._session(), ffi.from_buffer("float[]", x),
+                                         x.size, ffi.from_buffer("float[]", out), out.size))
+        return out
+
+    def _session(self) -> Any:
+        """The C session, created on first use (call with ``_run_lock`` held)."""
+        model = self._model()
+        if self._handles.session is None:
+            ffi, lib = self._ffi, self._lib
+            session = ffi.new("crisp_session **")
+            flags = SESSION_REFERENCE_KERNELS if self.reference else 0
+            options = ffi.new("crisp_session_options *",
+                              {"threads": self.threads, "flags": flags})
+            _check(lib.crisp_session_create_with_options(model, options, session))
+            self._handles.session = session[0]
+        return self._handles.session
+
+    def _batch(self, x: Any) -> np.ndarray:
         if hasattr(x, "detach") and hasattr(x, "numpy"):  # a torch tensor, without importing torch
             x = x.detach().cpu().numpy()
         x = np.ascontiguousarray(x, dtype=np.float32)
-        in_shape, out_shape = self.input_shape, self.output_shape
+        in_shape = self.input_shape
         if x.ndim != len(in_shape) + 1 or tuple(x.shape[1:]) != in_shape or x.shape[0] < 1:
             want = ", ".join(["N", *map(str, in_shape)])
             raise ShapeError(f"input must have shape ({want}) with a batch dim N >= 1, "
                              f"got {tuple(x.shape)}")
-        out = np.empty((x.shape[0], *out_shape), dtype=np.float32)
+        return x
+
+    # --- personalisation (docs/personalize.md) ------------------------------------------
+
+    def head(self) -> dict[str, int]:
+        """The classifier head: ``op`` (index of its LINEAR op), ``feature_value`` (the value
+        id of its input, the penultimate features), ``features``, ``classes``, ``has_bias``,
+        ``dtype`` (1 float32, 2 int8). An UnsupportedError when the model has no linear head."""
+        c = self._ffi.new("crisp_head_info *")
+        _check(self._lib.crisp_model_get_head(self._model(), c))
+        return {k: int(getattr(c, k)) for k in
+                ("op", "feature_value", "features", "classes", "has_bias", "dtype")}
+
+    def head_weights(self) -> tuple[np.ndarray, np.ndarray]:
+        """The head's float32 weight (classes, features) and bias (zeros when it has none):
+        hybrid heads expanded, int8 heads dequantised."""
+        head = self.head()
+        w = np.empty((head["classes"], head["features"]), dtype=np.float32)
+        b = np.empty(head["classes"], dtype=np.float32)
+        ffi = self._ffi
+        _check(self._lib.crisp_model_get_head_weights(self._model(), ffi.from_buffer("float[]", w),
+                                                      w.size, ffi.from_buffer("float[]", b),
+                                                      b.size))
+        return w, b
+
+    def features(self, x: Any) -> np.ndarray:
+        """Run a batch up to the head's input (the penultimate features) and return them as
+        float32 ``(N, features)``; the ops after it do not run."""
+        x = self._batch(x)
+        head = self.head()
+        out = np.empty((x.shape[0], head["features"]), dtype=np.float32)
         ffi, lib = self._ffi, self._lib
         with self._run_lock:
-            model = self._model()
-            if self._handles.session is None:
-                session = ffi.new("crisp_session **")
-                flags = SESSION_REFERENCE_KERNELS if self.reference else 0
-                options = ffi.new("crisp_session_options *",
-                                  {"threads": self.threads, "flags": flags})
-                _check(lib.crisp_session_create_with_options(model, options, session))
-                self._handles.session = session[0]
-            _check(lib.crisp_session_run(self._handles.session, ffi.from_buffer("float[]", x),
-                                         x.size, ffi.from_buffer("float[]", out), out.size))
+            _check(lib.crisp_session_run_to(self._session(), head["feature_value"],
+                                            ffi.from_buffer("float[]", x), x.size,
+                                            ffi.from_buffer("float[]", out), out.size))
         return out
+
+    def preprocess(self) -> dict[str, Any] | None:
+        """The image preprocessing stored in the file (``PREP``), or None when absent."""
+        c = self._ffi.new("crisp_preprocess *")
+        _check(self._lib.crisp_model_get_preprocess(self._model(), c))
+        if not c.present:
+            return None
+        return {"channels": int(c.channels), "height": int(c.height), "width": int(c.width),
+                "resize": RESIZE_NAMES.get(int(c.resize), str(c.resize)),
+                "resize_size": int(c.resize_size),
+                "channel_order": "BGR" if c.channel_order == 1 else "RGB",
+                "scale": float(c.scale), "mean": [float(v) for v in c.mean],
+                "std": [float(v) for v in c.std]}
+
+    def load_image(self, path: str | os.PathLike[str]) -> np.ndarray:
+        """Decode a PNG/JPEG file in C and preprocess it as the file's ``PREP`` says:
+        float32 ``input_shape``, ready for :meth:`run` (with a batch dim added)."""
+        out = np.empty(self.input_shape, dtype=np.float32)
+        _check(self._lib.crisp_image_load(self._model(), os.fsencode(path),
+                                          self._ffi.from_buffer("float[]", out), out.size))
+        return out
+
+    def decode_image(self, data: bytes) -> np.ndarray:
+        """:meth:`load_image` for encoded bytes in memory."""
+        out = np.empty(self.input_shape, dtype=np.float32)
+        _check(self._lib.crisp_image_decode(self._model(), self._ffi.from_buffer(data),
+                                            len(data), self._ffi.from_buffer("float[]", out),
+                                            out.size))
+        return out
+
+    def coverage(self, class_id: int) -> float:
+        """Share (0 … 1) of original class ``class_id``'s block saliency (``SALY``) in the
+        blocks this file keeps. An ArgumentError when the file has no statistics for it."""
+        c = self._ffi.new("float *")
+        _check(self._lib.crisp_model_class_coverage(self._model(), int(class_id), c))
+        return float(c[0])
+
+    def write_head(self, path: str | os.PathLike[str], weight: Any, bias: Any | None,
+                   class_ids: Sequence[int], names: Sequence[str],
+                   provenance: dict[str, Any] | None = None) -> None:
+        """Write this model to ``path`` with its head replaced by ``weight`` (classes ×
+        features) and ``bias``, the label map by ``class_ids``/``names`` and ``provenance``
+        stored under ``"personalized"``; atomically (an existing ``path`` is replaced whole
+        or left alone)."""
+        ffi = self._ffi
+        w = np.ascontiguousarray(weight, dtype=np.float32)
+        classes = len(class_ids)
+        features = self.head()["features"]
+        if w.shape != (classes, features) or len(names) != classes:
+            raise ShapeError(f"a head for {classes} classes needs a ({classes}, {features}) "
+                             f"weight and {classes} names, got {w.shape} and {len(names)}")
+        b = None if bias is None else np.ascontiguousarray(bias, dtype=np.float32)
+        if b is not None and b.shape != (classes,):
+            raise ShapeError(f"bias must have shape ({classes},), got {b.shape}")
+        ids = np.ascontiguousarray(class_ids, dtype=np.int32)
+        # Every cdata the struct points to is held in a local until the call returns: cffi
+        # frees an ffi.new() object as soon as nothing in Python refers to it.
+        encoded = [ffi.new("char[]", n.encode("utf-8")) for n in names]
+        name_array = ffi.new("const char *[]", encoded)
+        prov = ffi.new("char[]", json.dumps(provenance).encode()) if provenance else ffi.NULL
+        w_buf, ids_buf = ffi.from_buffer("float[]", w), ffi.from_buffer("int32_t[]", ids)
+        b_buf = ffi.NULL if b is None else ffi.from_buffer("float[]", b)
+        head = ffi.new("crisp_new_head *", {
+            "classes": classes, "weight": w_buf, "bias": b_buf, "class_ids": ids_buf,
+            "names": name_array, "provenance_json": prov})
+        _check(self._lib.crisp_model_write_head(self._model(), head, os.fsencode(path)))
 
     def __repr__(self) -> str:
         if self._handles.model is None:
@@ -239,6 +353,39 @@ def _check_threads(threads: int) -> None:
 # CRISP_SESSION_REFERENCE_KERNELS of crisp.h (cffi's cdef drops #define lines;
 # tests/runtime/test_binding.py checks the value against the header).
 SESSION_REFERENCE_KERNELS = 0x1
+
+
+# CRISP_RESIZE_* of crisp.h
+RESIZE_NAMES = {0: "none", 1: "shorter_side", 2: "stretch"}
+# CRISP_FIT_IMPRINT_ONLY of crisp.h
+FIT_IMPRINT_ONLY = 0x1
+
+
+def fit_head(features: Any, labels: Any, classes: int, *, epochs: int = 0, l2: float = 0.0,
+             seed: int = 0, imprint_only: bool = False
+             ) -> tuple[np.ndarray, np.ndarray, dict[str, float]]:
+    """Fit a linear head in C (weight imprinting, then softmax regression with L2; the
+    objective is in runtime/README.md, "Personalisation"): ``features`` float32 (N, D),
+    ``labels`` ints in 0 … classes − 1. Returns (weight (classes, D), bias (classes,),
+    {iterations, loss, train_accuracy}). ``epochs``/``l2`` 0 take the library's defaults."""
+    ffi, lib = _bind()
+    f = np.ascontiguousarray(features, dtype=np.float32)
+    y = np.ascontiguousarray(labels, dtype=np.int32)
+    if f.ndim != 2 or y.shape != (f.shape[0],):
+        raise ShapeError(f"features must be (N, D) and labels (N,), got {f.shape} and "
+                         f"{np.shape(labels)}")
+    weight = np.empty((classes, f.shape[1]), dtype=np.float32)
+    bias = np.empty(classes, dtype=np.float32)
+    options = ffi.new("crisp_fit_options *", {
+        "epochs": epochs, "l2": l2, "seed": seed,
+        "flags": FIT_IMPRINT_ONLY if imprint_only else 0})
+    report = ffi.new("crisp_fit_report *")
+    _check(lib.crisp_fit_head(ffi.from_buffer("float[]", f), ffi.from_buffer("int32_t[]", y),
+                              f.shape[0], f.shape[1], classes, options,
+                              ffi.from_buffer("float[]", weight), ffi.from_buffer("float[]", bias),
+                              report))
+    return weight, bias, {"iterations": int(report.iterations), "loss": float(report.loss),
+                          "train_accuracy": float(report.train_accuracy)}
 
 
 def kernel_isa() -> str:
@@ -269,5 +416,5 @@ def load_buffer(data: bytes | bytearray | memoryview, *, threads: int = 1,
     return Model(out[0], threads, reference)
 
 
-__all__ = ["CrispError", "Model", "kernel_isa", "library_path", "load", "load_buffer",
+__all__ = ["CrispError", "Model", "fit_head", "kernel_isa", "library_path", "load", "load_buffer",
            "open_library"]

@@ -26,6 +26,7 @@ from crisp_edge import format as fmt
 from crisp_edge.pruning import recipe
 from crisp_edge.cli.group import main
 from crisp_edge.packing.describe import describe
+from crisp_edge.packing.pack import preprocess_line
 from crisp_edge.errors import ArgumentError
 
 
@@ -81,20 +82,37 @@ def read_labels(path: str) -> list[tuple[int, str]]:
                    "prune --data; a checkpoint's user classes only).")
 @click.option("--percentile", type=click.FloatRange(50, 100),
               help="Calibrate to this percentile of |activation| instead of min/max.")
+@click.option("--mean", metavar="R,G,B", help="Image preprocessing stored in the file (PREP): "
+              "per-channel mean of the 0..1 pixels [default: the checkpoint's data source's].")
+@click.option("--std", metavar="R,G,B", help="Per-channel std (PREP), like --mean.")
+@click.option("--resize", metavar="POLICY",
+              help="How an image of another size becomes the input (PREP): none (must already "
+                   "be H x W), stretch (to H x W), shorter_side[:S] (shorter side to S, default "
+                   "max(H, W), then the centre crop).")
+@click.option("--channel-order", type=click.Choice(["rgb", "bgr"], case_sensitive=False),
+              help="Channel order of the model's input (PREP) [default: rgb].")
 def pack_command(checkpoint: str | None, model_spec: str | None, num_classes: int | None,
                  weights: str | None, input_shape: str | None, labels_path: str | None, out: str,
                  pattern_mode: str | None, int8: bool, calibration: str | None,
-                 percentile: float | None) -> None:
+                 percentile: float | None, mean: str | None, std: str | None,
+                 resize: str | None, channel_order: str | None) -> None:
     """Pack a pruning/training CHECKPOINT (or a torch model class) into a .crisp file.
+
+    The file stores how an image becomes the input (PREP) when it is known: from a
+    CHECKPOINT's data source, or from --mean/--std/--resize/--channel-order (which override
+    the source's); the device then runs the model on image files.
 
     \b
       crisp-edge pack pruned.pt --out model.crisp
       crisp-edge pack pruned.pt --int8 --calibration synthetic:100 --out model-int8.crisp
       crisp-edge pack pruned.pt --model net.py:Net --out m.crisp   # your own model's checkpoint
       crisp-edge pack --model net.py:Net --weights w.pt --input-shape 3,32,32 --out m.crisp
+      crisp-edge pack --model net.py:Net --weights w.pt --input-shape 3,224,224 \\
+          --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --resize shorter_side:256 --out m.crisp
     """
     if int8 and not calibration:
         raise click.UsageError("--int8 needs --calibration SOURCE (images for activation ranges)")
+    prep = _preprocess_options(mean, std, resize, channel_order)
     if checkpoint:
         if weights or input_shape or num_classes or labels_path:
             raise click.UsageError("give either a CHECKPOINT or --weights/--input-shape/"
@@ -103,7 +121,8 @@ def pack_command(checkpoint: str | None, model_spec: str | None, num_classes: in
 
         report = pack_checkpoint(checkpoint, out, model_source=model_spec, int8=int8,
                                  calibration=calibration,
-                                 pattern_mode=pattern_mode or "checkpoint", percentile=percentile)
+                                 pattern_mode=pattern_mode or "checkpoint", percentile=percentile,
+                                 preprocess=prep or None)
         click.echo(str(report))
         return
     if not model_spec or not input_shape:
@@ -113,15 +132,51 @@ def pack_command(checkpoint: str | None, model_spec: str | None, num_classes: in
     import torch
 
     from crisp_edge.models.spec import build_model
-    from crisp_edge.packing.pack import calibration_images, pack
+    from crisp_edge.packing.pack import calibration_images, pack, resolve_preprocess
 
     shape = _shape(input_shape)
+    preprocess = resolve_preprocess(None, shape, prep) if prep else None
     model = build_model(model_spec, num_classes, weights)
     labels = read_labels(labels_path) if labels_path else None
     images = calibration_images(calibration, shape[-1]) if calibration else None
     example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     click.echo(str(pack(model, example, out, labels=labels, int8=int8, calibration=images,
-                        pattern_mode=pattern_mode or "auto", percentile=percentile)))
+                        pattern_mode=pattern_mode or "auto", percentile=percentile,
+                        preprocess=preprocess)))
+
+
+def _floats3(option: str, text: str) -> tuple[float, float, float]:
+    try:
+        values = tuple(float(v) for v in text.split(","))
+    except ValueError:
+        values = ()
+    if len(values) != 3:
+        raise click.BadParameter(f"{text!r}: give three comma-separated numbers, e.g. "
+                                 "0.485,0.456,0.406", param_hint=option)
+    return values  # type: ignore[return-value]
+
+
+def _preprocess_options(mean: str | None, std: str | None, resize: str | None,
+                        channel_order: str | None) -> dict[str, Any]:
+    """The PREP fields the pack options give (see resolve_preprocess)."""
+    out: dict[str, Any] = {}
+    if mean is not None:
+        out["mean"] = _floats3("--mean", mean)
+    if std is not None:
+        out["std"] = _floats3("--std", std)
+    if resize is not None:
+        policy, colon, size = resize.partition(":")
+        policy = policy.replace("-", "_").lower()
+        if policy not in ("none", "stretch", "shorter_side") or \
+                (colon and (policy != "shorter_side" or not size.isdigit())):
+            raise click.BadParameter(f"{resize!r}: use none, stretch or shorter_side[:S]",
+                                     param_hint="--resize")
+        out["resize"] = policy
+        if colon:
+            out["resize_size"] = int(size)
+    if channel_order is not None:
+        out["channel_order"] = channel_order.lower()
+    return out
 
 
 @main.command("run")
@@ -194,6 +249,7 @@ def _print_description(d: dict[str, Any]) -> None:
             out(f"  {lb['index']:>3}: class {lb['class_id']} \"{lb['name']}\"")
     if d["provenance"] is not None:
         out("provenance: " + json.dumps(d["provenance"], sort_keys=True))
+    out(preprocess_line(d["preprocessing"]))
     r = d["runtime"]
     saved = 100.0 * (1 - r["arena_bytes"] / r["naive_bytes"]) if r["naive_bytes"] else 0.0
     out(f"weights: {r['weight_bytes']} bytes; peak activation memory (arena): "

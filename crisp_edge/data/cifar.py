@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 import torch
 
+from crisp_edge import format as fmt
 from crisp_edge.data.source import normalise
 from crisp_edge.errors import ArgumentError, CrispIOError
 
@@ -29,6 +30,14 @@ _ALLOWED = {
     ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     ("numpy", "ndarray"), ("numpy", "dtype"), ("_codecs", "encode"),
 }
+
+
+def preprocess(image_size: int) -> fmt.Preprocess:
+    """How an image file becomes a sample like this source's: CIFAR's 32×32 images are used as
+    they are (a device image must be 32×32 too); at another ``image_size`` they are resized
+    bilinearly, which a device does with ``stretch``."""
+    resize = fmt.RESIZE_NONE if image_size == 32 else fmt.RESIZE_STRETCH
+    return fmt.Preprocess(image_size, image_size, MEAN, STD, resize)
 
 
 class _ArrayUnpickler(pickle.Unpickler):

@@ -11,7 +11,9 @@ Two layouts are recognised:
 Class ids are the indices of the sorted class folder names (the union over the split folders,
 so ids agree between splits); names are the folder names. Images are decoded with Pillow when
 a sample is read, converted to RGB, resized so the shorter side is ``image_size`` (bilinear),
-centre-cropped to a square and normalised with the ImageNet mean and std.
+centre-cropped to a square and normalised with the ImageNet mean and std: :func:`preprocess`,
+the PREP record ``pack`` stores so a device does the same
+(:func:`crisp_edge.reference.preprocess.preprocess_image`).
 """
 
 from __future__ import annotations
@@ -22,13 +24,19 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from crisp_edge.data.source import normalise
+from crisp_edge import format as fmt
 from crisp_edge.errors import ArgumentError, CrispIOError
+from crisp_edge.reference.preprocess import preprocess_image
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".webp")
 MEAN = (0.485, 0.456, 0.406)
 STD = (0.229, 0.224, 0.225)
 TEST_FRACTION = 0.2
+
+
+def preprocess(image_size: int) -> fmt.Preprocess:
+    """How this source turns an image file into a ``(3, image_size, image_size)`` sample."""
+    return fmt.Preprocess(image_size, image_size, MEAN, STD, fmt.RESIZE_SHORTER_SIDE, image_size)
 
 
 def _class_dirs(folder: Path) -> list[str]:
@@ -91,23 +99,9 @@ class ImageFolderSource:
         self.split = split
 
     def load(self, index: int) -> torch.Tensor:
+        path = self.files[index]
         try:
-            from PIL import Image
-        except ImportError as e:  # pragma: no cover - Pillow is a host dependency
-            raise ImportError("reading image folders needs Pillow: pip install pillow") from e
-        path, s = self.files[index], self.image_size
-        try:
-            with Image.open(path) as file:
-                rgb = file.convert("RGB")
-            w, h = rgb.size
-            scale = s / min(w, h)
-            nw, nh = max(s, round(w * scale)), max(s, round(h * scale))
-            left, top = (nw - s) // 2, (nh - s) // 2
-            rgb = rgb.resize((nw, nh), Image.Resampling.BILINEAR)
-            pixels = np.asarray(rgb.crop((left, top, left + s, top + s)), dtype=np.uint8)
-        except OSError as e:  # includes PIL.UnidentifiedImageError and truncated files
-            raise CrispIOError(f"cannot read image {path}: {e}; replace or delete the file") \
-                from e
-        x = torch.from_numpy(pixels.transpose(2, 0, 1).astype(np.float32) / 255.0)
-        return normalise(x, MEAN, STD)
-
+            x = preprocess_image(path, preprocess(self.image_size))
+        except CrispIOError as e:
+            raise CrispIOError(f"{e}; replace or delete the file") from e
+        return torch.from_numpy(x)

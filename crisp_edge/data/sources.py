@@ -29,6 +29,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from crisp_edge import format as fmt
+from crisp_edge.data import cifar, imagefolder, synthetic
 from crisp_edge.data.source import Source
 from crisp_edge.data.cifar import Cifar100Source
 from crisp_edge.data.imagefolder import ImageFolderSource
@@ -141,6 +143,25 @@ def _cap_per_class(targets: np.ndarray, limit: int) -> np.ndarray:
     return np.sort(order[rank < limit])
 
 
+def source_kind(spec: str) -> str | None:
+    """``"synthetic"``, ``"cifar100"`` or ``"imagefolder"``: the kind of data ``spec`` names
+    (without opening it), or None for an unknown ``KIND:...``."""
+    kind, sep, _ = spec.partition(":")
+    if kind in ("synthetic", "cifar100"):
+        return kind
+    if Path(spec).expanduser().is_dir() or not sep or len(kind) == 1 or "/" in kind:
+        return "imagefolder"  # 1-letter kind: C:\ paths
+    return None
+
+
+def source_preprocess(spec: str, image_size: int) -> fmt.Preprocess | None:
+    """The PREP record (docs/format.md) of a model trained on ``spec`` at ``image_size``: how
+    an image file becomes one of its samples; None when ``spec`` names no known kind."""
+    kind = source_kind(spec)
+    module = {"synthetic": synthetic, "cifar100": cifar, "imagefolder": imagefolder}.get(kind or "")
+    return module.preprocess(image_size) if module is not None else None
+
+
 def open_source(spec: str, *, split: str, image_size: int, seed: int = 0,
                 samples_per_class: int | None = None,
                 augment: bool | None = None) -> ClassDataset:
@@ -159,7 +180,8 @@ def open_source(spec: str, *, split: str, image_size: int, seed: int = 0,
         raise ArgumentError(f"samples_per_class must be at least 1, got {samples_per_class}")
     source: Source
     kind, sep, rest = spec.partition(":")
-    if kind == "synthetic":
+    known = source_kind(spec)
+    if known == "synthetic":
         num = SYNTHETIC_CLASSES
         if sep:
             if not rest.isdigit() or int(rest) < 1:
@@ -170,13 +192,13 @@ def open_source(spec: str, *, split: str, image_size: int, seed: int = 0,
         except ValueError as e:
             raise ArgumentError(f"{spec!r}: {e}") from None
         samples_per_class = None  # already applied by the renderer
-    elif kind == "cifar100":
+    elif known == "cifar100":
         if not rest:
             raise ArgumentError("cifar100 needs its directory: cifar100:DIR, with DIR the "
                                 "extracted cifar-100-python folder")
         source = Cifar100Source(rest, split, image_size, spec)
-    elif Path(spec).expanduser().is_dir() or not sep or len(kind) == 1 or "/" in kind:
-        source = ImageFolderSource(spec, split, image_size, spec)  # 1-letter kind: C:\ paths
+    elif known == "imagefolder":
+        source = ImageFolderSource(spec, split, image_size, spec)
     else:
         raise ArgumentError(f"unknown data source {spec!r}: use {_SPECS}")
     if samples_per_class is None and split == "calibration" and kind != "synthetic":

@@ -28,6 +28,8 @@ from typing import TYPE_CHECKING
 
 import numpy as np
 
+from crisp_edge import format as fmt
+
 if TYPE_CHECKING:
     import torch
 
@@ -49,6 +51,12 @@ MEAN = (0.47, 0.45, 0.44)
 STD = (0.27, 0.26, 0.27)
 _MEAN = np.array(MEAN, dtype=np.float32)[:, None, None]
 _STD = np.array(STD, dtype=np.float32)[:, None, None]
+
+def preprocess(image_size: int) -> fmt.Preprocess:
+    """The PREP of a model trained on this source: renders are made at the model's input size,
+    so an image (e.g. a render saved as PNG) must be ``image_size`` square (resize none)."""
+    return fmt.Preprocess(image_size, image_size, MEAN, STD)
+
 
 # Split codes keep the samples of different splits disjoint for the same seed.
 SPLITS = {"train": 1, "test": 2, "calibration": 3}

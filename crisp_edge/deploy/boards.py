@@ -77,6 +77,9 @@ class BoardProfile:
         return sorted(set(counts))
 
 
+_MTUNE = re.compile(r"-mtune=[A-Za-z0-9][A-Za-z0-9._+-]*")
+
+
 def _toml_value(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
@@ -144,7 +147,9 @@ def parse_board(data: dict[str, Any], source: str, expected_name: str | None = N
         # AVX2/AVX-512 kernels at run time (docs/pruning.md#row-shared-nm); a board may tune the baseline
         # code, never raise the ISA the whole library needs (-mcpu/-march would, and
         # would clash with the per-kernel -march flags).
-        if not isinstance(flag, str) or not flag.startswith("-mtune=") or "native" in flag:
+        # The whole item is one flag: "-mtune=x -march=armv9-a -fplugin=evil.so" would
+        # otherwise pass a prefix check and reach CMAKE_C_FLAGS as three flags.
+        if not isinstance(flag, str) or not _MTUNE.fullmatch(flag) or "native" in flag:
             raise bad("target_flags", f"{flag!r}: only -mtune=CPU is allowed (not native, "
                                       "-mcpu or -march: kernels select their ISA at run time)")
     if data["power_method"] not in POWER_METHODS:

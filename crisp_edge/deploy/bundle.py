@@ -31,6 +31,7 @@ from crisp_edge import format as fmt
 from crisp_edge.deploy.boards import BoardProfile, host_arch
 from crisp_edge.deploy.programs import read_program
 from crisp_edge.deploy.ssh import Remote, classify_failure
+from crisp_edge.fileio import atomic_writer
 from crisp_edge.errors import DeployError, DeviceBusyError, DiskFullError
 
 REPO = Path(__file__).resolve().parents[2]
@@ -186,9 +187,8 @@ def _model_entry(path: Path, name: str, role: str) -> dict[str, Any]:
 def _write_archive(stage: Path, files: Sequence[str], prefix: str, out: Path) -> None:
     """A reproducible tar.gz: sorted entries, zero times and owners, so equal content gives
     an equal archive."""
-    tmp = out.with_name(out.name + ".tmp")
-    with open(tmp, "wb") as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
-                                                filename="") as gz, \
+    with atomic_writer(out) as raw, gzip.GzipFile(fileobj=raw, mode="wb", mtime=0,
+                                                   filename="") as gz, \
             tarfile.open(fileobj=gz, mode="w", format=tarfile.PAX_FORMAT) as tar:
         dirs = sorted({str(Path(f).parent) for f in files} - {"."})
         for d in dirs:
@@ -201,7 +201,6 @@ def _write_archive(stage: Path, files: Sequence[str], prefix: str, out: Path) ->
             info.size, info.mtime = len(data), 0
             info.mode = 0o755 if os.access(stage / f, os.X_OK) else 0o644
             tar.addfile(info, io.BytesIO(data))
-    os.replace(tmp, out)
 
 
 def make_bundle(board: BoardProfile, models: Sequence[str | os.PathLike[str]],

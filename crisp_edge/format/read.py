@@ -19,13 +19,15 @@ import numpy as np
 from crisp_edge.errors import ChecksumError, FormatError, VersionError
 from crisp_edge.format import encoding as enc
 from crisp_edge.format.records import (
-    Graph, Label, ModelFile, Op, Saliency, Section, Tensor, Value)
+    Graph, Label, ModelFile, Op, Preprocess, Saliency, Section, Tensor, Value)
 from crisp_edge.format.spec import (
-    _GRAPH, _HEADER, _LABEL, _LABEL_HEADER, _OP, _SALIENCY, _SALIENCY_HEADER, _SECTION, _TENSOR,
+    _GRAPH, _HEADER, _LABEL, _LABEL_HEADER, _OP, _PREP, _SALIENCY, _SALIENCY_HEADER, _SECTION,
+    _TENSOR,
     ACTIVATION_NAMES, ALIGNMENT, DTYPE_F32, DTYPE_I8, ENCODING_DENSE_F32, ENCODING_DENSE_I8,
     ENCODING_HYBRID_I8, ENCODING_NAMES, GRAPH_HEADER_SIZE, HEADER_SIZE, KNOWN_SECTIONS,
     LABEL_HEADER_SIZE, LABEL_RECORD_SIZE, MAGIC, MAX_LABEL_NAME_BYTES, MAX_RECORDS,
-    MAX_SECTIONS, NO_ID, OP_NAMES, OP_RECORD_SIZE, PARAM_NAMES, SALIENCY_HEADER_SIZE,
+    MAX_SECTIONS, NO_ID, OP_NAMES, OP_RECORD_SIZE, PARAM_NAMES, PREP_RECORD_SIZE,
+    SALIENCY_HEADER_SIZE, SECTION_PREP,
     SALIENCY_RECORD_SIZE, SECTION_ENTRY_SIZE, SECTION_FLAG_REQUIRED, SECTION_GRPH, SECTION_LABL,
     SECTION_PROV, SECTION_SALY, SECTION_WGHT, TENSOR_RECORD_SIZE, VALUE_RECORD_SIZE,
     VALUE_RECORD_SIZE_1_0, VERSION_MAJOR, VERSION_MINOR, section_name)
@@ -256,6 +258,22 @@ def _read_saliency(saly: bytes, tensor_count: int) -> list[Saliency]:
     return records
 
 
+def _read_preprocess(prep: bytes, graph: Graph) -> Preprocess:
+    if len(prep) < PREP_RECORD_SIZE:
+        raise FormatError(f"PREP: section is {len(prep)} bytes, smaller than its "
+                          f"{PREP_RECORD_SIZE}-byte record")
+    (record_size, channels, height, width, resize, resize_size, order, scale,
+     m0, m1, m2, s0, s1, s2) = _PREP.unpack_from(prep, 0)
+    if not PREP_RECORD_SIZE <= record_size <= len(prep):
+        raise FormatError(f"PREP: record_size is {record_size}, expected {PREP_RECORD_SIZE} (at "
+                          f"least {PREP_RECORD_SIZE} and at most the section's {len(prep)} "
+                          "bytes)")
+    record = Preprocess(height, width, (m0, m1, m2), (s0, s1, s2), resize, resize_size, order,
+                        scale, channels)
+    record.check(graph.values[graph.input_value].shape)
+    return record
+
+
 def decode(data: bytes) -> ModelFile:
     """Parse ``.crisp`` bytes; raises FormatError/ChecksumError/VersionError naming the field."""
     major, minor, sections = _read_sections(data)
@@ -267,14 +285,32 @@ def decode(data: bytes) -> ModelFile:
     labels = _read_labels(by_kind[SECTION_LABL]) if SECTION_LABL in by_kind else None
     provenance = None
     if SECTION_PROV in by_kind:
-        try:
-            provenance = json.loads(by_kind[SECTION_PROV].decode("utf-8")) \
-                if by_kind[SECTION_PROV] else {}
-        except (UnicodeDecodeError, json.JSONDecodeError) as e:
-            raise FormatError(f"PROV: not UTF-8 JSON ({e})") from None
+        provenance = parse_provenance(by_kind[SECTION_PROV])
     saliency = _read_saliency(by_kind[SECTION_SALY], len(graph.tensors)) \
         if SECTION_SALY in by_kind else None
-    return ModelFile(graph, labels, provenance, saliency, (major, minor), len(data), sections)
+    preprocess = _read_preprocess(by_kind[SECTION_PREP], graph) \
+        if SECTION_PREP in by_kind else None
+    return ModelFile(graph, labels, provenance, saliency, (major, minor), len(data), sections,
+                     preprocess)
+
+
+def parse_provenance(raw: bytes | str) -> dict:
+    """The PROV section's JSON object ({} when empty). Anything else — not UTF-8, not JSON,
+    nested past Python's recursion limit, a number too long to convert, not an object — is a
+    FormatError naming the section, never a JSONDecodeError/RecursionError/ValueError from
+    inside the parser."""
+    if not raw:
+        return {}
+    try:
+        text = raw.decode("utf-8") if isinstance(raw, bytes) else raw
+        value = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError) as e:  # JSONDecodeError is a ValueError
+        raise FormatError(f"PROV: not UTF-8 JSON ({type(e).__name__}: {str(e)[:200]}); the "
+                          "provenance section is corrupt: repack the model") from None
+    if not isinstance(value, dict):
+        raise FormatError(f"PROV: a JSON {type(value).__name__}, expected an object; the "
+                          "provenance section is corrupt: repack the model")
+    return value
 
 
 def decode_model(data: bytes) -> ModelFile:

@@ -3,16 +3,20 @@ graph and the model file, plus the MAC counts a graph implies."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
-from typing import Sequence
+from typing import Any, Sequence
 
 import numpy as np
 
+from crisp_edge.errors import FormatError
 from crisp_edge.format import encoding as enc
-from crisp_edge.format.spec import (ACT_NONE, DTYPE_F32, ENCODING_DENSE_F32,
-                                    ENCODING_DENSE_I8, ENCODING_HYBRID_F32, ENCODING_HYBRID_I8,
-                                    ENCODING_NAMES, HYBRID_ENCODINGS, OP_CONV2D, OP_LINEAR,
-                                    OP_NAMES, PARAM_NAMES, VERSION_MAJOR, VERSION_MINOR,
+from crisp_edge.format.spec import (ACT_NONE, CHANNEL_ORDER_NAMES, CHANNELS_RGB, DTYPE_F32,
+                                    ENCODING_DENSE_F32, ENCODING_DENSE_I8, ENCODING_HYBRID_F32,
+                                    ENCODING_HYBRID_I8, ENCODING_NAMES, HYBRID_ENCODINGS,
+                                    OP_CONV2D, OP_LINEAR, OP_NAMES, PARAM_NAMES,
+                                    PREP_MAX_RESIZE_SIZE, RESIZE_NAMES, RESIZE_NONE,
+                                    RESIZE_SHORTER_SIDE, VERSION_MAJOR, VERSION_MINOR,
                                     section_name)
 
 
@@ -123,6 +127,104 @@ class Saliency:
     data: np.ndarray
 
 
+def _f32(v: float) -> float:
+    with np.errstate(over="ignore"):
+        return float(np.float32(v))
+
+
+def _g(v: float) -> str:
+    """A float as C's %g prints it (the messages match the runtime's)."""
+    return "nan" if math.isnan(v) else f"{v:g}"
+
+
+@dataclass(frozen=True)
+class Preprocess:
+    """PREP: how an image becomes the graph input (docs/format.md, "PREP"). Input channel c is
+    ``(p · scale − mean[c]) / std[c]``, p the 8-bit value of colour c (RGB) or 2 − c (BGR) of
+    the image after ``resize`` (``RESIZE_NONE``: must already be width × height;
+    ``RESIZE_SHORTER_SIDE``: bilinear to shorter side ``resize_size``, then the centre crop;
+    ``RESIZE_STRETCH``: bilinear to width × height). Floats are rounded to float32 on creation,
+    as the file stores them, so a record read back compares equal.
+    :func:`crisp_edge.reference.preprocess.preprocess_image` is the executable spec."""
+
+    height: int
+    width: int
+    mean: tuple[float, float, float]
+    std: tuple[float, float, float]
+    resize: int = RESIZE_NONE
+    resize_size: int = 0
+    channel_order: int = CHANNELS_RGB
+    scale: float = 1 / 255
+    channels: int = 3
+
+    def __post_init__(self) -> None:
+        for name in ("height", "width", "resize", "resize_size", "channel_order", "channels"):
+            object.__setattr__(self, name, int(getattr(self, name)))
+        object.__setattr__(self, "scale", _f32(self.scale))
+        for name in ("mean", "std"):
+            values = tuple(_f32(v) for v in getattr(self, name))
+            if len(values) != 3:
+                raise FormatError(f"PREP: {name} has {len(values)} values, expected 3")
+            object.__setattr__(self, name, values)
+
+    @property
+    def resize_name(self) -> str:
+        return RESIZE_NAMES.get(self.resize, f"resize {self.resize}")
+
+    @property
+    def channel_order_name(self) -> str:
+        return CHANNEL_ORDER_NAMES.get(self.channel_order, f"order {self.channel_order}")
+
+    def problem(self, input_shape: Sequence[int]) -> str | None:
+        """The first invalid field against a graph input of ``input_shape`` (the runtime's
+        message, without the ``PREP: `` prefix), or None."""
+        if self.channels != 3:
+            return f"channels is {self.channels}, expected 3"
+        shape = tuple(int(d) for d in input_shape)
+        if len(shape) != 3 or shape[0] != 3:
+            return f"the graph input has shape {shape}; images need a (3,H,W) input"
+        if self.height != shape[1]:
+            return f"height is {self.height}, expected {shape[1]} (the graph input's)"
+        if self.width != shape[2]:
+            return f"width is {self.width}, expected {shape[2]} (the graph input's)"
+        if self.resize not in RESIZE_NAMES:
+            return (f"resize is {self.resize}, expected 0 (none), 1 (shorter_side) or 2 "
+                    "(stretch)")
+        if self.resize == RESIZE_SHORTER_SIDE:
+            least = max(self.height, self.width)
+            if not least <= self.resize_size <= PREP_MAX_RESIZE_SIZE:
+                return (f"resize_size is {self.resize_size}, expected {least}.."
+                        f"{PREP_MAX_RESIZE_SIZE} with resize shorter_side")
+        elif self.resize_size != 0:
+            return f"resize_size is {self.resize_size}, expected 0 with resize {self.resize_name}"
+        if self.channel_order not in CHANNEL_ORDER_NAMES:
+            return f"channel_order is {self.channel_order}, expected 0 (RGB) or 1 (BGR)"
+        if not (math.isfinite(self.scale) and self.scale > 0):
+            return f"scale is {_g(self.scale)}, expected finite > 0"
+        for i, v in enumerate(self.mean):
+            if not math.isfinite(v):
+                return f"mean[{i}] is {_g(v)}, expected finite"
+        for i, v in enumerate(self.std):
+            if not math.isfinite(v):
+                return f"std[{i}] is {_g(v)}, expected finite > 0"
+            if not v > 0:
+                return f"std[{i}] is {_g(v)}, expected > 0"
+        return None
+
+    def check(self, input_shape: Sequence[int]) -> None:
+        """Raise :class:`~crisp_edge.errors.FormatError` naming the first invalid field."""
+        problem = self.problem(input_shape)
+        if problem is not None:
+            raise FormatError(f"PREP: {problem}")
+
+    def describe(self) -> dict[str, Any]:
+        """JSON-ready fields, policies by name."""
+        return {"channels": self.channels, "height": self.height, "width": self.width,
+                "resize": self.resize_name, "resize_size": self.resize_size,
+                "channel_order": self.channel_order_name, "scale": self.scale,
+                "mean": list(self.mean), "std": list(self.std)}
+
+
 @dataclass
 class Graph:
     values: list[Value]
@@ -150,7 +252,7 @@ class Section:
 @dataclass
 class ModelFile:
     """Everything a ``.crisp`` file holds. ``provenance`` is the parsed PROV JSON, ``saliency``
-    the SALY records (None: section absent)."""
+    the SALY records, ``preprocess`` the PREP record (None: section absent)."""
 
     graph: Graph
     labels: list[Label] | None = None
@@ -159,6 +261,7 @@ class ModelFile:
     version: tuple[int, int] = (VERSION_MAJOR, VERSION_MINOR)
     file_size: int = 0
     sections: list[Section] = field(default_factory=list)
+    preprocess: Preprocess | None = None
 
 
 

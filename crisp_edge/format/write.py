@@ -12,11 +12,13 @@ from typing import BinaryIO, Sequence
 import numpy as np
 
 from crisp_edge.errors import FormatError
-from crisp_edge.format.records import Graph, Label, ModelFile, Saliency
-from crisp_edge.format.spec import (_GRAPH, _HEADER, _LABEL, _LABEL_HEADER, _OP, _SALIENCY,
+from crisp_edge.fileio import write_atomic
+from crisp_edge.format.records import Graph, Label, ModelFile, Preprocess, Saliency
+from crisp_edge.format.spec import (_GRAPH, _HEADER, _LABEL, _LABEL_HEADER, _OP, _PREP, _SALIENCY,
                                     _SALIENCY_HEADER, _SECTION, _TENSOR, _VALUE, ALIGNMENT,
                                     DTYPE_I8, HEADER_SIZE, LABEL_RECORD_SIZE, MAGIC,
                                     MAX_LABEL_NAME_BYTES, NO_ID, NUM_PARAMS, OP_RECORD_SIZE,
+                                    PREP_RECORD_SIZE, SECTION_PREP,
                                     SALIENCY_HEADER_SIZE, SALIENCY_RECORD_SIZE, SECTION_ENTRY_SIZE,
                                     SECTION_FLAG_REQUIRED, SECTION_GRPH, SECTION_LABL,
                                     SECTION_PROV, SECTION_SALY, SECTION_WGHT, TENSOR_RECORD_SIZE,
@@ -98,11 +100,17 @@ def _encode_saliency(records: Sequence[Saliency], tensor_count: int) -> bytes:
     return b"".join(out + data)
 
 
+def _encode_preprocess(prep: Preprocess, graph: Graph) -> bytes:
+    prep.check(graph.values[graph.input_value].shape)
+    return _PREP.pack(PREP_RECORD_SIZE, prep.channels, prep.height, prep.width, prep.resize,
+                      prep.resize_size, prep.channel_order, prep.scale, *prep.mean, *prep.std)
+
+
 def encode_model(model: ModelFile) -> bytes:
     """The complete ``.crisp`` file for ``model``: header, section table, 64-aligned sections.
 
     Sections are written in the order GRPH, WGHT, LABL (if labels), PROV (if provenance),
-    SALY (if saliency)."""
+    SALY (if saliency), PREP (if preprocess; checked against the graph input first)."""
     grph, wght = _encode_graph(model.graph)
     sections: list[tuple[int, int, bytes]] = [
         (SECTION_GRPH, SECTION_FLAG_REQUIRED, grph), (SECTION_WGHT, SECTION_FLAG_REQUIRED, wght)]
@@ -114,6 +122,8 @@ def encode_model(model: ModelFile) -> bytes:
     if model.saliency is not None:
         sections.append((SECTION_SALY, 0, _encode_saliency(model.saliency,
                                                            len(model.graph.tensors))))
+    if model.preprocess is not None:
+        sections.append((SECTION_PREP, 0, _encode_preprocess(model.preprocess, model.graph)))
     offset = _align(HEADER_SIZE + len(sections) * SECTION_ENTRY_SIZE)
     table, body = bytearray(), bytearray()
     for kind, flags, data in sections:
@@ -132,11 +142,10 @@ def encode_model(model: ModelFile) -> bytes:
 def write_model(target: str | os.PathLike[str] | BinaryIO, model: ModelFile) -> int:
     """Write ``model`` to a path or a binary file object; returns the number of bytes written.
 
-    Writing to a path is not atomic; ``crisp_edge.pack`` writes atomically."""
+    A path is written atomically (:mod:`crisp_edge.fileio`)."""
     data = encode_model(model)
     if isinstance(target, (str, os.PathLike)):
-        with open(target, "wb") as f:
-            f.write(data)
+        write_atomic(target, data)
     else:
         target.write(data)
     return len(data)

@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from crisp_edge.fileio import atomic_writer, leftovers
 from crisp_edge.errors import ArgumentError, FormatError, ModelCodeRequiredError
 
 FORMAT = "crisp-edge.checkpoint"
@@ -62,12 +63,12 @@ class Checkpoint:
 
 
 def _atomic_save(obj: Any, path: str | os.PathLike[str]) -> None:
-    """``torch.save`` to a temporary file, then rename: a crash never leaves half a file."""
+    """``torch.save`` through :func:`crisp_edge.fileio.atomic_writer`: a crash never leaves
+    half a file."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)
+    with atomic_writer(path) as f:
+        torch.save(obj, f)
 
 
 def save_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str]) -> Path:
@@ -271,8 +272,10 @@ def remove_resume_state(directory: str | os.PathLike[str]) -> None:
     if not directory.is_dir():
         return
     created = (directory / RESUME_MARKER).is_file()
-    for name in (RESUME_STATE, RESUME_STATE + ".tmp", RESUME_MARKER):
-        (directory / name).unlink(missing_ok=True)
+    # NAME.tmp: what versions before crisp_edge.fileio left after a crash.
+    for path in [directory / RESUME_STATE, directory / RESUME_MARKER,
+                 directory / (RESUME_STATE + ".tmp"), *leftovers(directory / RESUME_STATE)]:
+        path.unlink(missing_ok=True)
     if created and not any(directory.iterdir()):
         directory.rmdir()
 

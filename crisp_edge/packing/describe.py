@@ -41,6 +41,7 @@ def describe(path: str) -> dict[str, Any]:
         "labels": [{"index": i, "class_id": lb.class_id, "name": lb.name}
                    for i, lb in enumerate(mf.labels or [])],
         "provenance": mf.provenance,
+        "preprocessing": mf.preprocess.describe() if mf.preprocess is not None else None,
         "runtime": {k: info[k] for k in ("weight_bytes", "arena_bytes", "naive_bytes", "macs",
                                          "effective_macs")},
     }

@@ -11,13 +11,14 @@ import datetime
 import hashlib
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
+from pathlib import Path
 
 import numpy as np
 
 from crisp_edge import format as fmt
+from crisp_edge.fileio import write_atomic
 from crisp_edge.errors import ArgumentError
 
 if TYPE_CHECKING:
@@ -53,6 +54,7 @@ class PackReport:
     effective_macs: int = 0
     int8: bool = False
     layers: list[LayerRow] = field(default_factory=list)
+    preprocess: fmt.Preprocess | None = None
 
     @property
     def notes(self) -> list[str]:
@@ -76,7 +78,72 @@ class PackReport:
                    f"({self.folded_bn} BatchNorm folded, {self.fused_activations} activations "
                    f"fused, {self.dropped_identities} identities dropped), {self.macs:,} MACs "
                    f"per sample ({self.effective_macs:,} effective)")
+        summary += "\n" + preprocess_line(self.preprocess)
         return summary + ("\n" + self.table() if self.layers else "")
+
+
+REPACK_HINT = "repack with --mean/--std/--resize/--channel-order to personalise from images"
+
+
+def preprocess_line(prep: fmt.Preprocess | Mapping[str, Any] | None) -> str:
+    """One line saying how images become the input, from a record or its
+    :meth:`~crisp_edge.format.Preprocess.describe` dict (``pack``'s report, ``inspect``)."""
+    if prep is None:
+        return f"preprocessing: not stored ({REPACK_HINT})"
+    d = prep.describe() if isinstance(prep, fmt.Preprocess) else prep
+    resize = d["resize"] + (f" {d['resize_size']}" if d["resize_size"] else "")
+    mean = ",".join(f"{v:.4g}" for v in d["mean"])
+    std = ",".join(f"{v:.4g}" for v in d["std"])
+    return (f"preprocessing: {d['width']}x{d['height']} {d['channel_order']}, resize {resize}, "
+            f"scale {d['scale']:.6g}, mean {mean}, std {std}")
+
+
+def resolve_preprocess(base: fmt.Preprocess | None, input_shape: Iterable[int],
+                       overrides: Mapping[str, Any] | None) -> fmt.Preprocess | None:
+    """``base`` (e.g. a data source's) with the fields of ``overrides`` replaced: ``mean``,
+    ``std`` (3 floats each), ``resize`` (an int or ``"none"``, ``"stretch"``,
+    ``"shorter_side"``), ``resize_size``, ``channel_order`` (an int, ``"rgb"``, ``"bgr"``),
+    ``scale``; height and width from ``input_shape`` (C, H, W). Without a base, ``mean`` and
+    ``std`` are needed. No overrides: ``base`` as it is."""
+    if not overrides:
+        return base
+    shape = [int(d) for d in input_shape]
+    if len(shape) != 3 or shape[0] != 3:
+        raise ArgumentError(f"preprocessing needs a (3,H,W) input; the model takes {tuple(shape)}")
+    unknown = set(overrides) - {"mean", "std", "resize", "resize_size", "channel_order", "scale"}
+    if unknown:
+        raise ArgumentError(f"preprocess: unknown field(s) {', '.join(sorted(unknown))}")
+    if base is None and not {"mean", "std"} <= set(overrides):
+        raise ArgumentError("preprocessing needs --mean and --std (the data source is unknown)")
+    fields: dict[str, Any] = {"mean": None, "std": None, "resize": fmt.RESIZE_NONE,
+                              "resize_size": 0, "channel_order": fmt.CHANNELS_RGB,
+                              "scale": 1 / 255}
+    if base is not None:
+        fields.update(mean=base.mean, std=base.std, resize=base.resize,
+                      resize_size=base.resize_size, channel_order=base.channel_order,
+                      scale=base.scale)
+    fields.update(overrides)
+    resize = fields["resize"]
+    if isinstance(resize, str):
+        names = {n: k for k, n in fmt.RESIZE_NAMES.items()}
+        key = resize.replace("-", "_").lower()
+        if key not in names:
+            raise ArgumentError(f"resize {resize!r}: use none, stretch or shorter_side")
+        resize = names[key]
+    order = fields["channel_order"]
+    if isinstance(order, str):
+        if order.upper() not in ("RGB", "BGR"):
+            raise ArgumentError(f"channel order {order!r}: use rgb or bgr")
+        order = fmt.CHANNELS_BGR if order.upper() == "BGR" else fmt.CHANNELS_RGB
+    size = int(fields["resize_size"])
+    if "resize" in overrides and "resize_size" not in overrides:
+        size = max(shape[1], shape[2]) if resize == fmt.RESIZE_SHORTER_SIDE else 0
+    prep = fmt.Preprocess(shape[1], shape[2], tuple(fields["mean"]), tuple(fields["std"]),
+                          resize, size, order, float(fields["scale"]))
+    problem = prep.problem(shape)
+    if problem is not None:
+        raise ArgumentError(f"preprocess: {problem}")
+    return prep
 
 
 def state_dict_sha256(model: "torch.nn.Module") -> str:
@@ -105,25 +172,6 @@ def _labels(labels: Iterable[tuple[int, str]] | None, count: int) -> list[fmt.La
         if not -2**31 <= label.class_id < 2**31:
             raise ArgumentError(f"labels: class id {label.class_id} does not fit in int32")
     return out
-
-
-def write_atomic(path: str | os.PathLike[str], data: bytes) -> None:
-    """Write ``data`` to ``path`` via a temporary file in the same directory and ``os.replace``,
-    so readers see the old file or the complete new one, never a half-written one."""
-    path = os.fspath(path)
-    directory = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(dir=directory, prefix=f".{os.path.basename(path)}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
 
 
 def _apply_masks(graph: fmt.Graph, weight_params: Mapping[int, str],
@@ -183,8 +231,8 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
          provenance: Mapping[str, Any] | None = None, masks: Mapping[str, Any] | None = None,
          pattern: Any = None, layers: Iterable[Any] | None = None, int8: bool = False,
          calibration: Any = None, pattern_mode: str = "auto",
-         saliency: Mapping[str, Any] | None = None, percentile: float | None = None
-         ) -> PackReport:
+         saliency: Mapping[str, Any] | None = None, percentile: float | None = None,
+         preprocess: fmt.Preprocess | None = None) -> PackReport:
     """Lower ``model`` (traced on ``example_input``, float32 with a batch dim) and write it to
     ``path`` as a ``.crisp`` file.
 
@@ -200,6 +248,9 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
     quantises (:mod:`crisp_edge.packing.quantize`) with activation ranges from ``calibration`` images
     (an array/tensor (N, *input shape) or an iterable of batches; min/max, or ``percentile``).
     ``saliency`` ({parameter or layer: (classes, nbr, nbc)}) is stored in SALY.
+    ``preprocess`` (a :class:`crisp_edge.format.Preprocess`: how an image file becomes the
+    input) is stored in PREP so the runtime can take images (``crisp_image_load``); without
+    it the file has no PREP and the runtime refuses images, saying how to repack.
 
     The model's train/eval mode is left as it was. Raises
     :class:`~crisp_edge.errors.UnsupportedOpError` for an op the runtime lacks,
@@ -245,13 +296,18 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
     except (TypeError, ValueError) as e:
         raise ArgumentError(f"provenance must be JSON-serialisable: {e}") from None
     saly = _saliency(saliency, lowered.weight_params, tensor_map) if saliency else None
-    data = fmt.encode_model(fmt.ModelFile(graph, _labels(labels, out_count), prov, saly))
+    if preprocess is not None:
+        problem = preprocess.problem(graph.values[graph.input_value].shape)
+        if problem is not None:
+            raise ArgumentError(f"preprocess: {problem}")
+    data = fmt.encode_model(fmt.ModelFile(graph, _labels(labels, out_count), prov, saly,
+                                          preprocess=preprocess))
     write_atomic(path, data)
     return PackReport(os.fspath(path), len(data), len(graph.ops), lowered.folded_bn,
                       lowered.fused_activations, lowered.dropped_identities,
                       sum(fmt.op_macs(graph, op) for op in graph.ops),
                       sum(fmt.op_effective_macs(graph, op) for op in graph.ops), int8,
-                      _rows(graph, plan, tensor_map))
+                      _rows(graph, plan, tensor_map), preprocess)
 
 
 def _file_sha256(path: str | os.PathLike[str]) -> str:
@@ -295,10 +351,33 @@ def calibration_images(spec: str, image_size: int, classes: Iterable[int] | None
     return torch.stack([data[i][0] for i in range(0, len(data), step)][:limit]).float()
 
 
+def _without_directories(spec: str | None) -> str | None:
+    """A data spec with its path cut to the last component: ``imagefolder:/home/ann/photos`` →
+    ``imagefolder:photos``; specs without a path stay as they are."""
+    if not spec or ":" not in spec:
+        return spec
+    kind, rest = spec.split(":", 1)
+    if "/" not in rest and os.sep not in rest:
+        return spec
+    return f"{kind}:{Path(rest.rstrip('/')).name}"
+
+
+def _model_source_provenance(model_source: str | None) -> dict[str, Any]:
+    """``model_source`` as ``FILE.py:CLASS`` with the file's name only, and its sha256."""
+    if not model_source:
+        return {"model_source": model_source}
+    path, _, cls = model_source.rpartition(":")
+    out: dict[str, Any] = {"model_source": f"{Path(path).name}:{cls}" if path else model_source}
+    if path and Path(path).is_file():
+        out["model_source_sha256"] = _file_sha256(path)
+    return out
+
+
 def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.PathLike[str],
                     *, model_source: str | None = None, int8: bool = False,
                     calibration: Any = None, pattern_mode: str = "checkpoint",
-                    percentile: float | None = None) -> PackReport:
+                    percentile: float | None = None,
+                    preprocess: fmt.Preprocess | Mapping[str, Any] | None = None) -> PackReport:
     """Pack a pruning checkpoint (docs/checkpoint.md): the model rebuilt with its masked
     weights, labels from ``classes``/``class_names``, each prunable layer encoded with the
     checkpoint's pattern per its role (``pattern_mode="checkpoint"``; a layer whose zeros do not
@@ -306,8 +385,16 @@ def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.
     pruning config, pattern and the checkpoint's hash. ``int8=True`` needs ``calibration``:
     images (array/tensor/iterable of batches) or a data source spec string, from which up to
     256 images of the user's classes are used. A checkpoint of a user model needs
-    ``model_source`` (the user's ``FILE.py:CLASS``): the checkpoint never chooses code to run."""
+    ``model_source`` (the user's ``FILE.py:CLASS``): the checkpoint never chooses code to run.
+
+    PREP (how an image becomes the input) comes from the checkpoint's data source
+    (:func:`crisp_edge.data.sources.source_preprocess`: synthetic, CIFAR-100 or an image
+    folder, at the checkpoint's input size); ``preprocess`` replaces it (a
+    :class:`crisp_edge.format.Preprocess`) or some of its fields (a mapping, see
+    :func:`resolve_preprocess`). With neither, the file has no PREP."""
     import torch
+
+    from crisp_edge.data.sources import source_preprocess
 
     from crisp_edge.models.checkpoint import (build_model_from_checkpoint, load_checkpoint,
                                               model_for_checkpoint)
@@ -324,17 +411,20 @@ def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.
     with torch.no_grad():
         outputs = int(np.prod(model(example).shape[1:]))
     provenance = {
+        # File names and hashes only: a model file travels to boards and other people, and
+        # the packer's directories (/home/NAME/...) are none of their business.
+        "checkpoint": Path(checkpoint_path).name,
         "checkpoint_sha256": _file_sha256(checkpoint_path),
         "checkpoint_kind": ckpt.kind,
         "arch": arch,  # what was built: the user's --model wins over the checkpoint's arch
-        "model_source": model_source,
+        **_model_source_provenance(model_source),
         "pattern": ckpt.pattern,
         "pruning": ckpt.config,
         "classes": [int(c) for c in ckpt.classes],
         # What `crisp-edge eval` measures by default (a --keep-head head answers over all).
         "user_classes": [int(c) for c in (ckpt.user_classes or ckpt.classes)],
         "head": ckpt.head,
-        "data": ckpt.data,
+        "data": _without_directories(ckpt.data),
         "pruned_with": ckpt.crisp_edge_version,
     }
     try:
@@ -344,7 +434,15 @@ def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.
     mode = pattern_mode
     if mode == "checkpoint" and (ckpt.pattern is None or not ckpt.layers):
         mode = "auto"  # a base checkpoint: no pruning pattern to follow
+    shape = [int(d) for d in ckpt.input_shape]
+    if isinstance(preprocess, fmt.Preprocess):
+        prep: fmt.Preprocess | None = preprocess
+    else:
+        base = None
+        if ckpt.data and len(shape) == 3 and shape[0] == 3 and shape[1] == shape[2]:
+            base = source_preprocess(ckpt.data, shape[2])
+        prep = resolve_preprocess(base, shape, preprocess)
     return pack(model, example, out_path, labels=checkpoint_labels(ckpt, outputs),
                 provenance=provenance, masks=ckpt.masks or None, pattern=ckpt.pattern,
                 layers=ckpt.layers, int8=int8, calibration=calibration, pattern_mode=mode,
-                saliency=ckpt.saliency or None, percentile=percentile)
+                saliency=ckpt.saliency or None, percentile=percentile, preprocess=prep)

@@ -186,7 +186,12 @@ def run_eval_crisp(path: str | Path, data: str, classes: str | None, split: str 
         if classes:
             ids = resolve_classes(dataset, parse_classes(classes))
         else:
-            ids = list(info["provenance"].get("user_classes") or head)
+            # A personalised file answers for its new classes; its "user_classes" are the
+            # ones it was pruned for.
+            prov = info["provenance"]
+            personalized = prov.get("personalized")
+            ids = list(head if isinstance(personalized, dict)
+                       else prov.get("user_classes") or head)
         if not set(ids) <= set(head):
             raise ArgumentError(f"{path} answers only over classes {head}; choose --classes "
                                 "among them")

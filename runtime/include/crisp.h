@@ -143,6 +143,48 @@ CRISP_API crisp_status crisp_model_get_label(const crisp_model *model, uint32_t 
 CRISP_API crisp_status crisp_model_get_provenance(const crisp_model *model, const char **json,
                                                   size_t *length);
 
+/* How an image becomes the model's input: the file's PREP section
+ * (docs/format.md). Written by `crisp-edge pack` when the preprocessing is
+ * known; resize is one of CRISP_RESIZE_*, channel_order CRISP_CHANNELS_*.
+ * Input channel c = (p * scale - mean[c]) / std[c] for the 8-bit pixel
+ * value p of that channel after resizing and cropping. */
+typedef struct crisp_preprocess {
+    uint32_t present;       /* 0: the file stores no PREP (the other fields are 0) */
+    uint32_t channels, height, width;
+    uint32_t resize;        /* CRISP_RESIZE_NONE / _SHORTER_SIDE / _STRETCH */
+    uint32_t resize_size;   /* shorter_side: the shorter side before the centre crop */
+    uint32_t channel_order; /* 0 RGB, 1 BGR */
+    float scale;
+    float mean[3];
+    float std[3];
+} crisp_preprocess;
+
+/* The image must already be width x height. */
+#define CRISP_RESIZE_NONE 0u
+/* Bilinear (as Pillow) so the shorter side is resize_size, then the centre crop. */
+#define CRISP_RESIZE_SHORTER_SIDE 1u
+/* Bilinear (as Pillow) to width x height, ignoring the aspect ratio. */
+#define CRISP_RESIZE_STRETCH 2u
+#define CRISP_CHANNELS_RGB 0u
+#define CRISP_CHANNELS_BGR 1u
+/* Images wider or taller than this are refused before any pixel is decoded. */
+#define CRISP_IMAGE_MAX_SIDE 8192u
+
+CRISP_API crisp_status crisp_model_get_preprocess(const crisp_model *model, crisp_preprocess *out);
+
+/* Decode an encoded PNG or JPEG image and preprocess it with the model's
+ * PREP into the model's input layout (C,H,W float32): out_count must be
+ * input_elements. Grayscale is replicated and alpha dropped. A model without
+ * PREP is CRISP_ERR_UNSUPPORTED; an unreadable, truncated or oversized image
+ * is CRISP_ERR_FORMAT; an image of the wrong size under CRISP_RESIZE_NONE is
+ * CRISP_ERR_SHAPE. Thread-safe: the model is only read. */
+CRISP_API crisp_status crisp_image_decode(const crisp_model *model, const void *data, size_t size,
+                                          float *out, size_t out_count);
+/* The same for a file (read whole; the message names the path; a file that
+ * cannot be read is CRISP_ERR_IO). */
+CRISP_API crisp_status crisp_image_load(const crisp_model *model, const char *path, float *out,
+                                        size_t out_count);
+
 /* A session owns the activation arena (and its thread pool); one session per
  * concurrent caller. crisp_session_create is create_with_options with defaults. */
 CRISP_API crisp_status crisp_session_create(const crisp_model *model, crisp_session **out);
@@ -160,6 +202,94 @@ CRISP_API crisp_status crisp_session_get_op_profile(const crisp_session *session
  * batch * output_elements (batch >= 1); samples are processed in order. */
 CRISP_API crisp_status crisp_session_run(crisp_session *session, const float *input,
                                          size_t input_count, float *output, size_t output_count);
+
+/* ---- On-device re-personalisation (runtime/README.md, "Personalisation") ---- */
+
+/* The classifier head: the last LINEAR op whose output reaches the graph output only
+ * through RESHAPE / SOFTMAX / DEQUANTIZE ops. Its input is the penultimate features. */
+typedef struct crisp_head_info {
+    uint32_t op;            /* index of the head LINEAR op (file order) */
+    uint32_t feature_value; /* its input value id: the features */
+    uint32_t features;      /* elements per sample of the feature value (the head's Cin) */
+    uint32_t classes;       /* the head's Cout */
+    uint32_t has_bias;      /* 1 if the head has a bias tensor */
+    uint32_t dtype;         /* 1 = float32 head, 2 = int8 head */
+} crisp_head_info;
+
+/* The model's head; CRISP_ERR_UNSUPPORTED ("model has no linear classifier head (...)")
+ * when the graph output is not reached from a LINEAR op that way, or when a value on the
+ * way is also read by another op. */
+CRISP_API crisp_status crisp_model_get_head(const crisp_model *model, crisp_head_info *out);
+
+/* The head's current parameters as dense float32: weight (classes x features, row-major;
+ * hybrid heads expanded with zeros where values were removed, int8 heads dequantised as
+ * scale[row] * q) and bias (classes; zeros when the head has none). weight_count and
+ * bias_count must be exactly classes * features and classes (crisp_model_get_head). For
+ * re-selecting classes from a full head without images. */
+CRISP_API crisp_status crisp_model_get_head_weights(const crisp_model *model, float *weight,
+                                                    size_t weight_count, float *bias,
+                                                    size_t bias_count);
+
+/* Run a batch until value `value` is produced (only the ops before it) and copy that value out
+ * as float32 (int8 values dequantised with their scale and zero point). input_count = batch *
+ * input_elements, out_count = batch * the value's elements. Value 0..value_count-1; the graph
+ * input itself is allowed (a copy). Bitwise identical for any thread count. */
+CRISP_API crisp_status crisp_session_run_to(crisp_session *session, uint32_t value,
+                                            const float *input, size_t input_count,
+                                            float *out, size_t out_count);
+
+/* Options of crisp_fit_head; zero-initialise for the defaults. */
+typedef struct crisp_fit_options {
+    uint32_t epochs;  /* optimiser iterations; 0 = default 100 */
+    float l2;         /* L2 weight on W (not b); 0 = default 1e-3; negative = none */
+    uint32_t seed;    /* for anything random (ties, SGD order); results depend only on it */
+    uint32_t flags;   /* CRISP_FIT_IMPRINT_ONLY: stop after weight imprinting */
+} crisp_fit_options;
+
+/* Stop after weight imprinting (no optimisation). */
+#define CRISP_FIT_IMPRINT_ONLY 0x1u
+
+/* What crisp_fit_head did. */
+typedef struct crisp_fit_report {
+    uint32_t iterations;
+    float loss;            /* final mean cross-entropy + L2 term */
+    float train_accuracy;  /* on the features given */
+} crisp_fit_report;
+
+/* Fit a linear head on features (n x dim, row-major float32) with labels in 0..classes-1:
+ * weight (classes x dim, row-major) and bias (classes). Every class needs >= 2 samples.
+ * Objective (minimised, full batch, double precision, single-threaded, deterministic):
+ *   mean_i [ -log softmax(W f_i + b)[y_i] ] + l2/2 * ||W||_F^2
+ * from weight imprinting (runtime/README.md, "Personalisation"), by L-BFGS. report may be
+ * NULL. */
+CRISP_API crisp_status crisp_fit_head(const float *features, const int32_t *labels, size_t n,
+                                      uint32_t dim, uint32_t classes,
+                                      const crisp_fit_options *options, float *weight,
+                                      float *bias, crisp_fit_report *report);
+
+/* A new head for crisp_model_write_head: `classes` rows. */
+typedef struct crisp_new_head {
+    uint32_t classes;
+    const float *weight;          /* classes x head features, row-major */
+    const float *bias;            /* classes, or NULL for zeros */
+    const int32_t *class_ids;     /* classes: the label map's original class ids */
+    const char *const *names;     /* classes: UTF-8 names, no NUL, <= 1024 bytes */
+    const char *provenance_json;  /* a JSON object stored under "personalized" in PROV, or NULL */
+} crisp_new_head;
+
+/* Write `model` to `path` with its head replaced (dense float32 weight and bias), the label map
+ * replaced, PROV extended, every other section copied; atomically (temporary file in the same
+ * directory, fsync, rename, fsync of the directory). On failure nothing exists under `path`
+ * that was not there before, and an existing file at `path` is untouched. int8 heads:
+ * CRISP_ERR_UNSUPPORTED (personalise the float32 model). */
+CRISP_API crisp_status crisp_model_write_head(const crisp_model *model,
+                                              const crisp_new_head *head, const char *path);
+
+/* Coverage of original class `class_id` from SALY: sum over the SALY layers of that class's
+ * block saliency in blocks the file keeps, divided by its total (0..1). CRISP_ERR_ARGUMENT
+ * when the file has no SALY or SALY lacks the class (message says which). */
+CRISP_API crisp_status crisp_model_class_coverage(const crisp_model *model, int32_t class_id,
+                                                  float *coverage);
 
 #ifdef __cplusplus
 }

@@ -162,6 +162,8 @@ crisp_status crisp_parse_container(crisp_model *m) {
         else if (e->kind == CRISP_KIND_WGHT) m->wght = sec;
         else if (e->kind == CRISP_KIND_LABL) m->labl = sec;
         else if (e->kind == CRISP_KIND_PROV) m->prov = sec;
+        else if (e->kind == CRISP_KIND_SALY) m->saly = sec;
+        else if (e->kind == CRISP_KIND_PREP) m->prep = sec;
         else if (e->flags & CRISP_SECTION_REQUIRED)
             return crisp_error(CRISP_ERR_VERSION,
                                "section table: entry %u: section %s is required but unknown to "

@@ -49,6 +49,7 @@
 #define CRISP_KIND_LABL CRISP_FOURCC('L', 'A', 'B', 'L')
 #define CRISP_KIND_PROV CRISP_FOURCC('P', 'R', 'O', 'V')
 #define CRISP_KIND_SALY CRISP_FOURCC('S', 'A', 'L', 'Y')
+#define CRISP_KIND_PREP CRISP_FOURCC('P', 'R', 'E', 'P')
 
 /* GRPH header (32 bytes) and records. */
 #define CRISP_GRAPH_HEADER_SIZE 32u
@@ -129,6 +130,22 @@ enum crisp_activation { CRISP_ACT_NONE = 0, CRISP_ACT_RELU = 1, CRISP_ACT_RELU6 
 #define CRISP_LABEL_HEADER_SIZE 16u
 #define CRISP_LABEL_RECORD_SIZE 16u
 #define CRISP_MAX_LABEL_NAME 1024u
+
+/* PREP (one record; later minor versions may append fields). The resize
+ * policies and channel orders are CRISP_RESIZE_* / CRISP_CHANNELS_* of crisp.h. */
+#define CRISP_PREP_RECORD_SIZE 64u
+#define CRISP_PREP_RECORD_SIZE_OFS 0
+#define CRISP_PREP_CHANNELS 4
+#define CRISP_PREP_HEIGHT 8
+#define CRISP_PREP_WIDTH 12
+#define CRISP_PREP_RESIZE 16
+#define CRISP_PREP_RESIZE_SIZE 20
+#define CRISP_PREP_CHANNEL_ORDER 24
+#define CRISP_PREP_SCALE 28
+#define CRISP_PREP_MEAN 32
+#define CRISP_PREP_STD 44
+/* shorter_side: max(H, W) <= resize_size <= this. */
+#define CRISP_PREP_MAX_RESIZE_SIZE 16384u
 
 /* Byte assembly: no alignment or aliasing assumptions about the file. The
  * caller has bounds-checked [p, p + width). */

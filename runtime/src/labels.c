@@ -1,4 +1,5 @@
 /* LABL (label map) and PROV (provenance): optional, text validated. */
+#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -78,6 +79,13 @@ crisp_status crisp_parse_labels(crisp_model *m) {
                                strings[off + bad] == 0 ? "a NUL" : "invalid UTF-8", bad);
         text_bytes += (uint64_t)len + 1;
     }
+#if SIZE_MAX < UINT64_MAX
+    /* On a 32-bit board size_t is 32 bits: names aliased many times could sum past it, and
+     * the cast below would then allocate less than the copy loop writes. */
+    if (text_bytes > (uint64_t)SIZE_MAX)
+        return crisp_error(CRISP_ERR_NOMEM, "LABL: %llu bytes of label names do not fit in "
+                           "this machine's address space", (unsigned long long)text_bytes);
+#endif
     m->label_ids = malloc((size_t)count * sizeof *m->label_ids);
     m->label_names = malloc((size_t)count * sizeof *m->label_names);
     m->label_text = malloc((size_t)text_bytes);

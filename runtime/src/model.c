@@ -30,6 +30,7 @@ void crisp_model_free(crisp_model *m) {
     free(m->label_names);
     free(m->label_text);
     free(m->provenance);
+    free(m->path);
     free(m);
 }
 
@@ -75,6 +76,7 @@ static crisp_status load_stages(crisp_model *m) {
     if ((s = crisp_check_graph_values(m)) != CRISP_OK) return s;
     if ((s = crisp_parse_labels(m)) != CRISP_OK) return s;
     if ((s = crisp_parse_provenance(m)) != CRISP_OK) return s;
+    if ((s = crisp_parse_preprocess(m)) != CRISP_OK) return s;
     if ((s = crisp_plan_model(m)) != CRISP_OK) return s;
     crisp_fast_plan_model(m);
     return CRISP_OK;
@@ -167,6 +169,14 @@ crisp_status crisp_model_load_file(const char *path, crisp_model **out) {
         return crisp_error(CRISP_ERR_NOMEM, "out of memory for the model");
     }
     m->size = size;
+    /* Kept for messages about the model (crisp_image_decode names the file to repack). */
+    const size_t path_len = strlen(path);
+    m->path = malloc(path_len + 1);
+    if (m->path == NULL) {
+        crisp_model_free(m);
+        return crisp_error(CRISP_ERR_NOMEM, "out of memory for the model");
+    }
+    memcpy(m->path, path, path_len + 1);
     return run_loader(m, out);
 }
 

@@ -125,7 +125,9 @@ struct crisp_model {
     const uint8_t *bytes;
     uint64_t size;
     uint32_t format_major, format_minor;
-    crisp_section grph, wght, labl, prov;
+    crisp_section grph, wght, labl, prov, prep;
+    crisp_section saly; /* optional; CRC checked, parsed only on use (src/saly.c) */
+    char *path; /* the file's path (load_file), for messages; NULL for a buffer */
     /* The GRPH record arrays and their strides (later minor versions may
      * append fields to a record). */
     const uint8_t *value_records, *tensor_records, *op_records;
@@ -145,6 +147,8 @@ struct crisp_model {
     char *provenance; /* NUL-terminated copy */
     size_t provenance_length;
 
+    crisp_preprocess preprocess; /* PREP; present 0 without one */
+
     uint64_t arena_bytes, naive_bytes, macs, effective_macs;
     size_t scratch_floats; /* per session thread: max over the ops' fast plans */
 };
@@ -156,7 +160,7 @@ struct crisp_model {
  * stages: for this op or tensor and all earlier ones). */
 
 /* src/container.c: header, section table, section bounds and CRCs; sets the
- * model's grph/wght/labl/prov sections. */
+ * model's grph/wght/labl/prov/saly/prep sections. */
 crisp_status crisp_parse_container(crisp_model *model);
 /* src/graph.c: GRPH header (counts, record sizes, graph input/output ids);
  * allocates values, tensors and ops; locates the record arrays. */
@@ -190,6 +194,9 @@ crisp_status crisp_check_graph_values(crisp_model *model);
 /* src/labels.c: the optional LABL and PROV sections. */
 crisp_status crisp_parse_labels(crisp_model *model);
 crisp_status crisp_parse_provenance(crisp_model *model);
+/* src/prep.c: the optional PREP section, every field against the graph
+ * input; fills model->preprocess. */
+crisp_status crisp_parse_preprocess(crisp_model *model);
 /* src/planner.c: the activation arena (values' offsets, arena and naive bytes). */
 crisp_status crisp_plan_model(crisp_model *model);
 /* Then src/conv_fast.c plans each op on the optimised kernels (cannot fail). */

@@ -129,6 +129,59 @@ static void shape_text(char *buf, size_t size, const crisp_value *v) {
     snprintf(buf, size, "(%s)", dims);
 }
 
+/* Runs ops 0..last (file order) on the sample already in the arena's input
+ * value: the one per-sample op loop of crisp_session_run and _run_to. */
+static void run_ops(crisp_session *s, uint32_t last) {
+    const crisp_model *m = s->model;
+    if (s->op_seconds == NULL) {
+        for (uint32_t k = 0; k <= last; k++) crisp_run_op(s, &m->ops[k]);
+    } else {
+        for (uint32_t k = 0; k <= last; k++) {
+            const double t0 = now_seconds();
+            crisp_run_op(s, &m->ops[k]);
+            s->op_seconds[k] += now_seconds() - t0;
+            s->op_calls[k]++;
+        }
+    }
+}
+
+/* Copies value v of the arena out as float32 (int8: dequantised). */
+static void copy_value_out(const crisp_session *s, const crisp_value *v, float *out) {
+    const uint8_t *p = s->arena + v->arena_offset;
+    const size_t n = (size_t)v->elements;
+    if (v->dtype == CRISP_DTYPE_I8) {
+        const int8_t *q = (const int8_t *)p;
+        for (size_t i = 0; i < n; i++) out[i] = v->scale * (float)((int32_t)q[i] - v->zero_point);
+    } else {
+        memcpy(out, p, n * sizeof(float));
+    }
+}
+
+/* Checks a batch's buffer sizes against the input and the value read out;
+ * returns the batch size or 0 after reporting. */
+static size_t batch_of(const crisp_model *m, const crisp_value *outv, size_t input_count,
+                       size_t output_count, const char *what) {
+    const crisp_value *in = &m->values[m->input_value];
+    const size_t in_n = (size_t)in->elements, out_n = (size_t)outv->elements;
+    char shape[80];
+    if (input_count == 0 || input_count % in_n != 0) {
+        shape_text(shape, sizeof shape, in);
+        crisp_error(CRISP_ERR_SHAPE,
+                    "input has %zu floats; the model takes a multiple of %zu = %s per sample",
+                    input_count, in_n, shape);
+        return 0;
+    }
+    const size_t batch = input_count / in_n;
+    if (output_count / out_n != batch || output_count % out_n != 0) {
+        shape_text(shape, sizeof shape, outv);
+        crisp_error(CRISP_ERR_SHAPE,
+                    "%s has %zu floats; a batch of %zu needs %zu x %zu = %s per sample", what,
+                    output_count, batch, batch, out_n, shape);
+        return 0;
+    }
+    return batch;
+}
+
 crisp_status crisp_session_run(crisp_session *s, const float *input, size_t input_count,
                                float *output, size_t output_count) {
     if (s == NULL || input == NULL || output == NULL)
@@ -136,39 +189,41 @@ crisp_status crisp_session_run(crisp_session *s, const float *input, size_t inpu
                            s == NULL ? "session" : input == NULL ? "input" : "output");
     const crisp_model *m = s->model;
     const crisp_value *in = &m->values[m->input_value], *out = &m->values[m->output_value];
+    const size_t batch = batch_of(m, out, input_count, output_count, "output");
+    if (batch == 0) return CRISP_ERR_SHAPE;
     const size_t in_n = (size_t)in->elements, out_n = (size_t)out->elements;
-    char shape[80];
-    if (input_count == 0 || input_count % in_n != 0) {
-        shape_text(shape, sizeof shape, in);
-        return crisp_error(CRISP_ERR_SHAPE,
-                           "input has %zu floats; the model takes a multiple of %zu = %s per "
-                           "sample",
-                           input_count, in_n, shape);
-    }
-    const size_t batch = input_count / in_n;
-    if (output_count / out_n != batch || output_count % out_n != 0) {
-        shape_text(shape, sizeof shape, out);
-        return crisp_error(CRISP_ERR_SHAPE,
-                           "output has %zu floats; a batch of %zu needs %zu x %zu = %s per "
-                           "sample",
-                           output_count, batch, batch, out_n, shape);
-    }
     /* Graph input and output are float32 (checked at load). */
     uint8_t *x = s->arena + in->arena_offset;
-    const uint8_t *y = s->arena + out->arena_offset;
     for (size_t i = 0; i < batch; i++) {
         memcpy(x, input + i * in_n, in_n * sizeof(float));
-        if (s->op_seconds == NULL) {
-            for (uint32_t k = 0; k < m->op_count; k++) crisp_run_op(s, &m->ops[k]);
-        } else {
-            for (uint32_t k = 0; k < m->op_count; k++) {
-                const double t0 = now_seconds();
-                crisp_run_op(s, &m->ops[k]);
-                s->op_seconds[k] += now_seconds() - t0;
-                s->op_calls[k]++;
-            }
-        }
-        memcpy(output + i * out_n, y, out_n * sizeof(float));
+        run_ops(s, m->op_count - 1);
+        copy_value_out(s, out, output + i * out_n);
+    }
+    return CRISP_OK;
+}
+
+crisp_status crisp_session_run_to(crisp_session *s, uint32_t value, const float *input,
+                                  size_t input_count, float *out, size_t out_count) {
+    if (s == NULL || input == NULL || out == NULL)
+        return crisp_error(CRISP_ERR_ARGUMENT, "crisp_session_run_to: %s is NULL",
+                           s == NULL ? "session" : input == NULL ? "input" : "out");
+    const crisp_model *m = s->model;
+    if (value >= m->value_count)
+        return crisp_error(CRISP_ERR_ARGUMENT,
+                           "crisp_session_run_to: value %u is out of range (the model has %u "
+                           "values)",
+                           (unsigned)value, (unsigned)m->value_count);
+    const crisp_value *in = &m->values[m->input_value], *v = &m->values[value];
+    const size_t batch = batch_of(m, v, input_count, out_count, "out");
+    if (batch == 0) return CRISP_ERR_SHAPE;
+    const size_t in_n = (size_t)in->elements, out_n = (size_t)v->elements;
+    uint8_t *x = s->arena + in->arena_offset;
+    for (size_t i = 0; i < batch; i++) {
+        memcpy(x, input + i * in_n, in_n * sizeof(float));
+        /* The value is live from its producer on, so reading it right after
+         * the producer ran sees it whatever the arena plan shares. */
+        if (v->producer != CRISP_NO_ID) run_ops(s, v->producer);
+        copy_value_out(s, v, out + i * out_n);
     }
     return CRISP_OK;
 }

@@ -25,6 +25,10 @@ expect(0 stdout "median latency: [0-9.]+ ms per batch of 2"
 expect(0 stdout "median latency: [0-9.]+ ms per batch of 2"
        ${DIR}/model.crisp ${DIR}/input.npy --repeat 2 --threads 2)
 expect(2 stderr "usage: crisp-run MODEL INPUT.npy")
+expect(0 stdout "image [^:]*tiny.png: #1 index [0-9]+ class [0-9]+ \"[^\"]*\" score"
+       ${DIR}/prep.crisp --image ${DIR}/tiny.png)
+expect(1 stderr "skipped: image '[^']*cut.png': PNG .*truncated.*none of the 1 images"
+       ${DIR}/prep.crisp --image ${DIR}/cut.png --skip-bad)
 expect(1 stderr "^crisp-run: error: section WGHT: CRC32 mismatch"
        ${DIR}/corrupt.crisp ${DIR}/input.npy)
 expect(1 stderr "^crisp-run: error: .*dtype '<f8'" ${DIR}/model.crisp ${DIR}/f8.npy)

@@ -82,6 +82,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     const char *json;
     size_t length;
     crisp_model_get_provenance(m, &json, &length);
+    crisp_preprocess prep;
+    crisp_model_get_preprocess(m, &prep);
     if (info.arena_bytes <= FUZZ_MAX_ARENA && info.macs <= FUZZ_MAX_MACS) run(m, &info);
     crisp_model_free(m);
     return 0;

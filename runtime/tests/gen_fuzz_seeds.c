@@ -1,5 +1,6 @@
 /* Writes fuzzer seeds using the 1.1 encodings into DIR: the float32,
- * hybrid and int8 sample CNNs and a 1.0 file. Usage: gen_fuzz_seeds DIR */
+ * hybrid and int8 sample CNNs (the float32 one also with a PREP section) and
+ * a 1.0 file. Usage: gen_fuzz_seeds DIR */
 #include <stdio.h>
 #include <stdlib.h>
 
@@ -32,6 +33,16 @@ int main(int argc, char **argv) {
     ok &= write(argv[1], "seed_int8_cnn.crisp", &m);
     mb_sample_cnn(&m);
     ok &= write(argv[1], "seed_builder_cnn_1_1.crisp", &m);
+    /* PREP for the sample CNN's (3,8,8) input: shorter side 10, centre crop, BGR. */
+    static const uint8_t prep[64] = {
+        64, 0, 0, 0, 3, 0, 0, 0, 8, 0, 0, 0, 8, 0, 0, 0, 1, 0, 0, 0, 10, 0, 0, 0, 1, 0, 0, 0,
+        0x81, 0x80, 0x80, 0x3B,                                             /* scale 1/255 */
+        0xEC, 0x51, 0xF8, 0x3E, 0xD5, 0x78, 0xE9, 0x3E, 0x3B, 0xDF, 0xCF, 0x3E, /* mean */
+        0xFA, 0x7E, 0x6A, 0x3E, 0x42, 0x60, 0x65, 0x3E, 0x66, 0x66, 0x66, 0x3E, /* std */
+        0, 0, 0, 0, 0, 0, 0, 0};
+    mb_sample_cnn(&m);
+    mb_add_section(&m, 0x50455250u /* PREP */, 0, prep, sizeof prep);
+    ok &= write(argv[1], "seed_builder_cnn_prep.crisp", &m);
     mb_sample_cnn(&m);
     m.version_minor = 0;
     ok &= write(argv[1], "seed_builder_cnn_1_0.crisp", &m);

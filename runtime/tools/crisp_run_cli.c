@@ -11,11 +11,16 @@
 #include "npy.h"
 
 #define USAGE \
-    "usage: crisp-run MODEL INPUT.npy [--top-k K] [--output OUT.npy] [--repeat N] [--threads N]\n"
+    "usage: crisp-run MODEL INPUT.npy [--top-k K] [--output OUT.npy] [--repeat N] [--threads N]\n" \
+    "       crisp-run MODEL --image FILE [--image FILE ...] [--skip-bad] [options as above]\n"
+
+#define MAX_IMAGES 1024
 
 typedef struct options {
     const char *model, *input, *output;
     long top_k, repeat, threads;
+    const char *images[MAX_IMAGES]; /* --image: PNG/JPEG/BMP through the model's PREP */
+    int image_count, skip_bad;
 } options;
 
 static int parse_count(const char *text, long *out) {
@@ -29,12 +34,30 @@ static int parse_count(const char *text, long *out) {
 /* Returns -1 to continue, or an exit code. */
 static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
     int positional = 0;
-    *o = (options){NULL, NULL, NULL, 5, 0, 1};
+    memset(o, 0, sizeof *o);
+    o->top_k = 5;
+    o->threads = 1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
             fputs(USAGE, out);
             return 0;
+        }
+        if (strcmp(a, "--skip-bad") == 0) {
+            o->skip_bad = 1;
+            continue;
+        }
+        if (strcmp(a, "--image") == 0) {
+            if (i + 1 >= argc) {
+                fprintf(err, "crisp-run: error: --image needs a value\n" USAGE);
+                return 2;
+            }
+            if (o->image_count == MAX_IMAGES) {
+                fprintf(err, "crisp-run: error: at most %d --image files\n", MAX_IMAGES);
+                return 2;
+            }
+            o->images[o->image_count++] = argv[++i];
+            continue;
         }
         if (strcmp(a, "--top-k") == 0 || strcmp(a, "--repeat") == 0 ||
             strcmp(a, "--output") == 0 || strcmp(a, "--threads") == 0) {
@@ -63,8 +86,16 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
             return 2;
         }
     }
-    if (positional < 2) {
-        fprintf(err, "crisp-run: error: need MODEL and INPUT.npy\n" USAGE);
+    if (o->image_count > 0 && positional == 2) {
+        fprintf(err, "crisp-run: error: give INPUT.npy or --image, not both\n" USAGE);
+        return 2;
+    }
+    if (o->skip_bad && o->image_count == 0) {
+        fprintf(err, "crisp-run: error: --skip-bad goes with --image\n" USAGE);
+        return 2;
+    }
+    if (positional < (o->image_count > 0 ? 1 : 2)) {
+        fprintf(err, "crisp-run: error: need MODEL and INPUT.npy (or --image FILE)\n" USAGE);
         return 2;
     }
     return -1;
@@ -116,7 +147,7 @@ static int by_score(const void *a, const void *b) {
 }
 
 static int print_top_k(FILE *out, const crisp_model *model, const crisp_model_info *info,
-                       const float *scores, uint64_t sample, long k) {
+                       const float *scores, uint64_t sample, const char *image, long k) {
     const uint64_t n = info->output_elements;
     scored *order = malloc((size_t)n * sizeof *order);
     if (order == NULL) return 0;
@@ -125,8 +156,11 @@ static int print_top_k(FILE *out, const crisp_model *model, const crisp_model_in
     if ((uint64_t)k > n) k = (long)n;
     for (long r = 0; r < k; r++) {
         const uint64_t i = order[r].index;
-        fprintf(out, "sample %llu: #%ld index %llu", (unsigned long long)sample, r + 1,
-                (unsigned long long)i);
+        if (image != NULL)
+            fprintf(out, "image %s: #%ld index %llu", image, r + 1, (unsigned long long)i);
+        else
+            fprintf(out, "sample %llu: #%ld index %llu", (unsigned long long)sample, r + 1,
+                    (unsigned long long)i);
         int32_t class_id;
         const char *name;
         if (info->label_count > 0 &&
@@ -153,14 +187,55 @@ static const char *expected_text(char *buf, size_t size, const crisp_model_info 
     return buf;
 }
 
+/* The --image files through the model's PREP into one batch; a file that
+ * cannot be read is an error, or with --skip-bad a warning. names[i] is the
+ * file of sample i. Returns 0 or the exit code. */
+static int read_images(const options *o, crisp_model *model, const crisp_model_info *info,
+                       npy_array *a, const char **names, FILE *err) {
+    const size_t per = (size_t)info->input_elements;
+    memset(a, 0, sizeof *a);
+    a->data = malloc((size_t)o->image_count * per * sizeof *a->data);
+    if (a->data == NULL) {
+        fprintf(err, "crisp-run: error: out of memory for %d images\n", o->image_count);
+        return 1;
+    }
+    uint64_t n = 0;
+    for (int i = 0; i < o->image_count; i++) {
+        if (crisp_image_load(model, o->images[i], a->data + n * per, per) == CRISP_OK) {
+            names[n++] = o->images[i];
+        } else if (o->skip_bad) {
+            fprintf(err, "crisp-run: warning: skipped: %s\n", crisp_last_error());
+        } else {
+            fprintf(err, "crisp-run: error: %s%s\n", crisp_last_error(),
+                    o->image_count > 1 ? " (--skip-bad to go on without it)" : "");
+            npy_free(a);
+            return 1;
+        }
+    }
+    if (n == 0) {
+        fprintf(err, "crisp-run: error: none of the %d images could be read\n", o->image_count);
+        npy_free(a);
+        return 1;
+    }
+    a->rank = info->input_rank + 1;
+    a->dims[0] = n;
+    for (uint32_t i = 0; i < info->input_rank; i++) a->dims[i + 1] = info->input_dims[i];
+    a->count = n * per;
+    return 0;
+}
+
 static int run(const options *o, crisp_model *model, FILE *out, FILE *err) {
     crisp_model_info info;
     crisp_model_get_info(model, &info);
     char msg[512], want[256], got[128];
     uint64_t out_dims[5];
     npy_array a;
+    static const char *names[MAX_IMAGES];
     expected_text(want, sizeof want, &info);
-    if (npy_read(o->input, &a, msg, sizeof msg) != 0) {
+    if (o->image_count > 0) {
+        const int rc = read_images(o, model, &info, &a, names, err);
+        if (rc != 0) return rc;
+    } else if (npy_read(o->input, &a, msg, sizeof msg) != 0) {
         fprintf(err, "crisp-run: error: %s (the model takes '<f4' of shape %s)\n", msg, want);
         return 1;
     }
@@ -201,7 +276,8 @@ static int run(const options *o, crisp_model *model, FILE *out, FILE *err) {
         free(ms);
     }
     for (uint64_t i = 0; rc == 0 && i < batch; i++)
-        if (!print_top_k(out, model, &info, y + i * info.output_elements, i, o->top_k)) {
+        if (!print_top_k(out, model, &info, y + i * info.output_elements, i,
+                         o->image_count > 0 ? names[i] : NULL, o->top_k)) {
             fprintf(err, "crisp-run: error: out of memory ranking %llu outputs\n",
                     (unsigned long long)info.output_elements);
             rc = 1;

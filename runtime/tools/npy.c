@@ -75,8 +75,9 @@ static int read_shape(cursor *c, npy_array *a) {
     }
 }
 
-static int parse_header(const char *text, size_t len, const char *name, npy_array *a, char *err,
-                        size_t err_size) {
+/* want_int: '<i4' or '<i8' (else '<f4' only); *item gets the element size. */
+static int parse_header(const char *text, size_t len, const char *name, npy_array *a, int want_int,
+                        size_t *item, char *err, size_t err_size) {
     cursor c = {text, text + len};
     char key[32], descr[32] = "";
     int fortran = -1, have_shape = 0;
@@ -107,11 +108,22 @@ static int parse_header(const char *text, size_t len, const char *name, npy_arra
     if (descr[0] == '\0' || fortran < 0 || !have_shape)
         return fail(err, err_size, "%s: bad .npy header (needs descr, fortran_order and shape)",
                     name);
-    if (strcmp(descr, "<f4") != 0)
+    if (strcmp(descr, "<f4") != 0 && !(want_int && (strcmp(descr, "<i4") == 0 ||
+                                                    strcmp(descr, "<i8") == 0)))
+        return want_int ? fail(err, err_size,
+                               "%s: dtype '%s' is not little-endian int32 or int64 ('<i4', "
+                               "'<i8'); convert with y.astype(numpy.int64)",
+                               name, descr)
+                        : fail(err, err_size,
+                               "%s: dtype '%s' is not little-endian float32 ('<f4'); convert "
+                               "with x.astype(numpy.float32)",
+                               name, descr);
+    if (want_int && strcmp(descr, "<f4") == 0)
         return fail(err, err_size,
-                    "%s: dtype '%s' is not little-endian float32 ('<f4'); convert with "
-                    "x.astype(numpy.float32)",
-                    name, descr);
+                    "%s: dtype '<f4' is not an integer type; labels must be int32 or int64 "
+                    "(y.astype(numpy.int64))",
+                    name);
+    *item = strcmp(descr, "<i8") == 0 ? 8 : 4;
     if (fortran)
         return fail(err, err_size,
                     "%s: array is in Fortran order; save a C-ordered one "
@@ -120,8 +132,9 @@ static int parse_header(const char *text, size_t len, const char *name, npy_arra
     return 0;
 }
 
-int npy_parse(const uint8_t *b, size_t size, const char *name, npy_array *a, char *err,
-              size_t err_size) {
+/* The header, then the data: float32 into a->data, or (want_int) int32/int64 into *ints. */
+static int parse_any(const uint8_t *b, size_t size, const char *name, npy_array *a, int want_int,
+                     int64_t **ints, char *err, size_t err_size) {
     memset(a, 0, sizeof *a);
     if (size < 10 || memcmp(b, "\x93NUMPY", 6) != 0)
         return fail(err, err_size, "%s: not a .npy file (bad magic)", name);
@@ -139,15 +152,18 @@ int npy_parse(const uint8_t *b, size_t size, const char *name, npy_array *a, cha
                     major, (unsigned)b[7]);
     }
     if (header_len > size - data_at) return fail(err, err_size, "%s: truncated .npy header", name);
-    if (parse_header((const char *)b + data_at, header_len, name, a, err, err_size) != 0) return -1;
+    size_t item = 4;
+    if (parse_header((const char *)b + data_at, header_len, name, a, want_int, &item, err,
+                     err_size) != 0)
+        return -1;
     data_at += header_len;
     a->count = 1;
     for (uint32_t i = 0; i < a->rank; i++) {
-        if (a->dims[i] != 0 && a->count > UINT64_MAX / 4 / a->dims[i])
+        if (a->dims[i] != 0 && a->count > UINT64_MAX / 8 / a->dims[i])
             return fail(err, err_size, "%s: shape is too large", name);
         a->count *= a->dims[i];
     }
-    const uint64_t bytes = a->count * 4;
+    const uint64_t bytes = a->count * item;
     if (bytes != size - data_at) {
         char shape[128];
         return fail(err, err_size, "%s: shape %s needs %llu data bytes, the file has %llu (%s)",
@@ -155,13 +171,34 @@ int npy_parse(const uint8_t *b, size_t size, const char *name, npy_array *a, cha
                     (unsigned long long)bytes, (unsigned long long)(size - data_at),
                     bytes > size - data_at ? "truncated" : "trailing bytes");
     }
+    if (want_int) {
+        *ints = malloc(a->count ? (size_t)a->count * sizeof **ints : 1);
+        if (*ints == NULL) return fail(err, err_size, "%s: out of memory", name);
+        for (uint64_t i = 0; i < a->count; i++) {
+            const uint8_t *p = b + data_at + i * item;
+            uint64_t u = 0;
+            for (size_t k = 0; k < item; k++) u |= (uint64_t)p[k] << (8 * k);
+            if (item == 4) u = (u ^ 0x80000000u) - 0x80000000u; /* sign-extend */
+            int64_t v;
+            memcpy(&v, &u, sizeof v);
+            (*ints)[i] = v;
+        }
+        return 0;
+    }
     a->data = malloc(bytes ? (size_t)bytes : 1);
     if (a->data == NULL) return fail(err, err_size, "%s: out of memory", name);
     memcpy(a->data, b + data_at, (size_t)bytes); /* '<f4' on a little-endian host */
     return 0;
 }
 
-int npy_read(const char *path, npy_array *a, char *err, size_t err_size) {
+int npy_parse(const uint8_t *b, size_t size, const char *name, npy_array *a, char *err,
+              size_t err_size) {
+    return parse_any(b, size, name, a, 0, NULL, err, err_size);
+}
+
+
+static int read_any(const char *path, npy_array *a, int want_int, int64_t **ints, char *err,
+                    size_t err_size) {
     memset(a, 0, sizeof *a);
     FILE *f = fopen(path, "rb");
     if (f == NULL) return fail(err, err_size, "cannot open '%s': %s", path, strerror(errno));
@@ -185,8 +222,22 @@ int npy_read(const char *path, npy_array *a, char *err, size_t err_size) {
     const int bad = ferror(f);
     fclose(f);
     int rc = bad ? fail(err, err_size, "cannot read '%s'", path)
-                 : npy_parse(buf, size, path, a, err, err_size);
+                 : parse_any(buf, size, path, a, want_int, ints, err, err_size);
     free(buf);
+    return rc;
+}
+
+int npy_read(const char *path, npy_array *a, char *err, size_t err_size) {
+    return read_any(path, a, 0, NULL, err, err_size);
+}
+
+int npy_read_ints(const char *path, npy_int_array *out, char *err, size_t err_size) {
+    npy_array a;
+    memset(out, 0, sizeof *out);
+    const int rc = read_any(path, &a, 1, &out->data, err, err_size);
+    out->rank = a.rank;
+    memcpy(out->dims, a.dims, sizeof a.dims);
+    out->count = a.count;
     return rc;
 }
 

@@ -1,5 +1,6 @@
 /* A strict reader/writer for NumPy .npy files holding little-endian float32
- * in C order: what crisp-run and the tests exchange with Python. */
+ * in C order (and, for labels, int32/int64): what crisp-run, crisp-personalize
+ * and the tests exchange with Python. */
 #ifndef CRISP_NPY_H
 #define CRISP_NPY_H
 
@@ -23,6 +24,15 @@ int npy_parse(const uint8_t *bytes, size_t size, const char *name, npy_array *ou
 int npy_write(const char *path, const float *data, uint32_t rank, const uint64_t *dims, char *err,
               size_t err_size);
 void npy_free(npy_array *a);
+
+/* Integer arrays ('<i4' or '<i8', C order), e.g. labels; values as int64. */
+typedef struct npy_int_array {
+    uint32_t rank;
+    uint64_t dims[NPY_MAX_RANK];
+    uint64_t count;
+    int64_t *data; /* malloc'd; free() it */
+} npy_int_array;
+int npy_read_ints(const char *path, npy_int_array *out, char *err, size_t err_size);
 /* "(2,3,32,32)" into buf. */
 const char *npy_shape_text(char *buf, size_t size, uint32_t rank, const uint64_t *dims);
 

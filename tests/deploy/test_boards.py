@@ -50,6 +50,12 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
      "target_flags", "only -mtune=CPU"),
     (('target_flags = ["-mtune=cortex-a72"]', 'target_flags = ["-mcpu=cortex-a72"]'),
      "target_flags", "only -mtune=CPU"),
+    # one item smuggling more flags into CMAKE_C_FLAGS
+    (('target_flags = ["-mtune=cortex-a72"]',
+      'target_flags = ["-mtune=x -march=armv9-a -fplugin=evil.so"]'),
+     "target_flags", "only -mtune=CPU"),
+    (('target_flags = ["-mtune=cortex-a72"]', 'target_flags = ["-mtune=cortex-a72;id"]'),
+     "target_flags", "only -mtune=CPU"),
     (('isa_features = ["neon"]', 'isa_features = ["avx2"]'), "isa_features", "not an aarch64"),
     (("default_threads = 4", "default_threads = 8"), "default_threads", "1..cores"),
     (('qemu_cpu = "cortex-a72"', 'qemu_cpu = "cortex-a72"\ncors = 4'), "cors", "unknown field"),

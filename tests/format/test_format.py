@@ -296,3 +296,77 @@ def test_reader_names_a_damaged_saliency_record() -> None:
                                                                            size])))
     with pytest.raises(FormatError, match="SALY: record 1: tensor 9 is not below tensor_count 3"):
         fmt.decode_model(_refix(data))
+
+
+def _prep_model(prep: fmt.Preprocess | None) -> fmt.ModelFile:
+    model = sample_model()
+    model.preprocess = prep
+    return model
+
+
+def test_prep_round_trip() -> None:
+    prep = fmt.Preprocess(8, 8, (0.485, 0.456, 0.406), (0.229, 0.224, 0.225),
+                          fmt.RESIZE_SHORTER_SIDE, 10, fmt.CHANNELS_BGR)
+    data = fmt.encode_model(_prep_model(prep))
+    back = fmt.decode_model(data)
+    assert back.preprocess == prep and back.sections[-1].name == "PREP"
+    assert not back.sections[-1].flags & fmt.SECTION_FLAG_REQUIRED
+    assert back.preprocess.mean[0] == float(np.float32(0.485))
+    assert fmt.decode_model(fmt.encode_model(sample_model())).preprocess is None
+    raw = data[back.sections[-1].offset:back.sections[-1].offset + 64]
+    assert struct.unpack_from("<7I", raw) == (64, 3, 8, 8, 1, 10, 1)
+    assert raw[56:] == bytes(8)
+
+
+def _patch_prep(data: bytes, offset: int, fmt_char: str, value: object) -> bytes:
+    """A PREP field changed, with the section, table and header CRCs recomputed."""
+    b = bytearray(data)
+    count = struct.unpack_from("<I", b, 32)[0]
+    for i in range(count):
+        kind, _, off, size, _ = struct.unpack_from("<IIQQI", b, 64 + 32 * i)
+        if kind == fmt.SECTION_PREP:
+            struct.pack_into("<" + fmt_char, b, off + offset, value)
+            struct.pack_into("<I", b, 64 + 32 * i + 24, zlib.crc32(b[off:off + size]))
+    struct.pack_into("<I", b, 44, zlib.crc32(b[64:64 + 32 * count]))
+    struct.pack_into("<I", b, 60, zlib.crc32(b[:60]))
+    return bytes(b)
+
+
+@pytest.mark.parametrize("offset,kind,value,message", [
+    (0, "I", 32, "record_size is 32, expected 64"),
+    (0, "I", 65, "record_size is 65, expected 64"),
+    (4, "I", 4, "channels is 4, expected 3"),
+    (8, "I", 9, "height is 9, expected 8 (the graph input's)"),
+    (12, "I", 7, "width is 7, expected 8 (the graph input's)"),
+    (16, "I", 3, "resize is 3, expected 0 (none), 1 (shorter_side) or 2 (stretch)"),
+    (20, "I", 7, "resize_size is 7, expected 8..16384 with resize shorter_side"),
+    (20, "I", 16385, "resize_size is 16385, expected 8..16384"),
+    (24, "I", 2, "channel_order is 2, expected 0 (RGB) or 1 (BGR)"),
+    (28, "f", 0.0, "scale is 0, expected finite > 0"),
+    (28, "f", float("inf"), "scale is inf, expected finite > 0"),
+    (36, "f", float("nan"), "mean[1] is nan, expected finite"),
+    (48, "f", 0.0, "std[1] is 0, expected > 0"),
+    (52, "f", -1.0, "std[2] is -1, expected > 0"),
+    (44, "f", float("inf"), "std[0] is inf, expected finite > 0"),
+])
+def test_bad_prep_names_the_field(offset: int, kind: str, value: object, message: str) -> None:
+    prep = fmt.Preprocess(8, 8, (0.5,) * 3, (0.25,) * 3, fmt.RESIZE_SHORTER_SIDE, 8)
+    data = _patch_prep(fmt.encode_model(_prep_model(prep)), offset, kind, value)
+    with pytest.raises(FormatError, match=re_escape(f"PREP: {message}")):
+        fmt.decode_model(data)
+
+
+def re_escape(text: str) -> str:
+    import re
+
+    return re.escape(text)
+
+
+def test_prep_resize_size_only_with_shorter_side_and_writer_checks() -> None:
+    with pytest.raises(FormatError, match="PREP: resize_size is 5, expected 0 with resize none"):
+        fmt.encode_model(_prep_model(fmt.Preprocess(8, 8, (0,) * 3, (1,) * 3, fmt.RESIZE_NONE,
+                                                    5)))
+    with pytest.raises(FormatError, match=r"PREP: height is 4, expected 8"):
+        fmt.encode_model(_prep_model(fmt.Preprocess(4, 8, (0,) * 3, (1,) * 3)))
+    with pytest.raises(FormatError, match="PREP: mean has 2 values, expected 3"):
+        fmt.Preprocess(8, 8, (0, 0), (1,) * 3)

@@ -98,6 +98,17 @@ def test_scpi_reads_voltage_current_and_identity(tmp_path: Path) -> None:
     assert all(b.t_ns > a.t_ns for a, b in zip(samples, samples[1:]))
 
 
+@pytest.mark.parametrize("option", ["curr_cmd=MEAS:CURR?;:OUTP%20OFF", "volt_cmd=VOLT%2030",
+                                    "curr_cmd=MEAS:CURR?%0A:OUTP%20OFF", "volt_cmd=OUTP:STAT"])
+def test_scpi_commands_must_be_single_queries(tmp_path: Path, option: str) -> None:
+    """Finding 6: a command is sent verbatim to a power supply; one that sets anything is
+    refused before the port is opened."""
+    from urllib.parse import unquote
+
+    with pytest.raises(MeterSpecError, match="is not a single SCPI query"):
+        open_meter(unquote(f"scpi:/dev/ttyUSB97?{option}"), calibration_dir=tmp_path)
+
+
 def test_scpi_undefined_header_is_a_clear_error(tmp_path: Path) -> None:
     with ScpiSim(constant(5.0, 0.5), unsupported=("MEAS:CURR?",)) as sim:
         with open_meter(f"scpi:{sim.path}?timeout=0.2", calibration_dir=tmp_path) as meter:

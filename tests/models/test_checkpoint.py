@@ -64,7 +64,8 @@ def test_a_directory_crisp_edge_created_is_removed(tmp_path: Path) -> None:
     directory = tmp_path / "run.pt.ckpt"
     save_resume_state(directory, STATE)
     assert (directory / RESUME_MARKER).is_file() and load_resume_state(directory)["step"] == 0
-    (directory / "state.pt.tmp").write_bytes(b"left by a crash")
+    (directory / ".state.pt.x1y2z3.tmp").write_bytes(b"left by a crash")
+    (directory / "state.pt.tmp").write_bytes(b"left by a crash of an older version")
     remove_resume_state(directory)
     assert not directory.exists() and tmp_path.is_dir()
 

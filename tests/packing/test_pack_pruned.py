@@ -4,7 +4,9 @@ torch and int8 against the numpy executor of the spec (bit for bit)."""
 
 from __future__ import annotations
 
+import hashlib
 import inspect
+import json
 import math
 from pathlib import Path
 
@@ -150,7 +152,7 @@ def _write_checkpoint(tmp_path: Path, layers_nm: dict[str, bool] | None = None) 
                       layers=layers, classes=[7, 2, 40], class_names=["cat", "dog", "frog"],
                       head={"reduced": True, "module": "fc", "original_num_classes": 50},
                       config={"sparsity": 0.5, "steps": 3}, saliency=saliency,
-                      data="synthetic:50")
+                      data=f"imagefolder:{tmp_path}/photos/")
     return save_checkpoint(ckpt, tmp_path / "pruned.pt")
 
 
@@ -179,7 +181,13 @@ def test_pack_checkpoint_follows_roles_and_reports_fallbacks(tmp_path: Path) -> 
                                                                      "steps": 3}
     assert len(mf.provenance["checkpoint_sha256"]) == 64 and mf.provenance["classes"] == [7, 2,
                                                                                           40]
-    assert mf.provenance["model_source"] == _user_spec(tmp_path)
+    # Finding 6: file names and hashes, never the packer's directories.
+    assert mf.provenance["model_source"] == "user_net.py:Net"
+    assert mf.provenance["model_source_sha256"] == hashlib.sha256(
+        (tmp_path / "user_net.py").read_bytes()).hexdigest()
+    assert mf.provenance["checkpoint"] == "pruned.pt"
+    assert mf.provenance["data"] == "imagefolder:photos"
+    assert str(tmp_path) not in json.dumps(mf.provenance)
     assert mf.saliency is not None and [s.name for s in mf.saliency] == ["body.0", "wide.0"]
     wide = next(s for s in mf.saliency if s.name == "wide.0")
     assert wide.data.shape == (3, 2, 63)

@@ -119,3 +119,29 @@ def test_reference_kernel_flag_matches_header_and_agrees():
     fast = runtime.load(path, threads=2).run(x)
     ref = runtime.load(path, threads=2, reference=True).run(x)
     np.testing.assert_allclose(fast, ref, rtol=1e-5, atol=1e-5 * np.abs(ref).max())
+
+
+@pytest.mark.parametrize("raw, why", [
+    ("{bad", "JSONDecodeError"), ("[" * 100_000 + "]" * 100_000, "RecursionError"),
+    ('{"n": ' + "1" * 5000 + "}", "ValueError"), ("[1, 2]", "a JSON list, expected an object")])
+def test_corrupt_provenance_is_a_format_error_naming_the_section(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, model_path: Path, raw: str,
+        why: str) -> None:
+    """Finding 6: the C loader only checks PROV is UTF-8; its JSON is parsed in Python, where
+    a bad one raised JSONDecodeError, RecursionError or ValueError from the parser."""
+    from crisp_edge import format as fmt
+    import crisp_edge.format.write as write
+
+    mf = fmt.read_model(model_path)
+    mf.provenance = {"placeholder": True}
+    real = write.json.dumps
+    monkeypatch.setattr(write.json, "dumps", lambda *a, **k: raw)
+    data = write.encode_model(mf)
+    monkeypatch.setattr(write.json, "dumps", real)
+    path = tmp_path / "bad-prov.crisp"
+    path.write_bytes(data)
+    with pytest.raises(errors.FormatError, match=f"PROV: .*{why}"):
+        fmt.read_model(path)
+    with crisp_edge.load(path) as m:
+        with pytest.raises(errors.FormatError, match=f"PROV: .*{why}"):
+            m.info()

@@ -23,6 +23,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Sequence
 
+from crisp_edge.fileio import write_atomic
 from crisp_edge.errors import MeterSpecError
 
 FORMAT = "crisp-edge-meter-calibration/1"
@@ -177,8 +178,6 @@ def save_calibration(cal: Calibration, directory: Path | None = None) -> Path:
     directory = directory or default_calibration_dir()
     directory.mkdir(parents=True, exist_ok=True)
     path = directory / f"{cal.key}.json"
-    tmp = path.with_suffix(".json.tmp")
-    tmp.write_text(json.dumps(cal.to_json(), indent=2) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, (json.dumps(cal.to_json(), indent=2) + "\n").encode("utf-8"))
     cal.path = path
     return path

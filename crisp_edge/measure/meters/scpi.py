@@ -15,11 +15,12 @@ What goes wrong, and what the driver does:
 
 from __future__ import annotations
 
+import re
 import threading
 import time
 from typing import Any
 
-from crisp_edge.errors import MeterProtocolError, MeterTimeoutError
+from crisp_edge.errors import MeterProtocolError, MeterSpecError, MeterTimeoutError
 from crisp_edge.measure.meters.base import Accuracy, PolledMeter
 from crisp_edge.measure.meters.serialport import LineReader, open_serial
 
@@ -28,6 +29,7 @@ from crisp_edge.measure.meters.serialport import LineReader, open_serial
 DEFAULT_ACCURACY = Accuracy(0.005, "assumed 0.5 % (typical bench supply read-back); set "
                                    "?accuracy= from the datasheet or calibrate")
 _TRIES = 3
+_QUERY = re.compile(r"\*?[A-Za-z][A-Za-z0-9:]*\?")
 
 
 class ScpiMeter(PolledMeter):
@@ -38,6 +40,13 @@ class ScpiMeter(PolledMeter):
                  volt_cmd: str = "MEAS:VOLT?", curr_cmd: str = "MEAS:CURR?",
                  fixed_volts: float | None = None) -> None:
         super().__init__(spec, rate_hz=rate_hz, timeout_s=timeout_s, accuracy=accuracy)
+        for name, cmd in (("volt_cmd", volt_cmd), ("curr_cmd", curr_cmd)):
+            # Sent verbatim to a power supply: "MEAS:VOLT?;:OUTP OFF" or "VOLT 30" would
+            # change its output. Only a single query passes.
+            if not _QUERY.fullmatch(cmd):
+                raise MeterSpecError(f"{spec}: {name}={cmd!r} is not a single SCPI query "
+                                     "(letters, digits and colons ending in '?', e.g. "
+                                     "MEAS:CURR:DC?); nothing that sets the instrument is sent")
         self.port_name = port
         self.baud = baud
         self.volt_cmd = volt_cmd
