@@ -87,6 +87,14 @@ test-python: venv build-native build-asan lint-imports
 
 test: test-c test-python
 
+# Issue 14's kill-mid-deploy figure (docs/deploy.md): 50 deploys to the loopback sshd board, each
+# interrupted at a seeded random point (SIGKILL of the remote session, of the install at a step,
+# or the connection cut), then checked. A few minutes; `make test` runs a 6-trial version.
+# CRISP_DEPLOY_KILL_TRIALS / CRISP_DEPLOY_KILL_SEED change the count and the seed.
+.PHONY: test-deploy-kill
+test-deploy-kill: venv
+	$(PY) -m pytest -q -s -m deploy_kill tests/deploy/test_deploy_kill.py
+
 # The house rule: stages import only downward and nothing imports in a cycle (pyproject.toml,
 # [tool.importlinter]).
 .PHONY: lint-imports

@@ -141,6 +141,10 @@ class DeployError(CrispError):
     """Building, bundling or installing for a board failed."""
 
 
+class DeviceBusyError(DeployError):
+    """Another operation (a deploy, a personalize) holds the device's install-directory lock."""
+
+
 # Measure (crisp_edge.measure): power meters, field benchmarks, peer runtimes.
 class MeterError(CrispError):
     """A power meter failed. ``phase`` and ``seconds_into_window`` are set by

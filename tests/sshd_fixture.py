@@ -37,12 +37,13 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_for_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 10) -> None:
+def _wait_for_port(port: int, proc: subprocess.Popen[bytes], log: Path,
+                   timeout: float = 10) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
             raise RuntimeError(f"sshd exited with status {proc.returncode}: "
-                               + (proc.stderr.read().decode() if proc.stderr else ""))
+                               + log.read_text(errors="replace"))
         try:
             with socket.create_connection(("127.0.0.1", port), timeout=0.5):
                 return
@@ -110,10 +111,14 @@ UsePAM no
         f"Host board-down\n  Port {_free_port()}\n  UserKnownHostsFile {root}/known_hosts\n"
         f"{common}")
     Path("/run/sshd").mkdir(exist_ok=True)  # sshd's privilege-separation directory
-    proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")],
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    # sshd's log goes to a file: a pipe nobody reads fills up after enough logged errors (the
+    # kill test's cut connections) and then every sshd process blocks writing to it.
+    log = root / "sshd.log"
+    with open(log, "wb") as log_file:
+        proc = subprocess.Popen([SSHD, "-D", "-e", "-f", str(root / "sshd_config")],
+                                stdout=subprocess.DEVNULL, stderr=log_file)
     try:
-        _wait_for_port(port, proc)
+        _wait_for_port(port, proc, log)
         yield SshBoard(root / "ssh_config", root)
     finally:
         proc.terminate()
@@ -131,3 +136,14 @@ def rpi4_build() -> BoardBuild:
         pytest.fail("aarch64-linux-gnu-gcc is missing: apt-get install gcc-aarch64-linux-gnu "
                     "libc6-dev-arm64-cross", pytrace=False)
     return build_runtime(load_board("rpi4"))
+
+
+@pytest.fixture(scope="session")
+def native_build() -> BoardBuild:
+    """The runtime built for this machine's own arch (generic-x86-64): the sshd "board" runs
+    it natively, so a deploy costs two SSH sessions and a millisecond smoke run, not qemu."""
+    import platform
+
+    if platform.machine() not in ("x86_64", "AMD64"):
+        pytest.skip(f"the native board profile is generic-x86-64; this is {platform.machine()}")
+    return build_runtime(load_board("generic-x86-64"))

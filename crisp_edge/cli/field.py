@@ -98,9 +98,10 @@ def deploy_command(board: str, models: tuple[str, ...], host: str | None, out: s
       crisp-edge deploy --board rpi4 --model model.crisp --out rpi4-bundle.tar.gz
       crisp-edge deploy --board rpi4 --model model.crisp --host pi@192.168.1.20
 
-    On the device the bundle goes to REMOTE_DIR/releases/ID, `current` switches to it
-    atomically after its checksums are verified, and a smoke inference runs; if anything
-    fails, `current` goes back to the previous bundle. Deploying the installed bundle again
+    On the device the bundle goes to REMOTE_DIR/releases/ID; after its checksums are verified
+    and a smoke inference of it passed, `current` switches to it atomically (the bundle before
+    becomes `previous`); if anything fails, `current` is not touched. One deploy at a time per
+    device: another one running is an error, not a wait. Deploying the installed bundle again
     does nothing.
     """
     if host is None and out is None:

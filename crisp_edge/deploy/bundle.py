@@ -1,5 +1,5 @@
 """Put a model on a board: cross-build the runtime for it, pack a versioned bundle, install it
-over SSH atomically with a smoke test and rollback. Layout and protocol:
+over SSH: smoke-tested before it becomes current, switched atomically, one deploy at a time. Layout and protocol:
 docs/deploy.md.
 
 >>> board = load_board("rpi4")                                        # doctest: +SKIP
@@ -19,7 +19,9 @@ import shutil
 import subprocess
 import tarfile
 import tempfile
+import time
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
@@ -28,9 +30,9 @@ import numpy as np
 from crisp_edge import format as fmt
 from crisp_edge.deploy.boards import BoardProfile, host_arch
 from crisp_edge.deploy.programs import read_program
-from crisp_edge.deploy.ssh import Remote
+from crisp_edge.deploy.ssh import Remote, classify_failure
 from crisp_edge.fileio import atomic_writer
-from crisp_edge.errors import DeployError, DiskFullError
+from crisp_edge.errors import DeployError, DeviceBusyError, DiskFullError
 
 REPO = Path(__file__).resolve().parents[2]
 BUNDLE_FORMAT = "crisp-bundle/1"
@@ -286,18 +288,33 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
 
 # --------------------------------------------------------------------------------- installing
 
-# The device programs are files of crisp_edge.deploy.programs.
-# Runs on the device: prepares the install directory and reports what is there.
-PROBE_SCRIPT = read_program("deploy_probe.sh")
-
+# The device programs are files of crisp_edge.deploy.programs (docs/deploy.md, "The device
+# protocol").
 # How device binaries run: natively, or under qemu-user where the device is another arch
 # (the emulated board of the tests). Defines pick_runner, which sets $runner and prints
 # @@runner. Shared with fieldbench.
 RUNNER_SH = read_program("runner.sh")
 
-# Runs on the device after the upload: verify, unpack, verify, switch `current` atomically,
-# smoke-run through `current`, roll back if anything fails.
-INSTALL_SCRIPT = RUNNER_SH + read_program("install.sh")
+# One operation at a time per install directory: take_lock OP / release_lock (the symlink
+# REMOTE_DIR/.lock names its owner; a dead or timed-out owner's lock is recovered). Any program
+# that changes releases or links puts it in front and calls take_lock first.
+LOCK_SH = read_program("lock.sh")
+
+# Releases and the current/previous links: release_ok, smoke_release (smoke-test a release
+# before it is current, record .verified), switch_current (previous := current, current := REL,
+# each a rename), restore_current, prune_releases. Needs RUNNER_SH for smoke_release.
+SWITCH_SH = read_program("switch.sh")
+
+# Runs on the device: prepares the install directory, tidies what interrupted operations left
+# (under the lock) and reports what is there.
+PROBE_SCRIPT = LOCK_SH + SWITCH_SH + read_program("deploy_probe.sh")
+
+# Runs on the device with the archive on stdin: lock, receive, verify, unpack, verify,
+# smoke-test the new release, switch `current` to it, prune.
+INSTALL_SCRIPT = RUNNER_SH + LOCK_SH + SWITCH_SH + read_program("install.sh")
+
+# The exit status of take_lock when another live operation holds the lock.
+LOCKED_STATUS = 75
 
 
 def parse_markers(text: str) -> dict[str, list[str]]:
@@ -338,13 +355,19 @@ class DeployResult:
 
 def deploy(bundle: Bundle, remote: Remote, board: BoardProfile, *,
            remote_dir: str = DEFAULT_REMOTE_DIR, log: Log = _quiet) -> DeployResult:
-    """Install ``bundle`` on the device behind ``remote`` (see the module docstring); a no-op
-    when that bundle is already current and intact. Raises a RemoteError subclass or
-    DeployError with what failed and what was rolled back."""
+    """Install ``bundle`` on the device behind ``remote`` (docs/deploy.md, "The device
+    protocol"); a no-op when that bundle is already current, intact and smoke-tested there.
+    The new release is smoke-tested before `current` points at it, under the device's lock.
+    Raises DeviceBusyError when another operation holds that lock, else a RemoteError
+    subclass or DeployError saying what failed and where `current` is."""
     rdir = normalise_remote_dir(remote_dir)
-    probe = parse_markers(remote.run_script(PROBE_SCRIPT, [rdir], timeout=60,
-                                            what="checking the device").stdout)
+    done = remote.run_script(PROBE_SCRIPT, [rdir], timeout=60, what="checking the device",
+                             check=False)
+    probe = parse_markers(done.stdout)
     where = _first(probe, "dir") or rdir
+    check_lock(remote.host, where, probe, log)
+    if done.returncode != 0:
+        raise classify_failure(remote.host, done.returncode, done.stderr, "checking the device")
     if _first(probe, "current") == bundle.bundle_id and "current_ok" in probe:
         log(f"{remote.host}: bundle {bundle.bundle_id} is already current in {where}")
         return DeployResult(remote.host, bundle.bundle_id, "unchanged", where)
@@ -364,17 +387,43 @@ def deploy(bundle: Bundle, remote: Remote, board: BoardProfile, *,
         raise DiskFullError(f"{remote.host}: not enough free space in {where}: the bundle needs "
                             f"{need_kb} KiB (upload + unpacked), {free_kb} KiB are free; free "
                             "space there or pass --remote-dir on a filesystem with room")
-    log(f"{remote.host}: uploading {bundle.path.name} ({archive_bytes // 1024} KiB) to {where}")
-    upload = remote.upload(bundle.path, f"{rdir}/incoming", "bundle.tar.gz",
-                           timeout=120 + archive_bytes / 50e3)
     smoke = bundle.manifest["smoke"]
     top1 = "" if smoke["expected_top1"] is None else str(smoke["expected_top1"])
-    log(f"{remote.host}: verifying, switching to {bundle.bundle_id}, smoke test")
+    log(f"{remote.host}: uploading {bundle.path.name} ({archive_bytes // 1024} KiB) to {where}; "
+        f"verifying, smoke-testing {bundle.bundle_id}, switching to it")
     done = remote.run_script(
-        INSTALL_SCRIPT, [rdir, upload, bundle.bundle_id, _sha256(bundle.path), board.arch,
+        INSTALL_SCRIPT, [rdir, bundle.bundle_id, _sha256(bundle.path), board.arch,
                          board.qemu_cpu or "", smoke["model"], smoke["input"], top1],
-        timeout=900, what="installing the bundle")
+        data=bundle.path.read_bytes(), timeout=900 + 120 + archive_bytes / 50e3,
+        what="installing the bundle", check=False)
     out = parse_markers(done.stdout)
+    check_lock(remote.host, where, out, log)
+    for line in out.get("restored", []):
+        log(f"{remote.host}: current is back at {line}")
+    if done.returncode != 0:
+        raise classify_failure(remote.host, done.returncode, done.stderr,
+                               "installing the bundle")
+    if "unchanged" in out:
+        log(f"{remote.host}: bundle {bundle.bundle_id} was installed meanwhile by another deploy")
+        return DeployResult(remote.host, bundle.bundle_id, "unchanged", where)
     return DeployResult(remote.host, bundle.bundle_id, "installed", where,
                         previous=_first(out, "previous") or None,
                         runner=_first(out, "runner") or "native", smoke=_first(out, "smoke"))
+
+
+def check_lock(host: str, where: str, markers: dict[str, list[str]], log: Log = _quiet) -> None:
+    """After a device program that called lock.sh's take_lock: log a recovered lock, and raise
+    DeviceBusyError when another live operation holds it (``@@locked PID SINCE OP HOST``)."""
+    for reason in markers.get("lock_recovered", []):
+        log(f"{host}: {reason}")
+    if "locked" not in markers:
+        return
+    pid, since, op, owner_host = (markers["locked"][0].split() + ["?"] * 4)[:4]
+    try:
+        started = datetime.fromtimestamp(int(since)).strftime("%Y-%m-%d %H:%M:%S")
+        age = f", {max(0, int(time.time()) - int(since))} s ago"
+    except ValueError:
+        started, age = since, ""
+    raise DeviceBusyError(f"another {op} to {host} is running (pid {pid} since {started}{age}"
+                          + (f", on {owner_host}" if owner_host not in ("?", "") else "")
+                          + f"); wait or remove {where}/.lock")

@@ -61,6 +61,9 @@ def classify_failure(host: str, returncode: int, stderr: str, what: str) -> Remo
                 f"cannot reach {host}: {_last_line(text)}. Is the device powered, on the "
                 "network and running sshd? Check the address, and the port/user in "
                 "~/.ssh/config")
+        if not text.strip():  # sshd reported the command killed by a signal, or the link died
+            return RemoteError(f"{host}: the connection ended, or the command there was killed, "
+                               f"while {what} (ssh exit status 255, no message)")
         return RemoteError(f"ssh to {host} failed while {what}: {_last_line(text)}")
     detail = text.strip()[-2000:] or f"exit status {returncode}"
     return RemoteError(f"{host}: {what} failed: {detail}")
@@ -105,12 +108,25 @@ class Remote:
             raise classify_failure(self.host, result.returncode, result.stderr, what)
         return result
 
-    def run_script(self, script: str, args: Sequence[str], *, timeout: float = 60,
-                   what: str = "running a script", check: bool = True
+    def run_script(self, script: str, args: Sequence[str], *, data: bytes | None = None,
+                   timeout: float = 60, what: str = "running a script", check: bool = True
                    ) -> subprocess.CompletedProcess[str]:
-        """Run a POSIX sh ``script`` (sent on stdin) with ``args`` as $1, $2, …"""
-        command = "sh -s -- " + " ".join(shlex.quote(a) for a in args)
-        return self.run(command, input=script.encode(), timeout=timeout, what=what, check=check)
+        """Run a POSIX sh ``script`` (sent on stdin) with ``args`` as $1, $2, …; with ``data``,
+        the script reads those bytes from its stdin.
+
+        The script is sent as one ``{ … }`` group: sh parses a group whole before running any
+        of it, so a connection cut while the script is in transit runs nothing (without it,
+        sh would run the commands it had received). With ``data``, ``dd bs=1`` reads exactly
+        the script's bytes (one read(2) each, never past it) and the rest of stdin is left to
+        the script."""
+        body = ("{\n" + script.rstrip("\n") + "\n}\n").encode()
+        quoted = " ".join(shlex.quote(a) for a in args)
+        if data is None:
+            return self.run("sh -s -- " + quoted, input=body, timeout=timeout, what=what,
+                            check=check)
+        command = (f"sh -c 'eval \"$(dd bs=1 count={len(body)} 2>/dev/null)\"' crisp-script "
+                   + quoted)
+        return self.run(command, input=body + data, timeout=timeout, what=what, check=check)
 
     def upload(self, local: Path, remote_dir: str, name: str, *, timeout: float = 600) -> str:
         """Stream ``local`` into a fresh temporary directory under ``remote_dir`` on the device

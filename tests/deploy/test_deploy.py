@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import struct
 import subprocess
 import tarfile
@@ -15,6 +16,7 @@ from click.testing import CliRunner
 
 import crisp_edge
 from crisp_edge.cli import main
+from crisp_edge.deploy import bundle as bundle_mod
 from crisp_edge.deploy import ssh
 from crisp_edge.deploy.boards import load_board
 from crisp_edge.deploy.bundle import dense_twin, deploy, make_bundle, read_bundle
@@ -106,28 +108,30 @@ def test_deploy_smoke_noop_and_rollbacks(ssh_board, rpi4_build, tmp_path, monkey
 
     assert deploy(first, remote, board, remote_dir=rdir).status == "unchanged"
 
-    # A damaged install is not "unchanged": re-deploying the same bundle repairs it.
+    # A damaged install is not "unchanged": re-deploying the same bundle repairs it (into a
+    # second copy, releases/ID.1: the live one is not deleted before the switch).
     (device / "current" / "models" / "sparse.crisp").write_bytes(b"damaged")
     assert deploy(first, remote, board, remote_dir=rdir).status == "installed"
+    assert os.readlink(device / "current") == f"releases/{first.bundle_id}.1"
     assert deploy(first, remote, board, remote_dir=rdir).status == "unchanged"
 
     second = make_bundle(board, [SPARSE, QUANT], rpi4_build, tmp_path)
     done = deploy(second, remote, board, remote_dir=rdir)
     assert (done.status, done.previous) == ("installed", first.bundle_id)
-    assert os.readlink(device / "previous") == f"releases/{first.bundle_id}"
+    assert os.readlink(device / "previous") == f"releases/{first.bundle_id}.1"
 
     # Corrupted in transit: the device's checksum refuses it, nothing changes.
     third = make_bundle(board, [QUANT], rpi4_build, tmp_path)
-    real_upload = ssh.Remote.upload
+    real_run_script = ssh.Remote.run_script
 
-    def corrupting_upload(self, local, remote_dir, name, **kw):
-        bad = tmp_path / "corrupt.tar.gz"
-        data = bytearray(local.read_bytes())
-        data[len(data) // 2] ^= 0xFF
-        bad.write_bytes(bytes(data))
-        return real_upload(self, bad, remote_dir, name, **kw)
+    def corrupting_upload(self, script, args, *, data=None, **kw):
+        if data is not None:  # the install session: the archive follows the script on stdin
+            flipped = bytearray(data)
+            flipped[len(flipped) // 2] ^= 0xFF
+            data = bytes(flipped)
+        return real_run_script(self, script, args, data=data, **kw)
 
-    monkeypatch.setattr(ssh.Remote, "upload", corrupting_upload)
+    monkeypatch.setattr(ssh.Remote, "run_script", corrupting_upload)
     with pytest.raises(RemoteError, match="corrupted.*nothing was changed"):
         deploy(third, remote, board, remote_dir=rdir)
     monkeypatch.undo()
@@ -135,16 +139,16 @@ def test_deploy_smoke_noop_and_rollbacks(ssh_board, rpi4_build, tmp_path, monkey
     assert list((device / "incoming").iterdir()) == []
     assert not (device / "releases" / third.bundle_id).exists()
 
-    # The smoke run fails on the device (a profile whose qemu CPU does not exist):
-    # `current` goes back to the bundle before.
+    # The smoke run fails on the device (a profile whose qemu CPU does not exist): it runs
+    # before the switch, so `current` stays at the bundle before.
     broken = dataclasses.replace(board, qemu_cpu="no-such-cpu")
     fourth = make_bundle(broken, [SPARSE], rpi4_build, tmp_path)
-    with pytest.raises(RemoteError, match=f"smoke inference failed.*rolled back to "
-                                              f"releases/{second.bundle_id}"):
+    with pytest.raises(RemoteError, match=f"smoke inference failed.*nothing was switched; "
+                                              f"current: releases/{second.bundle_id}"):
         deploy(fourth, remote, broken, remote_dir=rdir)
     assert os.readlink(device / "current") == f"releases/{second.bundle_id}"
     assert sorted(p.name for p in (device / "releases").iterdir()) == sorted(
-        [first.bundle_id, second.bundle_id])
+        [f"{first.bundle_id}.1", second.bundle_id])
 
 
 def test_unknown_host_key_is_refused(ssh_board, rpi4_build, tmp_path):
@@ -193,6 +197,29 @@ def test_disk_full_is_explained(ssh_board, rpi4_build, tmp_path, small_disk):
     with pytest.raises(DiskFullError, match="disk is full.*No space left on device"):
         remote.upload(big, f"{small_disk}/incoming", "big.bin")
     assert list((small_disk / "incoming").iterdir()) == []
+
+
+def test_disk_full_during_the_install_upload(ssh_board, rpi4_build, tmp_path, small_disk,
+                                             monkeypatch):
+    """The archive streams into the install session itself: ENOSPC there (the probe's free-space
+    figure was too optimistic) is "disk is full", and leaves no upload, release or lock."""
+    board = load_board("rpi4")
+    bundle = make_bundle(board, [SPARSE], rpi4_build, tmp_path)
+    real_run_script = ssh.Remote.run_script
+
+    def roomy_probe(self, script, args, **kw):
+        done = real_run_script(self, script, args, **kw)
+        if script is bundle_mod.PROBE_SCRIPT:
+            done.stdout = re.sub(r"@@free_kb \d+", "@@free_kb 99999999", done.stdout)
+        return done
+
+    monkeypatch.setattr(ssh.Remote, "run_script", roomy_probe)
+    with pytest.raises(DiskFullError, match="disk is full while installing the bundle.*"
+                                            "No space left on device"):
+        deploy(bundle, ssh_board.remote(), board, remote_dir=str(small_disk))
+    assert list((small_disk / "incoming").iterdir()) == []
+    assert list((small_disk / "releases").iterdir()) == []
+    assert not os.path.lexists(small_disk / ".lock")
 
 
 def test_cli_deploy_writes_archive_and_pushes(ssh_board, rpi4_build, tmp_path):

@@ -3,8 +3,10 @@
 =======================  ====================================================================
 file                     sent by
 =======================  ====================================================================
-deploy_probe.sh          :mod:`crisp_edge.deploy.bundle` (``PROBE_SCRIPT``)
-runner.sh + install.sh   :mod:`crisp_edge.deploy.bundle` (``INSTALL_SCRIPT``)
+switch.sh +              :mod:`crisp_edge.deploy.bundle` (``PROBE_SCRIPT``)
+deploy_probe.sh
+runner.sh + lock.sh +    :mod:`crisp_edge.deploy.bundle` (``INSTALL_SCRIPT``, the archive on
+switch.sh + install.sh   stdin after the script)
 runner.sh + readings.sh  :mod:`crisp_edge.measure.fieldbench` (``BENCH_SCRIPT``)
 + bench.sh
 read_manifest.sh         :mod:`crisp_edge.measure.fieldbench` (``MANIFEST_SCRIPT``)
@@ -16,9 +18,12 @@ pmic_sampler.sh          :mod:`crisp_edge.measure.meters.pmic`
 =======================  ====================================================================
 
 The ``.sh`` files are POSIX ``sh``, sent as the script of ``sh -s -- ARGS`` or ``sh -c``, never
-run from the file. ``runner.sh`` (``pick_runner``) and ``readings.sh`` (``readings``,
+run from the file (each is sent as one ``{ … }`` group, so a cut connection runs none of it).
+``runner.sh`` (``pick_runner``), ``lock.sh`` (``take_lock``, ``release_lock``), ``switch.sh``
+(releases and the ``current``/``previous`` links) and ``readings.sh`` (``readings``,
 ``device_info``) only define functions: the code puts them in front of the programs that call
-them. ``ina3221_discover.sh``, ``ina3221_sampler.sh`` and ``pmic_sampler.sh`` are Python
+them; any program that changes an install directory takes the lock first (docs/deploy.md, "The
+device protocol"). ``ina3221_discover.sh``, ``ina3221_sampler.sh`` and ``pmic_sampler.sh`` are Python
 %-format templates: their meter fills in ``%(name)s``, and ``%%`` is a literal ``%``.
 ``tests/deploy/test_programs.py`` checks their syntax (and runs shellcheck on them).
 """

@@ -1,13 +1,18 @@
+# Runs on the device after lock.sh and switch.sh: prepares the install directory, removes what
+# interrupted operations left (under the lock: fails fast while another one runs) and reports
+# what is there.
 set -u
-mkdir -p "$1/releases" && cd "$1" || exit 1
-echo "@@machine $(uname -m)"
+mkdir -p "$1/releases" || exit 1
+cd "$1" || exit 1
 echo "@@dir $(pwd)"
-cur=$(readlink current 2>/dev/null || true)
-echo "@@current ${cur#releases/}"
-if [ -n "$cur" ] && [ -f "$cur/SHA256SUMS" ] &&
-   (cd "$cur" && sha256sum -c --quiet --strict SHA256SUMS >/dev/null 2>&1); then
-  echo "@@current_ok yes"
-fi
+take_lock deploy || exit $?
+prune_releases
+release_lock
+echo "@@machine $(uname -m)"
+cur=$(link_target current)
+echo "@@current $(release_id "$cur")"
+# ok: its files match SHA256SUMS and it passed its smoke test here (switch.sh)
+release_ok "$cur" && echo "@@current_ok yes"
 echo "@@free_kb $(df -Pk . | awk 'NR == 2 {print $4}')"
 for tool in sha256sum tar gzip mktemp; do
   command -v "$tool" >/dev/null 2>&1 || echo "@@missing $tool"

@@ -1,46 +1,57 @@
+# Runs on the device with the bundle archive on stdin, after runner.sh, lock.sh and switch.sh:
+# take the lock, receive and verify the archive, unpack and verify a new release, smoke-test it,
+# then switch `current` to it (docs/deploy.md, "The device protocol").
 set -u
-dir=$1 up=$2 id=$3 sha=$4 arch=$5 qcpu=$6 model=$7 input=$8 top1=$9
-cd "$dir" || { echo "cannot enter $dir" >&2; exit 1; }
-new="releases/$id"
-fail() { rm -rf "$up" "$new.partial"; echo "$1" >&2; exit 1; }
-got=$(sha256sum "$up/bundle.tar.gz" | cut -d' ' -f1)
-[ "$got" = "$sha" ] || fail "the uploaded bundle is corrupted (sha256 $got, expected $sha); nothing was changed"
-# shellcheck disable=SC2015  # A && B || handler: the handler is meant to run when A or B fails
-rm -rf "$new.partial" && mkdir -p "$new.partial" || fail "cannot create $dir/$new.partial"
-err=$(tar -xzf "$up/bundle.tar.gz" -C "$new.partial" --strip-components=1 2>&1) ||
-  fail "unpacking the bundle failed: $err; nothing was changed"
-err=$(cd "$new.partial" && sha256sum -c --quiet --strict SHA256SUMS 2>&1) ||
-  fail "unpacked files do not match their checksums: $err; nothing was changed"
-# shellcheck disable=SC2015  # A && B || handler: the handler is meant to run when A or B fails
-rm -rf "$new" && mv "$new.partial" "$new" || fail "cannot move $new into place"
-rm -rf "$up"
-prev=$(readlink current 2>/dev/null || true)
-[ "$prev" = "$new" ] && prev=""
-echo "@@previous ${prev#releases/}"
-rollback() {
-  if [ -n "$prev" ] && [ -d "$prev" ]; then
-    ln -sfn "$prev" current.new && mv -T current.new current
-  else
-    rm -f current
+dir=$1 id=$2 sha=$3 arch=$4 qcpu=$5 model=$6 input=$7 top1=${8:-}
+step() {  # NAME: progress on stdout; the kill test's hook stops here when asked to
+  echo "@@step $1"
+  if [ "$1" = "${crisp_test_kill_at:-}" ]; then kill -KILL $$; fi
+}
+mkdir -p "$dir/releases" "$dir/incoming" || exit 1
+cd "$dir" || exit 1
+take_lock deploy || exit $?
+step locked
+up="" new=""
+fail() {  # MESSAGE: undo what is not live, make sure `current` is an ok release if one is left
+  rm -rf "$up"
+  if [ -n "$new" ]; then
+    rm -rf "$new.partial"
+    is_live "$new" || rm -rf "$new"
   fi
-  rm -rf "$new"
-  echo "$1; rolled back to ${prev:-no bundle}" >&2
+  restore_current
+  prune_releases
+  echo "$1; current: $(link_target current | grep . || echo none)" >&2
   exit 1
 }
-# shellcheck disable=SC2015  # A && B || handler: the handler is meant to run when A or B fails
-ln -sfn "$new" current.new && mv -T current.new current || rollback "cannot switch the current link"
-pick_runner "$arch" "$qcpu" || rollback "cannot run the bundle's binaries here"
-out=$(cd current && $runner ./bin/crisp-run "$model" "$input" --top-k 1 2>&1) ||
-  rollback "the smoke inference failed: $out"
-echo "@@smoke $out"
-if [ -n "$top1" ]; then
-  case "$out" in
-    *"#1 index $top1 "*) ;;
-    *) rollback "the smoke inference answered '$out', the host runtime top-1 index $top1" ;;
-  esac
+prune_releases
+if [ "$(release_id "$(link_target current)")" = "$id" ] && release_ok "$(link_target current)"; then
+  echo "@@unchanged $id"  # installed meanwhile, by a deploy this one waited for
+  exit 0
 fi
-if [ -n "$prev" ]; then ln -sfn "$prev" previous.new && mv -T previous.new previous; else rm -f previous; fi
-for r in releases/*; do
-  [ "$r" = "$new" ] || [ "$r" = "$prev" ] || rm -rf "$r"
-done
+step cleaned
+up=$(mktemp -d incoming/upload.XXXXXX) || fail "cannot create an upload directory in $dir/incoming"
+err=$(cat 2>&1 > "$up/bundle.tar.gz") || fail "receiving the bundle into $dir/$up failed: $err"
+step uploaded
+got=$(sha256sum "$up/bundle.tar.gz" | cut -d' ' -f1)
+[ "$got" = "$sha" ] || fail "the uploaded bundle is corrupted (sha256 $got, expected $sha); nothing was changed"
+new=$(new_release_name "$id")
+# shellcheck disable=SC2015  # A && B || handler: the handler is meant to run when A or B fails
+rm -rf "$new" "$new.partial" && mkdir -p "$new.partial" || fail "cannot create $dir/$new.partial"
+err=$(tar -xzf "$up/bundle.tar.gz" -C "$new.partial" --strip-components=1 2>&1) ||
+  fail "unpacking the bundle failed: $err; nothing was changed"
+rm -rf "$up"
+step unpacked
+err=$(cd "$new.partial" && sha256sum -c --quiet --strict SHA256SUMS 2>&1) ||
+  fail "unpacked files do not match their checksums: $err; nothing was changed"
+mv "$new.partial" "$new" || fail "cannot move $new into place"
+step placed
+pick_runner "$arch" "$qcpu" || fail "cannot run the bundle's binaries here; nothing was switched"
+smoke_release "$new" "$model" "$input" "$top1" || fail "$smoke_error; nothing was switched"
+step verified
+switch_current "$new" || fail "$switch_error"
+step switched
+prev=$(link_target previous)
+echo "@@previous $(release_id "$prev")"
+prune_releases
+step pruned
 echo "@@installed $id"
