@@ -4,6 +4,7 @@ writes, re-selection against a host-packed model, and every bad input of the iss
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -322,3 +323,31 @@ def test_the_c_tool_and_the_python_api_write_the_same_head(tmp_path: Path) -> No
         wb, bb = b.head_weights()
         assert a.labels == b.labels == [(1, "c1"), (4, "teal")]
     assert np.array_equal(wa, wb) and np.array_equal(ba, bb)
+
+
+def test_a_full_disk_is_named_and_leaves_nothing(tmp_path: Path) -> None:
+    """ENOSPC while writing the new model: the runtime says the disk is full, removes its
+    temporary file, and the old model beside it is untouched (a 64 KiB tmpfs; needs
+    CAP_SYS_ADMIN, else skipped saying why)."""
+    import subprocess
+
+    from crisp_edge.errors import CrispIOError as IOErr
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()})")
+    try:
+        _packed_tiny(tmp_path / "m.crisp")
+        old = mount / "m.crisp"
+        old.write_bytes((tmp_path / "m.crisp").read_bytes())
+        free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+        (mount / "filler").write_bytes(b"\0" * max(0, free - 4096))
+        with pytest.raises(IOErr, match="disk full"):
+            crisp_edge.personalize(old, mount / "p.crisp", data=_blobs(2, 3))
+        assert sorted(p.name for p in mount.iterdir()) == ["filler", "m.crisp"]
+        assert old.read_bytes() == (tmp_path / "m.crisp").read_bytes()
+    finally:
+        subprocess.run(["umount", str(mount)], timeout=30)
