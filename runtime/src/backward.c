@@ -106,6 +106,9 @@ static void col2im_add(const crisp_conv2d_params *p, const float *col, float *dx
             }
 }
 
+/* Output pixels per accumulator chunk: a 4x4 stage's whole map, kept in registers. */
+#define CHUNK 16
+
 void crisp_bw_conv_forward(const crisp_bw_conv *c, const float *x, const float *bias, float *y,
                            float *col) {
     const size_t P = c->pixels;
@@ -113,14 +116,26 @@ void crisp_bw_conv_forward(const crisp_bw_conv *c, const float *x, const float *
     for (size_t oc = 0; oc < c->p.output_channels; oc++) {
         float *restrict out = y + oc * P;
         const float b = bias != NULL ? bias[oc] : 0.0f;
-        for (size_t k = 0; k < P; k++) out[k] = b;
-        for (uint32_t e = c->row_start[oc]; e < c->row_start[oc + 1]; e++) {
-            const float w = c->entry_w[e];
-            const float *restrict in = col + (size_t)c->entry_row[e] * P;
-            for (size_t k = 0; k < P; k++) out[k] += w * in[k];
+        const uint32_t e0 = c->row_start[oc], e1 = c->row_start[oc + 1];
+        for (size_t p0 = 0; p0 < P; p0 += CHUNK) {
+            float acc[CHUNK];
+            for (size_t k = 0; k < CHUNK; k++) acc[k] = b;
+            if (P - p0 >= CHUNK) {
+                for (uint32_t e = e0; e < e1; e++) {
+                    const float w = c->entry_w[e];
+                    const float *restrict in = col + (size_t)c->entry_row[e] * P + p0;
+                    for (size_t k = 0; k < CHUNK; k++) acc[k] += w * in[k];
+                }
+            } else {
+                for (uint32_t e = e0; e < e1; e++) {
+                    const float w = c->entry_w[e];
+                    const float *restrict in = col + (size_t)c->entry_row[e] * P + p0;
+                    for (size_t k = 0; k < P - p0; k++) acc[k] += w * in[k];
+                }
+            }
+            for (size_t k = 0; k < CHUNK && p0 + k < P; k++)
+                out[p0 + k] = crisp_clampf(acc[k], c->p.minmax.output_min, c->p.minmax.output_max);
         }
-        for (size_t k = 0; k < P; k++)
-            out[k] = crisp_clampf(out[k], c->p.minmax.output_min, c->p.minmax.output_max);
     }
 }
 
