@@ -318,8 +318,14 @@ typedef struct crisp_tune_options {
     float l2;         /* L2 weight on the head weight, as crisp_fit_options; 0 = 1e-3, < 0 none */
     uint32_t batch;   /* samples per step; 0 = default 8 */
     uint32_t seed;    /* the sample order of each epoch; results depend only on it */
-    uint32_t flags;   /* 0 */
+    uint32_t flags;   /* CRISP_TUNE_FIT_HEAD or 0 */
 } crisp_tune_options;
+
+/* Start from crisp_fit_head (default options, this l2) on the stage's own features at the
+ * file's biases instead of the weight and bias passed in (whose contents are then ignored):
+ * the frozen part of the network has run once, for the stage inputs, and the start is the
+ * head-only result. */
+#define CRISP_TUNE_FIT_HEAD 0x1u
 
 /* What crisp_tune_biases did. Losses are mean cross-entropy + l2/2 ||W||^2 on the samples,
  * computed by the tuning's own forward pass. */

@@ -336,6 +336,31 @@ static crisp_status evaluate(crisp_stage_net *n, const float *x, const int32_t *
     return CRISP_OK;
 }
 
+/* CRISP_TUNE_FIT_HEAD: crisp_fit_head on the stage's features at the file's biases. */
+static crisp_status fit_start(crisp_stage_net *n, const float *x, const int32_t *labels,
+                              size_t count, uint32_t classes, const crisp_tune_options *o,
+                              float *weight, float *bias) {
+    const size_t in_n = n->slot_n[0], F = n->features;
+    if (F > SIZE_MAX / sizeof(float) / count) return nomem();
+    float *features = malloc(count * F * sizeof *features);
+    double *zero = calloc((size_t)classes * F + classes, sizeof *zero);
+    if (features == NULL || zero == NULL) {
+        free(features), free(zero);
+        return nomem();
+    }
+    for (size_t i = 0; i < count; i++) {
+        int ok;
+        crisp_stage_net_sample(n, x + i * in_n, 0, zero, zero + (size_t)classes * F, classes,
+                               NULL, NULL, NULL, &ok, NULL);
+        memcpy(features + i * F, n->act[n->feature_slot], F * sizeof *features);
+    }
+    const crisp_fit_options fo = {0, o->l2, o->seed, 0};
+    const crisp_status s =
+        crisp_fit_head(features, labels, count, (uint32_t)F, classes, &fo, weight, bias, NULL);
+    free(features), free(zero);
+    return s;
+}
+
 static int all_finite(const float *p, size_t n, size_t *at) {
     for (size_t i = 0; i < n; i++)
         if (!isfinite(p[i])) {
@@ -356,11 +381,11 @@ crisp_status crisp_tune_biases(const crisp_model *m, const float *x, const int32
                                              : weight == NULL ? "weight" : "bias");
     const crisp_tune_options defaults = {0, 0, 0, 0, 0, 0};
     const crisp_tune_options *o = options != NULL ? options : &defaults;
-    if (o->flags != 0 || o->epochs > MAX_EPOCHS || !(o->lr >= 0) || !isfinite(o->lr) ||
+    if ((o->flags & ~CRISP_TUNE_FIT_HEAD) != 0 || o->epochs > MAX_EPOCHS || !(o->lr >= 0) || !isfinite(o->lr) ||
         !isfinite(o->l2))
         return crisp_error(CRISP_ERR_ARGUMENT,
                            "crisp_tune_biases: options: epochs %u (at most %u), lr %g (>= 0, "
-                           "finite), l2 %g (finite), flags 0x%X (0)",
+                           "finite), l2 %g (finite), flags 0x%X (known: CRISP_TUNE_FIT_HEAD = 0x1)",
                            (unsigned)o->epochs, MAX_EPOCHS, (double)o->lr, (double)o->l2,
                            (unsigned)o->flags);
     if (count == 0 || classes == 0)
@@ -395,6 +420,9 @@ crisp_status crisp_tune_biases(const crisp_model *m, const float *x, const int32
                         bad / in_n);
         goto done;
     }
+    if ((o->flags & CRISP_TUNE_FIT_HEAD) && (s = fit_start(n, x, labels, count, classes, o, weight,
+                                                          bias)) != CRISP_OK)
+        goto done;
     if (!all_finite(weight, CF, &bad) || !all_finite(bias, classes, &bad)) {
         s = crisp_error(CRISP_ERR_ARGUMENT, "crisp_tune_biases: the start head is not finite");
         goto done;
