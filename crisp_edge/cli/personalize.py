@@ -22,9 +22,14 @@ def _print_result(result: object) -> None:
     click.echo(f"{result.out}: {result.mode}, {len(result.classes)} classes: {names}")
     if result.images:
         click.echo("images: " + ", ".join(f"{k} {v}" for k, v in result.images.items()))
-    if result.fit:
+    if result.fit and "iterations" in result.fit:
         click.echo(f"fit: {result.fit['iterations']} iterations, loss {result.fit['loss']:.4f}, "
                    f"train top-1 {100 * result.fit['train_accuracy']:.1f} %")
+    elif result.fit:
+        click.echo(f"tuned the head and {len(result.fit['tuned_ops'])} conv biases: "
+                   f"{result.fit['steps']} steps, loss {result.fit['loss_before']:.4f} → "
+                   f"{result.fit['loss_after']:.4f}, train top-1 "
+                   f"{100 * result.fit['accuracy_after']:.1f} %")
     for name, cov in result.coverage.items():
         shown = "unknown" if cov is None else f"{100 * cov:.1f} %"
         click.echo(f"coverage {name}: {shown}")
@@ -49,6 +54,10 @@ def _print_result(result: object) -> None:
               help="Optimiser iterations of the head fit [default: the library's, 100].")
 @click.option("--l2", default=0.0, type=float, help="L2 weight [default: the library's].")
 @click.option("--imprint-only", is_flag=True, help="Weight imprinting only, no refinement.")
+@click.option("--tune", type=click.Choice(["head", "bias"]), default="head", show_default=True,
+              help="What is trained: the head, or also the last stage's biases.")
+@click.option("--lr", default=0.0, type=float,
+              help="--tune bias: Adam's step size [default: the library's, 1e-3].")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256))
 @click.option("--skip-bad", is_flag=True, help="Skip unreadable images instead of stopping.")
@@ -57,8 +66,8 @@ def _print_result(result: object) -> None:
 @click.option("--json", "as_json", is_flag=True, help="Print the result as JSON.")
 def personalize_command(model_path: str, data: str | None, classes: str | None, out: str,
                         samples_per_class: int, epochs: int, l2: float, imprint_only: bool,
-                        seed: int, threads: int, skip_bad: bool, min_coverage: float,
-                        as_json: bool) -> None:
+                        tune: str, lr: float, seed: int, threads: int, skip_bad: bool,
+                        min_coverage: float, as_json: bool) -> None:
     """Learn new classes from a few images, or re-select classes of a full-head MODEL, into a
     new .crisp file; the sparsity (the speed) is kept."""
     from crisp_edge.personalization.local import personalize
@@ -66,7 +75,7 @@ def personalize_command(model_path: str, data: str | None, classes: str | None, 
     result = personalize(model_path, out, data=data, classes=classes,
                          samples_per_class=samples_per_class, epochs=epochs, l2=l2, seed=seed,
                          threads=threads, skip_bad=skip_bad, imprint_only=imprint_only,
-                         min_coverage=min_coverage)
+                         min_coverage=min_coverage, tune=tune, lr=lr)
     if as_json:
         click.echo(json.dumps(result.to_dict(), indent=2))
     else:

@@ -351,3 +351,42 @@ def test_a_full_disk_is_named_and_leaves_nothing(tmp_path: Path) -> None:
         assert old.read_bytes() == (tmp_path / "m.crisp").read_bytes()
     finally:
         subprocess.run(["umount", str(mount)], timeout=30)
+
+
+def test_tune_bias_trains_the_last_stage_and_nothing_else(tmp_path: Path) -> None:
+    """--tune bias: the head and the biases of the last stage (here conv3, the ops at the
+    global pool's resolution) change, every other tensor is the old file's byte for byte, the
+    loss the C tuning reports is torch's cross-entropy of the written model, and it is no
+    worse than the head-only start."""
+    model = tiny_model(4).eval()
+    with torch.no_grad():  # biases that matter: BatchNorm shifts folded into the convs
+        for bn in (model.bn1, model.bn2, model.bn3):
+            bn.bias.normal_(0, 0.5)
+    pack(model, torch.zeros(2, 3, IMAGE_SIZE, IMAGE_SIZE), tmp_path / "m.crisp",
+         labels=[(c, f"c{c}") for c in range(4)])
+    groups = _blobs(3, 6, seed=4)
+    res = crisp_edge.personalize(tmp_path / "m.crisp", tmp_path / "t.crisp", data=groups,
+                                 tune="bias", epochs=20, lr=1e-2)
+    fit = res.fit
+    assert fit["loss_after"] <= fit["loss_before"] + 1e-6 and fit["steps"] > 0
+    with load(tmp_path / "m.crisp") as m:
+        stage = m.stage()
+    assert len(stage["tuned"]) == 1 and fit["tuned_ops"] == [stage["tuned"][0][0]]
+    old, new = read_model(tmp_path / "m.crisp"), read_model(tmp_path / "t.crisp")
+    tuned_op = new.graph.ops[stage["tuned"][0][0]]
+    head_op = new.graph.ops[stage["head_op"]]
+    changed = {tuned_op.bias, head_op.weight, head_op.bias}
+    for i, (a, b) in enumerate(zip(old.graph.tensors, new.graph.tensors)):
+        if i not in changed:
+            assert a.payload() == b.payload(), f"tensor {i} changed"
+    if not fit["kept_start"]:
+        assert old.graph.tensors[tuned_op.bias].payload() != \
+            new.graph.tensors[tuned_op.bias].payload()
+    x = np.concatenate([g.images for g in groups])
+    y = torch.from_numpy(np.repeat(np.arange(3), 6))
+    with load(tmp_path / "t.crisp") as t:
+        logits = torch.from_numpy(t.run(x).astype(np.float64))
+        w, _ = t.head_weights()
+    ce = float(nn.functional.cross_entropy(logits, y))
+    torch_loss = ce + 0.5 * 1e-3 * float((w.astype(np.float64) ** 2).sum())
+    assert abs(torch_loss - fit["loss_after"]) <= 1e-3 * max(1.0, torch_loss)
