@@ -18,7 +18,7 @@ from crisp_edge.cli import main as cli
 from crisp_edge.errors import ArgumentError, CrispIOError
 from crisp_edge.format.read import read_model
 from crisp_edge.packing.pack import pack, pack_checkpoint
-from crisp_edge.personalization.local import ClassImages, assign_class_ids, learn
+from crisp_edge.personalization.local import ClassImages, assign_class_ids
 from crisp_edge.runtime import fit_head, load
 
 from prune_helpers import DATA, IMAGE_SIZE, tiny_config, tiny_model, write_net
