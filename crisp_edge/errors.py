@@ -77,6 +77,15 @@ class OutOfMemoryError(CrispError, MemoryError):
     status = 8
 
 
+class MemoryLimitError(OutOfMemoryError):
+    """The model would need more memory than the limit allows; refused before allocating
+    (``CRISP_ERR_LIMIT``). Raise the limit with ``crisp_edge.load(..., max_memory_mb=...)`` or
+    the ``CRISP_MAX_MEMORY_MB`` environment variable. An :class:`OutOfMemoryError`, so code
+    catching that still catches it."""
+
+    status = 10
+
+
 class InternalError(CrispError):
     """A bug in the runtime; please report it with the model file (``CRISP_ERR_INTERNAL``)."""
 
@@ -195,6 +204,7 @@ _BY_STATUS: dict[int, type[CrispError]] = {
         ShapeError,
         OutOfMemoryError,
         InternalError,
+        MemoryLimitError,
     )
 }
 

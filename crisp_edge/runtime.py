@@ -474,24 +474,44 @@ def kernel_isa() -> str:
     return str(ffi.string(lib.crisp_kernel_isa()).decode())
 
 
-def load(path: str | os.PathLike[str], *, threads: int = 1, reference: bool = False) -> Model:
+def _load_options(ffi: Any, max_memory_mb: int | None) -> Any:
+    """crisp_load_options for max_memory_mb (None: CRISP_MAX_MEMORY_MB, else 512 MiB)."""
+    if max_memory_mb is None:
+        return ffi.NULL
+    if (isinstance(max_memory_mb, bool) or not isinstance(max_memory_mb, int)
+            or not 1 <= max_memory_mb <= 0xFFFFFFFF):
+        raise ArgumentError(f"max_memory_mb must be an integer in 1 … 4294967295 (MiB), got "
+                            f"{max_memory_mb!r}")
+    return ffi.new("crisp_load_options *", {"max_memory_mb": max_memory_mb})
+
+
+def load(path: str | os.PathLike[str], *, threads: int = 1, reference: bool = False,
+         max_memory_mb: int | None = None) -> Model:
     """Load and validate the ``.crisp`` file at ``path`` (mapped read-only, weights in place);
     ``run`` then uses ``threads`` threads (the caller's included). ``reference=True`` runs
-    every op on the scalar reference kernels (the spec) instead of the optimised ones."""
+    every op on the scalar reference kernels (the spec) instead of the optimised ones.
+
+    ``max_memory_mb`` bounds what the model makes the runtime allocate (packed weights, label
+    names, the activation arena and each thread's kernel scratch; runtime/README.md, "Memory
+    limits"); ``None`` takes ``$CRISP_MAX_MEMORY_MB``, else 512. A model over it raises
+    :class:`~crisp_edge.errors.MemoryLimitError` naming the figures, before allocating."""
     _check_threads(threads)
     ffi, lib = _bind()
+    options = _load_options(ffi, max_memory_mb)
     out = ffi.new("crisp_model **")
-    _check(lib.crisp_model_load_file(os.fsencode(path), out))
+    _check(lib.crisp_model_load_file_with_options(os.fsencode(path), options, out))
     return Model(out[0], threads, reference)
 
 
 def load_buffer(data: bytes | bytearray | memoryview, *, threads: int = 1,
-                reference: bool = False) -> Model:
-    """Load a model from bytes in memory (the runtime copies them)."""
+                reference: bool = False, max_memory_mb: int | None = None) -> Model:
+    """Load a model from bytes in memory (the runtime copies them); options as :func:`load`."""
     _check_threads(threads)
     ffi, lib = _bind()
+    options = _load_options(ffi, max_memory_mb)
     out = ffi.new("crisp_model **")
-    _check(lib.crisp_model_load_buffer(ffi.from_buffer(data), len(memoryview(data).cast("B")), out))
+    _check(lib.crisp_model_load_buffer_with_options(
+        ffi.from_buffer(data), len(memoryview(data).cast("B")), options, out))
     return Model(out[0], threads, reference)
 
 

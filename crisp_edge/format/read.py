@@ -16,7 +16,7 @@ import zlib
 
 import numpy as np
 
-from crisp_edge.errors import ChecksumError, FormatError, VersionError
+from crisp_edge.errors import ChecksumError, FormatError, MemoryLimitError, VersionError
 from crisp_edge.format import encoding as enc
 from crisp_edge.format.records import (
     Graph, Label, ModelFile, Op, Preprocess, Saliency, Section, Tensor, Value)
@@ -204,6 +204,11 @@ def _read_graph(grph: bytes, wght: bytes, minor: int) -> Graph:
     return Graph(values, tensors, ops, input_value, output_value)
 
 
+# Distinct label name bytes the reader decodes: far above any real label map (ImageNet-21k's
+# names take under 1 MB), far below what a small file could otherwise make it allocate.
+MAX_LABEL_TEXT_BYTES = 64 << 20
+
+
 def _read_labels(labl: bytes) -> list[Label]:
     if len(labl) < LABEL_HEADER_SIZE:
         raise FormatError(f"LABL: size {len(labl)} is smaller than the label header")
@@ -212,17 +217,31 @@ def _read_labels(labl: bytes) -> list[Label]:
     if rsize < LABEL_RECORD_SIZE or strings_at + string_bytes > len(labl):
         raise FormatError(f"LABL: {count} records of {rsize} bytes and {string_bytes} string bytes "
                           f"do not fit the {len(labl)}-byte section")
+    # Records may name the same bytes many times: each distinct (offset, length) is decoded
+    # once and its labels share the str (a 1 MB file once made 100 MB of copies here), and the
+    # distinct names are bounded (overlapping names at shifted offsets are all distinct).
+    names: dict[tuple[int, int], str] = {}
+    text_bytes = 0
     labels = []
     for i in range(count):
         class_id, off, length, _ = _LABEL.unpack_from(labl, LABEL_HEADER_SIZE + i * rsize)
         if off + length > string_bytes or length > MAX_LABEL_NAME_BYTES:
             raise FormatError(f"LABL: label {i}: name_offset {off} name_length {length} out of "
                               "bounds")
-        raw = labl[strings_at + off:strings_at + off + length]
-        try:
-            labels.append(Label(class_id, raw.decode("utf-8")))
-        except UnicodeDecodeError as e:
-            raise FormatError(f"LABL: label {i}: name is not UTF-8 ({e})") from None
+        name = names.get((off, length))
+        if name is None:
+            text_bytes += length
+            if text_bytes > MAX_LABEL_TEXT_BYTES:
+                raise MemoryLimitError(
+                    f"LABL: {count} labels name more than {MAX_LABEL_TEXT_BYTES >> 20} MiB of "
+                    f"distinct text ({text_bytes} bytes by label {i}), over the reader's bound")
+            raw = labl[strings_at + off:strings_at + off + length]
+            try:
+                name = raw.decode("utf-8")
+            except UnicodeDecodeError as e:
+                raise FormatError(f"LABL: label {i}: name is not UTF-8 ({e})") from None
+            names[(off, length)] = name
+        labels.append(Label(class_id, name))
     return labels
 
 

@@ -58,7 +58,10 @@ typedef enum crisp_status {
     CRISP_ERR_UNSUPPORTED = 6, /* a valid file uses an op or encoding this build lacks */
     CRISP_ERR_SHAPE = 7,       /* input or output size does not fit the model */
     CRISP_ERR_NOMEM = 8,       /* an allocation failed */
-    CRISP_ERR_INTERNAL = 9     /* a bug in the runtime: please report it */
+    CRISP_ERR_INTERNAL = 9,    /* a bug in the runtime: please report it */
+    CRISP_ERR_LIMIT = 10       /* the model would need more memory than the limit allows
+                                  (crisp_load_options.max_memory_mb, CRISP_MAX_MEMORY_MB);
+                                  refused before allocating it */
 } crisp_status;
 
 typedef struct crisp_model crisp_model;
@@ -127,9 +130,36 @@ CRISP_API const char *crisp_status_name(crisp_status status);
 
 /* Load and fully validate a model. load_file maps the file read-only and uses
  * the weights in place; load_buffer copies the bytes (the caller keeps its
- * buffer). On failure *out is set to NULL. */
+ * buffer). On failure *out is set to NULL. Both are the _with_options calls
+ * with default options. */
 CRISP_API crisp_status crisp_model_load_file(const char *path, crisp_model **out);
 CRISP_API crisp_status crisp_model_load_buffer(const void *data, size_t size, crisp_model **out);
+
+/* Load options; zero-initialise and set what you need (0 = default).
+ * max_memory_mb bounds what the model makes the runtime allocate (MiB): its
+ * packed weights, label names, provenance and graph records, plus one
+ * session's activation arena and kernel scratch for each of its threads
+ * (runtime/README.md, "Memory limits"). It is checked at load with one
+ * thread, before anything that large is allocated, and again by each
+ * session with its thread count; over it, CRISP_ERR_LIMIT with a message
+ * naming the figures. 0: the CRISP_MAX_MEMORY_MB environment variable (a
+ * whole number of MiB, read at load) if set, else
+ * CRISP_DEFAULT_MAX_MEMORY_MB. The mapped file itself is not counted. */
+typedef struct crisp_load_options {
+    uint32_t max_memory_mb;
+    uint32_t flags; /* 0 (reserved) */
+} crisp_load_options;
+
+/* 512 MiB: fits a Raspberry Pi 4 with 1 GB beside the OS and the mapped file. */
+#define CRISP_DEFAULT_MAX_MEMORY_MB 512u
+
+/* load_file / load_buffer with options (NULL = defaults). */
+CRISP_API crisp_status crisp_model_load_file_with_options(const char *path,
+                                                          const crisp_load_options *options,
+                                                          crisp_model **out);
+CRISP_API crisp_status crisp_model_load_buffer_with_options(const void *data, size_t size,
+                                                            const crisp_load_options *options,
+                                                            crisp_model **out);
 CRISP_API void crisp_model_free(crisp_model *model);
 
 CRISP_API crisp_status crisp_model_get_info(const crisp_model *model, crisp_model_info *out);

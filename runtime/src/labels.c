@@ -1,9 +1,11 @@
 /* LABL (label map) and PROV (provenance): optional, text validated. */
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "format.h"
+#include "memlimit.h"
 #include "model.h"
 #include "status.h"
 
@@ -30,6 +32,18 @@ static size_t utf8_error_at(const uint8_t *s, size_t n) {
         i += len;
     }
     return n;
+}
+
+/* One label's name in the string area, and its record's index. */
+typedef struct name_ref {
+    uint32_t off, len, index;
+} name_ref;
+
+static int by_name(const void *a, const void *b) {
+    const name_ref *x = a, *y = b;
+    if (x->off != y->off) return x->off < y->off ? -1 : 1;
+    if (x->len != y->len) return x->len < y->len ? -1 : 1;
+    return x->index < y->index ? -1 : x->index > y->index;
 }
 
 crisp_status crisp_parse_labels(crisp_model *m) {
@@ -59,7 +73,6 @@ crisp_status crisp_parse_labels(crisp_model *m) {
                            (unsigned long long)(strings_at + string_bytes),
                            (unsigned long long)size);
     const uint8_t *strings = b + strings_at;
-    uint64_t text_bytes = 0;
     for (uint32_t i = 0; i < count; i++) {
         const uint8_t *r = b + CRISP_LABEL_HEADER_SIZE + (uint64_t)i * stride;
         const uint32_t off = crisp_rd_u32(r + 4), len = crisp_rd_u32(r + 8);
@@ -77,30 +90,59 @@ crisp_status crisp_parse_labels(crisp_model *m) {
             return crisp_error(CRISP_ERR_FORMAT,
                                "LABL: label %u: name has %s at byte %zu", (unsigned)i,
                                strings[off + bad] == 0 ? "a NUL" : "invalid UTF-8", bad);
-        text_bytes += (uint64_t)len + 1;
     }
+    /* Records may alias one name many times (a 1 MB file could otherwise make
+     * 70 MB of copies): each distinct (offset, length) is copied once and
+     * its labels share the copy. count <= 2^28 records of >= 16 bytes. */
+    name_ref *refs = malloc((size_t)(count ? count : 1) * sizeof *refs);
+    if (refs == NULL)
+        return crisp_error(CRISP_ERR_NOMEM, "LABL: out of memory for %u labels", (unsigned)count);
+    for (uint32_t i = 0; i < count; i++) {
+        const uint8_t *r = b + CRISP_LABEL_HEADER_SIZE + (uint64_t)i * stride;
+        refs[i] = (name_ref){crisp_rd_u32(r + 4), crisp_rd_u32(r + 8), i};
+    }
+    qsort(refs, count, sizeof *refs, by_name);
+    uint64_t text_bytes = 0;
+    for (uint32_t k = 0; k < count; k++)
+        if (k == 0 || refs[k].off != refs[k - 1].off || refs[k].len != refs[k - 1].len)
+            text_bytes += (uint64_t)refs[k].len + 1;
+    const uint64_t bytes =
+        text_bytes + (uint64_t)count * (sizeof *m->label_ids + sizeof *m->label_names);
+    char what[96];
+    snprintf(what, sizeof what, "the label names (%u labels, %llu bytes of distinct names)",
+             (unsigned)count, (unsigned long long)text_bytes);
+    crisp_status s = crisp_limits_charge(m, bytes, what);
 #if SIZE_MAX < UINT64_MAX
-    /* On a 32-bit board size_t is 32 bits: names aliased many times could sum past it, and
-     * the cast below would then allocate less than the copy loop writes. */
-    if (text_bytes > (uint64_t)SIZE_MAX)
-        return crisp_error(CRISP_ERR_NOMEM, "LABL: %llu bytes of label names do not fit in "
-                           "this machine's address space", (unsigned long long)text_bytes);
+    /* A 32-bit board's size_t could be passed by a limit set above 4 GiB. */
+    if (s == CRISP_OK && bytes > (uint64_t)SIZE_MAX)
+        s = crisp_error(CRISP_ERR_NOMEM, "LABL: %llu bytes of labels do not fit in this "
+                        "machine's address space", (unsigned long long)bytes);
 #endif
+    if (s != CRISP_OK) {
+        free(refs);
+        return s;
+    }
+    m->label_bytes = bytes;
     m->label_ids = malloc((size_t)count * sizeof *m->label_ids);
     m->label_names = malloc((size_t)count * sizeof *m->label_names);
     m->label_text = malloc((size_t)text_bytes);
-    if (m->label_ids == NULL || m->label_names == NULL || m->label_text == NULL)
+    if (m->label_ids == NULL || m->label_names == NULL || m->label_text == NULL) {
+        free(refs);
         return crisp_error(CRISP_ERR_NOMEM, "LABL: out of memory for %u labels", (unsigned)count);
-    char *t = m->label_text;
-    for (uint32_t i = 0; i < count; i++) {
-        const uint8_t *r = b + CRISP_LABEL_HEADER_SIZE + (uint64_t)i * stride;
-        const uint32_t off = crisp_rd_u32(r + 4), len = crisp_rd_u32(r + 8);
-        m->label_ids[i] = crisp_rd_i32(r);
-        m->label_names[i] = t;
-        memcpy(t, strings + off, len);
-        t[len] = '\0';
-        t += len + 1;
     }
+    char *t = m->label_text;
+    for (uint32_t k = 0; k < count; k++) {
+        const name_ref *n = &refs[k];
+        if (k == 0 || n->off != refs[k - 1].off || n->len != refs[k - 1].len) {
+            memcpy(t, strings + n->off, n->len);
+            t[n->len] = '\0';
+            t += (size_t)n->len + 1;
+        }
+        m->label_names[n->index] = t - n->len - 1;
+    }
+    free(refs);
+    for (uint32_t i = 0; i < count; i++)
+        m->label_ids[i] = crisp_rd_i32(b + CRISP_LABEL_HEADER_SIZE + (uint64_t)i * stride);
     m->label_count = count;
     return CRISP_OK;
 }

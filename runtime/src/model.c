@@ -16,6 +16,7 @@
 #include "format.h"
 #include "model.h"
 #include "conv_fast.h"
+#include "memlimit.h"
 #include "status.h"
 
 void crisp_model_free(crisp_model *m) {
@@ -79,7 +80,7 @@ static crisp_status load_stages(crisp_model *m) {
     if ((s = crisp_parse_preprocess(m)) != CRISP_OK) return s;
     if ((s = crisp_plan_model(m)) != CRISP_OK) return s;
     crisp_fast_plan_model(m);
-    return CRISP_OK;
+    return crisp_check_limits(m);
 }
 
 /* Runs the loader; frees the model (and with it the bytes) on failure. */
@@ -104,12 +105,22 @@ static void *aligned_copy(const void *data, size_t size) {
 }
 
 crisp_status crisp_model_load_buffer(const void *data, size_t size, crisp_model **out) {
+    return crisp_model_load_buffer_with_options(data, size, NULL, out);
+}
+
+crisp_status crisp_model_load_buffer_with_options(const void *data, size_t size,
+                                                  const crisp_load_options *options,
+                                                  crisp_model **out) {
     if (out == NULL) return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_load_buffer: out is NULL");
     *out = NULL;
     if (data == NULL)
         return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_load_buffer: data is NULL");
+    uint64_t limit;
+    const crisp_status ls = crisp_limits_resolve(options, &limit);
+    if (ls != CRISP_OK) return ls;
     crisp_model *m = calloc(1, sizeof *m);
     if (m == NULL) return crisp_error(CRISP_ERR_NOMEM, "out of memory for the model");
+    m->max_memory_bytes = limit;
     m->owned = aligned_copy(data, size);
     if (m->owned == NULL) {
         free(m);
@@ -121,9 +132,18 @@ crisp_status crisp_model_load_buffer(const void *data, size_t size, crisp_model 
 }
 
 crisp_status crisp_model_load_file(const char *path, crisp_model **out) {
+    return crisp_model_load_file_with_options(path, NULL, out);
+}
+
+crisp_status crisp_model_load_file_with_options(const char *path,
+                                                const crisp_load_options *options,
+                                                crisp_model **out) {
     if (out == NULL) return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_load_file: out is NULL");
     *out = NULL;
     if (path == NULL) return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_load_file: path is NULL");
+    uint64_t limit; /* resolved before the file is opened: a bad option opens nothing */
+    const crisp_status ls = crisp_limits_resolve(options, &limit);
+    if (ls != CRISP_OK) return ls;
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return crisp_error(CRISP_ERR_IO, "cannot open '%s': %s", path, strerror(errno));
@@ -146,6 +166,7 @@ crisp_status crisp_model_load_file(const char *path, crisp_model **out) {
         close(fd);
         return crisp_error(CRISP_ERR_NOMEM, "out of memory for the model");
     }
+    m->max_memory_bytes = limit;
     const size_t size = (size_t)st.st_size;
     if (size == 0) {
         /* mmap refuses length 0; an empty file fails validation with a clear message. */

@@ -151,6 +151,13 @@ struct crisp_model {
 
     uint64_t arena_bytes, naive_bytes, macs, effective_macs;
     size_t scratch_floats; /* per session thread: max over the ops' fast plans */
+
+    /* Memory limit (src/memlimit.c): the bound, what the stages charged
+     * before allocating (packed weights, label names; each also on its own),
+     * and the model's whole own share (those + graph records + provenance). */
+    uint64_t max_memory_bytes;
+    uint64_t resident_bytes, packed_bytes, label_bytes;
+    uint64_t own_bytes;
 };
 
 /* The loader's stages, in the order src/model.c calls them (runtime/README.md,
@@ -186,12 +193,15 @@ crisp_status crisp_infer_op(crisp_model *model, uint32_t index);
  * quantised kernel params. */
 crisp_status crisp_check_op_dtypes(crisp_model *model, uint32_t index);
 /* src/pack.c: repacks a conv/linear op's hybrid weights and derives int8
- * bias/multipliers (refusing a channel whose accumulator could overflow). */
+ * bias/multipliers (refusing a channel whose accumulator could overflow);
+ * the packed bytes are charged against the memory limit before allocating. */
 crisp_status crisp_pack_op(crisp_model *model, uint32_t index);
 /* src/graph.c, after every op: each value but the input is produced; the
  * output lives to the end of the run. */
 crisp_status crisp_check_graph_values(crisp_model *model);
-/* src/labels.c: the optional LABL and PROV sections. */
+/* src/labels.c: the optional LABL and PROV sections. Label names are copied
+ * once per distinct (offset, length), charged against the memory limit
+ * before allocating. */
 crisp_status crisp_parse_labels(crisp_model *model);
 crisp_status crisp_parse_provenance(crisp_model *model);
 /* src/prep.c: the optional PREP section, every field against the graph
@@ -200,6 +210,10 @@ crisp_status crisp_parse_preprocess(crisp_model *model);
 /* src/planner.c: the activation arena (values' offsets, arena and naive bytes). */
 crisp_status crisp_plan_model(crisp_model *model);
 /* Then src/conv_fast.c plans each op on the optimised kernels (cannot fail). */
+/* src/memlimit.c, last: the model's own bytes plus one single-threaded
+ * session's (arena, kernel scratch) against max_memory_bytes; sets
+ * own_bytes. CRISP_ERR_LIMIT naming the figures. */
+crisp_status crisp_check_limits(crisp_model *model);
 
 /* Rank 1..4, used dims >= 1, unused 0; the element count, or 0 after
  * reporting (src/graph.c, shared with src/tensor.c). */

@@ -102,6 +102,7 @@ const char *crisp_status_name(crisp_status status) {
     case CRISP_ERR_SHAPE: return "CRISP_ERR_SHAPE";
     case CRISP_ERR_NOMEM: return "CRISP_ERR_NOMEM";
     case CRISP_ERR_INTERNAL: return "CRISP_ERR_INTERNAL";
+    case CRISP_ERR_LIMIT: return "CRISP_ERR_LIMIT";
     }
     return "CRISP_ERR_UNKNOWN";
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "format.h"
+#include "memlimit.h"
 #include "model.h"
 #include "names.h"
 #include "status.h"
@@ -140,8 +141,8 @@ static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
  * share the kept columns, so the kernel reads each input row once per run.
  * A block-row that keeps no block is one run with no entries (bias only).
  */
-static crisp_status pack(crisp_op *op, const crisp_tensor *t, const geometry *g, int is_i8,
-                         uint64_t cout, int want_q) {
+static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const crisp_tensor *t,
+                         const geometry *g, int is_i8, uint64_t cout, int want_q) {
     const int hybrid = t->encoding == CRISP_ENCODING_HYBRID_F32 ||
                        t->encoding == CRISP_ENCODING_HYBRID_I8;
     counts n = {0, 0, 0};
@@ -163,6 +164,12 @@ static crisp_status pack(crisp_op *op, const crisp_tensor *t, const geometry *g,
         total += round8(bytes[i]);
     }
     if (total == 0) return CRISP_OK;
+    char what[96];
+    snprintf(what, sizeof what, "the packed weights of op %u (%s)", (unsigned)index,
+             crisp_op_kind_name(op->kind));
+    const crisp_status charged = crisp_limits_charge(m, total, what);
+    if (charged != CRISP_OK) return charged;
+    m->packed_bytes += total;
     uint8_t *mem = malloc(total);
     if (mem == NULL)
         return crisp_error(CRISP_ERR_NOMEM, "GRPH: out of memory for %zu bytes of packed weights",
@@ -262,7 +269,7 @@ crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
         g.tap_width = p->input_channels / p->groups;
         g.group_rows = p->output_channels / p->groups;
     }
-    crisp_status s = pack(op, t, &g, is_i8, cout, is_i8);
+    crisp_status s = pack(m, index, op, t, &g, is_i8, cout, is_i8);
     if (s == CRISP_OK && is_i8) s = derive_int8(m, index, op, t, cout);
     return s;
 }

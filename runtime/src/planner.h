@@ -16,8 +16,16 @@ typedef struct crisp_plan_item {
     uint64_t offset; /* out: a multiple of CRISP_ALIGN */
 } crisp_plan_item;
 
+/* Pairs of items live together that crisp_plan_arena accepts: the work of
+ * planning grows with them (about 0.4 s on a desktop core for 2^22 pairs in
+ * the worst shape, everything live at once; networks have a few pairs per
+ * value, and 2^22 is 64 per value at the format's 65536 values). Above it:
+ * CRISP_ERR_UNSUPPORTED. */
+#define CRISP_PLAN_MAX_PAIRS ((uint64_t)1 << 22)
+
 /* Greedy by size, largest first, each at the lowest offset that clears
- * every already-placed item it is live with. */
+ * every already-placed item it is live with. Needs first <= last.
+ * O(n log n + P log n) for P pairs of items live together. */
 crisp_status crisp_plan_arena(crisp_plan_item *items, size_t count, uint64_t *arena_bytes);
 
 #endif

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "format.h"
+#include "memlimit.h"
 #include "names.h"
 #include "status.h"
 
@@ -62,6 +63,13 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
         return crisp_error(CRISP_ERR_ARGUMENT,
                            "crisp_session_create: options.threads is %u, expected 0..%u",
                            (unsigned)options->threads, CRISP_MAX_THREADS);
+    /* Checked before anything is allocated: the arena and each thread's
+     * kernel scratch against the limit the model was loaded with. */
+    const int fast = !(options->flags & CRISP_SESSION_REFERENCE_KERNELS);
+    const size_t pool_threads = options->threads > 1 ? options->threads : 1;
+    const crisp_status limit =
+        crisp_limits_check_session(model, pool_threads, fast ? model->scratch_floats : 0);
+    if (limit != CRISP_OK) return limit;
     if (model->arena_bytes > SIZE_MAX)
         return crisp_error(CRISP_ERR_NOMEM, "session: a %llu-byte arena does not fit in memory",
                            (unsigned long long)model->arena_bytes);

@@ -19,6 +19,11 @@
  * (work ~ arena x window, or MACs) well inside -timeout under ASan. */
 #define FUZZ_MAX_ARENA (256u << 10)
 #define FUZZ_MAX_MACS (1u << 26)
+/* The loader's memory limit (MiB), set explicitly: every seed needs well under
+ * 1 MiB, and mutants asking more (a large kernel's conv scratch, aliased label
+ * names) are refused by the limit instead of allocating past -rss_limit_mb
+ * under ASan. Not the 512 MiB default, nor CRISP_MAX_MEMORY_MB. */
+#define FUZZ_MAX_MEMORY_MB 64u
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 size_t LLVMFuzzerMutate(uint8_t *data, size_t size, size_t max_size);
@@ -71,7 +76,8 @@ static void run(const crisp_model *m, const crisp_model_info *info) {
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     crisp_model *m = NULL;
-    if (crisp_model_load_buffer(data, size, &m) != CRISP_OK) return 0;
+    const crisp_load_options options = {FUZZ_MAX_MEMORY_MB, 0};
+    if (crisp_model_load_buffer_with_options(data, size, &options, &m) != CRISP_OK) return 0;
     crisp_model_info info;
     crisp_model_get_info(m, &info);
     for (uint32_t i = 0; i < info.label_count; i++) {

@@ -259,6 +259,41 @@ uint8_t *mb_build(const mb_model *m, size_t *size) {
     return f;
 }
 
+uint8_t *mb_build_graph(uint32_t value_count, uint32_t elements, uint32_t op_count,
+                        const uint32_t (*ops)[4], size_t *size) {
+    const size_t grph = 32 + 48 * (size_t)value_count + 96 * (size_t)op_count;
+    const size_t g_at = 128, w_at = align64(g_at + grph), total = w_at + 64;
+    uint8_t *f = calloc(1, total);
+    if (f == NULL) return NULL;
+    memcpy(f, "\x89" "CRISP\r\n", 8);
+    mb_put_u16(f + 8, 1), mb_put_u16(f + 10, 1);
+    mb_put_u32(f + 12, 64), mb_put_u64(f + 16, total), mb_put_u64(f + 24, 64);
+    mb_put_u32(f + 32, 2), mb_put_u32(f + 36, 32);
+    mb_put_u32(f + 64, FOURCC('G', 'R', 'P', 'H')), mb_put_u32(f + 68, 1);
+    mb_put_u64(f + 72, g_at), mb_put_u64(f + 80, grph);
+    mb_put_u32(f + 96, FOURCC('W', 'G', 'H', 'T')), mb_put_u32(f + 100, 1);
+    mb_put_u64(f + 104, w_at), mb_put_u64(f + 112, 64);
+    uint8_t *p = f + g_at;
+    mb_put_u32(p, value_count), mb_put_u32(p + 4, 48);
+    mb_put_u32(p + 8, 0), mb_put_u32(p + 12, 48);
+    mb_put_u32(p + 16, op_count), mb_put_u32(p + 20, 96);
+    mb_put_u32(p + 24, 0), mb_put_u32(p + 28, op_count ? ops[op_count - 1][3] : 0);
+    p += 32;
+    for (uint32_t i = 0; i < value_count; i++, p += 48) {
+        mb_put_u32(p, 1), mb_put_u32(p + 4, 1), mb_put_u32(p + 8, elements);
+    }
+    for (uint32_t i = 0; i < op_count; i++, p += 96) {
+        mb_put_u32(p, ops[i][0]);
+        mb_put_u32(p + 8, ops[i][2] == MB_NONE ? 1 : 2);
+        mb_put_u32(p + 12, ops[i][1]), mb_put_u32(p + 16, ops[i][2]);
+        mb_put_u32(p + 20, ops[i][3]);
+        mb_put_u32(p + 24, MB_NONE), mb_put_u32(p + 28, MB_NONE);
+    }
+    mb_fix_crcs(f, total);
+    *size = total;
+    return f;
+}
+
 void mb_fix_crcs(uint8_t *f, size_t size) {
     const uint32_t count = mb_get_u32(f + 32), stride = mb_get_u32(f + 36);
     const uint64_t table = mb_get_u64(f + 24);

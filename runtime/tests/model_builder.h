@@ -69,6 +69,13 @@ uint32_t mb_op(mb_model *m, uint32_t kind, uint32_t activation, uint32_t in0, ui
                uint32_t out, uint32_t weight, uint32_t bias, const int32_t *params);
 void mb_add_section(mb_model *m, uint32_t kind, uint32_t flags, const void *data, size_t size);
 
+/* A graph too large for mb_model (up to 65536 values): value_count float32
+ * values of shape (elements), value 0 the input, the last op's output the
+ * output, no tensors; ops[i] = {kind, input 0, input 1 or MB_NONE, output}.
+ * Sections GRPH and WGHT (64 zero bytes), every CRC right. */
+uint8_t *mb_build_graph(uint32_t value_count, uint32_t elements, uint32_t op_count,
+                        const uint32_t (*ops)[4], size_t *size);
+
 /* The file in a malloc'd buffer with every CRC right. */
 uint8_t *mb_build(const mb_model *m, size_t *size);
 /* Recompute section, table and header CRCs after editing a field, so a test

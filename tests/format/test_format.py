@@ -370,3 +370,44 @@ def test_prep_resize_size_only_with_shorter_side_and_writer_checks() -> None:
         fmt.encode_model(_prep_model(fmt.Preprocess(4, 8, (0,) * 3, (1,) * 3)))
     with pytest.raises(FormatError, match="PREP: mean has 2 values, expected 3"):
         fmt.Preprocess(8, 8, (0, 0), (1,) * 3)
+
+
+def _aliased_labl(count: int, string_bytes: int, shifted: bool) -> bytes:
+    """A LABL section of `count` records naming 1024 bytes of a `string_bytes` area of 'a's:
+    all at offset 0 (one name aliased) or at offsets 0, 1, 2, ... (distinct, overlapping)."""
+    head = struct.pack("<IIII", count, 16, string_bytes, 0)
+    records = b"".join(struct.pack("<iIII", i, i % (string_bytes - 1023) if shifted else 0,
+                                   1024, 0) for i in range(count))
+    return head + records + b"a" * string_bytes
+
+
+def test_reader_decodes_an_aliased_label_name_once() -> None:
+    """Issue 14: 65536 labels naming one 1024-byte name (a 1 MB section) made about 100 MB of
+    str copies; now they share one str and the reader stays within a few MB."""
+    import tracemalloc
+
+    from crisp_edge.format.read import _read_labels
+
+    labl = _aliased_labl(65536, 1024, shifted=False)
+    assert len(labl) < 1_100_000
+    tracemalloc.start()
+    try:
+        labels = _read_labels(labl)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert len(labels) == 65536 and labels[70] == fmt.Label(70, "a" * 1024)
+    assert all(label.name is labels[0].name for label in labels)
+    assert peak < 16 << 20, f"reading the labels took {peak / 2**20:.1f} MiB"
+
+
+def test_reader_bounds_distinct_label_text() -> None:
+    """Distinct names that overlap (shifted offsets) cannot be shared: their total is bounded."""
+    from crisp_edge.errors import MemoryLimitError, OutOfMemoryError
+    from crisp_edge.format.read import MAX_LABEL_TEXT_BYTES, _read_labels
+
+    count = MAX_LABEL_TEXT_BYTES // 1024 + 10
+    with pytest.raises(MemoryLimitError, match="more than 64 MiB of distinct text") as e:
+        _read_labels(_aliased_labl(count, count + 1023, shifted=True))
+    assert isinstance(e.value, OutOfMemoryError)
+    assert len(_read_labels(_aliased_labl(3000, 4000, shifted=True))) == 3000
