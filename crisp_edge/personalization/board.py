@@ -364,32 +364,26 @@ def personalize_on_board(remote: Remote, board: BoardProfile | None = None, *,
     markers = parse_markers(done.stdout)
     tool_output = markers.get("tool", [])
     partial = markers.get("partial", [""])[0]
-    new_bytes, _ = _received_model(done.stdout, host)
-
-    with tempfile.TemporaryDirectory(prefix="crisp-personalize-") as tmp:
-        stage = Path(tmp)
-        new_model = stage / f"{name}.crisp"
-        new_model.write_bytes(new_bytes)
-        labels, new_entry = _check_new_model(new_model, entry, images, classes, host)
-        new_manifest, members = _new_manifest(
-            manifest, new_model, name, new_entry, labels, stage, install.current,
-            personalized={"mode": "learn" if data is not None else "reselect",
-                          "images": {c: len(f) for c, f in images.items()},
-                          "tool_output": tool_output})
-        text, sums = manifest_files(new_manifest)
-        members.update({"manifest.json": text, "SHA256SUMS": sums})
-        upload = _tar(members)
-        smoke = new_manifest["smoke"]
-        new_id = new_manifest["bundle_id"]
-        top1 = "" if smoke["expected_top1"] is None else str(smoke["expected_top1"])
-        log(f"{host}: installing the personalised release {new_id}: verifying, smoke-testing, "
-            "switching to it")
-        done = remote.run_script(
-            FINISH_SCRIPT, [rdir, install.current, partial, new_id,
-                            hashlib.sha256(upload).hexdigest(), board.arch,
-                            board.qemu_cpu or "", smoke["model"], smoke["input"], top1],
-            data=upload, timeout=900 + len(upload) / 50e3,
-            what="installing the personalised model", check=False)
+    try:
+        new_bytes, _ = _received_model(done.stdout, host)
+        with tempfile.TemporaryDirectory(prefix="crisp-personalize-") as tmp:
+            labels, new_manifest, upload = _describe(
+                Path(tmp), new_bytes, manifest, entry, images, classes, install.current,
+                tool_output, host)
+    except BaseException:
+        _tidy(remote, rdir)
+        raise
+    smoke = new_manifest["smoke"]
+    new_id = new_manifest["bundle_id"]
+    top1 = "" if smoke["expected_top1"] is None else str(smoke["expected_top1"])
+    log(f"{host}: installing the personalised release {new_id}: verifying, smoke-testing, "
+        "switching to it")
+    done = remote.run_script(
+        FINISH_SCRIPT, [rdir, install.current, partial, new_id,
+                        hashlib.sha256(upload).hexdigest(), board.arch, board.qemu_cpu or "",
+                        smoke["model"], smoke["input"], top1],
+        data=upload, timeout=900 + len(upload) / 50e3,
+        what="installing the personalised model", check=False)
     _run_failed(remote, done, "installing the personalised model", where, log)
     out = parse_markers(done.stdout)
     if keep_copy is not None:
@@ -401,6 +395,38 @@ def personalize_on_board(remote: Remote, board: BoardProfile | None = None, *,
         out.get("previous", [""])[0], install.current,
         images={c: len(f) for c, f in images.items()}, tool_output=tool_output,
         runner=out.get("runner", ["native"])[0], smoke=out.get("smoke", [""])[0])
+
+
+def _tidy(remote: Remote, rdir: str) -> None:
+    """After session 2 succeeded and the host refused its result (or was interrupted): remove
+    the copy it left on the device now rather than at the next operation (the probe takes the
+    lock and prunes). Best effort: a failure here changes nothing live."""
+    try:
+        remote.run_script(PROBE_SCRIPT, [rdir], timeout=60, what="tidying the device",
+                          check=False)
+    except Exception:  # noqa: BLE001
+        pass
+
+
+def _describe(stage: Path, new_bytes: bytes, manifest: dict[str, Any], entry: dict[str, Any],
+              images: dict[str, list[Path]], classes: Sequence[str] | None,
+              source_release: str, tool_output: list[str], host: str
+              ) -> tuple[list[tuple[int, str]], dict[str, Any], bytes]:
+    """Check the board's new model here and describe the new release: its labels, manifest,
+    and the tar of the files the host makes for it (manifest.json, SHA256SUMS, smoke input,
+    dense twin)."""
+    name = entry["name"]
+    new_model = stage / f"{name}.crisp"
+    new_model.write_bytes(new_bytes)
+    labels, new_entry = _check_new_model(new_model, entry, images, classes, host)
+    new_manifest, members = _new_manifest(
+        manifest, new_model, name, new_entry, labels, stage, source_release,
+        personalized={"mode": "learn" if images else "reselect",
+                      "images": {c: len(f) for c, f in images.items()},
+                      "tool_output": tool_output})
+    text, sums = manifest_files(new_manifest)
+    members.update({"manifest.json": text, "SHA256SUMS": sums})
+    return labels, new_manifest, _tar(members)
 
 
 def _check_new_model(path: Path, entry: dict[str, Any], images: dict[str, list[Path]],

@@ -271,6 +271,24 @@ def test_a_corrupt_image_reaches_the_user_and_nothing_switches(ssh_board, bundle
     assert link(device, "previous") == before and release_problem(device) is None
 
 
+def test_a_result_the_host_refuses_is_removed_at_once(ssh_board, bundle, tmp_path,
+                                                     monkeypatch):  # noqa: F811
+    """The host checks the board's new file before anything is switched; when it refuses it,
+    the copy left on the board is pruned right away (not only by the next operation)."""
+    rdir, device = deployed(ssh_board, bundle, "refused")
+    before = link(device)
+
+    def refuse(*args, **kw):
+        raise DeployError("board: the personalised model is wrong: test; nothing was switched")
+
+    monkeypatch.setattr(board_mod, "_check_new_model", refuse)
+    with pytest.raises(DeployError, match="model is wrong"):
+        personalize_on_board(ssh_board.remote(), data=png_folder(tmp_path / "p", COLOURS),
+                             remote_dir=rdir)
+    assert link(device) == before and leftovers(device) == []
+    assert release_problem(device) is None
+
+
 def test_a_bundle_without_the_tool_asks_for_a_redeploy(ssh_board, bundle, tmp_path):  # noqa: F811
     """A release deployed before bundles carried bin/crisp-personalize (made here from this
     one: the tool and its checksum line removed)."""
