@@ -262,15 +262,42 @@ class Model:
     def features(self, x: Any) -> np.ndarray:
         """Run a batch up to the head's input (the penultimate features) and return them as
         float32 ``(N, features)``; the ops after it do not run."""
-        x = self._batch(x)
         head = self.head()
-        out = np.empty((x.shape[0], head["features"]), dtype=np.float32)
+        return self._run_to(x, head["feature_value"], head["features"])
+
+    def stage_inputs(self, x: Any) -> np.ndarray:
+        """Run a batch up to the input of the last stage (:meth:`stage`): what
+        :func:`tune_biases` trains on, float32 ``(N, input_elements)``."""
+        stage = self.stage()
+        return self._run_to(x, stage["input_value"], stage["input_elements"])
+
+    def _run_to(self, x: Any, value: int, elements: int) -> np.ndarray:
+        x = self._batch(x)
+        out = np.empty((x.shape[0], elements), dtype=np.float32)
         ffi, lib = self._ffi, self._lib
         with self._run_lock:
-            _check(lib.crisp_session_run_to(self._session(), head["feature_value"],
+            _check(lib.crisp_session_run_to(self._session(), value,
                                             ffi.from_buffer("float[]", x), x.size,
                                             ffi.from_buffer("float[]", out), out.size))
         return out
+
+    def stage(self) -> dict[str, Any]:
+        """The last stage ``--tune bias`` trains (runtime/README.md, "Personalisation"): its
+        ops, input value, resolution, and ``tuned``: (op, channels) of each conv whose bias
+        is tuned, in the order of :func:`tune_biases`'s ``stage_biases``. An UnsupportedError
+        names why a model has none."""
+        ffi, lib, model = self._ffi, self._lib, self._model()
+        c = ffi.new("crisp_stage_info *")
+        _check(lib.crisp_model_get_stage(model, c))
+        op, channels = ffi.new("uint32_t *"), ffi.new("uint32_t *")
+        tuned = []
+        for i in range(c.tuned_ops):
+            _check(lib.crisp_model_get_stage_op(model, i, op, channels))
+            tuned.append((int(op[0]), int(channels[0])))
+        return {"first_op": int(c.first_op), "pool_op": int(c.pool_op),
+                "head_op": int(c.head_op), "input_value": int(c.input_value),
+                "input_elements": int(c.input_elements), "height": int(c.height),
+                "width": int(c.width), "tuned": tuned}
 
     def preprocess(self) -> dict[str, Any] | None:
         """The image preprocessing stored in the file (``PREP``), or None when absent."""
@@ -310,11 +337,13 @@ class Model:
 
     def write_head(self, path: str | os.PathLike[str], weight: Any, bias: Any | None,
                    class_ids: Sequence[int], names: Sequence[str],
-                   provenance: dict[str, Any] | None = None) -> None:
+                   provenance: dict[str, Any] | None = None,
+                   biases: Sequence[tuple[int, Any]] = ()) -> None:
         """Write this model to ``path`` with its head replaced by ``weight`` (classes ×
-        features) and ``bias``, the label map by ``class_ids``/``names`` and ``provenance``
-        stored under ``"personalized"``; atomically (an existing ``path`` is replaced whole
-        or left alone)."""
+        features) and ``bias``, the label map by ``class_ids``/``names``, ``provenance``
+        stored under ``"personalized"`` and the bias tensors of ``biases`` ((op, values)
+        pairs, same shapes) replaced; atomically (an existing ``path`` is replaced whole or
+        left alone)."""
         ffi = self._ffi
         w = np.ascontiguousarray(weight, dtype=np.float32)
         classes = len(class_ids)
@@ -336,7 +365,13 @@ class Model:
         head = ffi.new("crisp_new_head *", {
             "classes": classes, "weight": w_buf, "bias": b_buf, "class_ids": ids_buf,
             "names": name_array, "provenance_json": prov})
-        _check(self._lib.crisp_model_write_head(self._model(), head, os.fsencode(path)))
+        values = [np.ascontiguousarray(v, dtype=np.float32) for _, v in biases]
+        new_biases = ffi.new("crisp_new_bias[]", max(1, len(values)))
+        buffers = [ffi.from_buffer("float[]", v) for v in values]
+        for i, ((op, _), v, buf) in enumerate(zip(biases, values, buffers)):
+            new_biases[i] = {"op": int(op), "count": v.size, "values": buf}
+        _check(self._lib.crisp_model_write_tuned(self._model(), head, new_biases, len(values),
+                                                 os.fsencode(path)))
 
     def __repr__(self) -> str:
         if self._handles.model is None:
@@ -388,6 +423,50 @@ def fit_head(features: Any, labels: Any, classes: int, *, epochs: int = 0, l2: f
                           "train_accuracy": float(report.train_accuracy)}
 
 
+# CRISP_TUNE_FIT_HEAD of crisp.h
+TUNE_FIT_HEAD = 0x1
+
+
+def tune_biases(model: Model, stage_inputs: Any, labels: Any, classes: int, *,
+                epochs: int = 0, lr: float = 0.0, l2: float = 0.0, batch: int = 0,
+                seed: int = 0) -> tuple[np.ndarray, np.ndarray, list[tuple[int, np.ndarray]],
+                                        dict[str, float]]:
+    """``--tune bias`` in C: the head fitted on the last stage's features (as
+    :func:`fit_head`), then the stage's conv biases and the head tuned together by Adam
+    (runtime/README.md, "Personalisation"). ``stage_inputs`` from
+    :meth:`Model.stage_inputs`. Returns (head weight, head bias, [(op, tuned bias)], report);
+    0 takes the library's defaults."""
+    ffi, lib = model._ffi, model._lib
+    x = np.ascontiguousarray(stage_inputs, dtype=np.float32)
+    y = np.ascontiguousarray(labels, dtype=np.int32)
+    stage, head = model.stage(), model.head()
+    if x.ndim != 2 or x.shape[1] != stage["input_elements"] or y.shape != (x.shape[0],):
+        raise ShapeError(f"stage inputs must be (N, {stage['input_elements']}) with N labels, "
+                         f"got {x.shape} and {y.shape}")
+    weight = np.zeros((classes, head["features"]), dtype=np.float32)
+    bias = np.zeros(classes, dtype=np.float32)
+    stage_biases = np.empty(sum(c for _, c in stage["tuned"]), dtype=np.float32)
+    options = ffi.new("crisp_tune_options *", {"epochs": epochs, "lr": lr, "l2": l2,
+                                               "batch": batch, "seed": seed,
+                                               "flags": TUNE_FIT_HEAD})
+    report = ffi.new("crisp_tune_report *")
+    _check(lib.crisp_tune_biases(model._model(), ffi.from_buffer("float[]", x),
+                                 ffi.from_buffer("int32_t[]", y), x.shape[0], classes, options,
+                                 ffi.from_buffer("float[]", weight),
+                                 ffi.from_buffer("float[]", bias),
+                                 ffi.from_buffer("float[]", stage_biases), stage_biases.size,
+                                 report))
+    tuned, at = [], 0
+    for op, channels in stage["tuned"]:
+        tuned.append((op, stage_biases[at:at + channels].copy()))
+        at += channels
+    return weight, bias, tuned, {
+        "epochs": int(report.epochs), "steps": int(report.steps),
+        "loss_before": float(report.loss_before), "loss_after": float(report.loss_after),
+        "accuracy_before": float(report.accuracy_before),
+        "accuracy_after": float(report.accuracy_after), "kept_start": bool(report.kept_start)}
+
+
 def kernel_isa() -> str:
     """The instruction set of the optimised kernels on this CPU: "avx512f", "avx2_fma",
     "neon" or "scalar" (the CRISP_MAX_ISA environment variable caps it)."""
@@ -417,4 +496,4 @@ def load_buffer(data: bytes | bytearray | memoryview, *, threads: int = 1,
 
 
 __all__ = ["CrispError", "Model", "fit_head", "kernel_isa", "library_path", "load", "load_buffer",
-           "open_library"]
+           "open_library", "tune_biases"]

@@ -30,9 +30,14 @@ def _print_result(result: object) -> None:
     click.echo(f"{result.out}: {result.mode}, {len(result.classes)} classes: {names}")
     if result.images:
         click.echo("images: " + ", ".join(f"{k} {v}" for k, v in result.images.items()))
-    if result.fit:
+    if result.fit and "iterations" in result.fit:
         click.echo(f"fit: {result.fit['iterations']} iterations, loss {result.fit['loss']:.4f}, "
                    f"train top-1 {100 * result.fit['train_accuracy']:.1f} %")
+    elif result.fit:
+        click.echo(f"tuned the head and {len(result.fit['tuned_ops'])} conv biases: "
+                   f"{result.fit['steps']} steps, loss {result.fit['loss_before']:.4f} → "
+                   f"{result.fit['loss_after']:.4f}, train top-1 "
+                   f"{100 * result.fit['accuracy_after']:.1f} %")
     for name, cov in result.coverage.items():
         shown = "unknown" if cov is None else f"{100 * cov:.1f} %"
         click.echo(f"coverage {name}: {shown}")
@@ -91,6 +96,10 @@ def _print_board_result(result: object, rollback_hint: str) -> None:
               help="Optimiser iterations of the head fit [default: the library's, 100].")
 @click.option("--l2", default=0.0, type=float, help="L2 weight [default: the library's].")
 @click.option("--imprint-only", is_flag=True, help="Weight imprinting only, no refinement.")
+@click.option("--tune", type=click.Choice(["head", "bias"]), default="head", show_default=True,
+              help="What is trained: the head, or also the last stage's biases.")
+@click.option("--lr", default=0.0, type=float,
+              help="--tune bias: Adam's step size [default: the library's, 1e-3].")
 @click.option("--seed", default=0, show_default=True, type=click.IntRange(0))
 @click.option("--threads", type=click.IntRange(1, 256),
               help="Threads [default: 1 here, the board profile's default_threads on a board].")
@@ -102,7 +111,8 @@ def personalize_command(model_path: str | None, data: str | None, classes: str |
                         out: str | None, host: str | None, board: str | None,
                         board_model: str | None, rollback: bool, ssh_config: str | None,
                         remote_dir: str, samples_per_class: int, epochs: int, l2: float,
-                        imprint_only: bool, seed: int, threads: int | None, skip_bad: bool,
+                        imprint_only: bool, tune: str, lr: float, seed: int,
+                        threads: int | None, skip_bad: bool,
                         min_coverage: float, as_json: bool) -> None:
     """Learn new classes from a few images, or re-select classes of a full-head MODEL, into a
     new .crisp file; the sparsity (the speed) is kept.
@@ -134,21 +144,23 @@ def personalize_command(model_path: str | None, data: str | None, classes: str |
         result = personalize(model_path, out, data=data, classes=classes,
                              samples_per_class=samples_per_class, epochs=epochs, l2=l2,
                              seed=seed, threads=threads or 1, skip_bad=skip_bad,
-                             imprint_only=imprint_only, min_coverage=min_coverage)
+                             imprint_only=imprint_only, min_coverage=min_coverage, tune=tune,
+                             lr=lr)
         if as_json:
             click.echo(json.dumps(result.to_dict(), indent=2))
         else:
             _print_result(result)
         return
     _board_command(model_path, data, classes, out, host, board, board_model, rollback,
-                   ssh_config, remote_dir, epochs, l2, imprint_only, seed, threads, skip_bad,
-                   min_coverage, as_json)
+                   ssh_config, remote_dir, epochs, l2, imprint_only, tune, lr, seed, threads,
+                   skip_bad, min_coverage, as_json)
 
 
 def _board_command(model_path: str | None, data: str | None, classes: str | None,
                    out: str | None, host: str, board: str | None, board_model: str | None,
                    rollback: bool, ssh_config: str | None, remote_dir: str, epochs: int,
-                   l2: float, imprint_only: bool, seed: int, threads: int | None,
+                   l2: float, imprint_only: bool, tune: str, lr: float, seed: int,
+                   threads: int | None,
                    skip_bad: bool, min_coverage: float, as_json: bool) -> None:
     from pathlib import Path
 
@@ -186,7 +198,7 @@ def _board_command(model_path: str | None, data: str | None, classes: str | None
     result = personalize_on_board(remote, profile, data=data, classes=classes,
                                   model=board_model, remote_dir=remote_dir, threads=threads,
                                   skip_bad=skip_bad, epochs=epochs, l2=l2,
-                                  imprint_only=imprint_only, seed=seed,
+                                  imprint_only=imprint_only, tune=tune, lr=lr, seed=seed,
                                   min_coverage=min_coverage, log=_log,
                                   keep_copy=Path(out) if out else None)
     if as_json:

@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
 import subprocess
 import tarfile
@@ -307,6 +308,9 @@ def make_bundle(board: BoardProfile, models: Sequence[str | os.PathLike[str]],
     return Bundle(out_path, bundle_id, manifest)
 
 
+BUNDLE_ID = re.compile(r"[0-9a-f]{16}")
+
+
 def read_bundle(path: str | os.PathLike[str]) -> Bundle:
     """A bundle archive written by :func:`make_bundle` (reads its manifest)."""
     path = Path(path)
@@ -321,7 +325,13 @@ def read_bundle(path: str | os.PathLike[str]) -> Bundle:
     if manifest.get("format") != BUNDLE_FORMAT:
         raise DeployError(f"{path}: bundle format {manifest.get('format')!r}, expected "
                           f"{BUNDLE_FORMAT!r}; rebuild it with this crisp-edge")
-    return Bundle(path, manifest["bundle_id"], manifest)
+    bundle_id = manifest.get("bundle_id")
+    if not isinstance(bundle_id, str) or not BUNDLE_ID.fullmatch(bundle_id):
+        # The id names a directory the device creates and deletes (releases/ID): "../../.ssh"
+        # would reach rm -rf. make_bundle writes 16 hex digits.
+        raise DeployError(f"{path}: bundle_id {bundle_id!r} is not 16 hex digits; the manifest "
+                          "was not written by crisp-edge: rebuild the bundle")
+    return Bundle(path, bundle_id, manifest)
 
 
 # --------------------------------------------------------------------------------- installing
@@ -398,6 +408,10 @@ def deploy(bundle: Bundle, remote: Remote, board: BoardProfile, *,
     The new release is smoke-tested before `current` points at it, under the device's lock.
     Raises DeviceBusyError when another operation holds that lock, else a RemoteError
     subclass or DeployError saying what failed and where `current` is."""
+    if not BUNDLE_ID.fullmatch(bundle.bundle_id):
+        raise DeployError(f"bundle id {bundle.bundle_id!r} is not 16 hex digits (it names "
+                          "directories the device creates and removes); use read_bundle or "
+                          "make_bundle")
     rdir = normalise_remote_dir(remote_dir)
     done = remote.run_script(PROBE_SCRIPT, [rdir], timeout=60, what="checking the device",
                              check=False)

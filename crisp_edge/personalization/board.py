@@ -30,6 +30,7 @@ import hashlib
 import io
 import json
 import os
+import re
 import tarfile
 import tempfile
 from dataclasses import asdict, dataclass, field
@@ -257,7 +258,7 @@ def _pick_model(manifest: dict[str, Any], model: str | None, host: str) -> dict[
 
 
 def _tool_options(*, classes: Sequence[str] | None, skip_bad: bool, threads: int,
-                  epochs: int, l2: float, imprint_only: bool, seed: int,
+                  epochs: int, l2: float, imprint_only: bool, tune: str, lr: float, seed: int,
                   min_coverage: float) -> list[str]:
     opts = ["--threads", str(threads)]
     if classes is not None:
@@ -270,6 +271,10 @@ def _tool_options(*, classes: Sequence[str] | None, skip_bad: bool, threads: int
         opts += ["--l2", repr(l2)]
     if imprint_only:
         opts.append("--imprint-only")
+    if tune != "head":
+        opts += ["--tune", tune]
+    if lr:
+        opts += ["--lr", repr(lr)]
     if seed:
         opts += ["--seed", str(seed)]
     return opts
@@ -300,8 +305,8 @@ def personalize_on_board(remote: Remote, board: BoardProfile | None = None, *,
                          classes: Sequence[str] | str | None = None,
                          model: str | None = None, remote_dir: str = DEFAULT_REMOTE_DIR,
                          threads: int | None = None, skip_bad: bool = False, epochs: int = 0,
-                         l2: float = 0.0, imprint_only: bool = False, seed: int = 0,
-                         min_coverage: float = MIN_COVERAGE, log: Log = _quiet,
+                         l2: float = 0.0, imprint_only: bool = False, tune: str = "head",
+                         lr: float = 0.0, seed: int = 0, min_coverage: float = MIN_COVERAGE, log: Log = _quiet,
                          keep_copy: str | os.PathLike[str] | None = None
                          ) -> BoardPersonalizeResult:
     """Personalise model ``model`` (default: the bundle's first) of the bundle installed on the
@@ -349,7 +354,8 @@ def personalize_on_board(remote: Remote, board: BoardProfile | None = None, *,
                             "KiB are free; free space there")
     options = _tool_options(classes=classes if data is None else None, skip_bad=skip_bad,
                             threads=threads or board.default_threads, epochs=epochs, l2=l2,
-                            imprint_only=imprint_only, seed=seed, min_coverage=min_coverage)
+                            imprint_only=imprint_only, tune=tune, lr=lr, seed=seed,
+                            min_coverage=min_coverage)
     what = (f"learning {len(images)} classes from {sum(map(len, images.values()))} images"
             if data is not None else f"re-selecting classes {','.join(classes or [])}")
     log(f"{host}: {what} with the board's crisp-personalize on {name} "
@@ -364,6 +370,9 @@ def personalize_on_board(remote: Remote, board: BoardProfile | None = None, *,
     markers = parse_markers(done.stdout)
     tool_output = markers.get("tool", [])
     partial = markers.get("partial", [""])[0]
+    if not re.fullmatch(r"releases/personalize\.[A-Za-z0-9_]+", partial):
+        raise DeployError(f"{host}: the device named its new release {partial!r}, not "
+                          "releases/personalize.XXXXXX; nothing was switched")
     try:
         new_bytes, _ = _received_model(done.stdout, host)
         with tempfile.TemporaryDirectory(prefix="crisp-personalize-") as tmp:

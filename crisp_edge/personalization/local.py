@@ -28,7 +28,9 @@ from typing import Any
 import numpy as np
 
 from crisp_edge.errors import ArgumentError, CrispError, CrispIOError
-from crisp_edge.runtime import Model, fit_head, load
+from crisp_edge.runtime import Model, fit_head, load, tune_biases
+
+TUNES = ("head", "bias")
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp")
 MIN_IMAGES = 2           # a class needs two images: one is a point, not a class
@@ -148,8 +150,15 @@ def assign_class_ids(names: Sequence[str], labels: Sequence[tuple[int, str]]) ->
 
 def learn(model: Model, classes: Sequence[ClassImages], out: str | os.PathLike[str], *,
           epochs: int = 0, l2: float = 0.0, seed: int = 0, imprint_only: bool = False,
-          skipped: Sequence[str] = ()) -> PersonalizeResult:
-    """Fit a new head for ``classes`` on ``model``'s features and write it to ``out``."""
+          skipped: Sequence[str] = (), tune: str = "head", lr: float = 0.0
+          ) -> PersonalizeResult:
+    """Fit a new head for ``classes`` on ``model``'s features and write it to ``out``; with
+    ``tune="bias"`` also tune the last stage's biases (``epochs`` and ``lr`` are then the
+    tuning's, the head starts from the same fit)."""
+    if tune not in TUNES:
+        raise ArgumentError(f"tune must be one of {', '.join(TUNES)}, got {tune!r}")
+    if tune == "bias" and imprint_only:
+        raise ArgumentError("--imprint-only goes with --tune head")
     if not classes:
         raise ArgumentError("no classes to learn")
     names = [c.name for c in classes]
@@ -161,22 +170,32 @@ def learn(model: Model, classes: Sequence[ClassImages], out: str | os.PathLike[s
             raise ArgumentError(f"class {c.name!r} has {len(c.images)} usable image(s); each "
                                 f"class needs at least {MIN_IMAGES}")
     t0 = time.perf_counter()
+    # The frozen part runs once: to the head's input, or to the stage's input when tuning it.
+    extract = model.features if tune == "head" else model.stage_inputs
     feats, labels = [], []
     for k, c in enumerate(classes):
         for i in range(0, len(c.images), FEATURE_BATCH):
-            feats.append(model.features(c.images[i:i + FEATURE_BATCH]))
+            feats.append(extract(c.images[i:i + FEATURE_BATCH]))
         labels.append(np.full(len(c.images), k, np.int32))
     x, y = np.concatenate(feats), np.concatenate(labels)
     t1 = time.perf_counter()
-    weight, bias, fit = fit_head(x, y, len(classes), epochs=epochs, l2=l2, seed=seed,
-                                 imprint_only=imprint_only)
+    biases: list[tuple[int, np.ndarray]] = []
+    if tune == "head":
+        weight, bias, fit = fit_head(x, y, len(classes), epochs=epochs, l2=l2, seed=seed,
+                                     imprint_only=imprint_only)
+    else:
+        weight, bias, biases, fit = tune_biases(model, x, y, len(classes), epochs=epochs,
+                                                lr=lr, l2=l2, seed=seed)
+        fit = {**fit, "train_accuracy": fit["accuracy_after"],
+               "tuned_ops": [op for op, _ in biases]}
     t2 = time.perf_counter()
     ids = assign_class_ids(names, model.labels)
     provenance = {"mode": "learn", "created": _now(), "classes": ids, "class_names": names,
                   "images": {c.name: len(c.images) for c in classes},
-                  "fit": {"epochs": epochs, "l2": l2, "seed": seed,
+                  "tune": tune,
+                  "fit": {"epochs": epochs, "l2": l2, "seed": seed, "lr": lr,
                           "imprint_only": imprint_only, **fit}}
-    model.write_head(out, weight, bias, ids, names, provenance)
+    model.write_head(out, weight, bias, ids, names, provenance, biases=biases)
     t3 = time.perf_counter()
     return PersonalizeResult(str(out), "learn", list(zip(ids, names)),
                              images={c.name: len(c.images) for c in classes},
@@ -256,7 +275,8 @@ def personalize(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
                 data: Any = None, classes: Sequence[str] | str | None = None,
                 samples_per_class: int = 20, epochs: int = 0, l2: float = 0.0, seed: int = 0,
                 threads: int = 1, skip_bad: bool = False, imprint_only: bool = False,
-                min_coverage: float = MIN_COVERAGE) -> PersonalizeResult:
+                min_coverage: float = MIN_COVERAGE, tune: str = "head", lr: float = 0.0
+                ) -> PersonalizeResult:
     """Personalise the ``.crisp`` file ``model`` into ``out`` (written atomically).
 
     - ``data`` a folder (``DIR/<class>/*.png``): learn its classes;
@@ -264,6 +284,9 @@ def personalize(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
       learn those classes from its first ``samples_per_class`` training images;
     - ``data`` a list of :class:`ClassImages`: learn those;
     - no ``data``, ``classes`` names or ids of the file's full head: re-select them.
+
+    ``tune="bias"`` also tunes the biases of the model's last stage (TinyTL-style; ``epochs``
+    and ``lr`` are then Adam's), not only the head.
     """
     if isinstance(classes, str):
         classes = [c for c in classes.split(",") if c.strip()]
@@ -294,5 +317,5 @@ def personalize(model: str | os.PathLike[str], out: str | os.PathLike[str], *,
         else:
             groups = list(data)
         return learn(m, groups, out, epochs=epochs, l2=l2, seed=seed,
-                     imprint_only=imprint_only, skipped=skipped)
+                     imprint_only=imprint_only, skipped=skipped, tune=tune, lr=lr)
 

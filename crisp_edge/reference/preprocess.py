@@ -32,6 +32,10 @@ def _name(image: Any) -> str:
     return f"image {os.fspath(image)}" if isinstance(image, (str, os.PathLike)) else "image"
 
 
+# The runtime's CRISP_IMAGE_MAX_SIDE (crisp.h): the largest width or height either decodes.
+MAX_SIDE = 8192
+
+
 def load_rgb(image: ImageInput) -> "PILImage.Image":
     """``image`` (a path, encoded bytes, a PIL image or a uint8 array (H, W[, 1|3|4])) as an RGB
     PIL image. An unreadable or truncated file raises :class:`~crisp_edge.errors.CrispIOError`
@@ -54,14 +58,22 @@ def load_rgb(image: ImageInput) -> "PILImage.Image":
     try:
         source = io.BytesIO(image) if isinstance(image, (bytes, bytearray)) else image
         with Image.open(source) as file:
+            # Image.open reads only the header: refuse a huge image before decoding it (a
+            # few-KB PNG can claim 65535 x 65535 pixels), as the runtime does.
+            if max(file.size) > MAX_SIDE:
+                raise CrispIOError(f"cannot read {_name(image)}: it is {file.size[0]}x"
+                                   f"{file.size[1]} pixels, more than {MAX_SIDE} on a side")
             if file.mode in ("I;16", "I;16B", "I;16L", "I"):
                 # 16-bit grayscale: Pillow's convert("RGB") clips the values to 255; keep the
                 # high byte as for 16-bit colour (and as the runtime does).
                 return Image.fromarray((np.asarray(file, np.uint32) >> 8).astype(np.uint8),
                                        "L").convert("RGB")
             return file.convert("RGB")
-    except OSError as e:  # includes PIL.UnidentifiedImageError and truncated files
-        raise CrispIOError(f"cannot read {_name(image)}: {e}") from e
+    except CrispIOError:
+        raise
+    except (OSError, Image.DecompressionBombError, MemoryError) as e:
+        # OSError includes PIL.UnidentifiedImageError and truncated files
+        raise CrispIOError(f"cannot read {_name(image)}: {type(e).__name__}: {e}") from e
 
 
 def resize_bilinear(rgb: "PILImage.Image", size: tuple[int, int]) -> "PILImage.Image":

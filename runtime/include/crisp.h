@@ -285,6 +285,88 @@ typedef struct crisp_new_head {
 CRISP_API crisp_status crisp_model_write_head(const crisp_model *model,
                                               const crisp_new_head *head, const char *path);
 
+/* ---- Bias tuning of the last stage (TinyTL-style; runtime/README.md, "Personalisation") ---- */
+
+/* The last stage: from the head LINEAR op back through RESHAPE ops to a global average pool,
+ * then the longest run of ops before it (file order) whose outputs are float32 maps at the
+ * pool input's H x W (a CIFAR ResNet-18: layer4). Tuned: the bias of every CONV2D of the stage
+ * that has a bias tensor of its own, and the head's weight and bias; weights stay fixed. */
+typedef struct crisp_stage_info {
+    uint32_t first_op;       /* first op of the stage (file order) */
+    uint32_t pool_op;        /* its global average pool */
+    uint32_t head_op;        /* the head LINEAR op */
+    uint32_t input_value;    /* the value the stage starts from: crisp_session_run_to it */
+    uint32_t input_elements; /* elements per sample of that value */
+    uint32_t height, width;  /* the stage's resolution */
+    uint32_t tuned_ops;      /* CONV2D ops whose bias is tuned (the head not counted) */
+    uint64_t tuned_biases;   /* their bias elements (sum of their output channels) */
+} crisp_stage_info;
+
+/* The model's last stage; CRISP_ERR_UNSUPPORTED naming the reason when there is none (no
+ * global pool before the head, an op without a backward pass here, an int8 model). */
+CRISP_API crisp_status crisp_model_get_stage(const crisp_model *model, crisp_stage_info *out);
+
+/* Tuned op `index` (0 .. tuned_ops - 1, file order): its op index and bias channels. The
+ * tuned biases of crisp_tune_biases are these ops' biases one after another. */
+CRISP_API crisp_status crisp_model_get_stage_op(const crisp_model *model, uint32_t index,
+                                                uint32_t *op, uint32_t *channels);
+
+/* Options of crisp_tune_biases; zero-initialise for the defaults. */
+typedef struct crisp_tune_options {
+    uint32_t epochs;  /* passes over the samples; 0 = default 10 */
+    float lr;         /* Adam step size; 0 = default 1e-3 */
+    float l2;         /* L2 weight on the head weight, as crisp_fit_options; 0 = 1e-3, < 0 none */
+    uint32_t batch;   /* samples per step; 0 = default 8 */
+    uint32_t seed;    /* the sample order of each epoch; results depend only on it */
+    uint32_t flags;   /* CRISP_TUNE_FIT_HEAD or 0 */
+} crisp_tune_options;
+
+/* Start from crisp_fit_head (default options, this l2) on the stage's own features at the
+ * file's biases instead of the weight and bias passed in (whose contents are then ignored):
+ * the frozen part of the network has run once, for the stage inputs, and the start is the
+ * head-only result. */
+#define CRISP_TUNE_FIT_HEAD 0x1u
+
+/* What crisp_tune_biases did. Losses are mean cross-entropy + l2/2 ||W||^2 on the samples,
+ * computed by the tuning's own forward pass. */
+typedef struct crisp_tune_report {
+    uint32_t epochs;
+    uint32_t steps;          /* optimiser steps */
+    float loss_before, loss_after;
+    float accuracy_before, accuracy_after;
+    uint32_t kept_start;     /* 1: the tuned parameters had a higher loss, the start was kept */
+} crisp_tune_report;
+
+/* Tune the last stage's biases and the head on n samples given as the stage's input
+ * (stage_inputs: n x crisp_stage_info.input_elements, from crisp_session_run_to(
+ * input_value)), labels 0..classes-1. weight (classes x head features) and bias (classes):
+ * the head to start from (crisp_fit_head's) on entry, the tuned head on return.
+ * stage_biases (stage_bias_count = tuned_biases floats): the tuned conv biases on return, in
+ * crisp_model_get_stage_op order; they start at the file's values. Minimises the objective of
+ * crisp_fit_head by Adam on mini-batches in a seeded order, single-threaded and
+ * deterministic; if the end is worse than the start, the start is returned (kept_start).
+ * report may be NULL. */
+CRISP_API crisp_status crisp_tune_biases(const crisp_model *model, const float *stage_inputs,
+                                         const int32_t *labels, size_t n, uint32_t classes,
+                                         const crisp_tune_options *options, float *weight,
+                                         float *bias, float *stage_biases,
+                                         size_t stage_bias_count, crisp_tune_report *report);
+
+/* A replaced bias for crisp_model_write_tuned: op's bias tensor gets `values`. */
+typedef struct crisp_new_bias {
+    uint32_t op;           /* a CONV2D or LINEAR op other than the head, with a bias tensor that
+                              no other op uses */
+    uint32_t count;        /* its output channels */
+    const float *values;   /* count finite floats */
+} crisp_new_bias;
+
+/* crisp_model_write_head, and also the bias tensors of `bias_count` ops replaced (same shape,
+ * DENSE_F32; every other tensor byte for byte). bias_count 0 is crisp_model_write_head. */
+CRISP_API crisp_status crisp_model_write_tuned(const crisp_model *model,
+                                               const crisp_new_head *head,
+                                               const crisp_new_bias *biases, uint32_t bias_count,
+                                               const char *path);
+
 /* Coverage of original class `class_id` from SALY: sum over the SALY layers of that class's
  * block saliency in blocks the file keeps, divided by its total (0..1). CRISP_ERR_ARGUMENT
  * when the file has no SALY or SALY lacks the class (message says which). */

@@ -81,9 +81,7 @@ crisp_status crisp_model_get_head(const crisp_model *m, crisp_head_info *out) {
     return CRISP_OK;
 }
 
-/* A hybrid weight (docs/format.md, "Hybrid-sparse encodings") expanded to
- * dense rows x cols (zeros where removed); int8 values times their row scale. */
-static void expand_hybrid(const crisp_tensor *t, float *out) {
+void crisp_hybrid_expand(const crisp_tensor *t, float *out) {
     const crisp_hybrid *h = &t->hybrid;
     const int is_i8 = t->encoding == CRISP_ENCODING_HYBRID_I8;
     const uint64_t R = h->rows, K = h->cols;
@@ -144,7 +142,7 @@ crisp_status crisp_model_get_head_weights(const crisp_model *m, float *weight,
         for (size_t i = 0; i < weight_count; i++)
             weight[i] = t->scales[i / features] * (float)t->q[i];
     } else {
-        expand_hybrid(t, weight);
+        crisp_hybrid_expand(t, weight);
     }
     if (op->bias == CRISP_NO_ID) memset(bias, 0, bias_count * sizeof *bias);
     else memcpy(bias, m->tensors[op->bias].raw, bias_count * sizeof *bias);

@@ -1,5 +1,6 @@
 /* Internal: the classifier head (src/head.c), shared by crisp_model_get_head,
- * the head writer (src/write_head.c) and coverage (src/saly.c). */
+ * the head writer (src/write_head.c), coverage (src/saly.c) and the last
+ * stage (src/stage.c); the dense expansion of hybrid weights. */
 #ifndef CRISP_HEAD_H
 #define CRISP_HEAD_H
 
@@ -22,5 +23,11 @@ typedef struct crisp_head {
  * Every value from the head's output to the graph output is read only by
  * the next op of the chain, so its shape may change with the head's Cout. */
 crisp_status crisp_find_head(const crisp_model *model, crisp_head *out);
+
+/* A hybrid weight (docs/format.md, "Hybrid-sparse encodings") expanded to
+ * dense rows x cols (zeros where removed; a conv's rows are its output
+ * channels, its columns kh*kw*Cin/groups in OHWI order); int8 values times
+ * their row scale. Used for head re-selection and by bias tuning. */
+void crisp_hybrid_expand(const crisp_tensor *t, float *out);
 
 #endif

@@ -1,7 +1,8 @@
 /* crisp_model_write_head: the loaded model's file with a new classifier head
  * (dense float32 weight and bias), a new label map, PROV extended with a
  * "personalized" object, SALY re-ordered to the new labels (or dropped), and
- * every other section copied byte for byte; written atomically
+ * every other section copied byte for byte; crisp_model_write_tuned also
+ * replaces the bias tensors of given ops (same shape: their records stay); written atomically
  * (src/atomic_file.c). The small sections are built in memory; WGHT is
  * streamed from the loaded file's bytes (its CRC computed over the pieces
  * first), so a large model is never copied whole. */
@@ -373,10 +374,69 @@ typedef struct entry {
     uint64_t offset, size;
 } entry;
 
+/* The replaced biases: each names a CONV2D or LINEAR op other than the head,
+ * once, whose DENSE_F32 bias tensor no other op uses, with as many finite
+ * values as the tensor has. */
+static crisp_status check_biases(const crisp_model *m, const crisp_new_bias *nb, uint32_t count,
+                                 uint32_t head_op) {
+    if (count > 0 && nb == NULL)
+        return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_write_tuned: biases is NULL");
+    for (uint32_t i = 0; i < count; i++) {
+        const uint32_t k = nb[i].op;
+        if (k >= m->op_count)
+            return crisp_error(CRISP_ERR_ARGUMENT,
+                               "crisp_model_write_tuned: biases[%u].op is %u, the model has %u ops",
+                               (unsigned)i, (unsigned)k, (unsigned)m->op_count);
+        const crisp_op *op = &m->ops[k];
+        if ((op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) || k == head_op ||
+            op->bias == CRISP_NO_ID)
+            return crisp_error(CRISP_ERR_ARGUMENT,
+                               "crisp_model_write_tuned: biases[%u]: op %u (%s) %s", (unsigned)i,
+                               (unsigned)k, crisp_op_kind_name(op->kind),
+                               k == head_op ? "is the head (its bias is head.bias)"
+                               : op->bias == CRISP_NO_ID ? "has no bias tensor"
+                                                         : "is not a CONV2D or LINEAR op");
+        if (nb[i].count != m->tensors[op->bias].elements || nb[i].values == NULL)
+            return crisp_error(CRISP_ERR_ARGUMENT,
+                               "crisp_model_write_tuned: biases[%u] (op %u) has %u values%s, the "
+                               "bias tensor %u has %llu",
+                               (unsigned)i, (unsigned)k, (unsigned)nb[i].count,
+                               nb[i].values == NULL ? " (NULL)" : "", (unsigned)op->bias,
+                               (unsigned long long)m->tensors[op->bias].elements);
+        for (uint32_t c = 0; c < nb[i].count; c++)
+            if (!isfinite(nb[i].values[c]))
+                return crisp_error(CRISP_ERR_ARGUMENT,
+                                   "crisp_model_write_tuned: biases[%u] (op %u): value %u is not "
+                                   "finite",
+                                   (unsigned)i, (unsigned)k, (unsigned)c);
+        for (uint32_t j = 0; j < i; j++)
+            if (nb[j].op == k)
+                return crisp_error(CRISP_ERR_ARGUMENT,
+                                   "crisp_model_write_tuned: biases[%u] and [%u] both name op %u",
+                                   (unsigned)j, (unsigned)i, (unsigned)k);
+        for (uint32_t j = 0; j < m->op_count; j++)
+            if (j != k && (m->ops[j].bias == op->bias || m->ops[j].weight == op->bias))
+                return crisp_error(CRISP_ERR_UNSUPPORTED,
+                                   "crisp_model_write_tuned: biases[%u]: op %u's bias tensor %u "
+                                   "is also used by op %u",
+                                   (unsigned)i, (unsigned)k, (unsigned)op->bias, (unsigned)j);
+    }
+    return CRISP_OK;
+}
+
 crisp_status crisp_model_write_head(const crisp_model *m, const crisp_new_head *h,
                                     const char *path) {
     if (m == NULL || h == NULL || path == NULL)
         return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_write_head: %s is NULL",
+                           m == NULL ? "model" : h == NULL ? "head" : "path");
+    return crisp_model_write_tuned(m, h, NULL, 0, path);
+}
+
+crisp_status crisp_model_write_tuned(const crisp_model *m, const crisp_new_head *h,
+                                     const crisp_new_bias *nb, uint32_t nb_count,
+                                     const char *path) {
+    if (m == NULL || h == NULL || path == NULL)
+        return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_write_tuned: %s is NULL",
                            m == NULL ? "model" : h == NULL ? "head" : "path");
     crisp_head head;
     crisp_status s = crisp_find_head(m, &head);
@@ -384,6 +444,7 @@ crisp_status crisp_model_write_head(const crisp_model *m, const crisp_new_head *
     const crisp_op *op = &m->ops[head.op];
     const uint32_t F = (uint32_t)m->values[op->inputs[0]].elements, C = h->classes;
     if ((s = check_head(m, h, &head, F)) != CRISP_OK) return s;
+    if ((s = check_biases(m, nb, nb_count, head.op)) != CRISP_OK) return s;
     const uint32_t old_c = m->tensors[op->weight].dims[0];
 
     /* The original section table (validated at load). */
@@ -430,6 +491,8 @@ crisp_status crisp_model_write_head(const crisp_model *m, const crisp_new_head *
             w.src[i] = (const uint8_t *)bias, w.size[i] = 4 * (uint64_t)C;
         } else {
             w.src[i] = m->tensors[i].raw, w.size[i] = m->tensors[i].raw_size;
+            for (uint32_t j = 0; j < nb_count; j++)
+                if (m->ops[nb[j].op].bias == i) w.src[i] = (const uint8_t *)nb[j].values;
         }
         w.offset[i] = align64(w.total);
         w.total = w.offset[i] + w.size[i];

@@ -15,6 +15,7 @@
 #include "crisp.h"
 #include "crisp_personalize_cli.h"
 #include "head_models.h"
+#include "model.h"
 #include "npy.h"
 
 CHECK_DEFINE_COUNTERS;
@@ -196,6 +197,70 @@ static void test_fit(void) {
            in_dir("again.crisp"));
 }
 
+static uint8_t *slurp(const char *path, size_t *size) {
+    FILE *f = fopen(path, "rb");
+    uint8_t *b = NULL;
+    *size = 0;
+    if (f != NULL && fseek(f, 0, SEEK_END) == 0) {
+        const long n = ftell(f);
+        rewind(f);
+        b = malloc(n > 0 ? (size_t)n : 1);
+        *size = b != NULL && n > 0 ? fread(b, 1, (size_t)n, f) : 0;
+    }
+    if (f != NULL) fclose(f);
+    return b;
+}
+
+/* --tune bias: the stage and what was tuned printed, train accuracy before/after, PROV, the
+ * same file bit for bit for 1 and 3 threads, the conv weights unchanged, bad combinations. */
+static void test_tune_bias(void) {
+    const char *base = in_dir("base.crisp");
+    int rc = cli(base, "--npy", in_dir("x.npy"), "--labels", in_dir("y.npy"), "--tune", "bias",
+                 "--epochs", "5", "--out", in_dir("tb1.crisp"), NULL);
+    CHECK(rc == 0, "tune bias: exit %d: %s", rc, err_text);
+    CHECK(strstr(out_text, "tune bias: ops 0..3 (6x6), 1 conv biases (8 values) + head (27 values)") &&
+              strstr(out_text, "5 epochs, 10 steps") && strstr(out_text, "train accuracy") &&
+              strstr(out_text, " -> ") && strstr(out_text, "seconds: features") &&
+              strstr(out_text, ", tune "),
+          "stdout: %s", out_text);
+    rc = cli(base, "--npy", in_dir("x2.npy"), "--labels", in_dir("y32.npy"), "--tune", "bias",
+             "--epochs", "5", "--out", in_dir("tb3.crisp"), "--threads", "3", NULL);
+    CHECK(rc == 0, "tune bias, 3 threads: exit %d: %s", rc, err_text);
+    size_t n1, n3;
+    uint8_t *f1 = slurp(in_dir("tb1.crisp"), &n1), *f3 = slurp(in_dir("tb3.crisp"), &n3);
+    CHECK(n1 > 0 && n1 == n3 && memcmp(f1, f3, n1) == 0,
+          "1 and 3 threads wrote different files (%zu, %zu bytes)", n1, n3);
+    free(f1), free(f3);
+    crisp_model *b = NULL, *t = NULL;
+    crisp_model_load_file(base, &b);
+    CHECK(crisp_model_load_file(in_dir("tb1.crisp"), &t) == CRISP_OK, "%s", crisp_last_error());
+    if (b != NULL && t != NULL) {
+        const crisp_tensor *wb = &b->tensors[b->ops[0].weight], *wt = &t->tensors[t->ops[0].weight];
+        CHECK(wb->raw_size == wt->raw_size && memcmp(wb->raw, wt->raw, wb->raw_size) == 0,
+              "the conv's weights changed");
+        const crisp_tensor *bb = &b->tensors[b->ops[0].bias], *bt = &t->tensors[t->ops[0].bias];
+        CHECK(bb->raw_size == bt->raw_size && memcmp(bb->raw, bt->raw, bb->raw_size) != 0,
+              "the conv's bias did not change");
+        const char *prov;
+        crisp_model_get_provenance(t, &prov, NULL);
+        CHECK(strstr(prov, "\"tune\": \"bias\", \"stage\": {\"first_op\": 0, \"pool_op\": 1, "
+                           "\"head_op\": 3, \"tuned_ops\": [0], \"tuned_biases\": 8}, "
+                           "\"epochs\": 5, \"lr\": 0.001") != NULL,
+              "PROV: %s", prov);
+    }
+    crisp_model_free(b), crisp_model_free(t);
+    EXPECT(2, "not --classes", base, "--classes", "c1", "--tune", "bias", "--out", in_dir("no.crisp"));
+    EXPECT(2, "(head or bias)", base, "--npy", in_dir("x.npy"), "--labels", in_dir("y.npy"),
+           "--tune", "all", "--out", in_dir("no.crisp"));
+    EXPECT(2, "--lr goes with --tune bias", base, "--npy", in_dir("x.npy"), "--labels",
+           in_dir("y.npy"), "--lr", "0.01", "--out", in_dir("no.crisp"));
+    EXPECT(2, "--imprint-only goes with --tune head", base, "--npy", in_dir("x.npy"), "--labels",
+           in_dir("y.npy"), "--tune", "bias", "--imprint-only", "--out", in_dir("no.crisp"));
+    EXPECT(1, "is int8", in_dir("int8.crisp"), "--npy", in_dir("x.npy"), "--labels",
+           in_dir("y.npy"), "--tune", "bias", "--out", in_dir("no.crisp"));
+    CHECK(access(in_dir("no.crisp"), F_OK) != 0, "a refused run wrote a file");
+}
+
 static void test_reselect(void) {
     const char *base = in_dir("base.crisp"), *out = in_dir("sel.crisp");
     int rc = cli(base, "--classes", "c3,100", "--out", out, NULL);
@@ -374,6 +439,7 @@ int main(int argc, char **argv) {
     mkdir(dir, 0755);
     make_files();
     test_fit();
+    test_tune_bias();
     test_reselect();
     test_bad_inputs();
     test_images();

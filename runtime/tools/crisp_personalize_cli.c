@@ -28,8 +28,9 @@
 #define USAGE                                                                                   \
     "usage: crisp-personalize MODEL.crisp (--images DIR [--skip-bad] |\n"                      \
     "                         --npy X.npy --labels Y.npy [--names a,b,c] |\n"                    \
-    "                         --classes LIST) --out NEW.crisp [--epochs E] [--l2 L]\n"          \
-    "                         [--threads T] [--seed S] [--min-coverage F] [--imprint-only]\n"
+    "                         --classes LIST) --out NEW.crisp [--tune head|bias] [--epochs E]\n" \
+    "                         [--lr R] [--l2 L] [--threads T] [--seed S] [--min-coverage F]\n"   \
+    "                         [--imprint-only]\n"
 
 #define ME "crisp-personalize"
 
@@ -37,8 +38,9 @@ typedef struct options {
     const char *model, *npy, *labels, *names, *classes, *images, *out;
     long epochs, threads;
     unsigned long seed;
-    double l2, min_coverage;
+    double l2, min_coverage, lr;
     int imprint_only, skip_bad;
+    int tune_bias; /* --tune bias */
 } options;
 
 typedef struct text {
@@ -126,7 +128,8 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
         }
         static const char *const valued[] = {"--npy", "--labels", "--names", "--classes",
                                               "--images", "--out", "--epochs", "--l2",
-                                              "--threads", "--seed", "--min-coverage"};
+                                              "--threads", "--seed", "--min-coverage", "--tune",
+                                              "--lr"};
         int known = -1;
         for (int k = 0; k < (int)(sizeof valued / sizeof valued[0]); k++)
             if (strcmp(a, valued[k]) == 0) known = k;
@@ -150,7 +153,12 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
             case 7: ok = parse_double(v, &d); o->l2 = d; break;
             case 8: ok = parse_long(v, 1, 256, &o->threads); break;
             case 9: ok = parse_long(v, 0, 4294967295L, &n); o->seed = (unsigned long)n; break;
-            default: ok = parse_double(v, &d) && d >= 0 && d <= 1; o->min_coverage = d; break;
+            case 10: ok = parse_double(v, &d) && d >= 0 && d <= 1; o->min_coverage = d; break;
+            case 11:
+                ok = strcmp(v, "head") == 0 || strcmp(v, "bias") == 0;
+                o->tune_bias = strcmp(v, "bias") == 0;
+                break;
+            default: ok = parse_double(v, &d) && d > 0; o->lr = d; break;
             }
             if (!ok) {
                 fprintf(err, ME ": error: %s: bad value '%s'%s\n" USAGE, a, v,
@@ -158,6 +166,8 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
                         : known == 8 ? " (a whole number 1..256)"
                         : known == 9 ? " (a whole number 0..4294967295)"
                         : known == 10 ? " (a number 0..1)"
+                        : known == 11 ? " (head or bias)"
+                        : known == 12 ? " (a number > 0)"
                                       : " (a finite number)");
                 return 2;
             }
@@ -179,6 +189,10 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
                           : (o->npy != NULL) != (o->labels != NULL) ? "--npy and --labels go together"
                           : o->names != NULL && o->npy == NULL ? "--names goes with --npy"
                           : o->skip_bad && o->images == NULL ? "--skip-bad goes with --images"
+                          : o->tune_bias && o->classes != NULL
+                              ? "--tune bias learns from --images or --npy, not --classes"
+                          : o->tune_bias && o->imprint_only ? "--imprint-only goes with --tune head"
+                          : o->lr != 0 && !o->tune_bias ? "--lr goes with --tune bias"
                                                                : NULL;
     if (problem != NULL) {
         fprintf(err, ME ": error: %s\n" USAGE, problem);
@@ -253,6 +267,8 @@ static void list_some_classes(FILE *err, const crisp_model *m, uint32_t labels) 
 typedef struct plan {
     uint32_t classes;
     float *weight, *bias;
+    float *stage_biases; /* --tune bias: the tuned conv biases (crisp_model_get_stage_op order) */
+    uint32_t tuned_ops, stage_first, stage_pool;
     int32_t *ids;
     char **names;   /* each malloc'd */
     text prov;
@@ -261,6 +277,7 @@ typedef struct plan {
 static void plan_free(plan *p) {
     for (uint32_t i = 0; p->names && i < p->classes; i++) free(p->names[i]);
     free(p->names), free(p->ids), free(p->weight), free(p->bias), free(p->prov.data);
+    free(p->stage_biases);
 }
 
 static void prov_classes(plan *p, const float *coverage) {
@@ -396,14 +413,20 @@ done:
     return rc;
 }
 
-/* The features of X at the head's input, in batches of 16. */
-static float *compute_features(const options *o, const crisp_model *m, const crisp_head_info *h,
+/* What the frozen part of the network computes per input: value id and elements. */
+typedef struct target {
+    uint32_t value, elements;
+} target;
+
+/* The value t (the head's features, or the stage's input for --tune bias) of X, in
+ * batches of 16. */
+static float *compute_features(const options *o, const crisp_model *m, const target *h,
                                const npy_array *x, uint64_t n, uint64_t in_n, FILE *err) {
-    float *f = malloc((size_t)(n * h->features) * sizeof *f);
+    float *f = malloc((size_t)(n * h->elements) * sizeof *f);
     crisp_session *s = NULL;
     if (f == NULL) {
         fprintf(err, ME ": error: out of memory for %llu x %u features\n",
-                (unsigned long long)n, (unsigned)h->features);
+                (unsigned long long)n, (unsigned)h->elements);
         return NULL;
     }
     if (crisp_session_create_with_options(
@@ -414,8 +437,8 @@ static float *compute_features(const options *o, const crisp_model *m, const cri
     }
     for (uint64_t i = 0; i < n; i += 16) {
         const uint64_t b = n - i < 16 ? n - i : 16;
-        if (crisp_session_run_to(s, h->feature_value, x->data + i * in_n, (size_t)(b * in_n),
-                                 f + i * h->features, (size_t)(b * h->features)) != CRISP_OK) {
+        if (crisp_session_run_to(s, h->value, x->data + i * in_n, (size_t)(b * in_n),
+                                 f + i * h->elements, (size_t)(b * h->elements)) != CRISP_OK) {
             fprintf(err, ME ": error: %s\n", crisp_last_error());
             free(f);
             f = NULL;
@@ -470,7 +493,7 @@ static int check_classes(const plan *p, const samples *s, const char *where, FIL
 }
 
 /* --npy X.npy --labels Y.npy [--names]: X's rows are model inputs. */
-static int from_npy(const options *o, const crisp_model *m, const crisp_head_info *h,
+static int from_npy(const options *o, const crisp_model *m, const target *h,
                     const crisp_model_info *in, plan *p, samples *s, double *t_features,
                     FILE *err) {
     const crisp_model_info info = *in;
@@ -560,7 +583,7 @@ done:
 /* --images DIR: decode and preprocess each image with the file's PREP, 16 at a time, into
  * features; a bad image stops the run, or is skipped and named with --skip-bad. Only one
  * batch of inputs is held at a time, so memory grows with the features, not the images. */
-static int from_images(const options *o, const crisp_model *m, const crisp_head_info *h,
+static int from_images(const options *o, const crisp_model *m, const target *h,
                        const crisp_model_info *info, plan *p, samples *s, double *t_features,
                        FILE *err) {
     enum { BATCH = 16 };
@@ -587,7 +610,7 @@ static int from_images(const options *o, const crisp_model *m, const crisp_head_
     p->classes = (uint32_t)folder.count;
     p->names = calloc(folder.count, sizeof *p->names);
     p->ids = malloc(folder.count * sizeof *p->ids);
-    s->features = malloc((size_t)((total ? total : 1) * h->features) * sizeof *s->features);
+    s->features = malloc((size_t)((total ? total : 1) * h->elements) * sizeof *s->features);
     s->labels = malloc((size_t)(total ? total : 1) * sizeof *s->labels);
     if (batch == NULL || p->names == NULL || p->ids == NULL || s->features == NULL ||
         s->labels == NULL) {
@@ -621,18 +644,18 @@ static int from_images(const options *o, const crisp_model *m, const crisp_head_
             }
             s->labels[s->n + filled] = (int32_t)c;
             if (++filled < BATCH) continue;
-            if (crisp_session_run_to(session, h->feature_value, batch, (size_t)(filled * in_n),
-                                     s->features + s->n * h->features,
-                                     (size_t)(filled * h->features)) != CRISP_OK) {
+            if (crisp_session_run_to(session, h->value, batch, (size_t)(filled * in_n),
+                                     s->features + s->n * h->elements,
+                                     (size_t)(filled * h->elements)) != CRISP_OK) {
                 fprintf(err, ME ": error: %s\n", crisp_last_error());
                 goto done;
             }
             s->n += filled, filled = 0;
         }
         if (ic == NULL && filled > 0) { /* the last, partial batch */
-            if (crisp_session_run_to(session, h->feature_value, batch, (size_t)(filled * in_n),
-                                     s->features + s->n * h->features,
-                                     (size_t)(filled * h->features)) != CRISP_OK) {
+            if (crisp_session_run_to(session, h->value, batch, (size_t)(filled * in_n),
+                                     s->features + s->n * h->elements,
+                                     (size_t)(filled * h->elements)) != CRISP_OK) {
                 fprintf(err, ME ": error: %s\n", crisp_last_error());
                 goto done;
             }
@@ -655,8 +678,18 @@ static int fit(const options *o, const crisp_model *m, const crisp_head_info *h,
     crisp_model_get_info(m, &info);
     samples s = {0};
     int rc = 1;
-    if ((o->images != NULL ? from_images(o, m, h, &info, p, &s, t_features, err)
-                           : from_npy(o, m, h, &info, p, &s, t_features, err)) != 0)
+    const int tune = o->tune_bias;
+    crisp_stage_info st = {0};
+    if (tune && crisp_model_get_stage(m, &st) != CRISP_OK) {
+        fprintf(err, ME ": error: %s: --tune bias: %s\n", o->model, crisp_last_error());
+        return 1;
+    }
+    /* Head-only: the head's features; --tune bias: the stage's input (the frozen part runs
+     * once per image). */
+    const target t = tune ? (target){st.input_value, st.input_elements}
+                          : (target){h->feature_value, h->features};
+    if ((o->images != NULL ? from_images(o, m, &t, &info, p, &s, t_features, err)
+                           : from_npy(o, m, &t, &info, p, &s, t_features, err)) != 0)
         goto done;
     const uint32_t k = p->classes;
     /* Ids: a name the file's label map has keeps its class id; the others get ids after
@@ -687,30 +720,83 @@ static int fit(const options *o, const crisp_model *m, const crisp_head_info *h,
         fprintf(err, ME ": error: out of memory\n");
         goto done;
     }
-    const crisp_fit_options fo = {(uint32_t)o->epochs, (float)o->l2, (uint32_t)o->seed,
-                                  o->imprint_only ? CRISP_FIT_IMPRINT_ONLY : 0u};
-    crisp_fit_report r;
+    crisp_fit_report r = {0};
+    crisp_tune_report tr = {0};
     const double t0 = now_s();
-    if (crisp_fit_head(s.features, s.labels, (size_t)s.n, h->features, k, &fo, p->weight,
-                       p->bias, &r) != CRISP_OK) {
-        fprintf(err, ME ": error: %s\n", crisp_last_error());
-        goto done;
+    if (tune) {
+        p->stage_biases = malloc((size_t)(st.tuned_biases ? st.tuned_biases : 1) * sizeof(float));
+        if (p->stage_biases == NULL) {
+            fprintf(err, ME ": error: out of memory\n");
+            goto done;
+        }
+        p->tuned_ops = st.tuned_ops;
+        p->stage_first = st.first_op;
+        p->stage_pool = st.pool_op;
+        const crisp_tune_options to = {(uint32_t)o->epochs, (float)o->lr, (float)o->l2, 0,
+                                       (uint32_t)o->seed, CRISP_TUNE_FIT_HEAD};
+        if (crisp_tune_biases(m, s.features, s.labels, (size_t)s.n, k, &to, p->weight, p->bias,
+                              p->stage_biases, (size_t)st.tuned_biases, &tr) != CRISP_OK) {
+            fprintf(err, ME ": error: %s\n", crisp_last_error());
+            goto done;
+        }
+        *t_fit = now_s() - t0;
+        fprintf(out, "tune bias: ops %u..%u (%ux%u), %u conv biases (%llu values) + head "
+                "(%llu values)\n", (unsigned)st.first_op, (unsigned)st.head_op,
+                (unsigned)st.height, (unsigned)st.width, (unsigned)st.tuned_ops,
+                (unsigned long long)st.tuned_biases,
+                (unsigned long long)k * h->features + k);
+        fprintf(out, "tune: %llu images, %u epochs, %u steps, loss %.4f -> %.4f, train accuracy "
+                "%.1f %% -> %.1f %%%s\n", (unsigned long long)s.n, (unsigned)tr.epochs,
+                (unsigned)tr.steps, (double)tr.loss_before, (double)tr.loss_after,
+                100.0 * tr.accuracy_before, 100.0 * tr.accuracy_after,
+                tr.kept_start ? " (the tuned loss was higher: kept the head-only start)" : "");
+    } else {
+        const crisp_fit_options fo = {(uint32_t)o->epochs, (float)o->l2, (uint32_t)o->seed,
+                                      o->imprint_only ? CRISP_FIT_IMPRINT_ONLY : 0u};
+        if (crisp_fit_head(s.features, s.labels, (size_t)s.n, h->features, k, &fo, p->weight,
+                           p->bias, &r) != CRISP_OK) {
+            fprintf(err, ME ": error: %s\n", crisp_last_error());
+            goto done;
+        }
+        *t_fit = now_s() - t0;
+        fprintf(out, "fit: %llu images, %u iterations, loss %.4f, train accuracy %.1f %%\n",
+                (unsigned long long)s.n, (unsigned)r.iterations, (double)r.loss,
+                100.0 * r.train_accuracy);
     }
-    *t_fit = now_s() - t0;
-    fprintf(out, "fit: %llu images, %u iterations, loss %.4f, train accuracy %.1f %%\n",
-            (unsigned long long)s.n, (unsigned)r.iterations, (double)r.loss,
-            100.0 * r.train_accuracy);
     adds(&p->prov, "{\"mode\": \"fit\", ");
     prov_classes(p, NULL);
     addf(&p->prov, ", \"images\": %.0f", (double)s.n);
     if (o->images != NULL) addf(&p->prov, ", \"skipped\": %.0f", (double)s.skipped);
-    addf(&p->prov, ", \"epochs\": %.0f", (double)(o->epochs ? o->epochs : 100));
     addf(&p->prov, ", \"l2\": %.6g", o->l2 == 0 ? 1e-3 : o->l2 < 0 ? 0 : o->l2);
     addf(&p->prov, ", \"seed\": %.0f", (double)o->seed);
-    adds(&p->prov, o->imprint_only ? ", \"imprint_only\": true" : "");
-    addf(&p->prov, ", \"iterations\": %.0f", (double)r.iterations);
-    addf(&p->prov, ", \"loss\": %.6g", (double)r.loss);
-    addf(&p->prov, ", \"train_accuracy\": %.6g}", (double)r.train_accuracy);
+    if (tune) {
+        adds(&p->prov, ", \"tune\": \"bias\", \"stage\": {\"first_op\": ");
+        addf(&p->prov, "%.0f", (double)st.first_op);
+        addf(&p->prov, ", \"pool_op\": %.0f", (double)st.pool_op);
+        addf(&p->prov, ", \"head_op\": %.0f", (double)st.head_op);
+        adds(&p->prov, ", \"tuned_ops\": [");
+        for (uint32_t i = 0; i < st.tuned_ops; i++) {
+            uint32_t op, ch;
+            crisp_model_get_stage_op(m, i, &op, &ch);
+            addf(&p->prov, i ? ", %.0f" : "%.0f", (double)op);
+        }
+        addf(&p->prov, "], \"tuned_biases\": %.0f}", (double)st.tuned_biases);
+        addf(&p->prov, ", \"epochs\": %.0f", (double)tr.epochs);
+        addf(&p->prov, ", \"lr\": %.6g", o->lr > 0 ? o->lr : 1e-3);
+        addf(&p->prov, ", \"steps\": %.0f", (double)tr.steps);
+        addf(&p->prov, ", \"loss_before\": %.6g", (double)tr.loss_before);
+        addf(&p->prov, ", \"loss\": %.6g", (double)tr.loss_after);
+        addf(&p->prov, ", \"train_accuracy_before\": %.6g", (double)tr.accuracy_before);
+        addf(&p->prov, ", \"train_accuracy\": %.6g", (double)tr.accuracy_after);
+        adds(&p->prov, tr.kept_start ? ", \"kept_start\": true}" : "}");
+    } else {
+        adds(&p->prov, ", \"tune\": \"head\"");
+        addf(&p->prov, ", \"epochs\": %.0f", (double)(o->epochs ? o->epochs : 100));
+        adds(&p->prov, o->imprint_only ? ", \"imprint_only\": true" : "");
+        addf(&p->prov, ", \"iterations\": %.0f", (double)r.iterations);
+        addf(&p->prov, ", \"loss\": %.6g", (double)r.loss);
+        addf(&p->prov, ", \"train_accuracy\": %.6g}", (double)r.train_accuracy);
+    }
     rc = 0;
 done:
     samples_free(&s);
@@ -751,17 +837,25 @@ int crisp_personalize_main(int argc, char **argv, FILE *out, FILE *err) {
         const double t0 = now_s();
         const crisp_new_head nh = {p.classes, p.weight, p.bias, p.ids,
                                    (const char *const *)p.names, p.prov.data};
-        if (crisp_model_write_head(m, &nh, o.out) != CRISP_OK) {
-            fprintf(err, ME ": error: %s\n", crisp_last_error());
+        crisp_new_bias *nb = calloc(p.tuned_ops ? p.tuned_ops : 1, sizeof *nb);
+        uint64_t at = 0;
+        for (uint32_t i = 0; nb != NULL && i < p.tuned_ops; i++) {
+            crisp_model_get_stage_op(m, i, &nb[i].op, &nb[i].count);
+            nb[i].values = p.stage_biases + at;
+            at += nb[i].count;
+        }
+        if (nb == NULL || crisp_model_write_tuned(m, &nh, nb, p.tuned_ops, o.out) != CRISP_OK) {
+            fprintf(err, ME ": error: %s\n", nb == NULL ? "out of memory" : crisp_last_error());
             rc = 1;
         } else {
             fprintf(out, "wrote %s: %u classes (", o.out, (unsigned)p.classes);
             for (uint32_t i = 0; i < p.classes && i < 8; i++)
                 fprintf(out, "%s%s", i ? ", " : "", p.names[i]);
-            fprintf(out, "%s)%s; seconds: features %.3f, fit %.3f, write %.3f, total %.3f\n",
+            fprintf(out, "%s)%s; seconds: features %.3f, %s %.3f, write %.3f, total %.3f\n",
                     p.classes > 8 ? ", ..." : "", o.classes ? ", rows copied (no fit)" : "",
-                    t_features, t_fit, now_s() - t0, now_s() - t_start);
+                    t_features, o.tune_bias ? "tune" : "fit", t_fit, now_s() - t0, now_s() - t_start);
         }
+        free(nb);
     }
     plan_free(&p);
     crisp_model_free(m);

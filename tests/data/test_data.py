@@ -220,6 +220,27 @@ def test_image_folder_errors(tmp_path: Path) -> None:
         open_source("cifar10:/data", split="train", image_size=32)
 
 
+def test_image_folder_bounds_the_decode(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 14, finding 6: a small file claiming a huge image is refused from its header, and
+    Pillow's decompression-bomb and memory errors are the same named CrispIOError, not a
+    crash of the data loader."""
+    from crisp_edge.errors import CrispIOError
+
+    wide = tmp_path / "wide" / "cat" / "wide.png"
+    wide.parent.mkdir(parents=True)
+    Image.new("RGB", (8193, 1)).save(wide)
+    assert wide.stat().st_size < 1000
+    ds = open_source(str(tmp_path / "wide"), split="train", image_size=32)
+    with pytest.raises(CrispIOError, match=r"wide\.png: it is 8193x1 pixels, more than 8192"):
+        ds[0]
+    bomb = tmp_path / "bomb" / "cat" / "bomb.png"
+    _save(bomb, (1, 2, 3))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 10)  # every image is now a "bomb"
+    ds = open_source(str(tmp_path / "bomb"), split="train", image_size=32)
+    with pytest.raises(CrispIOError, match="bomb.png: DecompressionBombError"):
+        ds[0]
+
+
 # -------------------------------------------------------------------------------- synthetic
 
 

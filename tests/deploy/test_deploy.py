@@ -251,3 +251,27 @@ def test_bad_model_is_refused_before_anything_is_sent(rpi4_build, tmp_path):
         make_bundle(load_board("rpi4"), [bad], rpi4_build, tmp_path)
     with pytest.raises(DeployError, match="does not exist"):
         make_bundle(load_board("rpi4"), [tmp_path / "nope.crisp"], rpi4_build, tmp_path)
+
+
+@pytest.mark.parametrize("forged", ["../../.ssh", "0123456789ABCDEF", "abc", 42, None])
+def test_a_forged_bundle_id_is_refused_before_anything_runs(tmp_path, forged):
+    """Issue 14, finding 6: the id names releases/ID, which the device creates and deletes;
+    read_bundle and deploy accept only the 16 hex digits make_bundle writes."""
+    import io
+    import json
+    import tarfile
+
+    from crisp_edge.deploy.bundle import BUNDLE_FORMAT, Bundle
+    from crisp_edge.errors import DeployError
+
+    manifest = json.dumps({"format": BUNDLE_FORMAT, "bundle_id": forged}).encode()
+    path = tmp_path / "forged.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("crisp-bundle-x/manifest.json")
+        info.size = len(manifest)
+        tar.addfile(info, io.BytesIO(manifest))
+    with pytest.raises(DeployError, match="is not 16 hex digits"):
+        read_bundle(path)
+    if isinstance(forged, str):
+        with pytest.raises(DeployError, match="is not 16 hex digits"):
+            deploy(Bundle(path, forged, {}), None, None)  # type: ignore[arg-type]

@@ -4,6 +4,7 @@ writes, re-selection against a host-packed model, and every bad input of the iss
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from crisp_edge.cli import main as cli
 from crisp_edge.errors import ArgumentError, CrispIOError
 from crisp_edge.format.read import read_model
 from crisp_edge.packing.pack import pack, pack_checkpoint
-from crisp_edge.personalization.local import ClassImages, assign_class_ids, learn
+from crisp_edge.personalization.local import ClassImages, assign_class_ids
 from crisp_edge.runtime import fit_head, load
 
 from prune_helpers import DATA, IMAGE_SIZE, tiny_config, tiny_model, write_net
@@ -322,3 +323,70 @@ def test_the_c_tool_and_the_python_api_write_the_same_head(tmp_path: Path) -> No
         wb, bb = b.head_weights()
         assert a.labels == b.labels == [(1, "c1"), (4, "teal")]
     assert np.array_equal(wa, wb) and np.array_equal(ba, bb)
+
+
+def test_a_full_disk_is_named_and_leaves_nothing(tmp_path: Path) -> None:
+    """ENOSPC while writing the new model: the runtime says the disk is full, removes its
+    temporary file, and the old model beside it is untouched (a 64 KiB tmpfs; needs
+    CAP_SYS_ADMIN, else skipped saying why)."""
+    import subprocess
+
+    from crisp_edge.errors import CrispIOError as IOErr
+
+    mount = tmp_path / "small"
+    mount.mkdir()
+    done = subprocess.run(["mount", "-t", "tmpfs", "-o", "size=64k", "tmpfs", str(mount)],
+                          capture_output=True, text=True, timeout=30)
+    if done.returncode != 0:
+        pytest.skip(f"cannot mount a small tmpfs here ({done.stderr.strip()})")
+    try:
+        _packed_tiny(tmp_path / "m.crisp")
+        old = mount / "m.crisp"
+        old.write_bytes((tmp_path / "m.crisp").read_bytes())
+        free = os.statvfs(mount).f_bavail * os.statvfs(mount).f_frsize
+        (mount / "filler").write_bytes(b"\0" * max(0, free - 4096))
+        with pytest.raises(IOErr, match="disk full"):
+            crisp_edge.personalize(old, mount / "p.crisp", data=_blobs(2, 3))
+        assert sorted(p.name for p in mount.iterdir()) == ["filler", "m.crisp"]
+        assert old.read_bytes() == (tmp_path / "m.crisp").read_bytes()
+    finally:
+        subprocess.run(["umount", str(mount)], timeout=30)
+
+
+def test_tune_bias_trains_the_last_stage_and_nothing_else(tmp_path: Path) -> None:
+    """--tune bias: the head and the biases of the last stage (here conv3, the ops at the
+    global pool's resolution) change, every other tensor is the old file's byte for byte, the
+    loss the C tuning reports is torch's cross-entropy of the written model, and it is no
+    worse than the head-only start."""
+    model = tiny_model(4).eval()
+    with torch.no_grad():  # biases that matter: BatchNorm shifts folded into the convs
+        for bn in (model.bn1, model.bn2, model.bn3):
+            bn.bias.normal_(0, 0.5)
+    pack(model, torch.zeros(2, 3, IMAGE_SIZE, IMAGE_SIZE), tmp_path / "m.crisp",
+         labels=[(c, f"c{c}") for c in range(4)])
+    groups = _blobs(3, 6, seed=4)
+    res = crisp_edge.personalize(tmp_path / "m.crisp", tmp_path / "t.crisp", data=groups,
+                                 tune="bias", epochs=20, lr=1e-2)
+    fit = res.fit
+    assert fit["loss_after"] <= fit["loss_before"] + 1e-6 and fit["steps"] > 0
+    with load(tmp_path / "m.crisp") as m:
+        stage = m.stage()
+    assert len(stage["tuned"]) == 1 and fit["tuned_ops"] == [stage["tuned"][0][0]]
+    old, new = read_model(tmp_path / "m.crisp"), read_model(tmp_path / "t.crisp")
+    tuned_op = new.graph.ops[stage["tuned"][0][0]]
+    head_op = new.graph.ops[stage["head_op"]]
+    changed = {tuned_op.bias, head_op.weight, head_op.bias}
+    for i, (a, b) in enumerate(zip(old.graph.tensors, new.graph.tensors)):
+        if i not in changed:
+            assert a.payload() == b.payload(), f"tensor {i} changed"
+    if not fit["kept_start"]:
+        assert old.graph.tensors[tuned_op.bias].payload() != \
+            new.graph.tensors[tuned_op.bias].payload()
+    x = np.concatenate([g.images for g in groups])
+    y = torch.from_numpy(np.repeat(np.arange(3), 6))
+    with load(tmp_path / "t.crisp") as t:
+        logits = torch.from_numpy(t.run(x).astype(np.float64))
+        w, _ = t.head_weights()
+    ce = float(nn.functional.cross_entropy(logits, y))
+    torch_loss = ce + 0.5 * 1e-3 * float((w.astype(np.float64) ** 2).sum())
+    assert abs(torch_loss - fit["loss_after"]) <= 1e-3 * max(1.0, torch_loss)

@@ -25,7 +25,11 @@ fail() {  # MESSAGE: remove the new release unless live; `current` stays (or goe
   echo "$1; current: $(link_target current | grep . || echo none)" >&2
   exit 1
 }
-case $part in releases/personalize.*) ;; *) part=""; fail "bad partial release name" ;; esac
+case $part in  # the copy the first session made (rm -rf'd on failure: nothing else)
+  releases/personalize.*/* | *..*) part=""; fail "bad partial release name" ;;
+  releases/personalize.*) ;;
+  *) part=""; fail "bad partial release name" ;;
+esac
 # Not prune_releases before this point: it would remove the copy this operation is completing.
 [ -d "$part" ] ||
   { part=""; fail "the copy made by the first step is gone (another operation ran in between); run personalize again"; }
