@@ -59,6 +59,7 @@ class BoardBuild:
     crisp_bench: Path
     libcrisp: Path
     header: Path
+    crisp_personalize: Path
 
 
 def _configure_args(board: BoardProfile, repo: Path, build_dir: Path) -> list[str]:
@@ -92,7 +93,7 @@ def _run_build_step(argv: list[str], what: str) -> None:
 
 def build_runtime(board: BoardProfile, *, repo: Path = REPO, build_dir: Path | None = None,
                   jobs: int = 2, log: Log = _quiet) -> BoardBuild:
-    """Build libcrisp, static crisp-run and crisp-bench for ``board`` in
+    """Build libcrisp, static crisp-run, crisp-bench and crisp-personalize for ``board`` in
     ``build/boards/<board>/`` (cross-compiled when its arch is not this machine's).
 
     The build tree is kept: configure runs again only when its arguments change, and the
@@ -108,10 +109,12 @@ def build_runtime(board: BoardProfile, *, repo: Path = REPO, build_dir: Path | N
         stamp.write_text("\n".join(args))
     log(f"building the runtime for {board.name} ({board.arch}, {' '.join(board.target_flags)})")
     _run_build_step(["cmake", "--build", str(build_dir), "-j", str(jobs), "--target", "crisp",
-                     "crisp-run", "crisp-bench"], f"building the runtime for {board.name}")
+                     "crisp-run", "crisp-bench", "crisp-personalize"],
+                    f"building the runtime for {board.name}")
     out = build_dir / "runtime"
     return BoardBuild(board.name, build_dir, out / "crisp-run", out / "crisp-bench",
-                      (out / "libcrisp.so").resolve(), out / "crisp.h")
+                      (out / "libcrisp.so").resolve(), out / "crisp.h",
+                      out / "crisp-personalize")
 
 
 # ---------------------------------------------------------------------------------- bundling
@@ -159,23 +162,63 @@ def _sha256(path: Path) -> str:
     return h.hexdigest()
 
 
-def _smoke_case(model: Path, stage: Path, name: str) -> dict[str, Any]:
-    """A deterministic input for the smoke run and, when the answer is clear-cut, the top-1
-    index the host runtime gives (near-ties are not checked: ISAs may order them apart)."""
+def file_entry(path: Path) -> dict[str, Any]:
+    """A manifest's ``files`` entry: sha256, bytes and mode ("0755" if executable)."""
+    return {"sha256": _sha256(path), "bytes": path.stat().st_size,
+            "mode": "0755" if os.access(path, os.X_OK) else "0644"}
+
+
+def compute_bundle_id(files: dict[str, dict[str, Any]]) -> str:
+    """A bundle's id: the first 16 hex digits of a SHA-256 over every file's path, hash and
+    mode (``files``: the manifest's table), so equal content gives an equal id."""
+    digest = hashlib.sha256(BUNDLE_FORMAT.encode())
+    for f in sorted(files):
+        digest.update(f"{f} {files[f]['sha256']} {files[f]['mode']}\n".encode())
+    return digest.hexdigest()[:16]
+
+
+def manifest_files(manifest: dict[str, Any]) -> tuple[bytes, bytes]:
+    """The bytes of ``manifest.json`` and ``SHA256SUMS`` for a manifest: what the device checks
+    with coreutils' ``sha256sum -c`` (every file of ``manifest["files"]``, and the manifest)."""
+    text = json.dumps(manifest, indent=2, sort_keys=True).encode()
+    table = manifest["files"]
+    sums = [f"{table[f]['sha256']}  {f}" for f in sorted(table)]
+    sums.append(f"{hashlib.sha256(text).hexdigest()}  manifest.json")
+    return text, ("\n".join(sums) + "\n").encode()
+
+
+def smoke_input(model: Path) -> np.ndarray:
+    """The fixed smoke input of a model: seeded normal noise of its input shape."""
     from crisp_edge.runtime import load
 
     with load(model) as m:
-        x = np.random.default_rng(0).standard_normal((1, *m.input_shape)).astype(np.float32)
+        return np.random.default_rng(0).standard_normal((1, *m.input_shape)).astype(np.float32)
+
+
+def expected_top1(model: Path, x: np.ndarray) -> int | None:
+    """The host runtime's top-1 index for ``x`` when it is clear-cut, else None (a near-tie
+    is not checked: kernels for different ISAs may order it differently)."""
+    from crisp_edge.runtime import load
+
+    with load(model) as m:
         scores = m.run(x).reshape(-1)
-    np.save(stage / "smoke" / f"{name}.input.npy", x)
     order = np.argsort(-scores, kind="stable")
     clear = len(order) < 2 or scores[order[0]] - scores[order[1]] > 1e-3 * max(
         1.0, abs(float(scores[order[0]])))
+    return int(order[0]) if clear else None
+
+
+def _smoke_case(model: Path, stage: Path, name: str) -> dict[str, Any]:
+    """A deterministic input for the smoke run and, when the answer is clear-cut, the top-1
+    index the host runtime gives (near-ties are not checked: ISAs may order them apart)."""
+    x = smoke_input(model)
+    np.save(stage / "smoke" / f"{name}.input.npy", x)
     return {"model": f"models/{name}.crisp", "input": f"smoke/{name}.input.npy",
-            "expected_top1": int(order[0]) if clear else None}
+            "expected_top1": expected_top1(model, x)}
 
 
-def _model_entry(path: Path, name: str, role: str) -> dict[str, Any]:
+def model_entry(path: Path, name: str, role: str) -> dict[str, Any]:
+    """A manifest's ``models`` entry for the file ``path`` (bundled as models/NAME.crisp)."""
     from crisp_edge.runtime import load
 
     with load(path) as m:
@@ -228,6 +271,7 @@ def make_bundle(board: BoardProfile, models: Sequence[str | os.PathLike[str]],
             (stage / sub).mkdir()
         shutil.copy(build.crisp_run, stage / "bin" / "crisp-run")
         shutil.copy(build.crisp_bench, stage / "bin" / "crisp-bench")
+        shutil.copy(build.crisp_personalize, stage / "bin" / "crisp-personalize")
         shutil.copy(build.libcrisp, stage / "lib" / "libcrisp.so")
         shutil.copy(build.header, stage / "lib" / "crisp.h")
         (stage / "board.toml").write_text(board.to_toml())
@@ -235,32 +279,26 @@ def make_bundle(board: BoardProfile, models: Sequence[str | os.PathLike[str]],
         for path, name in zip(paths, names):
             fmt.read_model(path)  # a corrupt model fails here, not on the board
             shutil.copy(path, stage / "models" / f"{name}.crisp")
-            entries.append(_model_entry(path, name, "model"))
+            entries.append(model_entry(path, name, "model"))
             twin = stage / "models" / f"{name}.dense.crisp"
             if dense_twins and dense_twin(path, twin):
-                entry = _model_entry(twin, f"{name}.dense", "dense-twin")
+                entry = model_entry(twin, f"{name}.dense", "dense-twin")
                 entries.append({**entry, "dense_twin_of": name})
         smoke = _smoke_case(paths[0], stage, names[0])
         files = sorted(str(p.relative_to(stage)) for p in stage.rglob("*") if p.is_file())
-        table = {f: {"sha256": _sha256(stage / f), "bytes": (stage / f).stat().st_size,
-                     "mode": "0755" if os.access(stage / f, os.X_OK) else "0644"} for f in files}
-        digest = hashlib.sha256(BUNDLE_FORMAT.encode())
-        for f in files:
-            digest.update(f"{f} {table[f]['sha256']} {table[f]['mode']}\n".encode())
-        bundle_id = digest.hexdigest()[:16]
+        table = {f: file_entry(stage / f) for f in files}
         from crisp_edge.version import __version__
 
         manifest = {
-            "format": BUNDLE_FORMAT, "bundle_id": bundle_id, "board": board.to_dict(),
+            "format": BUNDLE_FORMAT, "bundle_id": compute_bundle_id(table), "board": board.to_dict(),
             "crisp_edge_version": __version__,
             "build": {"toolchain_triple": board.toolchain_triple,
                       "target_flags": list(board.target_flags), "static_tools": True},
             "models": entries, "smoke": smoke, "files": table}
-        (stage / "manifest.json").write_text(json.dumps(manifest, indent=2, sort_keys=True))
-        # What the device checks with coreutils' sha256sum -c (the manifest included).
-        sums = [f"{table[f]['sha256']}  {f}" for f in files]
-        sums.append(f"{_sha256(stage / 'manifest.json')}  manifest.json")
-        (stage / "SHA256SUMS").write_text("\n".join(sums) + "\n")
+        text, sums = manifest_files(manifest)
+        (stage / "manifest.json").write_bytes(text)
+        (stage / "SHA256SUMS").write_bytes(sums)
+        bundle_id = manifest["bundle_id"]
         out_path = Path(out)
         prefix = f"crisp-bundle-{board.name}-{bundle_id}"
         if out_path.is_dir():

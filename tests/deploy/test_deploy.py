@@ -43,7 +43,7 @@ AARCH64 = 183
 
 
 def test_cross_built_binaries_are_static_aarch64(rpi4_build):
-    for tool in (rpi4_build.crisp_run, rpi4_build.crisp_bench):
+    for tool in (rpi4_build.crisp_run, rpi4_build.crisp_bench, rpi4_build.crisp_personalize):
         assert _elf(tool) == (AARCH64, False), f"{tool}: want a static aarch64 executable"
     assert _elf(rpi4_build.libcrisp)[0] == AARCH64
 
@@ -83,12 +83,13 @@ def test_bundle_is_reproducible_and_checksummed(rpi4_build, tmp_path):
         names = {m.name.split("/", 1)[1] for m in tar.getmembers() if m.isfile()}
         tar.extractall(tmp_path / "x", filter="data")
     assert {"manifest.json", "SHA256SUMS", "board.toml", "bin/crisp-run", "bin/crisp-bench",
-            "lib/libcrisp.so", "lib/crisp.h", "models/sparse.crisp",
+            "bin/crisp-personalize", "lib/libcrisp.so", "lib/crisp.h", "models/sparse.crisp",
             "models/sparse.dense.crisp", "smoke/sparse.input.npy"} <= names
     root = next((tmp_path / "x").iterdir())
     subprocess.run(["sha256sum", "-c", "--quiet", "--strict", "SHA256SUMS"], cwd=root,
                    check=True, timeout=30)
     assert read_bundle(a.path).manifest == a.manifest
+    assert a.manifest["files"]["bin/crisp-personalize"]["mode"] == "0755"
     assert {m["role"] for m in a.manifest["models"]} == {"model", "dense-twin"}
     c = make_bundle(board, [SPARSE, QUANT], rpi4_build, tmp_path)
     assert c.bundle_id != a.bundle_id and c.path.parent == tmp_path

@@ -16,6 +16,7 @@ from crisp_edge.deploy import bundle, programs
 from crisp_edge.deploy.programs import read_program
 from crisp_edge.measure import fieldbench
 from crisp_edge.measure.meters.device import NOW_NS
+from crisp_edge.personalization import board as personalize_board
 
 PACKAGE = Path(crisp_edge.__file__).resolve().parent
 DIR = Path(programs.__file__).resolve().parent
@@ -46,6 +47,8 @@ SENT = {
     "INSTALL_SCRIPT": bundle.INSTALL_SCRIPT,
     "BENCH_SCRIPT": fieldbench.BENCH_SCRIPT,
     "MANIFEST_SCRIPT": fieldbench.MANIFEST_SCRIPT,
+    **{f"personalize {name}": getattr(personalize_board, name) for name in (
+        "PROBE_SCRIPT", "RUN_SCRIPT", "FINISH_SCRIPT", "ROLLBACK_SCRIPT")},
     **{name: rendered(name) for name in ("ina3221_discover.sh", "ina3221_sampler.sh",
                                          "pmic_probe.sh", "pmic_sampler.sh")},
 }

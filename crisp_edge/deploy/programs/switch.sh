@@ -98,10 +98,11 @@ restore_current() {  # after a failed operation: if `current` is not an ok relea
   fi
 }
 
-prune_releases() {  # remove what killed operations leave (half-made links, uploads, partial
-  # releases) and every release neither current nor previous points at
+prune_releases() {  # remove what killed operations leave (half-made links, uploads and other
+  # files of incoming/, partial releases) and every release neither current nor previous points
+  # at. Only under the lock: incoming/ belongs to the operation holding it.
   rm -f current.new previous.new
-  rm -rf incoming/upload.*
+  rm -rf incoming/*
   for _r in releases/* releases/.[!.]*; do
     [ -e "$_r" ] || [ -L "$_r" ] || continue
     is_live "$_r" || rm -rf "$_r"
