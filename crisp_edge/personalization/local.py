@@ -91,8 +91,8 @@ def folder_images(model: Model, folder: str | os.PathLike[str], *,
                             f"{root}/<class name>/")
     classes, skipped = [], []
     for d in dirs:
-        files = sorted(f for f in d.iterdir()
-                       if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS)
+        files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith(".")
+                       and f.suffix.lower() in IMAGE_EXTENSIONS)  # as the C tool reads it
         images, used = [], []
         for f in files:
             try:
