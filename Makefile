@@ -90,7 +90,7 @@ fuzz: build-fuzz
 	build/fuzz/runtime/fuzz_cli build/fuzz/cli-corpus -max_total_time=600 $(FUZZ_FLAGS)
 
 # Issue 14's figure (docs/fuzzing.md): every target, the Python reader's hypothesis run
-# included, for a fixed number of executions (about 10.4 M in all, ~45 min on two busy cores;
+# included, for a fixed number of executions (about 10.3 M in all, ~1 h on two busy cores;
 # FUZZ_LONG_RUNS="loader=N image=N npy=N cli=N read_py=N" changes the shares), then executions,
 # crashes and wall time per target; fails on any crash.
 .PHONY: fuzz-long

@@ -168,9 +168,9 @@ def test_seeds_decode() -> None:
         fmt.decode_model(data)
 
 
-@pytest.mark.parametrize("path", sorted(REGRESSIONS.glob("*.crisp")), ids=lambda p: p.name)
-def test_regressions(path: Path) -> None:
-    check_decode(path.read_bytes())
+def test_regressions() -> None:
+    for path in sorted(REGRESSIONS.glob("*.crisp")):  # none yet: the reader has not failed
+        check_decode(path.read_bytes())
 
 
 def test_read_fuzz_bounded() -> None:
