@@ -135,7 +135,8 @@ static int is_fixed(const char *s) {
 static int too_costly(int argc, char **argv) {
     for (int i = 1; i < argc; i++) {
         if (strchr(argv[i], '/') != NULL) return 1;
-        if (i + 1 < argc && (strcmp(argv[i], "--repeat") == 0 || strcmp(argv[i], "--threads") == 0) &&
+        if (i + 1 < argc &&
+            (strcmp(argv[i], "--repeat") == 0 || strcmp(argv[i], "--threads") == 0) &&
             strtol(argv[i + 1], NULL, 10) > 3)
             return 1;
         if (i + 1 < argc && strcmp(argv[i], "--output") == 0 && is_fixed(argv[i + 1])) return 1;

@@ -182,7 +182,8 @@ static int all_finite(const crisp_tensor *t) {
     const float *p = t->encoding == CRISP_ENCODING_DENSE_F32    ? t->data
                      : t->encoding == CRISP_ENCODING_HYBRID_F32 ? (const float *)t->hybrid.values
                                                                 : NULL;
-    const uint64_t n = t->encoding == CRISP_ENCODING_DENSE_F32 ? t->elements : t->hybrid.value_count;
+    const uint64_t n =
+        t->encoding == CRISP_ENCODING_DENSE_F32 ? t->elements : t->hybrid.value_count;
     for (uint64_t i = 0; p != NULL && i < n; i++)
         if (!isfinite(p[i])) return 0;
     return 1;

@@ -95,10 +95,10 @@ static void scratch_hybrid(mb_model *m) {
     const uint32_t b = mb_value(m, 3, 16, 3, 3, 0);
     m->input = x;
     const uint32_t w1[4] = {24, 5, 5, 32}, w2[4] = {16, 3, 3, 24};
-    mb_op(m, 1, 1, x, MB_NONE, a, hybrid(m, &rng, (mb_hybrid){24, 800, 8, 32, 2, 4, 1, 10, 0, 0}, w1),
-          bias(m, 24), CONV(5, 5, 1, 4, 4, 4, 4, 2, 1));
-    mb_op(m, 1, 0, a, MB_NONE, b, hybrid(m, &rng, (mb_hybrid){16, 216, 4, 8, 1, 2, 2, 9, 0, 1}, w2),
-          MB_NONE, CONV(3, 3, 3, 1, 1, 1, 1, 1, 1));
+    const uint32_t h1 = hybrid(m, &rng, (mb_hybrid){24, 800, 8, 32, 2, 4, 1, 10, 0, 0}, w1);
+    const uint32_t h2 = hybrid(m, &rng, (mb_hybrid){16, 216, 4, 8, 1, 2, 2, 9, 0, 1}, w2);
+    mb_op(m, 1, 1, x, MB_NONE, a, h1, bias(m, 24), CONV(5, 5, 1, 4, 4, 4, 4, 2, 1));
+    mb_op(m, 1, 0, a, MB_NONE, b, h2, MB_NONE, CONV(3, 3, 3, 1, 1, 1, 1, 1, 1));
     head(m, b, 16);
 }
 

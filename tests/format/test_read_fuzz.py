@@ -66,7 +66,8 @@ def fix_crcs(f: bytearray, fix_size: bool) -> None:
     if fix_size:
         struct.pack_into("<Q", f, 16, len(f))
     table, count, stride = struct.unpack_from("<QII", f, 24)
-    if count <= 64 and 32 <= stride <= 4096 and table <= len(f) and count * stride <= len(f) - table:
+    if count <= 64 and 32 <= stride <= 4096 and table <= len(f) and \
+            count * stride <= len(f) - table:
         for i in range(count):
             e = table + i * stride
             off, size = struct.unpack_from("<QQ", f, e + 8)
@@ -89,7 +90,8 @@ _edit = st.one_of(
               st.one_of(st.sampled_from(INTERESTING), st.integers(0, 0xFFFFFFFF))),
     st.tuples(st.just("add"), st.floats(0, 1, exclude_max=True), st.integers(-3, 3)),
     st.tuples(st.just("cut"), st.floats(0, 1, exclude_max=True), st.integers(1, 64)),
-    st.tuples(st.just("insert"), st.floats(0, 1, exclude_max=True), st.binary(min_size=1, max_size=16)),
+    st.tuples(st.just("insert"), st.floats(0, 1, exclude_max=True),
+              st.binary(min_size=1, max_size=16)),
     st.tuples(st.just("truncate"), st.floats(0, 1), st.just(0)),
 )
 
