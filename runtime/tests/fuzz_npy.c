@@ -39,9 +39,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (q.rank > NPY_MAX_RANK || q.count != product(q.rank, q.dims) || q.data == NULL)
             abort();
         /* The data follow the header: 4 or 8 bytes per element, little-endian. */
-        const size_t at = data[6] == 1 ? 10 + (size_t)(data[8] | data[9] << 8)
-                                       : 12 + (size_t)(data[8] | data[9] << 8 | data[10] << 16 |
-                                                       (uint32_t)data[11] << 24);
+        const size_t at = data[6] == 1 ? 10 + ((size_t)data[8] | (size_t)data[9] << 8)
+                                       : 12 + ((size_t)data[8] | (size_t)data[9] << 8 |
+                                               (size_t)data[10] << 16 | (size_t)data[11] << 24);
         const size_t item = q.count ? (size - at) / q.count : 4;
         if (at > size || (item != 4 && item != 8) || q.count * item != size - at) abort();
         for (uint64_t i = 0; i < q.count; i++) {
