@@ -23,6 +23,9 @@ declare -A corpus=([loader]=build/fuzz/corpus [image]=build/fuzz/image-corpus
 rows=()
 failed=0
 started=$(date -u +%s)
+# The commit the targets were built from (build-fuzz just ran): recorded before the run.
+commit="$(git rev-parse --short HEAD)$(git diff --quiet HEAD -- runtime tests crisp_edge scripts \
+          || echo ' (+ uncommitted changes)')"
 for pair in $RUNS; do
   target=${pair%%=*} runs=${pair#*=}
   out="$LOG/$target.log"
@@ -57,7 +60,7 @@ for r in "${rows[@]}"; do
   [[ "$n" =~ ^[0-9]+$ ]] && total=$((total + n))
 done
 echo
-echo "fuzz-long: $(date -u -d "@$started" '+%Y-%m-%d %H:%M UTC'), commit $(git rev-parse --short HEAD)$(git diff --quiet HEAD -- runtime tests crisp_edge || echo ' (+ uncommitted changes)')"
+echo "fuzz-long: started $(date -u -d "@$started" '+%Y-%m-%d %H:%M UTC'), commit $commit"
 echo "| target | executions | crashes | wall s | exec/s |"
 echo "|--------|-----------:|--------:|-------:|-------:|"
 printf '%s\n' "${rows[@]}"
