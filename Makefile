@@ -45,32 +45,57 @@ build-aarch64: sysdeps
 	cmake -S . -B build/aarch64 -DCMAKE_TOOLCHAIN_FILE=cmake/toolchains/aarch64-linux-gnu.cmake $(CMAKE_FLAGS) >/dev/null
 	cmake --build build/aarch64 -j $(JOBS)
 
-# libFuzzer (clang) on the loader, seeded with the valid files of
-# runtime/tests/data plus 1.1 models from the C model builder; runs on a copy
-# of the seeds and fails on any crash, leak or timeout (artifacts in
-# build/fuzz/artifacts).
+# libFuzzer (clang): the loader (fuzz_loader, seeded with the valid files of
+# runtime/tests/data plus 1.1 and scratch-heavy models from the C model
+# builder), the image decoder (fuzz_image), crisp-run's .npy reader
+# (fuzz_npy) and its argument parsing (fuzz_cli). Each runs on a copy of its
+# seeds and fails on any crash, leak or timeout (artifacts in
+# build/fuzz/artifacts). runtime/tests/data/fuzz-regressions/TARGET/ holds
+# the inputs that once failed: test-fuzz runs each first.
 FUZZ_FLAGS := -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
               -artifact_prefix=$(CURDIR)/build/fuzz/artifacts/
+FUZZ_TARGETS := loader image npy cli
+FUZZ_SEEDS := runtime/tests/data/fuzz-seeds
+FUZZ_REGRESSIONS := runtime/tests/data/fuzz-regressions
 
 build-fuzz: sysdeps
 	CC=clang cmake -S . -B build/fuzz -DCRISP_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo \
 	  -DCRISP_BUILD_TOOLS=OFF $(CMAKE_FLAGS) >/dev/null
-	cmake --build build/fuzz -j $(JOBS) --target fuzz_loader fuzz_image gen_fuzz_seeds
-	rm -rf build/fuzz/corpus build/fuzz/image-corpus
-	mkdir -p build/fuzz/corpus build/fuzz/image-corpus build/fuzz/artifacts
-	cp runtime/tests/data/*.crisp build/fuzz/corpus/
+	cmake --build build/fuzz -j $(JOBS) --target $(addprefix fuzz_,$(FUZZ_TARGETS)) gen_fuzz_seeds
+	rm -rf build/fuzz/corpus build/fuzz/image-corpus build/fuzz/npy-corpus build/fuzz/cli-corpus
+	mkdir -p build/fuzz/corpus build/fuzz/image-corpus build/fuzz/npy-corpus \
+	  build/fuzz/cli-corpus build/fuzz/artifacts
+	cp runtime/tests/data/*.crisp $(FUZZ_REGRESSIONS)/loader/* build/fuzz/corpus/
 	build/fuzz/runtime/gen_fuzz_seeds build/fuzz/corpus
 	cp runtime/tests/data/images/*.png runtime/tests/data/images/*.jpg \
 	  runtime/tests/data/images/*.bmp build/fuzz/image-corpus/
+	cp runtime/tests/data/*.npy $(FUZZ_SEEDS)/npy/* build/fuzz/npy-corpus/
+	cp $(FUZZ_SEEDS)/cli/* build/fuzz/cli-corpus/
 
-# The image decoder (stb_image, the container checks, the resampler) gets 10 s in `make test`.
+# Regressions first, then the loader for 60 s, the image decoder (stb_image, the container
+# checks, the resampler) for 10 s, the .npy reader for 5 s and crisp-run's arguments for 10 s.
 test-fuzz: build-fuzz
+	for t in $(FUZZ_TARGETS); do \
+	  set -- $(FUZZ_REGRESSIONS)/$$t/*; [ -e "$$1" ] || continue; \
+	  build/fuzz/runtime/fuzz_$$t "$$@" $(FUZZ_FLAGS) || exit 1; done
 	build/fuzz/runtime/fuzz_loader build/fuzz/corpus -max_total_time=60 $(FUZZ_FLAGS)
 	build/fuzz/runtime/fuzz_image build/fuzz/image-corpus -max_total_time=10 $(FUZZ_FLAGS)
+	build/fuzz/runtime/fuzz_npy build/fuzz/npy-corpus -max_total_time=5 $(FUZZ_FLAGS)
+	build/fuzz/runtime/fuzz_cli build/fuzz/cli-corpus -max_total_time=10 $(FUZZ_FLAGS)
 
 fuzz: build-fuzz
 	build/fuzz/runtime/fuzz_loader build/fuzz/corpus -max_total_time=1800 $(FUZZ_FLAGS)
 	build/fuzz/runtime/fuzz_image build/fuzz/image-corpus -max_total_time=600 $(FUZZ_FLAGS)
+	build/fuzz/runtime/fuzz_npy build/fuzz/npy-corpus -max_total_time=300 $(FUZZ_FLAGS)
+	build/fuzz/runtime/fuzz_cli build/fuzz/cli-corpus -max_total_time=600 $(FUZZ_FLAGS)
+
+# Issue 14's figure (docs/fuzzing.md): every target, the Python reader's hypothesis run
+# included, for a fixed number of executions (about 10.3 M in all, ~1 h on two busy cores;
+# FUZZ_LONG_RUNS="loader=N image=N npy=N cli=N read_py=N" changes the shares), then executions,
+# crashes and wall time per target; fails on any crash.
+.PHONY: fuzz-long
+fuzz-long: build-fuzz venv
+	PY=$(PY) bash scripts/fuzz_long.sh
 
 test-c: build-native build-asan build-aarch64
 	ctest --test-dir build/native --output-on-failure

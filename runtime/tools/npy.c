@@ -196,7 +196,6 @@ int npy_parse(const uint8_t *b, size_t size, const char *name, npy_array *a, cha
     return parse_any(b, size, name, a, 0, NULL, err, err_size);
 }
 
-
 static int read_any(const char *path, npy_array *a, int want_int, int64_t **ints, char *err,
                     size_t err_size) {
     memset(a, 0, sizeof *a);
@@ -231,14 +230,24 @@ int npy_read(const char *path, npy_array *a, char *err, size_t err_size) {
     return read_any(path, a, 0, NULL, err, err_size);
 }
 
+static int ints_out(int rc, const npy_array *a, npy_int_array *out) {
+    out->rank = a->rank;
+    memcpy(out->dims, a->dims, sizeof a->dims);
+    out->count = a->count;
+    return rc;
+}
+
 int npy_read_ints(const char *path, npy_int_array *out, char *err, size_t err_size) {
     npy_array a;
     memset(out, 0, sizeof *out);
-    const int rc = read_any(path, &a, 1, &out->data, err, err_size);
-    out->rank = a.rank;
-    memcpy(out->dims, a.dims, sizeof a.dims);
-    out->count = a.count;
-    return rc;
+    return ints_out(read_any(path, &a, 1, &out->data, err, err_size), &a, out);
+}
+
+int npy_parse_ints(const uint8_t *b, size_t size, const char *name, npy_int_array *out, char *err,
+                   size_t err_size) {
+    npy_array a;
+    memset(out, 0, sizeof *out);
+    return ints_out(parse_any(b, size, name, &a, 1, &out->data, err, err_size), &a, out);
 }
 
 int npy_write(const char *path, const float *data, uint32_t rank, const uint64_t *dims, char *err,

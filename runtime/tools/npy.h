@@ -33,6 +33,9 @@ typedef struct npy_int_array {
     int64_t *data; /* malloc'd; free() it */
 } npy_int_array;
 int npy_read_ints(const char *path, npy_int_array *out, char *err, size_t err_size);
+/* The same from bytes in memory (name is used in messages); what the fuzzer drives. */
+int npy_parse_ints(const uint8_t *bytes, size_t size, const char *name, npy_int_array *out,
+                   char *err, size_t err_size);
 /* "(2,3,32,32)" into buf. */
 const char *npy_shape_text(char *buf, size_t size, uint32_t rank, const uint64_t *dims);
 
