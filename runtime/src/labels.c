@@ -9,9 +9,7 @@
 #include "model.h"
 #include "status.h"
 
-/* Returns the offset of the first byte that is not well-formed UTF-8 (or a
- * NUL), or n when all is well. Rejects overlongs, surrogates, > U+10FFFF. */
-static size_t utf8_error_at(const uint8_t *s, size_t n) {
+size_t crisp_utf8_error_at(const uint8_t *s, size_t n) {
     size_t i = 0;
     while (i < n) {
         const uint8_t c = s[i];
@@ -85,7 +83,7 @@ crisp_status crisp_parse_labels(crisp_model *m) {
                                "LABL: label %u: name at %u (+%u bytes) lies outside the "
                                "%u-byte string area",
                                (unsigned)i, (unsigned)off, (unsigned)len, (unsigned)string_bytes);
-        const size_t bad = utf8_error_at(strings + off, len);
+        const size_t bad = crisp_utf8_error_at(strings + off, len);
         if (bad != len)
             return crisp_error(CRISP_ERR_FORMAT,
                                "LABL: label %u: name has %s at byte %zu", (unsigned)i,
@@ -150,7 +148,7 @@ crisp_status crisp_parse_labels(crisp_model *m) {
 crisp_status crisp_parse_provenance(crisp_model *m) {
     const uint64_t n = m->prov.data != NULL ? m->prov.size : 0;
     if (n > 0) {
-        const size_t bad = utf8_error_at(m->prov.data, (size_t)n);
+        const size_t bad = crisp_utf8_error_at(m->prov.data, (size_t)n);
         if (bad != n)
             return crisp_error(CRISP_ERR_FORMAT, "PROV: %s at byte %zu (expected UTF-8 JSON)",
                                m->prov.data[bad] == 0 ? "a NUL" : "invalid UTF-8", bad);

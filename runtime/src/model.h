@@ -204,6 +204,10 @@ crisp_status crisp_check_graph_values(crisp_model *model);
  * before allocating. */
 crisp_status crisp_parse_labels(crisp_model *model);
 crisp_status crisp_parse_provenance(crisp_model *model);
+/* src/labels.c: offset of the first byte of s[0..n) that is not well-formed UTF-8 or is a
+ * NUL, n when all is well (overlongs, surrogates and > U+10FFFF are errors). The rule for
+ * label names and PROV, which the personalisation writer checks before writing them too. */
+size_t crisp_utf8_error_at(const uint8_t *s, size_t n);
 /* src/prep.c: the optional PREP section, every field against the graph
  * input; fills model->preprocess. */
 crisp_status crisp_parse_preprocess(crisp_model *model);

@@ -108,30 +108,6 @@ static crisp_status write_wght(crisp_atomic_file *f, const wght_plan *w) {
     return s;
 }
 
-/* Offset of the first byte that is not well-formed UTF-8 or is a NUL; n if none. */
-static size_t utf8_bad(const uint8_t *s, size_t n) {
-    size_t i = 0;
-    while (i < n) {
-        const uint8_t c = s[i];
-        size_t len;
-        uint32_t min, cp;
-        if (c == 0) return i;
-        if (c < 0x80) { i++; continue; }
-        if ((c & 0xE0) == 0xC0) { len = 2; min = 0x80; cp = c & 0x1Fu; }
-        else if ((c & 0xF0) == 0xE0) { len = 3; min = 0x800; cp = c & 0x0Fu; }
-        else if ((c & 0xF8) == 0xF0) { len = 4; min = 0x10000; cp = c & 0x07u; }
-        else return i;
-        if (len > n - i) return i;
-        for (size_t k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return i;
-            cp = cp << 6 | (s[i + k] & 0x3Fu);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return i;
-        i += len;
-    }
-    return n;
-}
-
 /* [*begin, *end) of text without surrounding JSON whitespace. */
 static void trim(const char *s, size_t n, size_t *begin, size_t *end) {
     size_t a = 0, b = n;
@@ -326,7 +302,7 @@ static crisp_status check_head(const crisp_model *m, const crisp_new_head *h,
                                "crisp_model_write_head: label %u (class %d): name is %zu bytes, "
                                "at most %u allowed",
                                (unsigned)i, (int)h->class_ids[i], len, CRISP_MAX_LABEL_NAME);
-        const size_t bad = utf8_bad((const uint8_t *)name, len);
+        const size_t bad = crisp_utf8_error_at((const uint8_t *)name, len);
         if (bad != len)
             return crisp_error(CRISP_ERR_ARGUMENT,
                                "crisp_model_write_head: label %u (class %d): name has invalid "
@@ -335,7 +311,7 @@ static crisp_status check_head(const crisp_model *m, const crisp_new_head *h,
     }
     if (h->provenance_json != NULL) {
         const size_t len = strlen(h->provenance_json);
-        if (utf8_bad((const uint8_t *)h->provenance_json, len) != len ||
+        if (crisp_utf8_error_at((const uint8_t *)h->provenance_json, len) != len ||
             !is_object(h->provenance_json, len))
             return crisp_error(CRISP_ERR_ARGUMENT,
                                "crisp_model_write_head: head.provenance_json is not a UTF-8 JSON "
