@@ -3,14 +3,7 @@
 # then switch `current` to it (docs/deploy.md, "The device protocol").
 set -u
 dir=$1 id=$2 sha=$3 arch=$4 qcpu=$5 model=$6 input=$7 top1=${8:-}
-step() {  # NAME: progress on stdout; the kill test's hook stops here when asked to
-  echo "@@step $1"
-  if [ "$1" = "${crisp_test_kill_at:-}" ]; then kill -KILL $$; fi
-}
-mkdir -p "$dir/releases" "$dir/incoming" || exit 1
-cd "$dir" || exit 1
-take_lock deploy || exit $?
-step locked
+enter_locked "$dir" deploy || exit $?
 up="" new=""
 fail() {  # MESSAGE: undo what is not live, make sure `current` is an ok release if one is left
   rm -rf "$up"

@@ -1,5 +1,6 @@
 # One operation at a time per install directory (docs/deploy.md, "The device protocol").
-# Defines take_lock and release_lock; call them in the install directory (cd there first).
+# Defines take_lock and release_lock (call them in the install directory: cd there first), step
+# (progress, and the kill tests' hook) and enter_locked (make and enter the directory, take the lock).
 #
 # The lock is the symlink .lock; its target is the owner record
 #   pid=PID start=TICKS since=EPOCH host=HOSTNAME op=OPERATION
@@ -99,4 +100,16 @@ release_lock() {
   if [ -n "${lock_path:-}" ] && [ "$(readlink "$lock_path" 2>/dev/null)" = "$lock_me" ]; then
     rm -f "$lock_path"
   fi
+}
+
+step() {  # NAME: progress on stdout ("@@step NAME"); a test stops the shell here when asked to
+  echo "@@step $1"
+  if [ "$1" = "${crisp_test_kill_at:-}" ]; then kill -KILL $$; fi
+}
+
+enter_locked() {  # DIR OP: the install directory made and entered, and its lock taken by OP
+  mkdir -p "$1/releases" "$1/incoming" || return 1
+  cd "$1" || return 1
+  take_lock "$2" || return $?
+  step locked
 }

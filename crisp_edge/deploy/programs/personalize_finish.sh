@@ -8,14 +8,7 @@ set -u
 dir=$1 cur=$2 part=$3 id=$4 sha=$5 arch=$6 qcpu=$7 model=$8 input=$9
 shift 9
 top1=${1:-}
-step() {  # NAME: progress on stdout; tests stop here when asked to
-  echo "@@step $1"
-  if [ "$1" = "${crisp_test_kill_at:-}" ]; then kill -KILL $$; fi
-}
-mkdir -p "$dir/releases" "$dir/incoming" || exit 1
-cd "$dir" || exit 1
-take_lock personalize || exit $?
-step locked
+enter_locked "$dir" personalize || exit $?
 up="" new=""
 fail() {  # MESSAGE: remove the new release unless live; `current` stays (or goes back to) ok
   rm -rf "$up" "$part"

@@ -9,14 +9,7 @@
 set -u
 dir=$1 cur=$2 name=$3 sha=$4 arch=$5 qcpu=$6
 shift 6  # the rest: crisp-personalize's options (--classes ..., --threads ..., ...)
-step() {  # NAME: progress on stdout; tests stop here when asked to
-  echo "@@step $1"
-  if [ "$1" = "${crisp_test_kill_at:-}" ]; then kill -KILL $$; fi
-}
-mkdir -p "$dir/releases" "$dir/incoming" || exit 1
-cd "$dir" || exit 1
-take_lock personalize || exit $?
-step locked
+enter_locked "$dir" personalize || exit $?
 inc="" part=""
 fail() {  # MESSAGE: remove what this session made; nothing live was touched
   rm -rf "$inc" "$part"
