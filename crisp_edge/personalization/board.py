@@ -47,8 +47,9 @@ from crisp_edge.deploy.bundle import (DEFAULT_REMOTE_DIR, LOCK_SH, RUNNER_SH, SW
 from crisp_edge.deploy.programs import read_program
 from crisp_edge.deploy.ssh import Remote, classify_failure
 from crisp_edge.fileio import atomic_writer
-from crisp_edge.errors import ArgumentError, CrispIOError, DeployError, DiskFullError
-from crisp_edge.personalization.local import IMAGE_EXTENSIONS, MIN_IMAGES, MIN_COVERAGE
+from crisp_edge.errors import ArgumentError, DeployError, DiskFullError
+from crisp_edge.personalization.local import (IMAGE_EXTENSIONS, MIN_COVERAGE, MIN_IMAGES,
+                                              image_files, no_class_folders)
 from crisp_edge.runtime import load
 
 Log = Callable[[str], None]
@@ -78,17 +79,9 @@ def image_folder(folder: str | os.PathLike[str]) -> dict[str, list[Path]]:
     in sorted order, hidden entries skipped, .png/.jpg/.jpeg/.bmp files), checked here before
     anything is sent: at least one class folder, at least ``MIN_IMAGES`` files in each."""
     root = Path(folder)
-    if not root.is_dir():
-        raise CrispIOError(f"{root}: not a directory; pass a folder with one sub-folder of "
-                           "images per class")
-    classes: dict[str, list[Path]] = {}
-    for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith(".")):
-        classes[d.name] = sorted(f for f in d.iterdir() if f.is_file()
-                                 and not f.name.startswith(".")
-                                 and f.suffix.lower() in IMAGE_EXTENSIONS)
+    classes = image_files(root)
     if not classes:
-        raise ArgumentError(f"{root}: no class folders; put each class's images in "
-                            f"{root}/<class name>/")
+        raise no_class_folders(root)
     for name, files in classes.items():
         if len(files) < MIN_IMAGES:
             raise ArgumentError(f"class {name!r} ({root / name}) has {len(files)} image "

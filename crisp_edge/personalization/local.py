@@ -72,27 +72,38 @@ def _now() -> str:
 
 # --- gathering images ------------------------------------------------------------------------
 
+def image_files(folder: str | os.PathLike[str]) -> dict[str, list[Path]]:
+    """The image files of ``folder`` by class, as the C tool reads them: sub-folders in sorted
+    order, hidden entries skipped, .png/.jpg/.jpeg/.bmp files sorted (an empty dict when there
+    is no class folder). A ``folder`` that is not a directory is an error."""
+    root = Path(folder)
+    if not root.is_dir():
+        raise CrispIOError(f"{root}: not a directory; pass a folder with one sub-folder of "
+                           "images per class")
+    return {d.name: sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith(".")
+                           and f.suffix.lower() in IMAGE_EXTENSIONS)
+            for d in sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))}
+
+
+def no_class_folders(root: Path) -> ArgumentError:
+    return ArgumentError(f"{root}: no class folders; put each class's images in "
+                         f"{root}/<class name>/")
+
+
 def folder_images(model: Model, folder: str | os.PathLike[str], *,
                   skip_bad: bool = False) -> tuple[list[ClassImages], list[str]]:
     """The classes of an image folder (one sub-folder per class, named by the class), decoded
     and preprocessed by the runtime. Returns the classes and the files skipped (``skip_bad``);
     without ``skip_bad`` an unreadable image is an error naming it."""
-    root = Path(folder)
-    if not root.is_dir():
-        raise CrispIOError(f"{root}: not a directory; pass a folder with one sub-folder of "
-                           "images per class")
+    listed = image_files(folder)
     if model.preprocess() is None:
         raise ArgumentError(f"{model_path(model)}: the file stores no image preprocessing "
                             "(PREP); repack it with `crisp-edge pack ... --mean ... --std ...` "
                             "(docs/personalize.md)")
-    dirs = sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith("."))
-    if not dirs:
-        raise ArgumentError(f"{root}: no class folders; put each class's images in "
-                            f"{root}/<class name>/")
+    if not listed:
+        raise no_class_folders(Path(folder))
     classes, skipped = [], []
-    for d in dirs:
-        files = sorted(f for f in d.iterdir() if f.is_file() and not f.name.startswith(".")
-                       and f.suffix.lower() in IMAGE_EXTENSIONS)  # as the C tool reads it
+    for name, files in listed.items():
         images, used = [], []
         for f in files:
             try:
@@ -104,7 +115,7 @@ def folder_images(model: Model, folder: str | os.PathLike[str], *,
                                        "--skip-bad to continue without it") from e
                 skipped.append(f"{f}: {e}")
         shape = (0, *model.input_shape)
-        classes.append(ClassImages(d.name, np.stack(images) if images else np.empty(shape,
+        classes.append(ClassImages(name, np.stack(images) if images else np.empty(shape,
                                                                                    np.float32),
                                    used))
     return classes, skipped
