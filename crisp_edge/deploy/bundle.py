@@ -91,6 +91,9 @@ def _run_build_step(argv: list[str], what: str) -> None:
         raise DeployError(f"{what} failed ({' '.join(argv)}):\n{tail}")
 
 
+BOARD_TARGETS = ("crisp", "crisp-run", "crisp-bench", "crisp-personalize")
+
+
 def build_runtime(board: BoardProfile, *, repo: Path = REPO, build_dir: Path | None = None,
                   jobs: int = 2, log: Log = _quiet) -> BoardBuild:
     """Build libcrisp, static crisp-run, crisp-bench and crisp-personalize for ``board`` in
@@ -100,16 +103,19 @@ def build_runtime(board: BoardProfile, *, repo: Path = REPO, build_dir: Path | N
     build is incremental, so an unchanged checkout costs one up-to-date check."""
     build_dir = build_dir or repo / "build" / "boards" / board.name
     args = _configure_args(board, repo, build_dir)
+    # The targets are part of the stamp: a tree configured before a target existed has no
+    # rule for it (make re-runs cmake on a CMakeLists change only for targets it knows).
+    stamp_text = "\n".join([*args, "targets: " + " ".join(BOARD_TARGETS)])
     stamp = build_dir / "crisp-configure-args.txt"
     if not (build_dir / "CMakeCache.txt").is_file() or not stamp.is_file() \
-            or stamp.read_text() != "\n".join(args):
+            or stamp.read_text() != stamp_text:
         log(f"configuring the runtime for {board.name} in {build_dir}")
         build_dir.mkdir(parents=True, exist_ok=True)
         _run_build_step(args, f"configuring the runtime for {board.name}")
-        stamp.write_text("\n".join(args))
+        stamp.write_text(stamp_text)
     log(f"building the runtime for {board.name} ({board.arch}, {' '.join(board.target_flags)})")
-    _run_build_step(["cmake", "--build", str(build_dir), "-j", str(jobs), "--target", "crisp",
-                     "crisp-run", "crisp-bench", "crisp-personalize"],
+    _run_build_step(["cmake", "--build", str(build_dir), "-j", str(jobs), "--target",
+                     *BOARD_TARGETS],
                     f"building the runtime for {board.name}")
     out = build_dir / "runtime"
     return BoardBuild(board.name, build_dir, out / "crisp-run", out / "crisp-bench",
