@@ -16,7 +16,7 @@
 
 /* B tile budget: 64 Ki floats (256 KiB) fits the L2 of every target core. */
 #define TILE_BUDGET_FLOATS ((size_t)64 * 1024)
-#define MAX_TILE_PIXELS ((size_t)512)
+#define MAX_TILE_PIXELS CRISP_FAST_MAX_TILE_PIXELS
 #define DW_SLACK CRISP_DWCONV_SLACK
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
@@ -69,6 +69,7 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
                                    const crisp_f32_kernels *k) {
     crisp_fast_plan f;
     memset(&f, 0, sizeof f);
+    if (k != NULL && op->dtype == CRISP_DTYPE_I8) return crisp_fast_plan_qs8(m, op);
     if (k == NULL || op->dtype != CRISP_DTYPE_F32) return f;
     if (op->kind == CRISP_OP_MAX_POOL2D) {
         const crisp_conv2d_params c = pool_as_conv(&op->k.pool);
@@ -141,17 +142,10 @@ void crisp_fast_plan_model(crisp_model *m) {
     }
 }
 
-/* A run of tile pixels [dst, dst + len) that reads input columns src, src +
- * stride, ... of one input row (at row_offset), or zeros (src < 0). */
-typedef struct segment {
-    ptrdiff_t src;
-    uint32_t dst, len;
-} segment;
+typedef crisp_tap_segment segment;
 
-/* Segments of kernel tap (ky, kx) for output pixels [p0, p0 + np). At most
- * three per output row touched (left padding, image, right padding). */
-static size_t tap_segments(const crisp_conv2d_params *p, size_t ky, size_t kx, size_t p0,
-                           size_t np, segment *out) {
+size_t crisp_fast_tap_segments(const crisp_conv2d_params *p, size_t ky, size_t kx, size_t p0,
+                               size_t np, crisp_tap_segment *out) {
     const size_t ow = p->output_width;
     const ptrdiff_t offset = (ptrdiff_t)(kx * p->dilation_width) - (ptrdiff_t)p->padding_left;
     size_t lo, hi;
@@ -201,7 +195,7 @@ static void im2col(const crisp_conv2d_params *p, const float *x, float *buf, siz
     segment segs[3 * (MAX_TILE_PIXELS + 1)];
     for (size_t ky = 0; ky < p->kernel_height; ky++)
         for (size_t kx = 0; kx < p->kernel_width; kx++) {
-            const size_t count = tap_segments(p, ky, kx, p0, np, segs);
+            const size_t count = crisp_fast_tap_segments(p, ky, kx, p0, np, segs);
             float *rows = buf + (ky * p->kernel_width + kx) * cin * nt;
             for (size_t ci = 0; ci < cin; ci++) {
                 float *dst = rows + ci * nt;
@@ -287,6 +281,11 @@ static void window_bands(crisp_f32_dwconv_ukernel_fn kernel, const crisp_conv2d_
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
                     const float *x, float *y, size_t begin, size_t end, float *scratch) {
     const crisp_fast_plan *f = &op->fast;
+    if (f->path == CRISP_FAST_QS8_SPMM) {
+        crisp_fast_run_qs8(op, (const int8_t *)(const void *)x, (int8_t *)(void *)y, begin, end,
+                           scratch);
+        return;
+    }
     if (f->path == CRISP_FAST_MAXPOOL) {
         const crisp_conv2d_params c = pool_as_conv(&op->k.pool);
         const size_t plane = c.input_height * c.input_width;

@@ -15,6 +15,29 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
  * and the model's per-thread scratch (the largest plan's). Cannot fail. */
 void crisp_fast_plan_model(crisp_model *m);
 
+/* A run of tile pixels [dst, dst + len) that reads input elements src, src +
+ * stride, ... of one input row (src counts from the channel plane's start),
+ * or padding (src < 0). */
+typedef struct crisp_tap_segment {
+    ptrdiff_t src;
+    uint32_t dst, len;
+} crisp_tap_segment;
+
+/* The largest pixel tile of a plan (the segment buffers are sized by it). */
+#define CRISP_FAST_MAX_TILE_PIXELS ((size_t)512)
+
+/* Segments of kernel tap (ky, kx) for output pixels [p0, p0 + np), np <=
+ * CRISP_FAST_MAX_TILE_PIXELS: at most three per output row touched (left
+ * padding, image, right padding), so out holds 3 * (np + 1). */
+size_t crisp_fast_tap_segments(const crisp_conv2d_params *p, size_t ky, size_t kx, size_t p0,
+                               size_t np, crisp_tap_segment *out);
+
+/* int8 ops (src/conv_fast_qs8.c): the plan (path NONE where only the
+ * reference kernels apply) and the work items, as below. */
+crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op);
+void crisp_fast_run_qs8(const crisp_op *op, const int8_t *x, int8_t *y, size_t begin,
+                        size_t end, float *scratch);
+
 /* Work items [begin, end) of the op's plan; scratch holds plan.scratch_floats
  * floats private to the calling thread. */
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,

@@ -31,6 +31,7 @@ crisp_cpu_features crisp_cpu_detect(void) {
     __cpuid_count(7, 0, a, b, c, d);
     f.avx2_fma = ymm_os && fma && ((b >> 5) & 1);
     f.avx512f = f.avx2_fma && zmm_os && ((b >> 16) & 1);
+    f.avx512vnni = f.avx512f && ((b >> 30) & 1) && ((c >> 11) & 1); /* BW, VNNI */
     return f;
 }
 
@@ -74,7 +75,7 @@ static void detect_once(void) {
     if (strcmp(cap, "scalar") == 0) {
         memset(&detected, 0, sizeof detected);
     } else if (strcmp(cap, "avx2") == 0) {
-        detected.avx512f = 0;
+        detected.avx512f = detected.avx512vnni = 0;
     } else if (strcmp(cap, "neon") == 0) {
         detected.neon_dotprod = detected.neon_fp16 = 0;
     }

@@ -7,6 +7,7 @@
 typedef struct crisp_cpu_features {
     int avx2_fma;     /* x86-64: AVX2 + FMA3, YMM state enabled by the OS */
     int avx512f;      /* x86-64: AVX-512F, ZMM/opmask state enabled by the OS */
+    int avx512vnni;   /* x86-64: AVX-512F + BW + VNNI (vpdpbusd), same OS state */
     int neon;         /* aarch64: Advanced SIMD (always present) */
     int neon_dotprod; /* aarch64: SDOT/UDOT (ARMv8.2, e.g. Cortex-A76/A78) */
     int neon_fp16;    /* aarch64: half-precision vector arithmetic */

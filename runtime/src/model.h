@@ -57,6 +57,7 @@ typedef struct crisp_packed {
     crisp_sparse_weights sparse; /* hybrid encodings */
     int32_t *bias_q;             /* int8: [Cout] */
     float *multiplier;           /* int8: [Cout] */
+    int32_t *weight_sum;         /* int8: [Cout], sum of the stored q_w */
     void *memory;                /* one allocation behind all the arrays */
 } crisp_packed;
 
@@ -69,6 +70,7 @@ enum crisp_fast_path {
     CRISP_FAST_DWCONV, /* dense float32 depthwise conv */
     CRISP_FAST_MAXPOOL, /* float32 max pooling */
     CRISP_FAST_GEMV,    /* dense float32 linear */
+    CRISP_FAST_QS8_SPMM, /* hybrid int8 conv (groups = 1) and linear */
 };
 
 typedef struct crisp_fast_plan {

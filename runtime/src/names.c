@@ -75,6 +75,7 @@ const char *crisp_fast_path_name(uint32_t path) {
     case CRISP_FAST_DWCONV: return "dwconv";
     case CRISP_FAST_MAXPOOL: return "maxpool";
     case CRISP_FAST_GEMV: return "gemv";
+    case CRISP_FAST_QS8_SPMM: return "qs8_spmm";
     default: return "reference";
     }
 }

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "format.h"
+#include "kernels/common.h"
 #include "memlimit.h"
 #include "model.h"
 #include "names.h"
@@ -22,7 +23,14 @@ typedef struct geometry {
 
 typedef struct counts {
     uint64_t runs, segments, entries;
+    uint64_t weights; /* packed weights, int8 padding included */
 } counts;
+
+/* Entries a run's packed weights take: int8 runs pad to a multiple of four
+ * (kernels/common.h, crisp_qs8_weight_index). */
+static uint64_t padded_entries(uint64_t entries, int is_i8) {
+    return is_i8 ? (entries + 3) / 4 * 4 : entries;
+}
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
@@ -61,14 +69,18 @@ static void walk_run(const crisp_hybrid *h, const geometry *g, uint64_t br, uint
                 if (out != NULL) {
                     const uint64_t e = n->entries - first_entry;
                     ((uint32_t *)out->entry_column)[n->entries] = (uint32_t)col;
-                    const size_t w0 = out->run_weight[n->runs] + (size_t)(e * rows);
+                    const size_t w0 = out->run_weight[n->runs];
                     for (uint64_t r = 0; r < rows; r++) {
                         const uint64_t v = value_base + (t0 + r) * (groups * per_group) +
                                            gi * per_group + k;
                         if (is_i8)
-                            ((int8_t *)out->weight_qs8)[w0 + r] = ((const int8_t *)h->values)[v];
+                            ((int8_t *)out->weight_qs8)[w0 + crisp_qs8_weight_index(
+                                                                 (size_t)e, (size_t)r,
+                                                                 (size_t)rows)] =
+                                ((const int8_t *)h->values)[v];
                         else
-                            ((float *)out->weight_f32)[w0 + r] = ((const float *)h->values)[v];
+                            ((float *)out->weight_f32)[w0 + (size_t)(e * rows + r)] =
+                                ((const float *)h->values)[v];
                     }
                 }
                 n->entries++;
@@ -83,7 +95,6 @@ static void walk_run(const crisp_hybrid *h, const geometry *g, uint64_t br, uint
 static void walk(const crisp_hybrid *h, const geometry *g, int is_i8, crisp_sparse_weights *out,
                  counts *n) {
     uint64_t value_base = 0, index_base = 0;
-    size_t weight = 0;
     for (uint64_t br = 0; br < h->nbr; br++) {
         const uint64_t row0 = br * h->block_rows;
         const uint64_t height = min_u64(h->block_rows, h->rows - row0);
@@ -99,10 +110,10 @@ static void walk(const crisp_hybrid *h, const geometry *g, int is_i8, crisp_spar
             if (out != NULL) {
                 ((uint32_t *)out->run_row)[n->runs] = (uint32_t)(row0 + t0);
                 ((uint32_t *)out->run_segment)[n->runs] = (uint32_t)n->segments;
-                ((size_t *)out->run_weight)[n->runs] = weight;
+                ((size_t *)out->run_weight)[n->runs] = (size_t)n->weights;
             }
             walk_run(h, g, br, t0, t1 - t0, value_base, index_base, is_i8, out, n);
-            weight += (size_t)((n->entries - entries_before) * (t1 - t0));
+            n->weights += padded_entries(n->entries - entries_before, is_i8) * (t1 - t0);
             n->runs++;
             t0 = t1;
         }
@@ -128,15 +139,22 @@ static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
 /*
  * Packed hybrid layout (one allocation, in this order; R rows, E entries):
  *   1. run_weight   size_t[runs]        first weight of each run
- *   2. weight       f32 or i8 [values]  per run, per kept column (entry), the
- *                                       run's rows adjacent: w[e * rows + r]
+ *   2. weight       f32 or i8 [weights] per run, per kept column (entry), the
+ *                                       run's rows adjacent: w[e * rows + r];
+ *                                       int8: entries in groups of four, each
+ *                                       row's four adjacent (w[(e & ~3) * rows +
+ *                                       r * 4 + (e & 3)], the last group padded
+ *                                       with zeros), so one 32-bit load feeds
+ *                                       a 4-way dot-product instruction
  *   3. run_row      u32[runs + 1]       run r = rows run_row[r] .. run_row[r+1]-1
  *   4. run_segment  u32[runs + 1]       run r = segments run_segment[r] .. [r+1]-1
  *   5. segment_tap  u32[segments]       ky * kw + kx of the segment's columns
  *   6. segment_entry u32[segments + 1]  segment s = entries segment_entry[s] .. [s+1]-1
  *   7. entry_column u32[E]              the column: (ky * kw + kx) * Cin/groups + ci, or
  *                                       the feature (the row of an im2col tile, conv_fast.c)
- * then, for int8 ops: int32 bias[Cout], f32 multiplier[Cout].
+ * then, for int8 ops: int32 bias[Cout], f32 multiplier[Cout], int32
+ * weight_sum[Cout] (the sum of each output channel's stored q_w: the
+ * microkernels fold the input zero point into the bias with it).
  * A run is at most V rows of one block-row and one conv group: its rows
  * share the kept columns, so the kernel reads each input row once per run.
  * A block-row that keeps no block is one run with no entries (bias only).
@@ -145,21 +163,21 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
                          const geometry *g, int is_i8, uint64_t cout, int want_q) {
     const int hybrid = t->encoding == CRISP_ENCODING_HYBRID_F32 ||
                        t->encoding == CRISP_ENCODING_HYBRID_I8;
-    counts n = {0, 0, 0};
+    counts n = {0, 0, 0, 0};
     if (hybrid) walk(&t->hybrid, g, is_i8, NULL, &n);
     if (n.entries > UINT32_MAX || n.segments >= UINT32_MAX)
         return crisp_error(CRISP_ERR_UNSUPPORTED,
                            "GRPH: a hybrid layer with %llu kept columns is too large for this "
                            "runtime", (unsigned long long)n.entries);
-    const size_t values = hybrid ? (size_t)t->hybrid.value_count : 0;
-    size_t at[9], total = 0;
-    const size_t bytes[9] = {
+    const size_t values = (size_t)n.weights;
+    size_t at[10], total = 0;
+    const size_t bytes[10] = {
         hybrid ? (size_t)n.runs * sizeof(size_t) : 0, values * (is_i8 ? 1 : 4),
         hybrid ? 4 * ((size_t)n.runs + 1) : 0,         hybrid ? 4 * ((size_t)n.runs + 1) : 0,
         4 * (size_t)n.segments,                        hybrid ? 4 * ((size_t)n.segments + 1) : 0,
         4 * (size_t)n.entries,                         want_q ? 4 * (size_t)cout : 0,
-        want_q ? 4 * (size_t)cout : 0};
-    for (int i = 0; i < 9; i++) {
+        want_q ? 4 * (size_t)cout : 0,                 want_q ? 4 * (size_t)cout : 0};
+    for (int i = 0; i < 10; i++) {
         at[i] = total;
         total += round8(bytes[i]);
     }
@@ -187,23 +205,31 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
             .segment_tap = (const uint32_t *)(void *)(mem + at[4]),
             .segment_entry = (const uint32_t *)(void *)(mem + at[5]),
             .entry_column = (const uint32_t *)(void *)(mem + at[6])};
-        counts fill = {0, 0, 0};
+        if (is_i8) memset(mem + at[1], 0, values); /* the groups' padding */
+        counts fill = {0, 0, 0, 0};
         walk(&t->hybrid, g, is_i8, s, &fill);
     }
     if (want_q) {
         op->packed.bias_q = (int32_t *)(void *)(mem + at[7]);
         op->packed.multiplier = (float *)(void *)(mem + at[8]);
+        op->packed.weight_sum = (int32_t *)(void *)(mem + at[9]);
     }
     return CRISP_OK;
 }
 
-/* Sum of |q_w| over each output channel's stored weights. */
-static void abs_sums(const crisp_op *op, const crisp_tensor *t, uint64_t cout, uint64_t *sums) {
+/* Sum of |q_w| (sums) and of q_w (signed) over each output channel's stored
+ * weights. */
+static void weight_sums(const crisp_op *op, const crisp_tensor *t, uint64_t cout, uint64_t *sums,
+                        int64_t *signed_sums) {
     memset(sums, 0, (size_t)cout * sizeof *sums);
+    memset(signed_sums, 0, (size_t)cout * sizeof *signed_sums);
     if (t->encoding == CRISP_ENCODING_DENSE_I8) {
         const uint64_t k = t->elements / cout;
         for (uint64_t c = 0; c < cout; c++)
-            for (uint64_t i = 0; i < k; i++) sums[c] += (uint64_t)abs(t->q[c * k + i]);
+            for (uint64_t i = 0; i < k; i++) {
+                sums[c] += (uint64_t)abs(t->q[c * k + i]);
+                signed_sums[c] += t->q[c * k + i];
+            }
         return;
     }
     const crisp_sparse_weights *s = &op->packed.sparse;
@@ -211,8 +237,12 @@ static void abs_sums(const crisp_op *op, const crisp_tensor *t, uint64_t cout, u
         const size_t rows = s->run_row[r + 1] - s->run_row[r];
         const size_t entries = s->segment_entry[s->run_segment[r + 1]] -
                                s->segment_entry[s->run_segment[r]];
-        for (size_t i = 0; i < entries * rows; i++)
-            sums[s->run_row[r] + i % rows] += (uint64_t)abs(s->weight_qs8[s->run_weight[r] + i]);
+        /* Padding weights are zero: walking the padded groups adds nothing. */
+        for (size_t i = 0; i < (size_t)padded_entries(entries, 1) * rows; i++) {
+            const int8_t w = s->weight_qs8[s->run_weight[r] + i];
+            sums[s->run_row[r] + (i / 4) % rows] += (uint64_t)abs(w);
+            signed_sums[s->run_row[r] + (i / 4) % rows] += w;
+        }
     }
 }
 
@@ -225,10 +255,13 @@ static crisp_status derive_int8(crisp_model *m, uint32_t index, crisp_op *op,
     const float *scales = t->encoding == CRISP_ENCODING_DENSE_I8 ? t->scales : t->hybrid.scales;
     const float *bias = op->bias != CRISP_NO_ID ? m->tensors[op->bias].data : NULL;
     uint64_t *sums = malloc((size_t)cout * sizeof *sums);
-    if (sums == NULL)
+    int64_t *signed_sums = malloc((size_t)cout * sizeof *signed_sums);
+    if (sums == NULL || signed_sums == NULL) {
+        free(sums), free(signed_sums);
         return crisp_error(CRISP_ERR_NOMEM, "GRPH: out of memory for %llu channel sums",
                            (unsigned long long)cout);
-    abs_sums(op, t, cout, sums);
+    }
+    weight_sums(op, t, cout, sums, signed_sums);
     crisp_status s = CRISP_OK;
     for (uint64_t c = 0; c < cout && s == CRISP_OK; c++) {
         const double sxw = (double)x->scale * (double)scales[c];
@@ -249,11 +282,14 @@ static crisp_status derive_int8(crisp_model *m, uint32_t index, crisp_op *op,
                             (unsigned long long)c, sxw / (double)y->scale);
         op->packed.bias_q[c] = s == CRISP_OK ? (int32_t)bq : 0;
         op->packed.multiplier[c] = mult;
+        /* |sum q_w| <= sum |q_w| < INT32_MAX / 255 once the check above passed. */
+        op->packed.weight_sum[c] = s == CRISP_OK ? (int32_t)signed_sums[c] : 0;
     }
-    free(sums);
+    free(sums), free(signed_sums);
     crisp_qs8_requant *q = op->kind == CRISP_OP_CONV2D ? &op->k.qconv.q : &op->k.qlinear.q;
     q->bias = op->packed.bias_q;
     q->multiplier = op->packed.multiplier;
+    q->weight_sum = op->packed.weight_sum;
     return s;
 }
 

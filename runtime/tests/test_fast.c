@@ -16,6 +16,7 @@
 #include "check.h"
 #include "crisp.h"
 #include "hybrid_builder.h"
+#include "kernels/common.h"
 #include "kernels/ukernels.h"
 #include "model_builder.h"
 #include "naive.h"
@@ -90,6 +91,17 @@ static const gemv_variant gemvs[] = {
 #include "kernels/f32_gemv.inc"
 };
 #undef CRISP_GEMV
+
+typedef struct qs8_spmm_variant {
+    const char *isa, *name;
+    crisp_qs8_spmm_ukernel_fn fn;
+    size_t nr;
+} qs8_spmm_variant;
+#define CRISP_QS8_SPMM(tier, name, nr) {#tier, #name, name, nr},
+static const qs8_spmm_variant qs8_spmms[] = {
+#include "kernels/qs8_spmm.inc"
+};
+#undef CRISP_QS8_SPMM
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -186,6 +198,74 @@ static void test_gemv(const gemv_variant *v, unsigned *rng) {
     }
 }
 
+/* An int8 value drawn with its edges (-128, 127, 0, -1) likely. */
+static int32_t edgy_q(unsigned *rng, int lo) {
+    static const int32_t edges[4] = {-128, 127, 0, -1};
+    const int32_t v = check_rand_int(rng, 0, 5) == 0 ? edges[check_rand(rng) % 4]
+                                                     : check_rand_int(rng, lo, 127);
+    return v < lo ? lo : v;
+}
+
+/* int8 runs, bitwise against the reference's arithmetic (the textbook int32
+ * sum and crisp_qs8_requantize): random rows, entries (odd counts, partial
+ * groups of four), pixels (partial chunks), zero points at the edges,
+ * per-channel multipliers wide enough to saturate at both ends, narrowed
+ * output ranges. B rows end exactly at nc + slack so a read past nc shows
+ * under ASan. */
+static void test_qs8_spmm(const qs8_spmm_variant *v, unsigned *rng) {
+    for (int trial = 0; trial < 300; trial++) {
+        const size_t rows = (size_t)check_rand_int(rng, 1, 9);
+        const size_t nc = (size_t)check_rand_int(rng, 1, (int)v->nr);
+        const size_t entries = (size_t)check_rand_int(rng, 0, trial % 5 == 0 ? 600 : 40);
+        const size_t brows = 1 + (size_t)check_rand_int(rng, 0, 300);
+        const size_t bs = nc + (size_t)check_rand_int(rng, 0, 3), cs = nc + 3;
+        const size_t groups = (entries + 3) / 4;
+        uint32_t *col = malloc((entries ? entries : 1) * sizeof *col);
+        for (size_t e = 0; e < entries; e++) col[e] = check_rand(rng) % brows;
+        int8_t *w = calloc(groups * 4 * rows + 1, 1), *b = malloc(brows * bs);
+        int32_t *bias = malloc(rows * 4), *wsum = calloc(rows, 4);
+        float *mult = malloc(rows * 4);
+        for (size_t e = 0; e < entries; e++)
+            for (size_t r = 0; r < rows; r++) {
+                const int8_t q = (int8_t)edgy_q(rng, -127);
+                w[crisp_qs8_weight_index(e, r, rows)] = q;
+                wsum[r] += q;
+            }
+        for (size_t i = 0; i < brows * bs; i++) b[i] = (int8_t)edgy_q(rng, -128);
+        for (size_t r = 0; r < rows; r++) {
+            bias[r] = check_rand_int(rng, -1000000, 1000000);
+            /* 2^-20 .. 2^-4 per channel: from unsaturated to saturating. */
+            mult[r] = ldexpf(1.0f + check_rand_float(rng) * 0.5f, -check_rand_int(rng, 4, 20));
+        }
+        crisp_qs8_requant q = {edgy_q(rng, -128), edgy_q(rng, -128), -128, 127, bias, mult, wsum};
+        if (trial % 3 == 1) q.output_min = q.output_zero_point; /* relu */
+        if (trial % 3 == 2)
+            q.output_min = q.output_zero_point,
+            q.output_max = q.output_zero_point + 40 < 127 ? q.output_zero_point + 40 : 127;
+        int8_t *c = malloc(rows * cs);
+        memset(c, 0x5A, rows * cs);
+        v->fn(rows, nc, entries, col, w, b, bs, c, cs, &q);
+        int ok = 1;
+        for (size_t r = 0; r < rows && ok; r++)
+            for (size_t n = 0; n < cs && ok; n++) {
+                if (n >= nc) {
+                    ok = c[r * cs + n] == 0x5A;
+                    continue;
+                }
+                int32_t acc = bias[r];
+                for (size_t e = 0; e < entries; e++)
+                    acc += ((int32_t)b[col[e] * bs + n] - q.input_zero_point) *
+                           w[crisp_qs8_weight_index(e, r, rows)];
+                ok = c[r * cs + n] == crisp_qs8_requantize((float)acc * mult[r],
+                                                           q.output_zero_point, q.output_min,
+                                                           q.output_max);
+            }
+        CHECK(ok, "%s: rows %zu nc %zu entries %zu z_x %d z_y %d", v->name, rows, nc, entries,
+              (int)q.input_zero_point, (int)q.output_zero_point);
+        free(col), free(w), free(b), free(bias), free(wsum), free(mult), free(c);
+    }
+}
+
 /* The kernel reads a phase plane built here from a random padded image. */
 static void test_dw(const dw_variant *v, unsigned *rng, int max) {
     for (int trial = 0; trial < 60; trial++) {
@@ -255,6 +335,9 @@ static void microkernels(void) {
         else skipped++;
     for (size_t i = 0; i < COUNT(maxpools); i++)
         if (crisp_isa_supported(maxpools[i].isa)) test_dw(&maxpools[i], &rng, 1);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(qs8_spmms); i++)
+        if (crisp_isa_supported(qs8_spmms[i].isa)) test_qs8_spmm(&qs8_spmms[i], &rng);
         else skipped++;
 }
 
@@ -414,6 +497,104 @@ static void layers(void) {
     }
 }
 
+/* int8 hybrid conv and linear layers (QUANTIZE -> layer -> DEQUANTIZE),
+ * optimised session (1 and 3 threads) vs reference session: bitwise equal.
+ * Zero points at the edges, output scales from unsaturated to saturating,
+ * per-row and row-shared N:M, partial blocks, 1x1 convs read in place. */
+static void qs8_layers(void) {
+    unsigned rng = 1616;
+    static const float out_scales[3] = {0.5f, 0.05f, 0.002f};
+    for (int i = 0; i < 40; i++) {
+        const int linear = i % 5 == 4;
+        naive_conv c;
+        memset(&c, 0, sizeof c);
+        if (linear) {
+            c.kh = c.kw = c.sh = c.sw = c.dh = c.dw = c.h = c.w = 1;
+            c.cin = 4 * check_rand_int(&rng, 1, 200);
+        } else {
+            random_geometry(&c, &rng, i % 4 == 0 ? 60 : 20);
+            if (i % 5 == 0) c.kh = c.kw = c.sh = c.sw = 1, c.pt = c.pl = c.pb = c.pr = 0;
+            c.cin = 4 * check_rand_int(&rng, 1, i % 7 == 0 ? 64 : 12);
+        }
+        c.groups = 1;
+        c.act = check_rand_int(&rng, 0, 2);
+        c.cout = check_rand_int(&rng, 1, 70);
+        const int oh = linear ? 1 : naive_conv_out(c.h, c.kh, c.sh, c.pt + c.pb, c.dh);
+        const int ow = linear ? 1 : naive_conv_out(c.w, c.kw, c.sw, c.pl + c.pr, c.dw);
+        const uint32_t R = (uint32_t)c.cout, K = (uint32_t)(c.kh * c.kw * c.cin);
+        static const uint32_t shapes[][2] = {{16, 16}, {8, 8}, {4, 8}, {5, 12}};
+        static const uint32_t nms[][2] = {{2, 4}, {1, 4}, {4, 4}};
+        const uint32_t *bs = shapes[check_rand(&rng) % 4], *p = nms[check_rand(&rng) % 3];
+        mb_hybrid hy = {R, K, bs[0], bs[1], p[0], p[1], 1, 0, 1, 0};
+        if (p[0] < p[1] && bs[1] % p[1]) hy.bc = (bs[1] / p[1] + 1) * p[1];
+        const uint32_t vs[3] = {1, 4, bs[0]};
+        do hy.v = vs[check_rand(&rng) % 3];
+        while (bs[0] % hy.v);
+        hy.kept_per_row = (uint32_t)check_rand_int(&rng, 1, (int)((K + hy.bc - 1) / hy.bc));
+        hy.empty_odd_rows = check_rand_int(&rng, 0, 4) == 0;
+        mb_model mb;
+        mb_init(&mb);
+        const int32_t zx = edgy_q(&rng, -128), zy = edgy_q(&rng, -128);
+        const float sy = out_scales[check_rand(&rng) % 3];
+        const uint32_t xf = linear ? mb_value(&mb, 1, (uint32_t)c.cin, 0, 0, 0)
+                                   : mb_value(&mb, 3, (uint32_t)c.cin, (uint32_t)c.h,
+                                              (uint32_t)c.w, 0);
+        const uint32_t xq = linear ? mb_qvalue(&mb, 1, (uint32_t)c.cin, 0, 0, 0, 0.02f, zx)
+                                   : mb_qvalue(&mb, 3, (uint32_t)c.cin, (uint32_t)c.h,
+                                               (uint32_t)c.w, 0, 0.02f, zx);
+        const uint32_t yq = linear ? mb_qvalue(&mb, 1, R, 0, 0, 0, sy, zy)
+                                   : mb_qvalue(&mb, 3, R, (uint32_t)oh, (uint32_t)ow, 0, sy, zy);
+        const uint32_t yf = linear ? mb_value(&mb, 1, R, 0, 0, 0)
+                                   : mb_value(&mb, 3, R, (uint32_t)oh, (uint32_t)ow, 0);
+        size_t wsize;
+        uint64_t kept;
+        float *dense = malloc((size_t)R * K * sizeof *dense), *scales = malloc(R * sizeof *scales);
+        uint8_t *wbytes = mb_hybrid_encode(&hy, &rng, dense, scales, &wsize, &kept);
+        const uint32_t dims[4] = {R, linear ? K : (uint32_t)c.kh, linear ? 0 : (uint32_t)c.kw,
+                                  linear ? 0 : (uint32_t)c.cin};
+        const uint32_t wt = mb_tensor_raw(&mb, 4, linear ? 2 : 4, dims, wbytes, wsize);
+        const uint32_t bt = i % 3 == 0 ? MB_NONE : mb_tensor(&mb, 1, R, 0, 0, 0, NULL);
+        const int32_t params[16] = {c.kh, c.kw, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw, 1};
+        mb_op(&mb, 12, 0, xf, MB_NONE, xq, MB_NONE, MB_NONE, NULL); /* QUANTIZE */
+        mb_op(&mb, linear ? 2 : 1, (uint32_t)c.act, xq, MB_NONE, yq, wt, bt,
+              linear ? NULL : params);
+        mb_op(&mb, 13, 0, yq, MB_NONE, yf, MB_NONE, MB_NONE, NULL); /* DEQUANTIZE */
+        mb.input = xf, mb.output = yf;
+        size_t size;
+        uint8_t *file = mb_build(&mb, &size);
+        mb_free(&mb);
+        char what[160];
+        snprintf(what, sizeof what,
+                 "int8 hybrid %s %dx%d s%d,%d d%d,%d p%d,%d %dx%dx%d -> %d, %u:%u v%u, z %d/%d",
+                 linear ? "linear" : "conv", c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.pt, c.pl,
+                 c.cin, c.h, c.w, c.cout, hy.n, hy.m, hy.v, (int)zx, (int)zy);
+        crisp_model *m;
+        if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
+            CHECK(0, "%s: load: %s", what, crisp_last_error());
+        } else {
+            const size_t nx = (size_t)c.cin * c.h * c.w, ny = (size_t)R * oh * ow;
+            float *x = random_floats(&rng, nx, 3), *want = malloc(ny * 4), *got = malloc(ny * 4);
+            crisp_session *s;
+            crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
+            CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
+            CHECK(crisp_session_run(s, x, nx, want, ny) == CRISP_OK, "%s", crisp_last_error());
+            crisp_session_free(s);
+            for (uint32_t t = 1; t <= 3; t += 2) {
+                o = (crisp_session_options){t, 0};
+                CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s",
+                      crisp_last_error());
+                CHECK(crisp_session_run(s, x, nx, got, ny) == CRISP_OK, "%s", crisp_last_error());
+                crisp_session_free(s);
+                CHECK(memcmp(got, want, ny * 4) == 0, "%s (%s, %u threads): not bitwise equal",
+                      what, crisp_kernel_isa(), t);
+            }
+            free(x), free(want), free(got);
+            crisp_model_free(m);
+        }
+        free(file), free(wbytes), free(dense), free(scales);
+    }
+}
+
 /* Max pooling layers, optimised session vs reference session: bitwise equal
  * (a max is exact), NaN included. */
 static void maxpool_layers(void) {
@@ -466,6 +647,7 @@ static void maxpool_layers(void) {
 int main(void) {
     microkernels();
     layers();
+    qs8_layers();
     maxpool_layers();
     printf("kernels: %s; %d variant(s) skipped (not supported by this CPU, or capped by CRISP_MAX_ISA)\n", crisp_kernel_isa(),
            skipped);

@@ -17,7 +17,9 @@
  *            so the dense-equivalent speed is the layer's time against gemm's;
  *   gemv     ResNet-50's classifier, 2048 -> 1000;
  *   dwconv   3x3 depthwise layers of MobileNetV2 (ResNet-50 has none);
- *   maxpool  ResNet-50's stem pool, 3x3 stride 2 (one op per window element).
+ *   maxpool  ResNet-50's stem pool, 3x3 stride 2 (one op per window element);
+ *   qs8_spmm the spmm shapes and runs on int8 (B tiles of at most 256 KiB, as
+ *            src/conv_fast_qs8.c), GOP/s in the GFLOP/s column.
  * Method: one warm-up pass, which also sets how many passes make a repetition
  * last at least 20 ms; the median of the repetitions (default 5).
  * --quick runs one tiny shape per family, once per repetition: a smoke test
@@ -61,6 +63,18 @@ static const variant variants[] = {
 #undef CRISP_GEMV
 #undef CRISP_DWCONV
 #undef CRISP_MAXPOOL
+
+/* The int8 families (src/kernels/qs8_*.inc). */
+typedef struct qs8_variant {
+    const char *family, *isa, *name;
+    crisp_qs8_spmm_ukernel_fn spmm;
+    size_t nr;
+} qs8_variant;
+#define CRISP_QS8_SPMM(tier, fn, nr) {"qs8_spmm", #tier, #fn, fn, nr},
+static const qs8_variant qs8_variants[] = {
+#include "kernels/qs8_spmm.inc"
+};
+#undef CRISP_QS8_SPMM
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -297,6 +311,68 @@ static int bench_spmm(const variant *v, const layer *l, size_t rows, const optio
     return ok;
 }
 
+/* ---- int8 sparse runs: the same hybrid layers on int8 ---- */
+
+typedef struct qs8_sparse_job {
+    const qs8_variant *v;
+    const layer *l;
+    size_t nt, runs, rows;
+    const size_t *run_entry, *run_weight;
+    const uint32_t *column;
+    const int8_t *w, *b;
+    crisp_qs8_requant q;
+    int8_t *c;
+} qs8_sparse_job;
+
+static void qs8_spmm_pass(const void *p) {
+    const qs8_sparse_job *j = p;
+    const size_t k = j->l->k, n = j->l->n, nt = j->nt, nr = j->v->nr;
+    for (size_t p0 = 0; p0 < n; p0 += nt) {
+        const size_t np = min_size(nt, n - p0);
+        const int8_t *b = j->b + p0 * k;
+        for (size_t n0 = 0; n0 < np; n0 += nr)
+            for (size_t r = 0; r < j->runs; r++) {
+                const size_t e0 = j->run_entry[r], row0 = r * j->rows;
+                crisp_qs8_requant q = j->q;
+                q.bias += row0, q.multiplier += row0, q.weight_sum += row0;
+                j->v->spmm(j->rows, min_size(nr, np - n0), j->run_entry[r + 1] - e0,
+                           j->column + e0, j->w + j->run_weight[r], b + n0, nt,
+                           j->c + row0 * n + p0 + n0, n, &q);
+            }
+    }
+}
+
+static int bench_qs8_spmm(const qs8_variant *v, const layer *l, size_t rows, const options *o) {
+    size_t nt = (size_t)262144 / l->k / v->nr * v->nr;
+    nt = min_size(nt < v->nr ? v->nr : nt, 512 / v->nr * v->nr);
+    nt = min_size(nt, (l->n + v->nr - 1) / v->nr * v->nr);
+    const size_t tiles = (l->n + nt - 1) / nt, runs = l->m / rows;
+    size_t *run_entry = alloc((runs + 1) * sizeof *run_entry);
+    size_t *run_weight = alloc(runs * sizeof *run_weight);
+    uint32_t *column = alloc(runs * (l->k / 2 + 8) * sizeof *column);
+    const size_t entries = make_runs(l, rows, run_entry, column);
+    size_t weights = 0;
+    for (size_t r = 0; r < runs; r++)
+        run_weight[r] = weights, weights += (run_entry[r + 1] - run_entry[r] + 3) / 4 * 4 * rows;
+    int8_t *w = alloc(weights), *b = alloc(tiles * l->k * nt), *c = alloc(l->m * l->n);
+    for (size_t i = 0; i < weights; i++) w[i] = (int8_t)(random_below(255) - 127);
+    for (size_t i = 0; i < tiles * l->k * nt; i++) b[i] = (int8_t)(random_below(256) - 128);
+    int32_t *bias = alloc(l->m * 4), *wsum = alloc(l->m * 4);
+    float *mult = alloc(l->m * 4);
+    for (size_t i = 0; i < l->m; i++) bias[i] = 0, wsum[i] = 0, mult[i] = 1e-4f;
+    const qs8_sparse_job j = {v, l, nt, runs, rows, run_entry, run_weight, column, w, b,
+                              {3, -5, -128, 127, bias, mult, wsum}, c};
+    const double s = time_passes(qs8_spmm_pass, &j, o);
+    char shape[64];
+    snprintf(shape, sizeof shape, "%s d=%.2f V=%zu", l->name,
+             (double)entries * (double)rows / ((double)l->m * (double)l->k), rows);
+    printf("%-8s %-40s %-30s %9.2f %10.4f\n", v->family, v->name, shape,
+           2.0 * (double)entries * (double)rows * (double)l->n / s * 1e-9, s * 1e3);
+    free(run_entry), free(run_weight), free(column), free(w), free(b), free(c), free(bias),
+        free(wsum), free(mult);
+    return 1;
+}
+
 /* ---- GEMV: the classifier ---- */
 
 typedef struct gemv_job {
@@ -365,7 +441,7 @@ static int bench_window(const variant *v, const window *d, int is_max, const opt
 /* ---- Main ---- */
 
 #define USAGE                                                                                  \
-    "usage: crisp-ukernel-bench [--quick] [--family gemm|spmm|gemv|dwconv|maxpool] "           \
+    "usage: crisp-ukernel-bench [--quick] [--family gemm|spmm|gemv|dwconv|maxpool|qs8_spmm] "  \
     "[--repetitions N]\n"
 
 int main(int argc, char **argv) {
@@ -394,7 +470,7 @@ int main(int argc, char **argv) {
     }
     if (o.family != NULL && strcmp(o.family, "gemm") != 0 && strcmp(o.family, "spmm") != 0 &&
         strcmp(o.family, "gemv") != 0 && strcmp(o.family, "dwconv") != 0 &&
-        strcmp(o.family, "maxpool") != 0) {
+        strcmp(o.family, "maxpool") != 0 && strcmp(o.family, "qs8_spmm") != 0) {
         fprintf(stderr, "crisp-ukernel-bench: unknown family '%s'\n" USAGE, o.family);
         return 2;
     }
@@ -432,6 +508,21 @@ int main(int argc, char **argv) {
         const int is_max = strcmp(v->family, "maxpool") == 0;
         for (size_t s = 0; v->window != NULL && s < (is_max ? npools : ndws); s++)
             ok &= bench_window(v, is_max ? &pools[s] : &dws[s], is_max, &o);
+        fflush(stdout);
+    }
+    for (size_t i = 0; i < COUNT(qs8_variants); i++) {
+        const qs8_variant *v = &qs8_variants[i];
+        if (o.family != NULL && strcmp(o.family, v->family) != 0) continue;
+        if (!crisp_isa_supported(v->isa)) {
+            printf("%-8s %-40s skipped: this CPU lacks %s (or CRISP_MAX_ISA caps it)\n",
+                   v->family, v->name, v->isa);
+            continue;
+        }
+        ran++;
+        for (size_t s = 0; s < nconvs; s++) {
+            ok &= bench_qs8_spmm(v, &convs[s], 1, &o);
+            ok &= bench_qs8_spmm(v, &convs[s], 4, &o);
+        }
         fflush(stdout);
     }
     if (ran == 0) {

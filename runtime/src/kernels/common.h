@@ -1,13 +1,37 @@
 /* Helpers shared by the reference kernels, the optimised microkernels and
- * their drivers (src/conv_fast.c): conv window geometry, the float clamp
- * of fused activations, and the average-pooling window (also read by the
+ * their drivers (src/conv_fast.c): the int8 requantisation step and packed
+ * int8 weight index, conv window geometry, the float clamp of fused
+ * activations, and the average-pooling window (also read by the
  * stage backward pass, src/backward.c). */
 #ifndef CRISP_KERNELS_COMMON_H
 #define CRISP_KERNELS_COMMON_H
 
+#include <math.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "kernels/params.h"
+
+/* The one rounding and clamping step of every int8 output: zero + nearbyintf
+ * of an already scaled float, clamped to [lo, hi] (NaN gives lo), computed in
+ * float so no out-of-range conversion to int can happen. The int8
+ * microkernels do exactly these float operations (vectorised: the same IEEE
+ * multiply, round-to-nearest-even and add), so their outputs are bitwise the
+ * reference's. */
+static inline int8_t crisp_qs8_requantize(float scaled, int32_t zero, int32_t lo, int32_t hi) {
+    float v = (float)zero + nearbyintf(scaled);
+    v = v > (float)lo ? v : (float)lo;
+    v = v < (float)hi ? v : (float)hi;
+    return (int8_t)(int32_t)v;
+}
+
+/* Index of the int8 weight of kept column (entry) e, row r of a packed
+ * hybrid run of `rows` rows (src/pack.c): entries are in groups of four, and
+ * each row's four weights of a group are adjacent, so one 32-bit load gives
+ * a dot-product instruction (vpdpbusd, sdot) its four weights. */
+static inline size_t crisp_qs8_weight_index(size_t e, size_t r, size_t rows) {
+    return (e & ~(size_t)3) * rows + r * 4 + (e & 3);
+}
 
 /* Output pixels ox in [lo, hi) read input column ox*stride + offset inside
  * [0, width); the rest of the row reads padding and contributes nothing

@@ -61,7 +61,8 @@ typedef struct crisp_sparse_weights {
                                      also its row in an im2col tile */
     const size_t *run_weight;     /* [run_count]: index of the run's first weight */
     const float *weight_f32;      /* per run: entries x rows, the rows of one entry adjacent */
-    const int8_t *weight_qs8;     /* same layout, int8 */
+    const int8_t *weight_qs8;     /* int8: entries in groups of four, each row's four
+                                     adjacent (kernels/common.h, crisp_qs8_weight_index) */
 } crisp_sparse_weights;
 
 /* int8 requantisation shared by conv and linear (docs/format.md):
@@ -71,6 +72,8 @@ typedef struct crisp_qs8_requant {
     int32_t output_min, output_max; /* (-128, 127) narrowed by the fused activation */
     const int32_t *bias;            /* [channels]: round(bias / (s_x * s_w[c])) */
     const float *multiplier;        /* [channels]: (float)(s_x * s_w[c] / s_y) */
+    const int32_t *weight_sum;      /* [channels]: sum of the channel's q_w (the optimised
+                                       kernels fold -z_x * weight_sum into the bias) */
 } crisp_qs8_requant;
 
 typedef struct crisp_qs8_conv2d_params {

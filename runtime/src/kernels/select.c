@@ -11,6 +11,8 @@ int crisp_isa_supported(const char *isa) {
     if (strcmp(isa, "avx2_fma") == 0) return f->avx2_fma;
     if (strcmp(isa, "avx512f") == 0) return f->avx512f;
     if (strcmp(isa, "neon") == 0) return f->neon;
+    if (strcmp(isa, "avx512vnni") == 0) return f->avx512vnni;
+    if (strcmp(isa, "neon_dotprod") == 0) return f->neon_dotprod;
     return 0;
 }
 
@@ -48,4 +50,23 @@ static pthread_once_t chosen = PTHREAD_ONCE_INIT;
 const crisp_f32_kernels *crisp_f32_kernels_best(void) {
     pthread_once(&chosen, choose);
     return &best;
+}
+
+static crisp_qs8_kernels best_qs8;
+
+static void choose_qs8(void) {
+#define CRISP_QS8_SPMM(tier, name, nr)                                  \
+    if (crisp_isa_supported(#tier)) {                                   \
+        best_qs8.isa = #tier;                                           \
+        best_qs8.spmm = name, best_qs8.spmm_nr = (nr);                  \
+    }
+#include "kernels/qs8_spmm.inc"
+#undef CRISP_QS8_SPMM
+}
+
+static pthread_once_t chosen_qs8 = PTHREAD_ONCE_INIT;
+
+const crisp_qs8_kernels *crisp_qs8_kernels_best(void) {
+    pthread_once(&chosen_qs8, choose_qs8);
+    return &best_qs8;
 }

@@ -1,4 +1,4 @@
-/* Optimised float32 microkernels: pure functions over caller-owned buffers
+/* Optimised float32 and int8 microkernels: pure functions over caller-owned buffers
  * (no allocation, no globals), one file per kernel named like the function:
  * crisp_<datatype>_<op>_ukernel_<tile>__<isa>. Each family has one list file
  * (*.inc) that declares the prototypes here, registers the variants for
@@ -71,6 +71,21 @@ typedef void (*crisp_f32_dwconv_ukernel_fn)(const crisp_dwconv_plane *plane, con
                                             float bias, float *out, size_t oy0, size_t oy1,
                                             const crisp_minmax_params *params);
 
+/* One int8 hybrid run (src/pack.c; int8 weights in groups of four entries,
+ * kernels/common.h): for row r < rows and pixel n < nc <= NR,
+ *   acc     = q->bias[r] + sum_e w[crisp_qs8_weight_index(e, r, rows)] *
+ *             (B[column[e], n] - q->input_zero_point)
+ *   C[r, n] = crisp_qs8_requantize((float)acc * q->multiplier[r], z_y, min, max)
+ * exactly as the reference kernels (int32 sums are exact, and the kernels do
+ * the requantisation's float operations in the reference's order), so the
+ * outputs are bitwise the reference's. q's per-channel arrays (bias,
+ * multiplier, weight_sum) start at the run's first row. Kernels read no B
+ * byte at or past nc in a row. */
+typedef void (*crisp_qs8_spmm_ukernel_fn)(size_t rows, size_t nc, size_t entries,
+                                          const uint32_t *column, const int8_t *w,
+                                          const int8_t *b, size_t b_stride, int8_t *c,
+                                          size_t c_stride, const crisp_qs8_requant *q);
+
 /* Prototypes of every variant compiled for this architecture. */
 #define CRISP_GEMM(isa, name, mr, nr)                                                      \
     void name(size_t, size_t, size_t, const float *, size_t, const float *, size_t, float *, \
@@ -90,6 +105,11 @@ typedef void (*crisp_f32_dwconv_ukernel_fn)(const crisp_dwconv_plane *plane, con
 #include "kernels/f32_spmm.inc"
 #include "kernels/f32_dwconv.inc"
 #include "kernels/f32_maxpool.inc"
+#define CRISP_QS8_SPMM(isa, name, nr)                                                     \
+    void name(size_t, size_t, size_t, const uint32_t *, const int8_t *, const int8_t *,   \
+              size_t, int8_t *, size_t, const crisp_qs8_requant *);
+#include "kernels/qs8_spmm.inc"
+#undef CRISP_QS8_SPMM
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_DWCONV
@@ -112,6 +132,15 @@ typedef struct crisp_f32_kernels {
 
 /* Best kernels for the running CPU (honours CRISP_MAX_ISA, src/cpu.h). */
 const crisp_f32_kernels *crisp_f32_kernels_best(void);
+
+/* The int8 kernels a session runs, chosen the same way. */
+typedef struct crisp_qs8_kernels {
+    const char *isa; /* "scalar", "avx2_fma", "avx512vnni", "neon", "neon_dotprod" */
+    crisp_qs8_spmm_ukernel_fn spmm;
+    size_t spmm_nr;
+} crisp_qs8_kernels;
+
+const crisp_qs8_kernels *crisp_qs8_kernels_best(void);
 
 /* Whether this CPU runs kernels of `isa` (one of the names above). */
 int crisp_isa_supported(const char *isa);

@@ -49,7 +49,7 @@ void crisp_qs8_conv2d_hybrid__ref(const crisp_qs8_conv2d_params *qp,
                         in_g + (size_t)iy * iw + (size_t)((ptrdiff_t)(lo * sw) + offset);
                     int32_t *a = acc + (lo - x0);
                     for (size_t e = s->segment_entry[seg]; e < s->segment_entry[seg + 1]; e++) {
-                        const int32_t w = w_run[(e - e_first) * rows + v];
+                        const int32_t w = w_run[crisp_qs8_weight_index(e - e_first, v, rows)];
                         const int8_t *in = in_row + (s->entry_column[e] % cin_g) * ih * iw;
                         for (size_t j = 0; j < hi - lo; j++) a[j] += ((int32_t)in[j * sw] - zx) * w;
                     }

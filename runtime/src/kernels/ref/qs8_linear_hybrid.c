@@ -18,7 +18,7 @@ void crisp_qs8_linear_hybrid__ref(const crisp_qs8_linear_params *p,
             int32_t acc = q->bias[row0 + v];
             for (size_t e = e0; e < e1; e++)
                 acc += ((int32_t)input[s->entry_column[e]] - q->input_zero_point) *
-                       w[(e - e0) * rows + v];
+                       w[crisp_qs8_weight_index(e - e0, v, rows)];
             output[row0 + v] = crisp_qs8_requantize((float)acc * q->multiplier[row0 + v],
                                                     q->output_zero_point, q->output_min,
                                                     q->output_max);

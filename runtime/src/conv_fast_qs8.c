@@ -1,0 +1,131 @@
+/* int8 ops on the optimised microkernels: hybrid-sparse convs (groups = 1)
+ * and linears on the int8 sparse-run kernels (src/kernels/qs8_spmm.inc),
+ * with the float path's structure (src/conv_fast.c): output pixels cut into
+ * tiles whose int8 patch matrix (im2col, built per thread in scratch; a 1x1
+ * stride-1 unpadded conv and a linear read their input in place) every run
+ * sweeps in NR-pixel calls. Padding is the input zero point, which adds
+ * nothing, as in the reference. Every output element gets the reference's
+ * exact int32 sum and requantisation, so results are bitwise the
+ * reference's for any tiling and thread count. Activations stay int8. */
+#include <string.h>
+
+#include "conv_fast.h"
+#include "format.h"
+
+/* An int8 patch tile of 256 KiB, as the float path's in bytes would be 1 MiB:
+ * int8 B rows are 4x shorter, so the same bytes hold 4x the pixels. */
+#define TILE_BUDGET_BYTES ((size_t)256 * 1024)
+
+static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
+
+crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
+    const crisp_qs8_kernels *k = crisp_qs8_kernels_best();
+    crisp_fast_plan f;
+    memset(&f, 0, sizeof f);
+    if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) return f;
+    if (m->tensors[op->weight].encoding != CRISP_ENCODING_HYBRID_I8) return f;
+    f.path = CRISP_FAST_QS8_SPMM;
+    f.units = op->packed.sparse.run_count;
+    if (op->kind == CRISP_OP_LINEAR) { /* batch 1: a one-pixel image read in place */
+        f.direct = 1;
+        f.tiles = f.tile_pixels = 1;
+        f.k = op->k.qlinear.input_features;
+        return f;
+    }
+    const crisp_conv2d_params *p = &op->k.qconv.conv;
+    if (p->groups != 1) {
+        f.path = CRISP_FAST_NONE;
+        return f;
+    }
+    const size_t nr = k->spmm_nr, pixels = p->output_height * p->output_width;
+    f.k = p->kernel_height * p->kernel_width * p->input_channels;
+    f.direct = p->kernel_height == 1 && p->kernel_width == 1 && p->stride_height == 1 &&
+               p->stride_width == 1 && p->padding_top == 0 && p->padding_left == 0 &&
+               p->output_height == p->input_height && p->output_width == p->input_width;
+    size_t nt = TILE_BUDGET_BYTES / f.k / nr * nr;
+    nt = min_size(nt < nr ? nr : nt, CRISP_FAST_MAX_TILE_PIXELS / nr * nr);
+    f.tile_pixels = min_size(nt, (pixels + nr - 1) / nr * nr);
+    f.tiles = (pixels + f.tile_pixels - 1) / f.tile_pixels;
+    f.scratch_floats = f.direct ? 0 : (f.k * f.tile_pixels + 3) / 4;
+    return f;
+}
+
+/* Copies a segment of a stride-1 row. Short rows (7 or 14 pixels at the end
+ * of ResNet) cost less as an inline loop than as a memcpy call; kept a loop
+ * (GCC would otherwise turn it back into memcpy). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
+static void copy_bytes(int8_t *restrict dst, const int8_t *restrict src, size_t n) {
+    if (n >= 64) {
+        memcpy(dst, src, n);
+        return;
+    }
+    for (size_t j = 0; j < n; j++) dst[j] = src[j];
+}
+
+/* The K x np int8 patch matrix of pixels [p0, p0 + np), row k = tap * Cin +
+ * ci, row stride nt; padding reads the zero point z. */
+static void im2col(const crisp_conv2d_params *p, const int8_t *x, int8_t *buf, size_t p0,
+                   size_t np, size_t nt, int8_t z) {
+    const size_t cin = p->input_channels, plane = p->input_height * p->input_width;
+    const size_t sw = p->stride_width;
+    crisp_tap_segment segs[3 * (CRISP_FAST_MAX_TILE_PIXELS + 1)];
+    for (size_t ky = 0; ky < p->kernel_height; ky++)
+        for (size_t kx = 0; kx < p->kernel_width; kx++) {
+            const size_t count = crisp_fast_tap_segments(p, ky, kx, p0, np, segs);
+            int8_t *rows = buf + (ky * p->kernel_width + kx) * cin * nt;
+            for (size_t ci = 0; ci < cin; ci++) {
+                int8_t *dst = rows + ci * nt;
+                const int8_t *src = x + ci * plane;
+                for (size_t i = 0; i < count; i++) {
+                    const crisp_tap_segment *s = &segs[i];
+                    if (s->src < 0) {
+                        memset(dst + s->dst, z, s->len);
+                    } else if (sw == 1) {
+                        copy_bytes(dst + s->dst, src + s->src, s->len);
+                    } else {
+                        const int8_t *from = src + s->src;
+                        int8_t *to = dst + s->dst;
+                        for (size_t j = 0; j < s->len; j++) to[j] = from[j * sw];
+                    }
+                }
+            }
+        }
+}
+
+void crisp_fast_run_qs8(const crisp_op *op, const int8_t *x, int8_t *y, size_t begin,
+                        size_t end, float *scratch) {
+    const crisp_qs8_kernels *k = crisp_qs8_kernels_best();
+    const crisp_fast_plan *f = &op->fast;
+    const int linear = op->kind == CRISP_OP_LINEAR;
+    const crisp_conv2d_params *p = &op->k.qconv.conv;
+    const crisp_qs8_requant *q = linear ? &op->k.qlinear.q : &op->k.qconv.q;
+    const size_t pixels = linear ? 1 : p->output_height * p->output_width;
+    const size_t nt = f->tile_pixels, nr = k->spmm_nr;
+    const crisp_sparse_weights *s = &op->packed.sparse;
+    int8_t *tile = (int8_t *)(void *)scratch;
+    for (size_t item = begin; item < end;) {
+        /* The items of one tile: [item, stop). */
+        const size_t t = item / f->units, u0 = item % f->units;
+        const size_t stop = min_size(end, (t + 1) * f->units), u1 = u0 + (stop - item);
+        const size_t p0 = t * nt, np = min_size(nt, pixels - p0);
+        if (!f->direct) im2col(p, x, tile, p0, np, nt, (int8_t)q->input_zero_point);
+        const int8_t *b = f->direct ? x + p0 : tile;
+        const size_t b_stride = f->direct ? pixels : nt;
+        /* Chunk-major, as the float path: consecutive runs share a
+         * block-row's kept columns while they are in L1. */
+        for (size_t n0 = 0; n0 < np; n0 += nr)
+            for (size_t unit = u0; unit < u1; unit++) {
+                const size_t row0 = s->run_row[unit];
+                const size_t e0 = s->segment_entry[s->run_segment[unit]];
+                const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
+                crisp_qs8_requant qr = *q;
+                qr.bias += row0, qr.multiplier += row0, qr.weight_sum += row0;
+                k->spmm(s->run_row[unit + 1] - row0, min_size(nr, np - n0), e1 - e0,
+                        s->entry_column + e0, s->weight_qs8 + s->run_weight[unit], b + n0,
+                        b_stride, y + row0 * pixels + p0 + n0, pixels, &qr);
+            }
+        item = stop;
+    }
+}

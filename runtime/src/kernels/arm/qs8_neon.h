@@ -1,0 +1,59 @@
+/* Internal to the int8 NEON kernels: partial B rows, the folded bias and the
+ * requantisation, the vector form of crisp_qs8_requantize (kernels/common.h)
+ * with the same IEEE operations in the same order: int32 -> float (round
+ * to nearest), one multiply, round to nearest even (frintn), add of the
+ * zero point, clamp. The sums are finite, so no NaN reaches the clamp and
+ * max/min act as its comparisons; the clamped value is integral and in
+ * range, so the conversion and the saturating narrows are exact. */
+#ifndef CRISP_KERNELS_ARM_QS8_NEON_H
+#define CRISP_KERNELS_ARM_QS8_NEON_H
+
+#include <arm_neon.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/params.h"
+
+/* 16 bytes of a B row; past nc zero (never read from the row). */
+static inline int8x16_t crisp_qs8_load16(const int8_t *p, size_t nc) {
+    if (nc == 16) return vld1q_s8(p);
+    int8_t tmp[16] = {0};
+    memcpy(tmp, p, nc);
+    return vld1q_s8(tmp);
+}
+
+/* bias - z_x * weight_sum: the kernels sum q_w * q_x. In range: src/pack.c
+ * guarantees |bias| + 255 * sum |q_w| <= INT32_MAX. */
+static inline int32_t crisp_qs8_folded_bias_neon(const crisp_qs8_requant *q, size_t r) {
+    return (int32_t)((int64_t)q->bias[r] - (int64_t)q->input_zero_point * q->weight_sum[r]);
+}
+
+static inline int16x4_t crisp_qs8_requant_neon(int32x4_t acc, float multiplier,
+                                               const crisp_qs8_requant *q) {
+    float32x4_t v = vmulq_f32(vcvtq_f32_s32(acc), vdupq_n_f32(multiplier));
+    v = vrndnq_f32(v);
+    v = vaddq_f32(vdupq_n_f32((float)q->output_zero_point), v);
+    v = vmaxq_f32(v, vdupq_n_f32((float)q->output_min));
+    v = vminq_f32(v, vdupq_n_f32((float)q->output_max));
+    return vqmovn_s32(vcvtq_s32_f32(v));
+}
+
+/* Row i's 16 outputs from its four accumulators (pixels 0-3, 4-7, ...). */
+static inline void crisp_qs8_store_row_neon(int8_t *c, size_t nc, int32x4_t a0, int32x4_t a1,
+                                            int32x4_t a2, int32x4_t a3, float multiplier,
+                                            const crisp_qs8_requant *q) {
+    const int16x8_t lo = vcombine_s16(crisp_qs8_requant_neon(a0, multiplier, q),
+                                      crisp_qs8_requant_neon(a1, multiplier, q));
+    const int16x8_t hi = vcombine_s16(crisp_qs8_requant_neon(a2, multiplier, q),
+                                      crisp_qs8_requant_neon(a3, multiplier, q));
+    const int8x16_t r = vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi));
+    if (nc == 16) {
+        vst1q_s8(c, r);
+    } else {
+        int8_t tmp[16];
+        vst1q_s8(tmp, r);
+        memcpy(c, tmp, nc);
+    }
+}
+
+#endif

@@ -1,0 +1,33 @@
+/* Internal to the int8 x86 kernels: the requantisation of int32 sums, the
+ * vector form of crisp_qs8_requantize (kernels/common.h) with the same IEEE
+ * operations in the same order: int32 -> float (round to nearest), one
+ * multiply, round to nearest even, add of the zero point, clamp. The sums
+ * are finite, so no NaN reaches the clamp and max/min act as its
+ * comparisons; the clamped value is integral and in range, so the final
+ * conversion and the saturating packs are exact. */
+#ifndef CRISP_KERNELS_X86_QS8_REQUANT_X86_H
+#define CRISP_KERNELS_X86_QS8_REQUANT_X86_H
+
+#include <immintrin.h>
+#include <stdint.h>
+
+#include "kernels/params.h"
+
+/* bias - z * weight_sum: the sums below add q_w * (q_x + z_x - z) where z
+ * = z_x (s8 operands) or z_x - 128 (u8 operands, q_x + 128). In range: src/pack.c
+ * guarantees |bias| + 255 * sum |q_w| <= INT32_MAX and |z_x - z| <= 255. */
+static inline int32_t crisp_qs8_folded_bias(const crisp_qs8_requant *q, size_t r, int32_t z) {
+    return (int32_t)((int64_t)q->bias[r] - (int64_t)z * q->weight_sum[r]);
+}
+
+static inline __m256i crisp_qs8_requant_avx2(__m256i acc, float multiplier,
+                                             const crisp_qs8_requant *q) {
+    __m256 v = _mm256_mul_ps(_mm256_cvtepi32_ps(acc), _mm256_set1_ps(multiplier));
+    v = _mm256_round_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+    v = _mm256_add_ps(_mm256_set1_ps((float)q->output_zero_point), v);
+    v = _mm256_max_ps(v, _mm256_set1_ps((float)q->output_min));
+    v = _mm256_min_ps(v, _mm256_set1_ps((float)q->output_max));
+    return _mm256_cvtps_epi32(v);
+}
+
+#endif
