@@ -1,5 +1,7 @@
 /* int8 ops on the optimised microkernels: hybrid-sparse convs (groups = 1)
- * and linears on the int8 sparse-run kernels (src/kernels/qs8_spmm.inc),
+ * and linears on the int8 sparse-run kernels (src/kernels/qs8_spmm.inc), and
+ * dense convs (groups = 1) on the same kernels as runs of four rows that
+ * keep every column (the weight panels of src/pack.c),
  * with the float path's structure (src/conv_fast.c): output pixels cut into
  * tiles whose int8 patch matrix (im2col, built per thread in scratch; a 1x1
  * stride-1 unpadded conv and a linear read their input in place) every run
@@ -11,6 +13,7 @@
 
 #include "conv_fast.h"
 #include "format.h"
+#include "kernels/common.h"
 
 /* An int8 patch tile of 256 KiB, as the float path's in bytes would be 1 MiB:
  * int8 B rows are 4x shorter, so the same bytes hold 4x the pixels. */
@@ -23,9 +26,15 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
     crisp_fast_plan f;
     memset(&f, 0, sizeof f);
     if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) return f;
-    if (m->tensors[op->weight].encoding != CRISP_ENCODING_HYBRID_I8) return f;
-    f.path = CRISP_FAST_QS8_SPMM;
-    f.units = op->packed.sparse.run_count;
+    if (m->tensors[op->weight].encoding == CRISP_ENCODING_HYBRID_I8) {
+        f.path = CRISP_FAST_QS8_SPMM;
+        f.units = op->packed.sparse.run_count;
+    } else if (op->packed.panel_qs8 != NULL) { /* dense conv, groups 1 (src/pack.c) */
+        f.path = CRISP_FAST_QS8_GEMM;
+        f.units = (op->k.qconv.conv.output_channels + 3) / 4;
+    } else {
+        return f;
+    }
     if (op->kind == CRISP_OP_LINEAR) { /* batch 1: a one-pixel image read in place */
         f.direct = 1;
         f.tiles = f.tile_pixels = 1;
@@ -94,6 +103,38 @@ static void im2col(const crisp_conv2d_params *p, const int8_t *x, int8_t *buf, s
         }
 }
 
+/* One run of a hybrid linear layer (a one-pixel product, where vector lanes
+ * along pixels would hold one useful byte each): the run's inputs are
+ * gathered once, centred (q_x - z_x, as the reference), then each row sums
+ * them against its weights, group by group (src/pack.c's layout). Exact
+ * int32 sums, the reference's requantisation. */
+static void linear_run(size_t rows, size_t entries, const uint32_t *column, const int8_t *w,
+                       const int8_t *x, int8_t *y, const crisp_qs8_requant *q) {
+    int32_t xg[256];
+    int32_t acc[256];
+    for (size_t r0 = 0; r0 < rows; r0 += 256) {
+        const size_t nr = min_size(256, rows - r0);
+        for (size_t r = 0; r < nr; r++) acc[r] = q->bias[r0 + r];
+        for (size_t e0 = 0; e0 < entries; e0 += 256) {
+            const size_t ne = min_size(256, entries - e0); /* e0 is a multiple of 4 */
+            for (size_t e = 0; e < ne; e++) xg[e] = (int32_t)x[column[e0 + e]] - q->input_zero_point;
+            for (size_t e = ne; e < (ne + 3) / 4 * 4; e++) xg[e] = 0;
+            for (size_t r = 0; r < nr; r++) {
+                int32_t sum = 0;
+                for (size_t g = 0; g < ne; g += 4) {
+                    const int8_t *wg = w + crisp_qs8_weight_index(e0 + g, r0 + r, rows);
+                    sum += wg[0] * xg[g] + wg[1] * xg[g + 1] + wg[2] * xg[g + 2] +
+                           wg[3] * xg[g + 3];
+                }
+                acc[r] += sum;
+            }
+        }
+        for (size_t r = 0; r < nr; r++)
+            y[r0 + r] = crisp_qs8_requantize((float)acc[r] * q->multiplier[r0 + r],
+                                             q->output_zero_point, q->output_min, q->output_max);
+    }
+}
+
 void crisp_fast_run_qs8(const crisp_op *op, const int8_t *x, int8_t *y, size_t begin,
                         size_t end, float *scratch) {
     const crisp_qs8_kernels *k = crisp_qs8_kernels_best();
@@ -104,6 +145,18 @@ void crisp_fast_run_qs8(const crisp_op *op, const int8_t *x, int8_t *y, size_t b
     const size_t pixels = linear ? 1 : p->output_height * p->output_width;
     const size_t nt = f->tile_pixels, nr = k->spmm_nr;
     const crisp_sparse_weights *s = &op->packed.sparse;
+    if (linear) {
+        for (size_t unit = begin; unit < end; unit++) {
+            const size_t row0 = s->run_row[unit];
+            const size_t e0 = s->segment_entry[s->run_segment[unit]];
+            const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
+            crisp_qs8_requant qr = *q;
+            qr.bias += row0, qr.multiplier += row0;
+            linear_run(s->run_row[unit + 1] - row0, e1 - e0, s->entry_column + e0,
+                       s->weight_qs8 + s->run_weight[unit], x, y + row0, &qr);
+        }
+        return;
+    }
     int8_t *tile = (int8_t *)(void *)scratch;
     for (size_t item = begin; item < end;) {
         /* The items of one tile: [item, stop). */
@@ -113,6 +166,21 @@ void crisp_fast_run_qs8(const crisp_op *op, const int8_t *x, int8_t *y, size_t b
         if (!f->direct) im2col(p, x, tile, p0, np, nt, (int8_t)q->input_zero_point);
         const int8_t *b = f->direct ? x + p0 : tile;
         const size_t b_stride = f->direct ? pixels : nt;
+        if (f->path == CRISP_FAST_QS8_GEMM) {
+            /* Panel-major: a panel's weights stay in L1 while it sweeps the tile. */
+            const size_t k4 = (f->k + 3) / 4 * 4;
+            for (size_t unit = u0; unit < u1; unit++) {
+                const size_t row0 = 4 * unit, rows = min_size(4, p->output_channels - row0);
+                crisp_qs8_requant qr = *q;
+                qr.bias += row0, qr.multiplier += row0, qr.weight_sum += row0;
+                for (size_t n0 = 0; n0 < np; n0 += nr)
+                    k->spmm(rows, min_size(nr, np - n0), f->k, op->packed.panel_column,
+                            op->packed.panel_qs8 + row0 * k4, b + n0, b_stride,
+                            y + row0 * pixels + p0 + n0, pixels, &qr);
+            }
+            item = stop;
+            continue;
+        }
         /* Chunk-major, as the float path: consecutive runs share a
          * block-row's kept columns while they are in L1. */
         for (size_t n0 = 0; n0 < np; n0 += nr)

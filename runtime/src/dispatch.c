@@ -99,6 +99,11 @@ static void pool_work(const job *j, size_t b, size_t e, size_t t) {
         int8_t *qy = (int8_t *)y;
         crisp_pool2d_params p = op->k.pool;
         p.channels = e - b;
+        if (op->kind == CRISP_OP_MAX_POOL2D && j->s->fast != NULL) {
+            const crisp_qs8_maxpool_ukernel_fn pool = crisp_qs8_kernels_best()->maxpool;
+            for (size_t c = 0; c < e - b; c++) pool(&p, qx + c * in_plane, qy + c * out_plane);
+            return;
+        }
         switch (op->kind) {
         case CRISP_OP_MAX_POOL2D: crisp_qs8_maxpool2d__ref(&p, qx, qy); break;
         case CRISP_OP_AVG_POOL2D: crisp_qs8_avgpool2d__ref(&q, qx, qy); break;
@@ -138,7 +143,8 @@ static void elementwise_work(const job *j, size_t b, size_t e, size_t t) {
     } else if (op->dtype == CRISP_DTYPE_I8) {
         const int8_t *x = (const int8_t *)j->x + b;
         if (op->kind == CRISP_OP_ADD)
-            crisp_qs8_add__ref(n, x, (const int8_t *)j->x2 + b, (int8_t *)j->y + b, &op->k.qadd);
+            (j->s->fast != NULL ? crisp_qs8_kernels_best()->add : crisp_qs8_add__ref)(
+                n, x, (const int8_t *)j->x2 + b, (int8_t *)j->y + b, &op->k.qadd);
         else
             crisp_qs8_clamp__ref(n, x, (int8_t *)j->y + b, &op->k.qclamp);
     } else {

@@ -84,7 +84,7 @@ static void describe_scratch(char *buf, size_t size, const crisp_model *m, uint3
     const crisp_fast_plan *f = &op->fast;
     const char *kind = crisp_op_kind_name(op->kind);
     if (f->path == CRISP_FAST_GEMM || f->path == CRISP_FAST_SPMM ||
-        f->path == CRISP_FAST_QS8_SPMM) {
+        f->path == CRISP_FAST_QS8_SPMM || f->path == CRISP_FAST_QS8_GEMM) {
         const crisp_conv2d_params *p = &op->k.conv;
         snprintf(buf, size,
                  "op %u (%s): an im2col tile of K = %zu x %zu x %zu (kernel height x width x "

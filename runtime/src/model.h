@@ -59,6 +59,12 @@ typedef struct crisp_packed {
     float *multiplier;           /* int8: [Cout] */
     int32_t *weight_sum;         /* int8: [Cout], sum of the stored q_w */
     void *memory;                /* one allocation behind all the arrays */
+    /* Dense int8 conv, groups 1 (src/pack.c): the weights in panels of 4 rows
+     * in the grouped int8 layout, and the columns 0 .. K-1, so the int8
+     * sparse-run kernels run it as runs that keep every column. */
+    const int8_t *panel_qs8;     /* panel p at p * 4 * round4(K) */
+    const uint32_t *panel_column; /* [K]: 0, 1, ..., K-1 */
+    void *panel_memory;
 } crisp_packed;
 
 /* How an op runs on the optimised kernels (src/conv_fast.c), decided once at
@@ -71,6 +77,7 @@ enum crisp_fast_path {
     CRISP_FAST_MAXPOOL, /* float32 max pooling */
     CRISP_FAST_GEMV,    /* dense float32 linear */
     CRISP_FAST_QS8_SPMM, /* hybrid int8 conv (groups = 1) and linear */
+    CRISP_FAST_QS8_GEMM, /* dense int8 conv, groups = 1 */
 };
 
 typedef struct crisp_fast_plan {

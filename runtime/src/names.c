@@ -76,6 +76,7 @@ const char *crisp_fast_path_name(uint32_t path) {
     case CRISP_FAST_MAXPOOL: return "maxpool";
     case CRISP_FAST_GEMV: return "gemv";
     case CRISP_FAST_QS8_SPMM: return "qs8_spmm";
+    case CRISP_FAST_QS8_GEMM: return "qs8_gemm";
     default: return "reference";
     }
 }

@@ -293,6 +293,43 @@ static crisp_status derive_int8(crisp_model *m, uint32_t index, crisp_op *op,
     return s;
 }
 
+/*
+ * Dense int8 conv with groups 1, for the optimised kernels (src/conv_fast_qs8.c):
+ *   1. panels   i8 [ceil(R / 4) panels]  panel p = rows 4p .. min(4p + 4, R) - 1, in the
+ *                                        int8 run layout (crisp_qs8_weight_index over K
+ *                                        columns and the panel's rows), K padded to 4
+ *   2. columns  u32[K]                   0, 1, ..., K - 1 (every panel keeps them all)
+ * The file's weights stay where they are for the reference kernels.
+ */
+static crisp_status pack_panels(crisp_model *m, uint32_t index, crisp_op *op,
+                                const crisp_tensor *t, uint64_t cout) {
+    const size_t rows = (size_t)cout, k = (size_t)(t->elements / cout), k4 = (k + 3) / 4 * 4;
+    const size_t panel_bytes = round8(rows * k4), total = panel_bytes + 4 * k;
+    char what[96];
+    snprintf(what, sizeof what, "the int8 weight panels of op %u (%s)", (unsigned)index,
+             crisp_op_kind_name(op->kind));
+    const crisp_status charged = crisp_limits_charge(m, total, what);
+    if (charged != CRISP_OK) return charged;
+    m->packed_bytes += total;
+    uint8_t *mem = calloc(1, total);
+    if (mem == NULL)
+        return crisp_error(CRISP_ERR_NOMEM, "GRPH: out of memory for %zu bytes of packed weights",
+                           total);
+    op->packed.panel_memory = mem;
+    int8_t *panels = (int8_t *)mem;
+    uint32_t *columns = (uint32_t *)(void *)(mem + panel_bytes);
+    for (size_t r0 = 0; r0 < rows; r0 += 4) {
+        const size_t pr = rows - r0 < 4 ? rows - r0 : 4;
+        for (size_t r = 0; r < pr; r++)
+            for (size_t e = 0; e < k; e++)
+                panels[r0 * k4 + crisp_qs8_weight_index(e, r, pr)] = t->q[(r0 + r) * k + e];
+    }
+    for (size_t e = 0; e < k; e++) columns[e] = (uint32_t)e;
+    op->packed.panel_qs8 = panels;
+    op->packed.panel_column = columns;
+    return CRISP_OK;
+}
+
 crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
     crisp_op *op = &m->ops[index];
     if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) return CRISP_OK;
@@ -307,10 +344,14 @@ crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
     }
     crisp_status s = pack(m, index, op, t, &g, is_i8, cout, is_i8);
     if (s == CRISP_OK && is_i8) s = derive_int8(m, index, op, t, cout);
+    if (s == CRISP_OK && op->kind == CRISP_OP_CONV2D && op->k.qconv.conv.groups == 1 &&
+        t->encoding == CRISP_ENCODING_DENSE_I8)
+        s = pack_panels(m, index, op, t, cout);
     return s;
 }
 
 void crisp_packed_free(crisp_packed *packed) {
     free(packed->memory);
+    free(packed->panel_memory);
     memset(packed, 0, sizeof *packed);
 }

@@ -17,6 +17,7 @@
 #include "crisp.h"
 #include "hybrid_builder.h"
 #include "kernels/common.h"
+#include "kernels/ref.h"
 #include "kernels/ukernels.h"
 #include "model_builder.h"
 #include "naive.h"
@@ -91,6 +92,16 @@ static const gemv_variant gemvs[] = {
 #include "kernels/f32_gemv.inc"
 };
 #undef CRISP_GEMV
+
+typedef struct qs8_add_variant {
+    const char *isa, *name;
+    crisp_qs8_add_ukernel_fn fn;
+} qs8_add_variant;
+#define CRISP_QS8_ADD(tier, name) {#tier, #name, name},
+static const qs8_add_variant qs8_adds[] = {
+#include "kernels/qs8_add.inc"
+};
+#undef CRISP_QS8_ADD
 
 typedef struct qs8_spmm_variant {
     const char *isa, *name;
@@ -266,6 +277,32 @@ static void test_qs8_spmm(const qs8_spmm_variant *v, unsigned *rng) {
     }
 }
 
+/* int8 addition against the reference kernel, bitwise: lengths around the
+ * vector widths, zero points at the edges, narrowed output ranges, and
+ * scales so large that sums overflow to infinity and NaN (the clamp must
+ * then give what the reference's comparisons give). */
+static void test_qs8_add(const qs8_add_variant *v, unsigned *rng) {
+    for (int trial = 0; trial < 200; trial++) {
+        const size_t n = (size_t)check_rand_int(rng, 0, trial % 4 == 0 ? 300 : 40);
+        int8_t *a = malloc(n + 1), *b = malloc(n + 1), *got = malloc(n + 1), *want = malloc(n + 1);
+        for (size_t i = 0; i < n; i++) a[i] = (int8_t)edgy_q(rng, -128), b[i] = (int8_t)edgy_q(rng, -128);
+        crisp_qs8_add_params p = {0.001f + check_rand_float(rng) * check_rand_float(rng),
+                                  0.001f + check_rand_float(rng) * check_rand_float(rng),
+                                  0.001f + fabsf(check_rand_float(rng)) * 0.2f,
+                                  edgy_q(rng, -128), edgy_q(rng, -128), edgy_q(rng, -128), -128,
+                                  127};
+        p.a_scale = fabsf(p.a_scale), p.b_scale = fabsf(p.b_scale);
+        if (trial % 5 == 1) p.output_min = p.output_zero_point;
+        if (trial % 7 == 3) p.a_scale = 3e38f, p.b_scale = 3e38f, p.output_scale = 1e-3f;
+        v->fn(n, a, b, got, &p);
+        crisp_qs8_add__ref(n, a, b, want, &p);
+        CHECK(n == 0 || memcmp(got, want, n) == 0, "%s: n %zu scales %g %g %g z %d %d %d",
+              v->name, n, (double)p.a_scale, (double)p.b_scale, (double)p.output_scale,
+              (int)p.a_zero_point, (int)p.b_zero_point, (int)p.output_zero_point);
+        free(a), free(b), free(got), free(want);
+    }
+}
+
 /* The kernel reads a phase plane built here from a random padded image. */
 static void test_dw(const dw_variant *v, unsigned *rng, int max) {
     for (int trial = 0; trial < 60; trial++) {
@@ -335,6 +372,9 @@ static void microkernels(void) {
         else skipped++;
     for (size_t i = 0; i < COUNT(maxpools); i++)
         if (crisp_isa_supported(maxpools[i].isa)) test_dw(&maxpools[i], &rng, 1);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(qs8_adds); i++)
+        if (crisp_isa_supported(qs8_adds[i].isa)) test_qs8_add(&qs8_adds[i], &rng);
         else skipped++;
     for (size_t i = 0; i < COUNT(qs8_spmms); i++)
         if (crisp_isa_supported(qs8_spmms[i].isa)) test_qs8_spmm(&qs8_spmms[i], &rng);
@@ -497,15 +537,16 @@ static void layers(void) {
     }
 }
 
-/* int8 hybrid conv and linear layers (QUANTIZE -> layer -> DEQUANTIZE),
- * optimised session (1 and 3 threads) vs reference session: bitwise equal.
- * Zero points at the edges, output scales from unsaturated to saturating,
- * per-row and row-shared N:M, partial blocks, 1x1 convs read in place. */
+/* int8 hybrid conv, dense conv and hybrid linear layers (QUANTIZE -> layer
+ * -> DEQUANTIZE), optimised session (1 and 3 threads) vs reference session:
+ * bitwise equal. Zero points at the edges, output scales from unsaturated to
+ * saturating, per-row and row-shared N:M, partial blocks, 1x1 convs read in
+ * place, channel counts off the 4-row panels. */
 static void qs8_layers(void) {
     unsigned rng = 1616;
     static const float out_scales[3] = {0.5f, 0.05f, 0.002f};
-    for (int i = 0; i < 40; i++) {
-        const int linear = i % 5 == 4;
+    for (int i = 0; i < 56; i++) {
+        const int linear = i % 5 == 4, dense = !linear && i % 7 >= 5;
         naive_conv c;
         memset(&c, 0, sizeof c);
         if (linear) {
@@ -519,6 +560,9 @@ static void qs8_layers(void) {
         c.groups = 1;
         c.act = check_rand_int(&rng, 0, 2);
         c.cout = check_rand_int(&rng, 1, 70);
+        /* 1x1 convs end in a residual ADD of their input (an int8 ADD op). */
+        const int residual = !linear && i % 5 == 0;
+        if (residual) c.cout = c.cin;
         const int oh = linear ? 1 : naive_conv_out(c.h, c.kh, c.sh, c.pt + c.pb, c.dh);
         const int ow = linear ? 1 : naive_conv_out(c.w, c.kw, c.sw, c.pl + c.pr, c.dw);
         const uint32_t R = (uint32_t)c.cout, K = (uint32_t)(c.kh * c.kw * c.cin);
@@ -546,27 +590,42 @@ static void qs8_layers(void) {
                                    : mb_qvalue(&mb, 3, R, (uint32_t)oh, (uint32_t)ow, 0, sy, zy);
         const uint32_t yf = linear ? mb_value(&mb, 1, R, 0, 0, 0)
                                    : mb_value(&mb, 3, R, (uint32_t)oh, (uint32_t)ow, 0);
+        const uint32_t sum = residual ? mb_qvalue(&mb, 3, R, (uint32_t)oh, (uint32_t)ow, 0,
+                                                  0.04f, edgy_q(&rng, -128))
+                                      : MB_NONE;
         size_t wsize;
         uint64_t kept;
-        float *dense = malloc((size_t)R * K * sizeof *dense), *scales = malloc(R * sizeof *scales);
-        uint8_t *wbytes = mb_hybrid_encode(&hy, &rng, dense, scales, &wsize, &kept);
+        float *expanded = malloc((size_t)R * K * sizeof *expanded);
+        float *scales = malloc(R * sizeof *scales);
         const uint32_t dims[4] = {R, linear ? K : (uint32_t)c.kh, linear ? 0 : (uint32_t)c.kw,
                                   linear ? 0 : (uint32_t)c.cin};
-        const uint32_t wt = mb_tensor_raw(&mb, 4, linear ? 2 : 4, dims, wbytes, wsize);
+        uint8_t *wbytes = NULL;
+        uint32_t wt;
+        if (dense) {
+            int8_t *q = malloc((size_t)R * K);
+            for (size_t j = 0; j < (size_t)R * K; j++) q[j] = (int8_t)edgy_q(&rng, -127);
+            for (uint32_t r = 0; r < R; r++) scales[r] = 0.001f + 0.0005f * (float)(r % 7);
+            wt = mb_tensor_i8(&mb, 4, dims, scales, q);
+            free(q);
+        } else {
+            wbytes = mb_hybrid_encode(&hy, &rng, expanded, scales, &wsize, &kept);
+            wt = mb_tensor_raw(&mb, 4, linear ? 2 : 4, dims, wbytes, wsize);
+        }
         const uint32_t bt = i % 3 == 0 ? MB_NONE : mb_tensor(&mb, 1, R, 0, 0, 0, NULL);
         const int32_t params[16] = {c.kh, c.kw, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw, 1};
         mb_op(&mb, 12, 0, xf, MB_NONE, xq, MB_NONE, MB_NONE, NULL); /* QUANTIZE */
         mb_op(&mb, linear ? 2 : 1, (uint32_t)c.act, xq, MB_NONE, yq, wt, bt,
               linear ? NULL : params);
-        mb_op(&mb, 13, 0, yq, MB_NONE, yf, MB_NONE, MB_NONE, NULL); /* DEQUANTIZE */
+        if (residual) mb_op(&mb, 3, (uint32_t)(i % 3), xq, yq, sum, MB_NONE, MB_NONE, NULL);
+        mb_op(&mb, 13, 0, residual ? sum : yq, MB_NONE, yf, MB_NONE, MB_NONE, NULL);
         mb.input = xf, mb.output = yf;
         size_t size;
         uint8_t *file = mb_build(&mb, &size);
         mb_free(&mb);
         char what[160];
         snprintf(what, sizeof what,
-                 "int8 hybrid %s %dx%d s%d,%d d%d,%d p%d,%d %dx%dx%d -> %d, %u:%u v%u, z %d/%d",
-                 linear ? "linear" : "conv", c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.pt, c.pl,
+                 "int8 %s %s %dx%d s%d,%d d%d,%d p%d,%d %dx%dx%d -> %d, %u:%u v%u, z %d/%d",
+                 dense ? "dense" : "hybrid", linear ? "linear" : "conv", c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.pt, c.pl,
                  c.cin, c.h, c.w, c.cout, hy.n, hy.m, hy.v, (int)zx, (int)zy);
         crisp_model *m;
         if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
@@ -591,7 +650,7 @@ static void qs8_layers(void) {
             free(x), free(want), free(got);
             crisp_model_free(m);
         }
-        free(file), free(wbytes), free(dense), free(scales);
+        free(file), free(wbytes), free(expanded), free(scales);
     }
 }
 
@@ -644,11 +703,63 @@ static void maxpool_layers(void) {
     }
 }
 
+/* int8 max pooling layers (QUANTIZE -> MAX_POOL2D -> DEQUANTIZE), optimised
+ * session (2 threads) vs reference session: bitwise equal, windows in the
+ * padding (ceil mode) included. */
+static void qs8_maxpool_layers(void) {
+    unsigned rng = 55;
+    for (int i = 0; i < 30; i++) {
+        const int c = check_rand_int(&rng, 1, 9), k = check_rand_int(&rng, 1, 4);
+        const int s = check_rand_int(&rng, 1, 3), d = check_rand_int(&rng, 1, 2);
+        const int pad = check_rand_int(&rng, 0, k / 2), ceil_mode = check_rand_int(&rng, 0, 1);
+        const int h = d * (k - 1) + check_rand_int(&rng, 1, 40);
+        const int w = d * (k - 1) + check_rand_int(&rng, 1, 90);
+        const int oh = naive_pool_out(h, k, s, pad, d, ceil_mode);
+        const int ow = naive_pool_out(w, k, s, pad, d, ceil_mode);
+        const int32_t z = edgy_q(&rng, -128);
+        mb_model mb;
+        mb_init(&mb);
+        const uint32_t in = mb_value(&mb, 3, (uint32_t)c, (uint32_t)h, (uint32_t)w, 0);
+        const uint32_t qin = mb_qvalue(&mb, 3, (uint32_t)c, (uint32_t)h, (uint32_t)w, 0, 0.03f, z);
+        const uint32_t qout = mb_qvalue(&mb, 3, (uint32_t)c, (uint32_t)oh, (uint32_t)ow, 0, 0.03f, z);
+        const uint32_t out = mb_value(&mb, 3, (uint32_t)c, (uint32_t)oh, (uint32_t)ow, 0);
+        const int32_t params[16] = {k, k, s, s, pad, pad, d, d, ceil_mode};
+        mb_op(&mb, 12, 0, in, MB_NONE, qin, MB_NONE, MB_NONE, NULL);
+        mb_op(&mb, 6, 0, qin, MB_NONE, qout, MB_NONE, MB_NONE, params); /* MAX_POOL2D */
+        mb_op(&mb, 13, 0, qout, MB_NONE, out, MB_NONE, MB_NONE, NULL);
+        mb.input = in, mb.output = out;
+        size_t size;
+        uint8_t *file = mb_build(&mb, &size);
+        mb_free(&mb);
+        crisp_model *m;
+        if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
+            CHECK(0, "int8 maxpool %d: load: %s", i, crisp_last_error());
+            free(file);
+            continue;
+        }
+        const size_t nx = (size_t)c * h * w, ny = (size_t)c * oh * ow;
+        float *x = random_floats(&rng, nx, 5), *want = malloc(ny * 4), *got = malloc(ny * 4);
+        crisp_session *sref, *sfast;
+        crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
+        CHECK(crisp_session_create_with_options(m, &o, &sref) == CRISP_OK, "%s", crisp_last_error());
+        o = (crisp_session_options){2, 0};
+        CHECK(crisp_session_create_with_options(m, &o, &sfast) == CRISP_OK, "%s", crisp_last_error());
+        CHECK(crisp_session_run(sref, x, nx, want, ny) == CRISP_OK, "%s", crisp_last_error());
+        CHECK(crisp_session_run(sfast, x, nx, got, ny) == CRISP_OK, "%s", crisp_last_error());
+        CHECK(memcmp(got, want, ny * 4) == 0, "int8 maxpool k%d s%d d%d p%d ceil%d %dx%dx%d z %d",
+              k, s, d, pad, ceil_mode, c, h, w, (int)z);
+        crisp_session_free(sref), crisp_session_free(sfast);
+        crisp_model_free(m);
+        free(x), free(want), free(got), free(file);
+    }
+}
+
 int main(void) {
     microkernels();
     layers();
     qs8_layers();
     maxpool_layers();
+    qs8_maxpool_layers();
     printf("kernels: %s; %d variant(s) skipped (not supported by this CPU, or capped by CRISP_MAX_ISA)\n", crisp_kernel_isa(),
            skipped);
     return check_report();

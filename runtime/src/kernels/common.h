@@ -25,6 +25,15 @@ static inline int8_t crisp_qs8_requantize(float scaled, int32_t zero, int32_t lo
     return (int8_t)(int32_t)v;
 }
 
+/* One int8 addition: y = clamp(z_y + nearbyintf((s_a (q_a - z_a) + s_b (q_b -
+ * z_b)) / s_y)), in float, in exactly this order (docs/format.md). */
+static inline int8_t crisp_qs8_add_one(int8_t a, int8_t b, const crisp_qs8_add_params *p) {
+    const float real = p->a_scale * (float)((int32_t)a - p->a_zero_point) +
+                       p->b_scale * (float)((int32_t)b - p->b_zero_point);
+    return crisp_qs8_requantize(real / p->output_scale, p->output_zero_point, p->output_min,
+                                p->output_max);
+}
+
 /* Index of the int8 weight of kept column (entry) e, row r of a packed
  * hybrid run of `rows` rows (src/pack.c): entries are in groups of four, and
  * each row's four weights of a group are adjacent, so one 32-bit load gives

@@ -62,6 +62,14 @@ static void choose_qs8(void) {
     }
 #include "kernels/qs8_spmm.inc"
 #undef CRISP_QS8_SPMM
+#define CRISP_QS8_ADD(tier, name) \
+    if (crisp_isa_supported(#tier)) best_qs8.add = name;
+#include "kernels/qs8_add.inc"
+#undef CRISP_QS8_ADD
+#define CRISP_QS8_MAXPOOL(tier, name) \
+    if (crisp_isa_supported(#tier)) best_qs8.maxpool = name;
+#include "kernels/qs8_maxpool.inc"
+#undef CRISP_QS8_MAXPOOL
 }
 
 static pthread_once_t chosen_qs8 = PTHREAD_ONCE_INIT;

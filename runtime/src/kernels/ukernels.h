@@ -86,6 +86,15 @@ typedef void (*crisp_qs8_spmm_ukernel_fn)(size_t rows, size_t nc, size_t entries
                                           const int8_t *b, size_t b_stride, int8_t *c,
                                           size_t c_stride, const crisp_qs8_requant *q);
 
+/* int8 addition of n elements, bitwise the reference (kernels/qs8_add.inc). */
+typedef void (*crisp_qs8_add_ukernel_fn)(size_t n, const int8_t *a, const int8_t *b, int8_t *y,
+                                         const crisp_qs8_add_params *p);
+
+/* int8 max pooling of one channel (p->channels is ignored): bitwise the
+ * reference (kernels/qs8_maxpool.inc). */
+typedef void (*crisp_qs8_maxpool_ukernel_fn)(const crisp_pool2d_params *p, const int8_t *x,
+                                             int8_t *y);
+
 /* Prototypes of every variant compiled for this architecture. */
 #define CRISP_GEMM(isa, name, mr, nr)                                                      \
     void name(size_t, size_t, size_t, const float *, size_t, const float *, size_t, float *, \
@@ -110,6 +119,13 @@ typedef void (*crisp_qs8_spmm_ukernel_fn)(size_t rows, size_t nc, size_t entries
               size_t, int8_t *, size_t, const crisp_qs8_requant *);
 #include "kernels/qs8_spmm.inc"
 #undef CRISP_QS8_SPMM
+#define CRISP_QS8_ADD(isa, name) \
+    void name(size_t, const int8_t *, const int8_t *, int8_t *, const crisp_qs8_add_params *);
+#include "kernels/qs8_add.inc"
+#undef CRISP_QS8_ADD
+#define CRISP_QS8_MAXPOOL(isa, name) void name(const crisp_pool2d_params *, const int8_t *, int8_t *);
+#include "kernels/qs8_maxpool.inc"
+#undef CRISP_QS8_MAXPOOL
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_DWCONV
@@ -138,6 +154,8 @@ typedef struct crisp_qs8_kernels {
     const char *isa; /* "scalar", "avx2_fma", "avx512vnni", "neon", "neon_dotprod" */
     crisp_qs8_spmm_ukernel_fn spmm;
     size_t spmm_nr;
+    crisp_qs8_add_ukernel_fn add;
+    crisp_qs8_maxpool_ukernel_fn maxpool;
 } crisp_qs8_kernels;
 
 const crisp_qs8_kernels *crisp_qs8_kernels_best(void);

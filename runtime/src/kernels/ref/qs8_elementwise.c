@@ -5,15 +5,10 @@
 #include "kernels/ref/common.h"
 
 /* y = clamp(z_y + nearbyintf((s_a (q_a - z_a) + s_b (q_b - z_b)) / s_y)), in
- * float, in exactly this order (docs/format.md). */
+ * float, in exactly this order (docs/format.md; crisp_qs8_add_one). */
 void crisp_qs8_add__ref(size_t n, const int8_t *a, const int8_t *b, int8_t *y,
                         const crisp_qs8_add_params *p) {
-    for (size_t i = 0; i < n; i++) {
-        const float real = p->a_scale * (float)((int32_t)a[i] - p->a_zero_point) +
-                           p->b_scale * (float)((int32_t)b[i] - p->b_zero_point);
-        y[i] = crisp_qs8_requantize(real / p->output_scale, p->output_zero_point,
-                                    p->output_min, p->output_max);
-    }
+    for (size_t i = 0; i < n; i++) y[i] = crisp_qs8_add_one(a[i], b[i], p);
 }
 
 void crisp_qs8_clamp__ref(size_t n, const int8_t *x, int8_t *y, const crisp_qs8_clamp_params *p) {
