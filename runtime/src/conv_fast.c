@@ -281,9 +281,10 @@ static void window_bands(crisp_f32_dwconv_ukernel_fn kernel, const crisp_conv2d_
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
                     const float *x, float *y, size_t begin, size_t end, float *scratch) {
     const crisp_fast_plan *f = &op->fast;
-    if (f->path == CRISP_FAST_QS8_SPMM || f->path == CRISP_FAST_QS8_GEMM) {
-        crisp_fast_run_qs8(op, (const int8_t *)(const void *)x, (int8_t *)(void *)y, begin, end,
-                           scratch);
+    if (f->path == CRISP_FAST_QS8_SPMM || f->path == CRISP_FAST_QS8_GEMM ||
+        f->path == CRISP_FAST_QS8_DWCONV) {
+        crisp_fast_run_qs8(m, op, (const int8_t *)(const void *)x, (int8_t *)(void *)y, begin,
+                           end, scratch);
         return;
     }
     if (f->path == CRISP_FAST_MAXPOOL) {

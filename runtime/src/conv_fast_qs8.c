@@ -21,11 +21,75 @@
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
+/* Depthwise: the whole padded channel as int16 column phases (ukernels.h,
+ * crisp_qs8_dwconv_plane), plus the kernels' read slack. */
+static size_t dw_phase_stride(const crisp_conv2d_params *p) {
+    const size_t s = p->stride_width;
+    const size_t cols = (p->output_width - 1) * s + (p->kernel_width - 1) * p->dilation_width + 1;
+    return (cols + s - 1) / s;
+}
+static size_t dw_padded_rows(const crisp_conv2d_params *p) {
+    return (p->output_height - 1) * p->stride_height +
+           (p->kernel_height - 1) * p->dilation_height + 1;
+}
+static size_t dw_plane_elements(const crisp_conv2d_params *p) {
+    return p->stride_width * dw_padded_rows(p) * dw_phase_stride(p) + CRISP_QS8_DWCONV_SLACK;
+}
+
+/* Fills the phases of one channel with q_x - z_x, padding 0. */
+static crisp_qs8_dwconv_plane dw_phases(const crisp_conv2d_params *p, const int8_t *x,
+                                        int32_t zx, int16_t *buf) {
+    const size_t s = p->stride_width, iw = p->input_width, pl = p->padding_left;
+    const size_t stride = dw_phase_stride(p), rows = dw_padded_rows(p);
+    const crisp_qs8_dwconv_plane plane = {buf, rows * stride, stride, p->stride_height, s,
+                                          p->dilation_height, p->dilation_width,
+                                          p->kernel_height, p->kernel_width, p->output_height,
+                                          p->output_width};
+    for (size_t q = 0; q < s; q++) {
+        /* Phase column j is padded column q + s*j, image column q + s*j - pl. */
+        const size_t j_lo = pl > q ? (pl - q + s - 1) / s : 0;
+        const size_t j_end = iw + pl > q ? (iw + pl - q - 1) / s + 1 : 0;
+        const size_t j_hi = min_size(j_end, stride);
+        for (size_t r = 0; r < rows; r++) {
+            int16_t *dst = buf + q * plane.phase_size + r * stride;
+            const ptrdiff_t iy = (ptrdiff_t)r - (ptrdiff_t)p->padding_top;
+            if (iy < 0 || iy >= (ptrdiff_t)p->input_height || j_lo >= j_hi) {
+                memset(dst, 0, stride * sizeof *dst);
+                continue;
+            }
+            memset(dst, 0, j_lo * sizeof *dst);
+            const int8_t *src = x + (size_t)iy * iw + (q + s * j_lo - pl);
+            int16_t *to = dst + j_lo;
+            const size_t n = j_hi - j_lo;
+            if (s == 1) { /* constant strides: these loops vectorise */
+                for (size_t j = 0; j < n; j++) to[j] = (int16_t)(src[j] - zx);
+            } else if (s == 2) {
+                for (size_t j = 0; j < n; j++) to[j] = (int16_t)(src[2 * j] - zx);
+            } else {
+                for (size_t j = 0; j < n; j++) to[j] = (int16_t)(src[j * s] - zx);
+            }
+            memset(dst + j_hi, 0, (stride - j_hi) * sizeof *dst);
+        }
+    }
+    memset(buf + s * plane.phase_size, 0, CRISP_QS8_DWCONV_SLACK * sizeof *buf);
+    return plane;
+}
+
 crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
     const crisp_qs8_kernels *k = crisp_qs8_kernels_best();
     crisp_fast_plan f;
     memset(&f, 0, sizeof f);
     if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) return f;
+    const crisp_conv2d_params *c = &op->k.qconv.conv;
+    if (op->kind == CRISP_OP_CONV2D && c->groups > 1 && c->groups == c->input_channels &&
+        c->groups == c->output_channels &&
+        m->tensors[op->weight].encoding == CRISP_ENCODING_DENSE_I8) {
+        f.path = CRISP_FAST_QS8_DWCONV;
+        f.units = c->output_channels;
+        f.tiles = 1;
+        f.scratch_floats = (dw_plane_elements(c) * sizeof(int16_t) + 3) / 4;
+        return f;
+    }
     if (m->tensors[op->weight].encoding == CRISP_ENCODING_HYBRID_I8) {
         f.path = CRISP_FAST_QS8_SPMM;
         f.units = op->packed.sparse.run_count;
@@ -135,8 +199,8 @@ static void linear_run(size_t rows, size_t entries, const uint32_t *column, cons
     }
 }
 
-void crisp_fast_run_qs8(const crisp_op *op, const int8_t *x, int8_t *y, size_t begin,
-                        size_t end, float *scratch) {
+void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *x, int8_t *y,
+                        size_t begin, size_t end, float *scratch) {
     const crisp_qs8_kernels *k = crisp_qs8_kernels_best();
     const crisp_fast_plan *f = &op->fast;
     const int linear = op->kind == CRISP_OP_LINEAR;
@@ -144,6 +208,17 @@ void crisp_fast_run_qs8(const crisp_op *op, const int8_t *x, int8_t *y, size_t b
     const crisp_qs8_requant *q = linear ? &op->k.qlinear.q : &op->k.qconv.q;
     const size_t pixels = linear ? 1 : p->output_height * p->output_width;
     const size_t nt = f->tile_pixels, nr = k->spmm_nr;
+    if (f->path == CRISP_FAST_QS8_DWCONV) {
+        const size_t taps = p->kernel_height * p->kernel_width;
+        const size_t plane = p->input_height * p->input_width;
+        for (size_t c = begin; c < end; c++) {
+            const crisp_qs8_dwconv_plane pl =
+                dw_phases(p, x + c * plane, q->input_zero_point, (int16_t *)(void *)scratch);
+            k->dwconv(&pl, m->tensors[op->weight].q + c * taps, q->bias[c], q->multiplier[c],
+                      y + c * pixels, q);
+        }
+        return;
+    }
     const crisp_sparse_weights *s = &op->packed.sparse;
     if (linear) {
         for (size_t unit = begin; unit < end; unit++) {

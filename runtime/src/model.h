@@ -78,6 +78,7 @@ enum crisp_fast_path {
     CRISP_FAST_GEMV,    /* dense float32 linear */
     CRISP_FAST_QS8_SPMM, /* hybrid int8 conv (groups = 1) and linear */
     CRISP_FAST_QS8_GEMM, /* dense int8 conv, groups = 1 */
+    CRISP_FAST_QS8_DWCONV, /* dense int8 depthwise conv */
 };
 
 typedef struct crisp_fast_plan {

@@ -77,6 +77,7 @@ const char *crisp_fast_path_name(uint32_t path) {
     case CRISP_FAST_GEMV: return "gemv";
     case CRISP_FAST_QS8_SPMM: return "qs8_spmm";
     case CRISP_FAST_QS8_GEMM: return "qs8_gemm";
+    case CRISP_FAST_QS8_DWCONV: return "qs8_dwconv";
     default: return "reference";
     }
 }

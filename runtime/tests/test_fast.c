@@ -103,6 +103,16 @@ static const qs8_add_variant qs8_adds[] = {
 };
 #undef CRISP_QS8_ADD
 
+typedef struct qs8_dw_variant {
+    const char *isa, *name;
+    crisp_qs8_dwconv_ukernel_fn fn;
+} qs8_dw_variant;
+#define CRISP_QS8_DWCONV(tier, name) {#tier, #name, name},
+static const qs8_dw_variant qs8_dws[] = {
+#include "kernels/qs8_dwconv.inc"
+};
+#undef CRISP_QS8_DWCONV
+
 typedef struct qs8_spmm_variant {
     const char *isa, *name;
     crisp_qs8_spmm_ukernel_fn fn;
@@ -303,6 +313,53 @@ static void test_qs8_add(const qs8_add_variant *v, unsigned *rng) {
     }
 }
 
+/* int8 depthwise: a phase plane of centred int16 values built here from a
+ * random padded image (|q_x - z_x| <= 255), against the textbook sum and
+ * crisp_qs8_requantize, bitwise. */
+static void test_qs8_dw(const qs8_dw_variant *v, unsigned *rng) {
+    for (int trial = 0; trial < 80; trial++) {
+        const size_t s = (size_t)check_rand_int(rng, 1, 3), sh = (size_t)check_rand_int(rng, 1, 3);
+        const size_t kh = (size_t)check_rand_int(rng, 1, 5), kw = (size_t)check_rand_int(rng, 1, 5);
+        const size_t dh = (size_t)check_rand_int(rng, 1, 2), dw = (size_t)check_rand_int(rng, 1, 2);
+        const size_t oh = (size_t)check_rand_int(rng, 1, 9), ow = (size_t)check_rand_int(rng, 1, 150);
+        const size_t rows = (oh - 1) * sh + (kh - 1) * dh + 1, cols = (ow - 1) * s + (kw - 1) * dw + 1;
+        const size_t stride = (cols + s - 1) / s;
+        int16_t *padded = malloc(rows * cols * sizeof *padded);
+        for (size_t i = 0; i < rows * cols; i++)
+            padded[i] = (int16_t)(trial % 4 == 0 ? (check_rand_int(rng, 0, 1) ? 255 : -255)
+                                                 : check_rand_int(rng, -255, 255));
+        int16_t *phases = calloc(s * rows * stride + CRISP_QS8_DWCONV_SLACK, sizeof *phases);
+        for (size_t r = 0; r < rows; r++)
+            for (size_t x = 0; x < cols; x++)
+                phases[(x % s) * rows * stride + r * stride + x / s] = padded[r * cols + x];
+        const crisp_qs8_dwconv_plane pl = {phases, rows * stride, stride, sh, s, dh, dw, kh, kw,
+                                           oh, ow};
+        int8_t w[25];
+        for (size_t i = 0; i < kh * kw; i++) w[i] = (int8_t)edgy_q(rng, -127);
+        const int32_t bias = check_rand_int(rng, -100000, 100000);
+        const float mult = ldexpf(1.0f + check_rand_float(rng) * 0.5f, -check_rand_int(rng, 2, 14));
+        crisp_qs8_requant q = {0, edgy_q(rng, -128), -128, 127, NULL, NULL, NULL};
+        if (trial % 3 == 1) q.output_min = q.output_zero_point;
+        int8_t *out = malloc(oh * ow);
+        v->fn(&pl, w, bias, mult, out, &q);
+        int ok = 1;
+        for (size_t oy = 0; oy < oh && ok; oy++)
+            for (size_t ox = 0; ox < ow && ok; ox++) {
+                int32_t acc = bias;
+                for (size_t ky = 0; ky < kh; ky++)
+                    for (size_t kx = 0; kx < kw; kx++)
+                        acc += w[ky * kw + kx] *
+                               padded[(oy * sh + ky * dh) * cols + ox * s + kx * dw];
+                ok = out[oy * ow + ox] == crisp_qs8_requantize((float)acc * mult,
+                                                               q.output_zero_point,
+                                                               q.output_min, q.output_max);
+            }
+        CHECK(ok, "%s: s %zu/%zu k %zux%zu d %zu/%zu out %zux%zu", v->name, sh, s, kh, kw, dh,
+              dw, oh, ow);
+        free(padded), free(phases), free(out);
+    }
+}
+
 /* The kernel reads a phase plane built here from a random padded image. */
 static void test_dw(const dw_variant *v, unsigned *rng, int max) {
     for (int trial = 0; trial < 60; trial++) {
@@ -372,6 +429,9 @@ static void microkernels(void) {
         else skipped++;
     for (size_t i = 0; i < COUNT(maxpools); i++)
         if (crisp_isa_supported(maxpools[i].isa)) test_dw(&maxpools[i], &rng, 1);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(qs8_dws); i++)
+        if (crisp_isa_supported(qs8_dws[i].isa)) test_qs8_dw(&qs8_dws[i], &rng);
         else skipped++;
     for (size_t i = 0; i < COUNT(qs8_adds); i++)
         if (crisp_isa_supported(qs8_adds[i].isa)) test_qs8_add(&qs8_adds[i], &rng);
@@ -547,6 +607,7 @@ static void qs8_layers(void) {
     static const float out_scales[3] = {0.5f, 0.05f, 0.002f};
     for (int i = 0; i < 56; i++) {
         const int linear = i % 5 == 4, dense = !linear && i % 7 >= 5;
+        const int depthwise = dense && i % 2 == 0; /* groups = channels */
         naive_conv c;
         memset(&c, 0, sizeof c);
         if (linear) {
@@ -560,12 +621,14 @@ static void qs8_layers(void) {
         c.groups = 1;
         c.act = check_rand_int(&rng, 0, 2);
         c.cout = check_rand_int(&rng, 1, 70);
+        if (depthwise) c.cout = c.groups = c.cin;
         /* 1x1 convs end in a residual ADD of their input (an int8 ADD op). */
         const int residual = !linear && i % 5 == 0;
         if (residual) c.cout = c.cin;
         const int oh = linear ? 1 : naive_conv_out(c.h, c.kh, c.sh, c.pt + c.pb, c.dh);
         const int ow = linear ? 1 : naive_conv_out(c.w, c.kw, c.sw, c.pl + c.pr, c.dw);
-        const uint32_t R = (uint32_t)c.cout, K = (uint32_t)(c.kh * c.kw * c.cin);
+        const uint32_t R = (uint32_t)c.cout;
+        const uint32_t K = (uint32_t)(c.kh * c.kw * (c.cin / c.groups));
         static const uint32_t shapes[][2] = {{16, 16}, {8, 8}, {4, 8}, {5, 12}};
         static const uint32_t nms[][2] = {{2, 4}, {1, 4}, {4, 4}};
         const uint32_t *bs = shapes[check_rand(&rng) % 4], *p = nms[check_rand(&rng) % 3];
@@ -598,7 +661,7 @@ static void qs8_layers(void) {
         float *expanded = malloc((size_t)R * K * sizeof *expanded);
         float *scales = malloc(R * sizeof *scales);
         const uint32_t dims[4] = {R, linear ? K : (uint32_t)c.kh, linear ? 0 : (uint32_t)c.kw,
-                                  linear ? 0 : (uint32_t)c.cin};
+                                  linear ? 0 : (uint32_t)(c.cin / c.groups)};
         uint8_t *wbytes = NULL;
         uint32_t wt;
         if (dense) {
@@ -612,7 +675,8 @@ static void qs8_layers(void) {
             wt = mb_tensor_raw(&mb, 4, linear ? 2 : 4, dims, wbytes, wsize);
         }
         const uint32_t bt = i % 3 == 0 ? MB_NONE : mb_tensor(&mb, 1, R, 0, 0, 0, NULL);
-        const int32_t params[16] = {c.kh, c.kw, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw, 1};
+        const int32_t params[16] = {c.kh, c.kw, c.sh, c.sw, c.pt, c.pl, c.pb, c.pr, c.dh, c.dw,
+                                    c.groups};
         mb_op(&mb, 12, 0, xf, MB_NONE, xq, MB_NONE, MB_NONE, NULL); /* QUANTIZE */
         mb_op(&mb, linear ? 2 : 1, (uint32_t)c.act, xq, MB_NONE, yq, wt, bt,
               linear ? NULL : params);
@@ -625,7 +689,7 @@ static void qs8_layers(void) {
         char what[160];
         snprintf(what, sizeof what,
                  "int8 %s %s %dx%d s%d,%d d%d,%d p%d,%d %dx%dx%d -> %d, %u:%u v%u, z %d/%d",
-                 dense ? "dense" : "hybrid", linear ? "linear" : "conv", c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.pt, c.pl,
+                 depthwise ? "depthwise" : dense ? "dense" : "hybrid", linear ? "linear" : "conv", c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.pt, c.pl,
                  c.cin, c.h, c.w, c.cout, hy.n, hy.m, hy.v, (int)zx, (int)zy);
         crisp_model *m;
         if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {

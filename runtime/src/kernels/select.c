@@ -70,6 +70,10 @@ static void choose_qs8(void) {
     if (crisp_isa_supported(#tier)) best_qs8.maxpool = name;
 #include "kernels/qs8_maxpool.inc"
 #undef CRISP_QS8_MAXPOOL
+#define CRISP_QS8_DWCONV(tier, name) \
+    if (crisp_isa_supported(#tier)) best_qs8.dwconv = name;
+#include "kernels/qs8_dwconv.inc"
+#undef CRISP_QS8_DWCONV
 }
 
 static pthread_once_t chosen_qs8 = PTHREAD_ONCE_INIT;

@@ -95,6 +95,27 @@ typedef void (*crisp_qs8_add_ukernel_fn)(size_t n, const int8_t *a, const int8_t
 typedef void (*crisp_qs8_maxpool_ukernel_fn)(const crisp_pool2d_params *p, const int8_t *x,
                                              int8_t *y);
 
+/* int8 depthwise conv of one channel, every output row, from a padded copy
+ * split into column phases as crisp_dwconv_plane's (phase q holds padded
+ * columns q, q + s, ...), holding q_x - z_x as int16 (padding 0):
+ *   out[oy][ox] = crisp_qs8_requantize((float)(bias + sum_{ky,kx} w[ky*kw+kx] *
+ *                 phase[(kx*d) % s][(oy*sh + ky*dh) * phase_stride + ox + (kx*d) / s])
+ *                 * multiplier, z_y, min, max)  (q's zero point and range).
+ * Kernels read up to CRISP_QS8_DWCONV_SLACK elements past a phase row's last
+ * used column; the driver pads the planes' end with that many. */
+#define CRISP_QS8_DWCONV_SLACK 32
+
+typedef struct crisp_qs8_dwconv_plane {
+    const int16_t *phases;
+    size_t phase_size, phase_stride;
+    size_t stride_height, stride_width, dilation_height, dilation_width;
+    size_t kernel_height, kernel_width, output_height, output_width;
+} crisp_qs8_dwconv_plane;
+
+typedef void (*crisp_qs8_dwconv_ukernel_fn)(const crisp_qs8_dwconv_plane *pl, const int8_t *w,
+                                            int32_t bias, float multiplier, int8_t *out,
+                                            const crisp_qs8_requant *q);
+
 /* Prototypes of every variant compiled for this architecture. */
 #define CRISP_GEMM(isa, name, mr, nr)                                                      \
     void name(size_t, size_t, size_t, const float *, size_t, const float *, size_t, float *, \
@@ -126,6 +147,11 @@ typedef void (*crisp_qs8_maxpool_ukernel_fn)(const crisp_pool2d_params *p, const
 #define CRISP_QS8_MAXPOOL(isa, name) void name(const crisp_pool2d_params *, const int8_t *, int8_t *);
 #include "kernels/qs8_maxpool.inc"
 #undef CRISP_QS8_MAXPOOL
+#define CRISP_QS8_DWCONV(isa, name)                                                  \
+    void name(const crisp_qs8_dwconv_plane *, const int8_t *, int32_t, float, int8_t *, \
+              const crisp_qs8_requant *);
+#include "kernels/qs8_dwconv.inc"
+#undef CRISP_QS8_DWCONV
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_DWCONV
@@ -156,6 +182,7 @@ typedef struct crisp_qs8_kernels {
     size_t spmm_nr;
     crisp_qs8_add_ukernel_fn add;
     crisp_qs8_maxpool_ukernel_fn maxpool;
+    crisp_qs8_dwconv_ukernel_fn dwconv;
 } crisp_qs8_kernels;
 
 const crisp_qs8_kernels *crisp_qs8_kernels_best(void);
