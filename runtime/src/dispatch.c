@@ -130,7 +130,8 @@ static void elementwise_work(const job *j, size_t b, size_t e, size_t t) {
     const crisp_op *op = j->op;
     const size_t n = e - b;
     if (op->kind == CRISP_OP_QUANTIZE) {
-        crisp_f32_quantize__ref(n, (const float *)j->x + b, (int8_t *)j->y + b, &op->k.quant);
+        (j->s->fast != NULL ? crisp_qs8_kernels_best()->quantize : crisp_f32_quantize__ref)(
+            n, (const float *)j->x + b, (int8_t *)j->y + b, &op->k.quant);
         return;
     }
     if (op->kind == CRISP_OP_DEQUANTIZE) {

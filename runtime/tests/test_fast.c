@@ -103,6 +103,16 @@ static const qs8_add_variant qs8_adds[] = {
 };
 #undef CRISP_QS8_ADD
 
+typedef struct quantize_variant {
+    const char *isa, *name;
+    crisp_f32_quantize_ukernel_fn fn;
+} quantize_variant;
+#define CRISP_F32_QUANTIZE(tier, name) {#tier, #name, name},
+static const quantize_variant quantizes[] = {
+#include "kernels/f32_quantize.inc"
+};
+#undef CRISP_F32_QUANTIZE
+
 typedef struct qs8_dw_variant {
     const char *isa, *name;
     crisp_qs8_dwconv_ukernel_fn fn;
@@ -360,6 +370,31 @@ static void test_qs8_dw(const qs8_dw_variant *v, unsigned *rng) {
     }
 }
 
+/* QUANTIZE against the reference kernel, bitwise: values around the rounding
+ * ties and beyond the int8 range, infinities and NaN, zero points at the
+ * edges. */
+static void test_quantize(const quantize_variant *v, unsigned *rng) {
+    for (int trial = 0; trial < 100; trial++) {
+        const size_t n = (size_t)check_rand_int(rng, 0, trial % 4 == 0 ? 300 : 40);
+        float *x = malloc((n + 1) * sizeof *x);
+        int8_t *got = malloc(n + 1), *want = malloc(n + 1);
+        const crisp_qs8_quantize_params p = {0.01f + fabsf(check_rand_float(rng)) * 0.1f,
+                                             edgy_q(rng, -128)};
+        for (size_t i = 0; i < n; i++) {
+            const int kind = check_rand_int(rng, 0, 9);
+            x[i] = kind == 0   ? NAN
+                   : kind == 1 ? (check_rand_int(rng, 0, 1) ? INFINITY : -INFINITY)
+                   : kind == 2 ? ((float)check_rand_int(rng, -300, 300) + 0.5f) * p.scale
+                               : check_rand_float(rng) * 200.0f * p.scale;
+        }
+        v->fn(n, x, got, &p);
+        crisp_f32_quantize__ref(n, x, want, &p);
+        CHECK(n == 0 || memcmp(got, want, n) == 0, "%s: n %zu scale %g z %d", v->name, n,
+              (double)p.scale, (int)p.zero_point);
+        free(x), free(got), free(want);
+    }
+}
+
 /* The kernel reads a phase plane built here from a random padded image. */
 static void test_dw(const dw_variant *v, unsigned *rng, int max) {
     for (int trial = 0; trial < 60; trial++) {
@@ -429,6 +464,9 @@ static void microkernels(void) {
         else skipped++;
     for (size_t i = 0; i < COUNT(maxpools); i++)
         if (crisp_isa_supported(maxpools[i].isa)) test_dw(&maxpools[i], &rng, 1);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(quantizes); i++)
+        if (crisp_isa_supported(quantizes[i].isa)) test_quantize(&quantizes[i], &rng);
         else skipped++;
     for (size_t i = 0; i < COUNT(qs8_dws); i++)
         if (crisp_isa_supported(qs8_dws[i].isa)) test_qs8_dw(&qs8_dws[i], &rng);

@@ -74,6 +74,10 @@ static void choose_qs8(void) {
     if (crisp_isa_supported(#tier)) best_qs8.dwconv = name;
 #include "kernels/qs8_dwconv.inc"
 #undef CRISP_QS8_DWCONV
+#define CRISP_F32_QUANTIZE(tier, name) \
+    if (crisp_isa_supported(#tier)) best_qs8.quantize = name;
+#include "kernels/f32_quantize.inc"
+#undef CRISP_F32_QUANTIZE
 }
 
 static pthread_once_t chosen_qs8 = PTHREAD_ONCE_INIT;

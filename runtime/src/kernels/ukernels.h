@@ -116,6 +116,11 @@ typedef void (*crisp_qs8_dwconv_ukernel_fn)(const crisp_qs8_dwconv_plane *pl, co
                                             int32_t bias, float multiplier, int8_t *out,
                                             const crisp_qs8_requant *q);
 
+/* float32 -> int8 of n elements (QUANTIZE), bitwise the reference
+ * (kernels/f32_quantize.inc). */
+typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *y,
+                                              const crisp_qs8_quantize_params *p);
+
 /* Prototypes of every variant compiled for this architecture. */
 #define CRISP_GEMM(isa, name, mr, nr)                                                      \
     void name(size_t, size_t, size_t, const float *, size_t, const float *, size_t, float *, \
@@ -152,6 +157,10 @@ typedef void (*crisp_qs8_dwconv_ukernel_fn)(const crisp_qs8_dwconv_plane *pl, co
               const crisp_qs8_requant *);
 #include "kernels/qs8_dwconv.inc"
 #undef CRISP_QS8_DWCONV
+#define CRISP_F32_QUANTIZE(isa, name) \
+    void name(size_t, const float *, int8_t *, const crisp_qs8_quantize_params *);
+#include "kernels/f32_quantize.inc"
+#undef CRISP_F32_QUANTIZE
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_DWCONV
@@ -183,6 +192,7 @@ typedef struct crisp_qs8_kernels {
     crisp_qs8_add_ukernel_fn add;
     crisp_qs8_maxpool_ukernel_fn maxpool;
     crisp_qs8_dwconv_ukernel_fn dwconv;
+    crisp_f32_quantize_ukernel_fn quantize; /* QUANTIZE: float32 -> int8 */
 } crisp_qs8_kernels;
 
 const crisp_qs8_kernels *crisp_qs8_kernels_best(void);
