@@ -156,6 +156,13 @@ ukernel-bench: build-native
 # (crisp-personalize) against a torch logistic regression, its time and memory, thread
 # invariance, re-selection against a host-packed model. ≈ 45 min on one core the first time
 # (a base model is trained and pruned; cached in bench-results/personalize/).
+# Issue 16: hybrid int8 against hybrid fp32 on the same weights (the peerbench pattern at
+# 90 %, V = 1 and 4), ResNet-50 and MobileNetV2, 1 and 2 threads, timed interleaved in one
+# process; the ratio fp32/int8. Models are packed once (a few minutes) into bench-results/int8/.
+.PHONY: bench-int8
+bench-int8: venv build-native
+	CRISP_LIBRARY=$(CURDIR)/build/native/runtime/libcrisp.so $(PY) bench/int8_bench.py $(BENCH_INT8_ARGS)
+
 .PHONY: bench-personalize
 bench-personalize: venv build-native
 	$(PY) bench/personalize_bench.py $(BENCH_PERSONALIZE_ARGS)
