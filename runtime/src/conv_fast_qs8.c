@@ -123,18 +123,37 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
     return f;
 }
 
-/* Copies a segment of a stride-1 row. Short rows (7 or 14 pixels at the end
- * of ResNet) cost less as an inline loop than as a memcpy call; kept a loop
- * (GCC would otherwise turn it back into memcpy). */
-#if defined(__GNUC__) && !defined(__clang__)
-__attribute__((optimize("no-tree-loop-distribute-patterns")))
-#endif
-static void copy_bytes(int8_t *restrict dst, const int8_t *restrict src, size_t n) {
-    if (n >= 64) {
-        memcpy(dst, src, n);
-        return;
+/* Copies a segment of a stride-1 row. Segments are short (7 to 56 bytes in
+ * ResNet), where a memcpy call or a byte loop costs more than the copy:
+ * fixed-size memcpys (single loads and stores) in 16-byte steps, the last
+ * one overlapping, never reading or writing outside [0, n). */
+static inline void copy_bytes(int8_t *restrict dst, const int8_t *restrict src, size_t n) {
+    if (n >= 16) {
+        size_t j = 0;
+        for (; j + 16 <= n; j += 16) memcpy(dst + j, src + j, 16);
+        if (j < n) memcpy(dst + n - 16, src + n - 16, 16);
+    } else if (n >= 8) {
+        memcpy(dst, src, 8);
+        memcpy(dst + n - 8, src + n - 8, 8);
+    } else if (n >= 4) {
+        memcpy(dst, src, 4);
+        memcpy(dst + n - 4, src + n - 4, 4);
+    } else {
+        for (size_t j = 0; j < n; j++) dst[j] = src[j];
     }
-    for (size_t j = 0; j < n; j++) dst[j] = src[j];
+}
+
+/* Fills a padding segment with the zero point; short as the copies. */
+static inline void fill_bytes(int8_t *dst, int8_t z, size_t n) {
+    if (n >= 16) {
+        int8_t v[16];
+        memset(v, z, sizeof v);
+        size_t j = 0;
+        for (; j + 16 <= n; j += 16) memcpy(dst + j, v, 16);
+        if (j < n) memcpy(dst + n - 16, v, 16);
+    } else {
+        for (size_t j = 0; j < n; j++) dst[j] = z;
+    }
 }
 
 /* The K x np int8 patch matrix of pixels [p0, p0 + np), row k = tap * Cin +
@@ -154,7 +173,7 @@ static void im2col(const crisp_conv2d_params *p, const int8_t *x, int8_t *buf, s
                 for (size_t i = 0; i < count; i++) {
                     const crisp_tap_segment *s = &segs[i];
                     if (s->src < 0) {
-                        memset(dst + s->dst, z, s->len);
+                        fill_bytes(dst + s->dst, z, s->len);
                     } else if (sw == 1) {
                         copy_bytes(dst + s->dst, src + s->src, s->len);
                     } else {
