@@ -226,6 +226,8 @@ uint64_t crisp_read_dims(const uint8_t *p, const char *what, uint32_t id, uint32
 /* int8 weight checks shared by DENSE_I8 and HYBRID_I8 (src/tensor.c). */
 crisp_status crisp_check_weight_scales(uint32_t index, const char *encoding, const float *scales,
                                        uint64_t count);
+crisp_status crisp_check_weight_values(uint32_t index, const char *encoding, const float *v,
+                                       uint64_t count);
 crisp_status crisp_check_weight_q(uint32_t index, const char *encoding, const int8_t *q,
                                   uint64_t count);
 void crisp_packed_free(crisp_packed *packed);
