@@ -145,12 +145,15 @@ def pack_command(checkpoint: str | None, model_spec: str | None, arch: str | Non
 
     from crisp_edge.packing.pack import calibration_images, pack, resolve_preprocess
 
-    model, default_shape = _model_to_pack(model_spec, arch, num_classes, weights)
-    if not input_shape and not default_shape:
+    if not input_shape and not is_onnx_source(model_spec):
         raise click.UsageError("give a CHECKPOINT or MODEL.onnx, or --model FILE.py:CLASS / "
                                "--arch NAME with --input-shape")
-    shape = _shape(input_shape) if input_shape else default_shape
-    assert shape is not None
+    given_shape = _shape(input_shape) if input_shape else None
+    model, file_shape = _model_to_pack(model_spec, arch, num_classes, weights)
+    shape = given_shape or file_shape
+    if shape is None:
+        raise click.UsageError(f"{model_spec}'s input has symbolic dimensions: give "
+                               "--input-shape C,H,W")
     preprocess = resolve_preprocess(None, shape, prep) if prep else None
     labels = read_labels(labels_path) if labels_path else None
     images = calibration_images(calibration, shape[-1]) if calibration else None
