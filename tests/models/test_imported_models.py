@@ -151,6 +151,25 @@ def test_onnx_file_prunes_packs_and_runs(onnx_file: Path, tmp_path: Path) -> Non
     assert "top-1" in invoke("eval", str(tmp_path / "m.crisp"), "--data", DATA)
 
 
+def test_onnx_file_at_a_newer_opset_is_converted_down(tmp_path: Path) -> None:
+    """ReLU6 exports as Clip with Constant bounds; onnx2torch has no Constant at opset 19+, so
+    the file is brought down to opset 17 first."""
+    import onnx
+
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.ReLU6(), torch.nn.Flatten(),
+                              torch.nn.Linear(4 * 6 * 6, 3)).eval()
+    path = tmp_path / "relu6.onnx"
+    torch.onnx.export(net, (torch.randn(1, 3, 8, 8),), str(path), dynamo=False,
+                      input_names=["x"], output_names=["y"])
+    assert max(o.version for o in onnx.load(str(path)).opset_import) > 17
+    invoke("pack", str(path), "--out", str(tmp_path / "m.crisp"))
+    x = images(1, 8)
+    want = ort.InferenceSession(str(path)).run(None, {"x": x})[0]
+    with crisp_edge.load(tmp_path / "m.crisp") as m:
+        assert_logits_match(m.run(x), want)
+
+
 def test_onnx_op_the_runtime_lacks_names_op_and_module(tmp_path: Path) -> None:
     net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Sigmoid(), torch.nn.Flatten(),
                               torch.nn.Linear(4 * 6 * 6, 2)).eval()
