@@ -183,7 +183,9 @@ def model_for_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str] | None =
         return arch, model_source
     if ckpt.arch is not None:
         return ckpt.arch, None
-    if ckpt.model_source is not None and ckpt.model_source.lower().endswith(".onnx"):
+    from crisp_edge.models.onnx_models import is_onnx_source
+
+    if is_onnx_source(ckpt.model_source):
         return None, ckpt.model_source  # an ONNX file is data: converting it runs no code
     where = os.fspath(path) if path is not None else "the checkpoint"
     suggested = _as_argument(str(ckpt.model_source))

@@ -367,7 +367,9 @@ def _model_source_provenance(model_source: str | None) -> dict[str, Any]:
     its sha256."""
     if not model_source:
         return {"model_source": model_source}
-    if model_source.lower().endswith(".onnx"):
+    from crisp_edge.models.onnx_models import is_onnx_source
+
+    if is_onnx_source(model_source):
         path, cls = model_source, ""
     else:
         path, _, cls = model_source.rpartition(":")
