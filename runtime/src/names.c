@@ -68,7 +68,9 @@ const char *crisp_section_kind_name(uint32_t kind, char buf[16]) {
     return buf;
 }
 
-const char *crisp_fast_path_name(uint32_t path) {
+const char *crisp_fast_path_name(uint32_t path, int expanded) {
+    if (expanded && path == CRISP_FAST_GEMM) return "gemm (expanded)";
+    if (expanded && path == CRISP_FAST_GEMV) return "gemv (expanded)";
     switch (path) {
     case CRISP_FAST_GEMM: return "gemm";
     case CRISP_FAST_SPMM: return "spmm";

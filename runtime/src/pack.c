@@ -1,6 +1,7 @@
 /* Load-time preparation of conv/linear weights for the kernels: hybrid-sparse
- * weights repacked from the file's block layout into runs of kept columns
- * (never expanded to dense), and the int8 ops' int32 bias and float
+ * weights repacked from the file's block layout into runs of kept columns,
+ * or, for a float32 layer the cost table runs dense (src/hybrid_form.h),
+ * expanded to dense weights; and the int8 ops' int32 bias and float
  * multipliers. Everything lives in one allocation owned by the op. */
 #include <math.h>
 #include <stdarg.h>
@@ -9,6 +10,9 @@
 #include <string.h>
 
 #include "format.h"
+#include "head.h"
+#include "hybrid_form.h"
+#include "kernels/ukernels.h"
 #include "memlimit.h"
 #include "model.h"
 #include "names.h"
@@ -141,8 +145,28 @@ static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
  * share the kept columns, so the kernel reads each input row once per run.
  * A block-row that keeps no block is one run with no entries (bias only).
  */
+/* A float32 hybrid layer run dense (src/hybrid_form.h): its weights expanded
+ * once to R x K floats in the file's dense (OHWI) order, zeros where the
+ * pattern removed them, for the dense GEMM/GEMV. */
+static crisp_status expand(crisp_model *m, crisp_op *op, const crisp_tensor *t,
+                           const char *what) {
+    const size_t bytes = (size_t)t->hybrid.rows * t->hybrid.cols * sizeof(float);
+    const crisp_status charged = crisp_limits_charge(m, bytes, what);
+    if (charged != CRISP_OK) return charged;
+    m->packed_bytes += bytes;
+    float *dense = malloc(bytes ? bytes : 1);
+    if (dense == NULL)
+        return crisp_error(CRISP_ERR_NOMEM, "GRPH: out of memory for %zu bytes of dense weights",
+                           bytes);
+    crisp_hybrid_expand(t, dense);
+    op->packed.memory = dense;
+    op->packed.dense_f32 = dense;
+    return CRISP_OK;
+}
+
 static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const crisp_tensor *t,
-                         const geometry *g, int is_i8, uint64_t cout, int want_q) {
+                         const geometry *g, int is_i8, uint64_t cout, int want_q,
+                         int dense_kernel) {
     const int hybrid = t->encoding == CRISP_ENCODING_HYBRID_F32 ||
                        t->encoding == CRISP_ENCODING_HYBRID_I8;
     counts n = {0, 0, 0};
@@ -167,6 +191,15 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
     char what[96];
     snprintf(what, sizeof what, "the packed weights of op %u (%s)", (unsigned)index,
              crisp_op_kind_name(op->kind));
+    if (hybrid && dense_kernel) {
+        const crisp_hybrid_cost cost = {crisp_f32_kernels_best()->isa,
+                                        op->kind == CRISP_OP_LINEAR,
+                                        t->hybrid.v,
+                                        t->hybrid.value_count,
+                                        (uint64_t)t->hybrid.rows * t->hybrid.cols,
+                                        total};
+        if (crisp_hybrid_runs_dense(m->hybrid_form, &cost)) return expand(m, op, t, what);
+    }
     const crisp_status charged = crisp_limits_charge(m, total, what);
     if (charged != CRISP_OK) return charged;
     m->packed_bytes += total;
@@ -269,7 +302,9 @@ crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
         g.tap_width = p->input_channels / p->groups;
         g.group_rows = p->output_channels / p->groups;
     }
-    crisp_status s = pack(m, index, op, t, &g, is_i8, cout, is_i8);
+    /* The dense kernels take float32 convs with groups = 1 and linear layers. */
+    const int dense_kernel = !is_i8 && (op->kind == CRISP_OP_LINEAR || op->k.conv.groups == 1);
+    crisp_status s = pack(m, index, op, t, &g, is_i8, cout, is_i8, dense_kernel);
     if (s == CRISP_OK && is_i8) s = derive_int8(m, index, op, t, cout);
     return s;
 }

@@ -35,9 +35,13 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
                            "crisp_session_get_op_profile: op %u, the model has %u ops",
                            (unsigned)op, (unsigned)s->model->op_count);
     const crisp_op *o = &s->model->ops[op];
-    const char *kernel = s->fast == NULL ? "reference" : crisp_fast_path_name(o->fast.path);
-    *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel, o->macs, o->effective_macs,
-                              s->op_calls[op], s->op_seconds[op]};
+    /* A hybrid layer expanded at load (src/hybrid_form.h) executes every MAC. */
+    const int expanded = o->packed.dense_f32 != NULL;
+    const char *kernel = s->fast == NULL ? (expanded ? "reference (expanded)" : "reference")
+                                         : crisp_fast_path_name(o->fast.path, expanded);
+    *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel, o->macs,
+                              expanded ? o->macs : o->effective_macs, s->op_calls[op],
+                              s->op_seconds[op]};
     return CRISP_OK;
 }
 
