@@ -188,8 +188,8 @@ class Model:
     def op_kernels(self) -> list[str]:
         """What runs each op on this CPU, as ``crisp-bench --profile`` names it: ``"gemm"``,
         ``"spmm"``, ``"gemv"``, ``"dwconv"``, ``"maxpool"``, ``"reference"``, with
-        ``" (expanded)"`` for a hybrid layer the cost table runs dense (runtime/README.md,
-        "Dense or sparse, per layer")."""
+        ``" (expanded)"`` for a hybrid layer the cost table runs dense and ``" (filled)"`` for
+        filled runs (runtime/README.md, "Dense or sparse, per layer")."""
         model = self._model()
         ffi, lib = self._ffi, self._lib
         session = ffi.new("crisp_session **")

@@ -58,6 +58,8 @@ typedef struct crisp_packed {
     const float *dense_f32;      /* a HYBRID_F32 layer run dense (src/hybrid_form.h):
                                     the weights expanded to R x K, as DENSE_F32; then
                                     `sparse` is empty */
+    uint64_t filled_weights;     /* `sparse` holds filled runs (src/pack.c) of this many
+                                    weights, zeros included; 0 = the file's runs */
     int32_t *bias_q;             /* int8: [Cout] */
     float *multiplier;           /* int8: [Cout] */
     void *memory;                /* one allocation behind all the arrays */

@@ -317,8 +317,8 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
     const size_t ny = (size_t)R * oh * ow;
     float *x = random_floats(rng, nx, 2), *want = malloc(ny * 4), *got = malloc(ny * 4);
     float *first = malloc(ny * 4);
-    static const char *const forms[] = {"sparse", "dense", "auto"};
-    for (int fi = 0; fi < (L->hybrid ? 3 : 1); fi++) {
+    static const char *const forms[] = {"sparse", "dense", "filled", "auto"};
+    for (int fi = 0; fi < (L->hybrid ? 4 : 1); fi++) {
         setenv("CRISP_HYBRID_FORM", forms[fi], 1);
         crisp_model *m;
         if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
@@ -488,25 +488,42 @@ static void maxpool_layers(void) {
 /* The per-layer choice is a function of the layer and the cost table only;
  * a bad CRISP_HYBRID_FORM fails the load, naming the value. */
 static void hybrid_forms(void) {
-    /* 512 x 4608 conv, per-row 2:4: packed runs cost 8 bytes per kept value. */
+    /* 512 x 4608 conv, per-row 2:4: runs cost 8 bytes per kept value, filled
+     * runs twice the values at 4 bytes each plus a column per 16. */
     const uint64_t dense = 512 * 4608;
-#define COST(isa, linear, v, kept) \
-    ((crisp_hybrid_cost){isa, linear, v, kept, dense, 8 * (kept) + 4096})
+#define COST(isa, linear, v, kept)                                                          \
+    ((crisp_hybrid_cost){isa, linear, v, kept, 8 * (kept) + 4096, (linear) ? 0 : 2 * (kept), \
+                         8 * (kept) + (kept) / 4, dense})
     const crisp_hybrid_cost half = COST("avx512f", 0, 1, dense / 2);
-    CHECK(crisp_hybrid_runs_dense(CRISP_HYBRID_FORM_AUTO, &half), "2:4 only runs dense");
-    const crisp_hybrid_cost quarter = COST("avx512f", 0, 1, dense / 4);
-    CHECK(!crisp_hybrid_runs_dense(CRISP_HYBRID_FORM_AUTO, &quarter), "d = 0.25 runs sparse");
-    CHECK(crisp_hybrid_runs_dense(CRISP_HYBRID_FORM_DENSE, &quarter), "forced dense");
-    CHECK(!crisp_hybrid_runs_dense(CRISP_HYBRID_FORM_SPARSE, &half), "forced sparse");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &half) == CRISP_HYBRID_DENSE,
+          "2:4 only runs dense");
+    const crisp_hybrid_cost tenth = COST("avx512f", 0, 1, dense / 10);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &tenth) != CRISP_HYBRID_DENSE,
+          "d = 0.1 runs sparse");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_DENSE, &tenth) == CRISP_HYBRID_DENSE, "dense");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_FILLED, &tenth) == CRISP_HYBRID_FILLED, "filled");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_SPARSE, &half) == CRISP_HYBRID_RUNS, "sparse");
+    crisp_hybrid_cost no_fill = tenth;
+    no_fill.filled_values = 0;
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_FILLED, &no_fill) == CRISP_HYBRID_RUNS,
+          "no filled form: the runs");
+    crisp_hybrid_cost big_fill = tenth;
+    big_fill.filled_bytes = 2 * big_fill.run_bytes; /* 1:4 filled: twice the memory */
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &big_fill) == CRISP_HYBRID_RUNS,
+          "memory keeps 1:4 in its runs");
     const crisp_hybrid_cost shared = COST("avx512f", 0, 4, dense / 2);
-    CHECK(!crisp_hybrid_runs_dense(CRISP_HYBRID_FORM_AUTO, &shared), "row-shared 2:4 sparse");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &shared) == CRISP_HYBRID_RUNS,
+          "row-shared 2:4 runs sparse");
     const crisp_hybrid_cost fc = COST("neon", 1, 1, dense / 2);
-    CHECK(crisp_hybrid_runs_dense(CRISP_HYBRID_FORM_AUTO, &fc), "2:4 linear runs dense");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &fc) == CRISP_HYBRID_DENSE,
+          "2:4 linear runs dense");
     const crisp_hybrid_cost unknown = COST("riscv", 0, 1, dense / 2);
-    CHECK(!crisp_hybrid_runs_dense(CRISP_HYBRID_FORM_AUTO, &unknown), "unknown ISA: sparse");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &unknown) == CRISP_HYBRID_RUNS,
+          "unknown ISA: the runs");
     crisp_hybrid_cost big = half;
-    big.packed_bytes = 2 * dense; /* the dense copy would double the memory */
-    CHECK(!crisp_hybrid_runs_dense(CRISP_HYBRID_FORM_AUTO, &big), "memory keeps it sparse");
+    big.run_bytes = dense; /* the dense copy would take four times the runs' memory */
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &big) != CRISP_HYBRID_DENSE,
+          "memory keeps it sparse");
 #undef COST
     uint32_t form = 99;
     setenv("CRISP_HYBRID_FORM", "desne", 1);
