@@ -1,8 +1,9 @@
 /* Load-time preparation of conv/linear weights for the kernels: hybrid-sparse
- * weights repacked from the file's block layout into runs of kept columns,
- * or, for a float32 layer the cost table runs dense (src/hybrid_form.h),
- * expanded to dense weights; and the int8 ops' int32 bias and float
- * multipliers. Everything lives in one allocation owned by the op. */
+ * weights repacked from the file's block layout into runs of kept columns
+ * (or filled runs), or expanded to dense weights, whichever form the cost
+ * table picks for a float32 layer (src/hybrid_form.h); and the int8 ops'
+ * int32 bias and float multipliers. Everything lives in one allocation owned
+ * by the op. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
