@@ -283,13 +283,13 @@ def _print_description(d: dict[str, Any]) -> None:
     if layers:
         out("weights:")
         out(f"  {'op':>3} {'encoding':<10} {'pattern':<24} {'blocks':>11} {'density':>7} "
-            f"{'KiB':>9} {'dense KiB':>9} {'MMACs':>9} {'eff MMACs':>9}")
+            f"{'KiB':>9} {'dense KiB':>9} {'MMACs':>9} {'eff MMACs':>9}  kernel here")
         for op in layers:
             st = op["storage"]
             out(f"  {op['index']:>3} {st['encoding']:<10} {st['pattern']:<24} "
                 f"{st.get('kept_blocks', ''):>11} {st['density']:>7.3f} {st['bytes'] / 1024:>9.1f} "
                 f"{st['dense_f32_bytes'] / 1024:>9.1f} {op['macs'] / 1e6:>9.2f} "
-                f"{op['effective_macs'] / 1e6:>9.2f}")
+                f"{op['effective_macs'] / 1e6:>9.2f}  {op['kernel']}")
     if d["labels"]:
         out("labels:")
         for lb in d["labels"]:
