@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from crisp_edge.deploy.boards import BoardProfile
-from crisp_edge.deploy.bundle import (DEFAULT_REMOTE_DIR, RUNNER_SH, BoardBuild, Log, build_runtime,
-                                      deploy, make_bundle, normalise_remote_dir, parse_markers)
+from crisp_edge.deploy.build import BoardBuild, build_runtime
+from crisp_edge.deploy.bundle import (DEFAULT_REMOTE_DIR, RUNNER_SH, Log, deploy, make_bundle,
+                                      normalise_remote_dir, parse_markers)
 from crisp_edge.deploy.programs import read_program
 from crisp_edge.deploy.ssh import Remote
 from crisp_edge.errors import ArgumentError, BenchError, RemoteError

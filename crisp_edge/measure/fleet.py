@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from crisp_edge.deploy.boards import BoardProfile, load_board
-from crisp_edge.deploy.bundle import BoardBuild, build_runtime
+from crisp_edge.deploy.build import BoardBuild, build_runtime
 from crisp_edge.deploy.ssh import Remote
 from crisp_edge.measure.fieldbench import FLEET_FORMAT, Log, bench_host
 from crisp_edge.measure.fieldenergy import EnergyOptions, open_board_sensor
