@@ -274,6 +274,13 @@ def run_tflite_inferences(remote: Remote | None, target_path: str, count: int, t
     return dict(done["results"][0])
 
 
+def _inference_timeout(count: int) -> float:
+    """Seconds to wait for ``count`` inferences: 10 s each at worst (a big model under qemu),
+    but at most a day: a fast native model is asked for hundreds of thousands, and a timeout
+    of millions of seconds overflows poll()'s milliseconds (OverflowError)."""
+    return 300 + min(10.0 * count, 86400.0)
+
+
 def run_inferences(board: BoardProfile, remote: Remote | None, remote_dir: str, model: str,
                    count: int, threads: int) -> dict[str, Any]:
     """Run ``count`` timed inferences of bundle model ``model`` on the target and block until
@@ -281,7 +288,7 @@ def run_inferences(board: BoardProfile, remote: Remote | None, remote_dir: str, 
     meter wraps (start the meter, call this, stop it)."""
     out = _run(remote, BENCH_SCRIPT, [normalise_remote_dir(remote_dir), board.arch,
                                       board.qemu_cpu or "", str(threads), "0", str(count), model],
-               300 + count * 10, f"running {count} inferences of {model}")
+               _inference_timeout(count), f"running {count} inferences of {model}")
     for value in parse_markers(out).get("bench", []):
         return dict(json.loads(value.partition(" ")[2]))
     raise BenchError(f"no crisp-bench output for {model}")

@@ -255,3 +255,15 @@ def test_bench_summary_prints_no_inferences_per_joule_for_an_insignificant_energ
     err = capsys.readouterr().err
     assert "– inferences/J (net energy not significantly above idle" in err
     assert "314126074009092096" not in err
+
+
+def test_energy_runs_of_a_fast_native_model_wait_a_bounded_time(monkeypatch):
+    # A tiny model on generic-x86-64 is asked for ~400 000 inferences per energy window: the
+    # wait must stay within what subprocess/poll accept (it overflowed as 10 s per inference).
+    from crisp_edge.measure import fieldbench
+
+    waits = []
+    monkeypatch.setattr(fieldbench, "_run", lambda remote, script, args, timeout, what:
+                        waits.append(timeout) or '@@bench m {"models": []}\n')
+    fieldbench.run_inferences(load_board("generic-x86-64"), None, "/tmp/x", "m", 400_000, 1)
+    assert waits and 300 < waits[0] <= 300 + 86400
