@@ -41,6 +41,11 @@ set(CMAKE_C_COMPILER "${CRISP_ZIG_WRAPPERS}/zig-cc")
 set(CMAKE_AR "${CRISP_ZIG_WRAPPERS}/zig-ar" CACHE FILEPATH "Archiver" FORCE)
 set(CMAKE_RANLIB "${CRISP_ZIG_WRAPPERS}/zig-ranlib" CACHE FILEPATH "Ranlib" FORCE)
 
+# Zig links its libc and compiler-rt with their debug information; a board's binaries need none
+# (and are a third the size without).
+set(CMAKE_EXE_LINKER_FLAGS_INIT "-s")
+set(CMAKE_SHARED_LINKER_FLAGS_INIT "-s")
+
 # Zig brings its own libc headers and libraries: nothing is taken from this machine.
 set(CMAKE_FIND_ROOT_PATH_MODE_PROGRAM NEVER)
 set(CMAKE_FIND_ROOT_PATH_MODE_LIBRARY ONLY)

@@ -149,12 +149,17 @@ def _configure_and_build(args: list[str], build_dir: Path, targets: tuple[str, .
     """Configure ``build_dir`` when its arguments changed since the last time, then build
     ``targets`` incrementally."""
     # The targets are part of the stamp: a tree configured before a target existed has no
-    # rule for it (make re-runs cmake on a CMakeLists change only for targets it knows).
-    stamp_text = "\n".join([*args, "targets: " + " ".join(targets)])
+    # rule for it (make re-runs cmake on a CMakeLists change only for targets it knows). So is
+    # the toolchain file's text: cmake reads it at the first configure only.
+    toolchain = [Path(a.partition("=")[2]).read_text() for a in args
+                 if a.startswith("-DCMAKE_TOOLCHAIN_FILE=")]
+    stamp_text = "\n".join([*args, "targets: " + " ".join(targets), *toolchain])
     stamp = build_dir / "crisp-configure-args.txt"
     if not (build_dir / "CMakeCache.txt").is_file() or not stamp.is_file() \
             or stamp.read_text() != stamp_text:
         log(f"configuring {what} in {build_dir}")
+        # A fresh cache: cmake keeps a compiler and its *_INIT flags from the first configure.
+        (build_dir / "CMakeCache.txt").unlink(missing_ok=True)
         build_dir.mkdir(parents=True, exist_ok=True)
         _run_build_step(args, f"configuring {what}")
         stamp.write_text(stamp_text)
