@@ -237,13 +237,14 @@ def _energy_outcome(result: dict) -> bool:
 @click.option("--local", "local_args", is_flag=False, flag_value="", default=None,
               metavar="[ARGS]", help="Instead: crisp-edge against torch, ONNX Runtime and TFLite "
               "on this machine (crisp-edge peerbench; ARGS are its options, quoted).")
+@_toolchain_option
 def bench_command(board: str | None, host: str | None, hosts_file: str | None,
                   models: tuple[str, ...], threads: str | None, warmup: int, runs: int,
                   tflite: str | None, out: str | None, meter: str | None, energy: bool,
                   energy_window: float, energy_idle_seconds: float,
                   energy_settle_seconds: float, calibration_dir: Path | None,
                   ssh_config: str | None, remote_dir: str, jobs: int,
-                  local_args: str | None) -> None:
+                  local_args: str | None, toolchain: str | None) -> None:
     """Measure latency, throughput and memory of crisp models on a board (or a fleet), or
     against the peer runtimes on this machine (--local); with --meter or --energy, energy per
     inference too.
@@ -289,7 +290,7 @@ def bench_command(board: str | None, host: str | None, hosts_file: str | None,
         entries = fieldbench.read_hosts(hosts_file, board)
         result = fleet.bench_fleet(entries, ssh_config=Path(ssh_config) if ssh_config
                                         else None, jobs=jobs, log=_log, models=models,
-                                        remote_dir=remote_dir,
+                                        remote_dir=remote_dir, toolchain=toolchain,
                                         energy=energy_options if energy else None, **kw)
         for r in result["results"]:
             _summary(r)
@@ -311,9 +312,10 @@ def bench_command(board: str | None, host: str | None, hosts_file: str | None,
             if remote is not None:
                 result = fieldbench.bench_host(profile, remote, models=models,
                                                remote_dir=remote_dir, log=_log, energy=plan,
-                                               **kw)
+                                               toolchain=toolchain, **kw)
             else:
-                result = fieldbench.bench_local(profile, models, log=_log, energy=plan, **kw)
+                result = fieldbench.bench_local(profile, models, log=_log, energy=plan,
+                                                toolchain=toolchain, **kw)
         _summary(result)
     text = json.dumps(result, indent=2)
     if out:

@@ -297,10 +297,12 @@ def run_inferences(board: BoardProfile, remote: Remote | None, remote_dir: str, 
 def bench_local(board: BoardProfile, models: Sequence[str | os.PathLike[str]], *,
                 threads: Sequence[int] | None = None, warmup: int = 3, runs: int = 20,
                 tflite: Path | None = None, log: Callable[[str], None] = lambda _: None,
-                energy: EnergyPlan | None = None) -> dict[str, Any]:
+                energy: EnergyPlan | None = None, toolchain: str | None = None
+                ) -> dict[str, Any]:
     """The board's bundle unpacked and benchmarked on this machine (under qemu when the
-    board's arch is not this machine's); ``energy`` as in :func:`bench_installed`."""
-    build = build_runtime(board, log=log)
+    board's arch is not this machine's); ``energy`` as in :func:`bench_installed`,
+    ``toolchain`` as in :func:`crisp_edge.deploy.build.build_runtime`."""
+    build = build_runtime(board, toolchain=toolchain, log=log)
     with tempfile.TemporaryDirectory(prefix="crisp-bench-") as tmp:
         root = Path(tmp)
         bundle = make_bundle(board, models, build, root / "bundle.tar.gz")
@@ -314,11 +316,13 @@ def bench_local(board: BoardProfile, models: Sequence[str | os.PathLike[str]], *
 
 def bench_host(board: BoardProfile, remote: Remote, *, models: Sequence[str] = (),
                remote_dir: str = DEFAULT_REMOTE_DIR, build: BoardBuild | None = None,
-               log: Log = lambda _: None, **kw: Any) -> dict[str, Any]:
+               log: Log = lambda _: None, toolchain: str | None = None, **kw: Any
+               ) -> dict[str, Any]:
     """Benchmark one device: deploy ``models`` first if given (a no-op when already there),
-    then :func:`bench_installed`. ``build``: the board's runtime if already built."""
+    then :func:`bench_installed`. ``build``: the board's runtime if already built, else built
+    with ``toolchain``."""
     if models:
-        build = build or build_runtime(board, log=log)
+        build = build or build_runtime(board, toolchain=toolchain, log=log)
         with tempfile.TemporaryDirectory(prefix="crisp-bundle-") as tmp:
             deploy(make_bundle(board, models, build, Path(tmp)), remote, board,
                    remote_dir=remote_dir, log=log)

@@ -165,12 +165,14 @@ def test_fleet_is_stopped_by_ctrl_c_not_recorded(monkeypatch, stop):
 def test_fleet_with_one_board_whose_build_fails_measures_the_others(monkeypatch):
     _fleet_with(monkeypatch, {})
 
-    def build_runtime(board, log):
+    def build_runtime(board, toolchain, log):
+        assert toolchain == "zig"  # --toolchain reaches every board's build
         if board.name == "rpi5":
             raise OSError("aarch64-linux-gnu-gcc: not found")
         return None
     monkeypatch.setattr(fleet, "build_runtime", build_runtime)
-    result = fleet.bench_fleet([("pi4", "rpi4"), ("pi5", "rpi5")], models=["m.crisp"])
+    result = fleet.bench_fleet([("pi4", "rpi4"), ("pi5", "rpi5")], models=["m.crisp"],
+                               toolchain="zig")
     assert [r["host"] for r in result["results"]] == ["pi4"]
     assert result["failures"] == [{"host": "pi5", "board": "rpi5",
                                    "error": "OSError: aarch64-linux-gnu-gcc: not found"}]
