@@ -26,7 +26,6 @@ rm -rf "$WORK/dist" "$WORK/venv" "$WORK/bundle"
 wheel=$(ls "$WORK"/dist/crisp_edge-*.whl)
 
 step "installing $(basename "$wheel")[deploy] into a fresh venv"
-"$PY" -c 'import sys; print(sys.base_prefix)' >/dev/null
 # The venv comes from the base interpreter, not from .venv: nothing of the dev venv is visible.
 base=$("$PY" -c 'import sys, os; print(os.path.join(sys.base_prefix, "bin", "python3"))')
 "$base" -m venv "$WORK/venv"
