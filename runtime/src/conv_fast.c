@@ -298,7 +298,8 @@ static void window_bands(crisp_f32_dwconv_ukernel_fn kernel, const crisp_conv2d_
 }
 
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
-                    const float *x, float *y, size_t begin, size_t end, float *scratch) {
+                    const float *x, float *y, size_t begin, size_t end, float *scratch,
+                    size_t *held_tile) {
     const crisp_fast_plan *f = &op->fast;
     if (f->path == CRISP_FAST_MAXPOOL) {
         const crisp_conv2d_params c = pool_as_conv(&op->k.pool);
@@ -341,7 +342,10 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         const size_t tile = item / f->units, u0 = item % f->units;
         const size_t stop = min_size(end, (tile + 1) * f->units), u1 = u0 + (stop - item);
         const size_t p0 = tile * nt, np = min_size(nt, pixels - p0);
-        if (!f->direct) im2col(p, x, scratch, p0, np, nt);
+        if (!f->direct && *held_tile != tile) {
+            im2col(p, x, scratch, p0, np, nt);
+            *held_tile = tile;
+        }
         const float *b = f->direct ? x + p0 : scratch;
         const size_t b_stride = f->direct ? pixels : nt;
         if (f->path == CRISP_FAST_GEMM) {
