@@ -465,10 +465,134 @@ static void maxpool_layers(void) {
     }
 }
 
+/* ---- Part 3: epilogue fusion (src/fuse.c) ---- */
+
+/* A conv op cin -> cout, k x k, padding k/2, no activation; dense or hybrid
+ * (16x8 blocks, 2:4, half the blocks kept). */
+static uint32_t fusion_conv(mb_model *mb, unsigned *rng, uint32_t in, uint32_t cin, uint32_t cout,
+                            uint32_t hw, uint32_t k, int hybrid, int act, uint8_t **keep) {
+    uint32_t wt;
+    if (hybrid) {
+        const mb_hybrid hy = {cout, k * k * cin, 16, 8, 2, 4, 1, (k * k * cin / 8 + 1) / 2, 0, 0};
+        size_t size;
+        uint64_t kept;
+        float *dense = malloc((size_t)cout * k * k * cin * sizeof *dense);
+        *keep = mb_hybrid_encode(&hy, rng, dense, NULL, &size, &kept);
+        free(dense);
+        const uint32_t dims[4] = {cout, k, k, cin};
+        wt = mb_tensor_raw(mb, 2, 4, dims, *keep, size);
+    } else {
+        wt = mb_tensor(mb, 4, cout, k, k, cin, NULL);
+    }
+    const uint32_t out = mb_value(mb, 3, cout, hw, hw, 0);
+    const int32_t p = (int32_t)k / 2;
+    const int32_t params[16] = {(int32_t)k, (int32_t)k, 1, 1, p, p, p, p, 1, 1, 1};
+    mb_op(mb, 1, (uint32_t)act, in, MB_NONE, out, wt, mb_tensor(mb, 1, cout, 0, 0, 0, NULL),
+          params);
+    return out;
+}
+
+/* Graphs whose ADD a conv may absorb, run on the optimised kernels: the
+ * ADD's kernel in the profile says whether it was fused; the output is
+ * bitwise the same for 1..3 threads, bitwise clamp(conv + residual) of the
+ * unfused conv (crisp_session_run_to of its output runs it as written) and
+ * within rounding of the reference kernels. Shapes: 1 - residual is the
+ * graph input (fused); 2 - a shortcut conv after the main branch (the later
+ * conv absorbs it); 3 - the conv output has a second reader (not fused);
+ * 4 - the conv has its own activation (not fused). */
+static void fusion_graphs(void) {
+    unsigned rng = 1234;
+    for (int i = 0; i < 16; i++) {
+        const int shape = 1 + i % 4, hybrid = (i / 4) % 2, act = 1 + i % 2;
+        const uint32_t c = i < 8 ? 8 : 16, hw = i < 8 ? 9 : 23;
+        mb_model mb;
+        mb_init(&mb);
+        uint8_t *keep[2] = {NULL, NULL};
+        const uint32_t x = mb_value(&mb, 3, c, hw, hw, 0);
+        uint32_t u, r, fused_conv_out;
+        if (shape == 2) {
+            r = fusion_conv(&mb, &rng, x, c, c, hw, 3, hybrid, 0, &keep[0]);
+            u = fusion_conv(&mb, &rng, x, c, c, hw, 1, hybrid, 0, &keep[1]);
+        } else {
+            u = fusion_conv(&mb, &rng, x, c, c, hw, 3, hybrid, shape == 4, &keep[0]);
+            r = x;
+        }
+        fused_conv_out = u;
+        uint32_t y = mb_value(&mb, 3, c, hw, hw, 0);
+        const uint32_t add = mb_op(&mb, 3, (uint32_t)act, shape == 2 ? r : u, shape == 2 ? u : r,
+                                   y, MB_NONE, MB_NONE, NULL);
+        if (shape == 3) { /* u read again */
+            const uint32_t y2 = mb_value(&mb, 3, c, hw, hw, 0);
+            mb_op(&mb, 3, 0, y, u, y2, MB_NONE, MB_NONE, NULL);
+            y = y2;
+        }
+        mb.input = x, mb.output = y;
+        size_t size;
+        uint8_t *file = mb_build(&mb, &size);
+        mb_free(&mb);
+        free(keep[0]), free(keep[1]);
+        crisp_model *m;
+        if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
+            CHECK(0, "fusion graph %d: load: %s", i, crisp_last_error());
+            free(file);
+            continue;
+        }
+        const size_t n = (size_t)c * hw * hw;
+        float *in = random_floats(&rng, n, 2), *want = malloc(n * 4), *got = malloc(n * 4);
+        float *one = malloc(n * 4), *cu = malloc(n * 4), *cr = malloc(n * 4);
+        crisp_session *s;
+        crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
+        CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
+        CHECK(crisp_session_run(s, in, n, want, n) == CRISP_OK, "%s", crisp_last_error());
+        crisp_session_free(s);
+        for (uint32_t t = 1; t <= 3; t++) {
+            o = (crisp_session_options){t, CRISP_SESSION_PROFILE};
+            CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s",
+                  crisp_last_error());
+            CHECK(crisp_session_run(s, in, n, t == 1 ? one : got, n) == CRISP_OK, "%s",
+                  crisp_last_error());
+            crisp_op_profile prof;
+            CHECK(crisp_session_get_op_profile(s, add, &prof) == CRISP_OK, "%s",
+                  crisp_last_error());
+            const int fused = strcmp(prof.kernel, "fused") == 0;
+            CHECK(fused == (shape <= 2), "fusion graph %d (shape %d): ADD kernel %s", i, shape,
+                  prof.kernel);
+            if (t > 1) CHECK(memcmp(got, one, n * 4) == 0, "fusion graph %d: %u threads differ",
+                             i, t);
+            if (t == 2 && shape <= 2) { /* the unfused conv, then the ADD's own float ops */
+                CHECK(crisp_session_run_to(s, fused_conv_out, in, n, cu, n) == CRISP_OK, "%s",
+                      crisp_last_error());
+                CHECK(crisp_session_run_to(s, r, in, n, cr, n) == CRISP_OK, "%s",
+                      crisp_last_error());
+                const float hi = act == 2 ? 6.0f : INFINITY;
+                size_t differ = 0;
+                for (size_t k = 0; k < n; k++) {
+                    float v = shape == 2 ? cr[k] + cu[k] : cu[k] + cr[k];
+                    v = v < 0.0f ? 0.0f : v > hi ? hi : v;
+                    differ += v != one[k];
+                }
+                CHECK(differ == 0, "fusion graph %d: %zu outputs differ from the unfused run", i,
+                      differ);
+            }
+            crisp_session_free(s);
+        }
+        double err = 0, top = 1;
+        for (size_t k = 0; k < n; k++) {
+            err = fmax(err, fabs((double)one[k] - want[k]));
+            top = fmax(top, fabs((double)want[k]));
+        }
+        CHECK(err <= 2e-6 * top * sqrt(9.0 * c), "fusion graph %d: max error %g vs reference", i,
+              err);
+        crisp_model_free(m);
+        free(file), free(in), free(want), free(got), free(one), free(cu), free(cr);
+    }
+}
+
 int main(void) {
     microkernels();
     layers();
     maxpool_layers();
+    fusion_graphs();
     printf("kernels: %s; %d variant(s) skipped (not supported by this CPU, or capped by CRISP_MAX_ISA)\n", crisp_kernel_isa(),
            skipped);
     return check_report();
