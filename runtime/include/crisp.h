@@ -106,8 +106,7 @@ typedef struct crisp_session_options {
 typedef struct crisp_op_profile {
     const char *kind;       /* "CONV2D", "LINEAR", ... */
     const char *kernel;     /* what ran it: "gemm", "spmm", "gemv", "dwconv", "maxpool"
-                               (optimised kernels of crisp_kernel_isa()), "fused" (an ADD
-                               done by the conv before it) or "reference" */
+                               (optimised kernels of crisp_kernel_isa()) or "reference" */
     uint64_t macs;          /* dense multiply-accumulates per sample (conv/linear; else 0) */
     uint64_t effective_macs; /* those executed (hybrid layers count kept weights) */
     uint64_t calls;         /* times it ran (samples, over all runs) */
