@@ -284,18 +284,6 @@ static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x
     return plane;
 }
 
-/* The epilogue of a conv doing an ADD's work (src/fuse.c): rows x n outputs
- * at y (row stride `stride`) become clamp(y + residual) with the ADD's
- * activation, right after the microkernel wrote them (still in L1). The ADD
- * op's own float add and clamp (crisp_f32_add__ref), so fused and unfused
- * runs are bitwise equal. */
-static void add_residual(float *y, const float *r, size_t rows, size_t n, size_t stride,
-                         const crisp_minmax_params *act) {
-    const float lo = act->output_min, hi = act->output_max;
-    for (size_t i = 0; i < rows; i++, y += stride, r += stride)
-        for (size_t j = 0; j < n; j++) y[j] = crisp_clampf(y[j] + r[j], lo, hi);
-}
-
 /* One channel of a depthwise conv or max pool, a band of output rows at a
  * time: copy the band's padded input rows, run the kernel on them. */
 static void window_bands(crisp_f32_dwconv_ukernel_fn kernel, const crisp_conv2d_params *p,
@@ -310,8 +298,8 @@ static void window_bands(crisp_f32_dwconv_ukernel_fn kernel, const crisp_conv2d_
 }
 
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
-                    const float *x, float *y, const float *residual, size_t begin, size_t end,
-                    float *scratch, size_t *held_tile) {
+                    const float *x, float *y, size_t begin, size_t end, float *scratch,
+                    size_t *held_tile) {
     const crisp_fast_plan *f = &op->fast;
     if (f->path == CRISP_FAST_MAXPOOL) {
         const crisp_conv2d_params c = pool_as_conv(&op->k.pool);
@@ -349,8 +337,6 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         return;
     }
     const size_t nt = f->tile_pixels, K = f->k;
-    const crisp_minmax_params *epilogue =
-        residual != NULL ? &m->ops[op->fused_with].k.minmax : NULL;
     for (size_t item = begin; item < end;) {
         /* The items of one tile: [item, stop). */
         const size_t tile = item / f->units, u0 = item % f->units;
@@ -369,13 +355,10 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                 const size_t r0 = unit * k->gemm_mr;
                 const size_t mr = min_size(k->gemm_mr, p->output_channels - r0);
                 const float *a = m->tensors[op->weight].data + r0 * K;
-                for (size_t n0 = 0; n0 < np; n0 += nr) {
-                    const size_t at = r0 * pixels + p0 + n0, nc = min_size(nr, np - n0);
-                    k->gemm(mr, nc, K, a, K, b + n0, b_stride, y + at, pixels,
-                            bias != NULL ? bias + r0 : NULL, minmax);
-                    if (residual != NULL)
-                        add_residual(y + at, residual + at, mr, nc, pixels, epilogue);
-                }
+                for (size_t n0 = 0; n0 < np; n0 += nr)
+                    k->gemm(mr, min_size(nr, np - n0), K, a, K, b + n0, b_stride,
+                            y + r0 * pixels + p0 + n0, pixels, bias != NULL ? bias + r0 : NULL,
+                            minmax);
             }
         } else {
             /* Chunk-major: for one NR-pixel chunk every run of the tile reads
@@ -387,13 +370,10 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                     const size_t row0 = s->run_row[unit];
                     const size_t e0 = s->segment_entry[s->run_segment[unit]];
                     const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
-                    const size_t at = row0 * pixels + p0 + n0, nc = min_size(nr, np - n0);
-                    const size_t rows = s->run_row[unit + 1] - row0;
-                    k->spmm(rows, nc, e1 - e0, s->entry_column + e0,
-                            s->weight_f32 + s->run_weight[unit], b + n0, b_stride, y + at, pixels,
+                    k->spmm(s->run_row[unit + 1] - row0, min_size(nr, np - n0), e1 - e0,
+                            s->entry_column + e0, s->weight_f32 + s->run_weight[unit], b + n0,
+                            b_stride, y + row0 * pixels + p0 + n0, pixels,
                             bias != NULL ? bias + row0 : NULL, minmax);
-                    if (residual != NULL)
-                        add_residual(y + at, residual + at, rows, nc, pixels, epilogue);
                 }
         }
         item = stop;

@@ -27,7 +27,6 @@ struct job {
     const crisp_model *m;
     const uint8_t *x, *x2; /* inputs */
     uint8_t *y;            /* output */
-    const uint8_t *r;      /* fused conv: the residual added in the epilogue; else NULL */
     size_t items;
     work_fn work;
     const crisp_session *s;
@@ -37,8 +36,8 @@ struct job {
 /* Items of an op on the optimised kernels (src/conv_fast.c); the thread's
  * scratch keeps the last patch tile it built across its chunks of the op. */
 static void fast_work(const job *j, size_t b, size_t e, size_t t) {
-    crisp_fast_run(j->s->fast, j->m, j->op, (const float *)j->x, (float *)j->y,
-                   (const float *)j->r, b, e, j->s->scratch + t * j->s->scratch_stride,
+    crisp_fast_run(j->s->fast, j->m, j->op, (const float *)j->x, (float *)j->y, b, e,
+                   j->s->scratch + t * j->s->scratch_stride,
                    &j->s->held_tile[t * CRISP_HELD_TILE_STRIDE]);
 }
 
@@ -219,18 +218,10 @@ static void reference_items(job *j, const crisp_value *in, const crisp_value *ou
     }
 }
 
-void crisp_run_op(const crisp_session *s, const crisp_op *op, int as_written) {
+void crisp_run_op(const crisp_session *s, const crisp_op *op) {
     const crisp_model *m = s->model;
-    /* Epilogue fusion (src/fuse.c), on the optimised kernels only. */
-    int fused = 0;
-    if (s->fast != NULL && op->fused_with != CRISP_NO_ID) {
-        if (op->kind == CRISP_OP_ADD && !as_written) return; /* its conv did the work */
-        fused = op->kind == CRISP_OP_CONV2D && !as_written;
-    }
-    const crisp_value *in = &m->values[op->inputs[0]];
-    const crisp_value *out = &m->values[fused ? m->ops[op->fused_with].output : op->output];
+    const crisp_value *in = &m->values[op->inputs[0]], *out = &m->values[op->output];
     job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
-             fused ? s->arena + m->values[op->residual].arena_offset : NULL,
              (size_t)out->elements, elementwise_work, s, 1, 1};
     if (op->input_count == 2) j.x2 = s->arena + m->values[op->inputs[1]].arena_offset;
     /* Ops with an optimised plan (src/conv_fast.c: conv, linear, max pool). */

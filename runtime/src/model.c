@@ -78,7 +78,6 @@ static crisp_status load_stages(crisp_model *m) {
     if ((s = crisp_parse_labels(m)) != CRISP_OK) return s;
     if ((s = crisp_parse_provenance(m)) != CRISP_OK) return s;
     if ((s = crisp_parse_preprocess(m)) != CRISP_OK) return s;
-    if ((s = crisp_fuse_model(m)) != CRISP_OK) return s;
     if ((s = crisp_plan_model(m)) != CRISP_OK) return s;
     crisp_fast_plan_model(m);
     return crisp_check_limits(m);

@@ -107,12 +107,6 @@ typedef struct crisp_op {
     } k;
     crisp_packed packed; /* conv/linear with hybrid weights or int8 */
     crisp_fast_plan fast;
-    /* Epilogue fusion (src/fuse.c), for the optimised kernels: a conv's
-     * fused_with is the ADD whose work it does (it then writes that ADD's
-     * output, clamp(conv + residual)); an ADD's is the conv doing it (the ADD
-     * is then skipped). CRISP_NO_ID: none. */
-    uint32_t fused_with;
-    uint32_t residual; /* conv with fused_with: the ADD's other input */
     uint64_t macs, effective_macs; /* conv/linear: dense and executed, per sample */
 } crisp_op;
 
@@ -217,9 +211,6 @@ size_t crisp_utf8_error_at(const uint8_t *s, size_t n);
 /* src/prep.c: the optional PREP section, every field against the graph
  * input; fills model->preprocess. */
 crisp_status crisp_parse_preprocess(crisp_model *model);
-/* src/fuse.c: which convs do the work of the ADD reading their output
- * (fused_with, residual); NOMEM only. */
-crisp_status crisp_fuse_model(crisp_model *model);
 /* src/planner.c: the activation arena (values' offsets, arena and naive bytes). */
 crisp_status crisp_plan_model(crisp_model *model);
 /* Then src/conv_fast.c plans each op on the optimised kernels (cannot fail). */
@@ -252,15 +243,6 @@ static inline uint32_t crisp_hybrid_index(const uint8_t *stream, uint64_t i, uns
     uint32_t v = (uint32_t)stream[pos / 8] >> shift;
     if (shift + bits > 8) v |= (uint32_t)stream[pos / 8 + 1] << (8 - shift);
     return v & ((1u << bits) - 1);
-}
-
-/* The first op that writes value v's buffer: its producer, or the conv that
- * does the work of the ADD producing it (src/fuse.c); 0 for the graph input.
- * The arena planner keeps v's buffer from there. */
-static inline uint32_t crisp_value_first_write(const crisp_model *m, const crisp_value *v) {
-    if (v->producer == CRISP_NO_ID) return 0;
-    const uint32_t fused = m->ops[v->producer].fused_with;
-    return m->ops[v->producer].kind == CRISP_OP_ADD && fused != CRISP_NO_ID ? fused : v->producer;
 }
 
 /* Bytes of one element of a value. */

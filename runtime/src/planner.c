@@ -260,7 +260,7 @@ crisp_status crisp_plan_model(crisp_model *m) {
         const uint64_t bytes = (raw + CRISP_ALIGN - 1) / CRISP_ALIGN * CRISP_ALIGN;
         items[v] = (crisp_plan_item){
             .size = bytes,
-            .first = crisp_value_first_write(m, val),
+            .first = val->producer == CRISP_NO_ID ? 0 : val->producer,
             .last = val->last_use,
         };
         m->naive_bytes += bytes;

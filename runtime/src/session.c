@@ -35,10 +35,7 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
                            "crisp_session_get_op_profile: op %u, the model has %u ops",
                            (unsigned)op, (unsigned)s->model->op_count);
     const crisp_op *o = &s->model->ops[op];
-    const char *kernel = s->fast == NULL ? "reference"
-                         : o->kind == CRISP_OP_ADD && o->fused_with != CRISP_NO_ID
-                             ? "fused" /* into the conv that computes it (src/fuse.c) */
-                             : crisp_fast_path_name(o->fast.path);
+    const char *kernel = s->fast == NULL ? "reference" : crisp_fast_path_name(o->fast.path);
     *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel, o->macs, o->effective_macs,
                               s->op_calls[op], s->op_seconds[op]};
     return CRISP_OK;
@@ -148,21 +145,18 @@ static void shape_text(char *buf, size_t size, const crisp_value *v) {
 }
 
 /* Runs ops 0..last (file order) on the sample already in the arena's input
- * value: the one per-sample op loop of crisp_session_run and _run_to. With
- * unfuse_last, op `last` runs as written (a conv that would do the next ADD's
- * work writes its own output instead: _run_to asked for that value). */
-static void run_ops(crisp_session *s, uint32_t last, int unfuse_last) {
+ * value: the one per-sample op loop of crisp_session_run and _run_to. */
+static void run_ops(crisp_session *s, uint32_t last) {
     const crisp_model *m = s->model;
-    for (uint32_t k = 0; k <= last; k++) {
-        const int as_written = unfuse_last && k == last;
-        if (s->op_seconds == NULL) {
-            crisp_run_op(s, &m->ops[k], as_written);
-            continue;
+    if (s->op_seconds == NULL) {
+        for (uint32_t k = 0; k <= last; k++) crisp_run_op(s, &m->ops[k]);
+    } else {
+        for (uint32_t k = 0; k <= last; k++) {
+            const double t0 = now_seconds();
+            crisp_run_op(s, &m->ops[k]);
+            s->op_seconds[k] += now_seconds() - t0;
+            s->op_calls[k]++;
         }
-        const double t0 = now_seconds();
-        crisp_run_op(s, &m->ops[k], as_written);
-        s->op_seconds[k] += now_seconds() - t0;
-        s->op_calls[k]++;
     }
 }
 
@@ -217,7 +211,7 @@ crisp_status crisp_session_run(crisp_session *s, const float *input, size_t inpu
     uint8_t *x = s->arena + in->arena_offset;
     for (size_t i = 0; i < batch; i++) {
         memcpy(x, input + i * in_n, in_n * sizeof(float));
-        run_ops(s, m->op_count - 1, 0);
+        run_ops(s, m->op_count - 1);
         copy_value_out(s, out, output + i * out_n);
     }
     return CRISP_OK;
@@ -243,8 +237,7 @@ crisp_status crisp_session_run_to(crisp_session *s, uint32_t value, const float 
         memcpy(x, input + i * in_n, in_n * sizeof(float));
         /* The value is live from its producer on, so reading it right after
          * the producer ran sees it whatever the arena plan shares. */
-        if (v->producer != CRISP_NO_ID)
-            run_ops(s, v->producer, m->ops[v->producer].kind == CRISP_OP_CONV2D);
+        if (v->producer != CRISP_NO_ID) run_ops(s, v->producer);
         copy_value_out(s, v, out + i * out_n);
     }
     return CRISP_OK;

@@ -25,10 +25,7 @@ struct crisp_session {
 #define CRISP_HELD_TILE_STRIDE 8
 #define CRISP_NO_TILE SIZE_MAX
 
-/* Runs one op, split over the session's threads (src/dispatch.c). On the
- * optimised kernels a conv that does an ADD's work (src/fuse.c) writes the
- * ADD's output and the ADD is skipped; as_written = 1 runs the op as the
- * file has it instead (the conv writes its own output, the ADD adds). */
-void crisp_run_op(const crisp_session *session, const crisp_op *op, int as_written);
+/* Runs one op, split over the session's threads (src/dispatch.c). */
+void crisp_run_op(const crisp_session *session, const crisp_op *op);
 
 #endif

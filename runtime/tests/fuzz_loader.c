@@ -250,15 +250,15 @@ static void check_ops(const crisp_model *m, const crisp_model *am, const float *
         const crisp_value *out = &m->values[op->output];
         memcpy(f1->arena, ref->arena, arena);
         memcpy(f3->arena, ref->arena, arena);
-        crisp_run_op(f1, op, 1);
-        crisp_run_op(f3, op, 1);
+        crisp_run_op(f1, op);
+        crisp_run_op(f3, op);
         const float *mag = NULL;
         if (as != NULL && is_sum_path(op->fast.path)) {
             memcpy(as->arena, ref->arena, arena);
             const crisp_value *v = &m->values[op->inputs[0]];
             float *ax = (float *)(as->arena + v->arena_offset);
             for (size_t i = 0; i < (size_t)v->elements; i++) ax[i] = fabsf(ax[i]);
-            crisp_run_op(as, &am->ops[k], 1);
+            crisp_run_op(as, &am->ops[k]);
             mag = (const float *)(as->arena + out->arena_offset);
         }
         uint8_t *before = NULL;
@@ -266,7 +266,7 @@ static void check_ops(const crisp_model *m, const crisp_model *am, const float *
             before = malloc(arena);
             memcpy(before, ref->arena, arena);
         }
-        crisp_run_op(ref, op, 1);
+        crisp_run_op(ref, op);
         const uint8_t *r = ref->arena + out->arena_offset, *y1 = f1->arena + out->arena_offset;
         const size_t nb = value_bytes(out);
         if (memcmp(y1, f3->arena + out->arena_offset, nb) != 0)

@@ -133,7 +133,7 @@ static size_t model_items(const crisp_model *m, crisp_plan_item **out) {
         const crisp_value *val = &m->values[v];
         const uint64_t raw = val->elements * crisp_dtype_size(val->dtype);
         items[v] = (crisp_plan_item){(raw + 63) / 64 * 64,
-                                     crisp_value_first_write(m, val),
+                                     val->producer == CRISP_NO_ID ? 0 : val->producer,
                                      val->last_use, 0};
     }
     *out = items;
