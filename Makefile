@@ -25,10 +25,13 @@ $(VENV)/.deps: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch pinned to the CPU build (an unpinned torch pulls CUDA packages).
 	$(PY) -m pip install -q torch==2.13.0 numpy cffi click pillow tqdm pyserial pytest "scikit-build-core>=0.10"
+	# timm and onnx2torch without their torchvision (pyproject.toml, [tool.crisp-edge] no-deps).
+	$(PY) -m pip install -q --no-deps $$($(PY) -c 'import tomllib; \
+	  print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["crisp-edge"]["no-deps"]))')
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.deps $(RUNTIME_SOURCES) pyproject.toml
-	$(PY) -m pip install -q --no-build-isolation -e ".[host,field,test]"
+	$(PY) -m pip install -q --no-build-isolation -e ".[host,field,import,test]"
 	touch $@
 
 venv: sysdeps $(VENV)/.installed

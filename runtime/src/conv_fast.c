@@ -88,7 +88,7 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
          * product on a one-pixel "image", reading x in place. */
         const uint32_t enc = m->tensors[op->weight].encoding;
         const size_t out = op->k.linear.output_features;
-        if (enc == CRISP_ENCODING_DENSE_F32) {
+        if (enc == CRISP_ENCODING_DENSE_F32 || op->packed.dense_f32 != NULL) {
             f.path = CRISP_FAST_GEMV;
             f.units = (out + k->gemv_mr - 1) / k->gemv_mr;
         } else if (enc == CRISP_ENCODING_HYBRID_F32) {
@@ -115,7 +115,7 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
         return f;
     }
     if (p->groups != 1) return f;
-    if (enc == CRISP_ENCODING_DENSE_F32) {
+    if (enc == CRISP_ENCODING_DENSE_F32 || op->packed.dense_f32 != NULL) {
         f.path = CRISP_FAST_GEMM;
         f.units = (p->output_channels + k->gemm_mr - 1) / k->gemm_mr;
     } else if (enc == CRISP_ENCODING_HYBRID_F32) {
@@ -314,7 +314,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
     if (f->path == CRISP_FAST_GEMV) {
         const crisp_linear_params *l = &op->k.linear;
         const size_t K = l->input_features, mr = k->gemv_mr;
-        const float *w = m->tensors[op->weight].data;
+        const float *w = crisp_op_dense_f32(m, op);
         for (size_t unit = begin; unit < end; unit++) {
             const size_t r0 = unit * mr;
             k->gemv(min_size(mr, l->output_features - r0), K, w + r0 * K, K, x, y + r0,
@@ -354,7 +354,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
             for (size_t unit = u0; unit < u1; unit++) {
                 const size_t r0 = unit * k->gemm_mr;
                 const size_t mr = min_size(k->gemm_mr, p->output_channels - r0);
-                const float *a = m->tensors[op->weight].data + r0 * K;
+                const float *a = crisp_op_dense_f32(m, op) + r0 * K;
                 for (size_t n0 = 0; n0 < np; n0 += nr)
                     k->gemm(mr, min_size(nr, np - n0), K, a, K, b + n0, b_stride,
                             y + r0 * pixels + p0 + n0, pixels, bias != NULL ? bias + r0 : NULL,

@@ -41,8 +41,10 @@ static void fast_work(const job *j, size_t b, size_t e, size_t t) {
                    &j->s->held_tile[t * CRISP_HELD_TILE_STRIDE]);
 }
 
-static int is_hybrid(const crisp_tensor *t) {
-    return t->encoding == CRISP_ENCODING_HYBRID_F32 || t->encoding == CRISP_ENCODING_HYBRID_I8;
+/* Hybrid weights run as packed sparse runs; a float32 hybrid layer expanded
+ * at load (src/hybrid_form.h) runs on the dense reference kernel. */
+static int is_hybrid(const crisp_op *op, const crisp_tensor *t) {
+    return crisp_encoding_is_hybrid(t->encoding) && op->packed.dense_f32 == NULL;
 }
 
 static const float *bias_of(const job *j) {
@@ -54,17 +56,17 @@ static void conv_work(const job *j, size_t b, size_t e, size_t t) {
     const crisp_op *op = j->op;
     const crisp_tensor *w = &j->m->tensors[op->weight];
     if (op->dtype == CRISP_DTYPE_I8) {
-        if (is_hybrid(w))
+        if (is_hybrid(op, w))
             crisp_qs8_conv2d_hybrid__ref(&op->k.qconv, &op->packed.sparse,
                                          (const int8_t *)j->x, (int8_t *)j->y, b, e);
         else
             crisp_qs8_conv2d__ref(&op->k.qconv, (const int8_t *)j->x, w->q, (int8_t *)j->y, b, e);
-    } else if (is_hybrid(w)) {
+    } else if (is_hybrid(op, w)) {
         crisp_f32_conv2d_hybrid__ref(&op->k.conv, &op->packed.sparse, (const float *)j->x,
                                      bias_of(j), (float *)j->y, b, e);
     } else {
-        crisp_f32_conv2d__ref(&op->k.conv, (const float *)j->x, w->data, bias_of(j),
-                              (float *)j->y, b, e);
+        crisp_f32_conv2d__ref(&op->k.conv, (const float *)j->x, crisp_op_dense_f32(j->m, op),
+                              bias_of(j), (float *)j->y, b, e);
     }
 }
 
@@ -73,18 +75,18 @@ static void linear_work(const job *j, size_t b, size_t e, size_t t) {
     const crisp_op *op = j->op;
     const crisp_tensor *w = &j->m->tensors[op->weight];
     if (op->dtype == CRISP_DTYPE_I8) {
-        if (is_hybrid(w))
+        if (is_hybrid(op, w))
             crisp_qs8_linear_hybrid__ref(&op->k.qlinear, &op->packed.sparse,
                                          (const int8_t *)j->x, (int8_t *)j->y, b, e);
         else
             crisp_qs8_linear__ref(&op->k.qlinear, (const int8_t *)j->x, w->q, (int8_t *)j->y, b,
                                   e);
-    } else if (is_hybrid(w)) {
+    } else if (is_hybrid(op, w)) {
         crisp_f32_linear_hybrid__ref(&op->k.linear, &op->packed.sparse, (const float *)j->x,
                                      bias_of(j), (float *)j->y, b, e);
     } else {
-        crisp_f32_linear__ref(&op->k.linear, (const float *)j->x, w->data, bias_of(j),
-                              (float *)j->y, b, e);
+        crisp_f32_linear__ref(&op->k.linear, (const float *)j->x, crisp_op_dense_f32(j->m, op),
+                              bias_of(j), (float *)j->y, b, e);
     }
 }
 
@@ -187,14 +189,14 @@ static void reference_items(job *j, const crisp_value *in, const crisp_value *ou
     switch ((enum crisp_op_kind)op->kind) {
     case CRISP_OP_CONV2D: {
         const crisp_tensor *w = &m->tensors[op->weight];
-        const size_t units = is_hybrid(w) ? op->packed.sparse.run_count : w->dims[0];
+        const size_t units = is_hybrid(op, w) ? op->packed.sparse.run_count : w->dims[0];
         j->items = units * out->dims[1];
         j->work = conv_work;
         break;
     }
     case CRISP_OP_LINEAR: {
         const crisp_tensor *w = &m->tensors[op->weight];
-        j->items = is_hybrid(w) ? op->packed.sparse.run_count : w->dims[0];
+        j->items = is_hybrid(op, w) ? op->packed.sparse.run_count : w->dims[0];
         j->work = linear_work;
         break;
     }

@@ -9,6 +9,7 @@
  * blocks, channel counts off the tile) and depthwise convs with several
  * strides, dilations, paddings and kernel sizes, images big enough for
  * several pixel tiles and K big enough for small tiles. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "check.h"
 #include "crisp.h"
 #include "hybrid_builder.h"
+#include "hybrid_form.h"
 #include "kernels/ukernels.h"
 #include "model_builder.h"
 #include "naive.h"
@@ -309,34 +311,54 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
     size_t size;
     uint8_t *file = mb_build(&mb, &size);
     mb_free(&mb);
-    crisp_model *m;
-    if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
-        CHECK(0, "%s: load: %s", what, crisp_last_error());
-    } else {
-        const size_t nx = L->linear ? (size_t)c->cin : (size_t)c->cin * c->h * c->w;
-        const size_t ny = (size_t)R * oh * ow;
-        float *x = random_floats(rng, nx, 2), *want = malloc(ny * 4), *got = malloc(ny * 4);
+    /* The spec: the reference kernels on the sparse runs. Then the optimised
+     * kernels in each form a hybrid layer can run in (src/hybrid_form.h):
+     * against the spec within rounding, bitwise equal across thread counts;
+     * and the reference kernels on the expanded weights. */
+    const size_t nx = L->linear ? (size_t)c->cin : (size_t)c->cin * c->h * c->w;
+    const size_t ny = (size_t)R * oh * ow;
+    float *x = random_floats(rng, nx, 2), *want = malloc(ny * 4), *got = malloc(ny * 4);
+    float *first = malloc(ny * 4);
+    static const char *const forms[] = {"sparse", "dense", "filled", "auto"};
+    for (int fi = 0; fi < (L->hybrid ? 4 : 1); fi++) {
+        setenv("CRISP_HYBRID_FORM", forms[fi], 1);
+        crisp_model *m;
+        if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
+            CHECK(0, "%s: load (%s form): %s", what, forms[fi], crisp_last_error());
+            continue;
+        }
         crisp_session *s;
         crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
         CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
-        CHECK(crisp_session_run(s, x, nx, want, ny) == CRISP_OK, "%s", crisp_last_error());
+        CHECK(crisp_session_run(s, x, nx, fi == 0 ? want : got, ny) == CRISP_OK, "%s",
+              crisp_last_error());
         crisp_session_free(s);
-        for (uint32_t t = 1; t <= 3; t += 2) {
-            o = (crisp_session_options){t, 0};
-            CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
-            CHECK(crisp_session_run(s, x, nx, got, ny) == CRISP_OK, "%s", crisp_last_error());
-            crisp_session_free(s);
+        for (uint32_t t = fi == 0 ? 1 : 0; t <= 3; t += t == 0 ? 1 : 2) {
+            if (t > 0) {
+                o = (crisp_session_options){t, 0};
+                CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s",
+                      crisp_last_error());
+                CHECK(crisp_session_run(s, x, nx, got, ny) == CRISP_OK, "%s", crisp_last_error());
+                crisp_session_free(s);
+            }
             double err = 0, top = 1;
             for (size_t i = 0; i < ny; i++) {
                 err = fmax(err, fabs((double)got[i] - want[i]));
                 top = fmax(top, fabs((double)want[i]));
             }
-            CHECK(err <= 2e-6 * top * sqrt((double)K), "%s (%s, %u threads): max error %g, scale %g",
-                  what, crisp_kernel_isa(), t, err, top);
+            CHECK(err <= 2e-6 * top * sqrt((double)K),
+                  "%s (%s, %s form, %s): max error %g, scale %g", what, crisp_kernel_isa(),
+                  forms[fi], t == 0 ? "reference kernels" : t == 1 ? "1 thread" : "3 threads",
+                  err, top);
+            if (t == 1) memcpy(first, got, ny * 4);
+            if (t == 3)
+                CHECK(memcmp(first, got, ny * 4) == 0, "%s (%s form): 1 and 3 threads differ",
+                      what, forms[fi]);
         }
-        free(x), free(want), free(got);
         crisp_model_free(m);
     }
+    unsetenv("CRISP_HYBRID_FORM");
+    free(x), free(want), free(got), free(first);
     free(file), free(wbytes), free(dense);
 }
 
@@ -465,7 +487,62 @@ static void maxpool_layers(void) {
     }
 }
 
+/* The per-layer choice is a function of the layer and the cost table only;
+ * a bad CRISP_HYBRID_FORM fails the load, naming the value. */
+static void hybrid_forms(void) {
+    /* 512 x 4608 conv, per-row 2:4: runs cost 8 bytes per kept value, filled
+     * runs twice the values at 4 bytes each plus a column per 16. */
+    const uint64_t dense = 512 * 4608;
+#define COST(isa, linear, v, kept)                                                          \
+    ((crisp_hybrid_cost){isa, linear, v, kept, 8 * (kept) + 4096, (linear) ? 0 : 2 * (kept), \
+                         8 * (kept) + (kept) / 4, dense})
+    const crisp_hybrid_cost half = COST("avx512f", 0, 1, dense / 2);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &half) == CRISP_HYBRID_DENSE,
+          "2:4 only runs dense");
+    const crisp_hybrid_cost tenth = COST("avx512f", 0, 1, dense / 10);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &tenth) != CRISP_HYBRID_DENSE,
+          "d = 0.1 runs sparse");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_DENSE, &tenth) == CRISP_HYBRID_DENSE, "dense");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_FILLED, &tenth) == CRISP_HYBRID_FILLED, "filled");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_SPARSE, &half) == CRISP_HYBRID_RUNS, "sparse");
+    crisp_hybrid_cost no_fill = tenth;
+    no_fill.filled_values = 0;
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_FILLED, &no_fill) == CRISP_HYBRID_RUNS,
+          "no filled form: the runs");
+    crisp_hybrid_cost big_fill = tenth;
+    big_fill.filled_bytes = 2 * big_fill.run_bytes; /* 1:4 filled: twice the memory */
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &big_fill) == CRISP_HYBRID_RUNS,
+          "memory keeps 1:4 in its runs");
+    const crisp_hybrid_cost shared = COST("avx512f", 0, 4, dense / 2);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &shared) == CRISP_HYBRID_RUNS,
+          "row-shared 2:4 runs sparse");
+    const crisp_hybrid_cost fc = COST("neon", 1, 1, dense / 2);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &fc) == CRISP_HYBRID_DENSE,
+          "2:4 linear runs dense");
+    const crisp_hybrid_cost unknown = COST("riscv", 0, 1, dense / 2);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &unknown) == CRISP_HYBRID_RUNS,
+          "unknown ISA: the runs");
+    crisp_hybrid_cost big = half;
+    big.run_bytes = dense; /* the dense copy would take four times the runs' memory */
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &big) != CRISP_HYBRID_DENSE,
+          "memory keeps it sparse");
+#undef COST
+    uint32_t form = 99;
+    setenv("CRISP_HYBRID_FORM", "desne", 1);
+    CHECK(crisp_hybrid_form_resolve(&form) == CRISP_ERR_ARGUMENT &&
+              strstr(crisp_last_error(), "'desne'") != NULL,
+          "bad form: %s", crisp_last_error());
+    crisp_model *m = NULL;
+    CHECK(crisp_model_load_buffer("x", 1, &m) == CRISP_ERR_ARGUMENT && m == NULL,
+          "a bad form fails the load: %s", crisp_last_error());
+    setenv("CRISP_HYBRID_FORM", "dense", 1);
+    CHECK(crisp_hybrid_form_resolve(&form) == CRISP_OK && form == CRISP_HYBRID_FORM_DENSE, "dense");
+    unsetenv("CRISP_HYBRID_FORM");
+    CHECK(crisp_hybrid_form_resolve(&form) == CRISP_OK && form == CRISP_HYBRID_FORM_AUTO, "auto");
+}
+
 int main(void) {
+    hybrid_forms();
     microkernels();
     layers();
     maxpool_layers();

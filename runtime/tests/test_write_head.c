@@ -250,6 +250,47 @@ static void test_hybrid_and_bias(void) {
     }
 }
 
+/* A personalised model personalised again: its PROV holds one "personalized"
+ * member, the new one, wherever the old one stood; the rest is kept as it was. */
+static void test_prov_replaces(void) {
+    static const struct {
+        const char *old, *want;
+    } cases[] = {
+        {"{\"personalized\": {\"mode\": \"a\"}}", "{\"personalized\": {\"n\": 1}}"},
+        {"{\"src\": \"x\", \"personalized\": {\"mode\": \"a\", \"c\": [\"}\", 2]}}",
+         "{\"src\": \"x\", \"personalized\": {\"n\": 1}}"},
+        {"{\"personalized\": {\"mode\": \"a\"}, \"src\": {\"personalized\": 0}}",
+         "{\"src\": {\"personalized\": 0}, \"personalized\": {\"n\": 1}}"},
+        {"{ \"a\": 1,\n \"personalized\": true , \"b\": \"q\\\"\" }",
+         "{ \"a\": 1,\n \"b\": \"q\\\"\" , \"personalized\": {\"n\": 1}}"},
+        /* Does not scan as members: appended, as before. */
+        {"{\"a\" 1, \"personalized\": 2}", "{\"a\" 1, \"personalized\": 2, \"personalized\": {\"n\": 1}}"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        mb_model mb;
+        hm_cnn(&mb, &(hm_options){.classes = 3, .features = 8, .bias = 1, .labels = 1,
+                                  .provenance = cases[c].old});
+        crisp_model *m = hm_load(&mb);
+        mb_free(&mb);
+        float w[16] = {0}, b[2] = {0};
+        const int32_t ids[2] = {0, 1};
+        const char *names[2] = {"a", "b"};
+        const crisp_new_head nh = {2, w, b, ids, names, "{\"n\": 1}"};
+        const char *path = in_dir("prov.crisp");
+        unlink(path);
+        CHECK(crisp_model_write_head(m, &nh, path) == CRISP_OK, "%s", crisp_last_error());
+        crisp_model *nm = NULL;
+        CHECK(crisp_model_load_file(path, &nm) == CRISP_OK, "%s", crisp_last_error());
+        if (nm) {
+            const char *prov;
+            crisp_model_get_provenance(nm, &prov, NULL);
+            CHECK(strcmp(prov, cases[c].want) == 0, "case %zu: PROV %s", c, prov);
+            crisp_model_free(nm);
+        }
+        crisp_model_free(m);
+    }
+}
+
 static void test_saly(void) {
     mb_model mb;
     hm_cnn(&mb, &(hm_options){.classes = 5, .features = 8, .bias = 1, .labels = 1,
@@ -509,6 +550,7 @@ int main(int argc, char **argv) {
     mkdir(dir, 0755);
     test_round_trip();
     test_hybrid_and_bias();
+    test_prov_replaces();
     test_saly();
     test_refusals();
     test_file_size_limit();
