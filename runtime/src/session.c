@@ -119,6 +119,12 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
     if (!(options->flags & CRISP_SESSION_REFERENCE_KERNELS)) {
         s->fast = crisp_f32_kernels_best();
         const size_t threads = crisp_pool_threads(s->pool);
+        s->held_tile = malloc(threads * CRISP_HELD_TILE_STRIDE * sizeof *s->held_tile);
+        if (s->held_tile == NULL) {
+            crisp_session_free(s);
+            return crisp_error(CRISP_ERR_NOMEM, "session: out of memory for %zu threads",
+                               threads);
+        }
         s->scratch_stride = (model->scratch_floats + 15) / 16 * 16;
         if (s->scratch_stride > 0) {
             if (s->scratch_stride > SIZE_MAX / sizeof(float) / threads ||
@@ -142,6 +148,7 @@ void crisp_session_free(crisp_session *s) {
     free(s->op_seconds);
     free(s->op_calls);
     free(s->scratch);
+    free(s->held_tile);
     free(s->arena);
     free(s);
 }

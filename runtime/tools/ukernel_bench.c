@@ -93,9 +93,13 @@ typedef struct window {
 } window;
 
 static const window mobilenet_dw[] = {
+    {"mbv2 dw3x3/1 32ch 112x112", 32, 112, 112, 3, 1, 1},
     {"mbv2 dw3x3/1 144ch 56x56", 144, 56, 56, 3, 1, 1},
     {"mbv2 dw3x3/2 144ch 56->28", 144, 56, 56, 3, 2, 1},
+    {"mbv2 dw3x3/1 192ch 28x28", 192, 28, 28, 3, 1, 1},
     {"mbv2 dw3x3/1 576ch 14x14", 576, 14, 14, 3, 1, 1},
+    {"mbv2 dw3x3/2 576ch 14->7", 576, 14, 14, 3, 2, 1},
+    {"mbv2 dw3x3/1 960ch 7x7", 960, 7, 7, 3, 1, 1},
 };
 static const window resnet50_pool[] = {{"res1 max3x3/2 64ch 112->56", 64, 112, 112, 3, 2, 1}};
 static const window tiny_dw[] = {{"tiny dw3x3/1 2ch 9x9", 2, 9, 9, 3, 1, 1}};
@@ -359,7 +363,6 @@ typedef struct window_job {
     crisp_dwconv_plane plane;
     const float *w; /* [channels][k * k], or NULL (max pool) */
     float bias;
-    size_t out_h;
     float *out;
 } window_job;
 
@@ -367,20 +370,22 @@ static void window_pass(const void *p) {
     const window_job *j = p;
     const size_t taps = j->d->k * j->d->k;
     for (size_t c = 0; c < j->d->channels; c++)
-        j->v->window(&j->plane, j->w != NULL ? j->w + c * taps : NULL, j->bias, j->out, 0,
-                     j->out_h, &no_clamp);
+        j->v->window(&j->plane, j->w != NULL ? j->w + c * taps : NULL, j->bias, j->out,
+                     &no_clamp);
 }
 
 static int bench_window(const variant *v, const window *d, int is_max, const options *o) {
     const size_t s = d->stride, k = d->k;
     const size_t oh = (d->h + 2 * d->pad - k) / s + 1, ow = (d->w + 2 * d->pad - k) / s + 1;
     const size_t rows = (oh - 1) * s + k, cols = (ow - 1) * s + k, stride = (cols + s - 1) / s;
-    /* The driver copies each channel's padded input into these phases
-     * (src/conv_fast.c); the kernel alone is timed here, on one channel's. */
-    float *phases = random_floats(s * rows * stride + CRISP_DWCONV_SLACK);
+    const size_t psize = (rows + s - 1) / s * stride;
+    /* The driver copies each channel's padded input into these s x s stride
+     * phases (src/conv_fast.c); the kernel alone is timed here, on one
+     * channel's whole plane per call. */
+    float *phases = random_floats(s * s * psize + CRISP_DWCONV_SLACK);
     float *w = is_max ? NULL : random_floats(d->channels * k * k), *out = alloc(oh * ow * 4);
-    const window_job j = {v, d, {phases, rows * stride, stride, s, s, 1, 1, k, k, ow}, w,
-                          is_max ? -INFINITY : 0.5f, oh, out};
+    const window_job j = {v, d, {phases, psize, stride, s, s, 1, 1, k, k, oh, ow}, w,
+                          is_max ? -INFINITY : 0.5f, out};
     const double sec = time_passes(window_pass, &j, o);
     report(v, d->name, (is_max ? 1.0 : 2.0) * (double)(k * k * oh * ow * d->channels), sec);
     const int ok = all_finite(out, oh * ow);
