@@ -25,10 +25,13 @@ $(VENV)/.deps: pyproject.toml
 	$(PY) -m pip install -q --upgrade pip
 	# torch pinned to the CPU build (an unpinned torch pulls CUDA packages).
 	$(PY) -m pip install -q torch==2.13.0 numpy cffi click pillow tqdm pyserial pytest "scikit-build-core>=0.10"
+	# timm and onnx2torch without their torchvision (pyproject.toml, [tool.crisp-edge] no-deps).
+	$(PY) -m pip install -q --no-deps $$($(PY) -c 'import tomllib; \
+	  print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["tool"]["crisp-edge"]["no-deps"]))')
 	touch $@
 
 $(VENV)/.installed: $(VENV)/.deps $(RUNTIME_SOURCES) pyproject.toml
-	$(PY) -m pip install -q --no-build-isolation -e ".[host,field,test]"
+	$(PY) -m pip install -q --no-build-isolation -e ".[host,field,import,test,deploy]"
 	touch $@
 
 venv: sysdeps $(VENV)/.installed
@@ -110,7 +113,15 @@ test-python: venv build-native build-asan lint-imports
 	CRISP_RUN_ASAN=$(CURDIR)/build/asan/runtime/crisp-run \
 	  $(PY) -m pytest -q
 
-test: test-c test-python
+test: test-c test-python test-wheel
+
+# The new user's path (issue 17), from the wheel alone: built, installed with the `deploy` extra
+# into a fresh venv (no torch), `crisp-edge boards`, a deploy to a file with the zig toolchain
+# (ziglang from PyPI), the bundle's static crisp-run under qemu-aarch64 -cpu cortex-a72 against
+# the host runtime (scripts/test_wheel.sh). The board build is kept in build/test-wheel/cache.
+.PHONY: test-wheel
+test-wheel: sysdeps $(VENV)/.deps
+	PY=$(PY) bash scripts/test_wheel.sh
 
 # Issue 14's kill-mid-deploy figure (docs/deploy.md): 50 deploys to the loopback sshd board, each
 # interrupted at a seeded random point (SIGKILL of the remote session, of the install at a step,

@@ -185,6 +185,27 @@ class Model:
             }
         return dict(self._info)
 
+    def op_kernels(self) -> list[str]:
+        """What runs each op on this CPU, as ``crisp-bench --profile`` names it: ``"gemm"``,
+        ``"spmm"``, ``"gemv"``, ``"dwconv"``, ``"maxpool"``, ``"reference"``, with
+        ``" (expanded)"`` for a hybrid layer the cost table runs dense and ``" (filled)"`` for
+        filled runs (runtime/README.md, "Dense or sparse, per layer")."""
+        model = self._model()
+        ffi, lib = self._ffi, self._lib
+        session = ffi.new("crisp_session **")
+        flags = SESSION_PROFILE | (SESSION_REFERENCE_KERNELS if self.reference else 0)
+        options = ffi.new("crisp_session_options *", {"threads": 1, "flags": flags})
+        _check(lib.crisp_session_create_with_options(model, options, session))
+        try:
+            profile = ffi.new("crisp_op_profile *")
+            kernels = []
+            for i in range(self.info()["ops"]):
+                _check(lib.crisp_session_get_op_profile(session[0], i, profile))
+                kernels.append(ffi.string(profile.kernel).decode("ascii"))
+            return kernels
+        finally:
+            lib.crisp_session_free(session[0])
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Per-sample input shape, e.g. (3, 224, 224)."""
@@ -388,6 +409,8 @@ def _check_threads(threads: int) -> None:
 # CRISP_SESSION_REFERENCE_KERNELS of crisp.h (cffi's cdef drops #define lines;
 # tests/runtime/test_binding.py checks the value against the header).
 SESSION_REFERENCE_KERNELS = 0x1
+# CRISP_SESSION_PROFILE of crisp.h
+SESSION_PROFILE = 0x2
 
 
 # CRISP_RESIZE_* of crisp.h

@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from crisp_edge.deploy.boards import load_board
-from crisp_edge.deploy.bundle import BoardBuild, build_runtime
+from crisp_edge.deploy.build import BoardBuild, build_runtime
 from crisp_edge.deploy.ssh import Remote
 
 SSHD = "/usr/sbin/sshd"

@@ -59,11 +59,12 @@ def read_labels(path: str) -> list[tuple[int, str]]:
 
 
 @main.command("pack")
-@click.argument("checkpoint", required=False, metavar="[CHECKPOINT.pt]",
+@click.argument("checkpoint", required=False, metavar="[CHECKPOINT.pt | MODEL.onnx]",
                 type=click.Path(exists=True, dir_okay=False))
 @click.option("--model", "model_spec", metavar="FILE.py:CLASS",
               help="The torch nn.Module class to pack, or the class of a CHECKPOINT of your "
                    "own model (a checkpoint names only zoo archs; it never chooses code to run).")
+@click.option("--arch", help="A zoo architecture or timm:NAME to pack with --weights.")
 @click.option("--num-classes", type=click.IntRange(min=1), help="Passed as num_classes=.")
 @click.option("--weights", type=click.Path(exists=True, dir_okay=False),
               help="State dict (or checkpoint with 'state_dict') to load.")
@@ -91,12 +92,14 @@ def read_labels(path: str) -> list[tuple[int, str]]:
                    "max(H, W), then the centre crop).")
 @click.option("--channel-order", type=click.Choice(["rgb", "bgr"], case_sensitive=False),
               help="Channel order of the model's input (PREP) [default: rgb].")
-def pack_command(checkpoint: str | None, model_spec: str | None, num_classes: int | None,
+def pack_command(checkpoint: str | None, model_spec: str | None, arch: str | None,
+                 num_classes: int | None,
                  weights: str | None, input_shape: str | None, labels_path: str | None, out: str,
                  pattern_mode: str | None, int8: bool, calibration: str | None,
                  percentile: float | None, mean: str | None, std: str | None,
                  resize: str | None, channel_order: str | None) -> None:
-    """Pack a pruning/training CHECKPOINT (or a torch model class) into a .crisp file.
+    """Pack a pruning/training CHECKPOINT, an ONNX file, or a torch model (--model class or
+    --arch, with --weights) into a .crisp file.
 
     The file stores how an image becomes the input (PREP) when it is known: from a
     CHECKPOINT's data source, or from --mean/--std/--resize/--channel-order (which override
@@ -107,13 +110,24 @@ def pack_command(checkpoint: str | None, model_spec: str | None, num_classes: in
       crisp-edge pack pruned.pt --int8 --calibration synthetic:100 --out model-int8.crisp
       crisp-edge pack pruned.pt --model net.py:Net --out m.crisp   # your own model's checkpoint
       crisp-edge pack --model net.py:Net --weights w.pt --input-shape 3,32,32 --out m.crisp
+      crisp-edge pack --arch timm:resnet18 --weights w.pt --input-shape 3,224,224 --out m.crisp
+      crisp-edge pack model.onnx --out m.crisp      # input shape from the file
       crisp-edge pack --model net.py:Net --weights w.pt --input-shape 3,224,224 \\
           --mean 0.485,0.456,0.406 --std 0.229,0.224,0.225 --resize shorter_side:256 --out m.crisp
     """
     if int8 and not calibration:
         raise click.UsageError("--int8 needs --calibration SOURCE (images for activation ranges)")
     prep = _preprocess_options(mean, std, resize, channel_order)
+    from crisp_edge.models.onnx_models import is_onnx_source
+
+    if checkpoint and is_onnx_source(checkpoint):
+        if model_spec or arch or weights:
+            raise click.UsageError("an ONNX file holds its graph and weights: give no --model, "
+                                   "--arch or --weights with it")
+        model_spec, checkpoint = checkpoint, None
     if checkpoint:
+        if arch:
+            raise click.UsageError("--arch does not apply to a CHECKPOINT (it names its arch)")
         if weights or input_shape or num_classes or labels_path:
             raise click.UsageError("give either a CHECKPOINT or --weights/--input-shape/"
                                    "--num-classes/--labels, not both")
@@ -125,24 +139,57 @@ def pack_command(checkpoint: str | None, model_spec: str | None, num_classes: in
                                  preprocess=prep or None)
         click.echo(str(report))
         return
-    if not model_spec or not input_shape:
-        raise click.UsageError("give a CHECKPOINT, or --model FILE.py:CLASS with --input-shape")
     if pattern_mode == "checkpoint":
         raise click.UsageError("--pattern checkpoint needs a CHECKPOINT; use auto or dense")
     import torch
 
-    from crisp_edge.models.spec import build_model
     from crisp_edge.packing.pack import calibration_images, pack, resolve_preprocess
 
-    shape = _shape(input_shape)
+    if not input_shape and not is_onnx_source(model_spec):
+        raise click.UsageError("give a CHECKPOINT or MODEL.onnx, or --model FILE.py:CLASS / "
+                               "--arch NAME with --input-shape")
+    given_shape = _shape(input_shape) if input_shape else None
+    model, file_shape = _model_to_pack(model_spec, arch, num_classes, weights)
+    shape = given_shape or file_shape
+    if shape is None:
+        raise click.UsageError(f"{model_spec}'s input has symbolic dimensions: give "
+                               "--input-shape C,H,W")
     preprocess = resolve_preprocess(None, shape, prep) if prep else None
-    model = build_model(model_spec, num_classes, weights)
     labels = read_labels(labels_path) if labels_path else None
     images = calibration_images(calibration, shape[-1]) if calibration else None
     example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     click.echo(str(pack(model, example, out, labels=labels, int8=int8, calibration=images,
                         pattern_mode=pattern_mode or "auto", percentile=percentile,
                         preprocess=preprocess)))
+
+
+def _model_to_pack(model_spec: str | None, arch: str | None, num_classes: int | None,
+                   weights: str | None) -> tuple[Any, tuple[int, ...] | None]:
+    """The model ``pack`` builds without a checkpoint, and its input shape when it has one."""
+    from crisp_edge.models.onnx_models import build_onnx_model, is_onnx_source, onnx_input_shape
+
+    if bool(model_spec) == bool(arch):
+        raise click.UsageError("give a CHECKPOINT or MODEL.onnx, or one of --model "
+                               "FILE.py:CLASS and --arch NAME")
+    if is_onnx_source(model_spec):
+        return build_onnx_model(model_spec, num_classes), onnx_input_shape(model_spec)
+    if model_spec:
+        from crisp_edge.models.spec import build_model
+
+        return build_model(model_spec, num_classes, weights), None
+    from crisp_edge.models.checkpoint import build_model as build_arch, load_weights
+    from crisp_edge.pruning.runs import infer_head_size
+
+    if not weights:
+        raise click.UsageError("--arch needs --weights (a state dict or checkpoint): "
+                               "crisp-edge never downloads weights")
+    state, _ = load_weights(weights)
+    model = build_arch(arch, None, num_classes or infer_head_size(state))
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as e:
+        raise ArgumentError(f"weights {weights!r} do not fit {arch}: {e}") from e
+    return model.eval(), None
 
 
 def _floats3(option: str, text: str) -> tuple[float, float, float]:
@@ -236,13 +283,13 @@ def _print_description(d: dict[str, Any]) -> None:
     if layers:
         out("weights:")
         out(f"  {'op':>3} {'encoding':<10} {'pattern':<24} {'blocks':>11} {'density':>7} "
-            f"{'KiB':>9} {'dense KiB':>9} {'MMACs':>9} {'eff MMACs':>9}")
+            f"{'KiB':>9} {'dense KiB':>9} {'MMACs':>9} {'eff MMACs':>9}  kernel here")
         for op in layers:
             st = op["storage"]
             out(f"  {op['index']:>3} {st['encoding']:<10} {st['pattern']:<24} "
                 f"{st.get('kept_blocks', ''):>11} {st['density']:>7.3f} {st['bytes'] / 1024:>9.1f} "
                 f"{st['dense_f32_bytes'] / 1024:>9.1f} {op['macs'] / 1e6:>9.2f} "
-                f"{op['effective_macs'] / 1e6:>9.2f}")
+                f"{op['effective_macs'] / 1e6:>9.2f}  {op['kernel']}")
     if d["labels"]:
         out("labels:")
         for lb in d["labels"]:
@@ -274,19 +321,22 @@ def inspect_command(model_path: str, as_json: bool) -> None:
 # --- train / prune / eval / compare ---------------------------------------------------------
 
 def _model_options(f: Any) -> Any:
-    f = click.option("--model", "model_source", metavar="FILE.py:CLASS",
-                     help="Your own nn.Module class (constructed with num_classes=); needed "
-                     "with a checkpoint of it too: a checkpoint never chooses code to run.")(f)
-    f = click.option("--arch", help="A zoo architecture, e.g. resnet18_cifar.")(f)
+    f = click.option("--model", "model_source", metavar="FILE.py:CLASS|MODEL.onnx",
+                     help="Your own nn.Module class (constructed with num_classes=), needed "
+                     "with a checkpoint of it too: a checkpoint never chooses code to run; or "
+                     "an ONNX file (converted by onnx2torch, its weights included).")(f)
+    f = click.option("--arch", help="A zoo architecture (e.g. resnet18_cifar) or a timm model "
+                     "timm:NAME (built with pretrained=False: bring --weights).")(f)
     return f
 
 
 def _prune_options(f: Any) -> Any:
     """The flags ``prune`` and ``compare`` share."""
     options = [
-        click.option("--weights", required=True, type=click.Path(exists=True, dir_okay=False),
+        click.option("--weights", type=click.Path(exists=True, dir_okay=False),
                      help="The base model: BASE.pt from `crisp-edge train` (it names a zoo "
-                     "--arch, not a --model), or a state dict."),
+                     "--arch, not a --model), or a state dict; not needed for an ONNX --model "
+                     "(its own weights)."),
         click.option("--data", required=True, metavar="SOURCE",
                      help="synthetic[:N], cifar100:DIR or an ImageFolder directory."),
         click.option("--classes", required=True, help="User classes by id or name: 3,7,11."),
@@ -410,7 +460,7 @@ def train_command(arch: str | None, model_source: str | None, data: str, epochs:
 @click.option("--checkpoint-dir", type=click.Path(file_okay=False),
               help="Per-step state for --resume [default: PRUNED.pt.ckpt/]; afterwards only "
                    "crisp-edge's own files there are deleted.")
-def prune_command(arch: str | None, model_source: str | None, weights: str, data: str,
+def prune_command(arch: str | None, model_source: str | None, weights: str | None, data: str,
                   classes: str, out: str, method: str, resume: bool, report_dir: str | None,
                   checkpoint_dir: str | None, num_classes: int | None, quiet: bool,
                   **kw: Any) -> None:
@@ -442,9 +492,9 @@ def prune_command(arch: str | None, model_source: str | None, weights: str, data
               type=click.Choice(["train", "test"]))
 @click.option("--batch-size", default=256, show_default=True, type=click.IntRange(min=1))
 @click.option("--image-size", type=click.IntRange(min=8), help="[default: the checkpoint's]")
-@click.option("--model", "model_source", metavar="FILE.py:CLASS",
+@click.option("--model", "model_source", metavar="FILE.py:CLASS|MODEL.onnx",
               help="The class of a checkpoint of your own model (a checkpoint names only zoo "
-                   "archs; it never chooses code to run).")
+                   "archs; it never chooses code to run), or the ONNX file it came from.")
 @click.option("--threads", default=1, show_default=True, type=click.IntRange(1, 256),
               help="Runtime threads (.crisp models).")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
@@ -484,7 +534,7 @@ def _is_crisp_file(path: str) -> bool:
 @click.option("--methods", default="crisp,magnitude-hybrid,unstructured,nm-only,block-only,channel",
               show_default=True, help="Comma-separated methods to run.")
 @click.option("--out-dir", required=True, type=click.Path(file_okay=False))
-def compare_command(arch: str | None, model_source: str | None, weights: str, data: str,
+def compare_command(arch: str | None, model_source: str | None, weights: str | None, data: str,
                     classes: str, methods: str, out_dir: str, num_classes: int | None,
                     quiet: bool, **kw: Any) -> None:
     """Run several methods under the same schedule and budget; write one table."""

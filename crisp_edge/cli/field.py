@@ -29,7 +29,8 @@ import click
 from crisp_edge.cli.group import main
 
 from crisp_edge.deploy.boards import list_boards, load_board, search_dirs
-from crisp_edge.deploy.bundle import DEFAULT_REMOTE_DIR, build_runtime, deploy, make_bundle
+from crisp_edge.deploy.build import TOOLCHAINS, build_runtime
+from crisp_edge.deploy.bundle import DEFAULT_REMOTE_DIR, deploy, make_bundle
 from crisp_edge.deploy.ssh import Remote
 
 # bench: latency results written, energy missing somewhere (see energy_error in the JSON).
@@ -50,6 +51,13 @@ _ssh_config_option = click.option(
 _remote_dir_option = click.option(
     "--remote-dir", default=DEFAULT_REMOTE_DIR, show_default=True,
     help="Install directory on the device (relative to the login's home unless absolute).")
+
+
+_toolchain_option = click.option(
+    "--toolchain", type=click.Choice(TOOLCHAINS),
+    help="Compiler for the board's runtime: gcc (the system's, e.g. aarch64-linux-gnu-gcc) or "
+         "zig (from the ziglang package: pip install 'crisp-edge[deploy]'; static musl tools) "
+         "[default: gcc if installed, else zig].")
 
 
 @main.command("boards")
@@ -89,9 +97,10 @@ def boards_command(as_json: bool) -> None:
 @_remote_dir_option
 @click.option("--jobs", default=2, show_default=True, type=click.IntRange(1, 256),
               help="Parallel compile jobs for the cross build.")
+@_toolchain_option
 def deploy_command(board: str, models: tuple[str, ...], host: str | None, out: str | None,
                    no_dense_twin: bool, ssh_config: str | None, remote_dir: str,
-                   jobs: int) -> None:
+                   jobs: int, toolchain: str | None) -> None:
     """Build the runtime for a board, bundle it with MODELs and install it over SSH.
 
     \b
@@ -108,7 +117,7 @@ def deploy_command(board: str, models: tuple[str, ...], host: str | None, out: s
         raise click.UsageError("give --host to install on a device, or --out to write the "
                                "bundle archive")
     profile = load_board(board)
-    build = build_runtime(profile, jobs=jobs, log=_log)
+    build = build_runtime(profile, toolchain=toolchain, jobs=jobs, log=_log)
     with tempfile.TemporaryDirectory(prefix="crisp-bundle-") as tmp:
         bundle = make_bundle(profile, models, build, Path(out) if out else Path(tmp),
                              dense_twins=not no_dense_twin)
@@ -228,13 +237,14 @@ def _energy_outcome(result: dict) -> bool:
 @click.option("--local", "local_args", is_flag=False, flag_value="", default=None,
               metavar="[ARGS]", help="Instead: crisp-edge against torch, ONNX Runtime and TFLite "
               "on this machine (crisp-edge peerbench; ARGS are its options, quoted).")
+@_toolchain_option
 def bench_command(board: str | None, host: str | None, hosts_file: str | None,
                   models: tuple[str, ...], threads: str | None, warmup: int, runs: int,
                   tflite: str | None, out: str | None, meter: str | None, energy: bool,
                   energy_window: float, energy_idle_seconds: float,
                   energy_settle_seconds: float, calibration_dir: Path | None,
                   ssh_config: str | None, remote_dir: str, jobs: int,
-                  local_args: str | None) -> None:
+                  local_args: str | None, toolchain: str | None) -> None:
     """Measure latency, throughput and memory of crisp models on a board (or a fleet), or
     against the peer runtimes on this machine (--local); with --meter or --energy, energy per
     inference too.
@@ -280,7 +290,7 @@ def bench_command(board: str | None, host: str | None, hosts_file: str | None,
         entries = fieldbench.read_hosts(hosts_file, board)
         result = fleet.bench_fleet(entries, ssh_config=Path(ssh_config) if ssh_config
                                         else None, jobs=jobs, log=_log, models=models,
-                                        remote_dir=remote_dir,
+                                        remote_dir=remote_dir, toolchain=toolchain,
                                         energy=energy_options if energy else None, **kw)
         for r in result["results"]:
             _summary(r)
@@ -302,9 +312,10 @@ def bench_command(board: str | None, host: str | None, hosts_file: str | None,
             if remote is not None:
                 result = fieldbench.bench_host(profile, remote, models=models,
                                                remote_dir=remote_dir, log=_log, energy=plan,
-                                               **kw)
+                                               toolchain=toolchain, **kw)
             else:
-                result = fieldbench.bench_local(profile, models, log=_log, energy=plan, **kw)
+                result = fieldbench.bench_local(profile, models, log=_log, energy=plan,
+                                                toolchain=toolchain, **kw)
         _summary(result)
     text = json.dumps(result, indent=2)
     if out:

@@ -1,7 +1,8 @@
 """Board profiles: what crisp-edge knows about a device it builds for, deploys to and measures.
 
-A profile is a flat TOML file ``boards/NAME.toml`` (fields: ``boards/README.md``, facts:
-boards/README.md). Built-in profiles live in the checkout's ``boards/``; a user adds or overrides one
+A profile is a flat TOML file ``boards/NAME.toml`` (fields and facts: ``boards/README.md``).
+Built-in profiles are the source tree's ``boards/``, shipped in the wheel as package data
+(:mod:`crisp_edge.deploy.sources`); a user adds or overrides one
 by putting ``NAME.toml`` in ``~/.config/crisp-edge/boards/`` or a directory listed in
 ``$CRISP_BOARDS_PATH``, or by passing a file path wherever a board name is accepted.
 Every profile is validated on load, and an error names the file and the field.
@@ -21,9 +22,9 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from crisp_edge.deploy.sources import builtin_boards_dir
 from crisp_edge.errors import BoardProfileError
 
-BUILTIN_DIR = Path(__file__).resolve().parents[2] / "boards"
 ARCHES = ("aarch64", "x86_64")
 ISA_FEATURES = {"aarch64": ("neon", "dotprod", "fp16", "i8mm", "sve"),
                 "x86_64": ("avx2", "fma", "avx512")}
@@ -191,7 +192,8 @@ def search_dirs() -> list[Path]:
     user's ``$XDG_CONFIG_HOME/crisp-edge/boards`` (``~/.config/...``), the built-in ones."""
     dirs = [Path(p) for p in os.environ.get("CRISP_BOARDS_PATH", "").split(os.pathsep) if p]
     config = Path(os.environ.get("XDG_CONFIG_HOME") or Path.home() / ".config")
-    return dirs + [config / "crisp-edge" / "boards", BUILTIN_DIR]
+    builtin = builtin_boards_dir()
+    return dirs + [config / "crisp-edge" / "boards"] + ([builtin] if builtin else [])
 
 
 def load_board(name_or_path: str) -> BoardProfile:

@@ -1,6 +1,6 @@
-"""Put a model on a board: cross-build the runtime for it, pack a versioned bundle, install it
-over SSH: smoke-tested before it becomes current, switched atomically, one deploy at a time. Layout and protocol:
-docs/deploy.md.
+"""Put a model on a board: pack a versioned bundle of models and the runtime built for the board
+(:mod:`crisp_edge.deploy.build`), install it over SSH: smoke-tested before it becomes current,
+switched atomically, one deploy at a time. Layout and protocol: docs/deploy.md.
 
 >>> board = load_board("rpi4")                                        # doctest: +SKIP
 >>> bundle = make_bundle(board, ["model.crisp"], build_runtime(board), "out/")  # doctest: +SKIP
@@ -29,13 +29,13 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from crisp_edge import format as fmt
-from crisp_edge.deploy.boards import BoardProfile, host_arch
+from crisp_edge.deploy.boards import BoardProfile
+from crisp_edge.deploy.build import BoardBuild
 from crisp_edge.deploy.programs import read_program
 from crisp_edge.deploy.ssh import Remote, classify_failure
 from crisp_edge.fileio import atomic_writer
 from crisp_edge.errors import DeployError, DeviceBusyError, DiskFullError
 
-REPO = Path(__file__).resolve().parents[2]
 BUNDLE_FORMAT = "crisp-bundle/1"
 # On the device, relative to the login's home directory unless absolute.
 DEFAULT_REMOTE_DIR = "crisp-edge"
@@ -45,82 +45,6 @@ Log = Callable[[str], None]
 
 def _quiet(_: str) -> None:
     pass
-
-
-# ---------------------------------------------------------------------------------- building
-
-@dataclass(frozen=True)
-class BoardBuild:
-    """The runtime built for one board: static tools and the shared library (+ its header)."""
-
-    board: str
-    build_dir: Path
-    crisp_run: Path
-    crisp_bench: Path
-    libcrisp: Path
-    header: Path
-    crisp_personalize: Path
-
-
-def _configure_args(board: BoardProfile, repo: Path, build_dir: Path) -> list[str]:
-    args = ["cmake", "-S", str(repo), "-B", str(build_dir), "-DCMAKE_BUILD_TYPE=Release",
-            "-DCRISP_BUILD_TESTS=OFF", "-DCRISP_BUILD_TOOLS=ON", "-DCRISP_STATIC_TOOLS=ON",
-            "-DCMAKE_C_FLAGS=" + " ".join(board.target_flags)]
-    if board.arch != host_arch():
-        toolchain = repo / "cmake" / "toolchains" / f"{board.toolchain_triple}.cmake"
-        if not toolchain.is_file():
-            raise DeployError(f"cannot cross-compile for {board.arch} ({board.name}) on this "
-                              f"{host_arch()} machine: there is no {toolchain}")
-        if shutil.which(f"{board.toolchain_triple}-gcc") is None:
-            raise DeployError(f"{board.toolchain_triple}-gcc is not installed; on Debian/Ubuntu: "
-                              "apt-get install gcc-aarch64-linux-gnu libc6-dev-arm64-cross")
-        args += [f"-DCMAKE_TOOLCHAIN_FILE={toolchain}",
-                 f"-DCRISP_CROSS_TRIPLE={board.toolchain_triple}"]
-    return args
-
-
-def _run_build_step(argv: list[str], what: str) -> None:
-    try:
-        done = subprocess.run(argv, capture_output=True, text=True, timeout=1800)
-    except subprocess.TimeoutExpired:
-        raise DeployError(f"{what} took longer than 30 minutes: {' '.join(argv)}") from None
-    except FileNotFoundError:
-        raise DeployError(f"{argv[0]} is not installed (needed for {what})") from None
-    if done.returncode != 0:
-        tail = "\n".join((done.stdout + done.stderr).strip().splitlines()[-20:])
-        raise DeployError(f"{what} failed ({' '.join(argv)}):\n{tail}")
-
-
-BOARD_TARGETS = ("crisp", "crisp-run", "crisp-bench", "crisp-personalize")
-
-
-def build_runtime(board: BoardProfile, *, repo: Path = REPO, build_dir: Path | None = None,
-                  jobs: int = 2, log: Log = _quiet) -> BoardBuild:
-    """Build libcrisp, static crisp-run, crisp-bench and crisp-personalize for ``board`` in
-    ``build/boards/<board>/`` (cross-compiled when its arch is not this machine's).
-
-    The build tree is kept: configure runs again only when its arguments change, and the
-    build is incremental, so an unchanged checkout costs one up-to-date check."""
-    build_dir = build_dir or repo / "build" / "boards" / board.name
-    args = _configure_args(board, repo, build_dir)
-    # The targets are part of the stamp: a tree configured before a target existed has no
-    # rule for it (make re-runs cmake on a CMakeLists change only for targets it knows).
-    stamp_text = "\n".join([*args, "targets: " + " ".join(BOARD_TARGETS)])
-    stamp = build_dir / "crisp-configure-args.txt"
-    if not (build_dir / "CMakeCache.txt").is_file() or not stamp.is_file() \
-            or stamp.read_text() != stamp_text:
-        log(f"configuring the runtime for {board.name} in {build_dir}")
-        build_dir.mkdir(parents=True, exist_ok=True)
-        _run_build_step(args, f"configuring the runtime for {board.name}")
-        stamp.write_text(stamp_text)
-    log(f"building the runtime for {board.name} ({board.arch}, {' '.join(board.target_flags)})")
-    _run_build_step(["cmake", "--build", str(build_dir), "-j", str(jobs), "--target",
-                     *BOARD_TARGETS],
-                    f"building the runtime for {board.name}")
-    out = build_dir / "runtime"
-    return BoardBuild(board.name, build_dir, out / "crisp-run", out / "crisp-bench",
-                      (out / "libcrisp.so").resolve(), out / "crisp.h",
-                      out / "crisp-personalize")
 
 
 # ---------------------------------------------------------------------------------- bundling
@@ -298,8 +222,9 @@ def make_bundle(board: BoardProfile, models: Sequence[str | os.PathLike[str]],
         manifest = {
             "format": BUNDLE_FORMAT, "bundle_id": compute_bundle_id(table), "board": board.to_dict(),
             "crisp_edge_version": __version__,
-            "build": {"toolchain_triple": board.toolchain_triple,
-                      "target_flags": list(board.target_flags), "static_tools": True},
+            "build": build.info or {"toolchain_triple": board.toolchain_triple,
+                                    "target_flags": list(board.target_flags),
+                                    "static_tools": True},
             "models": entries, "smoke": smoke, "files": table}
         text, sums = manifest_files(manifest)
         (stage / "manifest.json").write_bytes(text)

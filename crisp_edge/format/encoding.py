@@ -155,6 +155,16 @@ def _check_scales(scales: np.ndarray) -> None:
 
 # --------------------------------------------------------------------------- hybrid encoding
 
+def check_finite(values: np.ndarray) -> None:
+    """Float weights and biases must be finite: a NaN or infinite weight is a broken model, and
+    its result would depend on the kernel (the runtime's reference kernels skip a conv's zero
+    padding, the optimised ones multiply it: 0 · inf = NaN, as torch)."""
+    bad = np.flatnonzero(~np.isfinite(values))
+    if bad.size:
+        raise ValueError(f"value {int(bad[0])} is {values.flat[bad[0]]}, expected finite "
+                         "(the model holds a NaN or infinite weight: fix or re-export it)")
+
+
 def block_mask(matrix: np.ndarray, block_rows: int, block_cols: int) -> np.ndarray:
     """(nbr, nbc) bool: which Br × Bc blocks (edge blocks partial) hold any non-zero."""
     nz = np.asarray(matrix) != 0

@@ -24,7 +24,7 @@ from crisp_edge.format.spec import (
     _GRAPH, _HEADER, _LABEL, _LABEL_HEADER, _OP, _PREP, _SALIENCY, _SALIENCY_HEADER, _SECTION,
     _TENSOR,
     ACTIVATION_NAMES, ALIGNMENT, DTYPE_F32, DTYPE_I8, ENCODING_DENSE_F32, ENCODING_DENSE_I8,
-    ENCODING_HYBRID_I8, ENCODING_NAMES, GRAPH_HEADER_SIZE, HEADER_SIZE, KNOWN_SECTIONS,
+    ENCODING_HYBRID_F32, ENCODING_HYBRID_I8, ENCODING_NAMES, GRAPH_HEADER_SIZE, HEADER_SIZE, KNOWN_SECTIONS,
     LABEL_HEADER_SIZE, LABEL_RECORD_SIZE, MAGIC, MAX_LABEL_NAME_BYTES, MAX_RECORDS,
     MAX_SECTIONS, NO_ID, OP_NAMES, OP_RECORD_SIZE, PARAM_NAMES, PREP_RECORD_SIZE,
     SALIENCY_HEADER_SIZE, SECTION_PREP,
@@ -128,10 +128,13 @@ def _check_payload(where: str, enc_id: int, dims: tuple[int, ...], payload: byte
         if enc_id == ENCODING_DENSE_F32:
             if len(payload) != 4 * math.prod(dims):
                 raise ValueError(f"size {len(payload)} is not 4 × ∏dims = {4 * math.prod(dims)}")
+            enc.check_finite(np.frombuffer(payload, "<f4"))
         elif enc_id == ENCODING_DENSE_I8:
             enc.decode_dense_int8(payload, dims)
         else:
-            enc.parse_hybrid(payload, dims, enc_id == ENCODING_HYBRID_I8)
+            hybrid = enc.parse_hybrid(payload, dims, enc_id == ENCODING_HYBRID_I8)
+            if enc_id == ENCODING_HYBRID_F32:
+                enc.check_finite(hybrid.values)
     except ValueError as e:
         raise FormatError(f"{where}: {e}") from None
 

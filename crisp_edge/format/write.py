@@ -13,10 +13,12 @@ import numpy as np
 
 from crisp_edge.errors import FormatError
 from crisp_edge.fileio import write_atomic
+from crisp_edge.format import encoding as enc
 from crisp_edge.format.records import Graph, Label, ModelFile, Preprocess, Saliency
 from crisp_edge.format.spec import (_GRAPH, _HEADER, _LABEL, _LABEL_HEADER, _OP, _PREP, _SALIENCY,
                                     _SALIENCY_HEADER, _SECTION, _TENSOR, _VALUE, ALIGNMENT,
-                                    DTYPE_I8, HEADER_SIZE, LABEL_RECORD_SIZE, MAGIC,
+                                    DTYPE_I8, ENCODING_DENSE_F32, HEADER_SIZE, LABEL_RECORD_SIZE,
+                                    MAGIC,
                                     MAX_LABEL_NAME_BYTES, NO_ID, NUM_PARAMS, OP_RECORD_SIZE,
                                     PREP_RECORD_SIZE, SECTION_PREP,
                                     SALIENCY_HEADER_SIZE, SALIENCY_RECORD_SIZE, SECTION_ENTRY_SIZE,
@@ -50,6 +52,13 @@ def _encode_graph(graph: Graph) -> tuple[bytes, bytes]:
     weights = bytearray()
     for i, t in enumerate(graph.tensors):
         data = t.payload()
+        # Float weights must be finite (the packer checks each source array, naming its
+        # parameter; hybrid payloads are written as given, malformed ones included, for tests).
+        if t.encoding == ENCODING_DENSE_F32:
+            try:
+                enc.check_finite(np.frombuffer(data, "<f4"))
+            except ValueError as e:
+                raise FormatError(f"GRPH: tensor {i}: {e}") from None
         weights.extend(b"\0" * (_align(len(weights)) - len(weights)))
         t.offset = len(weights)
         weights.extend(data)

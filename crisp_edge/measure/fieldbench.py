@@ -25,8 +25,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Sequence
 
 from crisp_edge.deploy.boards import BoardProfile
-from crisp_edge.deploy.bundle import (DEFAULT_REMOTE_DIR, RUNNER_SH, BoardBuild, Log, build_runtime,
-                                      deploy, make_bundle, normalise_remote_dir, parse_markers)
+from crisp_edge.deploy.build import BoardBuild, build_runtime
+from crisp_edge.deploy.bundle import (DEFAULT_REMOTE_DIR, RUNNER_SH, Log, deploy, make_bundle,
+                                      normalise_remote_dir, parse_markers)
 from crisp_edge.deploy.programs import read_program
 from crisp_edge.deploy.ssh import Remote
 from crisp_edge.errors import ArgumentError, BenchError, RemoteError
@@ -273,6 +274,13 @@ def run_tflite_inferences(remote: Remote | None, target_path: str, count: int, t
     return dict(done["results"][0])
 
 
+def _inference_timeout(count: int) -> float:
+    """Seconds to wait for ``count`` inferences: 10 s each at worst (a big model under qemu),
+    but at most a day: a fast native model is asked for hundreds of thousands, and a timeout
+    of millions of seconds overflows poll()'s milliseconds (OverflowError)."""
+    return 300 + min(10.0 * count, 86400.0)
+
+
 def run_inferences(board: BoardProfile, remote: Remote | None, remote_dir: str, model: str,
                    count: int, threads: int) -> dict[str, Any]:
     """Run ``count`` timed inferences of bundle model ``model`` on the target and block until
@@ -280,7 +288,7 @@ def run_inferences(board: BoardProfile, remote: Remote | None, remote_dir: str, 
     meter wraps (start the meter, call this, stop it)."""
     out = _run(remote, BENCH_SCRIPT, [normalise_remote_dir(remote_dir), board.arch,
                                       board.qemu_cpu or "", str(threads), "0", str(count), model],
-               300 + count * 10, f"running {count} inferences of {model}")
+               _inference_timeout(count), f"running {count} inferences of {model}")
     for value in parse_markers(out).get("bench", []):
         return dict(json.loads(value.partition(" ")[2]))
     raise BenchError(f"no crisp-bench output for {model}")
@@ -289,10 +297,12 @@ def run_inferences(board: BoardProfile, remote: Remote | None, remote_dir: str, 
 def bench_local(board: BoardProfile, models: Sequence[str | os.PathLike[str]], *,
                 threads: Sequence[int] | None = None, warmup: int = 3, runs: int = 20,
                 tflite: Path | None = None, log: Callable[[str], None] = lambda _: None,
-                energy: EnergyPlan | None = None) -> dict[str, Any]:
+                energy: EnergyPlan | None = None, toolchain: str | None = None
+                ) -> dict[str, Any]:
     """The board's bundle unpacked and benchmarked on this machine (under qemu when the
-    board's arch is not this machine's); ``energy`` as in :func:`bench_installed`."""
-    build = build_runtime(board, log=log)
+    board's arch is not this machine's); ``energy`` as in :func:`bench_installed`,
+    ``toolchain`` as in :func:`crisp_edge.deploy.build.build_runtime`."""
+    build = build_runtime(board, toolchain=toolchain, log=log)
     with tempfile.TemporaryDirectory(prefix="crisp-bench-") as tmp:
         root = Path(tmp)
         bundle = make_bundle(board, models, build, root / "bundle.tar.gz")
@@ -306,11 +316,13 @@ def bench_local(board: BoardProfile, models: Sequence[str | os.PathLike[str]], *
 
 def bench_host(board: BoardProfile, remote: Remote, *, models: Sequence[str] = (),
                remote_dir: str = DEFAULT_REMOTE_DIR, build: BoardBuild | None = None,
-               log: Log = lambda _: None, **kw: Any) -> dict[str, Any]:
+               log: Log = lambda _: None, toolchain: str | None = None, **kw: Any
+               ) -> dict[str, Any]:
     """Benchmark one device: deploy ``models`` first if given (a no-op when already there),
-    then :func:`bench_installed`. ``build``: the board's runtime if already built."""
+    then :func:`bench_installed`. ``build``: the board's runtime if already built, else built
+    with ``toolchain``."""
     if models:
-        build = build or build_runtime(board, log=log)
+        build = build or build_runtime(board, toolchain=toolchain, log=log)
         with tempfile.TemporaryDirectory(prefix="crisp-bundle-") as tmp:
             deploy(make_bundle(board, models, build, Path(tmp)), remote, board,
                    remote_dir=remote_dir, log=log)

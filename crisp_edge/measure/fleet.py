@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any, Sequence
 
 from crisp_edge.deploy.boards import BoardProfile, load_board
-from crisp_edge.deploy.bundle import BoardBuild, build_runtime
+from crisp_edge.deploy.build import BoardBuild, build_runtime
 from crisp_edge.deploy.ssh import Remote
 from crisp_edge.measure.fieldbench import FLEET_FORMAT, Log, bench_host
 from crisp_edge.measure.fieldenergy import EnergyOptions, open_board_sensor
@@ -23,7 +23,7 @@ def _failure(host: str, board: str, error: Exception, log: Log) -> dict[str, Any
     return {"host": host, "board": board, "error": text}
 
 
-def _build_each(boards: dict[str, BoardProfile], log: Log
+def _build_each(boards: dict[str, BoardProfile], log: Log, toolchain: str | None = None
                 ) -> tuple[dict[str, BoardBuild], dict[str, Exception]]:
     """The runtime built for each board, one board after the other (concurrent builds of one
     tree would collide), and the error of each board whose build failed: that board's hosts
@@ -32,7 +32,7 @@ def _build_each(boards: dict[str, BoardProfile], log: Log
     errors: dict[str, Exception] = {}
     for name, board in boards.items():
         try:
-            builds[name] = build_runtime(board, log=log)
+            builds[name] = build_runtime(board, toolchain=toolchain, log=log)
         except Exception as e:  # not BaseException: Ctrl-C still stops the fleet
             errors[name] = e
     return builds, errors
@@ -40,14 +40,15 @@ def _build_each(boards: dict[str, BoardProfile], log: Log
 
 def bench_fleet(entries: Sequence[tuple[str, str]], *, ssh_config: Path | None = None,
                 jobs: int = 8, log: Log = lambda _: None, energy: EnergyOptions | None = None,
-                **kw: Any) -> dict[str, Any]:
+                toolchain: str | None = None, **kw: Any) -> dict[str, Any]:
     """Benchmark every (host, board) concurrently; a failing board, whatever the exception, is
     recorded as ``{"host", "board", "error"}`` and the others' results are still returned.
     Boards that need a build are built first, once per board. ``energy``: measure each board
     with its own sensor (its profile's ``power_method``); a board without one, or whose sensor
     cannot be opened, keeps its latency results and says why in ``energy_error``."""
     boards = {name: load_board(name) for name in {b for _, b in entries}}
-    builds, build_errors = _build_each(boards, log) if kw.get("models") else ({}, {})
+    builds, build_errors = (_build_each(boards, log, toolchain) if kw.get("models")
+                            else ({}, {}))
 
     def one(host: str, board: str) -> dict[str, Any]:
         log(f"{host}: benchmarking ({board})")

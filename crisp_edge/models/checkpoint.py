@@ -122,18 +122,47 @@ def load_checkpoint(path: str | os.PathLike[str]) -> Checkpoint:
 
 
 def build_model(arch: str | None, model_source: str | None, num_classes: int) -> nn.Module:
-    """A fresh model: a zoo ``arch`` or the user class ``FILE.py:CLASS`` with ``num_classes``."""
+    """A fresh model with ``num_classes`` outputs: a zoo ``arch``, a timm ``timm:NAME`` (random
+    weights), the user class ``FILE.py:CLASS``, or an ONNX file ``MODEL.onnx`` (its own weights;
+    its classifier replaced when it has another size)."""
     if (arch is None) == (model_source is None):
-        raise ArgumentError("give exactly one of --arch NAME or --model FILE.py:CLASS")
+        raise ArgumentError("give exactly one of --arch NAME or --model FILE.py:CLASS|MODEL.onnx")
     if arch is not None:
         from crisp_edge.models import zoo as models
+        from crisp_edge.models.timm_models import build_timm_arch, is_timm_arch
+
+        if is_timm_arch(arch):
+            return build_timm_arch(arch, num_classes)
         if arch not in models.arch_names():
             raise ArgumentError(f"unknown architecture {arch!r}; choose one of "
-                                f"{', '.join(models.arch_names())}")
+                                f"{', '.join(models.arch_names())}, or timm:NAME for a timm "
+                                "model")
         return models.build_arch(arch, num_classes)
+    from crisp_edge.models.onnx_models import build_onnx_model, is_onnx_source
+
+    if is_onnx_source(model_source):
+        return build_onnx_model(model_source, num_classes)  # type: ignore[arg-type]
     from crisp_edge.models.spec import build_model as build_user_model
 
     return build_user_model(model_source, num_classes)  # type: ignore[arg-type]
+
+
+def input_size(arch: str | None, model_source: str | None) -> int | None:
+    """The input side a model is built for: a zoo arch's, timm's default configuration's, an
+    ONNX file's (its input's width); None for a user class (it does not say)."""
+    if arch is not None:
+        from crisp_edge.models import zoo
+        from crisp_edge.models.timm_models import is_timm_arch, timm_input_size
+
+        if is_timm_arch(arch):
+            return timm_input_size(arch)
+        return zoo.input_size(arch) if arch in zoo.arch_names() else None
+    from crisp_edge.models.onnx_models import is_onnx_source, onnx_input_shape
+
+    if is_onnx_source(model_source):
+        shape = onnx_input_shape(model_source)  # type: ignore[arg-type]
+        return int(shape[-1]) if shape else None
+    return None
 
 
 def _as_argument(text: str) -> str:
@@ -154,6 +183,10 @@ def model_for_checkpoint(ckpt: Checkpoint, path: str | os.PathLike[str] | None =
         return arch, model_source
     if ckpt.arch is not None:
         return ckpt.arch, None
+    from crisp_edge.models.onnx_models import is_onnx_source
+
+    if is_onnx_source(ckpt.model_source):
+        return None, ckpt.model_source  # an ONNX file is data: converting it runs no code
     where = os.fspath(path) if path is not None else "the checkpoint"
     suggested = _as_argument(str(ckpt.model_source))
     raise ModelCodeRequiredError(

@@ -14,11 +14,13 @@ from crisp_edge.runtime import load
 
 def describe(path: str) -> dict[str, Any]:
     """Everything ``crisp-edge inspect`` shows, as JSON-ready data: the Python reader's view of
-    every section, value, op and weight, and the runtime's facts (weights, arena, MACs)."""
+    every section, value, op and weight, and the runtime's facts (weights, arena, MACs, and the
+    kernel that runs each op on this CPU: a hybrid layer may run expanded to dense)."""
     mf = fmt.read_model(path)
     g = mf.graph
     with load(path) as model:
         info = model.info()
+        kernels = model.op_kernels()
     ops = []
     for i, op in enumerate(g.ops):
         ops.append({
@@ -29,6 +31,7 @@ def describe(path: str) -> dict[str, Any]:
             "weight": None if op.weight is None else list(g.tensors[op.weight].dims),
             "bias": None if op.bias is None else list(g.tensors[op.bias].dims),
             "macs": fmt.op_macs(g, op), "effective_macs": fmt.op_effective_macs(g, op),
+            "kernel": kernels[i],
             **({"storage": weight_storage(g.tensors[op.weight])} if op.weight is not None
                else {})})
     return {

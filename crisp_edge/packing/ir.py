@@ -160,6 +160,12 @@ def to_graph(ir: IRGraph, weight_params: dict[int, str] | None = None) -> fmt.Gr
         return len(graph.tensors) - 1
 
     for op in live:
+        for what, a in (("weight", op.weight), ("bias", op.bias)):
+            if a is not None and not np.isfinite(a).all():
+                raise ArgumentError(
+                    f"{op.param or op.kind}: the {what} (after folding BatchNorm) holds NaN or "
+                    "infinite values; the model is broken (a diverged training run?): retrain or "
+                    "fix it before packing")
         w = op.weight
         if op.kind == "conv2d" and w is not None:
             w = w.transpose(0, 2, 3, 1)  # OIHW → OHWI

@@ -363,11 +363,18 @@ def _without_directories(spec: str | None) -> str | None:
 
 
 def _model_source_provenance(model_source: str | None) -> dict[str, Any]:
-    """``model_source`` as ``FILE.py:CLASS`` with the file's name only, and its sha256."""
+    """``model_source`` as ``FILE.py:CLASS`` or ``MODEL.onnx`` with the file's name only, and
+    its sha256."""
     if not model_source:
         return {"model_source": model_source}
-    path, _, cls = model_source.rpartition(":")
-    out: dict[str, Any] = {"model_source": f"{Path(path).name}:{cls}" if path else model_source}
+    from crisp_edge.models.onnx_models import is_onnx_source
+
+    if is_onnx_source(model_source):
+        path, cls = model_source, ""
+    else:
+        path, _, cls = model_source.rpartition(":")
+    name = f"{Path(path).name}:{cls}" if cls else Path(path).name
+    out: dict[str, Any] = {"model_source": name if path else model_source}
     if path and Path(path).is_file():
         out["model_source_sha256"] = _file_sha256(path)
     return out

@@ -19,7 +19,8 @@ from torch import nn
 
 from crisp_edge.pruning import distributed
 from crisp_edge.models.checkpoint import (Checkpoint, build_model, build_model_from_checkpoint,
-                                          load_checkpoint, load_weights, model_for_checkpoint,
+                                          input_size, load_checkpoint, load_weights,
+                                          model_for_checkpoint,
                                           remove_resume_state, save_checkpoint)
 from crisp_edge.errors import ArgumentError
 from crisp_edge.pruning.engine import PruneConfig, prune, result_checkpoint
@@ -27,16 +28,13 @@ from crisp_edge.pruning.report import comparison_markdown, comparison_row, write
 from crisp_edge.pruning.training import (TrainConfig, evaluate, find_head, make_loader, train_model)
 
 
-def default_image_size(arch: str | None, ckpt: Checkpoint | None = None) -> int | None:
-    """The input side a model expects: the checkpoint's, else the zoo arch's, else None."""
+def default_image_size(arch: str | None, ckpt: Checkpoint | None = None,
+                       model_source: str | None = None) -> int | None:
+    """The input side a model expects: the checkpoint's, else the model's own (a zoo or timm
+    arch's, an ONNX file's), else None."""
     if ckpt is not None and len(ckpt.input_shape) == 3:
         return int(ckpt.input_shape[-1])
-    if arch is not None:
-        from crisp_edge.models.zoo import arch_names, input_size
-
-        if arch in arch_names():
-            return input_size(arch)
-    return None
+    return input_size(arch, model_source)
 
 
 def run_train(*, arch: str | None, model_source: str | None, data: str, out: str | Path,
@@ -46,7 +44,7 @@ def run_train(*, arch: str | None, model_source: str | None, data: str, out: str
     from crisp_edge.data.sources import open_source
 
     started = time.perf_counter()
-    size = image_size or default_image_size(arch) or 32
+    size = image_size or default_image_size(arch, None, model_source) or 32
     kw: dict[str, Any] = {"seed": 0, "image_size": size}
     train_set = open_source(data, split="train", samples_per_class=samples_per_class, **kw)
     test_set = open_source(data, split="test", **kw)
@@ -73,13 +71,22 @@ def run_train(*, arch: str | None, model_source: str | None, data: str, out: str
     return ckpt
 
 
-def load_base(arch: str | None, model_source: str | None, weights: str | Path,
+def load_base(arch: str | None, model_source: str | None, weights: str | Path | None,
               num_classes: int | None
               ) -> tuple[nn.Module, str | None, str | None, Checkpoint | None]:
     """The base model to prune: ``weights`` (a crisp-edge checkpoint, or a state dict for
-    ``--arch``/``--model``) loaded into a fresh model. A checkpoint may name its zoo arch, but
-    never the code to import (:func:`model_for_checkpoint`). Returns (model, arch, model
-    source, the checkpoint when ``weights`` is one)."""
+    ``--arch``/``--model``) loaded into a fresh model, or an ONNX ``--model`` with the weights it
+    holds (``weights`` None). A checkpoint may name its zoo arch, but never the code to import
+    (:func:`model_for_checkpoint`). Returns (model, arch, model source, the checkpoint when
+    ``weights`` is one)."""
+    if weights is None:
+        from crisp_edge.models.onnx_models import build_onnx_model, is_onnx_source
+
+        if arch is not None or not is_onnx_source(model_source):
+            raise ArgumentError("give --weights: the trained base model (an ONNX --model "
+                                "brings its own)")
+        model = build_onnx_model(model_source, num_classes)  # type: ignore[arg-type]
+        return model, None, model_source, None
     state, ckpt = load_weights(weights)
     if ckpt is not None:
         if ckpt.head.get("reduced"):
@@ -89,7 +96,7 @@ def load_base(arch: str | None, model_source: str | None, weights: str | Path,
                                                   model_source=model_source)
         num_classes = num_classes or ckpt.num_classes
     if num_classes is None:
-        num_classes = _infer_head_size(state)
+        num_classes = infer_head_size(state)
     model = build_model(arch, model_source, num_classes)
     try:
         model.load_state_dict(state)
@@ -99,7 +106,7 @@ def load_base(arch: str | None, model_source: str | None, weights: str | Path,
     return model, arch, model_source, ckpt
 
 
-def _infer_head_size(state: dict[str, Any]) -> int:
+def infer_head_size(state: dict[str, Any]) -> int:
     """Outputs of the last 2-D weight in a state dict (the classifier of a plain state dict)."""
     matrices = [v for k, v in state.items() if k.endswith("weight") and v.dim() == 2]
     if not matrices:
@@ -114,8 +121,8 @@ def _outputs(out: str | Path, report_dir: str | Path | None) -> tuple[Path, Path
     return out, base
 
 
-def run_prune(*, arch: str | None, model_source: str | None, weights: str | Path, data: str,
-              classes: str, config: PruneConfig, out: str | Path,
+def run_prune(*, arch: str | None, model_source: str | None, weights: str | Path | None,
+              data: str, classes: str, config: PruneConfig, out: str | Path,
               report_dir: str | Path | None = None, checkpoint_dir: str | Path | None = None,
               resume: bool = False, num_classes: int | None = None,
               progress: bool = True) -> dict[str, Any]:
@@ -127,7 +134,7 @@ def run_prune(*, arch: str | None, model_source: str | None, weights: str | Path
     config.validate()
     model, arch, model_source, ckpt = load_base(arch, model_source, weights, num_classes)
     if config.image_size is None:
-        config.image_size = default_image_size(arch, ckpt)
+        config.image_size = default_image_size(arch, ckpt, model_source)
     out, report_base = _outputs(out, report_dir)
     ckpt_dir = Path(checkpoint_dir) if checkpoint_dir else out.with_name(out.name + ".ckpt")
     result = prune(model, data, classes, config, progress=progress, checkpoint_dir=ckpt_dir,
@@ -214,9 +221,10 @@ class _RuntimeModule(torch.nn.Module):
         return torch.from_numpy(self.model.run(x.numpy()))
 
 
-def run_compare(*, arch: str | None, model_source: str | None, weights: str | Path, data: str,
-                classes: str, config: PruneConfig, methods: list[str], out_dir: str | Path,
-                num_classes: int | None = None, progress: bool = True) -> dict[str, Any]:
+def run_compare(*, arch: str | None, model_source: str | None, weights: str | Path | None,
+                data: str, classes: str, config: PruneConfig, methods: list[str],
+                out_dir: str | Path, num_classes: int | None = None,
+                progress: bool = True) -> dict[str, Any]:
     """Prune with each of ``methods`` under the same schedule and budget; write one report per
     method and ``compare.{json,md}`` into ``out_dir``. Returns the table."""
     from dataclasses import replace
@@ -235,7 +243,7 @@ def run_compare(*, arch: str | None, model_source: str | None, weights: str | Pa
         model, arch_name, source, ckpt = load_base(arch, model_source, weights, num_classes)
         cfg = replace(config, method=method)
         if cfg.image_size is None:
-            cfg.image_size = default_image_size(arch_name, ckpt)
+            cfg.image_size = default_image_size(arch_name, ckpt, source)
         result = prune(model, data, classes, cfg, progress=progress)
         result.report["model"] = arch_name or source
         if distributed.is_main():

@@ -61,8 +61,13 @@ static size_t phase_stride(const crisp_conv2d_params *p) {
     const size_t cols = (p->output_width - 1) * s + (p->kernel_width - 1) * p->dilation_width + 1;
     return (cols + s - 1) / s;
 }
+/* Rows of each of the sh x sw phases of a band of `output_rows`. */
+static size_t phase_rows(const crisp_conv2d_params *p, size_t output_rows) {
+    return (padded_rows(p, output_rows) + p->stride_height - 1) / p->stride_height;
+}
 static size_t phase_floats(const crisp_conv2d_params *p) {
-    return p->stride_width * padded_rows(p, band_rows(p)) * phase_stride(p) + DW_SLACK;
+    return p->stride_height * p->stride_width * phase_rows(p, band_rows(p)) * phase_stride(p) +
+           DW_SLACK;
 }
 
 crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
@@ -84,7 +89,7 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
          * product on a one-pixel "image", reading x in place. */
         const uint32_t enc = m->tensors[op->weight].encoding;
         const size_t out = op->k.linear.output_features;
-        if (enc == CRISP_ENCODING_DENSE_F32) {
+        if (enc == CRISP_ENCODING_DENSE_F32 || op->packed.dense_f32 != NULL) {
             f.path = CRISP_FAST_GEMV;
             f.units = (out + k->gemv_mr - 1) / k->gemv_mr;
         } else if (enc == CRISP_ENCODING_HYBRID_F32) {
@@ -111,7 +116,7 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
         return f;
     }
     if (p->groups != 1) return f;
-    if (enc == CRISP_ENCODING_DENSE_F32) {
+    if (enc == CRISP_ENCODING_DENSE_F32 || op->packed.dense_f32 != NULL) {
         f.path = CRISP_FAST_GEMM;
         f.units = (p->output_channels + k->gemm_mr - 1) / k->gemm_mr;
     } else if (enc == CRISP_ENCODING_HYBRID_F32) {
@@ -216,52 +221,61 @@ static void im2col(const crisp_conv2d_params *p, const float *x, float *buf, siz
         }
 }
 
+/* Sets n floats; padding columns are one or two floats, where a memset call
+ * costs more than the stores (kept a loop as in copy_floats). */
+#if defined(__GNUC__) && !defined(__clang__)
+__attribute__((optimize("no-tree-loop-distribute-patterns")))
+#endif
 static void fill(float *p, size_t n, float value) {
-    if (value == 0.0f) {
+    if (value == 0.0f && n >= 64) {
         memset(p, 0, n * sizeof(float));
-    } else {
-        for (size_t i = 0; i < n; i++) p[i] = value;
+        return;
     }
+    for (size_t i = 0; i < n; i++) p[i] = value;
 }
 
-/* Padded rows [r0, r0 + rows) of one channel (padding = pad) split into
- * stride phases (ukernels.h); row r0 is the plane's row 0. */
+/* The band of output rows [oy0, oy0 + rows) of one channel: its padded input
+ * rows (padding = pad) split into sh x sw stride phases (ukernels.h). */
 static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x, float *buf,
-                                    float pad, size_t r0, size_t rows) {
-    const size_t s = p->stride_width, iw = p->input_width, pl = p->padding_left;
-    /* Rows are packed back to back: a chunk reading past its row's end reads
-     * the next row (values the kernel never stores); only the plane's end
-     * needs DW_SLACK more floats. */
-    const size_t stride = phase_stride(p);
-    crisp_dwconv_plane pl_ = {buf, rows * stride, stride, p->stride_height, s,
-                              p->dilation_height, p->dilation_width, p->kernel_height,
-                              p->kernel_width, p->output_width};
-    for (size_t q = 0; q < s; q++) {
-        /* Phase column j is padded column q + s*j, image column q + s*j - pl. */
-        const size_t j_lo = pl > q ? (pl - q + s - 1) / s : 0;
-        const size_t j_end = iw + pl > q ? (iw + pl - q - 1) / s + 1 : 0;
-        const size_t j_hi = min_size(j_end, stride);
-        for (size_t r = 0; r < rows; r++) {
-            float *dst = buf + q * pl_.phase_size + r * stride;
-            const ptrdiff_t iy = (ptrdiff_t)(r0 + r) - (ptrdiff_t)p->padding_top;
-            if (iy < 0 || iy >= (ptrdiff_t)p->input_height || j_lo >= j_hi) {
-                fill(dst, stride, pad);
-                continue;
+                                    float pad, size_t oy0, size_t rows) {
+    const size_t sh = p->stride_height, sw = p->stride_width;
+    const size_t iw = p->input_width, pl = p->padding_left;
+    const size_t stride = phase_stride(p), prows = phase_rows(p, rows);
+    const size_t padded = padded_rows(p, rows), r0 = oy0 * sh;
+    const crisp_dwconv_plane plane = {buf, prows * stride, stride, sh, sw,
+                                      p->dilation_height, p->dilation_width, p->kernel_height,
+                                      p->kernel_width, rows, p->output_width};
+    for (size_t a = 0; a < sh; a++)
+        for (size_t q = 0; q < sw; q++) {
+            /* Phase column j is padded column q + sw*j, image column q + sw*j - pl. */
+            const size_t j_lo = pl > q ? (pl - q + sw - 1) / sw : 0;
+            const size_t j_end = iw + pl > q ? (iw + pl - q - 1) / sw + 1 : 0;
+            const size_t j_hi = min_size(j_end, stride);
+            float *phase = buf + (a * sw + q) * plane.phase_size;
+            for (size_t r = 0; r < prows; r++) {
+                float *dst = phase + r * stride;
+                /* Phase row r is the band's padded row a + sh*r. */
+                const size_t band_row = a + sh * r;
+                const ptrdiff_t iy = (ptrdiff_t)(r0 + band_row) - (ptrdiff_t)p->padding_top;
+                if (band_row >= padded || iy < 0 || iy >= (ptrdiff_t)p->input_height ||
+                    j_lo >= j_hi) {
+                    fill(dst, stride, pad);
+                    continue;
+                }
+                fill(dst, j_lo, pad);
+                const float *src = x + (size_t)iy * iw + (q + sw * j_lo - pl);
+                if (sw == 1) {
+                    copy_floats(dst + j_lo, src, j_hi - j_lo);
+                } else if (sw == 2) { /* a constant stride: this loop vectorises */
+                    for (size_t j = 0; j < j_hi - j_lo; j++) dst[j_lo + j] = src[2 * j];
+                } else {
+                    for (size_t j = 0; j < j_hi - j_lo; j++) dst[j_lo + j] = src[j * sw];
+                }
+                fill(dst + j_hi, stride - j_hi, pad);
             }
-            fill(dst, j_lo, pad);
-            const float *src = x + (size_t)iy * iw + (q + s * j_lo - pl);
-            if (s == 1) {
-                memcpy(dst + j_lo, src, (j_hi - j_lo) * sizeof(float));
-            } else if (s == 2) { /* a constant stride: this loop vectorises */
-                for (size_t j = 0; j < j_hi - j_lo; j++) dst[j_lo + j] = src[2 * j];
-            } else {
-                for (size_t j = 0; j < j_hi - j_lo; j++) dst[j_lo + j] = src[j * s];
-            }
-            fill(dst + j_hi, stride - j_hi, pad);
         }
-    }
-    fill(buf + s * pl_.phase_size, DW_SLACK, pad);
-    return pl_;
+    fill(buf + sh * sw * plane.phase_size, DW_SLACK, pad);
+    return plane;
 }
 
 /* One channel of a depthwise conv or max pool, a band of output rows at a
@@ -272,14 +286,14 @@ static void window_bands(crisp_f32_dwconv_ukernel_fn kernel, const crisp_conv2d_
     const size_t band = band_rows(p), ow = p->output_width;
     for (size_t oy = 0; oy < p->output_height; oy += band) {
         const size_t n = min_size(band, p->output_height - oy);
-        const crisp_dwconv_plane pl =
-            dw_phases(p, x, scratch, pad, oy * p->stride_height, padded_rows(p, n));
-        kernel(&pl, w, bias, y + oy * ow, 0, n, &p->minmax);
+        const crisp_dwconv_plane pl = dw_phases(p, x, scratch, pad, oy, n);
+        kernel(&pl, w, bias, y + oy * ow, &p->minmax);
     }
 }
 
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
-                    const float *x, float *y, size_t begin, size_t end, float *scratch) {
+                    const float *x, float *y, size_t begin, size_t end, float *scratch,
+                    size_t *held_tile) {
     const crisp_fast_plan *f = &op->fast;
     if (f->path == CRISP_FAST_QS8_SPMM || f->path == CRISP_FAST_QS8_GEMM ||
         f->path == CRISP_FAST_QS8_DWCONV) {
@@ -300,7 +314,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
     if (f->path == CRISP_FAST_GEMV) {
         const crisp_linear_params *l = &op->k.linear;
         const size_t K = l->input_features, mr = k->gemv_mr;
-        const float *w = m->tensors[op->weight].data;
+        const float *w = crisp_op_dense_f32(m, op);
         for (size_t unit = begin; unit < end; unit++) {
             const size_t r0 = unit * mr;
             k->gemv(min_size(mr, l->output_features - r0), K, w + r0 * K, K, x, y + r0,
@@ -328,7 +342,10 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         const size_t tile = item / f->units, u0 = item % f->units;
         const size_t stop = min_size(end, (tile + 1) * f->units), u1 = u0 + (stop - item);
         const size_t p0 = tile * nt, np = min_size(nt, pixels - p0);
-        if (!f->direct) im2col(p, x, scratch, p0, np, nt);
+        if (!f->direct && *held_tile != tile) {
+            im2col(p, x, scratch, p0, np, nt);
+            *held_tile = tile;
+        }
         const float *b = f->direct ? x + p0 : scratch;
         const size_t b_stride = f->direct ? pixels : nt;
         if (f->path == CRISP_FAST_GEMM) {
@@ -337,7 +354,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
             for (size_t unit = u0; unit < u1; unit++) {
                 const size_t r0 = unit * k->gemm_mr;
                 const size_t mr = min_size(k->gemm_mr, p->output_channels - r0);
-                const float *a = m->tensors[op->weight].data + r0 * K;
+                const float *a = crisp_op_dense_f32(m, op) + r0 * K;
                 for (size_t n0 = 0; n0 < np; n0 += nr)
                     k->gemm(mr, min_size(nr, np - n0), K, a, K, b + n0, b_stride,
                             y + r0 * pixels + p0 + n0, pixels, bias != NULL ? bias + r0 : NULL,

@@ -39,8 +39,11 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
                         size_t begin, size_t end, float *scratch);
 
 /* Work items [begin, end) of the op's plan; scratch holds plan.scratch_floats
- * floats private to the calling thread. */
+ * floats private to the calling thread, *held_tile the pixel tile whose patch
+ * matrix scratch already holds for this op (SIZE_MAX: none; updated), so a
+ * thread running several chunks of one tile builds it once. */
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
-                    const float *x, float *y, size_t begin, size_t end, float *scratch);
+                    const float *x, float *y, size_t begin, size_t end, float *scratch,
+                    size_t *held_tile);
 
 #endif

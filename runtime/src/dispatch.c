@@ -1,12 +1,16 @@
 /* One op on the session's threads. Each op becomes a number of equal work
- * items, split into one contiguous range per thread (balanced to within one
- * item): conv = (output channel or hybrid run, output row) pairs, which
+ * items: conv = (output channel or hybrid run, output row) pairs, which
  * serves both wide layers (many channels) and narrow ones (depthwise, or
  * fewer channels than threads: the rows split them); hybrid runs of one
  * block-row carry equal work since every block-row keeps as many blocks;
  * linear = outputs or runs; pools = channels; elementwise = element chunks.
- * Kernels compute every output element the same way whatever the range, so
- * results are bitwise identical for any thread count. */
+ * The items are cut into a few contiguous chunks per thread (on the
+ * optimised kernels at pixel-tile boundaries when there are enough tiles,
+ * so a tile's patch matrix is built once), which the threads claim
+ * (src/thread_pool.c): a thread that is descheduled leaves its chunks to the
+ * others instead of holding the op up. Kernels compute every output element
+ * the same way whatever the range, so results are bitwise identical for any
+ * thread count and any claim order. */
 #include <stdint.h>
 #include <string.h>
 
@@ -26,16 +30,21 @@ struct job {
     size_t items;
     work_fn work;
     const crisp_session *s;
+    size_t chunks, align; /* chunk boundaries fall on multiples of align items */
 };
 
-/* Items of an op on the optimised kernels (src/conv_fast.c). */
+/* Items of an op on the optimised kernels (src/conv_fast.c); the thread's
+ * scratch keeps the last patch tile it built across its chunks of the op. */
 static void fast_work(const job *j, size_t b, size_t e, size_t t) {
     crisp_fast_run(j->s->fast, j->m, j->op, (const float *)j->x, (float *)j->y, b, e,
-                   j->s->scratch + t * j->s->scratch_stride);
+                   j->s->scratch + t * j->s->scratch_stride,
+                   &j->s->held_tile[t * CRISP_HELD_TILE_STRIDE]);
 }
 
-static int is_hybrid(const crisp_tensor *t) {
-    return t->encoding == CRISP_ENCODING_HYBRID_F32 || t->encoding == CRISP_ENCODING_HYBRID_I8;
+/* Hybrid weights run as packed sparse runs; a float32 hybrid layer expanded
+ * at load (src/hybrid_form.h) runs on the dense reference kernel. */
+static int is_hybrid(const crisp_op *op, const crisp_tensor *t) {
+    return crisp_encoding_is_hybrid(t->encoding) && op->packed.dense_f32 == NULL;
 }
 
 static const float *bias_of(const job *j) {
@@ -47,17 +56,17 @@ static void conv_work(const job *j, size_t b, size_t e, size_t t) {
     const crisp_op *op = j->op;
     const crisp_tensor *w = &j->m->tensors[op->weight];
     if (op->dtype == CRISP_DTYPE_I8) {
-        if (is_hybrid(w))
+        if (is_hybrid(op, w))
             crisp_qs8_conv2d_hybrid__ref(&op->k.qconv, &op->packed.sparse,
                                          (const int8_t *)j->x, (int8_t *)j->y, b, e);
         else
             crisp_qs8_conv2d__ref(&op->k.qconv, (const int8_t *)j->x, w->q, (int8_t *)j->y, b, e);
-    } else if (is_hybrid(w)) {
+    } else if (is_hybrid(op, w)) {
         crisp_f32_conv2d_hybrid__ref(&op->k.conv, &op->packed.sparse, (const float *)j->x,
                                      bias_of(j), (float *)j->y, b, e);
     } else {
-        crisp_f32_conv2d__ref(&op->k.conv, (const float *)j->x, w->data, bias_of(j),
-                              (float *)j->y, b, e);
+        crisp_f32_conv2d__ref(&op->k.conv, (const float *)j->x, crisp_op_dense_f32(j->m, op),
+                              bias_of(j), (float *)j->y, b, e);
     }
 }
 
@@ -66,18 +75,18 @@ static void linear_work(const job *j, size_t b, size_t e, size_t t) {
     const crisp_op *op = j->op;
     const crisp_tensor *w = &j->m->tensors[op->weight];
     if (op->dtype == CRISP_DTYPE_I8) {
-        if (is_hybrid(w))
+        if (is_hybrid(op, w))
             crisp_qs8_linear_hybrid__ref(&op->k.qlinear, &op->packed.sparse,
                                          (const int8_t *)j->x, (int8_t *)j->y, b, e);
         else
             crisp_qs8_linear__ref(&op->k.qlinear, (const int8_t *)j->x, w->q, (int8_t *)j->y, b,
                                   e);
-    } else if (is_hybrid(w)) {
+    } else if (is_hybrid(op, w)) {
         crisp_f32_linear_hybrid__ref(&op->k.linear, &op->packed.sparse, (const float *)j->x,
                                      bias_of(j), (float *)j->y, b, e);
     } else {
-        crisp_f32_linear__ref(&op->k.linear, (const float *)j->x, w->data, bias_of(j),
-                              (float *)j->y, b, e);
+        crisp_f32_linear__ref(&op->k.linear, (const float *)j->x, crisp_op_dense_f32(j->m, op),
+                              bias_of(j), (float *)j->y, b, e);
     }
 }
 
@@ -163,11 +172,19 @@ static void softmax_work(const job *j, size_t b, size_t e, size_t t) {
     crisp_f32_softmax__ref(&j->op->k.softmax, (const float *)j->x, (float *)j->y);
 }
 
-/* Thread t of T takes items [items * t / T, items * (t + 1) / T). */
-static void split(void *context, size_t t, size_t threads) {
+/* Chunks per thread: enough that a descheduled thread holds back little of
+ * an op, few enough that claiming (one atomic each) and the patch tiles
+ * rebuilt at chunk boundaries stay negligible. */
+#define CHUNKS_PER_THREAD 4
+
+/* Chunk c of C: items [align * (g c / C), align * (g (c + 1) / C)), g =
+ * items / align groups (the last group takes the rest). */
+static void run_chunk(void *context, size_t c, size_t t) {
     const job *j = context;
-    const uint64_t items = j->items;
-    const size_t b = (size_t)(items * t / threads), e = (size_t)(items * (t + 1) / threads);
+    const uint64_t groups = j->items / j->align;
+    size_t b = (size_t)(groups * c / j->chunks) * j->align;
+    size_t e = (size_t)(groups * (c + 1) / j->chunks) * j->align;
+    if (c + 1 == j->chunks) e = j->items;
     if (b < e) j->work(j, b, e, t);
 }
 
@@ -179,14 +196,14 @@ static void reference_items(job *j, const crisp_value *in, const crisp_value *ou
     switch ((enum crisp_op_kind)op->kind) {
     case CRISP_OP_CONV2D: {
         const crisp_tensor *w = &m->tensors[op->weight];
-        const size_t units = is_hybrid(w) ? op->packed.sparse.run_count : w->dims[0];
+        const size_t units = is_hybrid(op, w) ? op->packed.sparse.run_count : w->dims[0];
         j->items = units * out->dims[1];
         j->work = conv_work;
         break;
     }
     case CRISP_OP_LINEAR: {
         const crisp_tensor *w = &m->tensors[op->weight];
-        j->items = is_hybrid(w) ? op->packed.sparse.run_count : w->dims[0];
+        j->items = is_hybrid(op, w) ? op->packed.sparse.run_count : w->dims[0];
         j->work = linear_work;
         break;
     }
@@ -214,7 +231,7 @@ void crisp_run_op(const crisp_session *s, const crisp_op *op) {
     const crisp_model *m = s->model;
     const crisp_value *in = &m->values[op->inputs[0]], *out = &m->values[op->output];
     job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
-             (size_t)out->elements, elementwise_work, s};
+             (size_t)out->elements, elementwise_work, s, 1, 1};
     if (op->input_count == 2) j.x2 = s->arena + m->values[op->inputs[1]].arena_offset;
     /* Ops with an optimised plan (src/conv_fast.c: conv, linear, max pool). */
     if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {
@@ -224,8 +241,19 @@ void crisp_run_op(const crisp_session *s, const crisp_op *op) {
         reference_items(&j, in, out);
     }
     if (s->pool == NULL || j.items < 2) {
-        if (j.items > 0) j.work(&j, 0, j.items, 0);
+        if (j.items > 0) {
+            if (s->held_tile != NULL) s->held_tile[0] = CRISP_NO_TILE;
+            j.work(&j, 0, j.items, 0);
+        }
         return;
     }
-    crisp_pool_run(s->pool, split, &j);
+    const size_t threads = crisp_pool_threads(s->pool);
+    const size_t want = threads * CHUNKS_PER_THREAD;
+    j.align = 1;
+    if (j.work == fast_work && op->fast.tiles >= want) j.align = op->fast.units;
+    j.chunks = j.items / j.align < want ? j.items / j.align : want;
+    if (s->held_tile != NULL)
+        for (size_t t = 0; t < threads; t++)
+            s->held_tile[t * CRISP_HELD_TILE_STRIDE] = CRISP_NO_TILE;
+    crisp_pool_run(s->pool, j.chunks, run_chunk, &j);
 }

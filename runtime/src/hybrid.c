@@ -193,6 +193,10 @@ crisp_status crisp_check_hybrid(crisp_model *m, uint32_t index) {
     if (is_i8 && (s = crisp_check_weight_q(index, w.encoding, h->values, h->value_count)) !=
                      CRISP_OK)
         return s;
+    if (!is_i8 && (s = crisp_check_weight_values(index, w.encoding,
+                                                 (const float *)(const void *)h->values,
+                                                 h->value_count)) != CRISP_OK)
+        return s;
     t->stored_values = h->value_count;
     return check_indices(&w, h, index_count, index_bytes);
 }

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "format.h"
+#include "hybrid_form.h"
 #include "model.h"
 #include "conv_fast.h"
 #include "memlimit.h"
@@ -116,11 +117,14 @@ crisp_status crisp_model_load_buffer_with_options(const void *data, size_t size,
     if (data == NULL)
         return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_load_buffer: data is NULL");
     uint64_t limit;
-    const crisp_status ls = crisp_limits_resolve(options, &limit);
+    uint32_t form;
+    crisp_status ls = crisp_limits_resolve(options, &limit);
+    if (ls == CRISP_OK) ls = crisp_hybrid_form_resolve(&form);
     if (ls != CRISP_OK) return ls;
     crisp_model *m = calloc(1, sizeof *m);
     if (m == NULL) return crisp_error(CRISP_ERR_NOMEM, "out of memory for the model");
     m->max_memory_bytes = limit;
+    m->hybrid_form = form;
     m->owned = aligned_copy(data, size);
     if (m->owned == NULL) {
         free(m);
@@ -142,7 +146,9 @@ crisp_status crisp_model_load_file_with_options(const char *path,
     *out = NULL;
     if (path == NULL) return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_load_file: path is NULL");
     uint64_t limit; /* resolved before the file is opened: a bad option opens nothing */
-    const crisp_status ls = crisp_limits_resolve(options, &limit);
+    uint32_t form;
+    crisp_status ls = crisp_limits_resolve(options, &limit);
+    if (ls == CRISP_OK) ls = crisp_hybrid_form_resolve(&form);
     if (ls != CRISP_OK) return ls;
     const int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -167,6 +173,7 @@ crisp_status crisp_model_load_file_with_options(const char *path,
         return crisp_error(CRISP_ERR_NOMEM, "out of memory for the model");
     }
     m->max_memory_bytes = limit;
+    m->hybrid_form = form;
     const size_t size = (size_t)st.st_size;
     if (size == 0) {
         /* mmap refuses length 0; an empty file fails validation with a clear message. */

@@ -54,7 +54,12 @@ typedef struct crisp_tensor {
 /* What a conv/linear op needs beyond the file, built once at load by
  * src/pack.c and owned by the model. */
 typedef struct crisp_packed {
-    crisp_sparse_weights sparse; /* hybrid encodings */
+    crisp_sparse_weights sparse; /* hybrid encodings run sparse */
+    const float *dense_f32;      /* a HYBRID_F32 layer run dense (src/hybrid_form.h):
+                                    the weights expanded to R x K, as DENSE_F32; then
+                                    `sparse` is empty */
+    uint64_t filled_weights;     /* `sparse` holds filled runs (src/pack.c) of this many
+                                    weights, zeros included; 0 = the file's runs */
     int32_t *bias_q;             /* int8: [Cout] */
     float *multiplier;           /* int8: [Cout] */
     int32_t *weight_sum;         /* int8: [Cout], sum of the stored q_w */
@@ -167,6 +172,7 @@ struct crisp_model {
      * and the model's whole own share (those + graph records + provenance). */
     uint64_t max_memory_bytes;
     uint64_t resident_bytes, packed_bytes, label_bytes;
+    uint32_t hybrid_form; /* enum crisp_hybrid_form, from the environment at load */
     uint64_t own_bytes;
 };
 
@@ -236,9 +242,17 @@ uint64_t crisp_read_dims(const uint8_t *p, const char *what, uint32_t id, uint32
 /* int8 weight checks shared by DENSE_I8 and HYBRID_I8 (src/tensor.c). */
 crisp_status crisp_check_weight_scales(uint32_t index, const char *encoding, const float *scales,
                                        uint64_t count);
+crisp_status crisp_check_weight_values(uint32_t index, const char *encoding, const float *v,
+                                       uint64_t count);
 crisp_status crisp_check_weight_q(uint32_t index, const char *encoding, const int8_t *q,
                                   uint64_t count);
 void crisp_packed_free(crisp_packed *packed);
+
+/* The dense float32 weights an op multiplies by: the file's DENSE_F32 data,
+ * or a hybrid layer's expanded copy (src/pack.c). NULL when it runs sparse. */
+static inline const float *crisp_op_dense_f32(const crisp_model *m, const crisp_op *op) {
+    return op->packed.dense_f32 != NULL ? op->packed.dense_f32 : m->tensors[op->weight].data;
+}
 
 static inline int crisp_encoding_is_hybrid(uint32_t encoding) {
     return encoding == CRISP_ENCODING_HYBRID_F32 || encoding == CRISP_ENCODING_HYBRID_I8;

@@ -5,6 +5,7 @@
 
 #include "crisp.h"
 #include "format.h"
+#include "hybrid_form.h"
 #include "model.h"
 
 static const char *const kind_names[] = {
@@ -68,7 +69,10 @@ const char *crisp_section_kind_name(uint32_t kind, char buf[16]) {
     return buf;
 }
 
-const char *crisp_fast_path_name(uint32_t path) {
+const char *crisp_fast_path_name(uint32_t path, uint32_t choice) {
+    if (choice == CRISP_HYBRID_DENSE && path == CRISP_FAST_GEMM) return "gemm (expanded)";
+    if (choice == CRISP_HYBRID_DENSE && path == CRISP_FAST_GEMV) return "gemv (expanded)";
+    if (choice == CRISP_HYBRID_FILLED && path == CRISP_FAST_SPMM) return "spmm (filled)";
     switch (path) {
     case CRISP_FAST_GEMM: return "gemm";
     case CRISP_FAST_SPMM: return "spmm";

@@ -27,8 +27,11 @@ const char *crisp_dtype_name(uint32_t dtype);
 const char *crisp_section_kind_name(uint32_t kind, char buf[16]);
 
 /* The optimised kernel family of a crisp_fast_path ("gemm", "spmm",
- * "dwconv", "maxpool", "gemv"); "reference" for CRISP_FAST_NONE. */
-const char *crisp_fast_path_name(uint32_t path);
+ * "dwconv", "maxpool", "gemv"); "reference" for CRISP_FAST_NONE. `choice`
+ * is the hybrid layer's form (enum crisp_hybrid_choice, src/hybrid_form.h):
+ * expanded to dense, "gemm (expanded)" / "gemv (expanded)"; filled runs,
+ * "spmm (filled)". */
+const char *crisp_fast_path_name(uint32_t path, uint32_t choice);
 
 /* Dims as "a,b,c" in buf (truncated to size), for messages. */
 const char *crisp_format_dims(char *buf, size_t size, uint32_t rank, const uint32_t *dims);

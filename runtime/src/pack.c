@@ -1,7 +1,9 @@
 /* Load-time preparation of conv/linear weights for the kernels: hybrid-sparse
  * weights repacked from the file's block layout into runs of kept columns
- * (never expanded to dense), and the int8 ops' int32 bias and float
- * multipliers. Everything lives in one allocation owned by the op. */
+ * (or filled runs), or expanded to dense weights, whichever form the cost
+ * table picks for a float32 layer (src/hybrid_form.h); and the int8 ops'
+ * int32 bias and float multipliers. Everything lives in one allocation owned
+ * by the op. */
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -9,7 +11,10 @@
 #include <string.h>
 
 #include "format.h"
+#include "head.h"
+#include "hybrid_form.h"
 #include "kernels/common.h"
+#include "kernels/ukernels.h"
 #include "memlimit.h"
 #include "model.h"
 #include "names.h"
@@ -30,6 +35,23 @@ typedef struct counts {
  * (kernels/common.h, crisp_qs8_weight_index). */
 static uint64_t padded_entries(uint64_t entries, int is_i8) {
     return is_i8 ? (entries + 3) / 4 * 4 : entries;
+}
+
+/* Appends column `col` to the current run's entries, opening a segment
+ * where its kernel tap changes. With `out` NULL it only counts. */
+static void add_column(const geometry *g, uint64_t col, uint64_t *tap, crisp_sparse_weights *out,
+                       counts *n) {
+    const uint64_t col_tap = col / g->tap_width;
+    if (col_tap != *tap) {
+        if (out != NULL) {
+            ((uint32_t *)out->segment_tap)[n->segments] = (uint32_t)col_tap;
+            ((uint32_t *)out->segment_entry)[n->segments] = (uint32_t)n->entries;
+        }
+        *tap = col_tap;
+        n->segments++;
+    }
+    if (out != NULL) ((uint32_t *)out->entry_column)[n->entries] = (uint32_t)col;
+    n->entries++;
 }
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
@@ -57,18 +79,8 @@ static void walk_run(const crisp_hybrid *h, const geometry *g, uint64_t br, uint
                     full ? c0 + k
                          : c0 + gi * h->m +
                                crisp_hybrid_index(h->indices, index_base + at, h->index_bits);
-                const uint64_t col_tap = col / g->tap_width;
-                if (col_tap != tap) {
-                    if (out != NULL) {
-                        ((uint32_t *)out->segment_tap)[n->segments] = (uint32_t)col_tap;
-                        ((uint32_t *)out->segment_entry)[n->segments] = (uint32_t)n->entries;
-                    }
-                    tap = col_tap;
-                    n->segments++;
-                }
                 if (out != NULL) {
                     const uint64_t e = n->entries - first_entry;
-                    ((uint32_t *)out->entry_column)[n->entries] = (uint32_t)col;
                     const size_t w0 = out->run_weight[n->runs];
                     for (uint64_t r = 0; r < rows; r++) {
                         const uint64_t v = value_base + (t0 + r) * (groups * per_group) +
@@ -83,7 +95,7 @@ static void walk_run(const crisp_hybrid *h, const geometry *g, uint64_t br, uint
                                 ((const float *)h->values)[v];
                     }
                 }
-                n->entries++;
+                add_column(g, col, &tap, out, n);
             }
         }
         value_base += height * groups * per_group;
@@ -91,17 +103,59 @@ static void walk_run(const crisp_hybrid *h, const geometry *g, uint64_t br, uint
     }
 }
 
-/* All runs in row order; a V-run is split where a conv group ends. */
-static void walk(const crisp_hybrid *h, const geometry *g, int is_i8, crisp_sparse_weights *out,
-                 counts *n) {
+/* A filled run (float32 only): rows t0 .. t0+rows-1 of block-row br share
+ * every column of each kept block, in increasing order, with zero weights
+ * where a row's N:M selection left a column out. Per-row N:M then runs like
+ * the row-shared variant: one activation load feeds every row of the run,
+ * at the price of the zeros (src/hybrid_form.h weighs both). */
+static void walk_filled_run(const crisp_hybrid *h, const geometry *g, uint64_t br, uint64_t t0,
+                            uint64_t rows, uint64_t value_base, uint64_t index_base,
+                            crisp_sparse_weights *out, counts *n) {
+    const uint64_t height = min_u64(h->block_rows, h->rows - br * h->block_rows);
+    const uint64_t runs_here = (height + h->v - 1) / h->v;
+    const uint32_t b0 = crisp_rd_u32(h->block_row_ptr + 4 * br);
+    const uint32_t b1 = crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
+    const uint64_t first_entry = n->entries;
+    uint64_t tap = UINT64_MAX;
+    for (uint32_t b = b0; b < b1; b++) {
+        const uint64_t c0 = (uint64_t)crisp_rd_u32(h->block_col + 4 * (uint64_t)b) * h->block_cols;
+        const uint64_t width = min_u64(h->block_cols, h->cols - c0);
+        const uint64_t groups = width / h->m, per_group = h->n;
+        const uint64_t block_entry = n->entries - first_entry;
+        for (uint64_t k = 0; k < width; k++) add_column(g, c0 + k, &tap, out, n);
+        if (out != NULL) {
+            float *w = (float *)out->weight_f32 + out->run_weight[n->runs] + block_entry * rows;
+            memset(w, 0, (size_t)(width * rows) * sizeof *w);
+            for (uint64_t r = 0; r < rows; r++) {
+                const uint64_t t = t0 + r, j = t / h->v;
+                for (uint64_t gi = 0; gi < groups; gi++)
+                    for (uint64_t k = 0; k < per_group; k++) {
+                        const uint64_t at = index_base + (j * groups + gi) * per_group + k;
+                        const uint64_t pos = gi * h->m + crisp_hybrid_index(h->indices, at,
+                                                                            h->index_bits);
+                        const uint64_t v = value_base + t * groups * per_group + gi * per_group + k;
+                        w[pos * rows + r] = ((const float *)h->values)[v];
+                    }
+            }
+        }
+        value_base += height * groups * per_group;
+        index_base += runs_here * groups * per_group;
+    }
+}
+
+/* All runs in row order; a V-run is split where a conv group ends. A filled
+ * layer's runs span the block-row (split where a conv group ends too). */
+static void walk(const crisp_hybrid *h, const geometry *g, int is_i8, int filled,
+                 crisp_sparse_weights *out, counts *n) {
     uint64_t value_base = 0, index_base = 0;
+    size_t weight = 0;
     for (uint64_t br = 0; br < h->nbr; br++) {
         const uint64_t row0 = br * h->block_rows;
         const uint64_t height = min_u64(h->block_rows, h->rows - row0);
         const int empty = crisp_rd_u32(h->block_row_ptr + 4 * br) ==
                           crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
         for (uint64_t t0 = 0; t0 < height;) {
-            const uint64_t run_end = min_u64(height, (t0 / h->v + 1) * h->v);
+            const uint64_t run_end = filled ? height : min_u64(height, (t0 / h->v + 1) * h->v);
             const uint64_t group_end = ((row0 + t0) / g->group_rows + 1) * g->group_rows - row0;
             /* Rows without kept columns read no input: one run for the block-row,
              * so the packed size stays bounded by the file's. */
@@ -110,10 +164,15 @@ static void walk(const crisp_hybrid *h, const geometry *g, int is_i8, crisp_spar
             if (out != NULL) {
                 ((uint32_t *)out->run_row)[n->runs] = (uint32_t)(row0 + t0);
                 ((uint32_t *)out->run_segment)[n->runs] = (uint32_t)n->segments;
-                ((size_t *)out->run_weight)[n->runs] = (size_t)n->weights;
+                ((size_t *)out->run_weight)[n->runs] = weight;
             }
-            walk_run(h, g, br, t0, t1 - t0, value_base, index_base, is_i8, out, n);
-            n->weights += padded_entries(n->entries - entries_before, is_i8) * (t1 - t0);
+            if (filled)
+                walk_filled_run(h, g, br, t0, t1 - t0, value_base, index_base, out, n);
+            else
+                walk_run(h, g, br, t0, t1 - t0, value_base, index_base, is_i8, out, n);
+            const uint64_t packed = padded_entries(n->entries - entries_before, is_i8);
+            weight += (size_t)(packed * (t1 - t0));
+            n->weights += packed * (t1 - t0);
             n->runs++;
             t0 = t1;
         }
@@ -157,34 +216,92 @@ static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
  * microkernels fold the input zero point into the bias with it).
  * A run is at most V rows of one block-row and one conv group: its rows
  * share the kept columns, so the kernel reads each input row once per run.
+ * Filled runs (walk_filled_run) are a block-row's rows of one conv group
+ * over every column of its kept blocks, zeros where a row kept none.
  * A block-row that keeps no block is one run with no entries (bias only).
  */
-static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const crisp_tensor *t,
-                         const geometry *g, int is_i8, uint64_t cout, int want_q) {
-    const int hybrid = t->encoding == CRISP_ENCODING_HYBRID_F32 ||
-                       t->encoding == CRISP_ENCODING_HYBRID_I8;
-    counts n = {0, 0, 0, 0};
-    if (hybrid) walk(&t->hybrid, g, is_i8, NULL, &n);
-    if (n.entries > UINT32_MAX || n.segments >= UINT32_MAX)
-        return crisp_error(CRISP_ERR_UNSUPPORTED,
-                           "GRPH: a hybrid layer with %llu kept columns is too large for this "
-                           "runtime", (unsigned long long)n.entries);
-    const size_t values = (size_t)n.weights;
-    size_t at[10], total = 0;
+/* A float32 hybrid layer run dense (src/hybrid_form.h): its weights expanded
+ * once to R x K floats in the file's dense (OHWI) order, zeros where the
+ * pattern removed them, for the dense GEMM/GEMV. */
+static crisp_status expand(crisp_model *m, crisp_op *op, const crisp_tensor *t,
+                           const char *what) {
+    const size_t bytes = (size_t)t->hybrid.rows * t->hybrid.cols * sizeof(float);
+    const crisp_status charged = crisp_limits_charge(m, bytes, what);
+    if (charged != CRISP_OK) return charged;
+    m->packed_bytes += bytes;
+    float *dense = malloc(bytes ? bytes : 1);
+    if (dense == NULL)
+        return crisp_error(CRISP_ERR_NOMEM, "GRPH: out of memory for %zu bytes of dense weights",
+                           bytes);
+    crisp_hybrid_expand(t, dense);
+    op->packed.memory = dense;
+    op->packed.dense_f32 = dense;
+    return CRISP_OK;
+}
+
+/* Offsets of the packed layout's parts (numbered above) and the total. */
+static size_t layout(const counts *n, int hybrid, int is_i8, uint64_t cout, int want_q,
+                     size_t at[10]) {
     const size_t bytes[10] = {
-        hybrid ? (size_t)n.runs * sizeof(size_t) : 0, values * (is_i8 ? 1 : 4),
-        hybrid ? 4 * ((size_t)n.runs + 1) : 0,         hybrid ? 4 * ((size_t)n.runs + 1) : 0,
-        4 * (size_t)n.segments,                        hybrid ? 4 * ((size_t)n.segments + 1) : 0,
-        4 * (size_t)n.entries,                         want_q ? 4 * (size_t)cout : 0,
+        hybrid ? (size_t)n->runs * sizeof(size_t) : 0, (size_t)n->weights * (is_i8 ? 1 : 4),
+        hybrid ? 4 * ((size_t)n->runs + 1) : 0,         hybrid ? 4 * ((size_t)n->runs + 1) : 0,
+        4 * (size_t)n->segments,                        hybrid ? 4 * ((size_t)n->segments + 1) : 0,
+        4 * (size_t)n->entries,                         want_q ? 4 * (size_t)cout : 0,
         want_q ? 4 * (size_t)cout : 0,                 want_q ? 4 * (size_t)cout : 0};
+    size_t total = 0;
     for (int i = 0; i < 10; i++) {
         at[i] = total;
         total += round8(bytes[i]);
     }
+    return total;
+}
+
+static crisp_status too_large(const counts *n) {
+    if (n->entries > UINT32_MAX || n->segments >= UINT32_MAX)
+        return crisp_error(CRISP_ERR_UNSUPPORTED,
+                           "GRPH: a hybrid layer with %llu kept columns is too large for this "
+                           "runtime", (unsigned long long)n->entries);
+    return CRISP_OK;
+}
+
+static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const crisp_tensor *t,
+                         const geometry *g, int is_i8, uint64_t cout, int want_q,
+                         int dense_kernel) {
+    const int hybrid = crisp_encoding_is_hybrid(t->encoding);
+    const crisp_hybrid *h = &t->hybrid;
+    counts n = {0, 0, 0, 0};
+    if (hybrid) walk(h, g, is_i8, 0, NULL, &n);
+    crisp_status s = too_large(&n);
+    if (s != CRISP_OK) return s;
+    size_t at[10], total = layout(&n, hybrid, is_i8, cout, want_q, at);
     if (total == 0) return CRISP_OK;
     char what[96];
     snprintf(what, sizeof what, "the packed weights of op %u (%s)", (unsigned)index,
              crisp_op_kind_name(op->kind));
+    int filled = 0;
+    if (hybrid && dense_kernel) {
+        /* Filled runs only change per-row N:M inside blocks of several rows. */
+        counts nf = {0, 0, 0, 0};
+        size_t at_f[10], total_f = 0;
+        if (h->n < h->m && h->v < h->block_rows && op->kind == CRISP_OP_CONV2D) {
+            walk(h, g, is_i8, 1, NULL, &nf);
+            if (too_large(&nf) == CRISP_OK) total_f = layout(&nf, 1, 0, cout, 0, at_f);
+        }
+        const crisp_hybrid_cost cost = {crisp_f32_kernels_best()->isa,
+                                        op->kind == CRISP_OP_LINEAR,
+                                        h->v,
+                                        n.weights,
+                                        total,
+                                        total_f != 0 ? nf.weights : 0,
+                                        total_f,
+                                        (uint64_t)h->rows * h->cols};
+        const uint32_t choice = crisp_hybrid_choose(m->hybrid_form, &cost);
+        if (choice == CRISP_HYBRID_DENSE) return expand(m, op, t, what);
+        if (choice == CRISP_HYBRID_FILLED) {
+            filled = 1, n = nf, total = total_f;
+            memcpy(at, at_f, sizeof at);
+        }
+    }
     const crisp_status charged = crisp_limits_charge(m, total, what);
     if (charged != CRISP_OK) return charged;
     m->packed_bytes += total;
@@ -194,8 +311,8 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
                            total);
     op->packed.memory = mem;
     if (hybrid) {
-        crisp_sparse_weights *s = &op->packed.sparse;
-        *s = (crisp_sparse_weights){
+        crisp_sparse_weights *sw = &op->packed.sparse;
+        *sw = (crisp_sparse_weights){
             .run_count = (size_t)n.runs,
             .run_weight = (const size_t *)(void *)(mem + at[0]),
             .weight_f32 = is_i8 ? NULL : (const float *)(void *)(mem + at[1]),
@@ -205,9 +322,10 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
             .segment_tap = (const uint32_t *)(void *)(mem + at[4]),
             .segment_entry = (const uint32_t *)(void *)(mem + at[5]),
             .entry_column = (const uint32_t *)(void *)(mem + at[6])};
-        if (is_i8) memset(mem + at[1], 0, values); /* the groups' padding */
+        op->packed.filled_weights = filled ? n.weights : 0;
+        if (is_i8) memset(mem + at[1], 0, (size_t)n.weights); /* the groups' padding */
         counts fill = {0, 0, 0, 0};
-        walk(&t->hybrid, g, is_i8, s, &fill);
+        walk(h, g, is_i8, filled, sw, &fill);
     }
     if (want_q) {
         op->packed.bias_q = (int32_t *)(void *)(mem + at[7]);
@@ -342,7 +460,9 @@ crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
         g.tap_width = p->input_channels / p->groups;
         g.group_rows = p->output_channels / p->groups;
     }
-    crisp_status s = pack(m, index, op, t, &g, is_i8, cout, is_i8);
+    /* The dense kernels take float32 convs with groups = 1 and linear layers. */
+    const int dense_kernel = !is_i8 && (op->kind == CRISP_OP_LINEAR || op->k.conv.groups == 1);
+    crisp_status s = pack(m, index, op, t, &g, is_i8, cout, is_i8, dense_kernel);
     if (s == CRISP_OK && is_i8) s = derive_int8(m, index, op, t, cout);
     if (s == CRISP_OK && op->kind == CRISP_OP_CONV2D && op->k.qconv.conv.groups == 1 &&
         t->encoding == CRISP_ENCODING_DENSE_I8)

@@ -9,6 +9,7 @@
 #include <time.h>
 
 #include "format.h"
+#include "hybrid_form.h"
 #include "memlimit.h"
 #include "names.h"
 #include "status.h"
@@ -35,8 +36,22 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
                            "crisp_session_get_op_profile: op %u, the model has %u ops",
                            (unsigned)op, (unsigned)s->model->op_count);
     const crisp_op *o = &s->model->ops[op];
-    const char *kernel = s->fast == NULL ? "reference" : crisp_fast_path_name(o->fast.path);
-    *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel, o->macs, o->effective_macs,
+    /* A hybrid layer expanded at load (src/hybrid_form.h) executes every MAC;
+     * filled runs their weights, zeros included. */
+    const uint32_t choice = o->packed.dense_f32 != NULL  ? CRISP_HYBRID_DENSE
+                            : o->packed.filled_weights   ? CRISP_HYBRID_FILLED
+                                                         : CRISP_HYBRID_RUNS;
+    uint64_t executed = o->effective_macs;
+    if (choice == CRISP_HYBRID_DENSE) executed = o->macs;
+    if (choice == CRISP_HYBRID_FILLED) {
+        const crisp_hybrid *h = &s->model->tensors[o->weight].hybrid;
+        executed = o->macs / ((uint64_t)h->rows * h->cols) * o->packed.filled_weights;
+    }
+    const char *kernel = s->fast == NULL ? (choice == CRISP_HYBRID_DENSE ? "reference (expanded)"
+                                            : choice == CRISP_HYBRID_FILLED ? "reference (filled)"
+                                                                            : "reference")
+                                         : crisp_fast_path_name(o->fast.path, choice);
+    *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel, o->macs, executed,
                               s->op_calls[op], s->op_seconds[op]};
     return CRISP_OK;
 }
@@ -104,6 +119,12 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
     if (!(options->flags & CRISP_SESSION_REFERENCE_KERNELS)) {
         s->fast = crisp_f32_kernels_best();
         const size_t threads = crisp_pool_threads(s->pool);
+        s->held_tile = malloc(threads * CRISP_HELD_TILE_STRIDE * sizeof *s->held_tile);
+        if (s->held_tile == NULL) {
+            crisp_session_free(s);
+            return crisp_error(CRISP_ERR_NOMEM, "session: out of memory for %zu threads",
+                               threads);
+        }
         s->scratch_stride = (model->scratch_floats + 15) / 16 * 16;
         if (s->scratch_stride > 0) {
             if (s->scratch_stride > SIZE_MAX / sizeof(float) / threads ||
@@ -127,6 +148,7 @@ void crisp_session_free(crisp_session *s) {
     free(s->op_seconds);
     free(s->op_calls);
     free(s->scratch);
+    free(s->held_tile);
     free(s->arena);
     free(s);
 }

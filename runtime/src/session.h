@@ -15,9 +15,15 @@ struct crisp_session {
     const crisp_f32_kernels *fast; /* NULL: reference kernels only */
     float *scratch;               /* [threads][scratch_stride], 64-aligned */
     size_t scratch_stride;        /* floats per thread, a multiple of 16 */
+    size_t *held_tile; /* [threads * CRISP_HELD_TILE_STRIDE]: the patch tile in each thread's
+                          scratch during an op (src/conv_fast.c), or CRISP_NO_TILE */
     double *op_seconds;           /* CRISP_SESSION_PROFILE: [op_count], else NULL */
     uint64_t *op_calls;
 };
+
+/* One cache line per thread: each thread writes its own. */
+#define CRISP_HELD_TILE_STRIDE 8
+#define CRISP_NO_TILE SIZE_MAX
 
 /* Runs one op, split over the session's threads (src/dispatch.c). */
 void crisp_run_op(const crisp_session *session, const crisp_op *op);

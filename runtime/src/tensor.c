@@ -21,6 +21,20 @@ crisp_status crisp_check_weight_scales(uint32_t index, const char *encoding, con
     return CRISP_OK;
 }
 
+/* Float weights and biases: finite. A NaN or inf weight is a broken export, and
+ * its result would depend on the kernel: the reference kernels skip the zero
+ * padding of a conv, the optimised ones multiply it (0 * inf = NaN, as torch). */
+crisp_status crisp_check_weight_values(uint32_t index, const char *encoding, const float *v,
+                                       uint64_t count) {
+    for (uint64_t i = 0; i < count; i++)
+        if (!isfinite(v[i]))
+            return crisp_error(CRISP_ERR_FORMAT,
+                               "GRPH: tensor %u (%s): value %llu is %g, expected finite (the "
+                               "model holds a NaN or infinite weight: fix or re-export it)",
+                               (unsigned)index, encoding, (unsigned long long)i, (double)v[i]);
+    return CRISP_OK;
+}
+
 /* Symmetric int8 weights: -128 has no positive counterpart and is refused. */
 crisp_status crisp_check_weight_q(uint32_t index, const char *encoding, const int8_t *q,
                                   uint64_t count) {
@@ -47,7 +61,7 @@ crisp_status crisp_check_dense(crisp_model *m, uint32_t i) {
         /* WGHT is 64-aligned in an aligned mapping/buffer, offset too: aligned floats. */
         t->data = (const float *)(const void *)data;
         t->stored_values = t->elements;
-        return CRISP_OK;
+        return crisp_check_weight_values(i, "DENSE_F32", t->data, t->elements);
     }
     /* DENSE_I8: f32 scale[Cout], then i8 q[elements]. */
     const uint64_t cout = t->dims[0];

@@ -12,8 +12,10 @@
 
 typedef struct crisp_pool crisp_pool;
 
-/* Runs on every thread of a crisp_pool_run: thread_index 0 is the caller. */
-typedef void (*crisp_pool_task)(void *context, size_t thread_index, size_t thread_count);
+/* Runs chunk `chunk` of a crisp_pool_run on thread `thread_index` (0 is the
+ * caller; each thread runs one chunk at a time, so per-thread scratch can be
+ * indexed by it). Which thread runs which chunk changes from run to run. */
+typedef void (*crisp_pool_task)(void *context, size_t chunk, size_t thread_index);
 
 /* pthread_create, or a stand-in the tests use to make thread creation fail. */
 typedef int (*crisp_thread_create_fn)(pthread_t *thread, const pthread_attr_t *attr,
@@ -25,9 +27,10 @@ typedef int (*crisp_thread_create_fn)(pthread_t *thread, const pthread_attr_t *a
  * CRISP_ERR_INTERNAL, with a message. create NULL = pthread_create. */
 crisp_status crisp_pool_create(size_t threads, crisp_thread_create_fn create, crisp_pool **out);
 
-/* task(context, t, threads) on every thread t, returning when all are done.
- * A NULL pool runs task(context, 0, 1) on the caller. */
-void crisp_pool_run(crisp_pool *pool, crisp_pool_task task, void *context);
+/* task(context, c, t) once for every chunk c < chunks, each on whichever
+ * thread t claims it first (the caller works too); returns when all are
+ * done. A NULL pool runs every chunk on the caller, in order. */
+void crisp_pool_run(crisp_pool *pool, size_t chunks, crisp_pool_task task, void *context);
 
 size_t crisp_pool_threads(const crisp_pool *pool); /* 1 for NULL */
 

@@ -142,20 +142,95 @@ static void put_json_string(buf *b, const char *s, size_t n) {
     put(b, "\"", 1);
 }
 
+static int json_space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r'; }
+
+/* Index just past the JSON string starting at s[i] == '"', or 0 if it does not end. */
+static size_t skip_string(const char *s, size_t i, size_t n) {
+    for (i++; i < n; i++) {
+        if (s[i] == '\\') i++;
+        else if (s[i] == '"') return i + 1;
+    }
+    return 0;
+}
+
+/* Index just past the JSON value starting at s[i] (strings, nested objects and
+ * arrays, bare literals), or 0 if it does not end before n. */
+static size_t skip_value(const char *s, size_t i, size_t n) {
+    int depth = 0;
+    while (i < n) {
+        const char c = s[i];
+        if (c == '"') {
+            if ((i = skip_string(s, i, n)) == 0) return 0;
+            if (depth == 0) return i;
+            continue;
+        }
+        if (c == '{' || c == '[') depth++;
+        else if (c == '}' || c == ']') {
+            if (depth == 0) return i; /* the enclosing object's end: a bare literal ended */
+            if (--depth == 0) return i + 1;
+        } else if (depth == 0 && (c == ',' || json_space(c))) return i;
+        i++;
+    }
+    return depth == 0 ? i : 0;
+}
+
+/* In the object old[a, e) (old[a] == '{', old[e-1] == '}'), the byte range of
+ * the top-level member "personalized" together with one separating comma, so
+ * cutting [*cut_a, *cut_e) leaves a well-formed object. Returns 0 when there is
+ * no such member or the text does not scan as JSON members. */
+static int find_personalized(const char *old, size_t a, size_t e, size_t *cut_a,
+                             size_t *cut_e) {
+    static const char key[] = "\"personalized\"";
+    size_t i = a + 1, prev_comma = 0;
+    for (;;) {
+        while (i < e - 1 && json_space(old[i])) i++;
+        if (i >= e - 1 || old[i] != '"') return 0;
+        const size_t member = i;
+        const size_t key_end = skip_string(old, i, e - 1);
+        if (key_end == 0) return 0;
+        i = key_end;
+        while (i < e - 1 && json_space(old[i])) i++;
+        if (i >= e - 1 || old[i] != ':') return 0;
+        for (i++; i < e - 1 && json_space(old[i]);) i++;
+        const size_t value_end = skip_value(old, i, e - 1);
+        if (value_end == 0 || value_end == i) return 0;
+        i = value_end;
+        while (i < e - 1 && json_space(old[i])) i++;
+        const int last = i >= e - 1;
+        if (!last && old[i] != ',') return 0;
+        if (key_end - member == sizeof key - 1 && memcmp(old + member, key, sizeof key - 1) == 0) {
+            /* "a": 1, "personalized": {..}, "b": 2 → cut the member and its trailing
+             * comma; as the last member, cut the comma before it instead. */
+            *cut_a = last && prev_comma != 0 ? prev_comma : member;
+            *cut_e = last ? value_end : i + 1;
+            return 1;
+        }
+        if (last) return 0;
+        prev_comma = i++;
+    }
+}
+
 /* PROV: the old object with "personalized": <json> added before its closing
- * brace; old text that is not an object is kept as a string under "previous". */
+ * brace — replacing an earlier "personalized" member, so a personalised model
+ * personalised again describes its current head once; old text that is not an
+ * object is kept as a string under "previous". */
 static void build_prov(buf *b, const crisp_model *m, const char *json) {
     const char *old = m->provenance;
     const size_t n = m->provenance_length;
     const char *add = json != NULL ? json : "{}";
     if (is_object(old, n)) {
-        size_t a, e;
+        size_t a, e, cut_a = 0, cut_e = 0;
         trim(old, n, &a, &e);
-        size_t inner_a = a + 1, inner_e = e - 1;
-        trim(old + inner_a, inner_e - inner_a, &inner_a, &inner_e);
-        const int empty = inner_e == inner_a;
-        put(b, old, e - 1); /* everything up to the closing brace */
-        put_text(b, empty ? "\"personalized\": " : ", \"personalized\": ");
+        if (!find_personalized(old, a, e, &cut_a, &cut_e)) cut_a = cut_e = e - 1;
+        /* The object without the old member, up to its closing brace. */
+        size_t inner_a = a + 1, inner_e = e - 1, kept = 0;
+        for (size_t i = inner_a; i < inner_e; i++)
+            if ((i < cut_a || i >= cut_e) && !json_space(old[i])) kept = 1;
+        put(b, old, cut_a);
+        size_t tail = cut_e;
+        while (tail < e - 1 && json_space(old[tail]) && cut_e != cut_a) tail++;
+        put(b, old + tail, (e - 1) - tail);
+        put_text(b, kept ? ", \"personalized\": " : "\"personalized\": ");
         put_text(b, add);
         put(b, old + e - 1, n - (e - 1));
     } else {

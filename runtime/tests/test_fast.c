@@ -9,6 +9,7 @@
  * blocks, channel counts off the tile) and depthwise convs with several
  * strides, dilations, paddings and kernel sizes, images big enough for
  * several pixel tiles and K big enough for small tiles. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +17,7 @@
 #include "check.h"
 #include "crisp.h"
 #include "hybrid_builder.h"
+#include "hybrid_form.h"
 #include "kernels/common.h"
 #include "kernels/ref.h"
 #include "kernels/ukernels.h"
@@ -395,38 +397,40 @@ static void test_quantize(const quantize_variant *v, unsigned *rng) {
     }
 }
 
-/* The kernel reads a phase plane built here from a random padded image. */
+/* The kernel reads the stride phases (ukernels.h) built here from a random
+ * padded image; it must write exactly the oh x ow outputs. */
 static void test_dw(const dw_variant *v, unsigned *rng, int max) {
-    for (int trial = 0; trial < 60; trial++) {
-        crisp_dwconv_plane pl;
+    enum { GUARD = 40 };
+    for (int trial = 0; trial < 80; trial++) {
         const size_t s = (size_t)check_rand_int(rng, 1, 3), sh = (size_t)check_rand_int(rng, 1, 3);
-        const size_t kh = (size_t)check_rand_int(rng, 1, 5), kw = (size_t)check_rand_int(rng, 1, 5);
+        /* Every other trial 3x3 (the kernels' register-resident path). */
+        const size_t kh = trial % 2 ? 3 : (size_t)check_rand_int(rng, 1, 5);
+        const size_t kw = trial % 2 ? 3 : (size_t)check_rand_int(rng, 1, 5);
         const size_t dh = (size_t)check_rand_int(rng, 1, 2), dw = (size_t)check_rand_int(rng, 1, 2);
-        const size_t oh = (size_t)check_rand_int(rng, 1, 9), ow = (size_t)check_rand_int(rng, 1, 150);
+        const size_t oh = (size_t)check_rand_int(rng, 1, trial % 3 ? 16 : 9);
+        const size_t ow = (size_t)check_rand_int(rng, 1, trial % 3 ? 20 : 150);
         const size_t rows = (oh - 1) * sh + (kh - 1) * dh + 1, cols = (ow - 1) * s + (kw - 1) * dw + 1;
-        const size_t stride = (cols + s - 1) / s;
+        const size_t stride = (cols + s - 1) / s, prows = (rows + sh - 1) / sh;
+        const size_t psize = prows * stride;
         float *padded = random_floats(rng, rows * cols, 2);
         /* Max pooling: NaN in a window wins, -inf padding never does. */
         if (max && trial % 4 == 1) padded[check_rand(rng) % (rows * cols)] = NAN;
         if (max && trial % 4 == 2) padded[check_rand(rng) % (rows * cols)] = -INFINITY;
-        float *phases = calloc(s * rows * stride + CRISP_DWCONV_SLACK, sizeof *phases);
+        float *phases = random_floats(rng, sh * s * psize + CRISP_DWCONV_SLACK, 2);
         for (size_t r = 0; r < rows; r++)
             for (size_t x = 0; x < cols; x++)
-                phases[(x % s) * rows * stride + r * stride + x / s] = padded[r * cols + x];
-        pl = (crisp_dwconv_plane){phases, rows * stride, stride, sh, s, dh, dw, kh, kw, ow};
-        float *w = random_floats(rng, kh * kw, 1), *out = malloc(oh * ow * sizeof *out);
+                phases[((r % sh) * s + x % s) * psize + (r / sh) * stride + x / s] =
+                    padded[r * cols + x];
+        const crisp_dwconv_plane pl = {phases, psize, stride, sh, s, dh, dw, kh, kw, oh, ow};
+        float *w = random_floats(rng, kh * kw, 1), *out = malloc((oh * ow + GUARD) * sizeof *out);
         const float bias = max ? -INFINITY : check_rand_float(rng);
         const crisp_minmax_params *p = max ? &acts[0] : &acts[trial % 3];
-        const size_t oy0 = (size_t)check_rand_int(rng, 0, (int)oh - 1);
-        for (size_t i = 0; i < oh * ow; i++) out[i] = 12345.0f;
-        v->fn(&pl, max ? NULL : w, bias, out, oy0, oh, p);
+        for (size_t i = 0; i < oh * ow + GUARD; i++) out[i] = 12345.0f;
+        v->fn(&pl, max ? NULL : w, bias, out, p);
         int ok = 1;
+        for (size_t i = oh * ow; i < oh * ow + GUARD && ok; i++) ok = out[i] == 12345.0f;
         for (size_t oy = 0; oy < oh && ok; oy++)
             for (size_t ox = 0; ox < ow && ok; ox++) {
-                if (oy < oy0) {
-                    ok = out[oy * ow + ox] == 12345.0f;
-                    continue;
-                }
                 double acc = bias, mag = max ? 0 : fabs(acc);
                 for (size_t ky = 0; ky < kh; ky++)
                     for (size_t kx = 0; kx < kw; kx++) {
@@ -528,34 +532,54 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
     size_t size;
     uint8_t *file = mb_build(&mb, &size);
     mb_free(&mb);
-    crisp_model *m;
-    if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
-        CHECK(0, "%s: load: %s", what, crisp_last_error());
-    } else {
-        const size_t nx = L->linear ? (size_t)c->cin : (size_t)c->cin * c->h * c->w;
-        const size_t ny = (size_t)R * oh * ow;
-        float *x = random_floats(rng, nx, 2), *want = malloc(ny * 4), *got = malloc(ny * 4);
+    /* The spec: the reference kernels on the sparse runs. Then the optimised
+     * kernels in each form a hybrid layer can run in (src/hybrid_form.h):
+     * against the spec within rounding, bitwise equal across thread counts;
+     * and the reference kernels on the expanded weights. */
+    const size_t nx = L->linear ? (size_t)c->cin : (size_t)c->cin * c->h * c->w;
+    const size_t ny = (size_t)R * oh * ow;
+    float *x = random_floats(rng, nx, 2), *want = malloc(ny * 4), *got = malloc(ny * 4);
+    float *first = malloc(ny * 4);
+    static const char *const forms[] = {"sparse", "dense", "filled", "auto"};
+    for (int fi = 0; fi < (L->hybrid ? 4 : 1); fi++) {
+        setenv("CRISP_HYBRID_FORM", forms[fi], 1);
+        crisp_model *m;
+        if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
+            CHECK(0, "%s: load (%s form): %s", what, forms[fi], crisp_last_error());
+            continue;
+        }
         crisp_session *s;
         crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
         CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
-        CHECK(crisp_session_run(s, x, nx, want, ny) == CRISP_OK, "%s", crisp_last_error());
+        CHECK(crisp_session_run(s, x, nx, fi == 0 ? want : got, ny) == CRISP_OK, "%s",
+              crisp_last_error());
         crisp_session_free(s);
-        for (uint32_t t = 1; t <= 3; t += 2) {
-            o = (crisp_session_options){t, 0};
-            CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
-            CHECK(crisp_session_run(s, x, nx, got, ny) == CRISP_OK, "%s", crisp_last_error());
-            crisp_session_free(s);
+        for (uint32_t t = fi == 0 ? 1 : 0; t <= 3; t += t == 0 ? 1 : 2) {
+            if (t > 0) {
+                o = (crisp_session_options){t, 0};
+                CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s",
+                      crisp_last_error());
+                CHECK(crisp_session_run(s, x, nx, got, ny) == CRISP_OK, "%s", crisp_last_error());
+                crisp_session_free(s);
+            }
             double err = 0, top = 1;
             for (size_t i = 0; i < ny; i++) {
                 err = fmax(err, fabs((double)got[i] - want[i]));
                 top = fmax(top, fabs((double)want[i]));
             }
-            CHECK(err <= 2e-6 * top * sqrt((double)K), "%s (%s, %u threads): max error %g, scale %g",
-                  what, crisp_kernel_isa(), t, err, top);
+            CHECK(err <= 2e-6 * top * sqrt((double)K),
+                  "%s (%s, %s form, %s): max error %g, scale %g", what, crisp_kernel_isa(),
+                  forms[fi], t == 0 ? "reference kernels" : t == 1 ? "1 thread" : "3 threads",
+                  err, top);
+            if (t == 1) memcpy(first, got, ny * 4);
+            if (t == 3)
+                CHECK(memcmp(first, got, ny * 4) == 0, "%s (%s form): 1 and 3 threads differ",
+                      what, forms[fi]);
         }
-        free(x), free(want), free(got);
         crisp_model_free(m);
     }
+    unsetenv("CRISP_HYBRID_FORM");
+    free(x), free(want), free(got), free(first);
     free(file), free(wbytes), free(dense);
 }
 
@@ -856,7 +880,62 @@ static void qs8_maxpool_layers(void) {
     }
 }
 
+/* The per-layer choice is a function of the layer and the cost table only;
+ * a bad CRISP_HYBRID_FORM fails the load, naming the value. */
+static void hybrid_forms(void) {
+    /* 512 x 4608 conv, per-row 2:4: runs cost 8 bytes per kept value, filled
+     * runs twice the values at 4 bytes each plus a column per 16. */
+    const uint64_t dense = 512 * 4608;
+#define COST(isa, linear, v, kept)                                                          \
+    ((crisp_hybrid_cost){isa, linear, v, kept, 8 * (kept) + 4096, (linear) ? 0 : 2 * (kept), \
+                         8 * (kept) + (kept) / 4, dense})
+    const crisp_hybrid_cost half = COST("avx512f", 0, 1, dense / 2);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &half) == CRISP_HYBRID_DENSE,
+          "2:4 only runs dense");
+    const crisp_hybrid_cost tenth = COST("avx512f", 0, 1, dense / 10);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &tenth) != CRISP_HYBRID_DENSE,
+          "d = 0.1 runs sparse");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_DENSE, &tenth) == CRISP_HYBRID_DENSE, "dense");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_FILLED, &tenth) == CRISP_HYBRID_FILLED, "filled");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_SPARSE, &half) == CRISP_HYBRID_RUNS, "sparse");
+    crisp_hybrid_cost no_fill = tenth;
+    no_fill.filled_values = 0;
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_FILLED, &no_fill) == CRISP_HYBRID_RUNS,
+          "no filled form: the runs");
+    crisp_hybrid_cost big_fill = tenth;
+    big_fill.filled_bytes = 2 * big_fill.run_bytes; /* 1:4 filled: twice the memory */
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &big_fill) == CRISP_HYBRID_RUNS,
+          "memory keeps 1:4 in its runs");
+    const crisp_hybrid_cost shared = COST("avx512f", 0, 4, dense / 2);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &shared) == CRISP_HYBRID_RUNS,
+          "row-shared 2:4 runs sparse");
+    const crisp_hybrid_cost fc = COST("neon", 1, 1, dense / 2);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &fc) == CRISP_HYBRID_DENSE,
+          "2:4 linear runs dense");
+    const crisp_hybrid_cost unknown = COST("riscv", 0, 1, dense / 2);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &unknown) == CRISP_HYBRID_RUNS,
+          "unknown ISA: the runs");
+    crisp_hybrid_cost big = half;
+    big.run_bytes = dense; /* the dense copy would take four times the runs' memory */
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &big) != CRISP_HYBRID_DENSE,
+          "memory keeps it sparse");
+#undef COST
+    uint32_t form = 99;
+    setenv("CRISP_HYBRID_FORM", "desne", 1);
+    CHECK(crisp_hybrid_form_resolve(&form) == CRISP_ERR_ARGUMENT &&
+              strstr(crisp_last_error(), "'desne'") != NULL,
+          "bad form: %s", crisp_last_error());
+    crisp_model *m = NULL;
+    CHECK(crisp_model_load_buffer("x", 1, &m) == CRISP_ERR_ARGUMENT && m == NULL,
+          "a bad form fails the load: %s", crisp_last_error());
+    setenv("CRISP_HYBRID_FORM", "dense", 1);
+    CHECK(crisp_hybrid_form_resolve(&form) == CRISP_OK && form == CRISP_HYBRID_FORM_DENSE, "dense");
+    unsetenv("CRISP_HYBRID_FORM");
+    CHECK(crisp_hybrid_form_resolve(&form) == CRISP_OK && form == CRISP_HYBRID_FORM_AUTO, "auto");
+}
+
 int main(void) {
+    hybrid_forms();
     microkernels();
     layers();
     qs8_layers();

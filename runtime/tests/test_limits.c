@@ -269,8 +269,10 @@ static void test_label_aliasing(void) {
 }
 
 /* Packed hybrid weights (8 bytes per kept value) are charged before the
- * allocation: a 2 MiB hybrid linear layer packs into about 4 MiB. */
+ * allocation: a 2 MiB hybrid linear layer packs into about 4 MiB run sparse
+ * (CRISP_HYBRID_FORM=sparse); its dense form, 2 MiB, is charged the same way. */
 static void test_packed_weights(void) {
+    setenv("CRISP_HYBRID_FORM", "sparse", 1);
     const mb_hybrid h = {512, 1024, 16, 16, 1, 1, 1, 0, 0, 0};
     unsigned rng = 14;
     size_t wsize;
@@ -297,6 +299,19 @@ static void test_packed_weights(void) {
     m = NULL;
     s = load(f, n, 0, &m);
     CHECK(s == CRISP_OK && m->packed_bytes >= 4 * kept, "default limit: %s", crisp_last_error());
+    crisp_model_free(m);
+    /* Fully kept blocks: every ISA's cost table runs it dense, 4 bytes a weight. */
+    unsetenv("CRISP_HYBRID_FORM");
+    m = NULL;
+    s = load(f, n, 3, &m);
+    CHECK(s == CRISP_OK && m->packed_bytes == 4 * 512 * 1024, "dense form, 3 MiB: %s",
+          crisp_last_error());
+    crisp_model_free(m);
+    m = NULL;
+    s = load(f, n, 1, &m);
+    e = crisp_last_error();
+    CHECK(s == CRISP_ERR_LIMIT && contains(e, "the packed weights of op 0 (LINEAR) need 2 MiB"),
+          "dense form, 1 MiB: %s \"%s\"", crisp_status_name(s), e);
     crisp_model_free(m);
     free(f);
     free(wbytes);

@@ -11,7 +11,8 @@
 uint8_t *bad_fresh(size_t *size);
 void test_graph_records(void);
 
-typedef enum { GRAPH_HEADER, VALUE, TENSOR, OP, LABEL } where;
+/* WEIGHT: the tensor's data in WGHT (field: byte offset in it). */
+typedef enum { GRAPH_HEADER, VALUE, TENSOR, OP, LABEL, WEIGHT } where;
 
 typedef struct patch {
     where at;
@@ -97,6 +98,9 @@ static const patch cases[] = {
     {LABEL, 0, 8, 4, 1u << 30, CRISP_ERR_FORMAT, "LABL: 10 records of 16 bytes"},
     {LABEL, 3, 4, 4, 1000, CRISP_ERR_FORMAT, "LABL: label 2: name at 1000"},
     {LABEL, 3, 8, 4, 2000, CRISP_ERR_FORMAT, "LABL: label 2: name_length is 2000"},
+    {WEIGHT, 0, 8, 4, 0x7FC00000, CRISP_ERR_FORMAT,
+     "GRPH: tensor 0 (DENSE_F32): value 2 is nan, expected finite (the model holds a NaN"},
+    {WEIGHT, 1, 0, 4, 0xFF800000, CRISP_ERR_FORMAT, "GRPH: tensor 1 (DENSE_F32): value 0 is -inf"},
 };
 
 static size_t record_offset(const uint8_t *f, where at, uint32_t index) {
@@ -107,6 +111,7 @@ static size_t record_offset(const uint8_t *f, where at, uint32_t index) {
     case OP: return mb_op_at(f, index);
     case LABEL: /* index 0: the LABL header; k > 0: record k - 1 */
         return mb_section_offset(f, KIND("LABL")) + (index ? 16 * (size_t)index : 0);
+    case WEIGHT: return mb_tensor_data_at(f, index);
     }
     return 0;
 }

@@ -69,7 +69,8 @@ static uint8_t *build(int int8, int dense_i8, size_t *n, mb_hybrid_layout *layou
 
 typedef struct hpatch {
     int int8, dense_i8;
-    int part; /* 0 header, 1 ptr, 2 col, 3 scales, 4 values, 5 3-bit index, 6 ptr[1] = 3 and ptr[2] */
+    int part; /* 0 header, 1 ptr, 2 col, 3 scales, 4 values, 5 3-bit index, 6 ptr[1] = 3 and ptr[2],
+               * 7 a float32 value */
     size_t at; /* u32 index within the part (header/ptr/col/scales), byte for values */
     uint32_t value;
     crisp_status status;
@@ -101,6 +102,8 @@ static const hpatch cases[] = {
     {0, 0, 2, 3, 0xFFFFFFFF, CRISP_ERR_FORMAT, "block_col[3] = 4294967295 (block-row 1)"},
     {0, 0, 5, 0, 7, CRISP_ERR_FORMAT, "GRPH: tensor 0 (HYBRID_F32): index 0 (group 0) is 7, expected < M = 6"},
     {0, 0, 5, 1, 0, CRISP_ERR_FORMAT, "index 1 (group 0) is 0, not greater than the previous"},
+    {0, 0, 7, 3, 0x7FC00000, CRISP_ERR_FORMAT, "GRPH: tensor 0 (HYBRID_F32): value 3 is nan, expected finite"},
+    {0, 0, 7, 0, 0x7F800000, CRISP_ERR_FORMAT, "GRPH: tensor 0 (HYBRID_F32): value 0 is inf"},
     {1, 0, 3, 0, 0, CRISP_ERR_FORMAT, "GRPH: tensor 0 (HYBRID_I8): scales[0] is 0, expected finite and > 0"},
     {1, 0, 3, 5, 0xBF800000, CRISP_ERR_FORMAT, "scales[5] is -1"},
     {1, 0, 3, 15, 0x7FC00000, CRISP_ERR_FORMAT, "scales[15] is nan"},
@@ -127,6 +130,7 @@ static void patch_tensor(uint8_t *f, const hpatch *p, const mb_hybrid_layout *l)
     case 2: mb_put_u32(d + l->col + 4 * p->at, p->value); break;
     case 3: mb_put_u32(d + l->scales + 4 * p->at, p->value); break;
     case 4: d[l->values + p->at] = (uint8_t)p->value; break;
+    case 7: mb_put_u32(d + l->values + 4 * p->at, p->value); break; /* a float32 value */
     case 5: { /* 3-bit index p->at of the stream */
         const size_t bit = 3 * p->at;
         uint32_t word = mb_get_u32(d + l->indices) & ~(7u << bit);

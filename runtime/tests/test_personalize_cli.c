@@ -17,27 +17,17 @@
 #include "head_models.h"
 #include "model.h"
 #include "npy.h"
+#include "scratch.h"
 
 CHECK_DEFINE_COUNTERS;
 
 #define KIND(s) ((uint32_t)(s)[0] | (uint32_t)(s)[1] << 8 | (uint32_t)(s)[2] << 16 | (uint32_t)(s)[3] << 24)
 
-static char dir[512];
 static char out_text[1 << 16], err_text[1 << 16];
 
-static const char *in_dir(const char *name) {
-    static char paths[16][1024];
-    static int next;
-    char *p = paths[next++ % 16];
-    snprintf(p, 1024, "%s/%s", dir, name);
-    return p;
-}
 
 static void write_file(const char *name, const void *data, size_t size) {
-    FILE *f = fopen(in_dir(name), "wb");
-    int ok = f != NULL && fwrite(data, 1, size, f) == size;
-    ok = f != NULL && fclose(f) == 0 && ok;
-    CHECK(ok, "cannot write %s", name);
+    CHECK(scratch_write(scratch_path(name), data, size), "cannot write %s", name);
 }
 
 /* An integer .npy: '<i8' or '<i4'. */
@@ -129,10 +119,10 @@ static void make_files(void) {
     }
     char msg[256];
     const uint64_t d4[4] = {N, 3, 6, 6}, d2[2] = {N, 108}, bad[2] = {N, 107};
-    CHECK(npy_write(in_dir("x.npy"), x, 4, d4, msg, sizeof msg) == 0, "%s", msg);
-    CHECK(npy_write(in_dir("x2.npy"), x, 2, d2, msg, sizeof msg) == 0, "%s", msg);
-    CHECK(npy_write(in_dir("xbad.npy"), x, 2, bad, msg, sizeof msg) == 0, "%s", msg);
-    CHECK(npy_write(in_dir("yfloat.npy"), x, 1, (const uint64_t[]){N}, msg, sizeof msg) == 0,
+    CHECK(npy_write(scratch_path("x.npy"), x, 4, d4, msg, sizeof msg) == 0, "%s", msg);
+    CHECK(npy_write(scratch_path("x2.npy"), x, 2, d2, msg, sizeof msg) == 0, "%s", msg);
+    CHECK(npy_write(scratch_path("xbad.npy"), x, 2, bad, msg, sizeof msg) == 0, "%s", msg);
+    CHECK(npy_write(scratch_path("yfloat.npy"), x, 1, (const uint64_t[]){N}, msg, sizeof msg) == 0,
           "%s", msg);
     write_labels("y.npy", y, N, 1);
     write_labels("y32.npy", y, N, 0);
@@ -146,8 +136,8 @@ static void make_files(void) {
 }
 
 static void test_fit(void) {
-    const char *base = in_dir("base.crisp"), *out = in_dir("fit.crisp");
-    int rc = cli(base, "--npy", in_dir("x.npy"), "--labels", in_dir("y.npy"), "--names",
+    const char *base = scratch_path("base.crisp"), *out = scratch_path("fit.crisp");
+    int rc = cli(base, "--npy", scratch_path("x.npy"), "--labels", scratch_path("y.npy"), "--names",
                  "c1,dog,cat", "--out", out, "--threads", "2", NULL);
     CHECK(rc == 0, "fit: exit %d: %s", rc, err_text);
     CHECK(strstr(out_text, "train accuracy 100.0 %") && strstr(out_text, "wrote ") &&
@@ -172,15 +162,15 @@ static void test_fit(void) {
         crisp_model_free(m);
     }
     /* int32 labels, (n, elements) inputs, default names, bitwise the same head for 1 and 3 threads. */
-    rc = cli(base, "--npy", in_dir("x2.npy"), "--labels", in_dir("y32.npy"), "--out",
-             in_dir("fit1.crisp"), NULL);
+    rc = cli(base, "--npy", scratch_path("x2.npy"), "--labels", scratch_path("y32.npy"), "--out",
+             scratch_path("fit1.crisp"), NULL);
     CHECK(rc == 0, "fit int32: %s", err_text);
-    rc = cli(base, "--npy", in_dir("x.npy"), "--labels", in_dir("y.npy"), "--out",
-             in_dir("fit3.crisp"), "--threads", "3", NULL);
+    rc = cli(base, "--npy", scratch_path("x.npy"), "--labels", scratch_path("y.npy"), "--out",
+             scratch_path("fit3.crisp"), "--threads", "3", NULL);
     CHECK(rc == 0, "fit 3 threads: %s", err_text);
     crisp_model *a = NULL, *b = NULL;
-    crisp_model_load_file(in_dir("fit1.crisp"), &a);
-    crisp_model_load_file(in_dir("fit3.crisp"), &b);
+    crisp_model_load_file(scratch_path("fit1.crisp"), &a);
+    crisp_model_load_file(scratch_path("fit3.crisp"), &b);
     float wa[24], ba[3], wb[24], bb[3];
     CHECK(a && b && crisp_model_get_head_weights(a, wa, 24, ba, 3) == CRISP_OK &&
               crisp_model_get_head_weights(b, wb, 24, bb, 3) == CRISP_OK &&
@@ -194,46 +184,33 @@ static void test_fit(void) {
     crisp_model_free(a), crisp_model_free(b);
     /* A re-selection from a personalised file: no full head. */
     EXPECT(1, "repack the base model with --keep-head", out, "--classes", "c1", "--out",
-           in_dir("again.crisp"));
+           scratch_path("again.crisp"));
 }
 
-static uint8_t *slurp(const char *path, size_t *size) {
-    FILE *f = fopen(path, "rb");
-    uint8_t *b = NULL;
-    *size = 0;
-    if (f != NULL && fseek(f, 0, SEEK_END) == 0) {
-        const long n = ftell(f);
-        rewind(f);
-        b = malloc(n > 0 ? (size_t)n : 1);
-        *size = b != NULL && n > 0 ? fread(b, 1, (size_t)n, f) : 0;
-    }
-    if (f != NULL) fclose(f);
-    return b;
-}
 
 /* --tune bias: the stage and what was tuned printed, train accuracy before/after, PROV, the
  * same file bit for bit for 1 and 3 threads, the conv weights unchanged, bad combinations. */
 static void test_tune_bias(void) {
-    const char *base = in_dir("base.crisp");
-    int rc = cli(base, "--npy", in_dir("x.npy"), "--labels", in_dir("y.npy"), "--tune", "bias",
-                 "--epochs", "5", "--out", in_dir("tb1.crisp"), NULL);
+    const char *base = scratch_path("base.crisp");
+    int rc = cli(base, "--npy", scratch_path("x.npy"), "--labels", scratch_path("y.npy"), "--tune", "bias",
+                 "--epochs", "5", "--out", scratch_path("tb1.crisp"), NULL);
     CHECK(rc == 0, "tune bias: exit %d: %s", rc, err_text);
     CHECK(strstr(out_text, "tune bias: ops 0..3 (6x6), 1 conv biases (8 values) + head (27 values)") &&
               strstr(out_text, "5 epochs, 10 steps") && strstr(out_text, "train accuracy") &&
               strstr(out_text, " -> ") && strstr(out_text, "seconds: features") &&
               strstr(out_text, ", tune "),
           "stdout: %s", out_text);
-    rc = cli(base, "--npy", in_dir("x2.npy"), "--labels", in_dir("y32.npy"), "--tune", "bias",
-             "--epochs", "5", "--out", in_dir("tb3.crisp"), "--threads", "3", NULL);
+    rc = cli(base, "--npy", scratch_path("x2.npy"), "--labels", scratch_path("y32.npy"), "--tune", "bias",
+             "--epochs", "5", "--out", scratch_path("tb3.crisp"), "--threads", "3", NULL);
     CHECK(rc == 0, "tune bias, 3 threads: exit %d: %s", rc, err_text);
     size_t n1, n3;
-    uint8_t *f1 = slurp(in_dir("tb1.crisp"), &n1), *f3 = slurp(in_dir("tb3.crisp"), &n3);
+    uint8_t *f1 = scratch_read(scratch_path("tb1.crisp"), &n1), *f3 = scratch_read(scratch_path("tb3.crisp"), &n3);
     CHECK(n1 > 0 && n1 == n3 && memcmp(f1, f3, n1) == 0,
           "1 and 3 threads wrote different files (%zu, %zu bytes)", n1, n3);
     free(f1), free(f3);
     crisp_model *b = NULL, *t = NULL;
     crisp_model_load_file(base, &b);
-    CHECK(crisp_model_load_file(in_dir("tb1.crisp"), &t) == CRISP_OK, "%s", crisp_last_error());
+    CHECK(crisp_model_load_file(scratch_path("tb1.crisp"), &t) == CRISP_OK, "%s", crisp_last_error());
     if (b != NULL && t != NULL) {
         const crisp_tensor *wb = &b->tensors[b->ops[0].weight], *wt = &t->tensors[t->ops[0].weight];
         CHECK(wb->raw_size == wt->raw_size && memcmp(wb->raw, wt->raw, wb->raw_size) == 0,
@@ -249,20 +226,20 @@ static void test_tune_bias(void) {
               "PROV: %s", prov);
     }
     crisp_model_free(b), crisp_model_free(t);
-    EXPECT(2, "not --classes", base, "--classes", "c1", "--tune", "bias", "--out", in_dir("no.crisp"));
-    EXPECT(2, "(head or bias)", base, "--npy", in_dir("x.npy"), "--labels", in_dir("y.npy"),
-           "--tune", "all", "--out", in_dir("no.crisp"));
-    EXPECT(2, "--lr goes with --tune bias", base, "--npy", in_dir("x.npy"), "--labels",
-           in_dir("y.npy"), "--lr", "0.01", "--out", in_dir("no.crisp"));
-    EXPECT(2, "--imprint-only goes with --tune head", base, "--npy", in_dir("x.npy"), "--labels",
-           in_dir("y.npy"), "--tune", "bias", "--imprint-only", "--out", in_dir("no.crisp"));
-    EXPECT(1, "is int8", in_dir("int8.crisp"), "--npy", in_dir("x.npy"), "--labels",
-           in_dir("y.npy"), "--tune", "bias", "--out", in_dir("no.crisp"));
-    CHECK(access(in_dir("no.crisp"), F_OK) != 0, "a refused run wrote a file");
+    EXPECT(2, "not --classes", base, "--classes", "c1", "--tune", "bias", "--out", scratch_path("no.crisp"));
+    EXPECT(2, "(head or bias)", base, "--npy", scratch_path("x.npy"), "--labels", scratch_path("y.npy"),
+           "--tune", "all", "--out", scratch_path("no.crisp"));
+    EXPECT(2, "--lr goes with --tune bias", base, "--npy", scratch_path("x.npy"), "--labels",
+           scratch_path("y.npy"), "--lr", "0.01", "--out", scratch_path("no.crisp"));
+    EXPECT(2, "--imprint-only goes with --tune head", base, "--npy", scratch_path("x.npy"), "--labels",
+           scratch_path("y.npy"), "--tune", "bias", "--imprint-only", "--out", scratch_path("no.crisp"));
+    EXPECT(1, "is int8", scratch_path("int8.crisp"), "--npy", scratch_path("x.npy"), "--labels",
+           scratch_path("y.npy"), "--tune", "bias", "--out", scratch_path("no.crisp"));
+    CHECK(access(scratch_path("no.crisp"), F_OK) != 0, "a refused run wrote a file");
 }
 
 static void test_reselect(void) {
-    const char *base = in_dir("base.crisp"), *out = in_dir("sel.crisp");
+    const char *base = scratch_path("base.crisp"), *out = scratch_path("sel.crisp");
     int rc = cli(base, "--classes", "c3,100", "--out", out, NULL);
     CHECK(rc == 0, "reselect: %s", err_text);
     CHECK(strstr(out_text, "class 'c3' (109): coverage ") && strstr(out_text, "class 'c0' (100)"),
@@ -293,8 +270,8 @@ static void test_reselect(void) {
 }
 
 static void test_bad_inputs(void) {
-    const char *base = in_dir("base.crisp"), *out = in_dir("bad.crisp");
-    const char *x = in_dir("x.npy"), *y = in_dir("y.npy");
+    const char *base = scratch_path("base.crisp"), *out = scratch_path("bad.crisp");
+    const char *x = scratch_path("x.npy"), *y = scratch_path("y.npy");
     EXPECT(2, "need --out NEW.crisp", base, "--classes", "c1");
     EXPECT(2, "need exactly one of", base, "--out", out);
     EXPECT(2, "need exactly one of", base, "--classes", "c1", "--npy", x, "--labels", y, "--out", out);
@@ -303,24 +280,24 @@ static void test_bad_inputs(void) {
     EXPECT(2, "--min-coverage: bad value '2'", base, "--classes", "c1", "--out", out,
            "--min-coverage", "2");
     EXPECT(2, "unknown option '--bogus'", base, "--bogus");
-    EXPECT(1, "stores no image preprocessing (PREP)", base, "--images", dir, "--out", out);
+    EXPECT(1, "stores no image preprocessing (PREP)", base, "--images", scratch_dir(), "--out", out);
     EXPECT(2, "--skip-bad goes with --images", base, "--classes", "c1", "--skip-bad", "--out",
            out);
-    EXPECT(1, "cannot open '", in_dir("missing.crisp"), "--classes", "c1", "--out", out);
-    EXPECT(1, "model has no linear classifier head", in_dir("nohead.crisp"), "--classes", "0",
+    EXPECT(1, "cannot open '", scratch_path("missing.crisp"), "--classes", "c1", "--out", out);
+    EXPECT(1, "model has no linear classifier head", scratch_path("nohead.crisp"), "--classes", "0",
            "--out", out);
-    EXPECT(1, "personalisation of int8 models is not supported yet", in_dir("int8.crisp"),
+    EXPECT(1, "personalisation of int8 models is not supported yet", scratch_path("int8.crisp"),
            "--classes", "0", "--out", out);
-    EXPECT(1, "missing.npy", base, "--npy", in_dir("missing.npy"), "--labels", y, "--out", out);
+    EXPECT(1, "missing.npy", base, "--npy", scratch_path("missing.npy"), "--labels", y, "--out", out);
     EXPECT(1, "does not fit the model: expected (n, 3,6,6) or (n, 108)", base, "--npy",
-           in_dir("xbad.npy"), "--labels", y, "--out", out);
-    EXPECT(1, "is not an integer type", base, "--npy", x, "--labels", in_dir("yfloat.npy"),
+           scratch_path("xbad.npy"), "--labels", y, "--out", out);
+    EXPECT(1, "is not an integer type", base, "--npy", x, "--labels", scratch_path("yfloat.npy"),
            "--out", out);
-    EXPECT(1, "shape (11,), expected (12,)", base, "--npy", x, "--labels", in_dir("yshort.npy"),
+    EXPECT(1, "shape (11,), expected (12,)", base, "--npy", x, "--labels", scratch_path("yshort.npy"),
            "--out", out);
     EXPECT(1, "class '3' has 1 usable image; every class needs at least 2", base, "--npy", x,
-           "--labels", in_dir("yone.npy"), "--out", out);
-    EXPECT(1, "label -2 at index 0", base, "--npy", x, "--labels", in_dir("yneg.npy"), "--out", out);
+           "--labels", scratch_path("yone.npy"), "--out", out);
+    EXPECT(1, "label -2 at index 0", base, "--npy", x, "--labels", scratch_path("yneg.npy"), "--out", out);
     EXPECT(1, "--names has 2 names, but", base, "--npy", x, "--labels", y, "--names", "a,b",
            "--out", out);
     EXPECT(1, "--names: 'a' names classes 0 and 2", base, "--npy", x, "--labels", y, "--names",
@@ -329,13 +306,12 @@ static void test_bad_inputs(void) {
            "--classes", "c1,zebra", "--out", out);
     EXPECT(1, "--classes names class 'c1' twice ('c1' and '103')", base, "--classes", "c1,103", "--out", out);
     EXPECT(1, "the head was reduced to the user's classes; repack the base model with --keep-head",
-           in_dir("reduced.crisp"), "--classes", "c1", "--out", out);
-    EXPECT(1, "cannot write '", base, "--classes", "c1", "--out", in_dir("no/such/dir/x.crisp"));
+           scratch_path("reduced.crisp"), "--classes", "c1", "--out", out);
+    EXPECT(1, "cannot write '", base, "--classes", "c1", "--out", scratch_path("no/such/dir/x.crisp"));
     struct stat st;
     CHECK(stat(out, &st) != 0, "nothing written on errors");
 }
 
-/* Removes the scratch directory's files (the nested no/such/dir never exists), then it. */
 static char fixtures[512];
 
 static void copy_fixture(const char *name, const char *to) {
@@ -367,13 +343,13 @@ static void test_images(void) {
     write_file("prep.crisp", f, n);
     free(f);
     mb_free(&mb);
-    /* in_dir's buffers are reused after 16 calls: keep these paths. */
+    /* scratch_path's buffers are reused after 16 calls: keep these paths. */
     char model[1024], out[1024], imgs[1024];
-    snprintf(model, sizeof model, "%s", in_dir("prep.crisp"));
-    snprintf(out, sizeof out, "%s", in_dir("img.crisp"));
-    snprintf(imgs, sizeof imgs, "%s", in_dir("imgs"));
-    mkdir(in_dir("imgs"), 0755), mkdir(in_dir("imgs/cat"), 0755), mkdir(in_dir("imgs/dog"), 0755);
-    mkdir(in_dir("imgs/.hidden"), 0755);
+    snprintf(model, sizeof model, "%s", scratch_path("prep.crisp"));
+    snprintf(out, sizeof out, "%s", scratch_path("img.crisp"));
+    snprintf(imgs, sizeof imgs, "%s", scratch_path("imgs"));
+    mkdir(scratch_path("imgs"), 0755), mkdir(scratch_path("imgs/cat"), 0755), mkdir(scratch_path("imgs/dog"), 0755);
+    mkdir(scratch_path("imgs/.hidden"), 0755);
     copy_fixture("photo.png", "imgs/cat/a.png");
     copy_fixture("rgba.png", "imgs/cat/b.PNG");
     copy_fixture("palette.bmp", "imgs/dog/c.bmp");
@@ -406,25 +382,18 @@ static void test_images(void) {
     if (m) crisp_model_get_provenance(m, &prov, NULL);
     CHECK(m && strstr(prov, "\"skipped\": 1"), "PROV: %s", prov);
     crisp_model_free(m);
-    unlink(in_dir("imgs/cat/b.PNG"));
+    unlink(scratch_path("imgs/cat/b.PNG"));
     EXPECT(1, "class 'cat' has 1 usable image; every class needs at least 2", model, "--images",
            imgs, "--out", out, "--skip-bad");
-    EXPECT(1, "no class folders", model, "--images", in_dir("imgs/cat"), "--out", out);
-    EXPECT(1, "cannot open the folder", model, "--images", in_dir("nowhere"), "--out", out);
+    EXPECT(1, "no class folders", model, "--images", scratch_path("imgs/cat"), "--out", out);
+    EXPECT(1, "cannot open the folder", model, "--images", scratch_path("nowhere"), "--out", out);
     const char *files[] = {"imgs/cat/a.png", "imgs/dog/c.bmp", "imgs/dog/d.jpeg",
                            "imgs/dog/notes.txt", "imgs/dog/e.png"};
-    for (size_t i = 0; i < sizeof files / sizeof *files; i++) unlink(in_dir(files[i]));
-    rmdir(in_dir("imgs/cat")), rmdir(in_dir("imgs/dog")), rmdir(in_dir("imgs/.hidden"));
-    rmdir(in_dir("imgs"));
+    for (size_t i = 0; i < sizeof files / sizeof *files; i++) unlink(scratch_path(files[i]));
+    rmdir(scratch_path("imgs/cat")), rmdir(scratch_path("imgs/dog")), rmdir(scratch_path("imgs/.hidden"));
+    rmdir(scratch_path("imgs"));
 }
 
-static void remove_dir(void) {
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) unlink(in_dir(e->d_name));
-    if (d) closedir(d);
-    rmdir(dir);
-}
 
 int main(int argc, char **argv) {
     if (argc < 3) {
@@ -432,17 +401,13 @@ int main(int argc, char **argv) {
         return 2;
     }
     snprintf(fixtures, sizeof fixtures, "%s", argv[2]);
-    /* One directory per process: ctest runs the qemu CPU variants in parallel, and a
-     * model file rewritten under another process's mapping would be SIGBUS. */
-    mkdir(argv[1], 0755);
-    snprintf(dir, sizeof dir, "%s/%ld", argv[1], (long)getpid());
-    mkdir(dir, 0755);
+    scratch_open(argv[1]);
     make_files();
     test_fit();
     test_tune_bias();
     test_reselect();
     test_bad_inputs();
     test_images();
-    remove_dir();
+    scratch_close();
     return check_report();
 }

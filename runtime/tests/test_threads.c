@@ -77,16 +77,21 @@ static int broken_create(pthread_t *t, const pthread_attr_t *a, void *(*fn)(void
     return EINVAL;
 }
 
+enum { CHUNKS = 37, RUNS = 2000 };
+
 typedef struct tally {
     pthread_mutex_t lock;
-    size_t seen[8], count;
+    size_t runs[CHUNKS]; /* times each chunk ran */
+    size_t bad_thread, order_breaks, last;
 } tally;
 
-static void count_task(void *context, size_t t, size_t threads) {
+static void count_task(void *context, size_t chunk, size_t t) {
     tally *c = context;
     pthread_mutex_lock(&c->lock);
-    c->seen[t]++;
-    c->count = threads;
+    c->runs[chunk]++;
+    if (t >= 4) c->bad_thread++;
+    if (chunk != c->last + 1 && chunk != 0) c->order_breaks++;
+    c->last = chunk;
     pthread_mutex_unlock(&c->lock);
 }
 
@@ -100,16 +105,29 @@ static void test_pool(void) {
     s = crisp_pool_create(3, broken_create, &p);
     CHECK(s == CRISP_ERR_INTERNAL && p == NULL && strstr(crisp_last_error(), "worker thread 1"),
           "broken pthread_create: %s %s", crisp_status_name(s), crisp_last_error());
-    tally c = {PTHREAD_MUTEX_INITIALIZER, {0}, 0};
+    /* Many short runs back to back: late workers must never run a chunk
+     * twice or touch a finished run (the tally lives on across runs, so a
+     * chunk run twice or missed shows in its count). */
+    tally c = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0, 0};
     CHECK(crisp_pool_create(4, NULL, &p) == CRISP_OK, "pool: %s", crisp_last_error());
-    for (int r = 0; r < 100; r++) crisp_pool_run(p, count_task, &c);
-    CHECK(c.count == 4 && c.seen[0] == 100 && c.seen[1] == 100 && c.seen[2] == 100 &&
-              c.seen[3] == 100 && crisp_pool_threads(p) == 4,
-          "every thread runs every task once: %zu %zu %zu %zu", c.seen[0], c.seen[1], c.seen[2],
-          c.seen[3]);
+    for (int r = 0; r < RUNS; r++) crisp_pool_run(p, (size_t)(r % 3 ? CHUNKS : 1 + r % CHUNKS),
+                                                 count_task, &c);
+    size_t expected[CHUNKS] = {0}, wrong = 0;
+    for (int r = 0; r < RUNS; r++)
+        for (size_t k = 0; k < (size_t)(r % 3 ? CHUNKS : 1 + r % CHUNKS); k++) expected[k]++;
+    for (size_t k = 0; k < CHUNKS; k++) wrong += c.runs[k] != expected[k];
+    CHECK(wrong == 0 && c.bad_thread == 0 && crisp_pool_threads(p) == 4,
+          "every chunk runs once per run on a pool thread: %zu chunks miscounted, %zu bad "
+          "thread indices",
+          wrong, c.bad_thread);
+    crisp_pool_run(p, 0, count_task, &c); /* nothing to do */
     crisp_pool_free(p);
-    crisp_pool_run(NULL, count_task, &c);
-    CHECK(c.seen[0] == 101 && c.count == 1, "NULL pool runs on the caller");
+    tally n = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0, 0};
+    crisp_pool_run(NULL, CHUNKS, count_task, &n);
+    size_t once = 0;
+    for (size_t k = 0; k < CHUNKS; k++) once += n.runs[k] == 1;
+    CHECK(once == CHUNKS && n.order_breaks == 0 && n.bad_thread == 0,
+          "NULL pool runs every chunk on the caller, in order");
     crisp_pool_free(NULL);
 }
 

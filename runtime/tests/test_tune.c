@@ -20,20 +20,13 @@
 #include "hybrid_builder.h"
 #include "model.h"
 #include "model_builder.h"
+#include "scratch.h"
 #include "tune.h"
 
 CHECK_DEFINE_COUNTERS;
 
-static char dir[512];
 enum { CLASSES = 3 };
 
-static const char *in_dir(const char *name) {
-    static char paths[8][1024];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 1024, "%s/%s", dir, name);
-    return p;
-}
 
 /* The residual CNN (ops in file order):
  *  0 conv0 3->8 3x3 p1 relu (8x8, frozen)         value 1
@@ -374,7 +367,7 @@ static void test_tuning(void) {
     const int32_t ids[CLASSES] = {7, 8, 9};
     const char *names[CLASSES] = {"a", "b", "c"};
     const crisp_new_head nh = {CLASSES, w, b, ids, names, "{\"tune\": \"bias\"}"};
-    const char *path = in_dir("tuned.crisp");
+    const char *path = scratch_path("tuned.crisp");
     CHECK(crisp_model_write_tuned(m, &nh, nb, 3, path) == CRISP_OK, "%s", crisp_last_error());
     crisp_model *t = NULL;
     CHECK(crisp_model_load_file(path, &t) == CRISP_OK, "%s", crisp_last_error());
@@ -465,14 +458,14 @@ static void test_refusals(void) {
         {{{1, 8, v}, {1, 8, v}}, 2, "both name op 1"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-        CHECK(crisp_model_write_tuned(m, &nh, bad[i].nb, bad[i].count, in_dir("bad.crisp")) ==
+        CHECK(crisp_model_write_tuned(m, &nh, bad[i].nb, bad[i].count, scratch_path("bad.crisp")) ==
                   CRISP_ERR_ARGUMENT && strstr(crisp_last_error(), bad[i].says) != NULL,
               "case %zu: %s", i, crisp_last_error());
-        CHECK(access(in_dir("bad.crisp"), F_OK) != 0, "case %zu wrote a file", i);
+        CHECK(access(scratch_path("bad.crisp"), F_OK) != 0, "case %zu wrote a file", i);
     }
     float inf8[8] = {0, 0, INFINITY};
     const crisp_new_bias nan_bias = {2, 8, inf8};
-    CHECK(crisp_model_write_tuned(m, &nh, &nan_bias, 1, in_dir("bad.crisp")) ==
+    CHECK(crisp_model_write_tuned(m, &nh, &nan_bias, 1, scratch_path("bad.crisp")) ==
               CRISP_ERR_ARGUMENT && strstr(crisp_last_error(), "not finite") != NULL,
           "inf bias: %s", crisp_last_error());
     free(x);
@@ -484,12 +477,11 @@ int main(int argc, char **argv) {
         fprintf(stderr, "usage: test_tune SCRATCH_DIR\n");
         return 2;
     }
-    snprintf(dir, sizeof dir, "%s", argv[1]);
-    mkdir(dir, 0777);
+    scratch_open(argv[1]);
     test_stage_detection();
     test_forward_and_gradients();
     test_tuning();
     test_refusals();
-    remove(in_dir("tuned.crisp"));
+    scratch_close();
     return check_report();
 }

@@ -22,53 +22,29 @@
 #include "check.h"
 #include "crisp.h"
 #include "head_models.h"
+#include "scratch.h"
 
 CHECK_DEFINE_COUNTERS;
 
 #define KIND(s) ((uint32_t)(s)[0] | (uint32_t)(s)[1] << 8 | (uint32_t)(s)[2] << 16 | (uint32_t)(s)[3] << 24)
 
-static char dir[512];
 
-static const char *in_dir(const char *name) {
-    static char paths[8][1024];
-    static int next;
-    char *p = paths[next++ % 8];
-    snprintf(p, 1024, "%s/%s", dir, name);
-    return p;
-}
 
-static uint8_t *read_all(const char *path, size_t *size) {
-    *size = 0;
-    FILE *f = fopen(path, "rb");
-    if (f == NULL) return NULL;
-    fseek(f, 0, SEEK_END);
-    const long n = ftell(f);
-    rewind(f);
-    uint8_t *b = malloc(n > 0 ? (size_t)n : 1);
-    *size = fread(b, 1, (size_t)n, f);
-    fclose(f);
-    return b;
-}
 
 static void write_all(const char *path, const void *data, size_t size) {
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.w%ld", path, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int ok = f != NULL && fwrite(data, 1, size, f) == size;
-    ok = f != NULL && fclose(f) == 0 && ok;
-    CHECK(ok && rename(tmp, path) == 0, "cannot write %s", path);
+    CHECK(scratch_write(path, data, size), "cannot write %s", path);
 }
 
 /* Temporary files of `name` left in the scratch directory (removed). */
 static int count_temps(const char *name) {
     char prefix[256];
     snprintf(prefix, sizeof prefix, ".%s.tmp-", name);
-    DIR *d = opendir(dir);
+    DIR *d = opendir(scratch_dir());
     int n = 0;
     for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
         if (strncmp(e->d_name, prefix, strlen(prefix)) == 0) {
             n++;
-            unlink(in_dir(e->d_name));
+            unlink(scratch_path(e->d_name));
         }
     if (d) closedir(d);
     return n;
@@ -142,7 +118,7 @@ static void test_round_trip(void) {
     const int32_t ids[3] = {103, 7, 100};
     const char *names[3] = {"c1", "new \"one\"", "caf\xc3\xa9"};
     const crisp_new_head nh = {C, w, b, ids, names, "{\"mode\": \"fit\", \"images\": 6}"};
-    const char *path = in_dir("rt.crisp");
+    const char *path = scratch_path("rt.crisp");
     unlink(path);
     CHECK(crisp_model_write_head(m, &nh, path) == CRISP_OK, "%s", crisp_last_error());
     crisp_model *nm = NULL;
@@ -176,7 +152,7 @@ static void test_round_trip(void) {
         crisp_model_free(nm);
     }
     size_t n;
-    uint8_t *f = read_all(path, &n);
+    uint8_t *f = scratch_read(path, &n);
     size_t ps = 0;
     const uint8_t *p = f ? section(f, "XTRA", &ps) : NULL;
     CHECK(p != NULL && ps == sizeof prep && memcmp(p, prep, ps) == 0, "an unknown optional section is copied verbatim");
@@ -231,7 +207,7 @@ static void test_hybrid_and_bias(void) {
         const int32_t ids[2] = {0, 1};
         const char *names[2] = {"a", "b"};
         const crisp_new_head nh = {2, nw, nb, ids, names, NULL};
-        const char *path = in_dir("hyb.crisp");
+        const char *path = scratch_path("hyb.crisp");
         CHECK(crisp_model_write_head(m, &nh, path) == CRISP_OK, "%s", crisp_last_error());
         crisp_model *nm = NULL;
         CHECK(crisp_model_load_file(path, &nm) == CRISP_OK, "%s", crisp_last_error());
@@ -244,6 +220,47 @@ static void test_hybrid_and_bias(void) {
             crisp_model_get_provenance(nm, &prov, NULL);
             CHECK(strcmp(prov, "{\"previous\": \"not json\", \"personalized\": {}}") == 0,
                   "PROV wrapped: %s", prov);
+            crisp_model_free(nm);
+        }
+        crisp_model_free(m);
+    }
+}
+
+/* A personalised model personalised again: its PROV holds one "personalized"
+ * member, the new one, wherever the old one stood; the rest is kept as it was. */
+static void test_prov_replaces(void) {
+    static const struct {
+        const char *old, *want;
+    } cases[] = {
+        {"{\"personalized\": {\"mode\": \"a\"}}", "{\"personalized\": {\"n\": 1}}"},
+        {"{\"src\": \"x\", \"personalized\": {\"mode\": \"a\", \"c\": [\"}\", 2]}}",
+         "{\"src\": \"x\", \"personalized\": {\"n\": 1}}"},
+        {"{\"personalized\": {\"mode\": \"a\"}, \"src\": {\"personalized\": 0}}",
+         "{\"src\": {\"personalized\": 0}, \"personalized\": {\"n\": 1}}"},
+        {"{ \"a\": 1,\n \"personalized\": true , \"b\": \"q\\\"\" }",
+         "{ \"a\": 1,\n \"b\": \"q\\\"\" , \"personalized\": {\"n\": 1}}"},
+        /* Does not scan as members: appended, as before. */
+        {"{\"a\" 1, \"personalized\": 2}", "{\"a\" 1, \"personalized\": 2, \"personalized\": {\"n\": 1}}"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
+        mb_model mb;
+        hm_cnn(&mb, &(hm_options){.classes = 3, .features = 8, .bias = 1, .labels = 1,
+                                  .provenance = cases[c].old});
+        crisp_model *m = hm_load(&mb);
+        mb_free(&mb);
+        float w[16] = {0}, b[2] = {0};
+        const int32_t ids[2] = {0, 1};
+        const char *names[2] = {"a", "b"};
+        const crisp_new_head nh = {2, w, b, ids, names, "{\"n\": 1}"};
+        const char *path = scratch_path("prov.crisp");
+        unlink(path);
+        CHECK(crisp_model_write_head(m, &nh, path) == CRISP_OK, "%s", crisp_last_error());
+        crisp_model *nm = NULL;
+        CHECK(crisp_model_load_file(path, &nm) == CRISP_OK, "%s", crisp_last_error());
+        if (nm) {
+            const char *prov;
+            crisp_model_get_provenance(nm, &prov, NULL);
+            CHECK(strcmp(prov, cases[c].want) == 0, "case %zu: PROV %s", c, prov);
             crisp_model_free(nm);
         }
         crisp_model_free(m);
@@ -272,9 +289,9 @@ static void test_saly(void) {
     const int32_t ids[2] = {109, 100}; /* old label indices 3 and 0 */
     const char *names[2] = {"c3", "c0"};
     const crisp_new_head nh = {2, w, b, ids, names, NULL};
-    const char *path = in_dir("saly.crisp");
+    const char *path = scratch_path("saly.crisp");
     CHECK(crisp_model_write_head(m, &nh, path) == CRISP_OK, "%s", crisp_last_error());
-    uint8_t *f = read_all(path, &n);
+    uint8_t *f = scratch_read(path, &n);
     size_t ss = 0;
     const uint8_t *s = f ? section(f, "SALY", &ss) : NULL;
     CHECK(s != NULL && mb_get_u32(s) == 1 && mb_get_u32(s + 16) == 0 && mb_get_u32(s + 20) == 2,
@@ -320,7 +337,7 @@ static void test_saly(void) {
     const int32_t ids2[2] = {100, 5000};
     const crisp_new_head nh2 = {2, w, b, ids2, names, NULL};
     CHECK(crisp_model_write_head(m, &nh2, path) == CRISP_OK, "%s", crisp_last_error());
-    f = read_all(path, &n);
+    f = scratch_read(path, &n);
     CHECK(f && section(f, "SALY", &ss) == NULL, "SALY dropped for a new class");
     free(f);
     crisp_model_free(m);
@@ -335,7 +352,7 @@ static void test_refusals(void) {
     const int32_t ids[2] = {0, 1};
     const char *names[2] = {"a", "b"};
     crisp_new_head nh = {2, w, b, ids, names, NULL};
-    const char *path = in_dir("refused.crisp");
+    const char *path = scratch_path("refused.crisp");
     unlink(path);
     CHECK(crisp_model_write_head(q, &nh, path) == CRISP_ERR_UNSUPPORTED &&
               strstr(crisp_last_error(), "personalisation of int8 models is not supported yet; "
@@ -373,9 +390,9 @@ static void test_refusals(void) {
     nh.classes = 2;
     CHECK(crisp_model_write_head(NULL, &nh, path) == CRISP_ERR_ARGUMENT, "NULL model");
     CHECK(crisp_model_write_head(m, &nh, NULL) == CRISP_ERR_ARGUMENT, "NULL path");
-    CHECK(crisp_model_write_head(m, &nh, in_dir("")) == CRISP_ERR_ARGUMENT, "a directory");
+    CHECK(crisp_model_write_head(m, &nh, scratch_path("")) == CRISP_ERR_ARGUMENT, "a directory");
     /* No such directory: an IO error naming the path; nothing created. */
-    const char *missing = in_dir("no/such/dir/x.crisp");
+    const char *missing = scratch_path("no/such/dir/x.crisp");
     CHECK(crisp_model_write_head(m, &nh, missing) == CRISP_ERR_IO &&
               strstr(crisp_last_error(), "cannot write '") &&
               strstr(crisp_last_error(), "no/such/dir/x.crisp"),
@@ -411,7 +428,7 @@ static void test_file_size_limit(void) {
     float *w;
     crisp_new_head nh;
     crisp_model *m = big_model(&w, &nh);
-    const char *path = in_dir("limited.crisp");
+    const char *path = scratch_path("limited.crisp");
     static const uint8_t old[] = "the old file";
     write_all(path, old, sizeof old);
     struct rlimit saved, lim;
@@ -427,7 +444,7 @@ static void test_file_size_limit(void) {
         CHECK(s == CRISP_ERR_IO && strstr(e, "file too large") && strstr(e, "limited.crisp"),
               "got %s: %s", crisp_status_name(s), e);
         size_t n;
-        uint8_t *f = read_all(path, &n);
+        uint8_t *f = scratch_read(path, &n);
         CHECK(f && n == sizeof old && memcmp(f, old, n) == 0, "the old file is untouched");
         free(f);
         CHECK(count_temps("limited.crisp") == 0, "the temporary file was removed");
@@ -442,15 +459,15 @@ static void test_sigkill(void) {
     float *w;
     crisp_new_head nh;
     crisp_model *m = big_model(&w, &nh);
-    const char *ref = in_dir("kill_ref.crisp"), *path = in_dir("NEW.crisp");
+    const char *ref = scratch_path("kill_ref.crisp"), *path = scratch_path("NEW.crisp");
     CHECK(crisp_model_write_head(m, &nh, ref) == CRISP_OK, "%s", crisp_last_error());
     size_t ref_n, old_n;
-    uint8_t *ref_bytes = read_all(ref, &ref_n);
+    uint8_t *ref_bytes = scratch_read(ref, &ref_n);
     /* The old model: the same base with another head (valid, different bytes). */
     crisp_new_head oh = nh;
     oh.classes = 3;
     CHECK(crisp_model_write_head(m, &oh, path) == CRISP_OK, "%s", crisp_last_error());
-    uint8_t *old_bytes = read_all(path, &old_n);
+    uint8_t *old_bytes = scratch_read(path, &old_n);
     unsigned r = 20240613;
     int olds = 0, news = 0;
     for (int trial = 0; trial < 20; trial++) {
@@ -467,7 +484,7 @@ static void test_sigkill(void) {
         int status;
         waitpid(child, &status, 0);
         size_t n = 0;
-        uint8_t *f = read_all(path, &n);
+        uint8_t *f = scratch_read(path, &n);
         const int is_old = f && n == old_n && memcmp(f, old_bytes, n) == 0;
         const int is_new = f && n == ref_n && memcmp(f, ref_bytes, n) == 0;
         CHECK(is_old || is_new, "trial %d (kill after %ld us): NEW.crisp is neither the old nor "
@@ -488,31 +505,20 @@ static void test_sigkill(void) {
     crisp_model_free(m);
 }
 
-/* Removes the scratch directory's files (the nested no/such/dir never exists), then it. */
-static void remove_dir(void) {
-    DIR *d = opendir(dir);
-    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
-        if (strcmp(e->d_name, ".") != 0 && strcmp(e->d_name, "..") != 0) unlink(in_dir(e->d_name));
-    if (d) closedir(d);
-    rmdir(dir);
-}
 
 int main(int argc, char **argv) {
     if (argc < 2) {
         fprintf(stderr, "usage: test_write_head SCRATCH_DIR\n");
         return 2;
     }
-    /* One directory per process: ctest runs the qemu CPU variants in parallel, and a
-     * model file rewritten under another process's mapping would be SIGBUS. */
-    mkdir(argv[1], 0755);
-    snprintf(dir, sizeof dir, "%s/%ld", argv[1], (long)getpid());
-    mkdir(dir, 0755);
+    scratch_open(argv[1]);
     test_round_trip();
     test_hybrid_and_bias();
+    test_prov_replaces();
     test_saly();
     test_refusals();
     test_file_size_limit();
     test_sigkill();
-    remove_dir();
+    scratch_close();
     return check_report();
 }

@@ -75,12 +75,12 @@ void bench_profile_print(FILE *out, const bench_profile *p, int json) {
         fputc(']', out);
         return;
     }
-    fprintf(out, "    %-16s %-10s %4s %10s %7s %14s\n", "op", "kernel", "ops", "ms/sample",
+    fprintf(out, "    %-16s %-16s %4s %10s %7s %14s\n", "op", "kernel", "ops", "ms/sample",
             "share", "eff. GFLOP/s");
     for (size_t i = 0; i < p->count; i++) {
         const bench_profile_row *r = &p->rows[i];
         const double gflops = r->ms > 0 ? 2.0 * (double)r->effective_macs / (r->ms * 1e6) : 0;
-        fprintf(out, "    %-16s %-10s %4u %10.3f %6.1f%% ", r->kind, r->kernel, r->ops, r->ms,
+        fprintf(out, "    %-16s %-16s %4u %10.3f %6.1f%% ", r->kind, r->kernel, r->ops, r->ms,
                 p->total_ms > 0 ? 100.0 * r->ms / p->total_ms : 0.0);
         if (r->effective_macs > 0) fprintf(out, "%14.1f\n", gflops);
         else fputs("             -\n", out);

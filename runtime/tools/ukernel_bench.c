@@ -13,15 +13,19 @@
  *   gemm     dense convs of ResNet-50 as GEMMs: Cout x K (= kh*kw*Cin) x pixels;
  *   spmm     the same shapes as hybrid runs: 16x16 blocks, 20 % of each
  *            block-row's blocks kept, 2:4 inside (density 0.10), per-row N:M
- *            (V = 1) and row-shared (V = 4); GFLOP/s counts kept weights only,
- *            so the dense-equivalent speed is the layer's time against gemm's;
+ *            (V = 1), the same per-row weights as filled runs (16-row runs
+ *            over every column of the kept blocks, zeros where a row left one
+ *            out: src/pack.c) and row-shared (V = 4); GFLOP/s counts kept
+ *            weights only (never a filled run's zeros), so the
+ *            dense-equivalent speed is the layer's time against gemm's;
  *   gemv     ResNet-50's classifier, 2048 -> 1000;
  *   dwconv   3x3 depthwise layers of MobileNetV2 (ResNet-50 has none);
  *   maxpool  ResNet-50's stem pool, 3x3 stride 2 (one op per window element);
  *   qs8_spmm the spmm shapes and runs on int8 (B tiles of at most 256 KiB, as
  *            src/conv_fast_qs8.c), GOP/s in the GFLOP/s column.
  * Method: one warm-up pass, which also sets how many passes make a repetition
- * last at least 20 ms; the median of the repetitions (default 5).
+ * last at least 20 ms; the median of the repetitions (default 5); wall time,
+ * or the thread's CPU time with --cpu-time (for a shared machine).
  * --quick runs one tiny shape per family, once per repetition: a smoke test
  * for ctest (milliseconds, also under qemu and sanitizers), not a measurement. */
 #define _POSIX_C_SOURCE 200809L
@@ -103,9 +107,13 @@ typedef struct window {
 } window;
 
 static const window mobilenet_dw[] = {
+    {"mbv2 dw3x3/1 32ch 112x112", 32, 112, 112, 3, 1, 1},
     {"mbv2 dw3x3/1 144ch 56x56", 144, 56, 56, 3, 1, 1},
     {"mbv2 dw3x3/2 144ch 56->28", 144, 56, 56, 3, 2, 1},
+    {"mbv2 dw3x3/1 192ch 28x28", 192, 28, 28, 3, 1, 1},
     {"mbv2 dw3x3/1 576ch 14x14", 576, 14, 14, 3, 1, 1},
+    {"mbv2 dw3x3/2 576ch 14->7", 576, 14, 14, 3, 2, 1},
+    {"mbv2 dw3x3/1 960ch 7x7", 960, 7, 7, 3, 1, 1},
 };
 static const window resnet50_pool[] = {{"res1 max3x3/2 64ch 112->56", 64, 112, 112, 3, 2, 1}};
 static const window tiny_dw[] = {{"tiny dw3x3/1 2ch 9x9", 2, 9, 9, 3, 1, 1}};
@@ -141,9 +149,14 @@ static float *random_floats(size_t n) {
 
 static size_t min_size(size_t a, size_t b) { return a < b ? a : b; }
 
+/* --cpu-time: this thread's CPU time instead of the wall clock, so time
+ * slices given to other processes on a shared machine do not count (their
+ * cache pollution still does). */
+static clockid_t clock_id = CLOCK_MONOTONIC;
+
 static double now(void) {
     struct timespec t;
-    clock_gettime(CLOCK_MONOTONIC, &t);
+    clock_gettime(clock_id, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -261,8 +274,11 @@ static void spmm_pass(const void *p) {
 }
 
 /* 16x16 blocks, round(20 %) of each block-row's block-columns kept (at
- * least one), 2 of every 4 columns of a kept block kept per run of v rows. */
-static size_t make_runs(const layer *l, size_t v, size_t *run_entry, uint32_t *column) {
+ * least one), 2 of every 4 columns of a kept block kept per run of v rows;
+ * v = 16 makes filled runs: every column of the kept blocks, in w the
+ * weight where the row (its own 2:4 pick) kept the column, else zero. */
+static size_t make_runs(const layer *l, size_t v, size_t *run_entry, uint32_t *column,
+                        float *w) {
     const size_t nbc = l->k / 16, keep = (nbc + 2) / 5 ? (nbc + 2) / 5 : 1;
     static const uint8_t pairs[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
     size_t *order = alloc(nbc * sizeof *order), e = 0, r = 0;
@@ -281,6 +297,18 @@ static size_t make_runs(const layer *l, size_t v, size_t *run_entry, uint32_t *c
             run_entry[r] = e;
             for (size_t b = 0; b < keep; b++)
                 for (size_t g = 0; g < 4; g++) {
+                    if (v == 16) { /* four columns; each row keeps two */
+                        for (size_t q = 0; q < 4; q++) {
+                            column[e + q] = (uint32_t)(order[b] * 16 + g * 4 + q);
+                            for (size_t i = 0; i < 16; i++) w[(e + q) * 16 + i] = 0.0f;
+                        }
+                        for (size_t i = 0; i < 16; i++) {
+                            const uint8_t *pair = pairs[random_below(6)];
+                            for (int q = 0; q < 2; q++) w[(e + pair[q]) * 16 + i] = random_float();
+                        }
+                        e += 4;
+                        continue;
+                    }
                     const uint8_t *pair = pairs[random_below(6)];
                     for (int q = 0; q < 2; q++)
                         column[e++] = (uint32_t)(order[b] * 16 + g * 4 + pair[q]);
@@ -294,18 +322,20 @@ static size_t make_runs(const layer *l, size_t v, size_t *run_entry, uint32_t *c
 
 static int bench_spmm(const variant *v, const layer *l, size_t rows, const options *o) {
     const size_t nt = tile_pixels(l->k, l->n, v->nr), tiles = (l->n + nt - 1) / nt;
-    const size_t runs = l->m / rows;
+    const size_t runs = l->m / rows, filled = rows == 16;
     size_t *run_entry = alloc((runs + 1) * sizeof *run_entry);
-    uint32_t *column = alloc(runs * (l->k / 2 + 8) * sizeof *column);
-    const size_t entries = make_runs(l, rows, run_entry, column);
-    float *w = random_floats(entries * rows), *b = random_floats(tiles * l->k * nt);
+    uint32_t *column = alloc(runs * (l->k + 8) * sizeof *column);
+    float *w = random_floats(runs * (l->k + 8) * rows);
+    const size_t entries = make_runs(l, rows, run_entry, column, w);
+    const size_t kept = filled ? entries * rows / 2 : entries * rows; /* 2:4 */
+    float *b = random_floats(tiles * l->k * nt);
     float *bias = random_floats(l->m), *c = alloc(l->m * l->n * sizeof *c);
     const sparse_job j = {v, l, nt, runs, rows, run_entry, column, w, b, bias, c};
     const double s = time_passes(spmm_pass, &j, o);
     char shape[64];
-    snprintf(shape, sizeof shape, "%s d=%.2f V=%zu", l->name,
-             (double)entries * (double)rows / ((double)l->m * (double)l->k), rows);
-    report(v, shape, 2.0 * (double)entries * (double)rows * (double)l->n, s);
+    snprintf(shape, sizeof shape, "%s d=%.2f %s", l->name,
+             (double)kept / ((double)l->m * (double)l->k), filled ? "filled" : rows == 1 ? "V=1" : "V=4");
+    report(v, shape, 2.0 * (double)kept * (double)l->n, s);
     const int ok = all_finite(c, l->m * l->n);
     free(run_entry), free(column), free(w), free(b), free(bias), free(c);
     return ok;
@@ -350,7 +380,7 @@ static int bench_qs8_spmm(const qs8_variant *v, const layer *l, size_t rows, con
     size_t *run_entry = alloc((runs + 1) * sizeof *run_entry);
     size_t *run_weight = alloc(runs * sizeof *run_weight);
     uint32_t *column = alloc(runs * (l->k / 2 + 8) * sizeof *column);
-    const size_t entries = make_runs(l, rows, run_entry, column);
+    const size_t entries = make_runs(l, rows, run_entry, column, NULL); /* w: filled runs only */
     size_t weights = 0;
     for (size_t r = 0; r < runs; r++)
         run_weight[r] = weights, weights += (run_entry[r + 1] - run_entry[r] + 3) / 4 * 4 * rows;
@@ -409,7 +439,6 @@ typedef struct window_job {
     crisp_dwconv_plane plane;
     const float *w; /* [channels][k * k], or NULL (max pool) */
     float bias;
-    size_t out_h;
     float *out;
 } window_job;
 
@@ -417,20 +446,22 @@ static void window_pass(const void *p) {
     const window_job *j = p;
     const size_t taps = j->d->k * j->d->k;
     for (size_t c = 0; c < j->d->channels; c++)
-        j->v->window(&j->plane, j->w != NULL ? j->w + c * taps : NULL, j->bias, j->out, 0,
-                     j->out_h, &no_clamp);
+        j->v->window(&j->plane, j->w != NULL ? j->w + c * taps : NULL, j->bias, j->out,
+                     &no_clamp);
 }
 
 static int bench_window(const variant *v, const window *d, int is_max, const options *o) {
     const size_t s = d->stride, k = d->k;
     const size_t oh = (d->h + 2 * d->pad - k) / s + 1, ow = (d->w + 2 * d->pad - k) / s + 1;
     const size_t rows = (oh - 1) * s + k, cols = (ow - 1) * s + k, stride = (cols + s - 1) / s;
-    /* The driver copies each channel's padded input into these phases
-     * (src/conv_fast.c); the kernel alone is timed here, on one channel's. */
-    float *phases = random_floats(s * rows * stride + CRISP_DWCONV_SLACK);
+    const size_t psize = (rows + s - 1) / s * stride;
+    /* The driver copies each channel's padded input into these s x s stride
+     * phases (src/conv_fast.c); the kernel alone is timed here, on one
+     * channel's whole plane per call. */
+    float *phases = random_floats(s * s * psize + CRISP_DWCONV_SLACK);
     float *w = is_max ? NULL : random_floats(d->channels * k * k), *out = alloc(oh * ow * 4);
-    const window_job j = {v, d, {phases, rows * stride, stride, s, s, 1, 1, k, k, ow}, w,
-                          is_max ? -INFINITY : 0.5f, oh, out};
+    const window_job j = {v, d, {phases, psize, stride, s, s, 1, 1, k, k, oh, ow}, w,
+                          is_max ? -INFINITY : 0.5f, out};
     const double sec = time_passes(window_pass, &j, o);
     report(v, d->name, (is_max ? 1.0 : 2.0) * (double)(k * k * oh * ow * d->channels), sec);
     const int ok = all_finite(out, oh * ow);
@@ -442,7 +473,7 @@ static int bench_window(const variant *v, const window *d, int is_max, const opt
 
 #define USAGE                                                                                  \
     "usage: crisp-ukernel-bench [--quick] [--family gemm|spmm|gemv|dwconv|maxpool|qs8_spmm] "  \
-    "[--repetitions N]\n"
+    "[--repetitions N] [--cpu-time]\n"
 
 int main(int argc, char **argv) {
     options o = {0, 5, 0.02, NULL};
@@ -452,6 +483,8 @@ int main(int argc, char **argv) {
             o.quick = 1;
         } else if (strcmp(a, "--family") == 0 && i + 1 < argc) {
             o.family = argv[++i];
+        } else if (strcmp(a, "--cpu-time") == 0) {
+            clock_id = CLOCK_THREAD_CPUTIME_ID;
         } else if (strcmp(a, "--repetitions") == 0 && i + 1 < argc) {
             char *end;
             const long n = strtol(argv[++i], &end, 10);
@@ -484,9 +517,10 @@ int main(int argc, char **argv) {
     const size_t npools = o.quick ? COUNT(tiny_pool) : COUNT(resnet50_pool);
 
     printf("# crisp-ukernel-bench%s: this CPU's kernels are the %s tier; median of %d "
-           "repetitions after a warm-up%s\n",
+           "repetitions after a warm-up%s%s\n",
            o.quick ? " --quick (smoke test, not a measurement)" : "", crisp_kernel_isa(),
-           o.repetitions, o.quick ? "" : ", each at least 20 ms");
+           o.repetitions, o.quick ? "" : ", each at least 20 ms",
+           clock_id == CLOCK_MONOTONIC ? "" : " of thread CPU time");
     printf("%-8s %-40s %-30s %9s %10s\n", "family", "variant", "shape", "GFLOP/s", "ms/layer");
     int ok = 1, ran = 0;
     for (size_t i = 0; i < COUNT(variants); i++) {
@@ -501,6 +535,7 @@ int main(int argc, char **argv) {
         for (size_t s = 0; v->gemm != NULL && s < nconvs; s++) ok &= bench_gemm(v, &convs[s], &o);
         for (size_t s = 0; v->spmm != NULL && s < nconvs; s++) {
             ok &= bench_spmm(v, &convs[s], 1, &o);
+            ok &= bench_spmm(v, &convs[s], 16, &o);
             ok &= bench_spmm(v, &convs[s], 4, &o);
         }
         for (size_t s = 0; v->gemv != NULL && s < nfcs; s++)

@@ -90,6 +90,7 @@ def test_pack_run_inspect(workdir: Path, runtime_lib) -> None:
     assert [op["kind"] for op in d["ops"]] == ["CONV2D", "GLOBAL_AVG_POOL", "RESHAPE", "LINEAR"]
     assert d["ops"][0]["params"]["kh"] == 3 and d["ops"][0]["weight"] == [4, 3, 3, 3]
     assert d["ops"][0]["macs"] == 4 * 8 * 8 * 27
+    assert [op["kernel"] for op in d["ops"]] == ["gemm", "reference", "reference", "gemv"]
     assert d["runtime"]["macs"] == sum(op["macs"] for op in d["ops"])
     assert 0 < d["runtime"]["arena_bytes"] <= d["runtime"]["naive_bytes"]
     assert d["labels"][2] == {"index": 2, "class_id": 13, "name": 'say "hi"'}

@@ -9,7 +9,8 @@ import pytest
 from click.testing import CliRunner
 
 from crisp_edge.cli import main
-from crisp_edge.deploy.boards import BUILTIN_DIR, list_boards, load_board, read_board_file
+from crisp_edge.deploy.boards import list_boards, load_board, read_board_file
+from crisp_edge.deploy.sources import builtin_boards_dir
 from crisp_edge.errors import BoardProfileError
 
 BUILTIN = ["generic-aarch64", "generic-x86-64", "jetson-nano", "jetson-orin-nano", "rpi4", "rpi5"]
@@ -62,7 +63,7 @@ def _write(tmp_path: Path, name: str, text: str) -> Path:
     (('name = "rpi4"\n', ""), "name", "missing"),
 ])
 def test_validation_names_the_field(tmp_path, change, field, why):
-    text = (BUILTIN_DIR / "rpi4.toml").read_text()
+    text = (builtin_boards_dir() / "rpi4.toml").read_text()
     assert change[0] in text
     path = _write(tmp_path, "rpi4", text.replace(change[0], change[1]))
     with pytest.raises(BoardProfileError) as e:
@@ -71,7 +72,7 @@ def test_validation_names_the_field(tmp_path, change, field, why):
 
 
 def test_name_must_match_file_and_toml_errors_are_clear(tmp_path):
-    text = (BUILTIN_DIR / "rpi4.toml").read_text()
+    text = (builtin_boards_dir() / "rpi4.toml").read_text()
     with pytest.raises(BoardProfileError, match="must match the file name"):
         read_board_file(_write(tmp_path, "other", text))
     with pytest.raises(BoardProfileError, match="not valid TOML"):
@@ -81,7 +82,7 @@ def test_name_must_match_file_and_toml_errors_are_clear(tmp_path):
 
 
 def test_user_profiles_are_found_listed_and_shadow_builtins(tmp_path, monkeypatch):
-    text = (BUILTIN_DIR / "rpi4.toml").read_text()
+    text = (builtin_boards_dir() / "rpi4.toml").read_text()
     _write(tmp_path, "my-pi", text.replace('name = "rpi4"', 'name = "my-pi"')
            .replace("cores = 4", "cores = 2").replace("default_threads = 4", "default_threads = 2"))
     _write(tmp_path, "rpi4", text.replace('"Raspberry Pi 4 Model B"', '"My own Pi 4"'))

@@ -411,3 +411,24 @@ def test_reader_bounds_distinct_label_text() -> None:
         _read_labels(_aliased_labl(count, count + 1023, shifted=True))
     assert isinstance(e.value, OutOfMemoryError)
     assert len(_read_labels(_aliased_labl(3000, 4000, shifted=True))) == 3000
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("-inf")])
+def test_non_finite_weights_are_refused_by_writer_and_reader(bad) -> None:
+    """A NaN or inf weight is a broken model whose result would depend on the kernel (the
+    runtime's reference conv skips zero padding, the optimised one multiplies it)."""
+    model = sample_model()
+    model.graph.tensors[1].data[2] = bad
+    with pytest.raises(FormatError, match=rf"GRPH: tensor 1: value 2 is {bad}, expected finite"):
+        fmt.encode_model(model)
+    # A file written by someone else: the reader refuses it too.
+    good = sample_model()
+    data = bytearray(fmt.encode_model(good))
+    wght = next(s for s in sections(bytes(data)) if s[0] == fmt.SECTION_WGHT)
+    back = fmt.decode_model(bytes(data))
+    struct.pack_into("<f", data, wght[2] + back.graph.tensors[2].offset + 4, bad)
+    table_entry = 64 + 32 * [s[0] for s in sections(bytes(data))].index(fmt.SECTION_WGHT)
+    struct.pack_into("<I", data, table_entry + 24,
+                     zlib.crc32(bytes(data[wght[2]:wght[2] + wght[3]])))
+    with pytest.raises(FormatError, match=rf"tensor 2 .*value 1 is {bad}, expected finite"):
+        fmt.decode_model(_refix(data))

@@ -165,12 +165,14 @@ def test_fleet_is_stopped_by_ctrl_c_not_recorded(monkeypatch, stop):
 def test_fleet_with_one_board_whose_build_fails_measures_the_others(monkeypatch):
     _fleet_with(monkeypatch, {})
 
-    def build_runtime(board, log):
+    def build_runtime(board, toolchain, log):
+        assert toolchain == "zig"  # --toolchain reaches every board's build
         if board.name == "rpi5":
             raise OSError("aarch64-linux-gnu-gcc: not found")
         return None
     monkeypatch.setattr(fleet, "build_runtime", build_runtime)
-    result = fleet.bench_fleet([("pi4", "rpi4"), ("pi5", "rpi5")], models=["m.crisp"])
+    result = fleet.bench_fleet([("pi4", "rpi4"), ("pi5", "rpi5")], models=["m.crisp"],
+                               toolchain="zig")
     assert [r["host"] for r in result["results"]] == ["pi4"]
     assert result["failures"] == [{"host": "pi5", "board": "rpi5",
                                    "error": "OSError: aarch64-linux-gnu-gcc: not found"}]
@@ -255,3 +257,15 @@ def test_bench_summary_prints_no_inferences_per_joule_for_an_insignificant_energ
     err = capsys.readouterr().err
     assert "– inferences/J (net energy not significantly above idle" in err
     assert "314126074009092096" not in err
+
+
+def test_energy_runs_of_a_fast_native_model_wait_a_bounded_time(monkeypatch):
+    # A tiny model on generic-x86-64 is asked for ~400 000 inferences per energy window: the
+    # wait must stay within what subprocess/poll accept (it overflowed as 10 s per inference).
+    from crisp_edge.measure import fieldbench
+
+    waits = []
+    monkeypatch.setattr(fieldbench, "_run", lambda remote, script, args, timeout, what:
+                        waits.append(timeout) or '@@bench m {"models": []}\n')
+    fieldbench.run_inferences(load_board("generic-x86-64"), None, "/tmp/x", "m", 400_000, 1)
+    assert waits and 300 < waits[0] <= 300 + 86400

@@ -224,6 +224,16 @@ def test_pack_failure_leaves_no_file(tmp_path) -> None:
     assert target.read_bytes() == b"old" and sorted(os.listdir(tmp_path)) == ["m.crisp"]
 
 
+def test_non_finite_weight_is_refused_naming_the_parameter(tmp_path) -> None:
+    model = nn.Sequential(nn.Conv2d(3, 2, 3), nn.BatchNorm2d(2), nn.Flatten(), nn.Linear(8, 3))
+    with torch.no_grad():
+        model[3].bias[1] = float("inf")
+    with pytest.raises(ArgumentError, match=r"3\.weight: the bias \(after folding BatchNorm\) "
+                                            "holds NaN or infinite values"):
+        pack(model, torch.randn(2, 3, 4, 4), tmp_path / "m.crisp")
+    assert not (tmp_path / "m.crisp").exists()
+
+
 @pytest.mark.parametrize("name", ["TinyResNet", "TinyMobileNetV2", "TinyVGG"])
 def test_acceptance_models_lower_exactly(name: str) -> None:
     import nets

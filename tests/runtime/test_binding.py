@@ -145,3 +145,32 @@ def test_corrupt_provenance_is_a_format_error_naming_the_section(
     with crisp_edge.load(path) as m:
         with pytest.raises(errors.FormatError, match=f"PROV: .*{why}"):
             m.info()
+
+
+def test_op_kernels_show_each_hybrid_layers_form(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``op_kernels`` names what runs each op; CRISP_HYBRID_FORM picks the form of hybrid
+    layers (sparse runs or expanded dense), which compute the same to rounding."""
+    import re
+
+    from crisp_edge import runtime
+    header = (Path(runtime.library_path()).parent / "crisp.h").read_text()
+    value = re.search(r"#define CRISP_SESSION_PROFILE (0x[0-9a-fA-F]+)u", header)
+    assert value and int(value.group(1), 16) == runtime.SESSION_PROFILE
+    path = Path(__file__).resolve().parents[2] / "runtime" / "tests" / "data" / "sparse.crisp"
+    x = np.random.default_rng(0).standard_normal((2, *runtime.load(path).input_shape))
+    out = {}
+    for form in ("sparse", "dense"):
+        monkeypatch.setenv("CRISP_HYBRID_FORM", form)
+        with runtime.load(path) as model:
+            kernels = model.op_kernels()
+            out[form] = model.run(x)
+            assert len(kernels) == model.info()["ops"]
+        if form == "sparse":
+            assert "spmm" in kernels and not any("expanded" in k for k in kernels)
+        else:
+            assert "spmm" not in kernels and any(k.endswith("(expanded)") for k in kernels)
+    np.testing.assert_allclose(out["dense"], out["sparse"], rtol=1e-5,
+                               atol=1e-5 * np.abs(out["sparse"]).max())
+    monkeypatch.setenv("CRISP_HYBRID_FORM", "both")
+    with pytest.raises(errors.ArgumentError, match="CRISP_HYBRID_FORM is 'both'"):
+        runtime.load(path)

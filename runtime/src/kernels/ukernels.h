@@ -47,28 +47,32 @@ typedef void (*crisp_f32_gemv_ukernel_fn)(size_t mr, size_t kc, const float *w, 
                                           const float *x, float *y, const float *bias,
                                           const crisp_minmax_params *params);
 
-/* Depthwise conv of one channel, output rows [oy0, oy1), from a padded input
- * plane prepared by the driver: for stride s the plane is split into s
- * column phases (phase q holds padded columns q, q + s, q + 2s, ...), each a
- * plane of `rows` x `phase_stride` floats at phases + q * phase_size, zero
- * outside the image, so every tap of an output row is a contiguous read:
- *   out[oy][ox] = clamp(bias + sum_{ky,kx} w[ky*kw+kx] *
- *                 phase[(kx*d) % s][(oy*sh + ky*dh) * phase_stride + ox + (kx*d) / s]). */
-/* Floats the depthwise kernels may read past the last used column of a phase
- * row (one chunk of 64 pixels). Phase rows are packed back to back, so such a
- * read lands in the next row (lanes the kernel never stores); the driver pads
- * the end of the phase planes with this many initialised floats. */
+/* Depthwise conv (and max pool) of one channel: a band of output rows, one
+ * call. The driver copies the band's padded input rows into sh x sw stride
+ * phases: phase (a, b) holds padded rows a, a + sh, ... and columns b, b + sw,
+ * ... as a plane of phase_size floats, rows phase_stride (ps) apart, at
+ * phases + (a * sw + b) * phase_size; zero (max pool: -inf) outside the image.
+ * Output pixel (oy, ox) is then "wide" position p = oy * ps + ox, and tap
+ * (ky, kx) reads phases[offset(ky, kx) + p] with
+ *   offset = ((ry % sh) * sw + rx % sw) * phase_size + (ry / sh) * ps + rx / sw,
+ *   ry = ky * dh, rx = kx * dw,
+ * the same offset for every pixel. So a kernel walks the band's pixels as one
+ * flat stream - vectors cross row ends, 7- and 14-pixel rows fill them - and
+ * stores only the columns ox < output_width:
+ *   out[oy * ow + ox] = clamp(bias + sum_{ky,kx} w[ky * kw + kx] * phases[offset + p]).
+ * Reads may run up to CRISP_DWCONV_SLACK floats past the last phase (lanes the
+ * kernel never stores); the driver pads the phases with that many floats. */
 #define CRISP_DWCONV_SLACK 64
 
 typedef struct crisp_dwconv_plane {
     const float *phases;
     size_t phase_size, phase_stride;
     size_t stride_height, stride_width, dilation_height, dilation_width;
-    size_t kernel_height, kernel_width, output_width;
+    size_t kernel_height, kernel_width, output_height, output_width;
 } crisp_dwconv_plane;
 
 typedef void (*crisp_f32_dwconv_ukernel_fn)(const crisp_dwconv_plane *plane, const float *w,
-                                            float bias, float *out, size_t oy0, size_t oy1,
+                                            float bias, float *out,
                                             const crisp_minmax_params *params);
 
 /* One int8 hybrid run (src/pack.c; int8 weights in groups of four entries,
@@ -129,7 +133,7 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
     void name(size_t, size_t, size_t, const uint32_t *, const float *, const float *, size_t, \
               float *, size_t, const float *, const crisp_minmax_params *);
 #define CRISP_DWCONV(isa, name)                                                            \
-    void name(const crisp_dwconv_plane *, const float *, float, float *, size_t, size_t,   \
+    void name(const crisp_dwconv_plane *, const float *, float, float *,                   \
               const crisp_minmax_params *);
 #define CRISP_MAXPOOL(isa, name) CRISP_DWCONV(isa, name)
 #define CRISP_GEMV(isa, name, mr)                                                           \

@@ -1,9 +1,18 @@
 /* The depthwise conv microkernel's body, shared by every tier: included once
  * per ISA by a file that defines the vector type and operations below and is
- * compiled with that ISA's flags. A chunk is four vectors of output pixels
- * (four independent FMA chains); every tap of a chunk is a contiguous read of
- * a column phase (ukernels.h), so there are no gathers and no bounds checks:
- * the driver pads the end of the phase planes by CRISP_DWCONV_SLACK floats.
+ * compiled with that ISA's flags.
+ *
+ * The band's output pixels are one flat stream of "wide" positions
+ * (ukernels.h): a chunk is four vectors of consecutive positions, four
+ * independent FMA chains, whatever the row width, so a 7 x 7 plane (63 wide
+ * positions with 3 x 3 taps) is one AVX-512 chunk instead of seven
+ * mostly-empty rows. Every tap of a chunk is a contiguous read at a fixed
+ * offset: no gathers, no bounds checks (the driver pads the phases by
+ * CRISP_DWCONV_SLACK floats). 3 x 3 windows (MobileNet's) keep their nine
+ * weights and offsets in registers; other sizes walk the window per chunk.
+ * A chunk's vectors go through a small buffer to the output rows, dropping
+ * the wide columns past the row end. Every pixel sums bias then the taps in
+ * (ky, kx) order, so the result does not depend on the band or chunk split.
  *
  *   VEC                 vector type, VL float lanes
  *   VLOAD(p)            load VL floats (unaligned)
@@ -12,40 +21,135 @@
  *   VCLAMP(v, lo, hi)   clamp keeping NaN (lo, hi are VEC)
  *   VSTORE_N(p, v, n)   store the first n <= VL lanes
  *
- * Max pooling reuses it (generic/f32_maxpool_*.c): VFMA then keeps the max
- * (NaN wins, as in torch), the "bias" is -inf and the weights are unused. */
+ * Max pooling reuses it (f32_maxpool_*.c): VFMA then keeps the max (NaN
+ * wins, as in torch), the "bias" is -inf and the weights are NULL. */
 #include "kernels/common.h"
 #include "kernels/ukernels.h"
 
-void CRISP_DWCONV_NAME(const crisp_dwconv_plane *pl, const float *w, float bias, float *out,
-                       size_t oy0, size_t oy1, const crisp_minmax_params *params) {
-    const size_t ow = pl->output_width, kh = pl->kernel_height, kw = pl->kernel_width;
-    const size_t s = pl->stride_width, d = pl->dilation_width;
-    const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max);
-    for (size_t oy = oy0; oy < oy1; oy++) {
-        float *o = out + oy * ow;
-        for (size_t ox0 = 0; ox0 < ow; ox0 += 4 * VL) {
-            const size_t n = ow - ox0 < 4 * VL ? ow - ox0 : 4 * VL;
-            const size_t nv = (n + VL - 1) / VL;
-            VEC a0 = VSET1(bias), a1 = a0, a2 = a0, a3 = a0;
-            for (size_t ky = 0; ky < kh; ky++) {
-                const float *row = pl->phases +
-                                   (oy * pl->stride_height + ky * pl->dilation_height) *
-                                       pl->phase_stride + ox0;
-                for (size_t kx = 0; kx < kw; kx++) {
-                    const float *src = row + (kx * d % s) * pl->phase_size + kx * d / s;
-                    const VEC wv = VSET1(w != NULL ? w[ky * kw + kx] : 0.0f);
-                    a0 = VFMA(a0, wv, VLOAD(src));
-                    if (nv > 1) a1 = VFMA(a1, wv, VLOAD(src + VL));
-                    if (nv > 2) a2 = VFMA(a2, wv, VLOAD(src + 2 * VL));
-                    if (nv > 3) a3 = VFMA(a3, wv, VLOAD(src + 3 * VL));
-                }
-            }
-            const VEC acc[4] = {a0, a1, a2, a3};
-            for (size_t v = 0; v < nv; v++) {
-                const size_t left = n - v * VL;
-                VSTORE_N(o + ox0 + v * VL, VCLAMP(acc[v], lo, hi), left < VL ? left : VL);
-            }
+#define CHUNK (4 * VL)
+
+/* r = q * s + rem for the small strides of real networks without a
+ * division (a call of a 7 x 7 plane is one chunk: nine taps' divisions
+ * would cost as much as its multiply-adds). */
+static inline size_t split_by(size_t r, size_t s, size_t *rem) {
+    if (s == 1) {
+        *rem = 0;
+        return r;
+    }
+    if (s == 2) {
+        *rem = r & 1;
+        return r >> 1;
+    }
+    *rem = r % s;
+    return r / s;
+}
+
+/* Offset of tap (ky, kx) in the phases (ukernels.h). */
+static inline size_t tap_offset(const crisp_dwconv_plane *pl, size_t ky, size_t kx) {
+    size_t row_phase, col_phase;
+    const size_t dy = split_by(ky * pl->dilation_height, pl->stride_height, &row_phase);
+    const size_t dx = split_by(kx * pl->dilation_width, pl->stride_width, &col_phase);
+    return (row_phase * pl->stride_width + col_phase) * pl->phase_size + dy * pl->phase_stride +
+           dx;
+}
+
+/* Clamps the chunk at wide positions [p0, p0 + n) and stores its pixels.
+ * Inlined: a call would pass the four accumulators through memory. */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline void emit(const crisp_dwconv_plane *pl, float *out, size_t p0, size_t n, VEC a0,
+                        VEC a1, VEC a2, VEC a3, VEC lo, VEC hi) {
+    const size_t ps = pl->phase_stride, ow = pl->output_width;
+    a0 = VCLAMP(a0, lo, hi), a1 = VCLAMP(a1, lo, hi);
+    a2 = VCLAMP(a2, lo, hi), a3 = VCLAMP(a3, lo, hi);
+    if (ps == ow) { /* no wide columns: the stream is the output */
+        const VEC acc[4] = {a0, a1, a2, a3};
+        for (size_t v = 0; v * VL < n; v++) {
+            const size_t left = n - v * VL;
+            VSTORE_N(out + p0 + v * VL, acc[v], left < VL ? left : VL);
         }
+        return;
+    }
+    /* One vector of slack: the row copies below load whole vectors. */
+    float buf[CHUNK + VL];
+    VSTORE_N(buf, a0, VL);
+    VSTORE_N(buf + VL, a1, VL);
+    VSTORE_N(buf + 2 * VL, a2, VL);
+    VSTORE_N(buf + 3 * VL, a3, VL);
+    size_t oy = p0 / ps, ox = p0 - oy * ps;
+    for (size_t q = 0; q < n; oy++, ox = 0) {
+        const size_t seg = ps - ox < n - q ? ps - ox : n - q;
+        if (ox < ow) {
+            const size_t len = seg < ow - ox ? seg : ow - ox;
+            float *dst = out + oy * ow + ox;
+            for (size_t i = 0; i < len; i += VL)
+                VSTORE_N(dst + i, VLOAD(buf + q + i), len - i < VL ? len - i : VL);
+        }
+        q += seg;
     }
 }
+
+/* One chunk of any window: n <= CHUNK positions from p0. */
+static inline void chunk_any(const crisp_dwconv_plane *pl, const float *w, VEC bias, float *out,
+                             size_t p0, size_t n, VEC lo, VEC hi) {
+    const size_t nv = (n + VL - 1) / VL;
+    VEC a0 = bias, a1 = bias, a2 = bias, a3 = bias;
+    for (size_t ky = 0; ky < pl->kernel_height; ky++)
+        for (size_t kx = 0; kx < pl->kernel_width; kx++) {
+            const float *src = pl->phases + tap_offset(pl, ky, kx) + p0;
+            const VEC wv = VSET1(w != NULL ? w[ky * pl->kernel_width + kx] : 0.0f);
+            a0 = VFMA(a0, wv, VLOAD(src));
+            if (nv > 1) a1 = VFMA(a1, wv, VLOAD(src + VL));
+            if (nv > 2) a2 = VFMA(a2, wv, VLOAD(src + 2 * VL));
+            if (nv > 3) a3 = VFMA(a3, wv, VLOAD(src + 3 * VL));
+        }
+    emit(pl, out, p0, n, a0, a1, a2, a3, lo, hi);
+}
+
+#define TAP(wv, off)                                      \
+    do {                                                  \
+        const float *src_ = x + (off);                    \
+        a0 = VFMA(a0, wv, VLOAD(src_));                   \
+        a1 = VFMA(a1, wv, VLOAD(src_ + VL));              \
+        a2 = VFMA(a2, wv, VLOAD(src_ + 2 * VL));          \
+        a3 = VFMA(a3, wv, VLOAD(src_ + 3 * VL));          \
+    } while (0)
+
+void CRISP_DWCONV_NAME(const crisp_dwconv_plane *pl, const float *w, float bias, float *out,
+                       const crisp_minmax_params *params) {
+    const size_t end = (pl->output_height - 1) * pl->phase_stride + pl->output_width;
+    const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max);
+    const VEC b = VSET1(bias);
+    size_t p0 = 0;
+    if (pl->kernel_height == 3 && pl->kernel_width == 3) {
+#define W_(i) VSET1(w != NULL ? w[i] : 0.0f)
+        const VEC w0 = W_(0), w1 = W_(1), w2 = W_(2), w3 = W_(3), w4 = W_(4);
+        const VEC w5 = W_(5), w6 = W_(6), w7 = W_(7), w8 = W_(8);
+#undef W_
+        const size_t o0 = tap_offset(pl, 0, 0), o1 = tap_offset(pl, 0, 1);
+        const size_t o2 = tap_offset(pl, 0, 2), o3 = tap_offset(pl, 1, 0);
+        const size_t o4 = tap_offset(pl, 1, 1), o5 = tap_offset(pl, 1, 2);
+        const size_t o6 = tap_offset(pl, 2, 0), o7 = tap_offset(pl, 2, 1);
+        const size_t o8 = tap_offset(pl, 2, 2);
+        for (; p0 + CHUNK <= end; p0 += CHUNK) {
+            const float *x = pl->phases + p0;
+            VEC a0 = b, a1 = b, a2 = b, a3 = b;
+            TAP(w0, o0);
+            TAP(w1, o1);
+            TAP(w2, o2);
+            TAP(w3, o3);
+            TAP(w4, o4);
+            TAP(w5, o5);
+            TAP(w6, o6);
+            TAP(w7, o7);
+            TAP(w8, o8);
+            emit(pl, out, p0, CHUNK, a0, a1, a2, a3, lo, hi);
+        }
+    }
+    for (; p0 < end; p0 += CHUNK)
+        chunk_any(pl, w, b, out, p0, end - p0 < CHUNK ? end - p0 : CHUNK, lo, hi);
+}
+
+#undef TAP
+#undef CHUNK

@@ -1,0 +1,86 @@
+/* Dense or sparse, per layer: the cost table and the choice (hybrid_form.h). */
+#include "hybrid_form.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "status.h"
+
+
+crisp_status crisp_hybrid_form_resolve(uint32_t *form) {
+    const char *env = getenv("CRISP_HYBRID_FORM");
+    *form = CRISP_HYBRID_FORM_AUTO;
+    if (env == NULL || env[0] == '\0' || strcmp(env, "auto") == 0) return CRISP_OK;
+    if (strcmp(env, "sparse") == 0) {
+        *form = CRISP_HYBRID_FORM_SPARSE;
+    } else if (strcmp(env, "filled") == 0) {
+        *form = CRISP_HYBRID_FORM_FILLED;
+    } else if (strcmp(env, "dense") == 0) {
+        *form = CRISP_HYBRID_FORM_DENSE;
+    } else {
+        return crisp_error(CRISP_ERR_ARGUMENT,
+                           "CRISP_HYBRID_FORM is '%.40s': expected auto, sparse, filled or dense", env);
+    }
+    return CRISP_OK;
+}
+
+/* Efficiency: MACs per second of a form over the dense kernel's MACs per
+ * second on the same layer, so a form's time is its MACs / efficiency and
+ * dense takes R x K / 1. Per-row N:M (V = 1) runs feed one FMA per
+ * activation load; row-shared (V > 1) and filled runs share each load among
+ * the rows of a kernel call (4 with avx512f and neon, 2 with avx2_fma), and
+ * filled runs' MACs include their zeros (runtime/README.md, "Optimised
+ * kernels"). Batch-1 linear layers compare the one-pixel sparse runs with
+ * the GEMV, which streams the dense weights once.
+ * Calibration (ResNet-50 files of crisp-edge peerbench, each conv timed alone
+ * through crisp_fast_run in thread CPU time, two forms interleaved; and
+ * docs/benchmarks.md): avx512f per-row runs take 1.13-1.43x the dense time
+ * at 50 % sparsity (0.40), filled runs 0.73-0.80x the per-row time at 75-90 %
+ * and 1.01x dense at 50 % (0.95: dense wins the tie), row-shared V = 4 runs
+ * 0.69x the filled time (0.85); avx2_fma per-row runs 1.44x dense at 50 %
+ * (0.35), filled 1.7x dense at 50 % and 1.10x per-row at 90 % (0.60: never
+ * chosen for 2:4); linear layers from the profiles of docs/benchmarks.md (a
+ * 2:4 classifier's runs take 2.2x the GEMV, V = 4 0.9x). neon copies
+ * avx2_fma until measured on a board; scalar from the scalar variants'
+ * GFLOP/s (spmm 4x8 about 0.3 of gemm 4x8). */
+typedef struct efficiency {
+    const char *isa;
+    float conv_per_row, conv_shared, conv_filled, linear_per_row, linear_shared;
+} efficiency;
+
+static const efficiency table[] = {
+    {"avx512f", 0.40f, 0.85f, 0.95f, 0.23f, 0.55f},
+    {"avx2_fma", 0.35f, 0.70f, 0.60f, 0.23f, 0.55f},
+    {"neon", 0.35f, 0.70f, 0.60f, 0.23f, 0.55f},
+    {"scalar", 0.30f, 0.30f, 0.30f, 0.30f, 0.30f},
+};
+
+/* A form other than the file's runs may cost this much more memory: a
+ * quarter (per-row 2:4 at density 0.45 packs into 3.6 bytes per dense
+ * weight, the dense copy takes 4). */
+#define MEMORY_SLACK 1.25
+
+uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c) {
+    if (form == CRISP_HYBRID_FORM_SPARSE) return CRISP_HYBRID_RUNS;
+    if (form == CRISP_HYBRID_FORM_DENSE) return CRISP_HYBRID_DENSE;
+    if (form == CRISP_HYBRID_FORM_FILLED)
+        return c->filled_values > 0 ? CRISP_HYBRID_FILLED : CRISP_HYBRID_RUNS;
+    const efficiency *e = NULL;
+    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
+        if (c->isa != NULL && strcmp(table[i].isa, c->isa) == 0) e = &table[i];
+    if (e == NULL) return CRISP_HYBRID_RUNS;
+    const int shared = c->v > 1;
+    const double rate = c->linear ? (shared ? e->linear_shared : e->linear_per_row)
+                                  : (shared ? e->conv_shared : e->conv_per_row);
+    const double room = MEMORY_SLACK * (double)c->run_bytes;
+    uint32_t best = CRISP_HYBRID_RUNS;
+    double best_time = (double)c->run_values / rate;
+    if (c->filled_values > 0 && (double)c->filled_bytes <= room &&
+        (double)c->filled_values / e->conv_filled < best_time) {
+        best = CRISP_HYBRID_FILLED;
+        best_time = (double)c->filled_values / e->conv_filled;
+    }
+    if (4.0 * (double)c->dense_values <= room && (double)c->dense_values < best_time)
+        best = CRISP_HYBRID_DENSE;
+    return best;
+}

@@ -1,0 +1,54 @@
+/* The form a float32 hybrid conv/linear runs in on the optimised kernels:
+ * its sparse runs as the file selects them (src/pack.c), filled runs (per-row
+ * N:M blocks whose rows share every column of each kept block, zeros where a
+ * row left one out), or expanded once at load to dense weights for the dense
+ * GEMM/GEMV, whichever a per-ISA cost table says is fastest
+ * (runtime/README.md, "Dense or sparse, per layer"). */
+#ifndef CRISP_HYBRID_FORM_H
+#define CRISP_HYBRID_FORM_H
+
+#include <stdint.h>
+
+#include "crisp.h"
+
+/* CRISP_HYBRID_FORM in the environment: auto (default, the cost table),
+ * sparse (the file's runs, never filled or expanded), filled (filled runs
+ * wherever they exist, else the file's), dense (expand every layer a dense
+ * kernel runs). */
+enum crisp_hybrid_form {
+    CRISP_HYBRID_FORM_AUTO = 0,
+    CRISP_HYBRID_FORM_SPARSE,
+    CRISP_HYBRID_FORM_FILLED,
+    CRISP_HYBRID_FORM_DENSE,
+};
+
+/* Reads CRISP_HYBRID_FORM; anything but auto|sparse|filled|dense (or
+ * unset/empty) is CRISP_ERR_ARGUMENT naming the value. */
+crisp_status crisp_hybrid_form_resolve(uint32_t *form);
+
+/* What the choice looks at, for one layer. */
+typedef struct crisp_hybrid_cost {
+    const char *isa;        /* crisp_f32_kernels_best()->isa */
+    int linear;             /* batch-1 linear (GEMV) rather than conv (GEMM) */
+    uint32_t v;             /* rows sharing an N:M selection (docs/format.md) */
+    uint64_t run_values;    /* MACs per pixel of the file's runs (its kept values) */
+    uint64_t run_bytes;     /* their packed bytes */
+    uint64_t filled_values; /* MACs per pixel of filled runs; 0 = no filled form */
+    uint64_t filled_bytes;
+    uint64_t dense_values;  /* R x K */
+} crisp_hybrid_cost;
+
+enum crisp_hybrid_choice {
+    CRISP_HYBRID_RUNS = 0,
+    CRISP_HYBRID_FILLED,
+    CRISP_HYBRID_DENSE,
+};
+
+/* The layer's form: the forced one (when it exists), or under auto the
+ * fastest by the ISA's efficiencies (time = MACs / efficiency) among the
+ * forms whose memory is at most a quarter above the file's runs' (the dense
+ * copy takes 4 bytes per weight). Ties keep the runs. Deterministic: a
+ * function of its arguments and the compiled table only. */
+uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c);
+
+#endif
