@@ -4,7 +4,8 @@ The method, in order: sample an idle baseline before, run N inferences in a wind
 with the meter's clock (``time.monotonic_ns``), sample an idle baseline after, then
 
     E_window = ∫ P dt over [t_start, t_end]      (trapezoids, window edges interpolated)
-    P_idle   = mean of the idle power before and after (time-weighted means)
+    P_idle   = mean of the idle power before (up to one sample period before t_start) and
+               after (from settle_seconds after t_end) (time-weighted means)
     energy per inference = (E_window − P_idle · t) / N,   t = t_end − t_start
 
 with a standard uncertainty that combines, in quadrature,
@@ -179,7 +180,11 @@ def analyse(samples: Sequence[Sample], window: Window, n: int, *, meter: str,
                          "samples); make idle_seconds longer or the meter's rate higher")
     duration = (window.end - window.start) / 1e9
     energy = integrate_power(t, p, window.start, window.end)
-    before, sd_before, n_before = _segment(t, p, window.idle_before_start, window.start)
+    # The before-baseline stops one sample period short of the window: a meter stamps a reading
+    # with the middle of its poll (SCPI: two queries), so the last reading before the start may
+    # already have seen the load. After the window, settle_seconds does the same.
+    guard = int(1e9 / requested_rate_hz)
+    before, sd_before, n_before = _segment(t, p, window.idle_before_start, window.start - guard)
     after, sd_after, n_after = _segment(t, p, window.idle_after_start, window.idle_after_end)
     idle = (before + after) / 2
     net = energy - idle * duration
