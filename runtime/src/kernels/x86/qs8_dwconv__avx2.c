@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "kernels/ukernels.h"
+#include "kernels/qs8_dwconv_pairs.h"
 #include "qs8_requant_x86.h"
 
 static inline __m256i widen(const int16_t *p) {
@@ -54,31 +55,19 @@ static void any_taps(const crisp_qs8_dwconv_plane *pl, const int8_t *w, int32_t 
     }
 }
 
-#define MAX_PAIRS 32 /* kernels up to 64 taps (8 x 8) pair their taps */
 
 void crisp_qs8_dwconv_ukernel__avx2(const crisp_qs8_dwconv_plane *pl, const int8_t *w,
                                     int32_t bias, float multiplier, int8_t *out,
                                     const crisp_qs8_requant *q) {
-    const size_t ow = pl->output_width, kw = pl->kernel_width, taps = pl->kernel_height * kw;
-    const size_t s = pl->stride_width, d = pl->dilation_width;
-    if (taps > 2 * MAX_PAIRS) {
+    const size_t ow = pl->output_width, taps = pl->kernel_height * pl->kernel_width;
+    if (taps > 2 * CRISP_QS8_DWCONV_MAX_PAIRS) {
         any_taps(pl, w, bias, multiplier, out, q);
         return;
     }
-    /* The tap pairs: offsets from (oy, ox0)'s base, weights as int16 pairs
-     * (an odd last tap pairs with weight 0). */
-    size_t off[2 * MAX_PAIRS];
-    int32_t wp[MAX_PAIRS];
-    const size_t np = (taps + 1) / 2;
-    for (size_t i = 0; i < 2 * np; i++) {
-        const size_t t = i < taps ? i : taps - 1, ky = t / kw, kx = t % kw;
-        off[i] = ky * pl->dilation_height * pl->phase_stride + (kx * d % s) * pl->phase_size +
-                 kx * d / s;
-    }
-    for (size_t p = 0; p < np; p++) {
-        const int32_t w1 = 2 * p + 1 < taps ? w[2 * p + 1] : 0;
-        wp[p] = (int32_t)((uint32_t)(uint16_t)(int16_t)w[2 * p] | ((uint32_t)w1 << 16));
-    }
+    /* The tap pairs: offsets from (oy, ox0)'s base, weights as int16 pairs. */
+    size_t off[2 * CRISP_QS8_DWCONV_MAX_PAIRS];
+    int32_t wp[CRISP_QS8_DWCONV_MAX_PAIRS];
+    const size_t np = crisp_qs8_dwconv_pairs(pl, w, off, wp);
     for (size_t oy = 0; oy < pl->output_height; oy++) {
         int8_t *o = out + oy * ow;
         const int16_t *base_row = pl->phases + oy * pl->stride_height * pl->phase_stride;
