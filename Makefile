@@ -174,6 +174,14 @@ ukernel-bench: build-native
 bench-int8: venv build-native
 	CRISP_LIBRARY=$(CURDIR)/build/native/runtime/libcrisp.so $(PY) bench/int8_bench.py $(BENCH_INT8_ARGS)
 
+# Issue 16's peer check: crisp int8 dense against ONNX Runtime's statically quantized model
+# (quantize_static, QDQ, per-channel int8 weights, the same 8 calibration images), beside both
+# float32 models and crisp's hybrid int8 @90 % V=4; × = fastest float32 dense / system.
+.PHONY: bench-int8-peers
+bench-int8-peers: venv build-native
+	CRISP_LIBRARY=$(CURDIR)/build/native/runtime/libcrisp.so $(PY) bench/int8_peer_bench.py \
+	  $(BENCH_INT8_ARGS)
+
 .PHONY: bench-personalize
 bench-personalize: venv build-native
 	$(PY) bench/personalize_bench.py $(BENCH_PERSONALIZE_ARGS)
