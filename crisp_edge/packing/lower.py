@@ -231,12 +231,13 @@ class _Translator:
 
     def mul(self, node: Any, a: dict[str, Any]) -> int:
         """Only the squeeze-excite product x · s, s (N, C, 1, 1) broadcast over H × W (either
-        operand order); any other product has no op in the format."""
+        operand order; x may be 1 × 1 itself, as late stages at small inputs are); any other
+        product has no op in the format."""
         x, y = self.value(node, a["self"], "an operand"), self.value(node, a["other"], "an operand")
         sx, sy = self.ir.values[x], self.ir.values[y]
         for image, scale in ((x, y), (y, x)):
             si, ss = self.ir.values[image], self.ir.values[scale]
-            if len(si) == 3 and ss == (si[0], 1, 1) and si[1:] != (1, 1):
+            if len(si) == 3 and ss == (si[0], 1, 1):
                 return self.emit(node, "mul_channels", [image, scale])
         raise unsupported(node, f"operands of per-sample shapes {sx} and {sy} (only x · s with x "
                                 "(C, H, W) and s (C, 1, 1), the squeeze-excite product)")

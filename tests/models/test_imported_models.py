@@ -85,7 +85,9 @@ def test_timm_model_prunes_packs_and_runs(tmp_path: Path) -> None:
     assert "top-1" in invoke("eval", str(tmp_path / "pruned.pt"), "--data", DATA)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenetv2_050"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenetv2_050",
+                                  # SE + SiLU (format 1.2); hard-swish + hard-sigmoid SE gates
+                                  "efficientnet_b0", "mobilenetv3_small_050"])
 def test_timm_model_packs_from_arch_and_weights(name: str, tmp_path: Path) -> None:
     model = with_batch_norm_statistics(build_model(f"timm:{name}", None, 5))
     torch.save(model.state_dict(), tmp_path / "w.pt")
@@ -99,9 +101,10 @@ def test_timm_model_packs_from_arch_and_weights(name: str, tmp_path: Path) -> No
 
 
 def test_timm_op_the_runtime_lacks_names_op_and_module(tmp_path: Path) -> None:
-    """EfficientNet's SiLU (here timm's tiny ``test_efficientnet``, same blocks as b0)."""
-    model = build_model("timm:test_efficientnet", None, 5)
-    with pytest.raises(UnsupportedOpError, match=r"aten\.silu.* in module 'bn1\.act'.*SiLU"):
+    """ConvNeXt's LayerNorm2d permutes to channels-last (here timm's tiny ``test_convnext``)."""
+    model = build_model("timm:test_convnext", None, 5)
+    with pytest.raises(UnsupportedOpError,
+                       match=r"aten\.permute.* in module 'stem\.1' .*LayerNorm2d"):
         crisp_edge.pack(model, torch.randn(2, 3, 32, 32), tmp_path / "m.crisp")
 
 
