@@ -4,7 +4,8 @@
 
 Small torch models that together use every op kind and the awkward parameter cases (strided,
 dilated, grouped, depthwise and 'same'-padded convs; ceil_mode pools, count_include_pad=False,
-divisor_override, dilated max pool; adaptive pools; fused add+relu6; linear; softmax), every
+divisor_override, dilated max pool; adaptive pools; fused add+relu6; linear; softmax; ``excite``:
+the 1.2 activations fused and standalone, the squeeze-excite product), every
 weight encoding (``sparse``: HYBRID_F32 with partial edge blocks, N:M only, block only and
 rows sharing one selection; ``quant``: int8 with QUANTIZE/DEQUANTIZE, DENSE_I8 and HYBRID_I8).
 The C test test_fixtures.c runs each file on NAME.input.npy (batch 2, float32) and compares with
@@ -139,6 +140,27 @@ class Quant(nn.Module):
         return torch.softmax(logits, dim=1)
 
 
+class Excite(nn.Module):
+    """The 1.2 ops: silu/hardswish/sigmoid fused into convs, a squeeze-excite product, the
+    standalone activations after a pool (nothing to fuse into), hardsigmoid on a (C,1,1) gate."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.a = nn.Sequential(nn.Conv2d(4, 8, 3, padding=1), nn.BatchNorm2d(8), nn.SiLU())
+        self.dw = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1, groups=8), nn.BatchNorm2d(8),
+                                nn.Hardswish())
+        self.reduce, self.expand = nn.Conv2d(8, 4, 1), nn.Conv2d(4, 8, 1)
+        self.fc = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = self.dw(self.a(x))
+        y = y * torch.sigmoid(self.expand(F.silu(self.reduce(y.mean((2, 3), keepdim=True)))))
+        y = F.hardsigmoid(F.adaptive_avg_pool2d(y, 1)) * y
+        p = F.max_pool2d(y, 2)
+        y = F.hardswish(p) + torch.sigmoid(p) + F.silu(p)
+        return self.fc(torch.flatten(y.mean((2, 3)), 1))
+
+
 # name → (model class, per-sample input shape, input scale, labels, int8)
 FIXTURES = {
     "convs": (Convs, (4, 13, 11), 1.0, None, False),
@@ -147,6 +169,7 @@ FIXTURES = {
              False),
     "sparse": (Sparse, (8, 9, 7), 1.0, None, False),
     "quant": (Quant, (4, 11, 9), 2.0, None, True),
+    "excite": (Excite, (4, 9, 8), 2.0, None, False),
 }
 
 

@@ -1,4 +1,4 @@
-"""Reader of ``.crisp`` files (1.0 and 1.1): the structural checks of docs/format.md.
+"""Reader of ``.crisp`` files (1.0, 1.1 and 1.2): the structural checks of docs/format.md.
 
 ``crisp_edge.format.decode_model``/``read_model`` call :func:`decode`. Every failure raises
 :class:`~crisp_edge.errors.FormatError` (or its ChecksumError subclass) or
@@ -190,9 +190,9 @@ def _read_graph(grph: bytes, wght: bytes, minor: int) -> Graph:
     ops = []
     for i in range(no):
         kind, act, n_in, in0, in1, out, w, b, *params = _OP.unpack_from(grph, pos + i * osize)
-        if kind not in OP_NAMES and minor > VERSION_MINOR:
-            raise VersionError(f"GRPH: op {i}: kind {kind} is unknown; the file needs a newer "
-                               "crisp-edge")
+        if (kind not in OP_NAMES or act not in ACTIVATION_NAMES) and minor > VERSION_MINOR:
+            raise VersionError(f"GRPH: op {i}: kind {kind} / activation {act} is unknown; the "
+                               "file needs a newer crisp-edge")
         if kind not in OP_NAMES or act not in ACTIVATION_NAMES or n_in not in (1, 2):
             raise FormatError(f"GRPH: op {i}: kind {kind} / activation {act} / input_count {n_in} "
                               "invalid")

@@ -1,4 +1,4 @@
-"""The ``.crisp`` file, version 1.1: every constant and record layout of docs/format.md.
+"""The ``.crisp`` file, version 1.2: every constant and record layout of docs/format.md.
 
 The one place on the Python side that states the byte layout (``docs/format.md`` is normative);
 :mod:`crisp_edge.format.records` holds the in-memory records, :mod:`~crisp_edge.format.write`
@@ -11,7 +11,10 @@ from __future__ import annotations
 import struct
 
 MAGIC = b"\x89CRISP\r\n"
-VERSION_MAJOR, VERSION_MINOR = 1, 1
+VERSION_MAJOR, VERSION_MINOR = 1, 2
+# The writer stamps the lowest minor version a file needs, so a file without the 1.2 ops and
+# activations still loads on 1.1 runtimes already on boards.
+VERSION_MINOR_BASE = 1
 ALIGNMENT = 64
 HEADER_SIZE, SECTION_ENTRY_SIZE = 64, 32
 GRAPH_HEADER_SIZE, VALUE_RECORD_SIZE, TENSOR_RECORD_SIZE, OP_RECORD_SIZE = 32, 48, 48, 96
@@ -52,12 +55,15 @@ INT8_ENCODINGS = (ENCODING_DENSE_I8, ENCODING_HYBRID_I8)
 OP_CONV2D, OP_LINEAR, OP_ADD, OP_RELU, OP_RELU6 = 1, 2, 3, 4, 5
 OP_MAX_POOL2D, OP_AVG_POOL2D, OP_GLOBAL_AVG_POOL, OP_ADAPTIVE_AVG_POOL2D = 6, 7, 8, 9
 OP_RESHAPE, OP_SOFTMAX, OP_QUANTIZE, OP_DEQUANTIZE = 10, 11, 12, 13
+OP_SILU, OP_SIGMOID, OP_HARDSWISH, OP_HARDSIGMOID, OP_MUL_CHANNELS = 14, 15, 16, 17, 18  # 1.2
 OP_NAMES = {
     OP_CONV2D: "CONV2D", OP_LINEAR: "LINEAR", OP_ADD: "ADD", OP_RELU: "RELU", OP_RELU6: "RELU6",
     OP_MAX_POOL2D: "MAX_POOL2D", OP_AVG_POOL2D: "AVG_POOL2D", OP_GLOBAL_AVG_POOL: "GLOBAL_AVG_POOL",
     OP_ADAPTIVE_AVG_POOL2D: "ADAPTIVE_AVG_POOL2D", OP_RESHAPE: "RESHAPE", OP_SOFTMAX: "SOFTMAX",
-    OP_QUANTIZE: "QUANTIZE", OP_DEQUANTIZE: "DEQUANTIZE",
+    OP_QUANTIZE: "QUANTIZE", OP_DEQUANTIZE: "DEQUANTIZE", OP_SILU: "SILU", OP_SIGMOID: "SIGMOID",
+    OP_HARDSWISH: "HARDSWISH", OP_HARDSIGMOID: "HARDSIGMOID", OP_MUL_CHANNELS: "MUL_CHANNELS",
 }
+OPS_1_2 = (OP_SILU, OP_SIGMOID, OP_HARDSWISH, OP_HARDSIGMOID, OP_MUL_CHANNELS)
 
 # PREP: how an image becomes the graph input.
 PREP_RECORD_SIZE = 64
@@ -69,7 +75,14 @@ CHANNEL_ORDER_NAMES = {CHANNELS_RGB: "RGB", CHANNELS_BGR: "BGR"}
 PREP_MAX_RESIZE_SIZE = 16384
 
 ACT_NONE, ACT_RELU, ACT_RELU6 = 0, 1, 2
-ACTIVATION_NAMES = {ACT_NONE: "none", ACT_RELU: "relu", ACT_RELU6: "relu6"}
+ACT_SILU, ACT_SIGMOID, ACT_HARDSWISH, ACT_HARDSIGMOID = 3, 4, 5, 6  # 1.2: float32 only
+ACTIVATION_NAMES = {ACT_NONE: "none", ACT_RELU: "relu", ACT_RELU6: "relu6", ACT_SILU: "silu",
+                    ACT_SIGMOID: "sigmoid", ACT_HARDSWISH: "hardswish",
+                    ACT_HARDSIGMOID: "hardsigmoid"}
+ACTIVATIONS_1_2 = (ACT_SILU, ACT_SIGMOID, ACT_HARDSWISH, ACT_HARDSIGMOID)
+# The standalone op of each 1.2 activation (the same function, not fused).
+ACTIVATION_OPS = {ACT_SILU: OP_SILU, ACT_SIGMOID: OP_SIGMOID, ACT_HARDSWISH: OP_HARDSWISH,
+                  ACT_HARDSIGMOID: OP_HARDSIGMOID}
 
 # Param indices, named as in docs/format.md.
 CONV_KH, CONV_KW, CONV_STRIDE_H, CONV_STRIDE_W = 0, 1, 2, 3

@@ -24,7 +24,8 @@ from crisp_edge.format.spec import (_GRAPH, _HEADER, _LABEL, _LABEL_HEADER, _OP,
                                     SALIENCY_HEADER_SIZE, SALIENCY_RECORD_SIZE, SECTION_ENTRY_SIZE,
                                     SECTION_FLAG_REQUIRED, SECTION_GRPH, SECTION_LABL,
                                     SECTION_PROV, SECTION_SALY, SECTION_WGHT, TENSOR_RECORD_SIZE,
-                                    VALUE_RECORD_SIZE, VERSION_MAJOR, VERSION_MINOR)
+                                    VALUE_RECORD_SIZE, VERSION_MAJOR, VERSION_MINOR,
+                                    VERSION_MINOR_BASE, OPS_1_2, ACTIVATIONS_1_2)
 
 def _align(n: int) -> int:
     return (n + ALIGNMENT - 1) // ALIGNMENT * ALIGNMENT
@@ -142,7 +143,9 @@ def encode_model(model: ModelFile) -> bytes:
     table_end = HEADER_SIZE + len(table)
     table_padded = bytes(table) + b"\0" * (_align(table_end) - table_end)
     file_size = HEADER_SIZE + len(table_padded) + len(body)
-    header = _HEADER.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, HEADER_SIZE, file_size, HEADER_SIZE,
+    minor = VERSION_MINOR if any(op.kind in OPS_1_2 or op.activation in ACTIVATIONS_1_2
+                                 for op in model.graph.ops) else VERSION_MINOR_BASE
+    header = _HEADER.pack(MAGIC, VERSION_MAJOR, minor, HEADER_SIZE, file_size, HEADER_SIZE,
                           len(sections), SECTION_ENTRY_SIZE, 0, zlib.crc32(table), bytes(12), 0)
     header = header[:60] + struct.pack("<I", zlib.crc32(header[:60]))
     return header + table_padded + bytes(body)

@@ -1,9 +1,10 @@
 """The lowering IR and its passes: torch semantics, per-sample shapes, numpy weights.
 
-``crisp_edge.packing.lower`` builds an :class:`IRGraph` from a torch.export graph; the passes here fold
-BatchNorm into the producing conv/linear (or turn it into a depthwise 1×1 conv), fuse ReLU/ReLU6
-into the producing conv/linear/add, and ``to_graph`` emits the live ops as ``.crisp`` records
-(values renumbered, conv weights OIHW → OHWI, float32).
+``crisp_edge.packing.lower`` builds an :class:`IRGraph` from a torch.export graph; the passes
+here fold BatchNorm into the producing conv/linear (or turn it into a depthwise 1×1 conv), fuse
+activations (ReLU, ReLU6, SiLU, sigmoid, hardswish, hardsigmoid) into the producing
+conv/linear/add, and ``to_graph`` emits the live ops as ``.crisp`` records (values renumbered,
+conv weights OIHW → OHWI, float32).
 """
 
 from __future__ import annotations
@@ -93,14 +94,18 @@ def fold_batch_norm(ir: IRGraph) -> int:
     return folded
 
 
+ACTIVATIONS = ("relu", "relu6", "silu", "sigmoid", "hardswish", "hardsigmoid")
+
+
 def fuse_activations(ir: IRGraph) -> int:
-    """Fuse each ReLU/ReLU6 into the conv/linear/add producing its input when it is that
-    output's only user. Returns the number fused."""
+    """Fuse each activation (ReLU, ReLU6, SiLU, sigmoid, hardswish, hardsigmoid) into the
+    conv/linear/add producing its input when it is that output's only user. Returns the number
+    fused."""
     fused, users, producers = 0, ir.users(), _producers(ir)
     kept: list[IROp] = []
     for op in ir.ops:
         prod = producers.get(op.inputs[0])
-        if op.kind in ("relu", "relu6") and prod is not None and users.get(op.inputs[0]) == 1 \
+        if op.kind in ACTIVATIONS and prod is not None and users.get(op.inputs[0]) == 1 \
                 and prod.kind in ("conv2d", "linear", "add") and prod.activation == "none":
             prod.activation, prod.output = op.kind, op.output
             producers[op.output] = prod
@@ -134,8 +139,12 @@ _KINDS = {"conv2d": fmt.OP_CONV2D, "linear": fmt.OP_LINEAR, "add": fmt.OP_ADD,
           "relu": fmt.OP_RELU, "relu6": fmt.OP_RELU6, "max_pool2d": fmt.OP_MAX_POOL2D,
           "avg_pool2d": fmt.OP_AVG_POOL2D, "global_avg_pool": fmt.OP_GLOBAL_AVG_POOL,
           "adaptive_avg_pool2d": fmt.OP_ADAPTIVE_AVG_POOL2D, "reshape": fmt.OP_RESHAPE,
-          "softmax": fmt.OP_SOFTMAX}
-_ACTS = {"none": fmt.ACT_NONE, "relu": fmt.ACT_RELU, "relu6": fmt.ACT_RELU6}
+          "softmax": fmt.OP_SOFTMAX, "silu": fmt.OP_SILU, "sigmoid": fmt.OP_SIGMOID,
+          "hardswish": fmt.OP_HARDSWISH, "hardsigmoid": fmt.OP_HARDSIGMOID,
+          "mul_channels": fmt.OP_MUL_CHANNELS}
+_ACTS = {"none": fmt.ACT_NONE, "relu": fmt.ACT_RELU, "relu6": fmt.ACT_RELU6,
+         "silu": fmt.ACT_SILU, "sigmoid": fmt.ACT_SIGMOID, "hardswish": fmt.ACT_HARDSWISH,
+         "hardsigmoid": fmt.ACT_HARDSIGMOID}
 
 
 def to_graph(ir: IRGraph, weight_params: dict[int, str] | None = None) -> fmt.Graph:

@@ -2,10 +2,11 @@
 
 Steps: capture with ``torch.export`` (ATen ops, parameters lifted), translate each call into a
 small IR with torch semantics and per-sample shapes (``to_ir``), then the passes: fold BatchNorm
-into the producing conv/linear (or turn it into a depthwise 1×1 conv), fuse ReLU/ReLU6 into the
-producing conv/linear/add, drop dead ops; finally ``to_graph`` emits ``format.Graph`` records
-with OHWI conv weights. Identities (clone, eval-mode dropout, alias, same-shape reshape) never
-become ops. Anything else raises :class:`UnsupportedOpError` naming the ATen op and the module.
+into the producing conv/linear (or turn it into a depthwise 1×1 conv), fuse ReLU/ReLU6 (and
+SiLU, sigmoid, hardswish, hardsigmoid) into the producing conv/linear/add, drop dead ops;
+finally ``to_graph`` emits ``format.Graph`` records with OHWI conv weights. Identities (clone,
+eval-mode dropout, alias, same-shape reshape) never become ops. Anything else raises
+:class:`UnsupportedOpError` naming the ATen op and the module.
 
 >>> lowered = lower(model, torch.randn(2, 3, 32, 32))          # doctest: +SKIP
 >>> lowered.folded_bn, lowered.fused_activations, len(lowered.graph.ops)  # doctest: +SKIP
@@ -27,7 +28,8 @@ from crisp_edge.packing.ir import IRGraph, IROp, fold_batch_norm, fuse_activatio
 if TYPE_CHECKING:
     import torch
 
-SUPPORTED = ("conv2d, linear, batch_norm, relu, relu6, add, max_pool2d, avg_pool2d, "
+SUPPORTED = ("conv2d, linear, batch_norm, relu, relu6, silu, sigmoid, hardswish, hardsigmoid, "
+             "add, mul (x · s, s of shape (N, C, 1, 1): squeeze-excite), max_pool2d, avg_pool2d, "
              "adaptive_avg_pool2d, mean(2,3), flatten/view/reshape, dropout, softmax")
 
 
@@ -227,6 +229,19 @@ class _Translator:
                                     "(both must have the same shape)")
         return self.emit(node, "add", [x, y])
 
+    def mul(self, node: Any, a: dict[str, Any]) -> int:
+        """Only the squeeze-excite product x · s, s (N, C, 1, 1) broadcast over H × W (either
+        operand order; x may be 1 × 1 itself, as late stages at small inputs are); any other
+        product has no op in the format."""
+        x, y = self.value(node, a["self"], "an operand"), self.value(node, a["other"], "an operand")
+        sx, sy = self.ir.values[x], self.ir.values[y]
+        for image, scale in ((x, y), (y, x)):
+            si, ss = self.ir.values[image], self.ir.values[scale]
+            if len(si) == 3 and ss == (si[0], 1, 1):
+                return self.emit(node, "mul_channels", [image, scale])
+        raise unsupported(node, f"operands of per-sample shapes {sx} and {sy} (only x · s with x "
+                                "(C, H, W) and s (C, 1, 1), the squeeze-excite product)")
+
     def pool(self, node: Any, a: dict[str, Any], kind: str) -> Any:
         x = self.value(node, a["self"], "an input")
         if len(self.ir.values[x]) != 3:
@@ -330,6 +345,11 @@ _HANDLERS: dict[str, Callable[[_Translator, Any, dict[str, Any]], Any]] = {
     "hardtanh": lambda t, n, a: t.activation(n, a, "hardtanh"),
     "clamp": lambda t, n, a: t.activation(n, a, "clamp"),
     "add": _Translator.add,
+    "mul": _Translator.mul,
+    "silu": lambda t, n, a: t.emit(n, "silu", [t.value(n, a["self"], "an input")]),
+    "sigmoid": lambda t, n, a: t.emit(n, "sigmoid", [t.value(n, a["self"], "an input")]),
+    "hardswish": lambda t, n, a: t.emit(n, "hardswish", [t.value(n, a["self"], "an input")]),
+    "hardsigmoid": lambda t, n, a: t.emit(n, "hardsigmoid", [t.value(n, a["self"], "an input")]),
     "max_pool2d": lambda t, n, a: t.pool(n, a, "max_pool2d"),
     "max_pool2d_with_indices": lambda t, n, a: t.pool(n, a, "max_pool2d"),
     "avg_pool2d": lambda t, n, a: t.pool(n, a, "avg_pool2d"),

@@ -260,7 +260,7 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
     from crisp_edge.packing.lower import lower
     from crisp_edge.packing.plan import plan_encodings
     from crisp_edge.packing.patterns import encode_weight
-    from crisp_edge.packing.quantize import calibrate, quantize_graph
+    from crisp_edge.packing.quantize import calibrate, quantize_graph, refuse_float_only_ops
 
     if int8 and calibration is None:
         raise ArgumentError("int8 packing needs calibration images (a few per user class)")
@@ -272,6 +272,7 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
                           pattern=pattern, layers=layers)
     tensor_map: dict[int, int] = {}
     if int8:
+        refuse_float_only_ops(graph, lowered.weight_params)
         ranges = calibrate(graph, calibration, percentile=percentile)
         graph = quantize_graph(graph, ranges, {t: c.pattern for t, c in plan.items()},
                                tensor_map)

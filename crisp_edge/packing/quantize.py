@@ -21,7 +21,7 @@ from typing import Any, Iterable, Mapping
 import numpy as np
 
 from crisp_edge import format as fmt
-from crisp_edge.errors import ArgumentError
+from crisp_edge.errors import ArgumentError, UnsupportedOpError
 from crisp_edge.format.pattern import Pattern
 from crisp_edge.packing.patterns import encode_weight
 
@@ -196,6 +196,22 @@ class _Builder:
         self.as_i8[op.output] = out
 
 
+def refuse_float_only_ops(graph: fmt.Graph, weight_params: Mapping[int, str] | None = None
+                          ) -> None:
+    """int8 packing refuses the 1.2 ops and activations (silu, sigmoid, hardswish,
+    hardsigmoid, MUL_CHANNELS): the runtime has float32 kernels for them only, and a model
+    built of them (EfficientNet, MobileNetV3) would be int8 in name only."""
+    for i, op in enumerate(graph.ops):
+        if op.kind in fmt.OPS_1_2 or op.activation in fmt.ACTIVATIONS_1_2:
+            layer = (weight_params or {}).get(op.weight) if op.weight is not None else None
+            what = op.name if op.activation == fmt.ACT_NONE else \
+                f"{op.name} with a fused {fmt.ACTIVATION_NAMES[op.activation]}"
+            raise UnsupportedOpError(
+                f"int8: op {i} ({what}{f', layer {layer}' if layer else ''}) has no int8 kernel "
+                "(silu, sigmoid, hardswish, hardsigmoid and the squeeze-excite product are "
+                "float32 only); pack this model without --int8")
+
+
 def quantize_graph(graph: fmt.Graph, ranges: Mapping[int, tuple[float, float]],
                    patterns: Mapping[int, Pattern | None] | None = None,
                    tensor_map: dict[int, int] | None = None) -> fmt.Graph:
@@ -203,6 +219,7 @@ def quantize_graph(graph: fmt.Graph, ranges: Mapping[int, tuple[float, float]],
     ``ranges`` from :func:`calibrate`. ``patterns`` maps a weight tensor id to the layout its
     int8 version gets (absent or None: ``DENSE_I8``). Input and output stay float32.
     ``tensor_map`` (if given) receives old tensor id → new tensor id."""
+    refuse_float_only_ops(graph)
     for i, t in enumerate(graph.tensors):
         if t.encoding != fmt.ENCODING_DENSE_F32:
             raise ArgumentError(f"tensor {i} is {t.encoding_name}; quantize the float graph "

@@ -22,12 +22,17 @@ from crisp_edge.errors import UnsupportedError
 Observer = Callable[[int, torch.Tensor], None]
 
 
+_ACTIVATIONS: dict[int, Callable[[torch.Tensor], torch.Tensor]] = {
+    fmt.ACT_RELU: F.relu, fmt.ACT_RELU6: F.relu6, fmt.ACT_SILU: F.silu,
+    fmt.ACT_SIGMOID: torch.sigmoid, fmt.ACT_HARDSWISH: F.hardswish,
+    fmt.ACT_HARDSIGMOID: F.hardsigmoid}
+# The standalone activation ops: op kind → activation code.
+_ACTIVATION_OF_OP = {op: act for act, op in fmt.ACTIVATION_OPS.items()}
+
+
 def _activation(x: torch.Tensor, act: int) -> torch.Tensor:
-    if act == fmt.ACT_RELU:
-        return F.relu(x)
-    if act == fmt.ACT_RELU6:
-        return F.relu6(x)
-    return x
+    f = _ACTIVATIONS.get(act)
+    return x if f is None else f(x)
 
 
 class WeightCache:
@@ -78,6 +83,10 @@ def eval_op(graph: fmt.Graph, op: fmt.Op, xs: list[torch.Tensor],
         y = F.adaptive_avg_pool2d(xs[0], (p[0], p[1]))
     elif op.kind == fmt.OP_RESHAPE:
         y = xs[0].reshape(n, *out_shape)
+    elif op.kind in _ACTIVATION_OF_OP:
+        y = _activation(xs[0], _ACTIVATION_OF_OP[op.kind])
+    elif op.kind == fmt.OP_MUL_CHANNELS:
+        y = xs[0] * xs[1].reshape(n, -1, 1, 1)
     elif op.kind == fmt.OP_SOFTMAX:
         y = F.softmax(xs[0], dim=p[0] + 1)
     else:

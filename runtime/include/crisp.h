@@ -46,7 +46,7 @@ extern "C" {
 /* Newest .crisp format this runtime reads (files with another major version
  * are refused; newer minor versions are read if they need nothing unknown). */
 #define CRISP_FORMAT_MAJOR 1
-#define CRISP_FORMAT_MINOR 1
+#define CRISP_FORMAT_MINOR 2
 
 typedef enum crisp_status {
     CRISP_OK = 0,

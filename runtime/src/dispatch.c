@@ -147,6 +147,15 @@ static void elementwise_work(const job *j, size_t b, size_t e, size_t t) {
         crisp_f32_dequantize__ref(n, (const int8_t *)j->x + b, (float *)j->y + b, &op->k.quant);
         return;
     }
+    if (op->kind == CRISP_OP_MUL_CHANNELS) {
+        crisp_f32_mul_channels__ref(&op->k.channels, (const float *)j->x, (const float *)j->x2,
+                                    (float *)j->y, b, e);
+        return;
+    }
+    if (op->kind >= CRISP_OP_SILU && op->kind <= CRISP_OP_HARDSIGMOID) {
+        crisp_f32_activation__ref(n, (const float *)j->x + b, (float *)j->y + b, op->pointwise);
+        return;
+    }
     const size_t size = (size_t)crisp_dtype_size(op->dtype);
     if (op->kind == CRISP_OP_RESHAPE) {
         memcpy(j->y + b * size, j->x + b * size, n * size);
@@ -164,6 +173,13 @@ static void elementwise_work(const job *j, size_t b, size_t e, size_t t) {
         else
             crisp_f32_clamp__ref(n, x, (float *)j->y + b, &op->k.minmax);
     }
+}
+
+/* Elements [b, e) of a fused non-clamp activation, in place over the output
+ * the op's kernel has written. */
+static void pointwise_work(const job *j, size_t b, size_t e, size_t t) {
+    (void)t;
+    crisp_f32_activation__ref(e - b, (float *)j->y + b, (float *)j->y + b, j->op->pointwise);
 }
 
 static void softmax_work(const job *j, size_t b, size_t e, size_t t) {
@@ -221,10 +237,36 @@ static void reference_items(job *j, const crisp_value *in, const crisp_value *ou
     case CRISP_OP_ADD:
     case CRISP_OP_RELU:
     case CRISP_OP_RELU6:
+    case CRISP_OP_SILU:
+    case CRISP_OP_SIGMOID:
+    case CRISP_OP_HARDSWISH:
+    case CRISP_OP_HARDSIGMOID:
+    case CRISP_OP_MUL_CHANNELS:
     case CRISP_OP_RESHAPE:
     case CRISP_OP_QUANTIZE:
     case CRISP_OP_DEQUANTIZE: break;
     }
+}
+
+/* The job's items on the session's threads (or the caller alone). */
+static void run_job(const crisp_session *s, job *j) {
+    const crisp_op *op = j->op;
+    if (s->pool == NULL || j->items < 2) {
+        if (j->items > 0) {
+            if (s->held_tile != NULL) s->held_tile[0] = CRISP_NO_TILE;
+            j->work(j, 0, j->items, 0);
+        }
+        return;
+    }
+    const size_t threads = crisp_pool_threads(s->pool);
+    const size_t want = threads * CHUNKS_PER_THREAD;
+    j->align = 1;
+    if (j->work == fast_work && op->fast.tiles >= want) j->align = op->fast.units;
+    j->chunks = j->items / j->align < want ? j->items / j->align : want;
+    if (s->held_tile != NULL)
+        for (size_t t = 0; t < threads; t++)
+            s->held_tile[t * CRISP_HELD_TILE_STRIDE] = CRISP_NO_TILE;
+    crisp_pool_run(s->pool, j->chunks, run_chunk, j);
 }
 
 void crisp_run_op(const crisp_session *s, const crisp_op *op) {
@@ -240,20 +282,13 @@ void crisp_run_op(const crisp_session *s, const crisp_op *op) {
     } else {
         reference_items(&j, in, out);
     }
-    if (s->pool == NULL || j.items < 2) {
-        if (j.items > 0) {
-            if (s->held_tile != NULL) s->held_tile[0] = CRISP_NO_TILE;
-            j.work(&j, 0, j.items, 0);
-        }
-        return;
+    run_job(s, &j);
+    /* A fused silu/sigmoid/hardswish/hardsigmoid: not a clamp the kernels' epilogues
+     * know, so one pass over the output after them, the same for every kernel set
+     * and thread count (a per-element function: bitwise identical however split). */
+    if (op->pointwise != CRISP_ACT_NONE &&
+        (op->kind == CRISP_OP_CONV2D || op->kind == CRISP_OP_LINEAR || op->kind == CRISP_OP_ADD)) {
+        job p = {op, m, NULL, NULL, j.y, (size_t)out->elements, pointwise_work, s, 1, 1};
+        run_job(s, &p);
     }
-    const size_t threads = crisp_pool_threads(s->pool);
-    const size_t want = threads * CHUNKS_PER_THREAD;
-    j.align = 1;
-    if (j.work == fast_work && op->fast.tiles >= want) j.align = op->fast.units;
-    j.chunks = j.items / j.align < want ? j.items / j.align : want;
-    if (s->held_tile != NULL)
-        for (size_t t = 0; t < threads; t++)
-            s->held_tile[t * CRISP_HELD_TILE_STRIDE] = CRISP_NO_TILE;
-    crisp_pool_run(s->pool, j.chunks, run_chunk, &j);
 }

@@ -130,6 +130,15 @@ crisp_status crisp_check_op_dtypes(crisp_model *m, uint32_t op_index) {
     const uint32_t dtype = in_value(&c, 0)->dtype;
     op->dtype = dtype;
     crisp_status s;
+    if (op->kind >= CRISP_OP_SILU || op->activation > CRISP_ACT_RELU6) {
+        /* 1.2's activations and MUL_CHANNELS have float32 kernels only. */
+        if ((s = want_dtype(&c, "input", op->inputs[0], dtype, CRISP_DTYPE_F32,
+                            op->kind >= CRISP_OP_SILU
+                                ? "this op is float32 only"
+                                : "silu, sigmoid, hardswish and hardsigmoid are float32 only"))
+            != CRISP_OK)
+            return s;
+    }
     switch (op->kind) {
     case CRISP_OP_CONV2D:
     case CRISP_OP_LINEAR: return check_weighted(&c, dtype);
@@ -158,9 +167,9 @@ crisp_status crisp_check_op_dtypes(crisp_model *m, uint32_t op_index) {
         return CRISP_OK;
     default: break;
     }
-    if (op->kind == CRISP_OP_ADD &&
+    if (op->input_count == 2 &&
         (s = want_dtype(&c, "second input", op->inputs[1], in_value(&c, 1)->dtype, dtype,
-                        "both inputs of ADD have one dtype")) != CRISP_OK)
+                        "both inputs have one dtype")) != CRISP_OK)
         return s;
     if ((s = want_dtype(&c, "output", op->output, out_value(&c)->dtype, dtype,
                         "this op keeps its input's dtype")) != CRISP_OK)

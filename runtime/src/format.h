@@ -121,10 +121,27 @@ enum crisp_op_kind {
     CRISP_OP_SOFTMAX = 11,
     CRISP_OP_QUANTIZE = 12,
     CRISP_OP_DEQUANTIZE = 13,
-    CRISP_OP_KIND_MAX = 13
+    /* 1.2: the activations of timm's mobile networks, and the squeeze-excite product. */
+    CRISP_OP_SILU = 14,
+    CRISP_OP_SIGMOID = 15,
+    CRISP_OP_HARDSWISH = 16,
+    CRISP_OP_HARDSIGMOID = 17,
+    CRISP_OP_MUL_CHANNELS = 18,
+    CRISP_OP_KIND_MAX = 18
 };
 
-enum crisp_activation { CRISP_ACT_NONE = 0, CRISP_ACT_RELU = 1, CRISP_ACT_RELU6 = 2 };
+/* relu and relu6 are clamps, which every kernel applies in its epilogue; the
+ * others (1.2) are a pass over the op's output after its kernel. */
+enum crisp_activation {
+    CRISP_ACT_NONE = 0,
+    CRISP_ACT_RELU = 1,
+    CRISP_ACT_RELU6 = 2,
+    CRISP_ACT_SILU = 3,
+    CRISP_ACT_SIGMOID = 4,
+    CRISP_ACT_HARDSWISH = 5,
+    CRISP_ACT_HARDSIGMOID = 6,
+    CRISP_ACT_MAX = 6
+};
 
 /* LABL. */
 #define CRISP_LABEL_HEADER_SIZE 16u

@@ -116,11 +116,11 @@ crisp_status crisp_parse_values(crisp_model *m) {
 static crisp_status check_record(const crisp_model *m, uint32_t i, const char *name) {
     const crisp_op *op = &m->ops[i];
     const int takes_weights = op->kind == CRISP_OP_CONV2D || op->kind == CRISP_OP_LINEAR;
-    if (op->activation > CRISP_ACT_RELU6)
+    if (op->activation > CRISP_ACT_MAX)
         return crisp_error(CRISP_ERR_UNSUPPORTED,
-                           "GRPH: op %u (%s): activation %u is not supported (1.0 knows 0 none, "
-                           "1 relu, 2 relu6)",
-                           (unsigned)i, name, (unsigned)op->activation);
+                           "GRPH: op %u (%s): activation %u is not supported by this runtime (it "
+                           "knows 0..%d); upgrade crisp-edge",
+                           (unsigned)i, name, (unsigned)op->activation, CRISP_ACT_MAX);
     if (op->activation != CRISP_ACT_NONE && !takes_weights && op->kind != CRISP_OP_ADD)
         return crisp_error(CRISP_ERR_FORMAT,
                            "GRPH: op %u (%s): activation is %u, but only CONV2D, LINEAR and ADD "
@@ -172,7 +172,8 @@ crisp_status crisp_parse_op(crisp_model *m, uint32_t i) {
     for (int k = 0; k < CRISP_OP_PARAM_COUNT; k++)
         op->params[k] = crisp_rd_i32(p + CRISP_OP_PARAMS + 4 * k);
 
-    const uint32_t want_inputs = op->kind == CRISP_OP_ADD ? 2 : 1;
+    const uint32_t want_inputs =
+        op->kind == CRISP_OP_ADD || op->kind == CRISP_OP_MUL_CHANNELS ? 2 : 1;
     if (op->input_count != want_inputs)
         return crisp_error(CRISP_ERR_FORMAT, "GRPH: op %u (%s): input_count is %u, expected %u",
                            (unsigned)i, name, (unsigned)op->input_count, (unsigned)want_inputs);

@@ -107,12 +107,16 @@ typedef struct crisp_op {
     int32_t params[CRISP_OP_PARAM_COUNT];
     /* Kernel parameters derived once by shape inference. */
     uint32_t dtype; /* of the input (QUANTIZE: float32) */
+    /* A non-clamp activation (CRISP_ACT_SILU ...) applied to the output after the
+     * op's kernel: the fused activation, or what a SILU/SIGMOID/... op computes. */
+    uint32_t pointwise;
     union {
         crisp_conv2d_params conv;
         crisp_linear_params linear;
         crisp_pool2d_params pool;
         crisp_softmax_params softmax;
         crisp_minmax_params minmax; /* add, relu, relu6 */
+        crisp_channels_params channels; /* mul_channels */
         crisp_qs8_conv2d_params qconv;
         crisp_qs8_linear_params qlinear;
         crisp_qs8_pool2d_params qpool; /* avg, global avg, adaptive avg */

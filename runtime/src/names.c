@@ -13,7 +13,9 @@ static const char *const kind_names[] = {
     "ADD",       "RELU",            "RELU6",
     "MAX_POOL2D", "AVG_POOL2D",     "GLOBAL_AVG_POOL",
     "ADAPTIVE_AVG_POOL2D", "RESHAPE", "SOFTMAX",
-    "QUANTIZE",  "DEQUANTIZE"};
+    "QUANTIZE",  "DEQUANTIZE",     "SILU",
+    "SIGMOID",   "HARDSWISH",       "HARDSIGMOID",
+    "MUL_CHANNELS"};
 
 const char *crisp_op_kind_name(uint32_t kind) {
     return kind >= 1 && kind <= CRISP_OP_KIND_MAX ? kind_names[kind] : "unknown";
@@ -40,6 +42,12 @@ const char *const *crisp_op_param_names(uint32_t kind, int *count) {
     case CRISP_OP_SOFTMAX: *count = 1; return softmax_params;
     default: *count = 0; return NULL;
     }
+}
+
+const char *crisp_activation_name(uint32_t activation) {
+    static const char *const names[] = {"none", "relu", "relu6", "silu",
+                                        "sigmoid", "hardswish", "hardsigmoid"};
+    return activation <= CRISP_ACT_MAX ? names[activation] : "unknown";
 }
 
 const char *crisp_encoding_name(uint32_t encoding) {

@@ -17,6 +17,8 @@ const char *crisp_op_kind_name(uint32_t kind);
 const char *const *crisp_op_param_names(uint32_t kind, int *count);
 
 /* "DENSE_F32", "HYBRID_F32", "DENSE_I8", "HYBRID_I8"; "?" otherwise. */
+/* "none", "relu", ... "hardsigmoid" (enum crisp_activation). */
+const char *crisp_activation_name(uint32_t activation);
 const char *crisp_encoding_name(uint32_t encoding);
 
 /* "int8" for CRISP_DTYPE_I8, else "float32". */

@@ -231,8 +231,31 @@ static crisp_status infer_shape(const ctx *c, uint32_t out[4], uint32_t *rank) {
                         crisp_format_dims(d1, sizeof d1, b->rank, b->dims));
         return CRISP_OK;
     }
+    case CRISP_OP_MUL_CHANNELS: {
+        /* The squeeze-excite product: x (C,H,W) times s (C,1,1) or (C), s broadcast over
+         * H x W. Any other broadcast is refused (the lowering names the torch op). */
+        const crisp_value *sc = input(c, 1);
+        char d0[64], d1[64];
+        if ((s = want_rank3(c)) != CRISP_OK) return s;
+        const int per_channel =
+            (sc->rank == 3 && sc->dims[0] == in->dims[0] && sc->dims[1] == 1 &&
+             sc->dims[2] == 1) ||
+            (sc->rank == 1 && sc->dims[0] == in->dims[0]);
+        if (!per_channel)
+            return fail(c, CRISP_ERR_FORMAT,
+                        "inputs have shapes (%s) and (%s); MUL_CHANNELS needs (C,H,W) and "
+                        "(C,1,1) or (C)",
+                        crisp_format_dims(d0, sizeof d0, in->rank, in->dims),
+                        crisp_format_dims(d1, sizeof d1, sc->rank, sc->dims));
+        c->op->k.channels = (crisp_channels_params){in->dims[0], (size_t)in->dims[1] * in->dims[2]};
+        return CRISP_OK;
+    }
     case CRISP_OP_RELU:
     case CRISP_OP_RELU6:
+    case CRISP_OP_SILU:
+    case CRISP_OP_SIGMOID:
+    case CRISP_OP_HARDSWISH:
+    case CRISP_OP_HARDSIGMOID:
     case CRISP_OP_QUANTIZE:
     case CRISP_OP_DEQUANTIZE: return CRISP_OK;
     case CRISP_OP_GLOBAL_AVG_POOL:
@@ -293,7 +316,15 @@ crisp_status crisp_infer_op(crisp_model *m, uint32_t op_index) {
     uint32_t act = op->activation;
     if (op->kind == CRISP_OP_RELU) act = CRISP_ACT_RELU;
     if (op->kind == CRISP_OP_RELU6) act = CRISP_ACT_RELU6;
-    const crisp_minmax_params mm = {act == CRISP_ACT_NONE ? -INFINITY : 0.0f,
+    /* The other activations are no clamp: the kernel's epilogue leaves the result as is
+     * and src/dispatch.c applies them in a pass over the output. */
+    const int clamps = act == CRISP_ACT_RELU || act == CRISP_ACT_RELU6;
+    op->pointwise = clamps ? CRISP_ACT_NONE : act;
+    if (op->kind == CRISP_OP_SILU) op->pointwise = CRISP_ACT_SILU;
+    if (op->kind == CRISP_OP_SIGMOID) op->pointwise = CRISP_ACT_SIGMOID;
+    if (op->kind == CRISP_OP_HARDSWISH) op->pointwise = CRISP_ACT_HARDSWISH;
+    if (op->kind == CRISP_OP_HARDSIGMOID) op->pointwise = CRISP_ACT_HARDSIGMOID;
+    const crisp_minmax_params mm = {clamps ? 0.0f : -INFINITY,
                                     act == CRISP_ACT_RELU6 ? 6.0f : INFINITY};
     if (op->kind == CRISP_OP_CONV2D) op->k.conv.minmax = mm;
     else if (op->kind == CRISP_OP_LINEAR) op->k.linear.minmax = mm;

@@ -102,6 +102,13 @@ crisp_status crisp_find_stage(const crisp_model *m, crisp_stage *out) {
     uint32_t input = CRISP_NO_ID;
     for (uint32_t k = first; k <= p; k++) {
         const crisp_op *op = &m->ops[k];
+        if (k < p && op->pointwise != CRISP_ACT_NONE && body_kind(op->kind))
+            return crisp_error(CRISP_ERR_UNSUPPORTED,
+                               "bias tuning: op %u (%s) of the last stage (ops %u..%u) has a "
+                               "fused %s, which has no backward pass here (supported: none, "
+                               "relu, relu6)",
+                               (unsigned)k, crisp_op_kind_name(op->kind), (unsigned)first,
+                               (unsigned)p, crisp_activation_name(op->pointwise));
         if (k < p && (!body_kind(op->kind) || op->dtype != CRISP_DTYPE_F32))
             return crisp_error(CRISP_ERR_UNSUPPORTED,
                                "bias tuning: op %u (%s%s) of the last stage (ops %u..%u, %ux%u) "

@@ -15,9 +15,23 @@ int naive_pool_out(int in, int k, int stride, int pad, int dil, int ceil_mode) {
 }
 
 float naive_act(double v, int act) {
+    /* torch.nn.SiLU, Sigmoid, Hardswish, Hardsigmoid, by their definitions. */
+    const double hard = v + 3 < 0 ? 0 : v + 3 > 6 ? 6 : v + 3;
+    switch (act) {
+    case 3: return (float)(v / (1 + exp(-v)));
+    case 4: return (float)(1 / (1 + exp(-v)));
+    case 5: return (float)(v * hard / 6);
+    case 6: return (float)(hard / 6);
+    default: break;
+    }
     if (act >= 1 && v < 0) v = 0;
     if (act == 2 && v > 6) v = 6;
     return (float)v;
+}
+
+void naive_mul_channels(int c, int plane, const float *x, const float *s, float *y) {
+    for (int k = 0; k < c; k++)
+        for (int i = 0; i < plane; i++) y[k * plane + i] = (float)((double)x[k * plane + i] * s[k]);
 }
 
 void naive_conv2d(const naive_conv *p, const float *x, const float *w, const float *b, float *y) {

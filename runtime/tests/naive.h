@@ -5,7 +5,8 @@
 
 typedef struct naive_conv {
     int cin, h, w, cout, kh, kw, sh, sw, pt, pl, pb, pr, dh, dw, groups;
-    int act; /* 0 none, 1 relu, 2 relu6 */
+    int act; /* enum crisp_activation: 0 none, 1 relu, 2 relu6, 3 silu, 4 sigmoid, 5 hardswish,
+                6 hardsigmoid */
 } naive_conv;
 
 typedef struct naive_pool {
@@ -18,6 +19,8 @@ int naive_conv_out(int in, int k, int stride, int pad_sum, int dil);
 int naive_pool_out(int in, int k, int stride, int pad, int dil, int ceil_mode);
 
 float naive_act(double v, int act);
+/* y = x * s[c] over c planes of plane elements (squeeze-excite). */
+void naive_mul_channels(int c, int plane, const float *x, const float *s, float *y);
 /* weight in OHWI, bias may be NULL; y is (cout, oh, ow). */
 void naive_conv2d(const naive_conv *p, const float *x, const float *w, const float *b, float *y);
 void naive_linear(int cin, int cout, int act, const float *x, const float *w, const float *b,

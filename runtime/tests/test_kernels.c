@@ -155,6 +155,62 @@ static void test_elementwise(void) {
     CHECK(isnan(y[0]), "relu(NaN) must stay NaN as in torch, got %g", y[0]);
 }
 
+/* silu, sigmoid, hardswish, hardsigmoid (codes 3..6) against the double formulas, over
+ * random values, the hard ones' corners, saturation and non-finite inputs; in place too. */
+static void test_activations(void) {
+    unsigned rng = 7;
+    enum { N = 4096 };
+    static float x[N + 12], got[N + 12], want[N + 12];
+    const float special[12] = {0, -3, 3, -2.9999998f, 100, -100, -88.8f, 89, INFINITY,
+                               -INFINITY, NAN, -0.0f};
+    for (int i = 0; i < N; i++) x[i] = 12 * check_rand_float(&rng);
+    memcpy(x + N, special, sizeof special);
+    for (int act = 3; act <= 6; act++) {
+        crisp_f32_activation__ref(N + 12, x, got, (uint32_t)act);
+        for (int i = 0; i < N + 12; i++) want[i] = naive_act(x[i], act);
+        const double err = max_rel_error(got, want, N + 12);
+        CHECK(err < 4e-7, "activation %d: error %g", act, err);
+        memcpy(want, x, sizeof x);
+        crisp_f32_activation__ref(N + 12, want, want, (uint32_t)act);
+        CHECK(memcmp(want, got, sizeof got) == 0, "activation %d in place differs", act);
+    }
+    /* Hand values (torch 2.x, float32). */
+    const float h[4] = {-1, 0, 1, 4};
+    float y[4];
+    crisp_f32_activation__ref(4, h, y, 3);
+    CHECK(fabsf(y[0] + 0.26894143f) < 1e-7f && y[1] == 0 && fabsf(y[2] - 0.7310586f) < 1e-7f,
+          "silu %.9g %.9g %.9g", y[0], y[1], y[2]);
+    crisp_f32_activation__ref(4, h, y, 4);
+    CHECK(y[1] == 0.5f && fabsf(y[3] - 0.98201376f) < 1e-7f, "sigmoid %.9g %.9g", y[1], y[3]);
+    crisp_f32_activation__ref(4, h, y, 5);
+    CHECK(fabsf(y[0] + 0.33333334f) < 1e-7f && y[1] == 0 && y[3] == 4,
+          "hardswish %.9g %.9g %.9g", y[0], y[1], y[3]);
+    crisp_f32_activation__ref(4, h, y, 6);
+    CHECK(fabsf(y[0] - 0.33333334f) < 1e-7f && y[1] == 0.5f && y[3] == 1,
+          "hardsigmoid %.9g %.9g %.9g", y[0], y[1], y[3]);
+    crisp_f32_activation__ref(1, special + 5, y, 3);
+    CHECK(y[0] == 0 && signbit(y[0]), "silu(-100) must be -0 as in torch, got %g", y[0]);
+}
+
+/* MUL_CHANNELS over random shapes, whole and split at random element ranges. */
+static void test_mul_channels(void) {
+    unsigned rng = 11;
+    for (int t = 0; t < 50; t++) {
+        const int c = check_rand_int(&rng, 1, 20), plane = check_rand_int(&rng, 1, 50);
+        const size_t n = (size_t)c * plane;
+        float *x = random_buffer(&rng, n), *s = random_buffer(&rng, (size_t)c);
+        float *got = malloc(n * sizeof *got), *want = malloc(n * sizeof *want);
+        const crisp_channels_params p = {(size_t)c, (size_t)plane};
+        const size_t cut = (size_t)check_rand_int(&rng, 0, (int)n);
+        crisp_f32_mul_channels__ref(&p, x, s, got, 0, cut);
+        crisp_f32_mul_channels__ref(&p, x, s, got, cut, n);
+        naive_mul_channels(c, plane, x, s, want);
+        CHECK(memcmp(got, want, n * sizeof *got) == 0, "mul_channels %dx%d split at %zu", c,
+              plane, cut);
+        free(x), free(s), free(got), free(want);
+    }
+}
+
 static void test_softmax(void) {
     unsigned rng = 99;
     for (int t = 0; t < 100; t++) {
@@ -184,6 +240,8 @@ int main(void) {
     test_conv_hand();
     test_linear();
     test_elementwise();
+    test_activations();
+    test_mul_channels();
     test_softmax();
     test_pools();
     return check_report();

@@ -55,7 +55,7 @@ static const patch cases[] = {
     {TENSOR, 2, 40, 4, 1, CRISP_ERR_FORMAT, "GRPH: tensor 2: flags"},
     {OP, 5, 0, 4, 99, CRISP_ERR_UNSUPPORTED, "GRPH: op 5: kind 99 is not supported"},
     {OP, 5, 0, 4, 0, CRISP_ERR_UNSUPPORTED, "GRPH: op 5: kind 0 is not supported"},
-    {OP, 0, 4, 4, 3, CRISP_ERR_UNSUPPORTED, "GRPH: op 0 (CONV2D): activation 3"},
+    {OP, 0, 4, 4, 7, CRISP_ERR_UNSUPPORTED, "GRPH: op 0 (CONV2D): activation 7 is not supported by this runtime (it knows 0..6); upgrade crisp-edge"},
     {OP, 1, 4, 4, 1, CRISP_ERR_FORMAT, "GRPH: op 1 (MAX_POOL2D): activation is 1, but only"},
     {OP, 0, 8, 4, 2, CRISP_ERR_FORMAT, "GRPH: op 0 (CONV2D): input_count is 2, expected 1"},
     {OP, 0, 16, 4, 0, CRISP_ERR_FORMAT, "GRPH: op 0 (CONV2D): unused input slot 1 is 0"},

@@ -197,6 +197,27 @@ static void test_stage_detection(void) {
               strstr(crisp_last_error(), "no backward pass") != NULL,
           "dequantize in the stage: %s", crisp_last_error());
     crisp_model_free(m);
+
+    /* A fused 1.2 activation (silu, ...): no backward pass for it, so refused, not ignored. */
+    mb_init(&mb);
+    {
+        const uint32_t x = mb_value(&mb, 3, 3, 4, 4, 0), c = mb_value(&mb, 3, 4, 4, 4, 0);
+        const uint32_t g = mb_value(&mb, 1, 4, 0, 0, 0), y = mb_value(&mb, 1, 2, 0, 0, 0);
+        mb.input = x, mb.output = y;
+        mb.version_minor = 2;
+        const int32_t c3[16] = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+        mb_op(&mb, 1, 3, x, MB_NONE, c, mb_tensor(&mb, 4, 4, 3, 3, 3, NULL),
+              mb_tensor(&mb, 1, 4, 0, 0, 0, NULL), c3);
+        mb_op(&mb, 8, 0, c, MB_NONE, g, MB_NONE, MB_NONE, NULL);
+        mb_op(&mb, 2, 0, g, MB_NONE, y, mb_tensor(&mb, 2, 2, 4, 0, 0, NULL), MB_NONE, NULL);
+    }
+    m = hm_load(&mb);
+    mb_free(&mb);
+    CHECK(crisp_model_get_stage(m, &st) == CRISP_ERR_UNSUPPORTED &&
+              strstr(crisp_last_error(), "op 0 (CONV2D) of the last stage (ops 0..1) has a fused "
+                                         "silu, which has no backward pass") != NULL,
+          "fused silu in the stage: %s", crisp_last_error());
+    crisp_model_free(m);
 }
 
 /* The stage's forward gives the session's logits; its gradients the loss's finite differences. */

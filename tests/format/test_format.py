@@ -432,3 +432,46 @@ def test_non_finite_weights_are_refused_by_writer_and_reader(bad) -> None:
                      zlib.crc32(bytes(data[wght[2]:wght[2] + wght[3]])))
     with pytest.raises(FormatError, match=rf"tensor 2 .*value 1 is {bad}, expected finite"):
         fmt.decode_model(_refix(data))
+
+
+# --------------------------------------------------------------------------- 1.2 additions
+
+def se_model() -> fmt.ModelFile:
+    """The 1.2 ops: fused silu, the standalone activations, MUL_CHANNELS with (C,1,1)."""
+    model = sample_model()
+    g = model.graph
+    g.ops[0].activation = fmt.ACT_SILU
+    g.values += [fmt.Value((4, 1, 1)), fmt.Value((4, 1, 1)), fmt.Value((4, 1, 1)),
+                 fmt.Value((4, 1, 1)), fmt.Value((4, 8, 8))]
+    g.ops[2:2] = [fmt.Op(fmt.OP_SILU, (2,), 5), fmt.Op(fmt.OP_SIGMOID, (5,), 6),
+                  fmt.Op(fmt.OP_HARDSWISH, (6,), 7), fmt.Op(fmt.OP_HARDSIGMOID, (7,), 8),
+                  fmt.Op(fmt.OP_MUL_CHANNELS, (1, 8), 9)]
+    g.ops[-2] = fmt.Op(fmt.OP_RESHAPE, (8,), 3)
+    return model
+
+
+def test_1_2_ops_round_trip_and_stamp_1_2_only_when_used() -> None:
+    model = se_model()
+    back = fmt.decode_model(fmt.encode_model(model))
+    assert back.version == (1, 2) and back.graph.ops == model.graph.ops
+    assert [op.name for op in back.graph.ops[2:7]] == [
+        "SILU", "SIGMOID", "HARDSWISH", "HARDSIGMOID", "MUL_CHANNELS"]
+    assert fmt.ACTIVATION_NAMES[back.graph.ops[0].activation] == "silu"
+    model.graph.ops[0].activation = fmt.ACT_HARDSIGMOID  # still a 1.2 activation
+    del model.graph.ops[2:7]
+    assert fmt.decode_model(fmt.encode_model(model)).version == (1, 2)
+    model.graph.ops[0].activation = fmt.ACT_RELU  # nothing new: 1.1 runtimes read it
+    assert fmt.decode_model(fmt.encode_model(model)).version == (1, 1)
+
+
+@pytest.mark.parametrize("field, value", [(0, 19), (4, 7)], ids=["kind", "activation"])
+def test_unknown_kind_or_activation_of_a_newer_minor_needs_newer_reader(field, value) -> None:
+    data = bytearray(fmt.encode_model(se_model()))
+    entry, (_, _, grph, size, _) = next((i, s) for i, s in enumerate(sections(data))
+                                        if fmt.section_name(s[0]) == "GRPH")
+    nv, _, nt = struct.unpack_from("<III", data, grph)
+    struct.pack_into("<I", data, grph + 32 + nv * 48 + nt * 48 + field, value)
+    struct.pack_into("<I", data, 64 + 32 * entry + 24, zlib.crc32(bytes(data[grph:grph + size])))
+    struct.pack_into("<H", data, 10, 3)  # a 1.3 file
+    with pytest.raises(VersionError, match="op 0: .* is unknown; the file needs a newer"):
+        fmt.decode_model(_refix(data))

@@ -85,7 +85,9 @@ def test_timm_model_prunes_packs_and_runs(tmp_path: Path) -> None:
     assert "top-1" in invoke("eval", str(tmp_path / "pruned.pt"), "--data", DATA)
 
 
-@pytest.mark.parametrize("name", ["resnet18", "mobilenetv2_050"])
+@pytest.mark.parametrize("name", ["resnet18", "mobilenetv2_050",
+                                  # SE + SiLU (format 1.2); hard-swish + hard-sigmoid SE gates
+                                  "efficientnet_b0", "mobilenetv3_small_050"])
 def test_timm_model_packs_from_arch_and_weights(name: str, tmp_path: Path) -> None:
     model = with_batch_norm_statistics(build_model(f"timm:{name}", None, 5))
     torch.save(model.state_dict(), tmp_path / "w.pt")
@@ -99,9 +101,10 @@ def test_timm_model_packs_from_arch_and_weights(name: str, tmp_path: Path) -> No
 
 
 def test_timm_op_the_runtime_lacks_names_op_and_module(tmp_path: Path) -> None:
-    """EfficientNet's SiLU (here timm's tiny ``test_efficientnet``, same blocks as b0)."""
-    model = build_model("timm:test_efficientnet", None, 5)
-    with pytest.raises(UnsupportedOpError, match=r"aten\.silu.* in module 'bn1\.act'.*SiLU"):
+    """ConvNeXt's LayerNorm2d permutes to channels-last (here timm's tiny ``test_convnext``)."""
+    model = build_model("timm:test_convnext", None, 5)
+    with pytest.raises(UnsupportedOpError,
+                       match=r"aten\.permute.* in module 'stem\.1' .*LayerNorm2d"):
         crisp_edge.pack(model, torch.randn(2, 3, 32, 32), tmp_path / "m.crisp")
 
 
@@ -171,10 +174,10 @@ def test_onnx_file_at_a_newer_opset_is_converted_down(tmp_path: Path) -> None:
 
 
 def test_onnx_op_the_runtime_lacks_names_op_and_module(tmp_path: Path) -> None:
-    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Sigmoid(), torch.nn.Flatten(),
+    net = torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3), torch.nn.Tanh(), torch.nn.Flatten(),
                               torch.nn.Linear(4 * 6 * 6, 2)).eval()
     torch.onnx.export(net, (torch.randn(1, 3, 8, 8),), str(tmp_path / "s.onnx"), dynamo=False)
-    with pytest.raises(UnsupportedOpError, match=r"aten\.sigmoid.*Sigmoid"):
+    with pytest.raises(UnsupportedOpError, match=r"aten\.tanh.*Tanh"):
         crisp_edge.pack(build_model(None, str(tmp_path / "s.onnx"), None),  # type: ignore[arg-type]
                         torch.randn(2, 3, 8, 8), tmp_path / "s.crisp")
 

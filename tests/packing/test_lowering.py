@@ -140,11 +140,55 @@ def test_hardtanh_0_6_is_relu6() -> None:
     assert kinds == ["CONV2D"] and graph.ops[0].activation == fmt.ACT_RELU6
 
 
+class SqueezeExcite(nn.Module):
+    """timm's EfficientNet/MobileNetV3 block shape: conv-BN-act, SE with a gate, 1×1 project."""
+
+    def __init__(self, act: nn.Module, gate: nn.Module, gate_first: bool) -> None:
+        super().__init__()
+        self.conv = nn.Sequential(nn.Conv2d(3, 8, 3, padding=1, bias=False), nn.BatchNorm2d(8),
+                                  act)
+        self.reduce, self.expand = nn.Conv2d(8, 4, 1), nn.Conv2d(4, 8, 1)
+        self.act, self.gate, self.gate_first = type(act)(), gate, gate_first
+        self.head = nn.Linear(8, 5)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(x)
+        s = self.gate(self.expand(self.act(self.reduce(x.mean((2, 3), keepdim=True)))))
+        x = s * x if self.gate_first else x * s
+        return self.head(torch.sigmoid(x + x).mean((2, 3)))
+
+
+@pytest.mark.parametrize("act, gate, gate_first", [
+    (nn.SiLU(), nn.Sigmoid(), False), (nn.Hardswish(), nn.Hardsigmoid(), True)])
+def test_squeeze_excite_lowers_to_fused_activations_and_mul_channels(act, gate, gate_first):
+    torch.manual_seed(4)
+    model = randomize_batch_norm(SqueezeExcite(act, gate, gate_first))
+    lowered, kinds, graph = lower_and_check(model, torch.randn(2, 3, 6, 6) * 3)
+    assert kinds == ["CONV2D", "GLOBAL_AVG_POOL", "CONV2D", "CONV2D", "MUL_CHANNELS", "ADD",
+                     "GLOBAL_AVG_POOL", "LINEAR"]
+    name = fmt.ACTIVATION_NAMES
+    assert [name[op.activation] for op in graph.ops if op.kind == fmt.OP_CONV2D] == \
+        ["silu", "silu", "sigmoid"] if gate_first is False else ["hardswish", "hardswish",
+                                                                 "hardsigmoid"]
+    assert name[graph.ops[5].activation] == "sigmoid"  # fused into the add
+    mul = graph.ops[4]
+    assert graph.values[mul.inputs[0]].shape == (8, 6, 6)
+    assert graph.values[mul.inputs[1]].shape == (8, 1, 1)
+
+
+@pytest.mark.parametrize("fn, kind", [(F.silu, "SILU"), (torch.sigmoid, "SIGMOID"),
+                                      (F.hardswish, "HARDSWISH"), (F.hardsigmoid, "HARDSIGMOID")])
+def test_standalone_activations_lower(fn, kind: str) -> None:
+    """After an op that carries no activation (a pool), each stays an op of its own."""
+    _, kinds, _ = lower_and_check(Fn(lambda x: fn(F.max_pool2d(x, 2))), torch.randn(2, 3, 4, 4) * 5)
+    assert kinds == ["MAX_POOL2D", kind]
+
+
 class Bad(nn.Module):
     def __init__(self) -> None:
         super().__init__()
         self.features = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 1),
-                                      nn.Sigmoid())
+                                      nn.Tanh())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.features(x)
@@ -154,8 +198,7 @@ def test_unsupported_op_names_op_and_module() -> None:
     with pytest.raises(UnsupportedOpError) as e:
         lower(Bad(), torch.randn(2, 3, 8, 8))
     msg = str(e.value)
-    assert "aten.sigmoid.default in module 'features.3' (torch.nn.modules.activation.Sigmoid)" \
-        in msg
+    assert "aten.tanh.default in module 'features.3' (torch.nn.modules.activation.Tanh)" in msg
     assert "is not supported by crisp-edge 0.1; supported: conv2d, linear" in msg
 
 
@@ -176,6 +219,10 @@ class Fn(nn.Module):
     (lambda x: x.permute(0, 2, 3, 1), "aten.permute.default"),
     (lambda x: x.mean((1, 2)), "dim=[1, 2]"),
     (lambda x: x + 1.0, "aten.add.Tensor"),
+    (lambda x: x * x, "aten.mul.Tensor in the top-level module (test_lowering.Fn) with operands "
+                      "of per-sample shapes (3, 4, 4) and (3, 4, 4) (only x · s"),
+    (lambda x: x * F.adaptive_avg_pool2d(x, (4, 1)), "per-sample shapes (3, 4, 4) and (3, 4, 1)"),
+    (lambda x: x * 2.0, "aten.mul.Tensor"),
 ])
 def test_unsupported_arguments_are_refused(fn, text: str) -> None:
     with pytest.raises(UnsupportedOpError, match=None) as e:

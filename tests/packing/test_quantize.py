@@ -198,3 +198,20 @@ def test_percentile_calibration_clips_outliers() -> None:
     assert full[graph.input_value][1] == 1000.0
     assert clipped[graph.input_value][1] < 10.0
     assert calibrate(graph, [(calib[:8], None), (calib[8:], None)]) == full
+
+
+@pytest.mark.parametrize("tail, text", [
+    (nn.SiLU(), "op 0 (CONV2D with a fused silu, layer 0.weight) has no int8 kernel"),
+    (nn.Sequential(nn.MaxPool2d(2), nn.Hardsigmoid()), "op 2 (HARDSIGMOID) has no int8 kernel"),
+])
+def test_int8_refuses_the_float32_only_activations(tmp_path, tail, text: str) -> None:
+    """silu, sigmoid, hardswish, hardsigmoid and MUL_CHANNELS have float32 kernels only."""
+    from crisp_edge.errors import UnsupportedOpError
+    from crisp_edge.packing.pack import pack
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), tail)
+    with pytest.raises(UnsupportedOpError, match=r"int8: " + text.replace("(", r"\(")
+                       .replace(")", r"\)") + r".*pack this model without --int8"):
+        pack(model, torch.randn(2, 3, 8, 8), tmp_path / "q.crisp", int8=True,
+             calibration=torch.randn(4, 3, 8, 8))
+    assert not (tmp_path / "q.crisp").exists()

@@ -62,7 +62,10 @@ def test_conv2d_same_padding(pack_and_run, k, d) -> None:
     check(pack_and_run, nn.Conv2d(3, 4, k, padding="same", dilation=d), (2, 3, 9, 8))
 
 
-@pytest.mark.parametrize("act", [nn.ReLU(), nn.ReLU6()])
+ACTIVATIONS = [nn.ReLU(), nn.ReLU6(), nn.SiLU(), nn.Sigmoid(), nn.Hardswish(), nn.Hardsigmoid()]
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS, ids=lambda a: type(a).__name__)
 def test_conv_with_fused_activation(pack_and_run, act) -> None:
     torch.manual_seed(3)
     report = check(pack_and_run, nn.Sequential(nn.Conv2d(3, 4, 3), act), (2, 3, 6, 6), scale=8)
@@ -146,9 +149,40 @@ def test_add_relu_relu6(pack_and_run) -> None:
     assert report.fused_activations == 1  # relu6 into the first add; relu(x) stays an op
 
 
-@pytest.mark.parametrize("fn", [F.relu, F.relu6], ids=["relu", "relu6"])
+@pytest.mark.parametrize("fn", [F.relu, F.relu6, F.silu, torch.sigmoid, F.hardswish,
+                                F.hardsigmoid],
+                         ids=["relu", "relu6", "silu", "sigmoid", "hardswish", "hardsigmoid"])
 def test_standalone_activation(pack_and_run, fn) -> None:
     check(pack_and_run, Fn(fn), (2, 3, 5, 5), scale=8)
+
+
+@pytest.mark.parametrize("act", ACTIVATIONS[2:], ids=lambda a: type(a).__name__)
+def test_1_2_activations_fused_into_linear_and_add(pack_and_run, act) -> None:
+    """Fused on every op that carries one; the 1×1, dense and depthwise convs take the
+    optimised kernels (gemm, im2col, dwconv) and the linear the gemv."""
+    torch.manual_seed(7)
+    convs = nn.ModuleList([nn.Conv2d(3, 6, 1), nn.Conv2d(6, 6, 3, padding=1),
+                           nn.Conv2d(6, 6, 3, padding=1, groups=6), nn.Linear(6 * 25, 4)])
+
+    def net(x, c):
+        a = act(c[0](x))
+        b = act(c[2](act(c[1](a))))
+        return act(c[3](act(b + a).flatten(1)))
+
+    report = check(pack_and_run, Fn(net, convs), (2, 3, 5, 5), scale=4)
+    assert report.ops == 6 and report.fused_activations == 5
+
+
+@pytest.mark.parametrize("gate_first", [False, True])
+def test_squeeze_excite_product(pack_and_run, gate_first: bool) -> None:
+    torch.manual_seed(8)
+    convs = nn.ModuleList([nn.Conv2d(4, 2, 1), nn.Conv2d(2, 4, 1)])
+
+    def se(x, c):
+        s = torch.sigmoid(c[1](F.silu(c[0](x.mean((2, 3), keepdim=True)))))
+        return s * x if gate_first else x * s
+
+    check(pack_and_run, Fn(se, convs), (3, 4, 6, 7), scale=3)
 
 
 @pytest.mark.parametrize("shape, dim", [((2, 10), 1), ((2, 10), -1), ((2, 4, 3, 5), 1),

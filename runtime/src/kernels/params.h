@@ -15,6 +15,11 @@ typedef struct crisp_minmax_params {
     float output_max;
 } crisp_minmax_params;
 
+/* MUL_CHANNELS: y[c][i] = x[c][i] * s[c] over channels planes of plane elements. */
+typedef struct crisp_channels_params {
+    size_t channels, plane;
+} crisp_channels_params;
+
 typedef struct crisp_conv2d_params {
     size_t input_channels, input_height, input_width;
     size_t output_channels, output_height, output_width;

@@ -35,6 +35,12 @@ void crisp_f32_add__ref(size_t n, const float *a, const float *b, float *y,
                         const crisp_minmax_params *params);
 /* relu and relu6 as standalone ops. */
 void crisp_f32_clamp__ref(size_t n, const float *x, float *y, const crisp_minmax_params *params);
+/* The non-clamp activations (enum crisp_activation: silu, sigmoid, hardswish,
+ * hardsigmoid), fused or standalone; y may be x. */
+void crisp_f32_activation__ref(size_t n, const float *x, float *y, uint32_t activation);
+/* Elements [begin, end) of MUL_CHANNELS: x (C, plane) times s (C). */
+void crisp_f32_mul_channels__ref(const crisp_channels_params *params, const float *x,
+                                 const float *s, float *y, size_t begin, size_t end);
 void crisp_f32_maxpool2d__ref(const crisp_pool2d_params *params, const float *input,
                               float *output);
 void crisp_f32_avgpool2d__ref(const crisp_pool2d_params *params, const float *input,
