@@ -39,46 +39,44 @@ void crisp_qs8_dwconv_ukernel__avx512vnni(const crisp_qs8_dwconv_plane *pl, cons
     size_t off[2 * CRISP_QS8_DWCONV_MAX_PAIRS];
     int32_t wp[CRISP_QS8_DWCONV_MAX_PAIRS];
     const size_t np = crisp_qs8_dwconv_pairs(pl, w, off, wp);
-    {
-        for (size_t oy = 0; oy < pl->output_height; oy++) {
-            int8_t *o = out + oy * ow;
-            const int16_t *base_row = pl->phases + oy * pl->stride_height * pl->phase_stride;
-            for (size_t ox0 = 0; ox0 < ow; ox0 += 32) {
-                const int16_t *base = base_row + ox0;
-                const size_t n = ow - ox0 < 32 ? ow - ox0 : 32;
-                if (n > 16) {
-                    __m512i a0 = _mm512_set1_epi32(bias), a1 = a0;
-                    for (size_t p = 0; p < np; p++) {
-                        const __m512i x0 = _mm512_loadu_si512((const void *)(base + off[2 * p]));
-                        const __m512i x1 = _mm512_loadu_si512((const void *)(base + off[2 * p + 1]));
-                        const __m512i wv = _mm512_set1_epi32(wp[p]);
-                        a0 = _mm512_dpwssd_epi32(a0, _mm512_unpacklo_epi16(x0, x1), wv);
-                        a1 = _mm512_dpwssd_epi32(a1, _mm512_unpackhi_epi16(x0, x1), wv);
-                    }
-                    const __m128i r0 = _mm512_cvtsepi32_epi8(requant(a0, multiplier, q));
-                    const __m128i r1 = _mm512_cvtsepi32_epi8(requant(a1, multiplier, q));
-                    int8_t r[32];
-                    _mm_storeu_si128((__m128i *)(void *)r, _mm_unpacklo_epi32(r0, r1));
-                    _mm_storeu_si128((__m128i *)(void *)(r + 16), _mm_unpackhi_epi32(r0, r1));
-                    memcpy(o + ox0, r, n);
-                } else {
-                    __m256i a0 = _mm256_set1_epi32(bias), a1 = a0;
-                    for (size_t p = 0; p < np; p++) {
-                        const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(base + off[2 * p]));
-                        const __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(base + off[2 * p + 1]));
-                        const __m256i wv = _mm256_set1_epi32(wp[p]);
-                        a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), wv));
-                        a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), wv));
-                    }
-                    /* packs work per lane too: lane l = pixels 8 l .. 8 l + 7 in order. */
-                    const __m256i r16 = _mm256_packs_epi32(crisp_qs8_requant_avx2(a0, multiplier, q),
-                                                           crisp_qs8_requant_avx2(a1, multiplier, q));
-                    int8_t r[16];
-                    _mm_storeu_si128((__m128i *)(void *)r,
-                                     _mm_packs_epi16(_mm256_castsi256_si128(r16),
-                                                     _mm256_extracti128_si256(r16, 1)));
-                    memcpy(o + ox0, r, n);
+    for (size_t oy = 0; oy < pl->output_height; oy++) {
+        int8_t *o = out + oy * ow;
+        const int16_t *base_row = pl->phases + oy * pl->stride_height * pl->phase_stride;
+        for (size_t ox0 = 0; ox0 < ow; ox0 += 32) {
+            const int16_t *base = base_row + ox0;
+            const size_t n = ow - ox0 < 32 ? ow - ox0 : 32;
+            if (n > 16) {
+                __m512i a0 = _mm512_set1_epi32(bias), a1 = a0;
+                for (size_t p = 0; p < np; p++) {
+                    const __m512i x0 = _mm512_loadu_si512((const void *)(base + off[2 * p]));
+                    const __m512i x1 = _mm512_loadu_si512((const void *)(base + off[2 * p + 1]));
+                    const __m512i wv = _mm512_set1_epi32(wp[p]);
+                    a0 = _mm512_dpwssd_epi32(a0, _mm512_unpacklo_epi16(x0, x1), wv);
+                    a1 = _mm512_dpwssd_epi32(a1, _mm512_unpackhi_epi16(x0, x1), wv);
                 }
+                const __m128i r0 = _mm512_cvtsepi32_epi8(requant(a0, multiplier, q));
+                const __m128i r1 = _mm512_cvtsepi32_epi8(requant(a1, multiplier, q));
+                int8_t r[32];
+                _mm_storeu_si128((__m128i *)(void *)r, _mm_unpacklo_epi32(r0, r1));
+                _mm_storeu_si128((__m128i *)(void *)(r + 16), _mm_unpackhi_epi32(r0, r1));
+                memcpy(o + ox0, r, n);
+            } else {
+                __m256i a0 = _mm256_set1_epi32(bias), a1 = a0;
+                for (size_t p = 0; p < np; p++) {
+                    const __m256i x0 = _mm256_loadu_si256((const __m256i *)(const void *)(base + off[2 * p]));
+                    const __m256i x1 = _mm256_loadu_si256((const __m256i *)(const void *)(base + off[2 * p + 1]));
+                    const __m256i wv = _mm256_set1_epi32(wp[p]);
+                    a0 = _mm256_add_epi32(a0, _mm256_madd_epi16(_mm256_unpacklo_epi16(x0, x1), wv));
+                    a1 = _mm256_add_epi32(a1, _mm256_madd_epi16(_mm256_unpackhi_epi16(x0, x1), wv));
+                }
+                /* packs work per lane too: lane l = pixels 8 l .. 8 l + 7 in order. */
+                const __m256i r16 = _mm256_packs_epi32(crisp_qs8_requant_avx2(a0, multiplier, q),
+                                                       crisp_qs8_requant_avx2(a1, multiplier, q));
+                int8_t r[16];
+                _mm_storeu_si128((__m128i *)(void *)r,
+                                 _mm_packs_epi16(_mm256_castsi256_si128(r16),
+                                                 _mm256_extracti128_si256(r16, 1)));
+                memcpy(o + ox0, r, n);
             }
         }
     }
