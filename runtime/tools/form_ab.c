@@ -16,6 +16,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_stats.h"
 #include "crisp.h"
 
 #define MAX_FORMS 4
@@ -26,11 +27,6 @@ static double now(void) {
     struct timespec t;
     clock_gettime(clock_id, &t);
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
-
-static int by_value(const void *a, const void *b) {
-    const double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
 }
 
 #define USAGE                                                                               \
@@ -107,14 +103,15 @@ int main(int argc, char **argv) {
             const int i = (r + k) % count;
             const double t0 = now();
             if (crisp_session_run(s[i], x, nx, y[i], ny) != CRISP_OK) return fail(forms[i]);
-            t[i][r] = now() - t0;
+            t[i][r] = (now() - t0) * 1e3;
         }
     printf("%s, %u thread(s), %d runs each, %s, forms interleaved:\n", path, threads, runs,
            clock_id == CLOCK_MONOTONIC ? "wall time" : "process CPU time");
     double first = 0;
     for (int i = 0; i < count; i++) {
-        qsort(t[i], (size_t)runs, sizeof t[i][0], by_value);
-        const double median = t[i][runs / 2] * 1e3, p90 = t[i][runs * 9 / 10] * 1e3;
+        bench_stats st; /* crisp-bench's statistics: nearest-rank percentiles */
+        bench_summarise(t[i], (size_t)runs, &st);
+        const double median = st.median_ms, p90 = st.p90_ms;
         if (i == 0) first = median;
         double diff = 0;
         for (size_t j = 0; j < ny; j++) diff = fmax(diff, fabs((double)y[i][j] - y[0][j]));
