@@ -3,8 +3,11 @@ architecture, the dense zoo model (seed 0) is packed int8 by crisp and quantized
 ``onnxruntime.quantization.quantize_static`` (QDQ, per-channel symmetric int8 weights, int8
 activations) from the same calibration images; both run beside their float32 versions and the
 hybrid int8 @90 % model of bench/int8_bench.py, in one process, on the same input, timed in
-interleaved rounds (1 thread) or alternating blocks (more). Prints median latencies and each
-system's speed-up over the fastest float32 dense system (ONNX Runtime or crisp).
+interleaved rounds (1 thread) or alternating blocks (more). TFLite (the LiteRT interpreter and
+its XNNPACK delegate) runs too when the `peers` extra is installed: float32 converted by
+litert-torch, int8 by litert-torch's PT2E quantizer (per-channel symmetric weights, int8
+activations) calibrated on the same images. Prints median latencies and each system's speed-up
+over the fastest float32 dense system.
 
     python bench/int8_peer_bench.py [--archs resnet50,mobilenet_v2] [--threads 1,2]
                                     [--runs 30] [--workdir bench-results/int8]
@@ -75,6 +78,58 @@ def build(arch: str, workdir: Path) -> dict[str, Path]:
     return paths
 
 
+def tflite_int8(arch: str, workdir: Path, threads: int, x: np.ndarray) -> Any:
+    """TFLite's statically quantized model of the same weights, as a callable on ``x``; None
+    when litert-torch or the LiteRT interpreter is not installed. The converter gives the
+    .tflite int8 input and output tensors, so ``x`` is quantized once here with the input's
+    scale and zero point (crisp's int8 model quantizes its float input inside the timed call:
+    one pass over 150 K values, ≈ 0.05 ms)."""
+    try:
+        from ai_edge_litert.interpreter import Interpreter
+    except ImportError as e:
+        print(f"  TFLite skipped: {e}; pip install '.[peers]'", flush=True)
+        return None
+    path = workdir / f"{arch}-dense-int8.tflite"
+    if not path.is_file():
+        import torch
+        try:
+            import litert_torch
+            from litert_torch.quantize import pt2e_quantizer
+            from litert_torch.quantize.quant_config import QuantConfig
+            from torchao.quantization.pt2e import quantize_pt2e
+        except ImportError as e:
+            print(f"  TFLite int8 skipped: {e}; pip install '.[peers]'", flush=True)
+            return None
+        import crisp_edge.models.zoo as zoo
+
+        torch.manual_seed(0)
+        model = getattr(zoo, arch)(num_classes=1000).eval()
+        example = (torch.zeros(1, 3, 224, 224),)
+        quantizer = pt2e_quantizer.PT2EQuantizer().set_global(
+            pt2e_quantizer.get_symmetric_quantization_config(is_per_channel=True,
+                                                             is_dynamic=False))
+        graph = quantize_pt2e.prepare_pt2e(torch.export.export(model, example).module(),
+                                           quantizer)
+        cal = calibration_images()
+        with torch.no_grad():
+            for i in range(len(cal)):
+                graph(torch.from_numpy(cal[i:i + 1]))
+        graph = quantize_pt2e.convert_pt2e(graph, fold_quantize=False)
+        litert_torch.convert(graph, example, quant_config=QuantConfig(
+            pt2e_quantizer=quantizer)).export(str(path))
+    interp = Interpreter(model_path=str(path), num_threads=threads)
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    scale, zero = inp["quantization"]
+    q = np.clip(np.round(x / scale) + zero, -128, 127).astype(inp["dtype"]) if scale else x
+
+    def run() -> Any:
+        interp.set_tensor(inp["index"], q)
+        interp.invoke()
+        return interp.get_tensor(out["index"])
+    return run
+
+
 def ort_session(path: Path, threads: int) -> Any:
     import onnxruntime as ort
 
@@ -90,7 +145,8 @@ def main() -> None:
     import importlib.util
 
     from crisp_edge import runtime
-    from crisp_edge.measure.peerbench import System, summary, time_blocks, time_interleaved
+    from crisp_edge.measure.peerbench import (PeerUnavailableError, System, summary,
+                                              time_blocks, time_interleaved, tflite_peer)
 
     spec = importlib.util.spec_from_file_location("int8_bench", Path(__file__).with_name(
         "int8_bench.py"))
@@ -118,9 +174,22 @@ def main() -> None:
                                                                               "ort int8")}
             systems = [System(n, lambda m=m: m.run(x)) for n, m in models.items()]
             systems += [System(n, lambda s=s: s.run(None, {"x": x})) for n, s in sessions.items()]
+            try:
+                import torch
+
+                import crisp_edge.models.zoo as zoo
+                torch.manual_seed(0)
+                dense = getattr(zoo, arch)(num_classes=1000).eval()
+                systems.append(System("tflite fp32", tflite_peer(dense, x, threads, a.workdir,
+                                                                 f"{arch}-dense")))
+            except PeerUnavailableError as e:
+                print(f"  TFLite fp32 skipped: {e}", flush=True)
+            tfl8 = tflite_int8(arch, a.workdir, threads, x)
+            if tfl8 is not None:
+                systems.append(System("tflite int8", tfl8))
             (time_blocks if threads > 1 else time_interleaved)(systems, a.warmup, a.runs)
             med = {s.name: summary(s.times_ms)["median_ms"] for s in systems}
-            fastest_fp32 = min(med["crisp fp32"], med["ort fp32"])
+            fastest_fp32 = min(ms for name, ms in med.items() if "fp32" in name)
             print(f"{arch}, {threads} thread(s); × = fastest fp32 dense "
                   f"({fastest_fp32:.2f} ms) / system", flush=True)
             for name, ms in med.items():

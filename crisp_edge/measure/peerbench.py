@@ -230,10 +230,10 @@ def tflite_peer(model: Any, x: np.ndarray, threads: int, workdir: Path,
 # ----------------------------------------------------------------------------- memory
 
 def crisp_bench_run(crisp_bench: Path, model_path: Path, threads: int
-                    ) -> tuple[float, list[dict[str, Any]]] | None:
+                    ) -> tuple[float, float, list[dict[str, Any]]] | None:
     """``crisp-bench --profile`` on ``model_path``: its peak resident memory in MB (the
-    footprint a board sees, without Python; it reads its own VmHWM) and where the time goes
-    per op kind and kernel. None when the tool is not built."""
+    footprint a board sees, without Python; it reads its own VmHWM), its load time in ms and
+    where the time goes per op kind and kernel. None when the tool is not built."""
     if not crisp_bench.is_file():
         return None
     out = subprocess.run([str(crisp_bench), str(model_path), "--threads", str(threads),
@@ -241,8 +241,9 @@ def crisp_bench_run(crisp_bench: Path, model_path: Path, threads: int
                          capture_output=True, text=True, timeout=600)
     if out.returncode != 0:
         raise RuntimeError(f"crisp-bench failed on {model_path}: {out.stderr.strip()}")
-    result = json.loads(out.stdout)["models"][0]["results"][0]
-    return result["peak_rss_kb"] / 1024.0, result.get("profile", [])
+    model = json.loads(out.stdout)["models"][0]
+    result = model["results"][0]
+    return result["peak_rss_kb"] / 1024.0, model["load_ms"], result.get("profile", [])
 
 
 # ----------------------------------------------------------------------------- the run
@@ -334,11 +335,12 @@ def bench_arch(arch: str, args: Options, workdir: Path) -> list[dict[str, Any]]:
                    runtime.kernel_isa(), "file_bytes": info["file_bytes"], "arena_bytes":
                    info["arena_bytes"], "macs": info["macs"], "effective_macs":
                    info["effective_macs"], "skipped": skipped, "max_rel_diff": agree,
-                   "systems": {sys_.name: summary(sys_.times_ms) for sys_ in systems + peers}}
+                   "systems": {sys_.name: summary(sys_.times_ms) for sys_ in systems + peers},
+                   "op_kernels": crisp.op_kernels()}
             measured = crisp_bench_run(Path(args.crisp_bench), path, threads) \
                 if args.crisp_bench else None
             if measured is not None:
-                row["peak_rss_mb"], row["profile"] = measured
+                row["peak_rss_mb"], row["load_ms"], row["profile"] = measured
                 row["memory_bound_mb"] = (info["file_bytes"] + 2 * info["arena_bytes"]) / 2**20 + 16
             rows.append(row)
             print(f"[bench] {arch} {round(100 * s)} % V={v} threads={threads}: " + ", ".join(
@@ -363,8 +365,8 @@ RESNET50_LAYERS = (
 
 def layer_bench(args: Options, workdir: Path) -> list[dict[str, Any]]:
     """Each ResNet-50 conv shape as a one-layer model: dense, and hybrid at each density, on
-    one thread; dense-equivalent GFLOP/s = 2 · dense MACs / time. The target (issue 5): a hybrid
-    layer at density d reaches >= 50 % of (best dense GFLOP/s / d)."""
+    one thread; dense-equivalent GFLOP/s = 2 · dense MACs / time. The target (issue 5): a
+    hybrid layer at density d reaches >= 50 % of (best dense GFLOP/s / d)."""
     import torch
 
     from crisp_edge import runtime

@@ -112,12 +112,25 @@ def test_report_checks_the_targets_against_the_fastest_peer() -> None:
                    _row("resnet50", 0.0, 60.0, {"torch": 54.0, "onnxruntime": 40.0}, dense=60.0),
                    _row("resnet50", 0.9, 9.0, {"torch": 54.0, "onnxruntime": 40.0}),
                    _row("mobilenet_v2", 0.9, 3.0, {"onnxruntime": 5.1, "torch": 12.0})]}
+    v4 = _row("resnet50", 0.9, 9.0, {"onnxruntime": 40.0})
+    v4["shared_rows"] = 4  # 4.44×: meets per-row's 4× but not V=4's 5×
+    v4["systems"]["crisp hybrid"]["p90_ms"] = 11.0  # 1.22 × the median at 2 threads
+    v4["load_ms"] = 12.4
+    v4["op_kernels"] = ["gemm", "spmm", "spmm", "spmm (filled)", "dwconv", "gemv (expanded)",
+                        "reference"]
+    results["rows"].append(v4)
     checks = {name: met for name, _, met in targets(results)}
     assert checks["resnet50 90 %, 2 thr: crisp ≥ 4× faster than the fastest dense peer"]
+    assert not checks["resnet50 90 % V=4, 2 thr: crisp ≥ 5× faster than the fastest dense peer"]
     assert not checks["mobilenet_v2 90 %, 2 thr: crisp ≥ 2× faster than the fastest dense peer"]
     assert checks["resnet50 dense, 2 thr: crisp within 1.5× of the fastest peer"] is True
+    assert checks["resnet50 90 %, 2 thr: crisp sparse ≥ 1.0× crisp dense"]
+    assert "mobilenet_v2 90 %, 2 thr: crisp sparse ≥ 1.0× crisp dense" not in checks  # no dense
+    assert checks["resnet50 90 %, 2 thr: crisp p90 ≤ 1.15 × median"]
+    assert not checks["resnet50 90 % V=4, 2 thr: crisp p90 ≤ 1.15 × median"]
     text = render(results)
     assert "4.44× (onnxruntime)" in text and "- tflite: not installed" in text
+    assert "| 12 ms | runs 2 · filled 1 · expanded 1 · dense 1 |" in text
     json.dumps(results)
 
 
