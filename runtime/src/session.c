@@ -51,6 +51,13 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
                                             : choice == CRISP_HYBRID_FILLED ? "reference (filled)"
                                                                             : "reference")
                                          : crisp_fast_path_name(o->fast.path, choice);
+    /* Ops without a conv fast path that still run a microkernel list with the
+     * fast kernels on (src/dispatch.c): name the list, not "reference". */
+    if (s->fast != NULL && o->fast.path == CRISP_FAST_NONE) {
+        if (o->kind == CRISP_OP_QUANTIZE) kernel = "quantize";
+        if (o->dtype == CRISP_DTYPE_I8 && o->kind == CRISP_OP_ADD) kernel = "qs8_add";
+        if (o->dtype == CRISP_DTYPE_I8 && o->kind == CRISP_OP_MAX_POOL2D) kernel = "qs8_maxpool";
+    }
     *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel, o->macs, executed,
                               s->op_calls[op], s->op_seconds[op]};
     return CRISP_OK;
