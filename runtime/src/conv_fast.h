@@ -33,10 +33,10 @@ size_t crisp_fast_tap_segments(const crisp_conv2d_params *p, size_t ky, size_t k
                                size_t np, crisp_tap_segment *out);
 
 /* int8 ops (src/conv_fast_qs8.c): the plan (path NONE where only the
- * reference kernels apply) and the work items, as below. */
+ * reference kernels apply) and the work items, as below (held_tile too). */
 crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op);
 void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *x, int8_t *y,
-                        size_t begin, size_t end, float *scratch);
+                        size_t begin, size_t end, float *scratch, size_t *held_tile);
 
 /* Work items [begin, end) of the op's plan; scratch holds plan.scratch_floats
  * floats private to the calling thread, *held_tile the pixel tile whose patch

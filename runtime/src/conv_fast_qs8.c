@@ -219,7 +219,7 @@ static void linear_run(size_t rows, size_t entries, const uint32_t *column, cons
 }
 
 void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *x, int8_t *y,
-                        size_t begin, size_t end, float *scratch) {
+                        size_t begin, size_t end, float *scratch, size_t *held_tile) {
     const crisp_qs8_kernels *k = crisp_qs8_kernels_best();
     const crisp_fast_plan *f = &op->fast;
     const int linear = op->kind == CRISP_OP_LINEAR;
@@ -257,7 +257,12 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
         const size_t t = item / f->units, u0 = item % f->units;
         const size_t stop = min_size(end, (t + 1) * f->units), u1 = u0 + (stop - item);
         const size_t p0 = t * nt, np = min_size(nt, pixels - p0);
-        if (!f->direct) im2col(p, x, tile, p0, np, nt, (int8_t)q->input_zero_point);
+        /* With several threads an op is cut into more chunks than it has tiles,
+         * and a thread often runs several chunks of one tile: build it once. */
+        if (!f->direct && *held_tile != t) {
+            im2col(p, x, tile, p0, np, nt, (int8_t)q->input_zero_point);
+            *held_tile = t;
+        }
         const int8_t *b = f->direct ? x + p0 : tile;
         const size_t b_stride = f->direct ? pixels : nt;
         if (f->path == CRISP_FAST_QS8_GEMM) {
