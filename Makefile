@@ -143,13 +143,16 @@ demo: venv
 clean:
 	rm -rf build demo-output
 
-# Kernel benchmark against the peer runtimes (docs/benchmarks.md): installs the `peers`
-# extra (ONNX Runtime, LiteRT + litert-torch) first; long (tens of minutes). Arguments via
-# BENCH_ARGS, e.g. BENCH_ARGS="--archs resnet50 --threads 2" or BENCH_ARGS=--quick.
+# Kernel benchmark against the peer runtimes (docs/benchmarks.md), then int8 against ONNX
+# Runtime's and TFLite's int8 (docs/int8-peers.md): installs the `peers` extra (ONNX Runtime,
+# LiteRT + litert-torch) first; long (tens of minutes). Arguments via BENCH_ARGS, e.g.
+# BENCH_ARGS="--archs resnet50 --threads 2" or BENCH_ARGS=--quick, and BENCH_INT8_ARGS.
 .PHONY: bench
 bench: venv build-native
 	$(PY) -m pip install -q -e ".[peers]" --no-build-isolation
 	$(VENV)/bin/crisp-edge peerbench --crisp-bench $(CURDIR)/build/native/runtime/crisp-bench $(BENCH_ARGS)
+	CRISP_LIBRARY=$(CURDIR)/build/native/runtime/libcrisp.so $(PY) bench/int8_peer_bench.py \
+	  --out docs/int8-peers.md $(BENCH_INT8_ARGS)
 
 # Microkernel benchmark (runtime/README.md, "Measuring"): every variant of every kernel list
 # this CPU supports, GFLOP/s on ResNet-50 layer shapes; about ten seconds. Arguments via

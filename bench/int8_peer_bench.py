@@ -11,11 +11,19 @@ over the fastest float32 dense system.
 
     python bench/int8_peer_bench.py [--archs resnet50,mobilenet_v2] [--threads 1,2]
                                     [--runs 30] [--workdir bench-results/int8]
+                                    [--out docs/int8-peers.md]
+
+``--out`` writes the table as Markdown and every timing as JSON beside it (``make bench`` runs
+this after the float32 peer benchmark).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import platform
+import sys
+import time
 from pathlib import Path
 from typing import Any
 
@@ -160,7 +168,11 @@ def main() -> None:
     p.add_argument("--runs", type=int, default=30)
     p.add_argument("--warmup", type=int, default=3)
     p.add_argument("--workdir", type=Path, default=Path("bench-results/int8"))
+    p.add_argument("--out", type=Path, default=None,
+                   help="Markdown report (and .json beside it); default: print only")
     a = p.parse_args()
+    started = time.monotonic()
+    rows: list[dict[str, Any]] = []
     a.workdir.mkdir(parents=True, exist_ok=True)
     x = np.random.default_rng(0).standard_normal((1, 3, 224, 224)).astype(np.float32)
     for arch in a.archs.split(","):
@@ -188,12 +200,71 @@ def main() -> None:
             if tfl8 is not None:
                 systems.append(System("tflite int8", tfl8))
             (time_blocks if threads > 1 else time_interleaved)(systems, a.warmup, a.runs)
-            med = {s.name: summary(s.times_ms)["median_ms"] for s in systems}
+            times = {s.name: summary(s.times_ms) for s in systems}
+            rows.append({"arch": arch, "threads": threads, "systems": times})
+            med = {name: t["median_ms"] for name, t in times.items()}
             fastest_fp32 = min(ms for name, ms in med.items() if "fp32" in name)
             print(f"{arch}, {threads} thread(s); × = fastest fp32 dense "
                   f"({fastest_fp32:.2f} ms) / system", flush=True)
             for name, ms in med.items():
                 print(f"  {name:24} {ms:9.2f} ms  {fastest_fp32 / ms:5.2f}×", flush=True)
+    if a.out is not None:
+        command = "python bench/int8_peer_bench.py " + " ".join(sys.argv[1:])
+        results = {"command": command, "machine": platform.machine(), "rows": rows,
+                   "wall_time_s": time.monotonic() - started, "versions": versions()}
+        a.out.parent.mkdir(parents=True, exist_ok=True)
+        a.out.with_suffix(".json").write_text(json.dumps(results, indent=1) + "\n")
+        a.out.write_text(markdown(results))
+        print(f"wrote {a.out} and {a.out.with_suffix('.json')}", flush=True)
+
+
+# The columns of the report, in order: (system name in the rows, column title).
+COLUMNS = (("crisp fp32", "crisp fp32"), ("ort fp32", "ORT fp32"), ("tflite fp32", "TFLite fp32"),
+           ("ort int8", "ORT int8"), ("tflite int8", "TFLite int8"), ("crisp int8", "crisp int8"),
+           ("crisp int8 @90 % V=4", "crisp int8 @90 % V=4"))
+
+
+def versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("crisp-edge", "onnxruntime", "ai-edge-litert", "litert-torch"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The table: each cell median (p90) ms and × = the fastest float32 dense system's median
+    over this one's."""
+    lines = ["# int8 against the peers' int8 and float32 (generated)", "",
+             "Written by `bench/int8_peer_bench.py` (`make bench`); the reading is in "
+             "[int8-benchmark.md](int8-benchmark.md).", "",
+             f"Command: `{results['command']}`", "",
+             f"Machine: {results['machine']}; " + ", ".join(
+                 f"{k} {v}" for k, v in results["versions"].items()) + ".", "",
+             "Batch 1, 224×224, the same input for every system, timed in one process "
+             "(interleaved single calls at 1 thread, back-to-back blocks in two passes of "
+             "opposite order at more). Cell: median (p90) ms, and × = the fastest float32 "
+             "dense system's median / this system's. Dense models are the zoo's (seed 0); "
+             "`crisp int8 @90 % V=4` is bench/int8_bench.py's hybrid model. TFLite's int8 model "
+             "takes and returns int8 tensors (its converter's choice), so its input is "
+             "quantized once outside the timed call; crisp's int8 model quantizes inside it.",
+             "", "| model | threads | " + " | ".join(t for _, t in COLUMNS) + " |",
+             "|---|---:|" + "---:|" * len(COLUMNS)]
+    for r in results["rows"]:
+        times = r["systems"]
+        fastest = min(t["median_ms"] for n, t in times.items() if "fp32" in n)
+        cells = []
+        for name, _ in COLUMNS:
+            t = times.get(name)
+            cells.append("–" if t is None else f"{t['median_ms']:.2f} ({t['p90_ms']:.2f}) "
+                         f"{fastest / t['median_ms']:.2f}×")
+        lines.append(f"| {r['arch']} | {r['threads']} | " + " | ".join(cells) + " |")
+    lines += ["", f"Total benchmark time: {results['wall_time_s']:.0f} s.", ""]
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
