@@ -1,5 +1,6 @@
 /* int8 ops on the optimised microkernels: hybrid-sparse convs (groups = 1)
- * and linears on the int8 sparse-run kernels (src/kernels/qs8_spmm.inc), and
+ * and linears on the int8 sparse-run kernels (src/kernels/qs8_spmm.inc),
+ * dense linears on the int8 GEMV kernels (src/kernels/qs8_gemv.inc), and
  * dense convs (groups = 1) on the same kernels as runs of four rows that
  * keep every column (the weight panels of src/pack.c),
  * with the float path's structure (src/conv_fast.c): output pixels cut into
@@ -88,6 +89,16 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
         f.units = c->output_channels;
         f.tiles = 1;
         f.scratch_floats = (dw_plane_elements(c) * sizeof(int16_t) + 3) / 4;
+        return f;
+    }
+    if (op->kind == CRISP_OP_LINEAR &&
+        m->tensors[op->weight].encoding == CRISP_ENCODING_DENSE_I8) {
+        /* Batch 1: a GEMV over the file's row-major weights, in place (no
+         * packed copy); a work item is one call's MR rows. */
+        f.path = CRISP_FAST_QS8_GEMV;
+        f.units = (op->k.qlinear.output_features + k->gemv_mr - 1) / k->gemv_mr;
+        f.tiles = f.tile_pixels = 1;
+        f.k = op->k.qlinear.input_features;
         return f;
     }
     if (m->tensors[op->weight].encoding == CRISP_ENCODING_HYBRID_I8) {
@@ -235,6 +246,17 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
                 dw_phases(p, x + c * plane, q->input_zero_point, (int16_t *)(void *)scratch);
             k->dwconv(&pl, m->tensors[op->weight].q + c * taps, q->bias[c], q->multiplier[c],
                       y + c * pixels, q);
+        }
+        return;
+    }
+    if (f->path == CRISP_FAST_QS8_GEMV) {
+        const size_t mr = k->gemv_mr, rows = op->k.qlinear.output_features;
+        const int8_t *w = m->tensors[op->weight].q;
+        for (size_t unit = begin; unit < end; unit++) {
+            const size_t r0 = unit * mr;
+            crisp_qs8_requant qr = *q;
+            qr.bias += r0, qr.multiplier += r0, qr.weight_sum += r0;
+            k->gemv(min_size(mr, rows - r0), f->k, w + r0 * f->k, f->k, x, y + r0, &qr);
         }
         return;
     }

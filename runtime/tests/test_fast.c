@@ -131,6 +131,17 @@ typedef struct qs8_spmm_variant {
     size_t nr;
 } qs8_spmm_variant;
 #define CRISP_QS8_SPMM(tier, name, nr) {#tier, #name, name, nr},
+typedef struct qs8_gemv_variant {
+    const char *isa, *name;
+    crisp_qs8_gemv_ukernel_fn fn;
+    size_t mr;
+} qs8_gemv_variant;
+#define CRISP_QS8_GEMV(tier, name, mr) {#tier, #name, name, mr},
+static const qs8_gemv_variant qs8_gemvs[] = {
+#include "kernels/qs8_gemv.inc"
+};
+#undef CRISP_QS8_GEMV
+
 static const qs8_spmm_variant qs8_spmms[] = {
 #include "kernels/qs8_spmm.inc"
 };
@@ -296,6 +307,60 @@ static void test_qs8_spmm(const qs8_spmm_variant *v, unsigned *rng) {
         CHECK(ok, "%s: rows %zu nc %zu entries %zu z_x %d z_y %d", v->name, rows, nc, entries,
               (int)q.input_zero_point, (int)q.output_zero_point);
         free(col), free(w), free(b), free(bias), free(wsum), free(mult), free(c);
+    }
+}
+
+/* int8 dense GEMV calls, bitwise against the reference kernel
+ * (crisp_qs8_linear__ref over the same rows): K odd, below the vector
+ * widths and off multiples of 4 and 64, mr below MR, zero points at the
+ * edges, weights and x with their edge values likely and, in some calls,
+ * all at +-127 / -128 so the int32 sums reach their extremes (one call has
+ * 255 x sum |q_w| near INT32_MAX), per-channel multipliers from unsaturated
+ * to saturating, relu and relu6 ranges. x and the last weight row end their
+ * buffers, so a read past kc shows under ASan; y past mr stays untouched. */
+static void test_qs8_gemv(const qs8_gemv_variant *v, unsigned *rng) {
+    static const size_t sizes[] = {1, 3, 4, 5, 15, 16, 17, 31, 63, 64, 65, 127, 200, 1001};
+    for (int trial = 0; trial < 200; trial++) {
+        const size_t mr = (size_t)check_rand_int(rng, 1, (int)v->mr);
+        const int huge = trial == 28; /* 255 x 127 x 66000 ~ 2^31 */
+        const size_t kc = trial < 28 ? sizes[trial % 14]
+                          : huge     ? 66000
+                                     : (size_t)check_rand_int(rng, 1, 2100);
+        const int extreme = huge || trial % 7 == 3;
+        int8_t *x = malloc(kc), *w = malloc(mr * kc);
+        int32_t bias[8], wsum[8] = {0};
+        float mult[8];
+        for (size_t k = 0; k < kc; k++)
+            x[k] = extreme ? (int8_t)(trial % 2 ? 127 : -128) : (int8_t)edgy_q(rng, -128);
+        for (size_t r = 0; r < mr; r++) {
+            for (size_t k = 0; k < kc; k++) {
+                const int8_t q = extreme ? (int8_t)(r % 2 ? -127 : 127) : (int8_t)edgy_q(rng, -128);
+                w[r * kc + k] = q;
+                wsum[r] += q;
+            }
+            bias[r] = huge ? 0 : check_rand_int(rng, -1000000, 1000000);
+            /* 2^-30 .. 2^-4 per channel: from unsaturated to saturating. */
+            mult[r] = ldexpf(1.0f + check_rand_float(rng) * 0.5f,
+                             -check_rand_int(rng, 4, huge ? 30 : 20));
+        }
+        crisp_qs8_linear_params p = {kc, mr, {edgy_q(rng, -128), edgy_q(rng, -128), -128, 127,
+                                              bias, mult, wsum}};
+        crisp_qs8_requant *q = &p.q;
+        if (huge) q->input_zero_point = 127; /* x - z_x = -255 throughout */
+        if (trial % 3 == 1) q->output_min = q->output_zero_point; /* relu */
+        if (trial % 3 == 2)                                         /* relu6 */
+            q->output_min = q->output_zero_point,
+            q->output_max = q->output_zero_point + 40 < 127 ? q->output_zero_point + 40 : 127;
+        int8_t want[8], got[8];
+        crisp_qs8_linear__ref(&p, x, w, want, 0, mr);
+        memset(got, 0x5A, sizeof got);
+        v->fn(mr, kc, w, kc, x, got, q);
+        int ok = memcmp(got, want, mr) == 0;
+        for (size_t r = mr; r < 8; r++) ok &= got[r] == 0x5A;
+        CHECK(ok, "%s: mr %zu kc %zu z_x %d z_y %d range %d..%d", v->name, mr, kc,
+              (int)q->input_zero_point, (int)q->output_zero_point, (int)q->output_min,
+              (int)q->output_max);
+        free(x), free(w);
     }
 }
 
@@ -481,6 +546,9 @@ static void microkernels(void) {
     for (size_t i = 0; i < COUNT(qs8_spmms); i++)
         if (crisp_isa_supported(qs8_spmms[i].isa)) test_qs8_spmm(&qs8_spmms[i], &rng);
         else skipped++;
+    for (size_t i = 0; i < COUNT(qs8_gemvs); i++)
+        if (crisp_isa_supported(qs8_gemvs[i].isa)) test_qs8_gemv(&qs8_gemvs[i], &rng);
+        else skipped++;
 }
 
 /* ---- Part 2: conv layers, optimised session vs reference session ---- */
@@ -659,22 +727,23 @@ static void layers(void) {
     }
 }
 
-/* int8 hybrid conv, dense conv and hybrid linear layers (QUANTIZE -> layer
+/* int8 hybrid and dense conv, hybrid and dense linear layers (QUANTIZE -> layer
  * -> DEQUANTIZE), optimised session (1 and 3 threads) vs reference session:
  * bitwise equal. Zero points at the edges, output scales from unsaturated to
  * saturating, per-row and row-shared N:M, partial blocks, 1x1 convs read in
- * place, channel counts off the 4-row panels. */
+ * place, channel counts off the 4-row panels and the GEMV's rows per call, odd K. */
 static void qs8_layers(void) {
     unsigned rng = 1616;
     static const float out_scales[3] = {0.5f, 0.05f, 0.002f};
-    for (int i = 0; i < 56; i++) {
-        const int linear = i % 5 == 4, dense = !linear && i % 7 >= 5;
-        const int depthwise = dense && i % 2 == 0; /* groups = channels */
+    for (int i = 0; i < 66; i++) {
+        const int gemv = i >= 56; /* dense linears (qs8_gemv), any K */
+        const int linear = gemv || i % 5 == 4, dense = gemv || (!linear && i % 7 >= 5);
+        const int depthwise = !linear && dense && i % 2 == 0; /* groups = channels */
         naive_conv c;
         memset(&c, 0, sizeof c);
         if (linear) {
             c.kh = c.kw = c.sh = c.sw = c.dh = c.dw = c.h = c.w = 1;
-            c.cin = 4 * check_rand_int(&rng, 1, 200);
+            c.cin = gemv ? check_rand_int(&rng, 1, 2100) : 4 * check_rand_int(&rng, 1, 200);
         } else {
             random_geometry(&c, &rng, i % 4 == 0 ? 60 : 20);
             if (i % 5 == 0) c.kh = c.kw = c.sh = c.sw = 1, c.pt = c.pl = c.pb = c.pr = 0;
@@ -730,7 +799,7 @@ static void qs8_layers(void) {
             int8_t *q = malloc((size_t)R * K);
             for (size_t j = 0; j < (size_t)R * K; j++) q[j] = (int8_t)edgy_q(&rng, -127);
             for (uint32_t r = 0; r < R; r++) scales[r] = 0.001f + 0.0005f * (float)(r % 7);
-            wt = mb_tensor_i8(&mb, 4, dims, scales, q);
+            wt = mb_tensor_i8(&mb, linear ? 2 : 4, dims, scales, q);
             free(q);
         } else {
             wbytes = mb_hybrid_encode(&hy, &rng, expanded, scales, &wsize, &kept);

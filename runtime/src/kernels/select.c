@@ -74,6 +74,10 @@ static void choose_qs8(void) {
     if (crisp_isa_supported(#tier)) best_qs8.dwconv = name;
 #include "kernels/qs8_dwconv.inc"
 #undef CRISP_QS8_DWCONV
+#define CRISP_QS8_GEMV(tier, name, mr) \
+    if (crisp_isa_supported(#tier)) best_qs8.gemv = name, best_qs8.gemv_mr = (mr);
+#include "kernels/qs8_gemv.inc"
+#undef CRISP_QS8_GEMV
 #define CRISP_F32_QUANTIZE(tier, name) \
     if (crisp_isa_supported(#tier)) best_qs8.quantize = name;
 #include "kernels/f32_quantize.inc"

@@ -90,6 +90,16 @@ typedef void (*crisp_qs8_spmm_ukernel_fn)(size_t rows, size_t nc, size_t entries
                                           const int8_t *b, size_t b_stride, int8_t *c,
                                           size_t c_stride, const crisp_qs8_requant *q);
 
+/* int8 dense linear at batch 1: for r < mr <= MR,
+ *   acc  = q->bias[r] + sum_k W[r, k] (x[k] - q->input_zero_point)
+ *   y[r] = crisp_qs8_requantize((float)acc * q->multiplier[r], z_y, min, max),
+ * W rows w_stride bytes apart, bitwise the reference (kernels/qs8_gemv.inc).
+ * q's per-channel arrays (bias, multiplier, weight_sum) start at the call's
+ * first row. Kernels read exactly kc bytes of x and of each row. */
+typedef void (*crisp_qs8_gemv_ukernel_fn)(size_t mr, size_t kc, const int8_t *w,
+                                          size_t w_stride, const int8_t *x, int8_t *y,
+                                          const crisp_qs8_requant *q);
+
 /* int8 addition of n elements, bitwise the reference (kernels/qs8_add.inc). */
 typedef void (*crisp_qs8_add_ukernel_fn)(size_t n, const int8_t *a, const int8_t *b, int8_t *y,
                                          const crisp_qs8_add_params *p);
@@ -149,6 +159,11 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
               size_t, int8_t *, size_t, const crisp_qs8_requant *);
 #include "kernels/qs8_spmm.inc"
 #undef CRISP_QS8_SPMM
+#define CRISP_QS8_GEMV(isa, name, mr)                                                   \
+    void name(size_t, size_t, const int8_t *, size_t, const int8_t *, int8_t *, \
+              const crisp_qs8_requant *);
+#include "kernels/qs8_gemv.inc"
+#undef CRISP_QS8_GEMV
 #define CRISP_QS8_ADD(isa, name) \
     void name(size_t, const int8_t *, const int8_t *, int8_t *, const crisp_qs8_add_params *);
 #include "kernels/qs8_add.inc"
@@ -196,6 +211,8 @@ typedef struct crisp_qs8_kernels {
     crisp_qs8_add_ukernel_fn add;
     crisp_qs8_maxpool_ukernel_fn maxpool;
     crisp_qs8_dwconv_ukernel_fn dwconv;
+    crisp_qs8_gemv_ukernel_fn gemv;
+    size_t gemv_mr;
     crisp_f32_quantize_ukernel_fn quantize; /* QUANTIZE: float32 -> int8 */
 } crisp_qs8_kernels;
 
