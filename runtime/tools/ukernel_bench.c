@@ -22,7 +22,9 @@
  *   dwconv   3x3 depthwise layers of MobileNetV2 (ResNet-50 has none);
  *   maxpool  ResNet-50's stem pool, 3x3 stride 2 (one op per window element);
  *   qs8_spmm the spmm shapes and runs on int8 (B tiles of at most 256 KiB, as
- *            src/conv_fast_qs8.c), GOP/s in the GFLOP/s column.
+ *            src/conv_fast_qs8.c), GOP/s in the GFLOP/s column;
+ *   qs8_gemv the int8 classifiers of MobileNetV2 (1280 -> 1000) and ResNet-50
+ *            (2048 -> 1000), GOP/s.
  * Method: one warm-up pass, which also sets how many passes make a repetition
  * last at least 20 ms; the median of the repetitions (default 5); wall time,
  * or the thread's CPU time with --cpu-time (for a shared machine).
@@ -72,13 +74,17 @@ static const variant variants[] = {
 typedef struct qs8_variant {
     const char *family, *isa, *name;
     crisp_qs8_spmm_ukernel_fn spmm;
-    size_t nr;
+    crisp_qs8_gemv_ukernel_fn gemv;
+    size_t mr, nr;
 } qs8_variant;
-#define CRISP_QS8_SPMM(tier, fn, nr) {"qs8_spmm", #tier, #fn, fn, nr},
+#define CRISP_QS8_SPMM(tier, fn, nr) {"qs8_spmm", #tier, #fn, fn, NULL, 0, nr},
+#define CRISP_QS8_GEMV(tier, fn, mr) {"qs8_gemv", #tier, #fn, NULL, fn, mr, 0},
 static const qs8_variant qs8_variants[] = {
 #include "kernels/qs8_spmm.inc"
+#include "kernels/qs8_gemv.inc"
 };
 #undef CRISP_QS8_SPMM
+#undef CRISP_QS8_GEMV
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -97,6 +103,9 @@ static const layer resnet50[] = {
     {"res5 1x1 512->2048", 2048, 512, 49},
 };
 static const layer classifier[] = {{"fc 2048->1000", 1000, 2048, 1}};
+/* The int8 classifiers: MobileNetV2's and ResNet-50's. */
+static const layer qs8_classifiers[] = {{"fc 1280->1000", 1000, 1280, 1},
+                                        {"fc 2048->1000", 1000, 2048, 1}};
 static const layer tiny_layer[] = {{"tiny 16x64x40", 16, 64, 40}};
 static const layer tiny_fc[] = {{"tiny fc 64->20", 20, 64, 1}};
 
@@ -403,6 +412,40 @@ static int bench_qs8_spmm(const qs8_variant *v, const layer *l, size_t rows, con
     return 1;
 }
 
+/* ---- int8 GEMV: the classifiers ---- */
+
+typedef struct qs8_gemv_job {
+    const qs8_variant *v;
+    const layer *l;
+    const int8_t *w, *x;
+    crisp_qs8_requant q;
+    int8_t *y;
+} qs8_gemv_job;
+
+static void qs8_gemv_pass(const void *p) {
+    const qs8_gemv_job *j = p;
+    const size_t m = j->l->m, k = j->l->k, mr = j->v->mr;
+    for (size_t r0 = 0; r0 < m; r0 += mr) {
+        crisp_qs8_requant q = j->q;
+        q.bias += r0, q.multiplier += r0, q.weight_sum += r0;
+        j->v->gemv(min_size(mr, m - r0), k, j->w + r0 * k, k, j->x, j->y + r0, &q);
+    }
+}
+
+static void bench_qs8_gemv(const qs8_variant *v, const layer *l, const options *o) {
+    int8_t *w = alloc(l->m * l->k), *x = alloc(l->k), *y = alloc(l->m);
+    for (size_t i = 0; i < l->m * l->k; i++) w[i] = (int8_t)(random_below(255) - 127);
+    for (size_t i = 0; i < l->k; i++) x[i] = (int8_t)(random_below(256) - 128);
+    int32_t *bias = alloc(l->m * 4), *wsum = alloc(l->m * 4);
+    float *mult = alloc(l->m * 4);
+    for (size_t i = 0; i < l->m; i++) bias[i] = 0, wsum[i] = 0, mult[i] = 1e-4f;
+    const qs8_gemv_job j = {v, l, w, x, {3, -5, -128, 127, bias, mult, wsum}, y};
+    const double s = time_passes(qs8_gemv_pass, &j, o);
+    printf("%-8s %-40s %-30s %9.2f %10.4f\n", v->family, v->name, l->name,
+           2.0 * (double)l->m * (double)l->k / s * 1e-9, s * 1e3);
+    free(w), free(x), free(y), free(bias), free(wsum), free(mult);
+}
+
 /* ---- GEMV: the classifier ---- */
 
 typedef struct gemv_job {
@@ -472,7 +515,7 @@ static int bench_window(const variant *v, const window *d, int is_max, const opt
 /* ---- Main ---- */
 
 #define USAGE                                                                                  \
-    "usage: crisp-ukernel-bench [--quick] [--family gemm|spmm|gemv|dwconv|maxpool|qs8_spmm] "  \
+    "usage: crisp-ukernel-bench [--quick] [--family gemm|spmm|gemv|dwconv|maxpool|qs8_spmm|qs8_gemv] "  \
     "[--repetitions N] [--cpu-time]\n"
 
 int main(int argc, char **argv) {
@@ -503,7 +546,8 @@ int main(int argc, char **argv) {
     }
     if (o.family != NULL && strcmp(o.family, "gemm") != 0 && strcmp(o.family, "spmm") != 0 &&
         strcmp(o.family, "gemv") != 0 && strcmp(o.family, "dwconv") != 0 &&
-        strcmp(o.family, "maxpool") != 0 && strcmp(o.family, "qs8_spmm") != 0) {
+        strcmp(o.family, "maxpool") != 0 && strcmp(o.family, "qs8_spmm") != 0 &&
+        strcmp(o.family, "qs8_gemv") != 0) {
         fprintf(stderr, "crisp-ukernel-bench: unknown family '%s'\n" USAGE, o.family);
         return 2;
     }
@@ -511,6 +555,8 @@ int main(int argc, char **argv) {
     const layer *convs = o.quick ? tiny_layer : resnet50, *fcs = o.quick ? tiny_fc : classifier;
     const size_t nconvs = o.quick ? COUNT(tiny_layer) : COUNT(resnet50);
     const size_t nfcs = o.quick ? COUNT(tiny_fc) : COUNT(classifier);
+    const layer *qfcs = o.quick ? tiny_fc : qs8_classifiers;
+    const size_t nqfcs = o.quick ? COUNT(tiny_fc) : COUNT(qs8_classifiers);
     const window *dws = o.quick ? tiny_dw : mobilenet_dw, *pools = o.quick ? tiny_pool
                                                                             : resnet50_pool;
     const size_t ndws = o.quick ? COUNT(tiny_dw) : COUNT(mobilenet_dw);
@@ -554,10 +600,11 @@ int main(int argc, char **argv) {
             continue;
         }
         ran++;
-        for (size_t s = 0; s < nconvs; s++) {
+        for (size_t s = 0; v->spmm != NULL && s < nconvs; s++) {
             ok &= bench_qs8_spmm(v, &convs[s], 1, &o);
             ok &= bench_qs8_spmm(v, &convs[s], 4, &o);
         }
+        for (size_t s = 0; v->gemv != NULL && s < nqfcs; s++) bench_qs8_gemv(v, &qfcs[s], &o);
         fflush(stdout);
     }
     if (ran == 0) {
