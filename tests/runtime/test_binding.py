@@ -187,3 +187,19 @@ def test_op_kernels_name_the_int8_microkernels_of_elementwise_ops() -> None:
     assert kernels[5] == "qs8_maxpool" and kernels[6] == "reference"  # avg pool: reference
     with runtime.load(path, reference=True) as model:
         assert set(model.op_kernels()) == {"reference"}
+
+
+def test_int8_dense_linears_run_qs8_gemv_bitwise_the_reference() -> None:
+    """quant.crisp's two dense int8 LINEAR layers run the qs8_gemv microkernels (batch 1, the
+    session's rows split over threads), bitwise the reference kernels for any thread count."""
+    from crisp_edge import runtime
+    data = Path(__file__).resolve().parents[2] / "runtime" / "tests" / "data"
+    x = np.load(data / "quant.input.npy")
+    with runtime.load(data / "quant.crisp", reference=True) as model:
+        want = model.run(x)
+    for threads in (1, 2, 3):
+        with runtime.load(data / "quant.crisp", threads=threads) as model:
+            kernels = model.op_kernels()
+            got = model.run(x)
+        assert kernels.count("qs8_gemv") == 2
+        np.testing.assert_array_equal(got, want)
