@@ -4,8 +4,8 @@
 #define VL ((size_t)1)
 #define ACC int32_t
 #define ACC_ZERO() 0
-#define XLOAD(p) ((int32_t) * (p))
-#define DOT(acc, w, xv) ((acc) + (int32_t) * (w) * (xv))
+#define XLOAD(p) ((int32_t)(p)[0])
+#define DOT(acc, w, xv) ((acc) + (int32_t)(w)[0] * (xv))
 #define HSUM(acc) (acc)
 #define X_OFFSET 0
 #include "kernels/generic/qs8_gemv_body.h"

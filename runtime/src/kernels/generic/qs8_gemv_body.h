@@ -14,9 +14,10 @@
  *
  *   XVEC, VL (bytes of K per step), ACC, ACC_ZERO(), XLOAD(p) -> XVEC,
  *   DOT(acc, w, xv) -> acc (+= the VL products of row bytes w with xv),
- *   HSUM(acc) -> int32_t, X_OFFSET; optionally TAIL_MASK(n), XLOAD_TAIL(p,
- *   mask), DOT_TAIL(acc, w, xv, mask) to finish K in vector lanes instead of
- *   the scalar loop. Reads exactly kc bytes of x and of each row. */
+ *   HSUM(acc) -> int32_t, X_OFFSET; optionally TAIL_MASK_TYPE, TAIL_MASK(n),
+ *   XLOAD_TAIL(p, mask), DOT_TAIL(acc, w, xv, mask) to finish K in masked
+ *   vector lanes instead of the scalar loop. Reads exactly kc bytes of x and
+ *   of each row. */
 #include "kernels/common.h"
 #include "kernels/ukernels.h"
 

@@ -1,7 +1,7 @@
 /* int8 dense GEMV microkernel, AVX2 (generic/qs8_gemv_body.h): 16 bytes of
  * K per step, x and the weights sign-extended to int16 and multiplied in
- * pairs into int32 lanes by vpmaddwd (|product| <= 2^14, so a pair cannot
- * overflow; vpmaddubsw's int16 pair sums would saturate). */
+ * pairs into int32 lanes by vpmaddwd (|product| <= 2^14: its int32 pair
+ * sums are exact, where vpmaddubsw's int16 ones of x + 128 would saturate). */
 #include <immintrin.h>
 #include <stdint.h>
 
