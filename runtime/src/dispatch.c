@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "conv_fast.h"
+#include "expand.h"
 #include "format.h"
 #include "kernels/ref.h"
 #include "session.h"
@@ -41,19 +42,52 @@ static void fast_work(const job *j, size_t b, size_t e, size_t t) {
                    &j->s->held_tile[t * CRISP_HELD_TILE_STRIDE]);
 }
 
-/* Hybrid weights run as packed sparse runs; a float32 hybrid layer expanded
- * at load (src/hybrid_form.h) runs on the dense reference kernel. */
+/* Hybrid weights run as packed sparse runs; a float32 hybrid layer run dense
+ * (src/hybrid_form.h) runs on the dense reference kernels (expanded_work). */
 static int is_hybrid(const crisp_op *op, const crisp_tensor *t) {
-    return crisp_encoding_is_hybrid(t->encoding) && op->packed.dense_f32 == NULL;
+    return crisp_encoding_is_hybrid(t->encoding) && !crisp_op_expanded(op);
 }
 
 static const float *bias_of(const job *j) {
     return j->op->bias != CRISP_NO_ID ? j->m->tensors[j->op->bias].data : NULL;
 }
 
-static void conv_work(const job *j, size_t b, size_t e, size_t t) {
-    (void)t;
+/* A float32 hybrid layer run dense, on the reference kernels: one output
+ * channel at a time, its row expanded into the thread's scratch in plain C
+ * (src/expand.h), then the dense reference conv (items oc * Ho + oy, groups
+ * = 1) or linear on that channel alone: the same operations as on a dense
+ * copy of the weights. */
+static void expanded_work(const job *j, size_t b, size_t e, size_t t) {
     const crisp_op *op = j->op;
+    const crisp_hybrid *h = &j->m->tensors[op->weight].hybrid;
+    const int linear = op->kind == CRISP_OP_LINEAR;
+    const size_t per = linear ? 1 : op->k.conv.output_height;
+    const size_t pixels = linear ? 1 : per * op->k.conv.output_width;
+    float *row = j->s->scratch + t * j->s->scratch_stride;
+    const float *bias = bias_of(j);
+    crisp_conv2d_params one = op->k.conv;
+    one.output_channels = 1;
+    for (size_t item = b; item < e;) {
+        const size_t oc = item / per, stop = e < (oc + 1) * per ? e : (oc + 1) * per;
+        crisp_expand_rows(h, op->packed.expand_values, op->packed.expand_indices, NULL, oc, 1,
+                          row);
+        float *y = (float *)j->y + oc * pixels;
+        if (linear)
+            crisp_f32_linear__ref(&op->k.linear, (const float *)j->x, row,
+                                  bias != NULL ? bias + oc : NULL, y, 0, 1);
+        else
+            crisp_f32_conv2d__ref(&one, (const float *)j->x, row, bias != NULL ? bias + oc : NULL,
+                                  y, item - oc * per, stop - oc * per);
+        item = stop;
+    }
+}
+
+static void conv_work(const job *j, size_t b, size_t e, size_t t) {
+    const crisp_op *op = j->op;
+    if (crisp_op_expanded(op)) {
+        expanded_work(j, b, e, t);
+        return;
+    }
     const crisp_tensor *w = &j->m->tensors[op->weight];
     if (op->dtype == CRISP_DTYPE_I8) {
         if (is_hybrid(op, w))
@@ -65,14 +99,17 @@ static void conv_work(const job *j, size_t b, size_t e, size_t t) {
         crisp_f32_conv2d_hybrid__ref(&op->k.conv, &op->packed.sparse, (const float *)j->x,
                                      bias_of(j), (float *)j->y, b, e);
     } else {
-        crisp_f32_conv2d__ref(&op->k.conv, (const float *)j->x, crisp_op_dense_f32(j->m, op),
+        crisp_f32_conv2d__ref(&op->k.conv, (const float *)j->x, w->data,
                               bias_of(j), (float *)j->y, b, e);
     }
 }
 
 static void linear_work(const job *j, size_t b, size_t e, size_t t) {
-    (void)t;
     const crisp_op *op = j->op;
+    if (crisp_op_expanded(op)) {
+        expanded_work(j, b, e, t);
+        return;
+    }
     const crisp_tensor *w = &j->m->tensors[op->weight];
     if (op->dtype == CRISP_DTYPE_I8) {
         if (is_hybrid(op, w))
@@ -85,7 +122,7 @@ static void linear_work(const job *j, size_t b, size_t e, size_t t) {
         crisp_f32_linear_hybrid__ref(&op->k.linear, &op->packed.sparse, (const float *)j->x,
                                      bias_of(j), (float *)j->y, b, e);
     } else {
-        crisp_f32_linear__ref(&op->k.linear, (const float *)j->x, crisp_op_dense_f32(j->m, op),
+        crisp_f32_linear__ref(&op->k.linear, (const float *)j->x, w->data,
                               bias_of(j), (float *)j->y, b, e);
     }
 }

@@ -56,8 +56,8 @@ static const efficiency table[] = {
 };
 
 /* A form other than the file's runs may cost this much more memory: a
- * quarter (per-row 2:4 at density 0.45 packs into 3.6 bytes per dense
- * weight, the dense copy takes 4). */
+ * quarter (filled runs store their zeros: a 1:4 layer's take about twice
+ * its runs' bytes, and stay out). */
 #define MEMORY_SLACK 1.25
 
 uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c) {
@@ -80,7 +80,7 @@ uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c) {
         best = CRISP_HYBRID_FILLED;
         best_time = (double)c->filled_values / e->conv_filled;
     }
-    if (4.0 * (double)c->dense_values <= room && (double)c->dense_values < best_time)
+    if ((double)c->dense_bytes <= room && (double)c->dense_values < best_time)
         best = CRISP_HYBRID_DENSE;
     return best;
 }

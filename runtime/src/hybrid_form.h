@@ -1,8 +1,8 @@
 /* The form a float32 hybrid conv/linear runs in on the optimised kernels:
  * its sparse runs as the file selects them (src/pack.c), filled runs (per-row
  * N:M blocks whose rows share every column of each kept block, zeros where a
- * row left one out), or expanded once at load to dense weights for the dense
- * GEMM/GEMV, whichever a per-ISA cost table says is fastest
+ * row left one out), or dense on the dense GEMM/GEMV, its rows expanded from
+ * the file as the kernels need them (src/expand.h), whichever a per-ISA cost table says is fastest
  * (runtime/README.md, "Dense or sparse, per layer"). */
 #ifndef CRISP_HYBRID_FORM_H
 #define CRISP_HYBRID_FORM_H
@@ -36,6 +36,7 @@ typedef struct crisp_hybrid_cost {
     uint64_t filled_values; /* MACs per pixel of filled runs; 0 = no filled form */
     uint64_t filled_bytes;
     uint64_t dense_values;  /* R x K */
+    uint64_t dense_bytes;   /* what running dense keeps (src/expand.h: block-row starts) */
 } crisp_hybrid_cost;
 
 enum crisp_hybrid_choice {
@@ -46,9 +47,10 @@ enum crisp_hybrid_choice {
 
 /* The layer's form: the forced one (when it exists), or under auto the
  * fastest by the ISA's efficiencies (time = MACs / efficiency) among the
- * forms whose memory is at most a quarter above the file's runs' (the dense
- * copy takes 4 bytes per weight). Ties keep the runs. Deterministic: a
- * function of its arguments and the compiled table only. */
+ * forms whose memory is at most a quarter above the file's runs' (filled
+ * runs store their zeros; dense keeps no copy, src/expand.h). Ties keep the
+ * runs. Deterministic: a function of its arguments and the compiled table
+ * only. */
 uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c);
 
 #endif

@@ -55,9 +55,11 @@ typedef struct crisp_tensor {
  * src/pack.c and owned by the model. */
 typedef struct crisp_packed {
     crisp_sparse_weights sparse; /* hybrid encodings run sparse */
-    const float *dense_f32;      /* a HYBRID_F32 layer run dense (src/hybrid_form.h):
-                                    the weights expanded to R x K, as DENSE_F32; then
-                                    `sparse` is empty */
+    /* A HYBRID_F32 layer run dense (src/hybrid_form.h) without a dense copy:
+     * the drivers expand the rows they multiply from the file (src/expand.h),
+     * starting each block-row at these value and index positions [nbr]; then
+     * `sparse` is empty. NULL otherwise. */
+    const uint64_t *expand_values, *expand_indices;
     uint64_t filled_weights;     /* `sparse` holds filled runs (src/pack.c) of this many
                                     weights, zeros included; 0 = the file's runs */
     int32_t *bias_q;             /* int8: [Cout] */
@@ -171,6 +173,8 @@ struct crisp_model {
 
     uint64_t arena_bytes, naive_bytes, macs, effective_macs;
     size_t scratch_floats; /* per session thread: max over the ops' fast plans */
+    size_t reference_scratch_floats; /* per thread of a reference-kernel session: one
+                                        expanded row (src/expand.h), K of the widest */
 
     /* Memory limit (src/memlimit.c): the bound, what the stages charged
      * before allocating (packed weights, label names; each also on its own),
@@ -253,10 +257,9 @@ crisp_status crisp_check_weight_q(uint32_t index, const char *encoding, const in
                                   uint64_t count);
 void crisp_packed_free(crisp_packed *packed);
 
-/* The dense float32 weights an op multiplies by: the file's DENSE_F32 data,
- * or a hybrid layer's expanded copy (src/pack.c). NULL when it runs sparse. */
-static inline const float *crisp_op_dense_f32(const crisp_model *m, const crisp_op *op) {
-    return op->packed.dense_f32 != NULL ? op->packed.dense_f32 : m->tensors[op->weight].data;
+/* A hybrid layer the cost table runs on the dense kernels (src/expand.h). */
+static inline int crisp_op_expanded(const crisp_op *op) {
+    return op->packed.expand_values != NULL;
 }
 
 static inline int crisp_encoding_is_hybrid(uint32_t encoding) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "format.h"
+#include "expand.h"
 #include "head.h"
 #include "hybrid_form.h"
 #include "kernels/common.h"
@@ -220,22 +221,26 @@ static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
  * over every column of its kept blocks, zeros where a row kept none.
  * A block-row that keeps no block is one run with no entries (bias only).
  */
-/* A float32 hybrid layer run dense (src/hybrid_form.h): its weights expanded
- * once to R x K floats in the file's dense (OHWI) order, zeros where the
- * pattern removed them, for the dense GEMM/GEMV. */
+/* A float32 hybrid layer run dense (src/hybrid_form.h): no dense copy, the
+ * drivers expand the rows each kernel call needs from the file's encoding
+ * (src/expand.h). Kept here: where each block-row starts in the value and
+ * index streams, 16 bytes per block-row. */
 static crisp_status expand(crisp_model *m, crisp_op *op, const crisp_tensor *t,
                            const char *what) {
-    const size_t bytes = (size_t)t->hybrid.rows * t->hybrid.cols * sizeof(float);
+    const crisp_hybrid *h = &t->hybrid;
+    const size_t bytes = 2 * (size_t)h->nbr * sizeof(uint64_t);
     const crisp_status charged = crisp_limits_charge(m, bytes, what);
     if (charged != CRISP_OK) return charged;
     m->packed_bytes += bytes;
-    float *dense = malloc(bytes ? bytes : 1);
-    if (dense == NULL)
-        return crisp_error(CRISP_ERR_NOMEM, "GRPH: out of memory for %zu bytes of dense weights",
+    uint64_t *starts = malloc(bytes ? bytes : 1);
+    if (starts == NULL)
+        return crisp_error(CRISP_ERR_NOMEM, "GRPH: out of memory for %zu bytes of block-row starts",
                            bytes);
-    crisp_hybrid_expand(t, dense);
-    op->packed.memory = dense;
-    op->packed.dense_f32 = dense;
+    crisp_expand_starts(h, starts, starts + h->nbr);
+    op->packed.memory = starts;
+    op->packed.expand_values = starts;
+    op->packed.expand_indices = starts + h->nbr;
+    if (h->cols > m->reference_scratch_floats) m->reference_scratch_floats = h->cols;
     return CRISP_OK;
 }
 
@@ -294,7 +299,8 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
                                         total,
                                         total_f != 0 ? nf.weights : 0,
                                         total_f,
-                                        (uint64_t)h->rows * h->cols};
+                                        (uint64_t)h->rows * h->cols,
+                                        2 * h->nbr * sizeof(uint64_t)};
         const uint32_t choice = crisp_hybrid_choose(m->hybrid_form, &cost);
         if (choice == CRISP_HYBRID_DENSE) return expand(m, op, t, what);
         if (choice == CRISP_HYBRID_FILLED) {

@@ -38,7 +38,7 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
     const crisp_op *o = &s->model->ops[op];
     /* A hybrid layer expanded at load (src/hybrid_form.h) executes every MAC;
      * filled runs their weights, zeros included. */
-    const uint32_t choice = o->packed.dense_f32 != NULL  ? CRISP_HYBRID_DENSE
+    const uint32_t choice = crisp_op_expanded(o)          ? CRISP_HYBRID_DENSE
                             : o->packed.filled_weights   ? CRISP_HYBRID_FILLED
                                                          : CRISP_HYBRID_RUNS;
     uint64_t executed = o->effective_macs;
@@ -89,8 +89,8 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
      * kernel scratch against the limit the model was loaded with. */
     const int fast = !(options->flags & CRISP_SESSION_REFERENCE_KERNELS);
     const size_t pool_threads = options->threads > 1 ? options->threads : 1;
-    const crisp_status limit =
-        crisp_limits_check_session(model, pool_threads, fast ? model->scratch_floats : 0);
+    const size_t scratch_floats = fast ? model->scratch_floats : model->reference_scratch_floats;
+    const crisp_status limit = crisp_limits_check_session(model, pool_threads, scratch_floats);
     if (limit != CRISP_OK) return limit;
     if (model->arena_bytes > SIZE_MAX)
         return crisp_error(CRISP_ERR_NOMEM, "session: a %llu-byte arena does not fit in memory",
@@ -132,17 +132,20 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
             return crisp_error(CRISP_ERR_NOMEM, "session: out of memory for %zu threads",
                                threads);
         }
-        s->scratch_stride = (model->scratch_floats + 15) / 16 * 16;
-        if (s->scratch_stride > 0) {
-            if (s->scratch_stride > SIZE_MAX / sizeof(float) / threads ||
-                (s->scratch = aligned_alloc(CRISP_ALIGN, threads * s->scratch_stride *
-                                                             sizeof(float))) == NULL) {
-                crisp_session_free(s);
-                return crisp_error(CRISP_ERR_NOMEM,
-                                   "session: out of memory for %zu threads x %zu floats of "
-                                   "kernel scratch",
-                                   threads, s->scratch_stride);
-            }
+    }
+    /* Per thread: the optimised kernels' tiles and panels, or the reference
+     * kernels' expanded weight row (src/expand.h). */
+    const size_t threads = crisp_pool_threads(s->pool);
+    s->scratch_stride = (scratch_floats + 15) / 16 * 16;
+    if (s->scratch_stride > 0) {
+        if (s->scratch_stride > SIZE_MAX / sizeof(float) / threads ||
+            (s->scratch = aligned_alloc(CRISP_ALIGN, threads * s->scratch_stride *
+                                                         sizeof(float))) == NULL) {
+            crisp_session_free(s);
+            return crisp_error(CRISP_ERR_NOMEM,
+                               "session: out of memory for %zu threads x %zu floats of "
+                               "kernel scratch",
+                               threads, s->scratch_stride);
         }
     }
     *out = s;

@@ -147,6 +147,16 @@ static const qs8_spmm_variant qs8_spmms[] = {
 };
 #undef CRISP_QS8_SPMM
 
+typedef struct expand24_variant {
+    const char *isa, *name;
+    crisp_f32_expand24_ukernel_fn fn;
+} expand24_variant;
+#define CRISP_EXPAND24(tier, name) {#tier, #name, name},
+static const expand24_variant expand24s[] = {
+#include "kernels/f32_expand24.inc"
+};
+#undef CRISP_EXPAND24
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static void test_gemm(const gemm_variant *v, unsigned *rng) {
@@ -517,6 +527,72 @@ static void test_dw(const dw_variant *v, unsigned *rng, int max) {
     }
 }
 
+/* 2:4 expansion (ukernels.h, crisp_expand24_rows) against the formula:
+ * block widths 4..40 with a partial last block, kept blocks from none to
+ * all, V from 1 to the block-row height, positions starting on either half
+ * of a byte; values and stream end exactly where the kernel may read (ASan
+ * catches an over-read), padding between output rows must stay untouched. */
+static void test_expand24(const expand24_variant *v, unsigned *rng) {
+    static const uint8_t pairs[6] = {0x4, 0x8, 0xC, 0x9, 0xD, 0xE}; /* (i0, i1) as i0 | i1 << 2 */
+    for (int iter = 0; iter < 300; iter++) {
+        const size_t bc = 4 * (size_t)(iter % 3 == 0 ? 4 : check_rand_int(rng, 1, 10));
+        const size_t nbc = (size_t)check_rand_int(rng, 1, 9);
+        const size_t cols = nbc * bc - 4 * (size_t)check_rand_int(rng, 0, (int)bc / 4 - 1);
+        size_t cb[9], blocks = 0;
+        for (size_t c = 0; c < nbc; c++)
+            if (iter % 4 == 0 || check_rand_int(rng, 0, 2) > 0) cb[blocks++] = c;
+        const size_t height = (size_t)check_rand_int(rng, 1, 16), vv = (size_t)check_rand_int(rng, 1, (int)height);
+        const size_t runs = (height + vv - 1) / vv;
+        const size_t row0 = (size_t)check_rand_int(rng, 0, (int)height - 1);
+        const size_t rows = (size_t)check_rand_int(rng, 1, (int)(height - row0));
+        const size_t vs = height * bc / 2, is = runs * bc / 2, first = 2 * (size_t)check_rand_int(rng, 0, 3);
+        const size_t last_w = blocks ? (cb[blocks - 1] * bc + bc > cols ? cols - cb[blocks - 1] * bc : bc) : 0;
+        const size_t nvalues = blocks ? (blocks - 1) * vs + height * last_w / 2 : 0;
+        const size_t npos = first + (blocks ? (blocks - 1) * is + runs * last_w / 2 : 0);
+        const size_t nbytes = (npos + 3) / 4;
+        float *values = random_floats(rng, nvalues, 1);
+        uint8_t *stream = malloc(nbytes ? nbytes : 1);
+        for (size_t i = 0; i < nbytes; i++) stream[i] = (uint8_t)check_rand(rng);
+        for (size_t b = 0; b < blocks; b++) {
+            const size_t w = cb[b] * bc + bc > cols ? cols - cb[b] * bc : bc;
+            for (size_t j = 0; j < runs; j++)
+                for (size_t g = 0; g < w / 4; g++) {
+                    const size_t p = first + b * is + j * (w / 2) + 2 * g, sh = (p % 4) * 2;
+                    stream[p / 4] = (uint8_t)((stream[p / 4] & ~(0xF << sh)) |
+                                              pairs[check_rand(rng) % 6] << sh);
+                }
+        }
+        uint8_t col_bytes[4 * 9];
+        for (size_t b = 0; b < blocks; b++) {
+            const uint32_t c = (uint32_t)cb[b];
+            memcpy(col_bytes + 4 * b, &c, 4); /* little-endian targets only */
+        }
+        const size_t stride = cols + (size_t)check_rand_int(rng, 0, 5);
+        float *got = malloc(rows * stride * sizeof *got), *want = malloc(rows * stride * sizeof *want);
+        for (size_t i = 0; i < rows * stride; i++) got[i] = want[i] = 1234.5f;
+        for (size_t i = 0; i < rows; i++) {
+            const size_t t = row0 + i;
+            for (size_t c = 0; c < cols; c++) want[i * stride + c] = 0.0f;
+            for (size_t b = 0; b < blocks; b++) {
+                const size_t c0 = cb[b] * bc, w = c0 + bc > cols ? cols - c0 : bc;
+                for (size_t g = 0; g < w / 4; g++)
+                    for (size_t k = 0; k < 2; k++) {
+                        const size_t p = first + b * is + (t / vv) * (w / 2) + 2 * g + k;
+                        const size_t pos = (stream[p / 4] >> ((p % 4) * 2)) & 3;
+                        want[i * stride + c0 + 4 * g + pos] = values[b * vs + t * (w / 2) + 2 * g + k];
+                    }
+            }
+        }
+        const crisp_expand24_rows p = {blocks, col_bytes, bc, cols, row0, rows, vv, values, vs,
+                                       stream, first, is, stride};
+        v->fn(&p, got);
+        CHECK(memcmp(got, want, rows * stride * sizeof *got) == 0,
+              "%s: Bc %zu cols %zu blocks %zu rows %zu+%zu of %zu V %zu first %zu", v->name, bc,
+              cols, blocks, row0, rows, height, vv, first);
+        free(values), free(stream), free(got), free(want);
+    }
+}
+
 static void microkernels(void) {
     unsigned rng = 7;
     for (size_t i = 0; i < COUNT(gemms); i++)
@@ -530,6 +606,9 @@ static void microkernels(void) {
         else skipped++;
     for (size_t i = 0; i < COUNT(gemvs); i++)
         if (crisp_isa_supported(gemvs[i].isa)) test_gemv(&gemvs[i], &rng);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(expand24s); i++)
+        if (crisp_isa_supported(expand24s[i].isa)) test_expand24(&expand24s[i], &rng);
         else skipped++;
     for (size_t i = 0; i < COUNT(maxpools); i++)
         if (crisp_isa_supported(maxpools[i].isa)) test_dw(&maxpools[i], &rng, 1);
@@ -957,7 +1036,7 @@ static void hybrid_forms(void) {
     const uint64_t dense = 512 * 4608;
 #define COST(isa, linear, v, kept)                                                          \
     ((crisp_hybrid_cost){isa, linear, v, kept, 8 * (kept) + 4096, (linear) ? 0 : 2 * (kept), \
-                         8 * (kept) + (kept) / 4, dense})
+                         8 * (kept) + (kept) / 4, dense, 16 * 512 / 16})
     const crisp_hybrid_cost half = COST("avx512f", 0, 1, dense / 2);
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &half) == CRISP_HYBRID_DENSE,
           "2:4 only runs dense");
@@ -985,9 +1064,12 @@ static void hybrid_forms(void) {
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &unknown) == CRISP_HYBRID_RUNS,
           "unknown ISA: the runs");
     crisp_hybrid_cost big = half;
-    big.run_bytes = dense; /* the dense copy would take four times the runs' memory */
+    big.run_bytes = dense; /* a dense copy would take four times the runs' memory */
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &big) == CRISP_HYBRID_DENSE,
+          "dense keeps no copy: memory does not keep it sparse");
+    big.dense_bytes = 2 * big.run_bytes;
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &big) != CRISP_HYBRID_DENSE,
-          "memory keeps it sparse");
+          "a form over the memory slack is not chosen");
 #undef COST
     uint32_t form = 99;
     setenv("CRISP_HYBRID_FORM", "desne", 1);

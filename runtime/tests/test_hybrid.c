@@ -2,7 +2,10 @@
  * loader (so the repacking is tested too): random shapes, block shapes,
  * N:M, V and densities; each model against a dense computation of the
  * same weights (expanded here, in the test only), with threads 1..4
- * bitwise equal to one thread, and effective MACs = kept values x pixels. */
+ * bitwise equal to one thread, and effective MACs = kept values x pixels.
+ * Float32 layers with groups 1 also run dense (CRISP_HYBRID_FORM=dense),
+ * bitwise equal to the same kernels on a DENSE_F32 copy of the weights. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -53,6 +56,47 @@ static float *run_threads(const uint8_t *file, size_t size, const float *x, size
     free(y);
     crisp_model_free(m);
     return first;
+}
+
+/* Output of the file's model with CRISP_HYBRID_FORM = form (NULL: unset),
+ * on the reference kernels or with `threads` threads; NULL after a failure. */
+static float *run_form(const uint8_t *file, size_t size, const char *form, uint32_t threads,
+                       int reference, const float *x, size_t nx, size_t ny, const char *what) {
+    if (form != NULL) setenv("CRISP_HYBRID_FORM", form, 1);
+    crisp_model *m;
+    const crisp_status st = crisp_model_load_buffer(file, size, &m);
+    unsetenv("CRISP_HYBRID_FORM");
+    if (st != CRISP_OK) {
+        CHECK(0, "%s: load: %s", what, crisp_last_error());
+        return NULL;
+    }
+    float *y = malloc(ny * sizeof *y);
+    crisp_session_options o = {threads, reference ? CRISP_SESSION_REFERENCE_KERNELS : 0};
+    crisp_session *s;
+    CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK &&
+              crisp_session_run(s, x, nx, y, ny) == CRISP_OK,
+          "%s: %s", what, crisp_last_error());
+    crisp_session_free(s);
+    crisp_model_free(m);
+    return y;
+}
+
+/* A float32 layer with groups 1 run dense (src/expand.h: rows expanded
+ * from the file per kernel call) gives bitwise what the same kernels give on
+ * a DENSE_F32 copy of its weights (the path that kept a dense copy at load):
+ * reference kernels, 1 and 3 threads. */
+static void dense_form_matches_copy(const uint8_t *file, size_t size, const uint8_t *copy,
+                                    size_t copy_size, const float *x, size_t nx, size_t ny,
+                                    const char *what) {
+    for (int k = 0; k < 3; k++) {
+        const uint32_t threads = k == 2 ? 3 : 1;
+        float *got = run_form(file, size, "dense", threads, k == 0, x, nx, ny, what);
+        float *want = run_form(copy, copy_size, NULL, threads, k == 0, x, nx, ny, what);
+        CHECK(got != NULL && want != NULL && memcmp(got, want, ny * sizeof *got) == 0,
+              "%s: dense form differs from a dense copy (%s)", what,
+              k == 0 ? "reference kernels" : k == 1 ? "1 thread" : "3 threads");
+        free(got), free(want);
+    }
 }
 
 static void run_case(const hcase *hc, unsigned *rng, const char *what) {
@@ -120,6 +164,24 @@ static void run_case(const hcase *hc, unsigned *rng, const char *what) {
     mb.input = in, mb.output = out;
     size_t size;
     uint8_t *file = mb_build(&mb, &size);
+    if (!hc->int8 && c->groups == 1) {
+        /* The same layer with a DENSE_F32 copy of the weights. */
+        mb_model d;
+        mb_init(&d);
+        const uint32_t din = hc->linear ? mb_value(&d, 1, (uint32_t)c->cin, 0, 0, 0)
+                                        : mb_value(&d, 3, (uint32_t)c->cin, (uint32_t)c->h,
+                                                   (uint32_t)c->w, 0);
+        const uint32_t dwt = mb_tensor(&d, hc->linear ? 2 : 4, R, wdims[1], wdims[2], wdims[3], dense);
+        const uint32_t dbt = mb_tensor(&d, 1, R, 0, 0, 0, bias);
+        const uint32_t dout = hc->linear ? mb_value(&d, 1, R, 0, 0, 0)
+                                         : mb_value(&d, 3, R, (uint32_t)oh, (uint32_t)ow, 0);
+        mb_op(&d, kind, (uint32_t)c->act, din, MB_NONE, dout, dwt, dbt, hc->linear ? NULL : params);
+        d.input = din, d.output = dout;
+        size_t copy_size;
+        uint8_t *copy = mb_build(&d, &copy_size);
+        dense_form_matches_copy(file, size, copy, copy_size, x, nx, ny, what);
+        free(copy), mb_free(&d);
+    }
     crisp_model_info info;
     float *got = run_threads(file, size, x, nx, ny, what, &info);
     if (got != NULL) {

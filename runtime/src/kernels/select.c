@@ -32,11 +32,15 @@ static void choose(void) {
     if (crisp_isa_supported(#tier)) best.maxpool = name;
 #define CRISP_GEMV(tier, name, mr) \
     if (crisp_isa_supported(#tier)) best.gemv = name, best.gemv_mr = (mr);
+#define CRISP_EXPAND24(tier, name) \
+    if (crisp_isa_supported(#tier)) best.expand24 = name;
 #include "kernels/f32_gemv.inc"
 #include "kernels/f32_gemm.inc"
 #include "kernels/f32_spmm.inc"
 #include "kernels/f32_dwconv.inc"
 #include "kernels/f32_maxpool.inc"
+#include "kernels/f32_expand24.inc"
+#undef CRISP_EXPAND24
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_DWCONV

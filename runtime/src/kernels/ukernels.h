@@ -47,6 +47,37 @@ typedef void (*crisp_f32_gemv_ukernel_fn)(size_t mr, size_t kc, const float *w, 
                                           const float *x, float *y, const float *bias,
                                           const crisp_minmax_params *params);
 
+/* Dense rows of a 2:4 hybrid layer from its encoding read in place
+ * (docs/format.md; src/expand.h): rows row0 .. row0 + rows - 1 of one
+ * block-row, row t in run t / v. The block-row keeps `blocks` blocks, at
+ * block columns block_col[b] (u32, little-endian, increasing). Block b
+ * covers columns c0 = block_col[b] * block_cols .. c0 + w - 1 (w =
+ * min(block_cols, cols - c0), a multiple of 4: only the last block may be
+ * partial); its w / 4 groups of 2 values for row t start at values +
+ * b * value_stride + t * w / 2, their 2-bit positions at the stream's
+ * position first + b * index_stride + (t / v) * w / 2 (even: a group's 4 bits
+ * sit in one byte). The kernel writes all `cols` floats of each row, row t
+ * at out + (t - row0) * out_stride:
+ *   [c0 + 4g + pos(group g's position k)] = the group's value k (k = 0, 1),
+ *   and 0 everywhere else (removed blocks included).
+ * Block-major, so the rows' values of a block are read as one stream.
+ * Positions within a group strictly increase (the loader checks it). It
+ * reads only the stream bytes holding those positions and those values: the
+ * data sits in the mapped file, whose end may follow them. */
+typedef struct crisp_expand24_rows {
+    size_t blocks;
+    const uint8_t *block_col;
+    size_t block_cols, cols;
+    size_t row0, rows, v;
+    const float *values;
+    size_t value_stride;
+    const uint8_t *stream;
+    uint64_t first, index_stride;
+    size_t out_stride;
+} crisp_expand24_rows;
+
+typedef void (*crisp_f32_expand24_ukernel_fn)(const crisp_expand24_rows *p, float *out);
+
 /* Depthwise conv (and max pool) of one channel: a band of output rows, one
  * call. The driver copies the band's padded input rows into sh x sw stride
  * phases: phase (a, b) holds padded rows a, a + sh, ... and columns b, b + sw,
@@ -149,6 +180,10 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
 #define CRISP_GEMV(isa, name, mr)                                                           \
     void name(size_t, size_t, const float *, size_t, const float *, float *, const float *, \
               const crisp_minmax_params *);
+#define CRISP_EXPAND24(isa, name) \
+    void name(const crisp_expand24_rows *, float *);
+#include "kernels/f32_expand24.inc"
+#undef CRISP_EXPAND24
 #include "kernels/f32_gemv.inc"
 #include "kernels/f32_gemm.inc"
 #include "kernels/f32_spmm.inc"
@@ -198,6 +233,7 @@ typedef struct crisp_f32_kernels {
     crisp_f32_dwconv_ukernel_fn maxpool; /* same plane; w NULL, bias -inf */
     crisp_f32_gemv_ukernel_fn gemv;
     size_t gemv_mr;
+    crisp_f32_expand24_ukernel_fn expand24; /* 2:4 weights to dense (src/expand.c) */
 } crisp_f32_kernels;
 
 /* Best kernels for the running CPU (honours CRISP_MAX_ISA, src/cpu.h). */

@@ -1,0 +1,29 @@
+/* Internal: float32 hybrid layers run dense without a dense copy. The cost
+ * table (src/hybrid_form.h) may run a hybrid layer on the dense GEMM/GEMV;
+ * its weights then stay in the mapped file, and the conv/linear drivers
+ * expand the few rows a microkernel call needs into per-thread scratch,
+ * straight from the file's values, index stream and block columns. */
+#ifndef CRISP_EXPAND_H
+#define CRISP_EXPAND_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "kernels/ukernels.h"
+#include "model.h"
+
+/* Where each block-row's values and index positions start in the file's
+ * streams (nbr entries each), so a row is found without walking the rows
+ * before it. */
+void crisp_expand_starts(const crisp_hybrid *h, uint64_t *values, uint64_t *indices);
+
+/* Rows [row0, row0 + rows) of the layer as dense rows of K floats (the
+ * file's OHWI column order, zeros where the pattern removed weights), row
+ * row0 + i at out + i * K: bitwise what crisp_hybrid_expand writes there.
+ * starts are crisp_expand_starts' (values then indices); 2:4 blocks go
+ * through expand24 (NULL: plain C). */
+void crisp_expand_rows(const crisp_hybrid *h, const uint64_t *value_start,
+                       const uint64_t *index_start, crisp_f32_expand24_ukernel_fn expand24,
+                       size_t row0, size_t rows, float *out);
+
+#endif

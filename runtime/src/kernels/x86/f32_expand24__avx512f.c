@@ -1,0 +1,80 @@
+/* 2:4 expansion, AVX-512 (f32_expand24.inc): two stream bytes (four groups)
+ * give a 16-bit mask through a byte table, and vexpandps spreads the groups'
+ * 8 values over their 16 floats, zeros elsewhere. The values are loaded first
+ * (vexpandps from memory is microcoded on some cores). */
+#include <immintrin.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include "kernels/expand24_tables.h"
+#include "kernels/ukernels.h"
+
+static const uint8_t masks[256] = {CRISP_E24_REP256(CRISP_E24_MASK)};
+
+static inline void expand_groups(size_t groups, const float *values, const uint8_t *stream,
+                                 uint64_t first, float *out) {
+    const uint8_t *p = CRISP_E24_START(stream, first);
+    size_t g = 0;
+    if (CRISP_E24_SHIFT(first) != 0 && groups > 0) {
+        /* The first group is the high nibble of its byte. */
+        const __mmask16 m = (__mmask16)(masks[*p++ >> 4] & 0xF);
+        const __m512 v = _mm512_maskz_loadu_ps(0x3, values);
+        _mm512_mask_storeu_ps(out, 0xF, _mm512_maskz_expand_ps(m, v));
+        g = 1, values += 2, out += 4;
+    }
+    for (; g + 4 <= groups; g += 4) {
+        const __mmask16 m = (__mmask16)(masks[p[0]] | (unsigned)masks[p[1]] << 8);
+        const __m512 v = _mm512_castps256_ps512(_mm256_loadu_ps(values));
+        _mm512_storeu_ps(out, _mm512_maskz_expand_ps(m, v));
+        p += 2, values += 8, out += 16;
+    }
+    const size_t rest = groups - g; /* 0 .. 3 groups: their bytes only */
+    if (rest > 0) {
+        unsigned m = masks[p[0]];
+        if (rest > 2) m |= (unsigned)masks[p[1]] << 8;
+        const __mmask16 lanes = (__mmask16)((1u << (4 * rest)) - 1);
+        const __m512 v = _mm512_maskz_loadu_ps((__mmask16)((1u << (2 * rest)) - 1), values);
+        _mm512_mask_storeu_ps(out, lanes, _mm512_maskz_expand_ps((__mmask16)(m & lanes), v));
+    }
+}
+
+static inline void zero(float *out, size_t n) {
+    size_t i = 0;
+    for (; i + 16 <= n; i += 16) _mm512_storeu_ps(out + i, _mm512_setzero_ps());
+    if (i < n) _mm512_mask_storeu_ps(out + i, (__mmask16)((1u << (n - i)) - 1), _mm512_setzero_ps());
+}
+
+/* The walk of generic/f32_expand24_body.h, with the common block of 16
+ * columns (4 groups, one vexpandps per row) taken without a loop. */
+void crisp_f32_expand24_ukernel__avx512f(const crisp_expand24_rows *p, float *out) {
+    size_t done = 0;
+    for (size_t b = 0; b < p->blocks; b++) {
+        uint32_t column; /* little-endian, as every target of this runtime */
+        memcpy(&column, p->block_col + 4 * b, sizeof column);
+        const size_t c0 = (size_t)column * p->block_cols;
+        const size_t width = p->cols - c0 < p->block_cols ? p->cols - c0 : p->block_cols;
+        const float *values = p->values + b * p->value_stride;
+        const uint64_t first = p->first + b * p->index_stride;
+        if (c0 > done)
+            for (size_t i = 0; i < p->rows; i++) zero(out + i * p->out_stride + done, c0 - done);
+        if (width == 16 && first % 4 == 0) { /* a run's 16 positions: 2 whole bytes */
+            for (size_t i = 0; i < p->rows; i++) {
+                const size_t t = p->row0 + i;
+                const uint8_t *q = p->stream + (first + (t / p->v) * 8) / 4;
+                const __mmask16 m = (__mmask16)(masks[q[0]] | (unsigned)masks[q[1]] << 8);
+                const __m512 v = _mm512_castps256_ps512(_mm256_loadu_ps(values + t * 8));
+                _mm512_storeu_ps(out + i * p->out_stride + c0, _mm512_maskz_expand_ps(m, v));
+            }
+        } else {
+            for (size_t i = 0; i < p->rows; i++) {
+                const size_t t = p->row0 + i;
+                expand_groups(width / 4, values + t * (width / 2), p->stream,
+                              first + (t / p->v) * (width / 2), out + i * p->out_stride + c0);
+            }
+        }
+        done = c0 + width;
+    }
+    if (done < p->cols)
+        for (size_t i = 0; i < p->rows; i++) zero(out + i * p->out_stride + done, p->cols - done);
+}
