@@ -270,7 +270,7 @@ static void test_label_aliasing(void) {
 
 /* Packed hybrid weights (8 bytes per kept value) are charged before the
  * allocation: a 2 MiB hybrid linear layer packs into about 4 MiB run sparse
- * (CRISP_HYBRID_FORM=sparse); its dense form, 2 MiB, is charged the same way. */
+ * (CRISP_HYBRID_FORM=sparse); its dense form reads the file in place. */
 static void test_packed_weights(void) {
     setenv("CRISP_HYBRID_FORM", "sparse", 1);
     const mb_hybrid h = {512, 1024, 16, 16, 1, 1, 1, 0, 0, 0};
@@ -300,18 +300,14 @@ static void test_packed_weights(void) {
     s = load(f, n, 0, &m);
     CHECK(s == CRISP_OK && m->packed_bytes >= 4 * kept, "default limit: %s", crisp_last_error());
     crisp_model_free(m);
-    /* Fully kept blocks: every ISA's cost table runs it dense, 4 bytes a weight. */
+    /* Fully kept blocks: every ISA's cost table runs it dense, which keeps no
+     * copy (src/expand.h), only 16 bytes per block-row: it loads under the
+     * 3 MiB the runs exceed. */
     unsetenv("CRISP_HYBRID_FORM");
     m = NULL;
     s = load(f, n, 3, &m);
-    CHECK(s == CRISP_OK && m->packed_bytes == 4 * 512 * 1024, "dense form, 3 MiB: %s",
+    CHECK(s == CRISP_OK && m->packed_bytes == 16 * 512 / 16, "dense form, 3 MiB: %s",
           crisp_last_error());
-    crisp_model_free(m);
-    m = NULL;
-    s = load(f, n, 1, &m);
-    e = crisp_last_error();
-    CHECK(s == CRISP_ERR_LIMIT && contains(e, "the packed weights of op 0 (LINEAR) need 2 MiB"),
-          "dense form, 1 MiB: %s \"%s\"", crisp_status_name(s), e);
     crisp_model_free(m);
     free(f);
     free(wbytes);
