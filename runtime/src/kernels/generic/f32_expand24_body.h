@@ -17,12 +17,14 @@ void CRISP_EXPAND24_NAME(const crisp_expand24_rows *p, float *out) {
         const size_t width = p->cols - c0 < p->block_cols ? p->cols - c0 : p->block_cols;
         const float *values = p->values + b * p->value_stride;
         const uint64_t first = p->first + b * p->index_stride;
+        /* Row t's run t / v, counted without a division per row. */
+        size_t run = p->row0 / p->v, in_run = p->row0 % p->v;
         for (size_t i = 0; i < p->rows; i++) {
-            const size_t t = p->row0 + i;
             float *o = out + i * p->out_stride;
             ZERO(o + done, c0 - done); /* removed blocks */
-            EXPAND_GROUPS(width / 4, values + t * (width / 2), p->stream,
-                          first + (t / p->v) * (width / 2), o + c0);
+            EXPAND_GROUPS(width / 4, values + (p->row0 + i) * (width / 2), p->stream,
+                          first + run * (width / 2), o + c0);
+            if (++in_run == p->v) in_run = 0, run++;
         }
         done = c0 + width;
     }

@@ -58,19 +58,23 @@ void crisp_f32_expand24_ukernel__avx512f(const crisp_expand24_rows *p, float *ou
         const uint64_t first = p->first + b * p->index_stride;
         if (c0 > done)
             for (size_t i = 0; i < p->rows; i++) zero(out + i * p->out_stride + done, c0 - done);
+        /* Row t's run t / v, counted without a division per row. */
+        size_t run = p->row0 / p->v, in_run = p->row0 % p->v;
         if (width == 16 && first % 4 == 0) { /* a run's 16 positions: 2 whole bytes */
+            const uint8_t *bytes = p->stream + first / 4;
             for (size_t i = 0; i < p->rows; i++) {
-                const size_t t = p->row0 + i;
-                const uint8_t *q = p->stream + (first + (t / p->v) * 8) / 4;
+                const uint8_t *q = bytes + 2 * run;
                 const __mmask16 m = (__mmask16)(masks[q[0]] | (unsigned)masks[q[1]] << 8);
-                const __m512 v = _mm512_castps256_ps512(_mm256_loadu_ps(values + t * 8));
+                const __m512 v =
+                    _mm512_castps256_ps512(_mm256_loadu_ps(values + (p->row0 + i) * 8));
                 _mm512_storeu_ps(out + i * p->out_stride + c0, _mm512_maskz_expand_ps(m, v));
+                if (++in_run == p->v) in_run = 0, run++;
             }
         } else {
             for (size_t i = 0; i < p->rows; i++) {
-                const size_t t = p->row0 + i;
-                expand_groups(width / 4, values + t * (width / 2), p->stream,
-                              first + (t / p->v) * (width / 2), out + i * p->out_stride + c0);
+                expand_groups(width / 4, values + (p->row0 + i) * (width / 2), p->stream,
+                              first + run * (width / 2), out + i * p->out_stride + c0);
+                if (++in_run == p->v) in_run = 0, run++;
             }
         }
         done = c0 + width;
