@@ -19,11 +19,15 @@
 /* B tile budget: 64 Ki floats (256 KiB) fits the L2 of every target core. */
 #define TILE_BUDGET_FLOATS ((size_t)64 * 1024)
 /* A hybrid layer run dense expands each row panel once per tile (src/
- * expand.h): MR x K floats written for MR x K x tile MACs, so its tiles are
- * larger, at the price of a B tile past L2. Measured on ResNet-50 at 50 %
- * (2:4, AVX-512, 1 MiB L2, thread CPU time against the dense copy this
- * replaced): budget x1 +10 %, x2 +7 %, x4 +6 %, x8 +2.5 %, x16 +3.7 %. */
-#define EXPANDED_TILE_BUDGET_FLOATS (8 * TILE_BUDGET_FLOATS)
+ * expand.h): MR x K floats written for MR x K x tile MACs. With AVX-512 its
+ * tiles are 8x larger, at the price of a B tile past L2. Measured on
+ * ResNet-50 at 50 % (2:4 in 16 x 16 blocks, Zen 4 with 1 MiB L2, thread CPU
+ * time against the dense copy this replaced): AVX-512 budget x1 +10 %, x2
+ * +7 %, x4 +6 %, x8 +2.5-3.5 %, x16 +3.7 %; AVX2 (CRISP_MAX_ISA=avx2, 6 x 16
+ * kernel) x1 +10 %, x4 +11 %, x8 +14 %. NEON is unmeasured: x1. */
+static size_t expanded_budget_floats(const crisp_f32_kernels *k) {
+    return strcmp(k->isa, "avx512f") == 0 ? 8 * TILE_BUDGET_FLOATS : TILE_BUDGET_FLOATS;
+}
 #define MAX_TILE_PIXELS CRISP_FAST_MAX_TILE_PIXELS
 #define DW_SLACK CRISP_DWCONV_SLACK
 
@@ -140,8 +144,7 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
     f.direct = p->kernel_height == 1 && p->kernel_width == 1 && p->stride_height == 1 &&
                p->stride_width == 1 && p->padding_top == 0 && p->padding_left == 0 &&
                p->output_height == p->input_height && p->output_width == p->input_width;
-    const size_t budget =
-        crisp_op_expanded(op) ? EXPANDED_TILE_BUDGET_FLOATS : TILE_BUDGET_FLOATS;
+    const size_t budget = crisp_op_expanded(op) ? expanded_budget_floats(k) : TILE_BUDGET_FLOATS;
     size_t nt = budget / f.k / nr * nr;
     nt = min_size(nt < nr ? nr : nt, MAX_TILE_PIXELS / nr * nr);
     f.tile_pixels = min_size(nt, round_up(pixels, nr));
