@@ -21,6 +21,10 @@
  *   gemv     ResNet-50's classifier, 2048 -> 1000;
  *   dwconv   3x3 depthwise layers of MobileNetV2 (ResNet-50 has none);
  *   maxpool  ResNet-50's stem pool, 3x3 stride 2 (one op per window element);
+ *   expand24 the gemm shapes as 2:4 in 16x16 blocks, all kept, expanded to
+ *            dense 12 rows at a time as src/expand.c does for a layer run
+ *            dense (once per pixel tile); the GFLOP/s column counts dense
+ *            floats written (G/s), ms/layer is one expansion of every row;
  *   qs8_spmm the spmm shapes and runs on int8 (B tiles of at most 256 KiB, as
  *            src/conv_fast_qs8.c), GOP/s in the GFLOP/s column;
  *   qs8_gemv the int8 classifiers of MobileNetV2 (1280 -> 1000) and ResNet-50
@@ -49,21 +53,25 @@ typedef struct variant {
     crisp_f32_spmm_ukernel_fn spmm;
     crisp_f32_gemv_ukernel_fn gemv;
     crisp_f32_dwconv_ukernel_fn window; /* dwconv and maxpool */
+    crisp_f32_expand24_ukernel_fn expand24;
     size_t mr, nr;
 } variant;
 
-#define CRISP_GEMM(tier, fn, mr, nr) {"gemm", #tier, #fn, fn, NULL, NULL, NULL, mr, nr},
-#define CRISP_SPMM(tier, fn, nr) {"spmm", #tier, #fn, NULL, fn, NULL, NULL, 0, nr},
-#define CRISP_GEMV(tier, fn, mr) {"gemv", #tier, #fn, NULL, NULL, fn, NULL, mr, 0},
-#define CRISP_DWCONV(tier, fn) {"dwconv", #tier, #fn, NULL, NULL, NULL, fn, 0, 0},
-#define CRISP_MAXPOOL(tier, fn) {"maxpool", #tier, #fn, NULL, NULL, NULL, fn, 0, 0},
+#define CRISP_GEMM(tier, fn, mr, nr) {"gemm", #tier, #fn, fn, NULL, NULL, NULL, NULL, mr, nr},
+#define CRISP_SPMM(tier, fn, nr) {"spmm", #tier, #fn, NULL, fn, NULL, NULL, NULL, 0, nr},
+#define CRISP_GEMV(tier, fn, mr) {"gemv", #tier, #fn, NULL, NULL, fn, NULL, NULL, mr, 0},
+#define CRISP_DWCONV(tier, fn) {"dwconv", #tier, #fn, NULL, NULL, NULL, fn, NULL, 0, 0},
+#define CRISP_MAXPOOL(tier, fn) {"maxpool", #tier, #fn, NULL, NULL, NULL, fn, NULL, 0, 0},
+#define CRISP_EXPAND24(tier, fn) {"expand24", #tier, #fn, NULL, NULL, NULL, NULL, fn, 0, 0},
 static const variant variants[] = {
 #include "kernels/f32_gemm.inc"
 #include "kernels/f32_spmm.inc"
 #include "kernels/f32_gemv.inc"
 #include "kernels/f32_dwconv.inc"
 #include "kernels/f32_maxpool.inc"
+#include "kernels/f32_expand24.inc"
 };
+#undef CRISP_EXPAND24
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_GEMV
@@ -512,10 +520,50 @@ static int bench_window(const variant *v, const window *d, int is_max, const opt
     return ok;
 }
 
+/* ---- 2:4 expansion: a layer's rows, 12 at a time ---- */
+
+typedef struct expand_job {
+    const variant *v;
+    const layer *l;
+    const float *values;
+    const uint8_t *stream, *columns;
+    float *panel;
+} expand_job;
+
+static void expand_pass(const void *p) {
+    const expand_job *j = p;
+    const size_t k = j->l->k, half = k / 2; /* one row's values and positions */
+    for (size_t r0 = 0; r0 < j->l->m;) {
+        const size_t br = r0 / 16, t = r0 % 16;
+        const size_t rows = min_size(min_size(12, 16 - t), j->l->m - r0);
+        const crisp_expand24_rows e = {k / 16, j->columns, 16, k, t, rows, 1,
+                                       j->values + br * 16 * half, 16 * 8, j->stream,
+                                       br * 16 * half, 16 * 8, k};
+        j->v->expand24(&e, j->panel);
+        r0 += rows;
+    }
+}
+
+static int bench_expand24(const variant *v, const layer *l, const options *o) {
+    if (l->k % 16 != 0) return 1;
+    const size_t nbr = (l->m + 15) / 16, half = l->k / 2;
+    float *values = random_floats(nbr * 16 * half), *panel = alloc(12 * l->k * sizeof *panel);
+    uint8_t *stream = alloc(nbr * 16 * half / 4), *columns = alloc(l->k / 16 * 4);
+    for (size_t i = 0; i < nbr * 16 * half / 4; i++) stream[i] = 0xD8; /* (0, 2), (1, 3) */
+    for (uint32_t c = 0; c < l->k / 16; c++) memcpy(columns + 4 * c, &c, 4);
+    const expand_job j = {v, l, values, stream, columns, panel};
+    const double s = time_passes(expand_pass, &j, o);
+    report(v, l->name, (double)l->m * (double)l->k, s);
+    const int ok = all_finite(panel, 12 * l->k);
+    free(values), free(panel), free(stream), free(columns);
+    return ok;
+}
+
 /* ---- Main ---- */
 
 #define USAGE                                                                                  \
-    "usage: crisp-ukernel-bench [--quick] [--family gemm|spmm|gemv|dwconv|maxpool|qs8_spmm|qs8_gemv] "  \
+    "usage: crisp-ukernel-bench [--quick] "                                                    \
+    "[--family gemm|spmm|gemv|dwconv|maxpool|expand24|qs8_spmm|qs8_gemv] "                     \
     "[--repetitions N] [--cpu-time]\n"
 
 int main(int argc, char **argv) {
@@ -547,7 +595,7 @@ int main(int argc, char **argv) {
     if (o.family != NULL && strcmp(o.family, "gemm") != 0 && strcmp(o.family, "spmm") != 0 &&
         strcmp(o.family, "gemv") != 0 && strcmp(o.family, "dwconv") != 0 &&
         strcmp(o.family, "maxpool") != 0 && strcmp(o.family, "qs8_spmm") != 0 &&
-        strcmp(o.family, "qs8_gemv") != 0) {
+        strcmp(o.family, "qs8_gemv") != 0 && strcmp(o.family, "expand24") != 0) {
         fprintf(stderr, "crisp-ukernel-bench: unknown family '%s'\n" USAGE, o.family);
         return 2;
     }
@@ -586,6 +634,8 @@ int main(int argc, char **argv) {
         }
         for (size_t s = 0; v->gemv != NULL && s < nfcs; s++)
             ok &= bench_gemv(v, &fcs[s], &o);
+        for (size_t s = 0; v->expand24 != NULL && s < nconvs; s++)
+            ok &= bench_expand24(v, &convs[s], &o);
         const int is_max = strcmp(v->family, "maxpool") == 0;
         for (size_t s = 0; v->window != NULL && s < (is_max ? npools : ndws); s++)
             ok &= bench_window(v, is_max ? &pools[s] : &dws[s], is_max, &o);
