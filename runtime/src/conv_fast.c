@@ -20,11 +20,15 @@
 #define TILE_BUDGET_FLOATS ((size_t)64 * 1024)
 /* A hybrid layer run dense expands each row panel once per tile (src/
  * expand.h): MR x K floats written for MR x K x tile MACs. With AVX-512 its
- * tiles are 8x larger, at the price of a B tile past L2. Measured on
- * ResNet-50 at 50 % (2:4 in 16 x 16 blocks, Zen 4 with 1 MiB L2, thread CPU
- * time against the dense copy this replaced): AVX-512 budget x1 +10 %, x2
- * +7 %, x4 +6 %, x8 +2.5-3.5 %, x16 +3.7 %; AVX2 (CRISP_MAX_ISA=avx2, 6 x 16
- * kernel) x1 +10 %, x4 +11 %, x8 +14 %. NEON is unmeasured: x1. */
+ * tiles are 8x larger, at the price of a B tile past L2, and with any ISA
+ * they have at least 32 pixels. Measured on ResNet-50 at 50 % (2:4 in 16 x
+ * 16 blocks, Zen 4 with 1 MiB L2, thread CPU time against the dense copy
+ * this replaced): AVX-512 budget x1 +10 %, x2 +7 %, x4 +6 %, x8 +2.5-3.5 %,
+ * x16 +3.7 %; AVX2 (CRISP_MAX_ISA=avx2, 6 x 16 kernel, whose 16-pixel tiles
+ * at K > 2048 expand a panel per call) x1 +10-12 %, x4 +11 %, x8 +14 %, x1
+ * with tiles of at least 32 pixels +7.4 % (48, 64, 96: +8 %). NEON is
+ * unmeasured: x1, at least 32. */
+#define EXPANDED_MIN_TILE ((size_t)32)
 static size_t expanded_budget_floats(const crisp_f32_kernels *k) {
     return strcmp(k->isa, "avx512f") == 0 ? 8 * TILE_BUDGET_FLOATS : TILE_BUDGET_FLOATS;
 }
@@ -146,6 +150,7 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
                p->output_height == p->input_height && p->output_width == p->input_width;
     const size_t budget = crisp_op_expanded(op) ? expanded_budget_floats(k) : TILE_BUDGET_FLOATS;
     size_t nt = budget / f.k / nr * nr;
+    if (crisp_op_expanded(op) && nt < EXPANDED_MIN_TILE) nt = round_up(EXPANDED_MIN_TILE, nr);
     nt = min_size(nt < nr ? nr : nt, MAX_TILE_PIXELS / nr * nr);
     f.tile_pixels = min_size(nt, round_up(pixels, nr));
     f.tiles = (pixels + f.tile_pixels - 1) / f.tile_pixels;

@@ -46,39 +46,47 @@ static inline void zero(float *out, size_t n) {
 }
 
 /* The walk of generic/f32_expand24_body.h, with the common block of 16
- * columns (4 groups, one vexpandps per row) taken without a loop. */
+ * columns (4 groups, one vexpandps per row) taken without a loop. The
+ * fields are read once: stores through `out` could alias *p for the
+ * compiler, which would reload them in every row otherwise. */
 void crisp_f32_expand24_ukernel__avx512f(const crisp_expand24_rows *p, float *out) {
+    const size_t blocks = p->blocks, block_cols = p->block_cols, cols = p->cols;
+    const size_t row0 = p->row0, rows = p->rows, v = p->v, stride = p->out_stride;
+    const size_t value_stride = p->value_stride;
+    const uint64_t index_stride = p->index_stride;
+    const uint8_t *stream = p->stream;
     size_t done = 0;
-    for (size_t b = 0; b < p->blocks; b++) {
+    for (size_t b = 0; b < blocks; b++) {
         uint32_t column; /* little-endian, as every target of this runtime */
         memcpy(&column, p->block_col + 4 * b, sizeof column);
-        const size_t c0 = (size_t)column * p->block_cols;
-        const size_t width = p->cols - c0 < p->block_cols ? p->cols - c0 : p->block_cols;
-        const float *values = p->values + b * p->value_stride;
-        const uint64_t first = p->first + b * p->index_stride;
+        const size_t c0 = (size_t)column * block_cols;
+        const size_t width = cols - c0 < block_cols ? cols - c0 : block_cols;
+        const float *values = p->values + b * value_stride;
+        const uint64_t first = p->first + b * index_stride;
         if (c0 > done)
-            for (size_t i = 0; i < p->rows; i++) zero(out + i * p->out_stride + done, c0 - done);
+            for (size_t i = 0; i < rows; i++) zero(out + i * stride + done, c0 - done);
         /* Row t's run t / v, counted without a division per row. */
-        size_t run = p->row0 / p->v, in_run = p->row0 % p->v;
+        size_t run = row0 / v, in_run = row0 % v;
+        float *o = out + c0;
         if (width == 16 && first % 4 == 0) { /* a run's 16 positions: 2 whole bytes */
-            const uint8_t *bytes = p->stream + first / 4;
-            for (size_t i = 0; i < p->rows; i++) {
+            const uint8_t *bytes = stream + first / 4;
+            const float *x = values + row0 * 8;
+            for (size_t i = 0; i < rows; i++, o += stride, x += 8) {
                 const uint8_t *q = bytes + 2 * run;
                 const __mmask16 m = (__mmask16)(masks[q[0]] | (unsigned)masks[q[1]] << 8);
-                const __m512 v =
-                    _mm512_castps256_ps512(_mm256_loadu_ps(values + (p->row0 + i) * 8));
-                _mm512_storeu_ps(out + i * p->out_stride + c0, _mm512_maskz_expand_ps(m, v));
-                if (++in_run == p->v) in_run = 0, run++;
+                const __m512 vx = _mm512_castps256_ps512(_mm256_loadu_ps(x));
+                _mm512_storeu_ps(o, _mm512_maskz_expand_ps(m, vx));
+                if (++in_run == v) in_run = 0, run++;
             }
         } else {
-            for (size_t i = 0; i < p->rows; i++) {
-                expand_groups(width / 4, values + (p->row0 + i) * (width / 2), p->stream,
-                              first + run * (width / 2), out + i * p->out_stride + c0);
-                if (++in_run == p->v) in_run = 0, run++;
+            for (size_t i = 0; i < rows; i++, o += stride) {
+                expand_groups(width / 4, values + (row0 + i) * (width / 2), stream,
+                              first + run * (width / 2), o);
+                if (++in_run == v) in_run = 0, run++;
             }
         }
         done = c0 + width;
     }
-    if (done < p->cols)
-        for (size_t i = 0; i < p->rows; i++) zero(out + i * p->out_stride + done, p->cols - done);
+    if (done < cols)
+        for (size_t i = 0; i < rows; i++) zero(out + i * stride + done, cols - done);
 }
