@@ -70,6 +70,19 @@ static size_t phase_floats(const crisp_conv2d_params *p) {
            DW_SLACK;
 }
 
+/* A stride-1 depthwise conv whose output rows are no longer than its input
+ * rows reads its input in place (ukernels.h, crisp_dwconv_image); others
+ * copy bands into stride phases. */
+static int dw_in_place(const crisp_conv2d_params *p) {
+    return p->stride_height == 1 && p->stride_width == 1 && p->output_width <= p->input_width;
+}
+/* Its scratch: the column masks, then the edge window. */
+static size_t dw_in_place_floats(const crisp_conv2d_params *p) {
+    return crisp_dwconv_mask_entries(p->kernel_width, p->input_width) +
+           crisp_dwconv_edge_floats(p->kernel_height, p->kernel_width, p->dilation_height,
+                                    p->dilation_width, p->input_width);
+}
+
 crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
                                    const crisp_f32_kernels *k) {
     crisp_fast_plan f;
@@ -112,7 +125,8 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
         f.path = CRISP_FAST_DWCONV;
         f.units = p->output_channels;
         f.tiles = 1;
-        f.scratch_floats = phase_floats(p);
+        f.direct = dw_in_place(p);
+        f.scratch_floats = f.direct ? dw_in_place_floats(p) : phase_floats(p);
         return f;
     }
     if (p->groups != 1) return f;
@@ -174,6 +188,19 @@ size_t crisp_fast_tap_segments(const crisp_conv2d_params *p, size_t ky, size_t k
         q += b - a;
     }
     return count;
+}
+
+void crisp_dwconv_column_masks(const crisp_dwconv_image *im, uint32_t *column_mask) {
+    const size_t iw = im->input_width, n = iw + CRISP_DWCONV_MAX_CHUNK;
+    for (size_t kx = 0; kx < im->kernel_width; kx++) {
+        const ptrdiff_t shift = (ptrdiff_t)(kx * im->dilation_width) - (ptrdiff_t)im->padding_left;
+        size_t column = 0;
+        for (size_t i = 0; i < n; i++) {
+            const ptrdiff_t c = (ptrdiff_t)column + shift;
+            column_mask[kx * n + i] = c >= 0 && c < (ptrdiff_t)iw ? ~(uint32_t)0 : 0;
+            if (++column == iw) column = 0;
+        }
+    }
 }
 
 /* Copies a segment. Small images have short rows (7 or 14 pixels at the end
@@ -331,6 +358,21 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         const size_t taps = p->kernel_height * p->kernel_width;
         const size_t plane = p->input_height * p->input_width;
         const float *w = m->tensors[op->weight].data;
+        if (f->direct) {
+            uint32_t *masks = (uint32_t *)(void *)scratch;
+            crisp_dwconv_image im = {
+                NULL, masks, scratch + crisp_dwconv_mask_entries(p->kernel_width, p->input_width),
+                p->input_height, p->input_width, p->padding_top, p->padding_left,
+                p->dilation_height, p->dilation_width, p->kernel_height, p->kernel_width,
+                p->output_height, p->output_width};
+            crisp_dwconv_column_masks(&im, masks);
+            for (size_t c = begin; c < end; c++) {
+                im.x = x + c * plane;
+                k->dwconv_s1(&im, w + c * taps, bias != NULL ? bias[c] : 0.0f, y + c * pixels,
+                             &p->minmax);
+            }
+            return;
+        }
         for (size_t c = begin; c < end; c++)
             window_bands(k->dwconv, p, x + c * plane, w + c * taps, 0.0f,
                          bias != NULL ? bias[c] : 0.0f, y + c * pixels, scratch);

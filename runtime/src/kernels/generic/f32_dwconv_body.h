@@ -23,6 +23,8 @@
  *
  * Max pooling reuses it (f32_maxpool_*.c): VFMA then keeps the max (NaN
  * wins, as in torch), the "bias" is -inf and the weights are NULL. */
+#include <string.h>
+
 #include "kernels/common.h"
 #include "kernels/ukernels.h"
 
@@ -58,9 +60,8 @@ static inline size_t tap_offset(const crisp_dwconv_plane *pl, size_t ky, size_t 
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
-static inline void emit(const crisp_dwconv_plane *pl, float *out, size_t p0, size_t n, VEC a0,
-                        VEC a1, VEC a2, VEC a3, VEC lo, VEC hi) {
-    const size_t ps = pl->phase_stride, ow = pl->output_width;
+static inline void emit(size_t ps, size_t ow, float *out, size_t p0, size_t n, VEC a0, VEC a1,
+                        VEC a2, VEC a3, VEC lo, VEC hi) {
     a0 = VCLAMP(a0, lo, hi), a1 = VCLAMP(a1, lo, hi);
     a2 = VCLAMP(a2, lo, hi), a3 = VCLAMP(a3, lo, hi);
     if (ps == ow) { /* no wide columns: the stream is the output */
@@ -104,7 +105,7 @@ static inline void chunk_any(const crisp_dwconv_plane *pl, const float *w, VEC b
             if (nv > 2) a2 = VFMA(a2, wv, VLOAD(src + 2 * VL));
             if (nv > 3) a3 = VFMA(a3, wv, VLOAD(src + 3 * VL));
         }
-    emit(pl, out, p0, n, a0, a1, a2, a3, lo, hi);
+    emit(pl->phase_stride, pl->output_width, out, p0, n, a0, a1, a2, a3, lo, hi);
 }
 
 #define TAP(wv, off)                                      \
@@ -144,12 +145,120 @@ void CRISP_DWCONV_NAME(const crisp_dwconv_plane *pl, const float *w, float bias,
             TAP(w6, o6);
             TAP(w7, o7);
             TAP(w8, o8);
-            emit(pl, out, p0, CHUNK, a0, a1, a2, a3, lo, hi);
+            emit(pl->phase_stride, pl->output_width, out, p0, CHUNK, a0, a1, a2, a3, lo, hi);
         }
     }
     for (; p0 < end; p0 += CHUNK)
         chunk_any(pl, w, b, out, p0, end - p0 < CHUNK ? end - p0 : CHUNK, lo, hi);
 }
+
+#if defined(CRISP_DWCONV_S1_NAME)
+/* The stride-1 kernel reading the plane in place (ukernels.h,
+ * crisp_dwconv_image). Besides the macros above:
+ *   VMASK               lane mask type
+ *   VMASK_LOAD(p)       the mask of VL uint32 entries (all ones = keep)
+ *   VLOADZ(p, m)        load VL floats, 0 in the lanes m drops
+ * A chunk always reads four whole vectors (a partial last chunk too): the
+ * chunk's window lies inside the plane or is copied to im->edge. */
+
+/* Where a chunk at p0 reads: the plane itself, or, when its window
+ * [p0 + lo, p0 + CHUNK + hi) leaves the plane (the first and last rows),
+ * a copy of that window in im->edge with zeros outside the plane (the
+ * padding rows). Returns the address standing for position p0. */
+static inline const float *s1_source(const crisp_dwconv_image *im, size_t p0, ptrdiff_t lo,
+                                     ptrdiff_t hi, size_t plane) {
+    const ptrdiff_t from = (ptrdiff_t)p0 + lo, to = (ptrdiff_t)p0 + (ptrdiff_t)CHUNK + hi;
+    if (from >= 0 && to <= (ptrdiff_t)plane) return im->x + p0;
+    float *e = im->edge;
+    const ptrdiff_t a = from > 0 ? from : 0, b = to < (ptrdiff_t)plane ? to : (ptrdiff_t)plane;
+    for (ptrdiff_t i = from; i < a; i++) e[i - from] = 0.0f;
+    if (a < b) memcpy(e + (a - from), im->x + a, (size_t)(b - a) * sizeof(float));
+    for (ptrdiff_t i = b > a ? b : a; i < to; i++) e[i - from] = 0.0f;
+    return e - lo;
+}
+
+/* p0 mod iw after a step of CHUNK positions. */
+static inline size_t s1_advance(size_t r, size_t iw) {
+    r += CHUNK;
+    return r < iw ? r : r < 2 * iw ? r - iw : r % iw;
+}
+
+/* Column kx's taps wrap into a neighbouring row for some output column. */
+static inline int s1_needs_mask(const crisp_dwconv_image *im, size_t kx) {
+    const size_t shift = kx * im->dilation_width;
+    return shift < im->padding_left ||
+           im->output_width - 1 + shift - im->padding_left >= im->input_width;
+}
+
+#define TAPZ(wv, off, m0, m1, m2, m3)                     \
+    do {                                                  \
+        const float *src_ = x + (off);                    \
+        a0 = VFMA(a0, wv, VLOADZ(src_, m0));              \
+        a1 = VFMA(a1, wv, VLOADZ(src_ + VL, m1));         \
+        a2 = VFMA(a2, wv, VLOADZ(src_ + 2 * VL, m2));     \
+        a3 = VFMA(a3, wv, VLOADZ(src_ + 3 * VL, m3));     \
+    } while (0)
+
+void CRISP_DWCONV_S1_NAME(const crisp_dwconv_image *im, const float *w, float bias, float *out,
+                          const crisp_minmax_params *params) {
+    const size_t iw = im->input_width, ow = im->output_width;
+    const size_t kh = im->kernel_height, kw = im->kernel_width;
+    const size_t plane = im->input_height * iw, rows = iw + CRISP_DWCONV_MAX_CHUNK;
+    const size_t end = (im->output_height - 1) * iw + ow;
+    const ptrdiff_t top = -(ptrdiff_t)(im->padding_top * iw + im->padding_left);
+    const ptrdiff_t bottom = top + (ptrdiff_t)((kh - 1) * im->dilation_height * iw +
+                                               (kw - 1) * im->dilation_width);
+    const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max);
+    const VEC b = VSET1(bias);
+    size_t p0 = 0, r = 0;
+    if (kh == 3 && kw == 3 && !s1_needs_mask(im, 1)) {
+        const VEC w0 = VSET1(w[0]), w1 = VSET1(w[1]), w2 = VSET1(w[2]), w3 = VSET1(w[3]);
+        const VEC w4 = VSET1(w[4]), w5 = VSET1(w[5]), w6 = VSET1(w[6]), w7 = VSET1(w[7]);
+        const VEC w8 = VSET1(w[8]);
+        const ptrdiff_t dy = (ptrdiff_t)(im->dilation_height * iw);
+        const ptrdiff_t dx = (ptrdiff_t)im->dilation_width;
+        const uint32_t *left = im->column_mask, *right = im->column_mask + 2 * rows;
+        for (; p0 < end; p0 += CHUNK, r = s1_advance(r, iw)) {
+            const float *x = s1_source(im, p0, top, bottom, plane);
+            const VMASK l0 = VMASK_LOAD(left + r), l1 = VMASK_LOAD(left + r + VL);
+            const VMASK l2 = VMASK_LOAD(left + r + 2 * VL), l3 = VMASK_LOAD(left + r + 3 * VL);
+            const VMASK r0 = VMASK_LOAD(right + r), r1 = VMASK_LOAD(right + r + VL);
+            const VMASK r2 = VMASK_LOAD(right + r + 2 * VL), r3 = VMASK_LOAD(right + r + 3 * VL);
+            VEC a0 = b, a1 = b, a2 = b, a3 = b;
+            TAPZ(w0, top, l0, l1, l2, l3);
+            TAP(w1, top + dx);
+            TAPZ(w2, top + 2 * dx, r0, r1, r2, r3);
+            TAPZ(w3, top + dy, l0, l1, l2, l3);
+            TAP(w4, top + dy + dx);
+            TAPZ(w5, top + dy + 2 * dx, r0, r1, r2, r3);
+            TAPZ(w6, top + 2 * dy, l0, l1, l2, l3);
+            TAP(w7, top + 2 * dy + dx);
+            TAPZ(w8, top + 2 * dy + 2 * dx, r0, r1, r2, r3);
+            emit(iw, ow, out, p0, end - p0 < CHUNK ? end - p0 : CHUNK, a0, a1, a2, a3, lo, hi);
+        }
+        return;
+    }
+    for (; p0 < end; p0 += CHUNK, r = s1_advance(r, iw)) {
+        const float *x = s1_source(im, p0, top, bottom, plane);
+        VEC a0 = b, a1 = b, a2 = b, a3 = b;
+        for (size_t ky = 0; ky < kh; ky++)
+            for (size_t kx = 0; kx < kw; kx++) {
+                const ptrdiff_t off = top + (ptrdiff_t)(ky * im->dilation_height * iw +
+                                                        kx * im->dilation_width);
+                const VEC wv = VSET1(w[ky * kw + kx]);
+                if (s1_needs_mask(im, kx)) {
+                    const uint32_t *m = im->column_mask + kx * rows + r;
+                    TAPZ(wv, off, VMASK_LOAD(m), VMASK_LOAD(m + VL), VMASK_LOAD(m + 2 * VL),
+                         VMASK_LOAD(m + 3 * VL));
+                } else {
+                    TAP(wv, off);
+                }
+            }
+        emit(iw, ow, out, p0, end - p0 < CHUNK ? end - p0 : CHUNK, a0, a1, a2, a3, lo, hi);
+    }
+}
+#undef TAPZ
+#endif
 
 #undef TAP
 #undef CHUNK

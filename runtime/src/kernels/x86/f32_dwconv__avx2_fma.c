@@ -13,4 +13,8 @@
 /* max/min return their second operand when either is NaN: NaN survives. */
 #define VCLAMP(v, lo, hi) _mm256_min_ps(hi, _mm256_max_ps(lo, v))
 #define VSTORE_N(p, v, n) crisp_avx2_store_n(p, v, n)
+#define CRISP_DWCONV_S1_NAME crisp_f32_dwconv_s1_ukernel__avx2_fma
+#define VMASK __m256
+#define VMASK_LOAD(p) _mm256_loadu_ps((const float *)(const void *)(p))
+#define VLOADZ(p, m) _mm256_and_ps(_mm256_loadu_ps(p), m)
 #include "kernels/generic/f32_dwconv_body.h"

@@ -2,6 +2,7 @@
  * the shared body in generic/f32_dwconv_body.h; partial vectors are stored
  * with a lane mask. */
 #include <immintrin.h>
+#include <stdint.h>
 
 #define CRISP_DWCONV_NAME crisp_f32_dwconv_ukernel__avx512f
 #define VEC __m512
@@ -12,4 +13,13 @@
 /* max/min return their second operand when either is NaN: NaN survives. */
 #define VCLAMP(v, lo, hi) _mm512_min_ps(hi, _mm512_max_ps(lo, v))
 #define VSTORE_N(p, v, n) _mm512_mask_storeu_ps(p, (__mmask16)((1u << (n)) - 1), v)
+#define CRISP_DWCONV_S1_NAME crisp_f32_dwconv_s1_ukernel__avx512f
+/* The column mask folds into the load: masked lanes are not read. */
+#define VMASK __mmask16
+#define VMASK_LOAD(p) crisp_avx512_lane_mask(p)
+#define VLOADZ(p, m) _mm512_maskz_loadu_ps(m, p)
+static inline __mmask16 crisp_avx512_lane_mask(const uint32_t *p) {
+    const __m512i m = _mm512_loadu_si512(p);
+    return _mm512_test_epi32_mask(m, m);
+}
 #include "kernels/generic/f32_dwconv_body.h"
