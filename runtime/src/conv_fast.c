@@ -76,11 +76,35 @@ static size_t phase_floats(const crisp_conv2d_params *p) {
 static int dw_in_place(const crisp_conv2d_params *p) {
     return p->stride_height == 1 && p->stride_width == 1 && p->output_width <= p->input_width;
 }
-/* Its scratch: the column masks, then the edge window. */
+/* Planes up to this many floats are copied whole (one memcpy) between zero
+ * margins instead: most chunks of a 28 x 28, 14 x 14 or 7 x 7 plane reach a
+ * padding row, and copying the plane once costs less than the kernel's edge
+ * copies of each such chunk's window (MobileNetV2 @90 %, AVX-512, thread CPU
+ * time of its depthwise layers: 14 x 14 -25 %, 7 x 7 -24 %, 28 x 28 -7 %
+ * against no whole-plane copy; 56 x 56 planes are faster without). */
+#define DW_COPY_PLANE_FLOATS ((size_t)1024)
+/* The zeros before and after a plane that every chunk's reads stay within
+ * (the kernel's edge test, ukernels.h). */
+static void dw_margins(const crisp_conv2d_params *p, size_t *before, size_t *after) {
+    const size_t iw = p->input_width, plane = p->input_height * iw;
+    const size_t end = (p->output_height - 1) * iw + p->output_width;
+    *before = p->padding_top * iw + p->padding_left;
+    const size_t reach = end + CRISP_DWCONV_MAX_CHUNK +
+                         (p->kernel_height - 1) * p->dilation_height * iw +
+                         (p->kernel_width - 1) * p->dilation_width;
+    *after = reach > plane + *before ? reach - plane - *before : 0;
+}
+static int dw_copies_plane(const crisp_conv2d_params *p) {
+    return p->input_height * p->input_width <= DW_COPY_PLANE_FLOATS;
+}
+/* Its scratch: the column masks, the edge window, the margined plane. */
 static size_t dw_in_place_floats(const crisp_conv2d_params *p) {
+    size_t before, after;
+    dw_margins(p, &before, &after);
     return crisp_dwconv_mask_entries(p->kernel_width, p->input_width) +
            crisp_dwconv_edge_floats(p->kernel_height, p->kernel_width, p->dilation_height,
-                                    p->dilation_width, p->input_width);
+                                    p->dilation_width, p->input_width) +
+           (dw_copies_plane(p) ? before + p->input_height * p->input_width + after : 0);
 }
 
 crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
@@ -360,14 +384,34 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         const float *w = m->tensors[op->weight].data;
         if (f->direct) {
             uint32_t *masks = (uint32_t *)(void *)scratch;
-            crisp_dwconv_image im = {
-                NULL, masks, scratch + crisp_dwconv_mask_entries(p->kernel_width, p->input_width),
-                p->input_height, p->input_width, p->padding_top, p->padding_left,
-                p->dilation_height, p->dilation_width, p->kernel_height, p->kernel_width,
-                p->output_height, p->output_width};
+            float *edge = scratch + crisp_dwconv_mask_entries(p->kernel_width, p->input_width);
+            float *copy = edge + crisp_dwconv_edge_floats(p->kernel_height, p->kernel_width,
+                                                          p->dilation_height, p->dilation_width,
+                                                          p->input_width);
+            crisp_dwconv_image im = {.column_mask = masks,
+                                     .edge = edge,
+                                     .input_height = p->input_height,
+                                     .input_width = p->input_width,
+                                     .padding_top = p->padding_top,
+                                     .padding_left = p->padding_left,
+                                     .dilation_height = p->dilation_height,
+                                     .dilation_width = p->dilation_width,
+                                     .kernel_height = p->kernel_height,
+                                     .kernel_width = p->kernel_width,
+                                     .output_height = p->output_height,
+                                     .output_width = p->output_width};
             crisp_dwconv_column_masks(&im, masks);
+            const int copies = dw_copies_plane(p);
+            if (copies) { /* the margins stay zero; each channel fills the middle */
+                dw_margins(p, &im.zeros_before, &im.zeros_after);
+                memset(copy, 0, (im.zeros_before + plane + im.zeros_after) * sizeof(float));
+            }
             for (size_t c = begin; c < end; c++) {
                 im.x = x + c * plane;
+                if (copies) {
+                    memcpy(copy + im.zeros_before, im.x, plane * sizeof(float));
+                    im.x = copy + im.zeros_before;
+                }
                 k->dwconv_s1(&im, w + c * taps, bias != NULL ? bias[c] : 0.0f, y + c * pixels,
                              &p->minmax);
             }

@@ -93,6 +93,9 @@ typedef void (*crisp_f32_dwconv_ukernel_fn)(const crisp_dwconv_plane *plane, con
 
 typedef struct crisp_dwconv_image {
     const float *x; /* the channel's input plane, input_height x input_width */
+    /* Zeros the driver put right before and after the plane (0 when it is
+     * read in place): reads within them need no edge copy. */
+    size_t zeros_before, zeros_after;
     const uint32_t *column_mask;
     float *edge;
     size_t input_height, input_width, padding_top, padding_left;

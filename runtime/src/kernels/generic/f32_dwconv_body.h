@@ -162,13 +162,14 @@ void CRISP_DWCONV_NAME(const crisp_dwconv_plane *pl, const float *w, float bias,
  * chunk's window lies inside the plane or is copied to im->edge. */
 
 /* Where a chunk at p0 reads: the plane itself, or, when its window
- * [p0 + lo, p0 + CHUNK + hi) leaves the plane (the first and last rows),
- * a copy of that window in im->edge with zeros outside the plane (the
- * padding rows). Returns the address standing for position p0. */
+ * [p0 + lo, p0 + CHUNK + hi) leaves the plane and its zero margins (the
+ * first and last rows), a copy of that window in im->edge with zeros outside
+ * the plane (the padding rows). Returns the address standing for p0. */
 static inline const float *s1_source(const crisp_dwconv_image *im, size_t p0, ptrdiff_t lo,
                                      ptrdiff_t hi, size_t plane) {
     const ptrdiff_t from = (ptrdiff_t)p0 + lo, to = (ptrdiff_t)p0 + (ptrdiff_t)CHUNK + hi;
-    if (from >= 0 && to <= (ptrdiff_t)plane) return im->x + p0;
+    if (from >= -(ptrdiff_t)im->zeros_before && to <= (ptrdiff_t)(plane + im->zeros_after))
+        return im->x + p0;
     float *e = im->edge;
     const ptrdiff_t a = from > 0 ? from : 0, b = to < (ptrdiff_t)plane ? to : (ptrdiff_t)plane;
     for (ptrdiff_t i = from; i < a; i++) e[i - from] = 0.0f;
