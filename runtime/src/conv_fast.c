@@ -70,11 +70,12 @@ static size_t phase_floats(const crisp_conv2d_params *p) {
            DW_SLACK;
 }
 
-/* A stride-1 depthwise conv whose output rows are no longer than its input
- * rows reads its input in place (ukernels.h, crisp_dwconv_image); others
- * copy bands into stride phases. */
+/* A depthwise conv of stride 1 or 2 (the same both ways) whose output rows
+ * are no longer than its input rows reads its input in place (ukernels.h,
+ * crisp_dwconv_image); others copy bands into stride phases. */
 static int dw_in_place(const crisp_conv2d_params *p) {
-    return p->stride_height == 1 && p->stride_width == 1 && p->output_width <= p->input_width;
+    return p->stride_height == p->stride_width && p->stride_width <= 2 &&
+           p->output_width <= p->input_width;
 }
 /* Planes up to this many floats are copied whole (one memcpy) between zero
  * margins instead: most chunks of a 28 x 28, 14 x 14 or 7 x 7 plane reach a
@@ -89,7 +90,7 @@ static void dw_margins(const crisp_conv2d_params *p, size_t *before, size_t *aft
     const size_t iw = p->input_width, plane = p->input_height * iw;
     const size_t end = (p->output_height - 1) * iw + p->output_width;
     *before = p->padding_top * iw + p->padding_left;
-    const size_t reach = end + CRISP_DWCONV_MAX_CHUNK +
+    const size_t reach = p->stride_width * (end + CRISP_DWCONV_MAX_CHUNK) +
                          (p->kernel_height - 1) * p->dilation_height * iw +
                          (p->kernel_width - 1) * p->dilation_width;
     *after = reach > plane + *before ? reach - plane - *before : 0;
@@ -220,7 +221,7 @@ void crisp_dwconv_column_masks(const crisp_dwconv_image *im, uint32_t *column_ma
         const ptrdiff_t shift = (ptrdiff_t)(kx * im->dilation_width) - (ptrdiff_t)im->padding_left;
         size_t column = 0;
         for (size_t i = 0; i < n; i++) {
-            const ptrdiff_t c = (ptrdiff_t)column + shift;
+            const ptrdiff_t c = (ptrdiff_t)(im->stride * column) + shift;
             column_mask[kx * n + i] = c >= 0 && c < (ptrdiff_t)iw ? ~(uint32_t)0 : 0;
             if (++column == iw) column = 0;
         }
@@ -296,15 +297,17 @@ static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x
     const crisp_dwconv_plane plane = {buf, prows * stride, stride, sh, sw,
                                       p->dilation_height, p->dilation_width, p->kernel_height,
                                       p->kernel_width, rows, p->output_width};
-    for (size_t a = 0; a < sh; a++)
-        for (size_t q = 0; q < sw; q++) {
-            /* Phase column j is padded column q + sw*j, image column q + sw*j - pl. */
-            const size_t j_lo = pl > q ? (pl - q + sw - 1) / sw : 0;
-            const size_t j_end = iw + pl > q ? (iw + pl - q - 1) / sw + 1 : 0;
-            const size_t j_hi = min_size(j_end, stride);
-            float *phase = buf + (a * sw + q) * plane.phase_size;
-            for (size_t r = 0; r < prows; r++) {
-                float *dst = phase + r * stride;
+    /* In the image's row order (the rows of phase row r, then r + 1, ...):
+     * one forward stream for the hardware prefetcher, each row read from
+     * memory once and again from L1 for its other column phases. */
+    for (size_t r = 0; r < prows; r++)
+        for (size_t a = 0; a < sh; a++)
+            for (size_t q = 0; q < sw; q++) {
+                /* Phase column j is padded column q + sw*j, image column q + sw*j - pl. */
+                const size_t j_lo = pl > q ? (pl - q + sw - 1) / sw : 0;
+                const size_t j_end = iw + pl > q ? (iw + pl - q - 1) / sw + 1 : 0;
+                const size_t j_hi = min_size(j_end, stride);
+                float *dst = buf + (a * sw + q) * plane.phase_size + r * stride;
                 /* Phase row r is the band's padded row a + sh*r. */
                 const size_t band_row = a + sh * r;
                 const ptrdiff_t iy = (ptrdiff_t)(r0 + band_row) - (ptrdiff_t)p->padding_top;
@@ -324,7 +327,6 @@ static crisp_dwconv_plane dw_phases(const crisp_conv2d_params *p, const float *x
                 }
                 fill(dst + j_hi, stride - j_hi, pad);
             }
-        }
     fill(buf + sh * sw * plane.phase_size, DW_SLACK, pad);
     return plane;
 }
@@ -394,6 +396,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                                      .input_width = p->input_width,
                                      .padding_top = p->padding_top,
                                      .padding_left = p->padding_left,
+                                     .stride = p->stride_width,
                                      .dilation_height = p->dilation_height,
                                      .dilation_width = p->dilation_width,
                                      .kernel_height = p->kernel_height,
@@ -412,7 +415,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                     memcpy(copy + im.zeros_before, im.x, plane * sizeof(float));
                     im.x = copy + im.zeros_before;
                 }
-                k->dwconv_s1(&im, w + c * taps, bias != NULL ? bias[c] : 0.0f, y + c * pixels,
+                k->dwconv_direct(&im, w + c * taps, bias != NULL ? bias[c] : 0.0f, y + c * pixels,
                              &p->minmax);
             }
             return;

@@ -9,8 +9,10 @@
 #define VFMA(acc, w, x) ((acc) + (w) * (x))
 #define VCLAMP(v, lo, hi) crisp_clampf(v, lo, hi)
 #define VSTORE_N(p, v, n) (*(p) = (v), (void)(n))
-#define CRISP_DWCONV_S1_NAME crisp_f32_dwconv_s1_ukernel__scalar
+#define CRISP_DWCONV_DIRECT_NAME crisp_f32_dwconv_direct_ukernel__scalar
 #define VMASK uint32_t
 #define VMASK_LOAD(p) (*(p))
 #define VLOADZ(p, m) ((m) != 0 ? *(p) : 0.0f)
+#define VLOAD2(p) (*(p))
+#define VLOAD2Z(p, m) VLOADZ(p, m)
 #include "kernels/generic/f32_dwconv_body.h"

@@ -152,24 +152,29 @@ void CRISP_DWCONV_NAME(const crisp_dwconv_plane *pl, const float *w, float bias,
         chunk_any(pl, w, b, out, p0, end - p0 < CHUNK ? end - p0 : CHUNK, lo, hi);
 }
 
-#if defined(CRISP_DWCONV_S1_NAME)
-/* The stride-1 kernel reading the plane in place (ukernels.h,
+#if defined(CRISP_DWCONV_DIRECT_NAME)
+/* The kernel reading the plane in place, stride 1 or 2 (ukernels.h,
  * crisp_dwconv_image). Besides the macros above:
  *   VMASK               lane mask type
  *   VMASK_LOAD(p)       the mask of VL uint32 entries (all ones = keep)
  *   VLOADZ(p, m)        load VL floats, 0 in the lanes m drops
- * A chunk always reads four whole vectors (a partial last chunk too): the
- * chunk's window lies inside the plane or is copied to im->edge. */
+ *   VLOAD2(p)           p[0], p[2], ..., p[2 VL - 2] (a deinterleaving load)
+ *   VLOAD2Z(p, m)       the same, 0 in the lanes m drops
+ * A chunk always reads four whole vectors (a partial last chunk too): its
+ * window lies inside the plane and its zero margins, or is copied to
+ * im->edge. */
 
 /* Where a chunk at p0 reads: the plane itself, or, when its window
- * [p0 + lo, p0 + CHUNK + hi) leaves the plane and its zero margins (the
- * first and last rows), a copy of that window in im->edge with zeros outside
- * the plane (the padding rows). Returns the address standing for p0. */
-static inline const float *s1_source(const crisp_dwconv_image *im, size_t p0, ptrdiff_t lo,
-                                     ptrdiff_t hi, size_t plane) {
-    const ptrdiff_t from = (ptrdiff_t)p0 + lo, to = (ptrdiff_t)p0 + (ptrdiff_t)CHUNK + hi;
+ * [s p0 + lo, s (p0 + CHUNK) + hi) leaves the plane and its zero margins
+ * (the first and last rows), a copy of that window in im->edge with zeros
+ * outside the plane (the padding rows). Returns the address standing for
+ * input index s p0. */
+static inline const float *direct_source(const crisp_dwconv_image *im, size_t p0, ptrdiff_t lo,
+                                         ptrdiff_t hi, size_t plane) {
+    const size_t s = im->stride;
+    const ptrdiff_t from = (ptrdiff_t)(s * p0) + lo, to = (ptrdiff_t)(s * (p0 + CHUNK)) + hi;
     if (from >= -(ptrdiff_t)im->zeros_before && to <= (ptrdiff_t)(plane + im->zeros_after))
-        return im->x + p0;
+        return im->x + s * p0;
     float *e = im->edge;
     const ptrdiff_t a = from > 0 ? from : 0, b = to < (ptrdiff_t)plane ? to : (ptrdiff_t)plane;
     for (ptrdiff_t i = from; i < a; i++) e[i - from] = 0.0f;
@@ -179,30 +184,71 @@ static inline const float *s1_source(const crisp_dwconv_image *im, size_t p0, pt
 }
 
 /* p0 mod iw after a step of CHUNK positions. */
-static inline size_t s1_advance(size_t r, size_t iw) {
+static inline size_t direct_advance(size_t r, size_t iw) {
     r += CHUNK;
     return r < iw ? r : r < 2 * iw ? r - iw : r % iw;
 }
 
-/* Column kx's taps wrap into a neighbouring row for some output column. */
-static inline int s1_needs_mask(const crisp_dwconv_image *im, size_t kx) {
+/* Column kx's taps fall outside the image rows for some output column. */
+static inline int direct_needs_mask(const crisp_dwconv_image *im, size_t kx) {
     const size_t shift = kx * im->dilation_width;
     return shift < im->padding_left ||
-           im->output_width - 1 + shift - im->padding_left >= im->input_width;
+           (im->output_width - 1) * im->stride + shift - im->padding_left >= im->input_width;
 }
 
-#define TAPZ(wv, off, m0, m1, m2, m3)                     \
-    do {                                                  \
-        const float *src_ = x + (off);                    \
-        a0 = VFMA(a0, wv, VLOADZ(src_, m0));              \
-        a1 = VFMA(a1, wv, VLOADZ(src_ + VL, m1));         \
-        a2 = VFMA(a2, wv, VLOADZ(src_ + 2 * VL, m2));     \
-        a3 = VFMA(a3, wv, VLOADZ(src_ + 3 * VL, m3));     \
+/* Tap at input offset off for the chunk's four vectors: stride 1, stride 2
+ * (vector v starts 2 v VL floats on), each plain or masked. */
+#define TAPZ(wv, off, m0, m1, m2, m3)                 \
+    do {                                              \
+        const float *src_ = x + (off);                \
+        a0 = VFMA(a0, wv, VLOADZ(src_, m0));          \
+        a1 = VFMA(a1, wv, VLOADZ(src_ + VL, m1));     \
+        a2 = VFMA(a2, wv, VLOADZ(src_ + 2 * VL, m2)); \
+        a3 = VFMA(a3, wv, VLOADZ(src_ + 3 * VL, m3)); \
+    } while (0)
+#define TAP2(wv, off)                                 \
+    do {                                              \
+        const float *src_ = x + (off);                \
+        a0 = VFMA(a0, wv, VLOAD2(src_));              \
+        a1 = VFMA(a1, wv, VLOAD2(src_ + 2 * VL));     \
+        a2 = VFMA(a2, wv, VLOAD2(src_ + 4 * VL));     \
+        a3 = VFMA(a3, wv, VLOAD2(src_ + 6 * VL));     \
+    } while (0)
+#define TAP2Z(wv, off, m0, m1, m2, m3)                     \
+    do {                                                   \
+        const float *src_ = x + (off);                     \
+        a0 = VFMA(a0, wv, VLOAD2Z(src_, m0));              \
+        a1 = VFMA(a1, wv, VLOAD2Z(src_ + 2 * VL, m1));     \
+        a2 = VFMA(a2, wv, VLOAD2Z(src_ + 4 * VL, m2));     \
+        a3 = VFMA(a3, wv, VLOAD2Z(src_ + 6 * VL, m3));     \
     } while (0)
 
-void CRISP_DWCONV_S1_NAME(const crisp_dwconv_image *im, const float *w, float bias, float *out,
-                          const crisp_minmax_params *params) {
-    const size_t iw = im->input_width, ow = im->output_width;
+/* The 3 x 3 loop (TAP_ and TAPZ_ of its stride) whose middle column needs no mask:
+ * nine weights and both column masks in registers. */
+#define DIRECT_3X3(TAP_, TAPZ_)                                                         \
+    for (; p0 < end; p0 += CHUNK, r = direct_advance(r, iw)) {                             \
+        const float *x = direct_source(im, p0, top, bottom, plane);                        \
+        const VMASK l0 = VMASK_LOAD(left + r), l1 = VMASK_LOAD(left + r + VL);             \
+        const VMASK l2 = VMASK_LOAD(left + r + 2 * VL), l3 = VMASK_LOAD(left + r + 3 * VL); \
+        const VMASK r0 = VMASK_LOAD(right + r), r1 = VMASK_LOAD(right + r + VL);           \
+        const VMASK r2 = VMASK_LOAD(right + r + 2 * VL);                                   \
+        const VMASK r3 = VMASK_LOAD(right + r + 3 * VL);                                   \
+        VEC a0 = b, a1 = b, a2 = b, a3 = b;                                                \
+        TAPZ_(w0, top, l0, l1, l2, l3);                                                    \
+        TAP_(w1, top + dx);                                                                \
+        TAPZ_(w2, top + 2 * dx, r0, r1, r2, r3);                                           \
+        TAPZ_(w3, top + dy, l0, l1, l2, l3);                                               \
+        TAP_(w4, top + dy + dx);                                                           \
+        TAPZ_(w5, top + dy + 2 * dx, r0, r1, r2, r3);                                      \
+        TAPZ_(w6, top + 2 * dy, l0, l1, l2, l3);                                           \
+        TAP_(w7, top + 2 * dy + dx);                                                       \
+        TAPZ_(w8, top + 2 * dy + 2 * dx, r0, r1, r2, r3);                                  \
+        emit(iw, ow, out, p0, end - p0 < CHUNK ? end - p0 : CHUNK, a0, a1, a2, a3, lo, hi); \
+    }
+
+void CRISP_DWCONV_DIRECT_NAME(const crisp_dwconv_image *im, const float *w, float bias,
+                              float *out, const crisp_minmax_params *params) {
+    const size_t iw = im->input_width, ow = im->output_width, s = im->stride;
     const size_t kh = im->kernel_height, kw = im->kernel_width;
     const size_t plane = im->input_height * iw, rows = iw + CRISP_DWCONV_MAX_CHUNK;
     const size_t end = (im->output_height - 1) * iw + ow;
@@ -212,52 +258,48 @@ void CRISP_DWCONV_S1_NAME(const crisp_dwconv_image *im, const float *w, float bi
     const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max);
     const VEC b = VSET1(bias);
     size_t p0 = 0, r = 0;
-    if (kh == 3 && kw == 3 && !s1_needs_mask(im, 1)) {
+    if (kh == 3 && kw == 3 && !direct_needs_mask(im, 1)) {
         const VEC w0 = VSET1(w[0]), w1 = VSET1(w[1]), w2 = VSET1(w[2]), w3 = VSET1(w[3]);
         const VEC w4 = VSET1(w[4]), w5 = VSET1(w[5]), w6 = VSET1(w[6]), w7 = VSET1(w[7]);
         const VEC w8 = VSET1(w[8]);
         const ptrdiff_t dy = (ptrdiff_t)(im->dilation_height * iw);
         const ptrdiff_t dx = (ptrdiff_t)im->dilation_width;
         const uint32_t *left = im->column_mask, *right = im->column_mask + 2 * rows;
-        for (; p0 < end; p0 += CHUNK, r = s1_advance(r, iw)) {
-            const float *x = s1_source(im, p0, top, bottom, plane);
-            const VMASK l0 = VMASK_LOAD(left + r), l1 = VMASK_LOAD(left + r + VL);
-            const VMASK l2 = VMASK_LOAD(left + r + 2 * VL), l3 = VMASK_LOAD(left + r + 3 * VL);
-            const VMASK r0 = VMASK_LOAD(right + r), r1 = VMASK_LOAD(right + r + VL);
-            const VMASK r2 = VMASK_LOAD(right + r + 2 * VL), r3 = VMASK_LOAD(right + r + 3 * VL);
-            VEC a0 = b, a1 = b, a2 = b, a3 = b;
-            TAPZ(w0, top, l0, l1, l2, l3);
-            TAP(w1, top + dx);
-            TAPZ(w2, top + 2 * dx, r0, r1, r2, r3);
-            TAPZ(w3, top + dy, l0, l1, l2, l3);
-            TAP(w4, top + dy + dx);
-            TAPZ(w5, top + dy + 2 * dx, r0, r1, r2, r3);
-            TAPZ(w6, top + 2 * dy, l0, l1, l2, l3);
-            TAP(w7, top + 2 * dy + dx);
-            TAPZ(w8, top + 2 * dy + 2 * dx, r0, r1, r2, r3);
-            emit(iw, ow, out, p0, end - p0 < CHUNK ? end - p0 : CHUNK, a0, a1, a2, a3, lo, hi);
+        if (s == 1) {
+            DIRECT_3X3(TAP, TAPZ)
+        } else {
+            DIRECT_3X3(TAP2, TAP2Z)
         }
         return;
     }
-    for (; p0 < end; p0 += CHUNK, r = s1_advance(r, iw)) {
-        const float *x = s1_source(im, p0, top, bottom, plane);
+    for (; p0 < end; p0 += CHUNK, r = direct_advance(r, iw)) {
+        const float *x = direct_source(im, p0, top, bottom, plane);
         VEC a0 = b, a1 = b, a2 = b, a3 = b;
         for (size_t ky = 0; ky < kh; ky++)
             for (size_t kx = 0; kx < kw; kx++) {
                 const ptrdiff_t off = top + (ptrdiff_t)(ky * im->dilation_height * iw +
                                                         kx * im->dilation_width);
                 const VEC wv = VSET1(w[ky * kw + kx]);
-                if (s1_needs_mask(im, kx)) {
+                if (direct_needs_mask(im, kx)) {
                     const uint32_t *m = im->column_mask + kx * rows + r;
-                    TAPZ(wv, off, VMASK_LOAD(m), VMASK_LOAD(m + VL), VMASK_LOAD(m + 2 * VL),
-                         VMASK_LOAD(m + 3 * VL));
-                } else {
+                    const VMASK m0 = VMASK_LOAD(m), m1 = VMASK_LOAD(m + VL);
+                    const VMASK m2 = VMASK_LOAD(m + 2 * VL), m3 = VMASK_LOAD(m + 3 * VL);
+                    if (s == 1)
+                        TAPZ(wv, off, m0, m1, m2, m3);
+                    else
+                        TAP2Z(wv, off, m0, m1, m2, m3);
+                } else if (s == 1) {
                     TAP(wv, off);
+                } else {
+                    TAP2(wv, off);
                 }
             }
         emit(iw, ow, out, p0, end - p0 < CHUNK ? end - p0 : CHUNK, a0, a1, a2, a3, lo, hi);
     }
 }
+#undef DIRECT_3X3
+#undef TAP2Z
+#undef TAP2
 #undef TAPZ
 #endif
 
