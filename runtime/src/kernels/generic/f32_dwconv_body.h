@@ -196,37 +196,36 @@ static inline int direct_needs_mask(const crisp_dwconv_image *im, size_t kx) {
            (im->output_width - 1) * im->stride + shift - im->padding_left >= im->input_width;
 }
 
-/* Tap at input offset off for the chunk's four vectors: stride 1, stride 2
- * (vector v starts 2 v VL floats on), each plain or masked. */
-#define TAPZ(wv, off, m0, m1, m2, m3)                 \
-    do {                                              \
-        const float *src_ = x + (off);                \
-        a0 = VFMA(a0, wv, VLOADZ(src_, m0));          \
-        a1 = VFMA(a1, wv, VLOADZ(src_ + VL, m1));     \
-        a2 = VFMA(a2, wv, VLOADZ(src_ + 2 * VL, m2)); \
-        a3 = VFMA(a3, wv, VLOADZ(src_ + 3 * VL, m3)); \
-    } while (0)
-#define TAP2(wv, off)                                 \
-    do {                                              \
-        const float *src_ = x + (off);                \
-        a0 = VFMA(a0, wv, VLOAD2(src_));              \
-        a1 = VFMA(a1, wv, VLOAD2(src_ + 2 * VL));     \
-        a2 = VFMA(a2, wv, VLOAD2(src_ + 4 * VL));     \
-        a3 = VFMA(a3, wv, VLOAD2(src_ + 6 * VL));     \
-    } while (0)
-#define TAP2Z(wv, off, m0, m1, m2, m3)                     \
-    do {                                                   \
-        const float *src_ = x + (off);                     \
-        a0 = VFMA(a0, wv, VLOAD2Z(src_, m0));              \
-        a1 = VFMA(a1, wv, VLOAD2Z(src_ + 2 * VL, m1));     \
-        a2 = VFMA(a2, wv, VLOAD2Z(src_ + 4 * VL, m2));     \
-        a3 = VFMA(a3, wv, VLOAD2Z(src_ + 6 * VL, m3));     \
-    } while (0)
+/* One vector of a tap at p: stride 1 or 2, masked by m unless m is NULL. */
+static inline VEC direct_load(const float *p, size_t s, const uint32_t *m) {
+    if (m == NULL) return s == 1 ? VLOAD(p) : VLOAD2(p);
+    const VMASK k = VMASK_LOAD(m);
+    return s == 1 ? VLOADZ(p, k) : VLOAD2Z(p, k);
+}
 
-/* The 3 x 3 loop (TAP_ and TAPZ_ of its stride) whose middle column needs no mask:
- * nine weights and both column masks in registers. */
-#define DIRECT_3X3(TAP_, TAPZ_)                                                         \
-    for (; p0 < end; p0 += CHUNK, r = direct_advance(r, iw)) {                             \
+/* Tap at input offset off for the chunk's first NV vectors (4 but in a
+ * last partial chunk): LOAD_(p, v) loads vector v from p, stride 1 or 2,
+ * plain or masked. */
+#define DTAP(wv, off, NV, LOAD_)                             \
+    do {                                                     \
+        const float *src_ = x + (off);                       \
+        a0 = VFMA(a0, wv, LOAD_(src_, 0));                   \
+        if ((NV) > 1) a1 = VFMA(a1, wv, LOAD_(src_, 1));     \
+        if ((NV) > 2) a2 = VFMA(a2, wv, LOAD_(src_, 2));     \
+        if ((NV) > 3) a3 = VFMA(a3, wv, LOAD_(src_, 3));     \
+    } while (0)
+#define LOAD1(p, v) VLOAD((p) + (v) * VL)
+#define LOAD1_L(p, v) VLOADZ((p) + (v) * VL, l##v)
+#define LOAD1_R(p, v) VLOADZ((p) + (v) * VL, r##v)
+#define LOAD2(p, v) VLOAD2((p) + 2 * (v) * VL)
+#define LOAD2_L(p, v) VLOAD2Z((p) + 2 * (v) * VL, l##v)
+#define LOAD2_R(p, v) VLOAD2Z((p) + 2 * (v) * VL, r##v)
+
+/* One 3 x 3 chunk of NV vectors and N positions at p0 whose middle column
+ * needs no mask (S the stride): nine weights and both column masks in
+ * registers. */
+#define DIRECT_3X3(S, NV, N)                                                               \
+    do {                                                                                   \
         const float *x = direct_source(im, p0, top, bottom, plane);                        \
         const VMASK l0 = VMASK_LOAD(left + r), l1 = VMASK_LOAD(left + r + VL);             \
         const VMASK l2 = VMASK_LOAD(left + r + 2 * VL), l3 = VMASK_LOAD(left + r + 3 * VL); \
@@ -234,17 +233,17 @@ static inline int direct_needs_mask(const crisp_dwconv_image *im, size_t kx) {
         const VMASK r2 = VMASK_LOAD(right + r + 2 * VL);                                   \
         const VMASK r3 = VMASK_LOAD(right + r + 3 * VL);                                   \
         VEC a0 = b, a1 = b, a2 = b, a3 = b;                                                \
-        TAPZ_(w0, top, l0, l1, l2, l3);                                                    \
-        TAP_(w1, top + dx);                                                                \
-        TAPZ_(w2, top + 2 * dx, r0, r1, r2, r3);                                           \
-        TAPZ_(w3, top + dy, l0, l1, l2, l3);                                               \
-        TAP_(w4, top + dy + dx);                                                           \
-        TAPZ_(w5, top + dy + 2 * dx, r0, r1, r2, r3);                                      \
-        TAPZ_(w6, top + 2 * dy, l0, l1, l2, l3);                                           \
-        TAP_(w7, top + 2 * dy + dx);                                                       \
-        TAPZ_(w8, top + 2 * dy + 2 * dx, r0, r1, r2, r3);                                  \
-        emit(iw, ow, out, p0, end - p0 < CHUNK ? end - p0 : CHUNK, a0, a1, a2, a3, lo, hi); \
-    }
+        DTAP(w0, top, NV, LOAD##S##_L);                                                    \
+        DTAP(w1, top + dx, NV, LOAD##S);                                                   \
+        DTAP(w2, top + 2 * dx, NV, LOAD##S##_R);                                           \
+        DTAP(w3, top + dy, NV, LOAD##S##_L);                                               \
+        DTAP(w4, top + dy + dx, NV, LOAD##S);                                              \
+        DTAP(w5, top + dy + 2 * dx, NV, LOAD##S##_R);                                      \
+        DTAP(w6, top + 2 * dy, NV, LOAD##S##_L);                                           \
+        DTAP(w7, top + 2 * dy + dx, NV, LOAD##S);                                          \
+        DTAP(w8, top + 2 * dy + 2 * dx, NV, LOAD##S##_R);                                  \
+        emit(iw, ow, out, p0, N, a0, a1, a2, a3, lo, hi);                                  \
+    } while (0)
 
 void CRISP_DWCONV_DIRECT_NAME(const crisp_dwconv_image *im, const float *w, float bias,
                               float *out, const crisp_minmax_params *params) {
@@ -265,42 +264,52 @@ void CRISP_DWCONV_DIRECT_NAME(const crisp_dwconv_image *im, const float *w, floa
         const ptrdiff_t dy = (ptrdiff_t)(im->dilation_height * iw);
         const ptrdiff_t dx = (ptrdiff_t)im->dilation_width;
         const uint32_t *left = im->column_mask, *right = im->column_mask + 2 * rows;
-        if (s == 1) {
-            DIRECT_3X3(TAP, TAPZ)
-        } else {
-            DIRECT_3X3(TAP2, TAP2Z)
+        for (; p0 + CHUNK <= end; p0 += CHUNK, r = direct_advance(r, iw)) {
+            if (s == 1)
+                DIRECT_3X3(1, 4, CHUNK);
+            else
+                DIRECT_3X3(2, 4, CHUNK);
+        }
+        if (p0 < end) {
+            const size_t n = end - p0, nv = (n + VL - 1) / VL;
+            if (s == 1)
+                DIRECT_3X3(1, nv, n);
+            else
+                DIRECT_3X3(2, nv, n);
         }
         return;
     }
+    /* Other windows. A partial last chunk computes only the vectors that
+     * hold positions (a 14 x 14 plane ends with 4 positions). */
     for (; p0 < end; p0 += CHUNK, r = direct_advance(r, iw)) {
         const float *x = direct_source(im, p0, top, bottom, plane);
+        const size_t n = end - p0 < CHUNK ? end - p0 : CHUNK, nv = (n + VL - 1) / VL;
         VEC a0 = b, a1 = b, a2 = b, a3 = b;
         for (size_t ky = 0; ky < kh; ky++)
             for (size_t kx = 0; kx < kw; kx++) {
-                const ptrdiff_t off = top + (ptrdiff_t)(ky * im->dilation_height * iw +
-                                                        kx * im->dilation_width);
+                const float *src = x + top + (ptrdiff_t)(ky * im->dilation_height * iw +
+                                                         kx * im->dilation_width);
+                const uint32_t *m =
+                    direct_needs_mask(im, kx) ? im->column_mask + kx * rows + r : NULL;
                 const VEC wv = VSET1(w[ky * kw + kx]);
-                if (direct_needs_mask(im, kx)) {
-                    const uint32_t *m = im->column_mask + kx * rows + r;
-                    const VMASK m0 = VMASK_LOAD(m), m1 = VMASK_LOAD(m + VL);
-                    const VMASK m2 = VMASK_LOAD(m + 2 * VL), m3 = VMASK_LOAD(m + 3 * VL);
-                    if (s == 1)
-                        TAPZ(wv, off, m0, m1, m2, m3);
-                    else
-                        TAP2Z(wv, off, m0, m1, m2, m3);
-                } else if (s == 1) {
-                    TAP(wv, off);
-                } else {
-                    TAP2(wv, off);
-                }
+                a0 = VFMA(a0, wv, direct_load(src, s, m));
+                if (nv > 1) a1 = VFMA(a1, wv, direct_load(src + s * VL, s, m ? m + VL : NULL));
+                if (nv > 2)
+                    a2 = VFMA(a2, wv, direct_load(src + 2 * s * VL, s, m ? m + 2 * VL : NULL));
+                if (nv > 3)
+                    a3 = VFMA(a3, wv, direct_load(src + 3 * s * VL, s, m ? m + 3 * VL : NULL));
             }
-        emit(iw, ow, out, p0, end - p0 < CHUNK ? end - p0 : CHUNK, a0, a1, a2, a3, lo, hi);
+        emit(iw, ow, out, p0, n, a0, a1, a2, a3, lo, hi);
     }
 }
 #undef DIRECT_3X3
-#undef TAP2Z
-#undef TAP2
-#undef TAPZ
+#undef LOAD2_R
+#undef LOAD2_L
+#undef LOAD2
+#undef LOAD1_R
+#undef LOAD1_L
+#undef LOAD1
+#undef DTAP
 #endif
 
 #undef TAP
