@@ -242,66 +242,108 @@ static inline VEC direct_load(const float *p, size_t s, const uint32_t *m) {
         DTAP(w6, top + 2 * dy, NV, LOAD##S##_L);                                           \
         DTAP(w7, top + 2 * dy + dx, NV, LOAD##S);                                          \
         DTAP(w8, top + 2 * dy + 2 * dx, NV, LOAD##S##_R);                                  \
-        emit(iw, ow, out, p0, N, a0, a1, a2, a3, lo, hi);                                  \
+        emit(eps, ow, eout, p0 - start, N, a0, a1, a2, a3, lo, hi);                        \
     } while (0)
+
+/* The geometry every direct walk starts from. The stream is walked in
+ * spans [start, start + span), step apart: the whole of it, or, where the
+ * wide rows' dropped half (stride 2: ow of iw columns kept) is more than the
+ * lanes a row-by-row walk leaves empty, one span per output row (112 -> 56:
+ * 56 positions in one 64-position chunk instead of 1.75 chunks). A row
+ * span's positions are its output row's pixels, stored from that row as a
+ * stream without wide columns (eps = ow). Each span ends with a partial
+ * chunk that computes only the vectors holding positions (a 14 x 14 plane
+ * ends with 4). */
+#define DIRECT_GEOMETRY                                                                \
+    const size_t iw = im->input_width, ow = im->output_width;                          \
+    const size_t kh = im->kernel_height, kw = im->kernel_width;                        \
+    const size_t plane = im->input_height * iw, rows = iw + CRISP_DWCONV_MAX_CHUNK;    \
+    const size_t end = (im->output_height - 1) * iw + ow;                              \
+    const ptrdiff_t top = -(ptrdiff_t)(im->padding_top * iw + im->padding_left);       \
+    const ptrdiff_t bottom = top + (ptrdiff_t)((kh - 1) * im->dilation_height * iw +   \
+                                               (kw - 1) * im->dilation_width);         \
+    const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max);          \
+    const VEC b = VSET1(bias);                                                         \
+    const int by_rows = (ow + VL - 1) / VL * VL < iw;                                  \
+    const size_t span = by_rows ? ow : end, step = by_rows ? iw : end;                 \
+    const size_t eps = by_rows ? ow : iw
+
+/* 3 x 3 windows whose middle column needs no mask, stride S: one function
+ * per stride (kept apart so that each gets its own register allocation:
+ * nine weights, four accumulators, eight masks). */
+#if defined(__GNUC__)
+#define DIRECT_NOINLINE __attribute__((noinline))
+#else
+#define DIRECT_NOINLINE
+#endif
+#define DEFINE_DIRECT_3X3(S)                                                                \
+    static DIRECT_NOINLINE void direct_3x3_s##S(const crisp_dwconv_image *im,               \
+                                                const float *w, float bias, float *out,     \
+                                                const crisp_minmax_params *params) {        \
+        DIRECT_GEOMETRY;                                                                    \
+        (void)kw;                                                                           \
+        const VEC w0 = VSET1(w[0]), w1 = VSET1(w[1]), w2 = VSET1(w[2]);                     \
+        const VEC w3 = VSET1(w[3]), w4 = VSET1(w[4]), w5 = VSET1(w[5]);                     \
+        const VEC w6 = VSET1(w[6]), w7 = VSET1(w[7]), w8 = VSET1(w[8]);                     \
+        const ptrdiff_t dy = (ptrdiff_t)(im->dilation_height * iw);                         \
+        const ptrdiff_t dx = (ptrdiff_t)im->dilation_width;                                 \
+        const uint32_t *left = im->column_mask, *right = im->column_mask + 2 * rows;       \
+        for (size_t start = 0; start < end; start += step) {                                \
+            const size_t p1 = start + span;                                                 \
+            float *const eout = by_rows ? out + start / iw * ow : out;                      \
+            size_t p0 = start, r = 0; /* a span starts a wide row: p0 mod iw = 0 */         \
+            for (; p0 + CHUNK <= p1; p0 += CHUNK, r = direct_advance(r, iw))                \
+                DIRECT_3X3(S, 4, CHUNK);                                                    \
+            if (p0 < p1) {                                                                  \
+                const size_t n = p1 - p0, nv = (n + VL - 1) / VL;                           \
+                DIRECT_3X3(S, nv, n);                                                       \
+            }                                                                               \
+        }                                                                                   \
+    }
+DEFINE_DIRECT_3X3(1)
+DEFINE_DIRECT_3X3(2)
 
 void CRISP_DWCONV_DIRECT_NAME(const crisp_dwconv_image *im, const float *w, float bias,
                               float *out, const crisp_minmax_params *params) {
-    const size_t iw = im->input_width, ow = im->output_width, s = im->stride;
-    const size_t kh = im->kernel_height, kw = im->kernel_width;
-    const size_t plane = im->input_height * iw, rows = iw + CRISP_DWCONV_MAX_CHUNK;
-    const size_t end = (im->output_height - 1) * iw + ow;
-    const ptrdiff_t top = -(ptrdiff_t)(im->padding_top * iw + im->padding_left);
-    const ptrdiff_t bottom = top + (ptrdiff_t)((kh - 1) * im->dilation_height * iw +
-                                               (kw - 1) * im->dilation_width);
-    const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max);
-    const VEC b = VSET1(bias);
-    size_t p0 = 0, r = 0;
-    if (kh == 3 && kw == 3 && !direct_needs_mask(im, 1)) {
-        const VEC w0 = VSET1(w[0]), w1 = VSET1(w[1]), w2 = VSET1(w[2]), w3 = VSET1(w[3]);
-        const VEC w4 = VSET1(w[4]), w5 = VSET1(w[5]), w6 = VSET1(w[6]), w7 = VSET1(w[7]);
-        const VEC w8 = VSET1(w[8]);
-        const ptrdiff_t dy = (ptrdiff_t)(im->dilation_height * iw);
-        const ptrdiff_t dx = (ptrdiff_t)im->dilation_width;
-        const uint32_t *left = im->column_mask, *right = im->column_mask + 2 * rows;
-        for (; p0 + CHUNK <= end; p0 += CHUNK, r = direct_advance(r, iw)) {
-            if (s == 1)
-                DIRECT_3X3(1, 4, CHUNK);
-            else
-                DIRECT_3X3(2, 4, CHUNK);
-        }
-        if (p0 < end) {
-            const size_t n = end - p0, nv = (n + VL - 1) / VL;
-            if (s == 1)
-                DIRECT_3X3(1, nv, n);
-            else
-                DIRECT_3X3(2, nv, n);
-        }
+    if (im->kernel_height == 3 && im->kernel_width == 3 && !direct_needs_mask(im, 1)) {
+        if (im->stride == 1)
+            direct_3x3_s1(im, w, bias, out, params);
+        else
+            direct_3x3_s2(im, w, bias, out, params);
         return;
     }
-    /* Other windows. A partial last chunk computes only the vectors that
-     * hold positions (a 14 x 14 plane ends with 4 positions). */
-    for (; p0 < end; p0 += CHUNK, r = direct_advance(r, iw)) {
-        const float *x = direct_source(im, p0, top, bottom, plane);
-        const size_t n = end - p0 < CHUNK ? end - p0 : CHUNK, nv = (n + VL - 1) / VL;
-        VEC a0 = b, a1 = b, a2 = b, a3 = b;
-        for (size_t ky = 0; ky < kh; ky++)
-            for (size_t kx = 0; kx < kw; kx++) {
-                const float *src = x + top + (ptrdiff_t)(ky * im->dilation_height * iw +
-                                                         kx * im->dilation_width);
-                const uint32_t *m =
-                    direct_needs_mask(im, kx) ? im->column_mask + kx * rows + r : NULL;
-                const VEC wv = VSET1(w[ky * kw + kx]);
-                a0 = VFMA(a0, wv, direct_load(src, s, m));
-                if (nv > 1) a1 = VFMA(a1, wv, direct_load(src + s * VL, s, m ? m + VL : NULL));
-                if (nv > 2)
-                    a2 = VFMA(a2, wv, direct_load(src + 2 * s * VL, s, m ? m + 2 * VL : NULL));
-                if (nv > 3)
-                    a3 = VFMA(a3, wv, direct_load(src + 3 * s * VL, s, m ? m + 3 * VL : NULL));
-            }
-        emit(iw, ow, out, p0, n, a0, a1, a2, a3, lo, hi);
+    /* Other windows: the taps' masks and offsets per chunk. */
+    DIRECT_GEOMETRY;
+    const size_t s = im->stride;
+    for (size_t start = 0; start < end; start += step) {
+        const size_t p1 = start + span;
+        float *const eout = by_rows ? out + start / iw * ow : out;
+        for (size_t p0 = start, r = 0; p0 < p1; p0 += CHUNK, r = direct_advance(r, iw)) {
+            const float *x = direct_source(im, p0, top, bottom, plane);
+            const size_t n = p1 - p0 < CHUNK ? p1 - p0 : CHUNK, nv = (n + VL - 1) / VL;
+            VEC a0 = b, a1 = b, a2 = b, a3 = b;
+            for (size_t ky = 0; ky < kh; ky++)
+                for (size_t kx = 0; kx < kw; kx++) {
+                    const float *src = x + top + (ptrdiff_t)(ky * im->dilation_height * iw +
+                                                             kx * im->dilation_width);
+                    const uint32_t *m =
+                        direct_needs_mask(im, kx) ? im->column_mask + kx * rows + r : NULL;
+                    const VEC wv = VSET1(w[ky * kw + kx]);
+                    a0 = VFMA(a0, wv, direct_load(src, s, m));
+                    if (nv > 1)
+                        a1 = VFMA(a1, wv, direct_load(src + s * VL, s, m ? m + VL : NULL));
+                    if (nv > 2)
+                        a2 = VFMA(a2, wv, direct_load(src + 2 * s * VL, s, m ? m + 2 * VL : NULL));
+                    if (nv > 3)
+                        a3 = VFMA(a3, wv, direct_load(src + 3 * s * VL, s, m ? m + 3 * VL : NULL));
+                }
+            emit(eps, ow, eout, p0 - start, n, a0, a1, a2, a3, lo, hi);
+        }
     }
 }
+#undef DEFINE_DIRECT_3X3
+#undef DIRECT_NOINLINE
+#undef DIRECT_GEOMETRY
 #undef DIRECT_3X3
 #undef LOAD2_R
 #undef LOAD2_L
