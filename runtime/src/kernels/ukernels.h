@@ -77,7 +77,7 @@ typedef void (*crisp_f32_dwconv_ukernel_fn)(const crisp_dwconv_plane *plane, con
 
 /* Depthwise conv of one channel, stride s = 1 or 2 in both directions,
  * read in place ("direct": no copy): wide positions p = oy * iw + ox (iw the
- * input row length; output_width <= iw, and (output_width - 1) * s < iw),
+ * input row length; output_width <= iw),
  * and tap (ky, kx) reads x[s * p + off(ky, kx)] with the fixed offset
  *   off = (ky * dh - padding_top) * iw + kx * dw - padding_left,
  * the same flat stream as the phases above (stride 2 keeps only half of each
@@ -105,9 +105,9 @@ typedef struct crisp_dwconv_image {
     size_t output_height, output_width;
 } crisp_dwconv_image;
 
-typedef void (*crisp_f32_dwconv_direct_ukernel_fn)(const crisp_dwconv_image *im, const float *w,
-                                               float bias, float *out,
-                                               const crisp_minmax_params *params);
+typedef void (*crisp_f32_dwconv_direct_ukernel_fn)(const crisp_dwconv_image *im,
+                                                   const float *w, float bias, float *out,
+                                                   const crisp_minmax_params *params);
 
 /* Fills column_mask (kernel_width * (input_width + CRISP_DWCONV_MAX_CHUNK)
  * entries) for im's geometry. */
@@ -115,6 +115,8 @@ void crisp_dwconv_column_masks(const crisp_dwconv_image *im, uint32_t *column_ma
 static inline size_t crisp_dwconv_mask_entries(size_t kernel_width, size_t input_width) {
     return kernel_width * (input_width + CRISP_DWCONV_MAX_CHUNK);
 }
+/* One chunk's window: up to 2 * CRISP_DWCONV_MAX_CHUNK positions' worth
+ * at stride 2, plus the window's reach. */
 static inline size_t crisp_dwconv_edge_floats(size_t kernel_height, size_t kernel_width,
                                               size_t dilation_height, size_t dilation_width,
                                               size_t input_width) {

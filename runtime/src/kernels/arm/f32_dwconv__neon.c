@@ -1,5 +1,6 @@
-/* Depthwise conv microkernel, NEON: 4 q registers per chunk (16 output
- * pixels), the shared body in generic/f32_dwconv_body.h. */
+/* Depthwise conv microkernels (phases and in place), NEON: 4 q registers
+ * per chunk (16 output pixels), the shared body in generic/f32_dwconv_body.h;
+ * column masks are ANDed, vld2q deinterleaves stride 2. */
 #include <arm_neon.h>
 
 #include "kernels/arm/neon_tail.h"

@@ -1,5 +1,6 @@
-/* Depthwise conv microkernel, portable tier (generic/f32_dwconv_body.h) with
- * one-lane "vectors": four output pixels per chunk. */
+/* Depthwise conv microkernels (phases and in place), portable tier
+ * (generic/f32_dwconv_body.h) with one-lane "vectors": four output pixels per
+ * chunk. */
 #include "kernels/common.h"
 #define CRISP_DWCONV_NAME crisp_f32_dwconv_ukernel__scalar
 #define VEC float

@@ -22,7 +22,12 @@
  *   VSTORE_N(p, v, n)   store the first n <= VL lanes
  *
  * Max pooling reuses it (f32_maxpool_*.c): VFMA then keeps the max (NaN
- * wins, as in torch), the "bias" is -inf and the weights are NULL. */
+ * wins, as in torch), the "bias" is -inf and the weights are NULL.
+ *
+ * A file that also defines CRISP_DWCONV_DIRECT_NAME (and the masked and
+ * deinterleaving loads listed there) gets the kernel that reads the input
+ * plane in place (stride 1 or 2; further below), the same stream without
+ * the copy. */
 #include <string.h>
 
 #include "kernels/common.h"

@@ -1,5 +1,6 @@
-/* Depthwise conv microkernel, AVX2+FMA: 4 ymm per chunk (32 output pixels),
- * the shared body in generic/f32_dwconv_body.h. */
+/* Depthwise conv microkernels (phases and in place), AVX2+FMA: 4 ymm per
+ * chunk (32 output pixels), the shared body in generic/f32_dwconv_body.h;
+ * column masks are ANDed after the load. */
 #include <immintrin.h>
 
 #include "kernels/x86/avx2_tail.h"

@@ -1,6 +1,6 @@
-/* Depthwise conv microkernel, AVX-512: 4 zmm per chunk (64 output pixels),
- * the shared body in generic/f32_dwconv_body.h; partial vectors are stored
- * with a lane mask. */
+/* Depthwise conv microkernels (phases and in place), AVX-512: 4 zmm per
+ * chunk (64 output pixels), the shared body in generic/f32_dwconv_body.h;
+ * partial vectors are stored, and column masks applied, with lane masks. */
 #include <immintrin.h>
 #include <stdint.h>
 
