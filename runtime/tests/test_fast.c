@@ -78,6 +78,16 @@ static const dw_variant dws[] = {
 };
 #undef CRISP_DWCONV
 
+typedef struct dw_direct_variant {
+    const char *isa, *name;
+    crisp_f32_dwconv_direct_ukernel_fn fn;
+} dw_direct_variant;
+#define CRISP_DWCONV_DIRECT(tier, name) {#tier, #name, name},
+static const dw_direct_variant dw_directs[] = {
+#include "kernels/f32_dwconv_direct.inc"
+};
+#undef CRISP_DWCONV_DIRECT
+
 #define CRISP_MAXPOOL(tier, name) {#tier, #name, name},
 static const dw_variant maxpools[] = {
 #include "kernels/f32_maxpool.inc"
@@ -593,6 +603,69 @@ static void test_expand24(const expand24_variant *v, unsigned *rng) {
     }
 }
 
+/* The direct kernel reads the plane in place (an allocation of exactly
+ * ih x iw floats, so ASan sees any read outside it, or the plane between
+ * zero margins as the driver copies small planes) and must write exactly
+ * what the phase kernel of its tier writes from the padded copy, bitwise:
+ * the same sums in the same order, padding read as 0. Infinities in the
+ * first and last columns catch a wrapped tap that is not masked. */
+static void test_dw_direct(const dw_direct_variant *v, const dw_variant *phase, unsigned *rng) {
+    enum { GUARD = 40 };
+    for (int trial = 0; trial < 160; trial++) {
+        const size_t s = (size_t)(trial % 4 < 2 ? 1 : 2);
+        const size_t kh = trial % 2 ? 3 : (size_t)check_rand_int(rng, 1, 5);
+        const size_t kw = trial % 2 ? 3 : (size_t)check_rand_int(rng, 1, 5);
+        const size_t dh = (size_t)check_rand_int(rng, 1, 2), dw = (size_t)check_rand_int(rng, 1, 2);
+        const size_t ih = (dh * (kh - 1) + (size_t)check_rand_int(rng, 1, trial % 3 ? 16 : 9));
+        const size_t iw = (dw * (kw - 1) + (size_t)check_rand_int(rng, 1, trial % 3 ? 20 : 130));
+        /* Paddings up to the window ("same" every third trial); the output
+         * rows must not be longer than the input's. */
+        size_t pt = (size_t)check_rand_int(rng, 0, (int)(dh * (kh - 1)));
+        size_t pb = (size_t)check_rand_int(rng, 0, (int)(dh * (kh - 1)));
+        size_t pl = (size_t)check_rand_int(rng, 0, (int)(dw * (kw - 1)));
+        size_t pr = (size_t)check_rand_int(rng, 0, (int)(dw * (kw - 1) - pl));
+        if (trial % 3 == 0) pt = dh * (kh - 1) / 2, pb = dh * (kh - 1) - pt;
+        if (trial % 3 == 0) pl = dw * (kw - 1) / 2, pr = dw * (kw - 1) - pl;
+        const size_t rows = ih + pt + pb, cols = iw + pl + pr;
+        const size_t oh = (rows - dh * (kh - 1) - 1) / s + 1, ow = (cols - dw * (kw - 1) - 1) / s + 1;
+        const size_t before = trial % 3 == 2 ? (size_t)check_rand_int(rng, 0, (int)(3 * iw)) : 0;
+        const size_t after = trial % 3 == 2 ? (size_t)check_rand_int(rng, 0, (int)(3 * iw + 160)) : 0;
+        float *margined = calloc(before + ih * iw + after, sizeof *margined);
+        float *x = margined + before;
+        float *xs = random_floats(rng, ih * iw, 2);
+        memcpy(x, xs, ih * iw * sizeof *x);
+        free(xs);
+        for (size_t r = 0; r < ih && trial % 4 == 1; r++)
+            x[r * iw + (check_rand(rng) % 2 ? 0 : iw - 1)] = check_rand(rng) % 2 ? INFINITY : -INFINITY;
+        /* The phases of the padded image, as the driver builds them. */
+        const size_t stride = (cols + s - 1) / s, prows = (rows + s - 1) / s;
+        const size_t psize = prows * stride;
+        float *phases = calloc(s * s * psize + CRISP_DWCONV_SLACK, sizeof *phases);
+        for (size_t r = 0; r < ih; r++)
+            for (size_t c = 0; c < iw; c++) {
+                const size_t pr_ = r + pt, pc = c + pl;
+                phases[((pr_ % s) * s + pc % s) * psize + (pr_ / s) * stride + pc / s] = x[r * iw + c];
+            }
+        const crisp_dwconv_plane pl1 = {phases, psize, stride, s, s, dh, dw, kh, kw, oh, ow};
+        uint32_t *masks = malloc(crisp_dwconv_mask_entries(kw, iw) * sizeof *masks);
+        float *edge = malloc(crisp_dwconv_edge_floats(kh, kw, dh, dw, iw) * sizeof *edge);
+        const crisp_dwconv_image im = {x,  before, after, masks, edge, ih, iw, pt, pl,
+                                       s,  dh,     dw,    kh,    kw,   oh, ow};
+        crisp_dwconv_column_masks(&im, masks);
+        float *w = random_floats(rng, kh * kw, 1);
+        float *got = malloc((oh * ow + GUARD) * sizeof *got), *want = malloc(oh * ow * sizeof *want);
+        const float bias = check_rand_float(rng);
+        for (size_t i = 0; i < oh * ow + GUARD; i++) got[i] = 12345.0f;
+        phase->fn(&pl1, w, bias, want, &acts[trial % 3]);
+        v->fn(&im, w, bias, got, &acts[trial % 3]);
+        int ok = memcmp(got, want, oh * ow * sizeof *got) == 0;
+        for (size_t i = oh * ow; i < oh * ow + GUARD && ok; i++) ok = got[i] == 12345.0f;
+        CHECK(ok, "%s: s %zu k %zux%zu d %zu/%zu in %zux%zu pad %zu,%zu,%zu,%zu margins %zu,%zu",
+              v->name, s, kh, kw, dh, dw, ih, iw, pt, pl, pb, pr, before, after);
+        free(margined), free(phases), free(masks), free(edge), free(w), free(got), free(want);
+    }
+}
+
 static void microkernels(void) {
     unsigned rng = 7;
     for (size_t i = 0; i < COUNT(gemms); i++)
@@ -604,6 +677,14 @@ static void microkernels(void) {
     for (size_t i = 0; i < COUNT(dws); i++)
         if (crisp_isa_supported(dws[i].isa)) test_dw(&dws[i], &rng, 0);
         else skipped++;
+    for (size_t i = 0; i < COUNT(dw_directs); i++) {
+        const dw_variant *phase = NULL; /* the phase kernel of the same tier */
+        for (size_t j = 0; j < COUNT(dws); j++)
+            if (strcmp(dws[j].isa, dw_directs[i].isa) == 0) phase = &dws[j];
+        CHECK(phase != NULL, "%s: no phase kernel of its tier", dw_directs[i].name);
+        if (phase != NULL && crisp_isa_supported(dw_directs[i].isa)) test_dw_direct(&dw_directs[i], phase, &rng);
+        else skipped++;
+    }
     for (size_t i = 0; i < COUNT(gemvs); i++)
         if (crisp_isa_supported(gemvs[i].isa)) test_gemv(&gemvs[i], &rng);
         else skipped++;
@@ -793,11 +874,12 @@ static void layers(void) {
                  c->cout);
         run_layer(&L, &rng, what);
     }
-    for (int i = 0; i < 30; i++) { /* depthwise */
+    for (int i = 0; i < 42; i++) { /* depthwise; from 30 on stride 1 or 2 (read in place) */
         layer L;
         memset(&L, 0, sizeof L);
         naive_conv *c = &L.c;
         random_geometry(c, &rng, i % 3 == 0 ? 70 : 20);
+        if (i >= 30) c->sh = c->sw = 1 + i % 2;
         c->cin = c->cout = c->groups = check_rand_int(&rng, 1, 24);
         snprintf(what, sizeof what, "depthwise %dx%d s%d,%d d%d,%d p%d,%d,%d,%d %dx%dx%d",
                  c->kh, c->kw, c->sh, c->sw, c->dh, c->dw, c->pt, c->pl, c->pb, c->pr, c->cin,

@@ -19,7 +19,10 @@
  *            weights only (never a filled run's zeros), so the
  *            dense-equivalent speed is the layer's time against gemm's;
  *   gemv     ResNet-50's classifier, 2048 -> 1000;
- *   dwconv   3x3 depthwise layers of MobileNetV2 (ResNet-50 has none);
+ *   dwconv   3x3 depthwise layers of MobileNetV2 (ResNet-50 has none), the
+ *            kernel on stride phases (one channel's plane, in cache);
+ *   dwdirect the same layers on the kernel that reads the input in place
+ *            (every channel of a whole input, as the driver runs it);
  *   maxpool  ResNet-50's stem pool, 3x3 stride 2 (one op per window element);
  *   expand24 the gemm shapes as 2:4 in 16x16 blocks, all kept, expanded to
  *            dense 12 rows at a time as src/expand.c does for a layer run
@@ -54,20 +57,23 @@ typedef struct variant {
     crisp_f32_gemv_ukernel_fn gemv;
     crisp_f32_dwconv_ukernel_fn window; /* dwconv and maxpool */
     crisp_f32_expand24_ukernel_fn expand24;
+    crisp_f32_dwconv_direct_ukernel_fn direct;
     size_t mr, nr;
 } variant;
 
-#define CRISP_GEMM(tier, fn, mr, nr) {"gemm", #tier, #fn, fn, NULL, NULL, NULL, NULL, mr, nr},
-#define CRISP_SPMM(tier, fn, nr) {"spmm", #tier, #fn, NULL, fn, NULL, NULL, NULL, 0, nr},
-#define CRISP_GEMV(tier, fn, mr) {"gemv", #tier, #fn, NULL, NULL, fn, NULL, NULL, mr, 0},
-#define CRISP_DWCONV(tier, fn) {"dwconv", #tier, #fn, NULL, NULL, NULL, fn, NULL, 0, 0},
-#define CRISP_MAXPOOL(tier, fn) {"maxpool", #tier, #fn, NULL, NULL, NULL, fn, NULL, 0, 0},
-#define CRISP_EXPAND24(tier, fn) {"expand24", #tier, #fn, NULL, NULL, NULL, NULL, fn, 0, 0},
+#define CRISP_GEMM(tier, fn, mr, nr) {"gemm", #tier, #fn, fn, NULL, NULL, NULL, NULL, NULL, mr, nr},
+#define CRISP_SPMM(tier, fn, nr) {"spmm", #tier, #fn, NULL, fn, NULL, NULL, NULL, NULL, 0, nr},
+#define CRISP_GEMV(tier, fn, mr) {"gemv", #tier, #fn, NULL, NULL, fn, NULL, NULL, NULL, mr, 0},
+#define CRISP_DWCONV(tier, fn) {"dwconv", #tier, #fn, NULL, NULL, NULL, fn, NULL, NULL, 0, 0},
+#define CRISP_MAXPOOL(tier, fn) {"maxpool", #tier, #fn, NULL, NULL, NULL, fn, NULL, NULL, 0, 0},
+#define CRISP_EXPAND24(tier, fn) {"expand24", #tier, #fn, NULL, NULL, NULL, NULL, fn, NULL, 0, 0},
+#define CRISP_DWCONV_DIRECT(tier, fn) {"dwdirect", #tier, #fn, NULL, NULL, NULL, NULL, NULL, fn, 0, 0},
 static const variant variants[] = {
 #include "kernels/f32_gemm.inc"
 #include "kernels/f32_spmm.inc"
 #include "kernels/f32_gemv.inc"
 #include "kernels/f32_dwconv.inc"
+#include "kernels/f32_dwconv_direct.inc"
 #include "kernels/f32_maxpool.inc"
 #include "kernels/f32_expand24.inc"
 };
@@ -76,6 +82,7 @@ static const variant variants[] = {
 #undef CRISP_SPMM
 #undef CRISP_GEMV
 #undef CRISP_DWCONV
+#undef CRISP_DWCONV_DIRECT
 #undef CRISP_MAXPOOL
 
 /* The int8 families (src/kernels/qs8_*.inc). */
@@ -559,11 +566,51 @@ static int bench_expand24(const variant *v, const layer *l, const options *o) {
     return ok;
 }
 
+/* ---- Depthwise conv read in place: every channel of a whole input ---- */
+
+typedef struct direct_job {
+    const variant *v;
+    const window *d;
+    crisp_dwconv_image im;
+    const float *x, *w;
+    float *out;
+} direct_job;
+
+static void direct_pass(const void *p) {
+    const direct_job *j = p;
+    const size_t taps = j->d->k * j->d->k, plane = j->d->h * j->d->w;
+    crisp_dwconv_image im = j->im;
+    for (size_t c = 0; c < j->d->channels; c++) {
+        im.x = j->x + c * plane;
+        j->v->direct(&im, j->w + c * taps, 0.5f, j->out, &no_clamp);
+    }
+}
+
+static int bench_direct(const variant *v, const window *d, const options *o) {
+    const size_t s = d->stride, k = d->k;
+    const size_t oh = (d->h + 2 * d->pad - k) / s + 1, ow = (d->w + 2 * d->pad - k) / s + 1;
+    /* No zero margins: chunks that reach a padding row copy their window
+     * (the driver copies planes of up to 1024 floats between margins
+     * instead, src/conv_fast.c). */
+    float *x = random_floats(d->channels * d->h * d->w), *w = random_floats(d->channels * k * k);
+    uint32_t *masks = alloc(crisp_dwconv_mask_entries(k, d->w) * sizeof *masks);
+    float *edge = alloc(crisp_dwconv_edge_floats(k, k, 1, 1, d->w) * sizeof *edge);
+    float *out = alloc(oh * ow * 4);
+    direct_job j = {v, d, {NULL, 0, 0, masks, edge, d->h, d->w, d->pad, d->pad, s, 1, 1, k, k, oh, ow},
+                    x, w, out};
+    crisp_dwconv_column_masks(&j.im, masks);
+    const double sec = time_passes(direct_pass, &j, o);
+    report(v, d->name, 2.0 * (double)(k * k * oh * ow * d->channels), sec);
+    const int ok = all_finite(out, oh * ow);
+    free(x), free(w), free(masks), free(edge), free(out);
+    return ok;
+}
+
 /* ---- Main ---- */
 
 #define USAGE                                                                                  \
     "usage: crisp-ukernel-bench [--quick] "                                                    \
-    "[--family gemm|spmm|gemv|dwconv|maxpool|expand24|qs8_spmm|qs8_gemv] "                     \
+    "[--family gemm|spmm|gemv|dwconv|dwdirect|maxpool|expand24|qs8_spmm|qs8_gemv] "            \
     "[--repetitions N] [--cpu-time]\n"
 
 int main(int argc, char **argv) {
@@ -595,7 +642,8 @@ int main(int argc, char **argv) {
     if (o.family != NULL && strcmp(o.family, "gemm") != 0 && strcmp(o.family, "spmm") != 0 &&
         strcmp(o.family, "gemv") != 0 && strcmp(o.family, "dwconv") != 0 &&
         strcmp(o.family, "maxpool") != 0 && strcmp(o.family, "qs8_spmm") != 0 &&
-        strcmp(o.family, "qs8_gemv") != 0 && strcmp(o.family, "expand24") != 0) {
+        strcmp(o.family, "qs8_gemv") != 0 && strcmp(o.family, "expand24") != 0 &&
+        strcmp(o.family, "dwdirect") != 0) {
         fprintf(stderr, "crisp-ukernel-bench: unknown family '%s'\n" USAGE, o.family);
         return 2;
     }
@@ -639,6 +687,7 @@ int main(int argc, char **argv) {
         const int is_max = strcmp(v->family, "maxpool") == 0;
         for (size_t s = 0; v->window != NULL && s < (is_max ? npools : ndws); s++)
             ok &= bench_window(v, is_max ? &pools[s] : &dws[s], is_max, &o);
+        for (size_t s = 0; v->direct != NULL && s < ndws; s++) ok &= bench_direct(v, &dws[s], &o);
         fflush(stdout);
     }
     for (size_t i = 0; i < COUNT(qs8_variants); i++) {

@@ -30,6 +30,8 @@ static void choose(void) {
     if (crisp_isa_supported(#tier)) best.dwconv = name;
 #define CRISP_MAXPOOL(tier, name) \
     if (crisp_isa_supported(#tier)) best.maxpool = name;
+#define CRISP_DWCONV_DIRECT(tier, name) \
+    if (crisp_isa_supported(#tier)) best.dwconv_direct = name;
 #define CRISP_GEMV(tier, name, mr) \
     if (crisp_isa_supported(#tier)) best.gemv = name, best.gemv_mr = (mr);
 #define CRISP_EXPAND24(tier, name) \
@@ -41,10 +43,12 @@ static void choose(void) {
 #include "kernels/f32_maxpool.inc"
 #include "kernels/f32_expand24.inc"
 #undef CRISP_EXPAND24
+#include "kernels/f32_dwconv_direct.inc"
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_DWCONV
 #undef CRISP_MAXPOOL
+#undef CRISP_DWCONV_DIRECT
 #undef CRISP_GEMV
 }
 

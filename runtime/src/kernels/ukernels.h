@@ -106,6 +106,55 @@ typedef void (*crisp_f32_dwconv_ukernel_fn)(const crisp_dwconv_plane *plane, con
                                             float bias, float *out,
                                             const crisp_minmax_params *params);
 
+/* Depthwise conv of one channel, stride s = 1 or 2 in both directions,
+ * read in place ("direct": no copy): wide positions p = oy * iw + ox (iw the
+ * input row length; output_width <= iw),
+ * and tap (ky, kx) reads x[s * p + off(ky, kx)] with the fixed offset
+ *   off = (ky * dh - padding_top) * iw + kx * dw - padding_left,
+ * the same flat stream as the phases above (stride 2 keeps only half of each
+ * wide row: the columns ox < output_width). A read that wraps into a
+ * neighbouring row is a padding column: the kernel zeroes it with
+ * column_mask (row kx, iw + CRISP_DWCONV_MAX_CHUNK entries: entry i is all
+ * ones where s * (i mod iw) + kx * dw - padding_left lies in [0, iw), else
+ * 0; crisp_dwconv_column_masks builds it). A read above the first or below
+ * the last input row leaves the plane: reads within zeros_before floats
+ * before it and zeros_after after it (zeros the driver put there, when it
+ * copies a small plane; else 0) are taken as they are; a chunk that reads
+ * further copies its window into `edge` (crisp_dwconv_edge_floats floats)
+ * with zeros outside the plane. So padding reads 0 as in the phases and the
+ * sum order is the same (bias, then taps in (ky, kx) order): every output is
+ * bitwise the phase kernel's. */
+#define CRISP_DWCONV_MAX_CHUNK 64
+
+typedef struct crisp_dwconv_image {
+    const float *x; /* the channel's input plane, input_height x input_width */
+    size_t zeros_before, zeros_after;
+    const uint32_t *column_mask;
+    float *edge;
+    size_t input_height, input_width, padding_top, padding_left, stride;
+    size_t dilation_height, dilation_width, kernel_height, kernel_width;
+    size_t output_height, output_width;
+} crisp_dwconv_image;
+
+typedef void (*crisp_f32_dwconv_direct_ukernel_fn)(const crisp_dwconv_image *im,
+                                                   const float *w, float bias, float *out,
+                                                   const crisp_minmax_params *params);
+
+/* Fills column_mask (kernel_width * (input_width + CRISP_DWCONV_MAX_CHUNK)
+ * entries) for im's geometry. */
+void crisp_dwconv_column_masks(const crisp_dwconv_image *im, uint32_t *column_mask);
+static inline size_t crisp_dwconv_mask_entries(size_t kernel_width, size_t input_width) {
+    return kernel_width * (input_width + CRISP_DWCONV_MAX_CHUNK);
+}
+/* One chunk's window: up to 2 * CRISP_DWCONV_MAX_CHUNK positions' worth
+ * at stride 2, plus the window's reach. */
+static inline size_t crisp_dwconv_edge_floats(size_t kernel_height, size_t kernel_width,
+                                              size_t dilation_height, size_t dilation_width,
+                                              size_t input_width) {
+    return 2 * CRISP_DWCONV_MAX_CHUNK + (kernel_height - 1) * dilation_height * input_width +
+           (kernel_width - 1) * dilation_width;
+}
+
 /* One int8 hybrid run (src/pack.c; int8 weights in groups of four entries,
  * kernels/common.h): for row r < rows and pixel n < nc <= NR,
  *   acc     = q->bias[r] + sum_e w[crisp_qs8_weight_index(e, r, rows)] *
@@ -177,6 +226,9 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
     void name(const crisp_dwconv_plane *, const float *, float, float *,                   \
               const crisp_minmax_params *);
 #define CRISP_MAXPOOL(isa, name) CRISP_DWCONV(isa, name)
+#define CRISP_DWCONV_DIRECT(isa, name)                                                        \
+    void name(const crisp_dwconv_image *, const float *, float, float *,                 \
+              const crisp_minmax_params *);
 #define CRISP_GEMV(isa, name, mr)                                                           \
     void name(size_t, size_t, const float *, size_t, const float *, float *, const float *, \
               const crisp_minmax_params *);
@@ -189,6 +241,7 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
 #include "kernels/f32_spmm.inc"
 #include "kernels/f32_dwconv.inc"
 #include "kernels/f32_maxpool.inc"
+#include "kernels/f32_dwconv_direct.inc"
 #define CRISP_QS8_SPMM(isa, name, nr)                                                     \
     void name(size_t, size_t, size_t, const uint32_t *, const int8_t *, const int8_t *,   \
               size_t, int8_t *, size_t, const crisp_qs8_requant *);
@@ -219,6 +272,7 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
 #undef CRISP_SPMM
 #undef CRISP_DWCONV
 #undef CRISP_MAXPOOL
+#undef CRISP_DWCONV_DIRECT
 #undef CRISP_GEMV
 
 /* The kernels a session runs: the best variant of each family this CPU
@@ -231,6 +285,7 @@ typedef struct crisp_f32_kernels {
     size_t spmm_nr;
     crisp_f32_dwconv_ukernel_fn dwconv;
     crisp_f32_dwconv_ukernel_fn maxpool; /* same plane; w NULL, bias -inf */
+    crisp_f32_dwconv_direct_ukernel_fn dwconv_direct;
     crisp_f32_gemv_ukernel_fn gemv;
     size_t gemv_mr;
     crisp_f32_expand24_ukernel_fn expand24; /* 2:4 weights to dense (src/expand.c) */

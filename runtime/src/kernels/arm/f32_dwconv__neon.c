@@ -1,5 +1,6 @@
-/* Depthwise conv microkernel, NEON: 4 q registers per chunk (16 output
- * pixels), the shared body in generic/f32_dwconv_body.h. */
+/* Depthwise conv microkernels (phases and in place), NEON: 4 q registers
+ * per chunk (16 output pixels), the shared body in generic/f32_dwconv_body.h;
+ * column masks are ANDed, vld2q deinterleaves stride 2. */
 #include <arm_neon.h>
 
 #include "kernels/arm/neon_tail.h"
@@ -13,4 +14,10 @@
 /* NEON fmax/fmin return NaN when either operand is NaN: NaN survives. */
 #define VCLAMP(v, lo, hi) vminq_f32(vmaxq_f32(v, lo), hi)
 #define VSTORE_N(p, v, n) crisp_neon_store_n(p, v, n)
+#define CRISP_DWCONV_DIRECT_NAME crisp_f32_dwconv_direct_ukernel__neon
+#define VMASK uint32x4_t
+#define VMASK_LOAD(p) vld1q_u32(p)
+#define VLOADZ(p, m) vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(vld1q_f32(p)), m))
+#define VLOAD2(p) (vld2q_f32(p).val[0])
+#define VLOAD2Z(p, m) vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(VLOAD2(p)), m))
 #include "kernels/generic/f32_dwconv_body.h"

@@ -22,7 +22,14 @@
  *   VSTORE_N(p, v, n)   store the first n <= VL lanes
  *
  * Max pooling reuses it (f32_maxpool_*.c): VFMA then keeps the max (NaN
- * wins, as in torch), the "bias" is -inf and the weights are NULL. */
+ * wins, as in torch), the "bias" is -inf and the weights are NULL.
+ *
+ * A file that also defines CRISP_DWCONV_DIRECT_NAME (and the masked and
+ * deinterleaving loads listed there) gets the kernel that reads the input
+ * plane in place (stride 1 or 2; further below), the same stream without
+ * the copy. */
+#include <string.h>
+
 #include "kernels/common.h"
 #include "kernels/ukernels.h"
 
@@ -58,9 +65,8 @@ static inline size_t tap_offset(const crisp_dwconv_plane *pl, size_t ky, size_t 
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
-static inline void emit(const crisp_dwconv_plane *pl, float *out, size_t p0, size_t n, VEC a0,
-                        VEC a1, VEC a2, VEC a3, VEC lo, VEC hi) {
-    const size_t ps = pl->phase_stride, ow = pl->output_width;
+static inline void emit(size_t ps, size_t ow, float *out, size_t p0, size_t n, VEC a0, VEC a1,
+                        VEC a2, VEC a3, VEC lo, VEC hi) {
     a0 = VCLAMP(a0, lo, hi), a1 = VCLAMP(a1, lo, hi);
     a2 = VCLAMP(a2, lo, hi), a3 = VCLAMP(a3, lo, hi);
     if (ps == ow) { /* no wide columns: the stream is the output */
@@ -104,7 +110,7 @@ static inline void chunk_any(const crisp_dwconv_plane *pl, const float *w, VEC b
             if (nv > 2) a2 = VFMA(a2, wv, VLOAD(src + 2 * VL));
             if (nv > 3) a3 = VFMA(a3, wv, VLOAD(src + 3 * VL));
         }
-    emit(pl, out, p0, n, a0, a1, a2, a3, lo, hi);
+    emit(pl->phase_stride, pl->output_width, out, p0, n, a0, a1, a2, a3, lo, hi);
 }
 
 #define TAP(wv, off)                                      \
@@ -144,12 +150,214 @@ void CRISP_DWCONV_NAME(const crisp_dwconv_plane *pl, const float *w, float bias,
             TAP(w6, o6);
             TAP(w7, o7);
             TAP(w8, o8);
-            emit(pl, out, p0, CHUNK, a0, a1, a2, a3, lo, hi);
+            emit(pl->phase_stride, pl->output_width, out, p0, CHUNK, a0, a1, a2, a3, lo, hi);
         }
     }
     for (; p0 < end; p0 += CHUNK)
         chunk_any(pl, w, b, out, p0, end - p0 < CHUNK ? end - p0 : CHUNK, lo, hi);
 }
+
+#if defined(CRISP_DWCONV_DIRECT_NAME)
+/* The kernel reading the plane in place, stride 1 or 2 (ukernels.h,
+ * crisp_dwconv_image). Besides the macros above:
+ *   VMASK               lane mask type
+ *   VMASK_LOAD(p)       the mask of VL uint32 entries (all ones = keep)
+ *   VLOADZ(p, m)        load VL floats, 0 in the lanes m drops
+ *   VLOAD2(p)           p[0], p[2], ..., p[2 VL - 2] (a deinterleaving load)
+ *   VLOAD2Z(p, m)       the same, 0 in the lanes m drops
+ * A chunk always reads four whole vectors (a partial last chunk too): its
+ * window lies inside the plane and its zero margins, or is copied to
+ * im->edge. */
+
+/* Where a chunk at p0 reads: the plane itself, or, when its window
+ * [s p0 + lo, s (p0 + CHUNK) + hi) leaves the plane and its zero margins
+ * (the first and last rows), a copy of that window in im->edge with zeros
+ * outside the plane (the padding rows). Returns the address standing for
+ * input index s p0. */
+static inline const float *direct_source(const crisp_dwconv_image *im, size_t p0, ptrdiff_t lo,
+                                         ptrdiff_t hi, size_t plane) {
+    const size_t s = im->stride;
+    const ptrdiff_t from = (ptrdiff_t)(s * p0) + lo, to = (ptrdiff_t)(s * (p0 + CHUNK)) + hi;
+    if (from >= -(ptrdiff_t)im->zeros_before && to <= (ptrdiff_t)(plane + im->zeros_after))
+        return im->x + s * p0;
+    float *e = im->edge;
+    const ptrdiff_t a = from > 0 ? from : 0, b = to < (ptrdiff_t)plane ? to : (ptrdiff_t)plane;
+    for (ptrdiff_t i = from; i < a; i++) e[i - from] = 0.0f;
+    if (a < b) memcpy(e + (a - from), im->x + a, (size_t)(b - a) * sizeof(float));
+    for (ptrdiff_t i = b > a ? b : a; i < to; i++) e[i - from] = 0.0f;
+    return e - lo;
+}
+
+/* p0 mod iw after a step of CHUNK positions. */
+static inline size_t direct_advance(size_t r, size_t iw) {
+    r += CHUNK;
+    return r < iw ? r : r < 2 * iw ? r - iw : r % iw;
+}
+
+/* Column kx's taps fall outside the image rows for some output column. */
+static inline int direct_needs_mask(const crisp_dwconv_image *im, size_t kx) {
+    const size_t shift = kx * im->dilation_width;
+    return shift < im->padding_left ||
+           (im->output_width - 1) * im->stride + shift - im->padding_left >= im->input_width;
+}
+
+/* One vector of a tap at p: stride 1 or 2, masked by m unless m is NULL. */
+static inline VEC direct_load(const float *p, size_t s, const uint32_t *m) {
+    if (m == NULL) return s == 1 ? VLOAD(p) : VLOAD2(p);
+    const VMASK k = VMASK_LOAD(m);
+    return s == 1 ? VLOADZ(p, k) : VLOAD2Z(p, k);
+}
+
+/* Tap at input offset off for the chunk's first NV vectors (4 but in a
+ * last partial chunk): LOAD_(p, v) loads vector v from p, stride 1 or 2,
+ * plain or masked. */
+#define DTAP(wv, off, NV, LOAD_)                             \
+    do {                                                     \
+        const float *src_ = x + (off);                       \
+        a0 = VFMA(a0, wv, LOAD_(src_, 0));                   \
+        if ((NV) > 1) a1 = VFMA(a1, wv, LOAD_(src_, 1));     \
+        if ((NV) > 2) a2 = VFMA(a2, wv, LOAD_(src_, 2));     \
+        if ((NV) > 3) a3 = VFMA(a3, wv, LOAD_(src_, 3));     \
+    } while (0)
+#define LOAD1(p, v) VLOAD((p) + (v) * VL)
+#define LOAD1_L(p, v) VLOADZ((p) + (v) * VL, l##v)
+#define LOAD1_R(p, v) VLOADZ((p) + (v) * VL, r##v)
+#define LOAD2(p, v) VLOAD2((p) + 2 * (v) * VL)
+#define LOAD2_L(p, v) VLOAD2Z((p) + 2 * (v) * VL, l##v)
+#define LOAD2_R(p, v) VLOAD2Z((p) + 2 * (v) * VL, r##v)
+
+/* One 3 x 3 chunk of NV vectors and N positions at p0 whose middle column
+ * needs no mask (S the stride): nine weights and both column masks in
+ * registers. */
+#define DIRECT_3X3(S, NV, N)                                                               \
+    do {                                                                                   \
+        const float *x = direct_source(im, p0, top, bottom, plane);                        \
+        const VMASK l0 = VMASK_LOAD(left + r), l1 = VMASK_LOAD(left + r + VL);             \
+        const VMASK l2 = VMASK_LOAD(left + r + 2 * VL), l3 = VMASK_LOAD(left + r + 3 * VL); \
+        const VMASK r0 = VMASK_LOAD(right + r), r1 = VMASK_LOAD(right + r + VL);           \
+        const VMASK r2 = VMASK_LOAD(right + r + 2 * VL);                                   \
+        const VMASK r3 = VMASK_LOAD(right + r + 3 * VL);                                   \
+        VEC a0 = b, a1 = b, a2 = b, a3 = b;                                                \
+        DTAP(w0, top, NV, LOAD##S##_L);                                                    \
+        DTAP(w1, top + dx, NV, LOAD##S);                                                   \
+        DTAP(w2, top + 2 * dx, NV, LOAD##S##_R);                                           \
+        DTAP(w3, top + dy, NV, LOAD##S##_L);                                               \
+        DTAP(w4, top + dy + dx, NV, LOAD##S);                                              \
+        DTAP(w5, top + dy + 2 * dx, NV, LOAD##S##_R);                                      \
+        DTAP(w6, top + 2 * dy, NV, LOAD##S##_L);                                           \
+        DTAP(w7, top + 2 * dy + dx, NV, LOAD##S);                                          \
+        DTAP(w8, top + 2 * dy + 2 * dx, NV, LOAD##S##_R);                                  \
+        emit(eps, ow, eout, p0 - start, N, a0, a1, a2, a3, lo, hi);                        \
+    } while (0)
+
+/* The geometry every direct walk starts from. The stream is walked in
+ * spans [start, start + span), step apart: the whole of it, or, where the
+ * wide rows' dropped half (stride 2: ow of iw columns kept) is more than the
+ * lanes a row-by-row walk leaves empty, one span per output row (112 -> 56:
+ * 56 positions in one 64-position chunk instead of 1.75 chunks). A row
+ * span's positions are its output row's pixels, stored from that row as a
+ * stream without wide columns (eps = ow). Each span ends with a partial
+ * chunk that computes only the vectors holding positions (a 14 x 14 plane
+ * ends with 4). */
+#define DIRECT_GEOMETRY                                                                \
+    const size_t iw = im->input_width, ow = im->output_width;                          \
+    const size_t kh = im->kernel_height, kw = im->kernel_width;                        \
+    const size_t plane = im->input_height * iw, rows = iw + CRISP_DWCONV_MAX_CHUNK;    \
+    const size_t end = (im->output_height - 1) * iw + ow;                              \
+    const ptrdiff_t top = -(ptrdiff_t)(im->padding_top * iw + im->padding_left);       \
+    const ptrdiff_t bottom = top + (ptrdiff_t)((kh - 1) * im->dilation_height * iw +   \
+                                               (kw - 1) * im->dilation_width);         \
+    const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max);          \
+    const VEC b = VSET1(bias);                                                         \
+    const int by_rows = (ow + VL - 1) / VL * VL < iw;                                  \
+    const size_t span = by_rows ? ow : end, step = by_rows ? iw : end;                 \
+    const size_t eps = by_rows ? ow : iw
+
+/* 3 x 3 windows whose middle column needs no mask, stride S: one function
+ * per stride (kept apart so that each gets its own register allocation:
+ * nine weights, four accumulators, eight masks). */
+#if defined(__GNUC__)
+#define DIRECT_NOINLINE __attribute__((noinline))
+#else
+#define DIRECT_NOINLINE
+#endif
+#define DEFINE_DIRECT_3X3(S)                                                                \
+    static DIRECT_NOINLINE void direct_3x3_s##S(const crisp_dwconv_image *im,               \
+                                                const float *w, float bias, float *out,     \
+                                                const crisp_minmax_params *params) {        \
+        DIRECT_GEOMETRY;                                                                    \
+        (void)kw;                                                                           \
+        const VEC w0 = VSET1(w[0]), w1 = VSET1(w[1]), w2 = VSET1(w[2]);                     \
+        const VEC w3 = VSET1(w[3]), w4 = VSET1(w[4]), w5 = VSET1(w[5]);                     \
+        const VEC w6 = VSET1(w[6]), w7 = VSET1(w[7]), w8 = VSET1(w[8]);                     \
+        const ptrdiff_t dy = (ptrdiff_t)(im->dilation_height * iw);                         \
+        const ptrdiff_t dx = (ptrdiff_t)im->dilation_width;                                 \
+        const uint32_t *left = im->column_mask, *right = im->column_mask + 2 * rows;       \
+        for (size_t start = 0; start < end; start += step) {                                \
+            const size_t p1 = start + span;                                                 \
+            float *const eout = by_rows ? out + start / iw * ow : out;                      \
+            size_t p0 = start, r = 0; /* a span starts a wide row: p0 mod iw = 0 */         \
+            for (; p0 + CHUNK <= p1; p0 += CHUNK, r = direct_advance(r, iw))                \
+                DIRECT_3X3(S, 4, CHUNK);                                                    \
+            if (p0 < p1) {                                                                  \
+                const size_t n = p1 - p0, nv = (n + VL - 1) / VL;                           \
+                DIRECT_3X3(S, nv, n);                                                       \
+            }                                                                               \
+        }                                                                                   \
+    }
+DEFINE_DIRECT_3X3(1)
+DEFINE_DIRECT_3X3(2)
+
+void CRISP_DWCONV_DIRECT_NAME(const crisp_dwconv_image *im, const float *w, float bias,
+                              float *out, const crisp_minmax_params *params) {
+    if (im->kernel_height == 3 && im->kernel_width == 3 && !direct_needs_mask(im, 1)) {
+        if (im->stride == 1)
+            direct_3x3_s1(im, w, bias, out, params);
+        else
+            direct_3x3_s2(im, w, bias, out, params);
+        return;
+    }
+    /* Other windows: the taps' masks and offsets per chunk. */
+    DIRECT_GEOMETRY;
+    const size_t s = im->stride;
+    for (size_t start = 0; start < end; start += step) {
+        const size_t p1 = start + span;
+        float *const eout = by_rows ? out + start / iw * ow : out;
+        for (size_t p0 = start, r = 0; p0 < p1; p0 += CHUNK, r = direct_advance(r, iw)) {
+            const float *x = direct_source(im, p0, top, bottom, plane);
+            const size_t n = p1 - p0 < CHUNK ? p1 - p0 : CHUNK, nv = (n + VL - 1) / VL;
+            VEC a0 = b, a1 = b, a2 = b, a3 = b;
+            for (size_t ky = 0; ky < kh; ky++)
+                for (size_t kx = 0; kx < kw; kx++) {
+                    const float *src = x + top + (ptrdiff_t)(ky * im->dilation_height * iw +
+                                                             kx * im->dilation_width);
+                    const uint32_t *m =
+                        direct_needs_mask(im, kx) ? im->column_mask + kx * rows + r : NULL;
+                    const VEC wv = VSET1(w[ky * kw + kx]);
+                    a0 = VFMA(a0, wv, direct_load(src, s, m));
+                    if (nv > 1)
+                        a1 = VFMA(a1, wv, direct_load(src + s * VL, s, m ? m + VL : NULL));
+                    if (nv > 2)
+                        a2 = VFMA(a2, wv, direct_load(src + 2 * s * VL, s, m ? m + 2 * VL : NULL));
+                    if (nv > 3)
+                        a3 = VFMA(a3, wv, direct_load(src + 3 * s * VL, s, m ? m + 3 * VL : NULL));
+                }
+            emit(eps, ow, eout, p0 - start, n, a0, a1, a2, a3, lo, hi);
+        }
+    }
+}
+#undef DEFINE_DIRECT_3X3
+#undef DIRECT_NOINLINE
+#undef DIRECT_GEOMETRY
+#undef DIRECT_3X3
+#undef LOAD2_R
+#undef LOAD2_L
+#undef LOAD2
+#undef LOAD1_R
+#undef LOAD1_L
+#undef LOAD1
+#undef DTAP
+#endif
 
 #undef TAP
 #undef CHUNK
