@@ -20,17 +20,21 @@
 #define TILE_BUDGET_FLOATS ((size_t)64 * 1024)
 /* A hybrid layer run dense expands each row panel once per tile (src/
  * expand.h): MR x K floats written for MR x K x tile MACs. With AVX-512 its
- * tiles are 8x larger, at the price of a B tile past L2, and with any ISA
+ * tiles are 4x larger (a B tile of 1 MiB), and with any ISA
  * they have at least 32 pixels. Measured on ResNet-50 at 50 % (2:4 in 16 x
  * 16 blocks, Zen 4 with 1 MiB L2, thread CPU time against the dense copy
  * this replaced): AVX-512 budget x1 +10 %, x2 +7 %, x4 +6 %, x8 +2.5-3.5 %,
  * x16 +3.7 %; AVX2 (CRISP_MAX_ISA=avx2, 6 x 16 kernel, whose 16-pixel tiles
  * at K > 2048 expand a panel per call) x1 +10-12 %, x4 +11 %, x8 +14 %, x1
  * with tiles of at least 32 pixels +7.4 % (48, 64, 96: +8 %). NEON is
- * unmeasured: x1, at least 32. */
+ * unmeasured: x1, at least 32. On a Sapphire Rapids VM (2 MiB L2, median
+ * ms against dense, crisp-bench, 1 / 2 threads) x8 was the worst: +18 % /
+ * +25 %; x1 +12 % / +13 %, x2 +6 % / +10 %, x4 +5 % / +11 %. x4 is within
+ * 3 points of the best on both CPUs (a per-CPU choice would need the
+ * load-time calibration issue 15 asks for). */
 #define EXPANDED_MIN_TILE ((size_t)32)
 static size_t expanded_budget_floats(const crisp_f32_kernels *k) {
-    return strcmp(k->isa, "avx512f") == 0 ? 8 * TILE_BUDGET_FLOATS : TILE_BUDGET_FLOATS;
+    return strcmp(k->isa, "avx512f") == 0 ? 4 * TILE_BUDGET_FLOATS : TILE_BUDGET_FLOATS;
 }
 #define MAX_TILE_PIXELS CRISP_FAST_MAX_TILE_PIXELS
 #define DW_SLACK CRISP_DWCONV_SLACK
