@@ -46,19 +46,25 @@ def _names(text: str) -> list[str]:
               help="Where converted models go [default: bench-results/peers].")
 @click.option("--out", type=click.Path(dir_okay=False, path_type=Path), default=None,
               help="Markdown report, JSON and plots beside it [default: docs/benchmarks.md].")
+@click.option("--order", type=click.Choice(["auto", "interleaved", "blocks"]), default="auto",
+              show_default=True,
+              help="interleaved: single calls in rotating order (each starts with cold caches); "
+              "blocks: each system back to back (warm caches, as a camera loop); auto: "
+              "interleaved at 1 thread, blocks at more.")
 @click.option("--quick", is_flag=True,
               help="A smoke run: mobilenet_v2 only, sparsity 0 and 0.9, 1 thread, 3 runs.")
 def peerbench_command(archs: str, sparsities: str, shared_rows: str, threads: str, peers: str,
                       warmup: int, runs: int, layers: bool, layer_sparsities: str,
                       layer_runs: int, crisp_bench: str | None, work_dir: Path | None,
-                      out: Path | None, quick: bool) -> None:
+                      out: Path | None, order: str, quick: bool) -> None:
     """Time crisp dense and hybrid against the peer runtimes, same input, same threads."""
     from crisp_edge.measure import peerbench
 
     options = peerbench.Options(
         archs=_names(archs), sparsities=_floats(sparsities), shared_rows=_ints(shared_rows),
         threads=_ints(threads), peers=_names(peers), warmup=warmup, runs=runs, layers=layers,
-        layer_sparsities=_floats(layer_sparsities), layer_runs=layer_runs, quick=quick)
+        layer_sparsities=_floats(layer_sparsities), layer_runs=layer_runs, quick=quick,
+        order=order)
     if crisp_bench is not None:
         options.crisp_bench = crisp_bench
     if work_dir is not None:

@@ -107,6 +107,9 @@ class System:
     times_ms: list[float] = field(default_factory=list)
 
 
+ORDERS = ("auto", "interleaved", "blocks")
+
+
 def time_interleaved(systems: list[System], warmup: int, runs: int) -> None:
     """Warm every system up, then time ``runs`` rounds; each round runs every system once, in a
     rotating order, so slow drifts of the machine spread over all of them (single-threaded
@@ -138,6 +141,16 @@ def time_blocks(systems: list[System], warmup: int, runs: int, passes: int = 2) 
                 t0 = time.perf_counter()
                 s.run()
                 s.times_ms.append(1000 * (time.perf_counter() - t0))
+
+
+def time_systems(systems: list[System], threads: int, order: str, warmup: int,
+                 runs: int) -> None:
+    """Time ``systems`` in ``order`` (one of ORDERS; "auto": interleaved at 1 thread, blocks at
+    more)."""
+    if order == "blocks" or (order == "auto" and threads > 1):
+        time_blocks(systems, warmup, runs)
+    else:
+        time_interleaved(systems, warmup, runs)
 
 
 def summary(times_ms: list[float]) -> dict[str, float]:
@@ -326,10 +339,7 @@ def bench_arch(arch: str, args: Options, workdir: Path) -> list[dict[str, Any]]:
                     got = np.asarray(peer.run()).reshape(-1)
                     agree[peer.name] = float(np.abs(got - want).max() / scale)
                 peer.times_ms = []
-            if threads > 1:
-                time_blocks(systems + peers, args.warmup, args.runs)
-            else:
-                time_interleaved(systems + peers, args.warmup, args.runs)
+            time_systems(systems + peers, threads, args.order, args.warmup, args.runs)
             row = {"arch": arch, "sparsity": s, "shared_rows": v, "threads": threads,
                    "kernel_isa":
                    runtime.kernel_isa(), "file_bytes": info["file_bytes"], "arena_bytes":
@@ -450,6 +460,11 @@ class Options:
     work_dir: Path = REPO / "bench-results" / "peers"
     out: Path = REPO / "docs" / "benchmarks.md"
     quick: bool = False
+    # "interleaved": single calls in rotating order, so every call starts with the caches the
+    # other systems left (cold weights); "blocks": each system back to back, as a camera loop
+    # runs one model (hot weights); "auto": interleaved at 1 thread, blocks at more (see
+    # time_blocks for why threads need blocks).
+    order: str = "auto"
 
     def validate(self) -> Options:
         """Apply ``quick`` (mobilenet_v2 only, sparsity 0 and 0.9, 1 thread, 3 runs) and check
@@ -460,6 +475,8 @@ class Options:
             self.shared_rows, self.layer_sparsities, self.layer_runs, self.warmup = [1], [0.9], 3, 1
             if self.out == REPO / "docs" / "benchmarks.md":
                 self.out = self.work_dir / "quick" / "benchmarks.md"
+        if self.order not in ORDERS:
+            raise ArgumentError(f"unknown order {self.order!r}; choose from {', '.join(ORDERS)}")
         for p in self.peers:
             if p not in PEERS:
                 raise ArgumentError(f"unknown peer {p!r}; choose from {', '.join(PEERS)}")
@@ -474,7 +491,7 @@ def run(options: Options, command: str) -> int:
     results: dict[str, Any] = {
         "command": command.strip(), "machine": platform.machine(),
         "cpu": _cpu_model(), "python": platform.python_version(), "versions": _versions(),
-        "rows": [], "layers": []}
+        "order": args.order, "rows": [], "layers": []}
     for arch in args.archs:
         results["rows"] += bench_arch(arch, args, args.work_dir)
     if args.layers:

@@ -131,6 +131,19 @@ def fraction_of_ideal(layer: dict[str, Any], variant: str, s: str, best_dense: f
     return h["dense_equivalent_gflops"] * h["density"] / best_dense
 
 
+def _order_text(order: str) -> str:
+    blocks = ("each system back to back (warm-up, then half the runs), in two passes of opposite "
+              "order, so its weights stay in cache between calls as in a camera loop")
+    if order == "blocks":
+        return f"at every thread count {blocks}."
+    if order == "interleaved":
+        return ("at every thread count single calls interleaved in rotating order, so each call "
+                "starts with the caches the other systems left.")
+    return ("single calls interleaved in rotating order with 1 thread (each call starts with the "
+            f"caches the other systems left); with 2 threads {blocks}, because a runtime's "
+            "spinning worker threads would otherwise share the cores with the next system.")
+
+
 def render(results: dict[str, Any], figures: list[str] | None = None) -> str:
     lines = ["# Benchmarks: crisp-edge vs torch, ONNX Runtime and TFLite (XNNPACK)", "",
              "Written by `crisp_edge/measure/peerbench.py` (`make bench`, or `crisp-edge bench --local`).",
@@ -145,10 +158,7 @@ def render(results: dict[str, Any], figures: list[str] | None = None) -> str:
              "variant (4 rows of a block share each 2:4 selection, docs/pruning.md#row-shared-nm), the others the "
              "paper's per-row N:M. The peers run the dense model in "
              "every row (their speed does not depend on the weight values), timed together with "
-             "crisp: single calls interleaved in rotating order with 1 thread; with 2 threads "
-             "each system back to back (warm-up, then half the runs), in two passes of opposite "
-             "order, because a runtime's spinning worker threads would otherwise share the cores "
-             "with the next system. Peak RSS: `crisp-bench` on the same file (its own VmHWM), against the bound "
+             "crisp: " + _order_text(results.get("order", "auto")) + " Peak RSS: `crisp-bench` on the same file (its own VmHWM), against the bound "
              "file + 2 × activation arena + 16 MB; load: `crisp-bench`'s load time of the file (open, "
              "verify, pack). Layer forms: how many conv and linear layers run as sparse runs, filled "
              "runs, expanded to dense or dense in the file (runtime/README.md, \"Dense or sparse, per "

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from crisp_edge.errors import PeerUnavailableError
+from crisp_edge.errors import ArgumentError, PeerUnavailableError
 from crisp_edge.measure import peerbench
 
 from crisp_edge import runtime
@@ -141,3 +141,26 @@ def test_blocks_time_each_system_back_to_back_in_two_passes() -> None:
     assert [len(s.times_ms) for s in systems] == [5, 5]
     # Pass 1: a (1 warm-up + 3), b (1 + 3); pass 2, reversed: b (1 + 2), a (1 + 2).
     assert "".join(calls) == "aaaa" + "bbbb" + "bbb" + "aaa"
+
+
+@pytest.mark.parametrize("threads,order,want", [
+    (1, "auto", "abab"), (2, "auto", "aabb"), (1, "blocks", "aabb"), (2, "interleaved", "abab")])
+def test_order_picks_interleaved_or_back_to_back(threads: int, order: str, want: str) -> None:
+    calls: list[str] = []
+    systems = [peerbench.System(n, lambda n=n: calls.append(n)) for n in "ab"]
+    peerbench.time_systems(systems, threads, order, warmup=0, runs=4)
+    # Interleaved rounds rotate (ab, ba, ab, ba); blocks run a, b, then b, a in two passes.
+    assert "".join(calls) == {"abab": "abbaabba", "aabb": "aabbbbaa"}[want]
+
+
+def test_unknown_order_is_refused_before_any_timing() -> None:
+    with pytest.raises(ArgumentError, match="unknown order 'sideways'; choose from auto, interleaved, blocks"):
+        peerbench.Options(order="sideways").validate()
+
+
+def test_report_says_how_the_systems_were_timed() -> None:
+    results = {"command": "x", "cpu": "cpu", "machine": "x86_64", "python": "3.11", "versions": {},
+               "layers": [], "rows": [_row("resnet50", 0.9, 9.0, {"onnxruntime": 40.0})]}
+    assert "single calls interleaved in rotating order with 1 thread" in render(results)
+    results["order"] = "blocks"
+    assert "at every thread count each system back to back" in render(results)
