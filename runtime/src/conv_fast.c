@@ -384,14 +384,44 @@ static const float *panel_rows(const crisp_f32_kernels *k, const crisp_model *m,
     return panel;
 }
 
+/* Float tiles of the retiled ops start rows on 32-byte boundaries (AVX2
+ * loads; half the AVX-512 loads then cross a cache line), int8 tiles on 16. */
+#define RETILE_ALIGN_F32 8
+#define RETILE_ALIGN_I8 16
+
+crisp_fast_tiling crisp_fast_tiling_for(const crisp_op *op, size_t threads) {
+    const crisp_fast_plan *f = &op->fast;
+    crisp_fast_tiling t = {f->tile_pixels, f->tiles, 0};
+    const int f32 = f->path == CRISP_FAST_GEMM || f->path == CRISP_FAST_SPMM;
+    const int i8 = f->path == CRISP_FAST_QS8_GEMM || f->path == CRISP_FAST_QS8_SPMM;
+    if ((!f32 && !i8) || op->kind != CRISP_OP_CONV2D) return t;
+    if (f->tiles >= CRISP_FAST_CHUNKS_PER_THREAD * threads) {
+        t.by_tile = threads > 1;
+        return t;
+    }
+    if (threads < 2 || f->direct) return t; /* no patch to share */
+    const crisp_conv2d_params *p = f32 ? &op->k.conv : &op->k.qconv.conv;
+    const size_t pixels = p->output_height * p->output_width;
+    const size_t align = f32 ? RETILE_ALIGN_F32 : RETILE_ALIGN_I8;
+    const size_t n = round_up(f->tiles, threads);
+    size_t nt = round_up((pixels + n - 1) / n, align);
+    /* An expanded layer expands each panel once per tile: keep its floor. */
+    if (crisp_op_expanded(op) && nt < EXPANDED_MIN_TILE) nt = EXPANDED_MIN_TILE;
+    if (nt >= f->tile_pixels) nt = f->tile_pixels;
+    t.tile_pixels = nt;
+    t.tiles = (pixels + nt - 1) / nt;
+    t.by_tile = t.tiles >= threads;
+    return t;
+}
+
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
-                    const float *x, float *y, size_t begin, size_t end, float *scratch,
-                    size_t *held_tile) {
+                    const float *x, float *y, size_t begin, size_t end, size_t tile_pixels,
+                    float *scratch, size_t *held_tile) {
     const crisp_fast_plan *f = &op->fast;
     if (f->path == CRISP_FAST_QS8_SPMM || f->path == CRISP_FAST_QS8_GEMM ||
         f->path == CRISP_FAST_QS8_DWCONV || f->path == CRISP_FAST_QS8_GEMV) {
         crisp_fast_run_qs8(m, op, (const int8_t *)(const void *)x, (int8_t *)(void *)y, begin,
-                           end, scratch, held_tile);
+                           end, tile_pixels, scratch, held_tile);
         return;
     }
     if (f->path == CRISP_FAST_MAXPOOL) {
@@ -464,7 +494,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                          bias != NULL ? bias[c] : 0.0f, y + c * pixels, scratch);
         return;
     }
-    const size_t nt = f->tile_pixels, K = f->k;
+    const size_t nt = tile_pixels, K = f->k;
     for (size_t item = begin; item < end;) {
         /* The items of one tile: [item, stop). */
         const size_t tile = item / f->units, u0 = item % f->units;

@@ -36,14 +36,36 @@ size_t crisp_fast_tap_segments(const crisp_conv2d_params *p, size_t ky, size_t k
  * reference kernels apply) and the work items, as below (held_tile too). */
 crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op);
 void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *x, int8_t *y,
-                        size_t begin, size_t end, float *scratch, size_t *held_tile);
+                        size_t begin, size_t end, size_t tile_pixels, float *scratch,
+                        size_t *held_tile);
 
-/* Work items [begin, end) of the op's plan; scratch holds plan.scratch_floats
- * floats private to the calling thread, *held_tile the pixel tile whose patch
+/* Chunks per thread an op's work items are cut into (src/dispatch.c): enough
+ * that a descheduled thread holds back little of an op, few enough that
+ * claiming (one atomic each) and the patch tiles rebuilt at chunk boundaries
+ * stay negligible. */
+#define CRISP_FAST_CHUNKS_PER_THREAD 4
+
+/* How a session of `threads` threads cuts an op's pixels into tiles. The
+ * plan's tiles fill a thread's L2; but an im2col conv with fewer tiles than
+ * chunks (4 per thread) would have two threads build the same tile's patch
+ * matrix for different runs or panels, each in its own scratch (ResNet-50's
+ * 3 x 3 convs on 14 x 14 and 7 x 7 planes scaled 1.3x from 1 to 2 threads).
+ * Such an op gets a tile count that is a multiple of `threads`, in tiles of
+ * about equal size (smaller than the plan's, so scratch suffices), and its
+ * chunks fall on tile boundaries (`by_tile`): each patch is built once. */
+typedef struct crisp_fast_tiling {
+    size_t tile_pixels, tiles;
+    int by_tile;
+} crisp_fast_tiling;
+crisp_fast_tiling crisp_fast_tiling_for(const crisp_op *op, size_t threads);
+
+/* Work items [begin, end) of the op's plan, in tiles of tile_pixels pixels
+ * (crisp_fast_tiling_for); scratch holds plan.scratch_floats floats private
+ * to the calling thread, *held_tile the pixel tile whose patch
  * matrix scratch already holds for this op (SIZE_MAX: none; updated), so a
  * thread running several chunks of one tile builds it once. */
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
-                    const float *x, float *y, size_t begin, size_t end, float *scratch,
-                    size_t *held_tile);
+                    const float *x, float *y, size_t begin, size_t end, size_t tile_pixels,
+                    float *scratch, size_t *held_tile);
 
 #endif

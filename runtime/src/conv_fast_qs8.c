@@ -230,14 +230,15 @@ static void linear_run(size_t rows, size_t entries, const uint32_t *column, cons
 }
 
 void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *x, int8_t *y,
-                        size_t begin, size_t end, float *scratch, size_t *held_tile) {
+                        size_t begin, size_t end, size_t tile_pixels, float *scratch,
+                        size_t *held_tile) {
     const crisp_qs8_kernels *k = crisp_qs8_kernels_best();
     const crisp_fast_plan *f = &op->fast;
     const int linear = op->kind == CRISP_OP_LINEAR;
     const crisp_conv2d_params *p = &op->k.qconv.conv;
     const crisp_qs8_requant *q = linear ? &op->k.qlinear.q : &op->k.qconv.q;
     const size_t pixels = linear ? 1 : p->output_height * p->output_width;
-    const size_t nt = f->tile_pixels, nr = k->spmm_nr;
+    const size_t nt = tile_pixels, nr = k->spmm_nr;
     if (f->path == CRISP_FAST_QS8_DWCONV) {
         const size_t taps = p->kernel_height * p->kernel_width;
         const size_t plane = p->input_height * p->input_width;

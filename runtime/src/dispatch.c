@@ -6,6 +6,7 @@
  * linear = outputs or runs; pools = channels; elementwise = element chunks.
  * The items are cut into a few contiguous chunks per thread (on the
  * optimised kernels at pixel-tile boundaries when there are enough tiles,
+ * or after retiling an im2col conv that has too few, crisp_fast_tiling_for,
  * so a tile's patch matrix is built once), which the threads claim
  * (src/thread_pool.c): a thread that is descheduled leaves its chunks to the
  * others instead of holding the op up. Kernels compute every output element
@@ -32,13 +33,14 @@ struct job {
     work_fn work;
     const crisp_session *s;
     size_t chunks, align; /* chunk boundaries fall on multiples of align items */
+    crisp_fast_tiling tiling; /* fast_work: the session's tiles of the op */
 };
 
 /* Items of an op on the optimised kernels (src/conv_fast.c); the thread's
  * scratch keeps the last patch tile it built across its chunks of the op. */
 static void fast_work(const job *j, size_t b, size_t e, size_t t) {
     crisp_fast_run(j->s->fast, j->m, j->op, (const float *)j->x, (float *)j->y, b, e,
-                   j->s->scratch + t * j->s->scratch_stride,
+                   j->tiling.tile_pixels, j->s->scratch + t * j->s->scratch_stride,
                    &j->s->held_tile[t * CRISP_HELD_TILE_STRIDE]);
 }
 
@@ -225,10 +227,6 @@ static void softmax_work(const job *j, size_t b, size_t e, size_t t) {
     crisp_f32_softmax__ref(&j->op->k.softmax, (const float *)j->x, (float *)j->y);
 }
 
-/* Chunks per thread: enough that a descheduled thread holds back little of
- * an op, few enough that claiming (one atomic each) and the patch tiles
- * rebuilt at chunk boundaries stay negligible. */
-#define CHUNKS_PER_THREAD 4
 
 /* Chunk c of C: items [align * (g c / C), align * (g (c + 1) / C)), g =
  * items / align groups (the last group takes the rest). */
@@ -296,9 +294,9 @@ static void run_job(const crisp_session *s, job *j) {
         return;
     }
     const size_t threads = crisp_pool_threads(s->pool);
-    const size_t want = threads * CHUNKS_PER_THREAD;
+    const size_t want = threads * CRISP_FAST_CHUNKS_PER_THREAD;
     j->align = 1;
-    if (j->work == fast_work && op->fast.tiles >= want) j->align = op->fast.units;
+    if (j->work == fast_work && j->tiling.by_tile) j->align = op->fast.units;
     j->chunks = j->items / j->align < want ? j->items / j->align : want;
     if (s->held_tile != NULL)
         for (size_t t = 0; t < threads; t++)
@@ -310,11 +308,12 @@ void crisp_run_op(const crisp_session *s, const crisp_op *op) {
     const crisp_model *m = s->model;
     const crisp_value *in = &m->values[op->inputs[0]], *out = &m->values[op->output];
     job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
-             (size_t)out->elements, elementwise_work, s, 1, 1};
+             (size_t)out->elements, elementwise_work, s, 1, 1, {0, 0, 0}};
     if (op->input_count == 2) j.x2 = s->arena + m->values[op->inputs[1]].arena_offset;
     /* Ops with an optimised plan (src/conv_fast.c: conv, linear, max pool). */
     if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {
-        j.items = op->fast.units * op->fast.tiles;
+        j.tiling = crisp_fast_tiling_for(op, s->pool != NULL ? crisp_pool_threads(s->pool) : 1);
+        j.items = op->fast.units * j.tiling.tiles;
         j.work = fast_work;
     } else {
         reference_items(&j, in, out);
@@ -325,7 +324,7 @@ void crisp_run_op(const crisp_session *s, const crisp_op *op) {
      * and thread count (a per-element function: bitwise identical however split). */
     if (op->pointwise != CRISP_ACT_NONE &&
         (op->kind == CRISP_OP_CONV2D || op->kind == CRISP_OP_LINEAR || op->kind == CRISP_OP_ADD)) {
-        job p = {op, m, NULL, NULL, j.y, (size_t)out->elements, pointwise_work, s, 1, 1};
+        job p = {op, m, NULL, NULL, j.y, (size_t)out->elements, pointwise_work, s, 1, 1, {0, 0, 0}};
         run_job(s, &p);
     }
 }

@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "check.h"
+#include "conv_fast.h"
 #include "crisp.h"
 #include "hybrid_builder.h"
 #include "hybrid_form.h"
@@ -1167,8 +1168,52 @@ static void hybrid_forms(void) {
     CHECK(crisp_hybrid_form_resolve(&form) == CRISP_OK && form == CRISP_HYBRID_FORM_AUTO, "auto");
 }
 
+/* A session's tiling of an im2col conv (src/conv_fast.h): the tiles cover
+ * the pixels, never exceed the plan's (the scratch is sized by it), and with
+ * fewer plan tiles than chunks a session of T threads cuts chunks on tile
+ * boundaries, so no two threads build the same patch matrix; one thread, 1x1
+ * convs read in place and ops with enough tiles keep the plan. */
+static void session_tiling(void) {
+    static const size_t shapes[][3] = {/* pixels, plan tiles, plan tile pixels */
+                                       {196, 4, 64}, {49, 1, 64}, {3136, 49, 64}, {784, 13, 64},
+                                       {7, 1, 64},   {1, 1, 64},  {300, 1, 512}};
+    for (size_t i = 0; i < COUNT(shapes); i++)
+        for (int direct = 0; direct < 2; direct++)
+            for (size_t threads = 1; threads <= 5; threads++) {
+                crisp_op op;
+                memset(&op, 0, sizeof op);
+                op.kind = CRISP_OP_CONV2D;
+                op.k.conv.output_height = 1, op.k.conv.output_width = (uint32_t)shapes[i][0];
+                op.fast.path = CRISP_FAST_SPMM, op.fast.direct = direct;
+                op.fast.tiles = shapes[i][1], op.fast.tile_pixels = shapes[i][2];
+                const crisp_fast_tiling t = crisp_fast_tiling_for(&op, threads);
+                const size_t px = shapes[i][0];
+                CHECK(t.tile_pixels >= 1 && t.tile_pixels <= shapes[i][2] &&
+                          t.tiles * t.tile_pixels >= px && (t.tiles - 1) * t.tile_pixels < px,
+                      "tiling of %zu pixels at %zu threads: %zu x %zu", px, threads, t.tiles,
+                      t.tile_pixels);
+                const int keeps = threads == 1 || direct ||
+                                  shapes[i][1] >= CRISP_FAST_CHUNKS_PER_THREAD * threads;
+                if (keeps)
+                    CHECK(t.tiles == shapes[i][1] && t.tile_pixels == shapes[i][2],
+                          "%zu pixels, %zu threads: plan changed", px, threads);
+                CHECK(t.by_tile == (threads > 1 && t.tiles >= threads &&
+                                    (!direct || shapes[i][1] >= CRISP_FAST_CHUNKS_PER_THREAD * threads)),
+                      "%zu pixels, %zu threads, direct %d: by_tile %d", px, threads, direct, t.by_tile);
+            }
+    crisp_op op; /* ResNet-50's 3x3 convs at 14 x 14, 2 threads: 4 tiles of 56, 56, 56, 28 */
+    memset(&op, 0, sizeof op);
+    op.kind = CRISP_OP_CONV2D;
+    op.k.conv.output_height = op.k.conv.output_width = 14;
+    op.fast.path = CRISP_FAST_SPMM, op.fast.tiles = 4, op.fast.tile_pixels = 64;
+    const crisp_fast_tiling t = crisp_fast_tiling_for(&op, 2);
+    CHECK(t.tiles == 4 && t.tile_pixels == 56 && t.by_tile, "14 x 14 at 2 threads: %zu x %zu",
+          t.tiles, t.tile_pixels);
+}
+
 int main(void) {
     hybrid_forms();
+    session_tiling();
     microkernels();
     layers();
     qs8_layers();
