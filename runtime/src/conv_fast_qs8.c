@@ -114,21 +114,33 @@ static crisp_qs8_dwconv_plane dw_phases(const crisp_conv2d_params *p, const int8
     return plane;
 }
 
+/* The mask of the quad of wide position pos: byte b kept when b < kw and its
+ * column s (pos mod iw) + b - padding_left lies in the image. */
+static uint32_t quad_mask_of(const crisp_qs8_dwconv_image *im, size_t pos) {
+    const size_t iw = im->input_width, ox = pos % iw;
+    uint32_t m = 0;
+    for (size_t b = 0; b < 4 && b < im->kernel_width; b++) {
+        const ptrdiff_t c = (ptrdiff_t)(im->stride * ox + b) - (ptrdiff_t)im->padding_left;
+        if (c >= 0 && c < (ptrdiff_t)iw) m |= (uint32_t)0xff << (8 * b);
+    }
+    return m;
+}
+
 void crisp_qs8_dwconv_quad_masks(const crisp_qs8_dwconv_image *im, uint32_t *quad_mask) {
-    const size_t iw = im->input_width, s = im->stride, P = 4 / s;
-    const size_t n = iw + CRISP_QS8_DWCONV_MAX_CHUNK, lanes = CRISP_QS8_DWCONV_QUAD_LANES;
-    /* The mask of position i's quad: byte b kept when b < kw and its column
-     * s (i mod iw) + b - padding_left lies in the image. */
-    for (size_t i = 0; i < n; i++)
-        for (size_t j = 0; j < lanes; j++) {
-            const size_t pos = i + P * j, ox = pos % iw;
-            uint32_t m = 0;
-            for (size_t b = 0; b < 4 && b < im->kernel_width; b++) {
-                const ptrdiff_t c = (ptrdiff_t)(s * ox + b) - (ptrdiff_t)im->padding_left;
-                if (c >= 0 && c < (ptrdiff_t)iw) m |= (uint32_t)0xff << (8 * b);
-            }
-            quad_mask[i * lanes + j] = m;
+    const size_t P = 4 / im->stride, L = CRISP_QS8_DWCONV_QUAD_LANES;
+    const size_t n = im->input_width + CRISP_QS8_DWCONV_MAX_CHUNK;
+    /* Entry i lane j is position i + P j's mask: entry i + P is entry i
+     * moved down one lane, plus one new last lane. Built per op and thread,
+     * so one mask computation per entry, not per lane. */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t *e = quad_mask + i * L;
+        if (i < P) {
+            for (size_t j = 0; j < L; j++) e[j] = quad_mask_of(im, i + P * j);
+        } else {
+            memcpy(e, e - P * L + 1, (L - 1) * sizeof *e);
+            e[L - 1] = quad_mask_of(im, i + P * (L - 1));
         }
+    }
 }
 
 crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {

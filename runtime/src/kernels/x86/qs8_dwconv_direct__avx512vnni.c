@@ -73,6 +73,13 @@ static inline __m512i phase(const STATE *st, const int8_t *x, __mmask64 k, __m51
     return acc;
 }
 
+static inline void store4(int8_t *res, __m128i a, __m128i b, __m128i c, __m128i d) {
+    const __m512i v = _mm512_inserti64x4(
+        _mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1)),
+        _mm256_inserti128_si256(_mm256_castsi128_si256(c), d, 1), 1);
+    _mm512_storeu_si512((void *)res, v);
+}
+
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
@@ -88,20 +95,25 @@ static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, si
         const __m128i r3 = requant(phase(st, x + 3, lane_mask(m + 3 * L), zx, kh), st);
         const __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
         const __m128i c = _mm_unpacklo_epi8(r2, r3), d = _mm_unpackhi_epi8(r2, r3);
-        _mm_storeu_si128((__m128i *)(void *)res, _mm_unpacklo_epi16(a, c));
-        _mm_storeu_si128((__m128i *)(void *)(res + 16), _mm_unpackhi_epi16(a, c));
-        _mm_storeu_si128((__m128i *)(void *)(res + 32), _mm_unpacklo_epi16(b, d));
-        _mm_storeu_si128((__m128i *)(void *)(res + 48), _mm_unpackhi_epi16(b, d));
+        /* One 64-byte store: the copy to the output rows that loads it back
+         * then forwards from the store (four 16-byte stores would not). */
+        store4(res, _mm_unpacklo_epi16(a, c), _mm_unpackhi_epi16(a, c), _mm_unpacklo_epi16(b, d),
+               _mm_unpackhi_epi16(b, d));
         return;
     }
     /* stride 2: half h, phase f = positions 32 h + 2 j + f, masks at entry r + 32 h + f */
-    for (size_t h = 0; h < 2 && 32 * h < n; h++) {
-        const __m128i r0 = requant(phase(st, x + 64 * h, lane_mask(m + 32 * h * L), zx, kh), st);
-        const __m128i r1 =
-            requant(phase(st, x + 64 * h + 2, lane_mask(m + (32 * h + 1) * L), zx, kh), st);
-        _mm_storeu_si128((__m128i *)(void *)(res + 32 * h), _mm_unpacklo_epi8(r0, r1));
-        _mm_storeu_si128((__m128i *)(void *)(res + 32 * h + 16), _mm_unpackhi_epi8(r0, r1));
+    const __m128i r0 = requant(phase(st, x, lane_mask(m), zx, kh), st);
+    const __m128i r1 = requant(phase(st, x + 2, lane_mask(m + L), zx, kh), st);
+    if (n <= 32) {
+        const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi8(r0, r1)),
+                                                  _mm_unpackhi_epi8(r0, r1), 1);
+        _mm256_storeu_si256((__m256i *)(void *)res, v);
+        return;
     }
+    const __m128i r2 = requant(phase(st, x + 64, lane_mask(m + 32 * L), zx, kh), st);
+    const __m128i r3 = requant(phase(st, x + 66, lane_mask(m + 33 * L), zx, kh), st);
+    store4(res, _mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1), _mm_unpacklo_epi8(r2, r3),
+           _mm_unpackhi_epi8(r2, r3));
 }
 
 #include "kernels/generic/qs8_dwconv_direct_body.h"
