@@ -11,6 +11,7 @@
  *                          padding_left), quad masks m (entry r = p0 mod iw),
  *                          into res[0 .. n); S and KH are constants at the
  *                          calls below (stride, and 3 or 0 = any height)
+ *   STORE_N(dst, res, n)   optional: stores res[0 .. n) (else memcpy)
  *   STATE                  the type chunk's constants live in
  *   state_init(st, im, w, bias, multiplier, q)
  *   KERNEL_NAME
@@ -58,10 +59,14 @@ static inline size_t qdw_advance(size_t r, size_t iw) {
 static inline void qdw_emit(const int8_t *res, size_t eps, size_t ow, int8_t *out, size_t p,
                             size_t n) {
     if (eps == ow) {
+#if defined(STORE_N)
+        STORE_N(out + p, res, n);
+#else
         if (n == CHUNK)
             memcpy(out + p, res, CHUNK); /* a constant size: vector moves, no call */
         else
             memcpy(out + p, res, n);
+#endif
         return;
     }
     size_t oy = p / eps, ox = p - oy * eps;

@@ -8,8 +8,9 @@
  * 0x80 on the loaded bytes), 128 sum(w) folded into the bias with z_x; the
  * column masks merge z_x into the masked bytes (a masked load, which also
  * skips reading them). The requantisation is the reference's float
- * operations in its order (x86/qs8_requant_x86.h), then the bytes are
- * interleaved back into position order. */
+ * operations in its order (x86/qs8_requant_x86.h), then two packs and a
+ * byte shuffle (and at stride 2 a qword permute) put the four vectors'
+ * bytes back in position order. */
 #include <immintrin.h>
 
 #define CHUNK ((size_t)64)
@@ -19,6 +20,12 @@
 
 #include "kernels/common.h"
 #include "kernels/ukernels.h"
+
+/* The chunk's bytes to a row stream: one masked store (a short memcpy is a
+ * call, as long as a small plane's whole chunk). */
+#define STORE_N(dst, res, n)                                                              \
+    _mm512_mask_storeu_epi8(dst, (n) >= 64 ? ~(__mmask64)0 : (((__mmask64)1 << (n)) - 1), \
+                            _mm512_loadu_si512((const void *)(res)))
 
 typedef struct state {
     int32_t w[CRISP_QS8_DWCONV_MAX_KH]; /* each window row's quad of weights, 0 past kw */
@@ -43,14 +50,22 @@ static void state_init(STATE *st, const crisp_qs8_dwconv_image *im, const int8_t
     st->zx = (int8_t)q->input_zero_point;
 }
 
-/* 16 int32 sums -> 16 int8, crisp_qs8_requantize's operations in its order. */
-static inline __m128i requant(__m512i acc, const STATE *st) {
+/* 16 int32 sums -> 16 int32 in [lo, hi], crisp_qs8_requantize's operations in
+ * its order. */
+static inline __m512i requant(__m512i acc, const STATE *st) {
     __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(st->multiplier));
     v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
     v = _mm512_add_ps(_mm512_set1_ps(st->zy), v);
     v = _mm512_max_ps(v, _mm512_set1_ps(st->lo));
     v = _mm512_min_ps(v, _mm512_set1_ps(st->hi));
-    return _mm512_cvtsepi32_epi8(_mm512_cvtps_epi32(v));
+    return _mm512_cvtps_epi32(v);
+}
+
+/* Four requantised vectors as bytes: per 128-bit lane l, [a j, b j, c j, d j]
+ * for j = 4 l .. 4 l + 3 (the packs work within lanes and saturate nothing:
+ * the values are in range). */
+static inline __m512i pack4(__m512i a, __m512i b, __m512i c, __m512i d) {
+    return _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
 }
 
 /* The mask of a phase: 64 bytes of the table (16 lanes' quads), as lanes. */
@@ -73,13 +88,6 @@ static inline __m512i phase(const STATE *st, const int8_t *x, __mmask64 k, __m51
     return acc;
 }
 
-static inline void store4(int8_t *res, __m128i a, __m128i b, __m128i c, __m128i d) {
-    const __m512i v = _mm512_inserti64x4(
-        _mm512_castsi256_si512(_mm256_inserti128_si256(_mm256_castsi128_si256(a), b, 1)),
-        _mm256_inserti128_si256(_mm256_castsi128_si256(c), d, 1), 1);
-    _mm512_storeu_si512((void *)res, v);
-}
-
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
@@ -89,31 +97,33 @@ static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, si
     const __m512i zx = _mm512_set1_epi8(st->zx);
     if (s == 1) {
         /* positions 4 j + f; entry r + f of the table holds their masks */
-        const __m128i r0 = requant(phase(st, x, lane_mask(m), zx, kh), st);
-        const __m128i r1 = requant(phase(st, x + 1, lane_mask(m + L), zx, kh), st);
-        const __m128i r2 = requant(phase(st, x + 2, lane_mask(m + 2 * L), zx, kh), st);
-        const __m128i r3 = requant(phase(st, x + 3, lane_mask(m + 3 * L), zx, kh), st);
-        const __m128i a = _mm_unpacklo_epi8(r0, r1), b = _mm_unpackhi_epi8(r0, r1);
-        const __m128i c = _mm_unpacklo_epi8(r2, r3), d = _mm_unpackhi_epi8(r2, r3);
+        const __m512i b = pack4(requant(phase(st, x, lane_mask(m), zx, kh), st),
+                                requant(phase(st, x + 1, lane_mask(m + L), zx, kh), st),
+                                requant(phase(st, x + 2, lane_mask(m + 2 * L), zx, kh), st),
+                                requant(phase(st, x + 3, lane_mask(m + 3 * L), zx, kh), st));
+        /* position 16 l + 4 i + f is byte 4 f + i of lane l */
+        const __m512i t = _mm512_broadcast_i32x4(
+            _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
         /* One 64-byte store: the copy to the output rows that loads it back
-         * then forwards from the store (four 16-byte stores would not). */
-        store4(res, _mm_unpacklo_epi16(a, c), _mm_unpackhi_epi16(a, c), _mm_unpacklo_epi16(b, d),
-               _mm_unpackhi_epi16(b, d));
+         * then forwards from the store (narrower stores would not). */
+        _mm512_storeu_si512((void *)res, _mm512_shuffle_epi8(b, t));
         return;
     }
     /* stride 2: half h, phase f = positions 32 h + 2 j + f, masks at entry r + 32 h + f */
-    const __m128i r0 = requant(phase(st, x, lane_mask(m), zx, kh), st);
-    const __m128i r1 = requant(phase(st, x + 2, lane_mask(m + L), zx, kh), st);
-    if (n <= 32) {
-        const __m256i v = _mm256_inserti128_si256(_mm256_castsi128_si256(_mm_unpacklo_epi8(r0, r1)),
-                                                  _mm_unpackhi_epi8(r0, r1), 1);
-        _mm256_storeu_si256((__m256i *)(void *)res, v);
-        return;
+    const __m512i r0 = requant(phase(st, x, lane_mask(m), zx, kh), st);
+    const __m512i r1 = requant(phase(st, x + 2, lane_mask(m + L), zx, kh), st);
+    __m512i r2 = r0, r3 = r1;
+    if (n > 32) {
+        r2 = requant(phase(st, x + 64, lane_mask(m + 32 * L), zx, kh), st);
+        r3 = requant(phase(st, x + 66, lane_mask(m + 33 * L), zx, kh), st);
     }
-    const __m128i r2 = requant(phase(st, x + 64, lane_mask(m + 32 * L), zx, kh), st);
-    const __m128i r3 = requant(phase(st, x + 66, lane_mask(m + 33 * L), zx, kh), st);
-    store4(res, _mm_unpacklo_epi8(r0, r1), _mm_unpackhi_epi8(r0, r1), _mm_unpacklo_epi8(r2, r3),
-           _mm_unpackhi_epi8(r2, r3));
+    /* lane l: [r0 i, r1 i | r2 i, r3 i] (j = 4 l + i) -> positions 8 l + 2 i + f in
+     * qword 0, 32 + 8 l + 2 i + f in qword 1; then the qwords in order. */
+    const __m512i t = _mm512_broadcast_i32x4(
+        _mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15));
+    const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
+    _mm512_storeu_si512((void *)res, _mm512_permutexvar_epi64(
+                                         order, _mm512_shuffle_epi8(pack4(r0, r1, r2, r3), t)));
 }
 
 #include "kernels/generic/qs8_dwconv_direct_body.h"
