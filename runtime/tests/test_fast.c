@@ -982,14 +982,18 @@ static void layers(void) {
  * -> DEQUANTIZE), optimised session (1 and 3 threads) vs reference session:
  * bitwise equal. Zero points at the edges, output scales from unsaturated to
  * saturating, per-row and row-shared N:M, partial blocks, 1x1 convs read in
- * place, channel counts off the 4-row panels and the GEMV's rows per call, odd K. */
+ * place, channel counts off the 4-row panels and the GEMV's rows per call, odd K;
+ * depthwise convs of MobileNet's kind (stride 1 or 2, windows up to 4 wide,
+ * read in place) on planes copied between margins (<= 1024 bytes) or not. */
 static void qs8_layers(void) {
     unsigned rng = 1616;
     static const float out_scales[3] = {0.5f, 0.05f, 0.002f};
-    for (int i = 0; i < 66; i++) {
-        const int gemv = i >= 56; /* dense linears (qs8_gemv), any K */
-        const int linear = gemv || i % 5 == 4, dense = gemv || (!linear && i % 7 >= 5);
-        const int depthwise = !linear && dense && i % 2 == 0; /* groups = channels */
+    for (int i = 0; i < 90; i++) {
+        const int mobile = i >= 66; /* in-place depthwise (qs8_dwconv_direct) */
+        const int gemv = i >= 56 && !mobile; /* dense linears (qs8_gemv), any K */
+        const int linear = gemv || (!mobile && i % 5 == 4);
+        const int dense = gemv || mobile || (!linear && i % 7 >= 5);
+        const int depthwise = mobile || (!linear && dense && i % 2 == 0); /* groups = channels */
         naive_conv c;
         memset(&c, 0, sizeof c);
         if (linear) {
@@ -997,15 +1001,25 @@ static void qs8_layers(void) {
             c.cin = gemv ? check_rand_int(&rng, 1, 2100) : 4 * check_rand_int(&rng, 1, 200);
         } else {
             random_geometry(&c, &rng, i % 4 == 0 ? 60 : 20);
-            if (i % 5 == 0) c.kh = c.kw = c.sh = c.sw = 1, c.pt = c.pl = c.pb = c.pr = 0;
+            if (i % 5 == 0 && !mobile) c.kh = c.kw = c.sh = c.sw = 1, c.pt = c.pl = c.pb = c.pr = 0;
             c.cin = 4 * check_rand_int(&rng, 1, i % 7 == 0 ? 64 : 12);
+        }
+        if (mobile) {
+            c.kh = c.kw = 3, c.dh = c.dw = 1, c.pt = c.pl = c.pb = c.pr = 1;
+            if (i % 3 == 0) c.kh = check_rand_int(&rng, 1, 5), c.kw = check_rand_int(&rng, 1, 4);
+            if (i % 3 == 0) c.pl = check_rand_int(&rng, 0, c.kw - 1), c.pr = c.kw - 1 - c.pl;
+            if (i % 5 == 0) c.dh = 2;
+            c.sh = c.sw = 1 + i % 2;
+            c.h = c.dh * (c.kh - 1) + check_rand_int(&rng, 1, 60);
+            c.w = c.kw - 1 + check_rand_int(&rng, 1, 60);
+            c.cin = check_rand_int(&rng, 1, 24);
         }
         c.groups = 1;
         c.act = check_rand_int(&rng, 0, 2);
         c.cout = check_rand_int(&rng, 1, 70);
         if (depthwise) c.cout = c.groups = c.cin;
         /* 1x1 convs end in a residual ADD of their input (an int8 ADD op). */
-        const int residual = !linear && i % 5 == 0;
+        const int residual = !linear && !mobile && i % 5 == 0;
         if (residual) c.cout = c.cin;
         const int oh = linear ? 1 : naive_conv_out(c.h, c.kh, c.sh, c.pt + c.pb, c.dh);
         const int ow = linear ? 1 : naive_conv_out(c.w, c.kw, c.sw, c.pl + c.pr, c.dw);
