@@ -37,6 +37,44 @@ static size_t dw_plane_elements(const crisp_conv2d_params *p) {
     return p->stride_width * dw_padded_rows(p) * dw_phase_stride(p) + CRISP_QS8_DWCONV_SLACK;
 }
 
+/* Stride 1 or 2 with a window at most 4 wide (undilated), output rows no
+ * longer than the input's (MobileNet's 3 x 3 layers): read in place
+ * (ukernels.h, crisp_qs8_dwconv_image); others build the phases below. */
+static int dw_in_place(const crisp_conv2d_params *p) {
+    return crisp_qs8_dwconv_direct_fits(p->stride_height, p->stride_width, p->kernel_height,
+                                        p->kernel_width, p->dilation_width, p->output_width,
+                                        p->input_width);
+}
+/* Planes up to this many bytes are copied whole (one memcpy) between
+ * margins of z_x, as the float path copies planes of up to 1024 floats
+ * (src/conv_fast.c): most chunks of a 28 x 28 or smaller plane reach a
+ * padding row, and the copy costs less than their edge windows. */
+#define DW_COPY_PLANE_BYTES ((size_t)1024)
+static int dw_copies_plane(const crisp_conv2d_params *p) {
+    return p->input_height * p->input_width <= DW_COPY_PLANE_BYTES;
+}
+/* The bytes before and after the plane that every chunk's window stays
+ * within (the kernel's edge test, ukernels.h). */
+static void dw_margins(const crisp_conv2d_params *p, size_t *before, size_t *after) {
+    const size_t iw = p->input_width, plane = p->input_height * iw;
+    const size_t end = (p->output_height - 1) * iw + p->output_width;
+    *before = p->padding_top * iw + p->padding_left;
+    /* The last chunk starts before `end` and reads its window from s p0 - before. */
+    const size_t reach = p->stride_width * (end - 1) +
+                         crisp_qs8_dwconv_edge_bytes(p->stride_width, p->kernel_height,
+                                                     p->dilation_height, iw);
+    *after = reach > plane + *before ? reach - plane - *before : 0;
+}
+/* Its scratch: the quad masks, the edge window, the margined plane. */
+static size_t dw_in_place_bytes(const crisp_conv2d_params *p) {
+    size_t before, after;
+    dw_margins(p, &before, &after);
+    return crisp_qs8_dwconv_mask_entries(p->input_width) * sizeof(uint32_t) +
+           crisp_qs8_dwconv_edge_bytes(p->stride_width, p->kernel_height, p->dilation_height,
+                                       p->input_width) +
+           (dw_copies_plane(p) ? before + p->input_height * p->input_width + after : 0);
+}
+
 /* Fills the phases of one channel with q_x - z_x, padding 0. */
 static crisp_qs8_dwconv_plane dw_phases(const crisp_conv2d_params *p, const int8_t *x,
                                         int32_t zx, int16_t *buf) {
@@ -76,6 +114,35 @@ static crisp_qs8_dwconv_plane dw_phases(const crisp_conv2d_params *p, const int8
     return plane;
 }
 
+/* The mask of the quad of wide position pos: byte b kept when b < kw and its
+ * column s (pos mod iw) + b - padding_left lies in the image. */
+static uint32_t quad_mask_of(const crisp_qs8_dwconv_image *im, size_t pos) {
+    const size_t iw = im->input_width, ox = pos % iw;
+    uint32_t m = 0;
+    for (size_t b = 0; b < 4 && b < im->kernel_width; b++) {
+        const ptrdiff_t c = (ptrdiff_t)(im->stride * ox + b) - (ptrdiff_t)im->padding_left;
+        if (c >= 0 && c < (ptrdiff_t)iw) m |= (uint32_t)0xff << (8 * b);
+    }
+    return m;
+}
+
+void crisp_qs8_dwconv_quad_masks(const crisp_qs8_dwconv_image *im, uint32_t *quad_mask) {
+    const size_t P = 4 / im->stride, L = CRISP_QS8_DWCONV_QUAD_LANES;
+    const size_t n = im->input_width + CRISP_QS8_DWCONV_MAX_CHUNK;
+    /* Entry i lane j is position i + P j's mask: entry i + P is entry i
+     * moved down one lane, plus one new last lane. Built per op and thread,
+     * so one mask computation per entry, not per lane. */
+    for (size_t i = 0; i < n; i++) {
+        uint32_t *e = quad_mask + i * L;
+        if (i < P) {
+            for (size_t j = 0; j < L; j++) e[j] = quad_mask_of(im, i + P * j);
+        } else {
+            memcpy(e, e - P * L + 1, (L - 1) * sizeof *e);
+            e[L - 1] = quad_mask_of(im, i + P * (L - 1));
+        }
+    }
+}
+
 crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
     const crisp_qs8_kernels *k = crisp_qs8_kernels_best();
     crisp_fast_plan f;
@@ -88,7 +155,9 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
         f.path = CRISP_FAST_QS8_DWCONV;
         f.units = c->output_channels;
         f.tiles = 1;
-        f.scratch_floats = (dw_plane_elements(c) * sizeof(int16_t) + 3) / 4;
+        f.direct = k->dwconv_direct != NULL && dw_in_place(c);
+        f.scratch_floats = f.direct ? (dw_in_place_bytes(c) + 3) / 4
+                                    : (dw_plane_elements(c) * sizeof(int16_t) + 3) / 4;
         return f;
     }
     if (op->kind == CRISP_OP_LINEAR &&
@@ -242,10 +311,44 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
     if (f->path == CRISP_FAST_QS8_DWCONV) {
         const size_t taps = p->kernel_height * p->kernel_width;
         const size_t plane = p->input_height * p->input_width;
+        const int8_t *w = m->tensors[op->weight].q;
+        if (f->direct) {
+            uint32_t *masks = (uint32_t *)(void *)scratch;
+            int8_t *edge = (int8_t *)(void *)(masks + crisp_qs8_dwconv_mask_entries(p->input_width));
+            int8_t *copy = edge + crisp_qs8_dwconv_edge_bytes(p->stride_width, p->kernel_height,
+                                                              p->dilation_height, p->input_width);
+            crisp_qs8_dwconv_image im = {.quad_mask = masks,
+                                         .edge = edge,
+                                         .input_height = p->input_height,
+                                         .input_width = p->input_width,
+                                         .padding_top = p->padding_top,
+                                         .padding_left = p->padding_left,
+                                         .stride = p->stride_width,
+                                         .dilation_height = p->dilation_height,
+                                         .kernel_height = p->kernel_height,
+                                         .kernel_width = p->kernel_width,
+                                         .output_height = p->output_height,
+                                         .output_width = p->output_width};
+            crisp_qs8_dwconv_quad_masks(&im, masks);
+            const int copies = dw_copies_plane(p);
+            if (copies) { /* the margins stay z_x; each channel fills the middle */
+                dw_margins(p, &im.zeros_before, &im.zeros_after);
+                memset(copy, (int8_t)q->input_zero_point, im.zeros_before + plane + im.zeros_after);
+            }
+            for (size_t c = begin; c < end; c++) {
+                im.x = x + c * plane;
+                if (copies) {
+                    memcpy(copy + im.zeros_before, im.x, plane);
+                    im.x = copy + im.zeros_before;
+                }
+                k->dwconv_direct(&im, w + c * taps, q->bias[c], q->multiplier[c], y + c * pixels, q);
+            }
+            return;
+        }
         for (size_t c = begin; c < end; c++) {
             const crisp_qs8_dwconv_plane pl =
                 dw_phases(p, x + c * plane, q->input_zero_point, (int16_t *)(void *)scratch);
-            k->dwconv(&pl, m->tensors[op->weight].q + c * taps, q->bias[c], q->multiplier[c],
+            k->dwconv(&pl, w + c * taps, q->bias[c], q->multiplier[c],
                       y + c * pixels, q);
         }
         return;

@@ -136,6 +136,16 @@ static const qs8_dw_variant qs8_dws[] = {
 };
 #undef CRISP_QS8_DWCONV
 
+typedef struct qs8_dw_direct_variant {
+    const char *isa, *name;
+    crisp_qs8_dwconv_direct_ukernel_fn fn;
+} qs8_dw_direct_variant;
+#define CRISP_QS8_DWCONV_DIRECT(tier, name) {#tier, #name, name},
+static const qs8_dw_direct_variant qs8_dw_directs[] = {
+#include "kernels/qs8_dwconv_direct.inc"
+};
+#undef CRISP_QS8_DWCONV_DIRECT
+
 typedef struct qs8_spmm_variant {
     const char *isa, *name;
     crisp_qs8_spmm_ukernel_fn fn;
@@ -458,6 +468,83 @@ static void test_qs8_dw(const qs8_dw_variant *v, unsigned *rng) {
     }
 }
 
+/* The in-place int8 depthwise kernels read the plane where it lies: an
+ * allocation of exactly ih x iw bytes (ASan sees any read outside it, the
+ * masked lanes' included), or the plane between margins of z_x as the
+ * driver copies small planes, with the edge window and the mask table
+ * allocated exactly too. Against the textbook int32 sum over the taps inside
+ * the image and crisp_qs8_requantize, bitwise: strides 1 and 2, windows up
+ * to 5 x 4, paddings up to the window, widths around the chunk sizes, zero
+ * points and weights at their edges, and saturating sums. */
+static void test_qs8_dw_direct(const qs8_dw_direct_variant *v, unsigned *rng) {
+    enum { GUARD = 40 };
+    for (int trial = 0; trial < 240; trial++) {
+        const size_t s = (size_t)(trial % 4 < 2 ? 1 : 2);
+        const size_t kh = trial % 2 ? 3 : (size_t)check_rand_int(rng, 1, 5);
+        const size_t kw = trial % 2 ? 3 : (size_t)check_rand_int(rng, 1, 4);
+        const size_t dh = trial % 5 == 4 ? 2 : 1;
+        const size_t ih = dh * (kh - 1) + (size_t)check_rand_int(rng, 1, trial % 3 ? 16 : 9);
+        const size_t iw = (kw - 1) + (size_t)check_rand_int(rng, 1, trial % 3 ? 24 : 140);
+        size_t pt = (size_t)check_rand_int(rng, 0, (int)(dh * (kh - 1)));
+        size_t pb = (size_t)check_rand_int(rng, 0, (int)(dh * (kh - 1)));
+        size_t pl = (size_t)check_rand_int(rng, 0, (int)(kw - 1));
+        size_t pr = (size_t)check_rand_int(rng, 0, (int)(kw - 1 - pl));
+        if (trial % 3 == 0) pt = dh * (kh - 1) / 2, pb = dh * (kh - 1) - pt;
+        if (trial % 3 == 0) pl = (kw - 1) / 2, pr = kw - 1 - pl;
+        const size_t oh = (ih + pt + pb - dh * (kh - 1) - 1) / s + 1;
+        const size_t ow = (iw + pl + pr - kw) / s + 1;
+        if (!crisp_qs8_dwconv_direct_fits(s, s, kh, kw, 1, ow, iw)) continue;
+        const int extreme = trial % 7 == 5;
+        crisp_qs8_requant q = {edgy_q(rng, -128), edgy_q(rng, -128), -128, 127, NULL, NULL, NULL};
+        if (trial % 3 == 1) q.output_min = q.output_zero_point;
+        const int8_t zx = (int8_t)q.input_zero_point;
+        const size_t before = trial % 3 == 2 ? (size_t)check_rand_int(rng, 0, (int)(3 * iw)) : 0;
+        const size_t after = trial % 3 == 2 ? (size_t)check_rand_int(rng, 0, (int)(3 * iw + 160)) : 0;
+        int8_t *margined = malloc(before + ih * iw + after); /* exactly: ASan sees over-reads */
+        memset(margined, zx, before + ih * iw + after);
+        int8_t *x = margined + before;
+        for (size_t i = 0; i < ih * iw; i++)
+            x[i] = extreme ? (int8_t)(trial % 2 ? 127 : -128) : (int8_t)edgy_q(rng, -128);
+        int8_t w[20];
+        for (size_t i = 0; i < kh * kw; i++)
+            w[i] = extreme ? (int8_t)(i % 2 ? 127 : -127) : (int8_t)edgy_q(rng, -127);
+        const int32_t bias = extreme ? check_rand_int(rng, -4000000, 4000000)
+                                     : check_rand_int(rng, -100000, 100000);
+        const float mult = extreme ? ldexpf(1.0f + check_rand_float(rng) * 0.5f, -check_rand_int(rng, 0, 6))
+                                   : ldexpf(1.0f + check_rand_float(rng) * 0.5f, -check_rand_int(rng, 2, 14));
+        uint32_t *masks = malloc(crisp_qs8_dwconv_mask_entries(iw) * sizeof *masks);
+        int8_t *edge = malloc(crisp_qs8_dwconv_edge_bytes(s, kh, dh, iw));
+        const crisp_qs8_dwconv_image im = {x,  before, after, masks, edge, ih, iw, pt, pl,
+                                           s,  dh,     kh,    kw,    oh,   ow};
+        crisp_qs8_dwconv_quad_masks(&im, masks);
+        int8_t *out = malloc(oh * ow + GUARD);
+        memset(out, 0x5a, oh * ow + GUARD);
+        v->fn(&im, w, bias, mult, out, &q);
+        int ok = 1;
+        size_t bad = 0;
+        for (size_t oy = 0; oy < oh && ok; oy++)
+            for (size_t ox = 0; ox < ow && ok; ox++) {
+                int32_t acc = bias;
+                for (size_t ky = 0; ky < kh; ky++)
+                    for (size_t kx = 0; kx < kw; kx++) {
+                        const ptrdiff_t iy = (ptrdiff_t)(oy * s + ky * dh) - (ptrdiff_t)pt;
+                        const ptrdiff_t ix = (ptrdiff_t)(ox * s + kx) - (ptrdiff_t)pl;
+                        if (iy >= 0 && iy < (ptrdiff_t)ih && ix >= 0 && ix < (ptrdiff_t)iw)
+                            acc += w[ky * kw + kx] * (x[(size_t)iy * iw + (size_t)ix] - zx);
+                    }
+                ok = out[oy * ow + ox] == crisp_qs8_requantize((float)acc * mult,
+                                                               q.output_zero_point,
+                                                               q.output_min, q.output_max);
+                bad = oy * ow + ox;
+            }
+        for (size_t i = oh * ow; i < oh * ow + GUARD && ok; i++) ok = out[i] == 0x5a, bad = i;
+        CHECK(ok, "%s: s %zu k %zux%zu dh %zu in %zux%zu pad %zu,%zu,%zu,%zu margins %zu,%zu "
+              "z %d first bad %zu", v->name, s, kh, kw, dh, ih, iw, pt, pl, pb, pr, before,
+              after, (int)zx, bad);
+        free(margined), free(masks), free(edge), free(out);
+    }
+}
+
 /* QUANTIZE against the reference kernel, bitwise: values around the rounding
  * ties and beyond the int8 range, infinities and NaN, zero points at the
  * edges. */
@@ -701,6 +788,9 @@ static void microkernels(void) {
     for (size_t i = 0; i < COUNT(qs8_dws); i++)
         if (crisp_isa_supported(qs8_dws[i].isa)) test_qs8_dw(&qs8_dws[i], &rng);
         else skipped++;
+    for (size_t i = 0; i < COUNT(qs8_dw_directs); i++)
+        if (crisp_isa_supported(qs8_dw_directs[i].isa)) test_qs8_dw_direct(&qs8_dw_directs[i], &rng);
+        else skipped++;
     for (size_t i = 0; i < COUNT(qs8_adds); i++)
         if (crisp_isa_supported(qs8_adds[i].isa)) test_qs8_add(&qs8_adds[i], &rng);
         else skipped++;
@@ -893,14 +983,18 @@ static void layers(void) {
  * -> DEQUANTIZE), optimised session (1 and 3 threads) vs reference session:
  * bitwise equal. Zero points at the edges, output scales from unsaturated to
  * saturating, per-row and row-shared N:M, partial blocks, 1x1 convs read in
- * place, channel counts off the 4-row panels and the GEMV's rows per call, odd K. */
+ * place, channel counts off the 4-row panels and the GEMV's rows per call, odd K;
+ * depthwise convs of MobileNet's kind (stride 1 or 2, windows up to 4 wide,
+ * read in place) on planes copied between margins (<= 1024 bytes) or not. */
 static void qs8_layers(void) {
     unsigned rng = 1616;
     static const float out_scales[3] = {0.5f, 0.05f, 0.002f};
-    for (int i = 0; i < 66; i++) {
-        const int gemv = i >= 56; /* dense linears (qs8_gemv), any K */
-        const int linear = gemv || i % 5 == 4, dense = gemv || (!linear && i % 7 >= 5);
-        const int depthwise = !linear && dense && i % 2 == 0; /* groups = channels */
+    for (int i = 0; i < 90; i++) {
+        const int mobile = i >= 66; /* in-place depthwise (qs8_dwconv_direct) */
+        const int gemv = i >= 56 && !mobile; /* dense linears (qs8_gemv), any K */
+        const int linear = gemv || (!mobile && i % 5 == 4);
+        const int dense = gemv || mobile || (!linear && i % 7 >= 5);
+        const int depthwise = mobile || (!linear && dense && i % 2 == 0); /* groups = channels */
         naive_conv c;
         memset(&c, 0, sizeof c);
         if (linear) {
@@ -908,15 +1002,25 @@ static void qs8_layers(void) {
             c.cin = gemv ? check_rand_int(&rng, 1, 2100) : 4 * check_rand_int(&rng, 1, 200);
         } else {
             random_geometry(&c, &rng, i % 4 == 0 ? 60 : 20);
-            if (i % 5 == 0) c.kh = c.kw = c.sh = c.sw = 1, c.pt = c.pl = c.pb = c.pr = 0;
+            if (i % 5 == 0 && !mobile) c.kh = c.kw = c.sh = c.sw = 1, c.pt = c.pl = c.pb = c.pr = 0;
             c.cin = 4 * check_rand_int(&rng, 1, i % 7 == 0 ? 64 : 12);
+        }
+        if (mobile) {
+            c.kh = c.kw = 3, c.dh = c.dw = 1, c.pt = c.pl = c.pb = c.pr = 1;
+            if (i % 3 == 0) c.kh = check_rand_int(&rng, 1, 5), c.kw = check_rand_int(&rng, 1, 4);
+            if (i % 3 == 0) c.pl = check_rand_int(&rng, 0, c.kw - 1), c.pr = c.kw - 1 - c.pl;
+            if (i % 5 == 0) c.dh = 2;
+            c.sh = c.sw = 1 + i % 2;
+            c.h = c.dh * (c.kh - 1) + check_rand_int(&rng, 1, 60);
+            c.w = c.kw - 1 + check_rand_int(&rng, 1, 60);
+            c.cin = check_rand_int(&rng, 1, 24);
         }
         c.groups = 1;
         c.act = check_rand_int(&rng, 0, 2);
         c.cout = check_rand_int(&rng, 1, 70);
         if (depthwise) c.cout = c.groups = c.cin;
         /* 1x1 convs end in a residual ADD of their input (an int8 ADD op). */
-        const int residual = !linear && i % 5 == 0;
+        const int residual = !linear && !mobile && i % 5 == 0;
         if (residual) c.cout = c.cin;
         const int oh = linear ? 1 : naive_conv_out(c.h, c.kh, c.sh, c.pt + c.pb, c.dh);
         const int ow = linear ? 1 : naive_conv_out(c.w, c.kw, c.sw, c.pl + c.pr, c.dw);

@@ -31,7 +31,11 @@
  *   qs8_spmm the spmm shapes and runs on int8 (B tiles of at most 256 KiB, as
  *            src/conv_fast_qs8.c), GOP/s in the GFLOP/s column;
  *   qs8_gemv the int8 classifiers of MobileNetV2 (1280 -> 1000) and ResNet-50
- *            (2048 -> 1000), GOP/s.
+ *            (2048 -> 1000), GOP/s;
+ *   qs8_dwdirect the dwdirect layers on int8, read in place (every channel
+ *            of a whole input; planes of up to 1024 bytes copied between
+ *            margins of the zero point as the driver does, the copy timed),
+ *            GOP/s.
  * Method: one warm-up pass, which also sets how many passes make a repetition
  * last at least 20 ms; the median of the repetitions (default 5); wall time,
  * or the thread's CPU time with --cpu-time (for a shared machine).
@@ -91,15 +95,19 @@ typedef struct qs8_variant {
     crisp_qs8_spmm_ukernel_fn spmm;
     crisp_qs8_gemv_ukernel_fn gemv;
     size_t mr, nr;
+    crisp_qs8_dwconv_direct_ukernel_fn dwdirect;
 } qs8_variant;
-#define CRISP_QS8_SPMM(tier, fn, nr) {"qs8_spmm", #tier, #fn, fn, NULL, 0, nr},
-#define CRISP_QS8_GEMV(tier, fn, mr) {"qs8_gemv", #tier, #fn, NULL, fn, mr, 0},
+#define CRISP_QS8_SPMM(tier, fn, nr) {"qs8_spmm", #tier, #fn, fn, NULL, 0, nr, NULL},
+#define CRISP_QS8_GEMV(tier, fn, mr) {"qs8_gemv", #tier, #fn, NULL, fn, mr, 0, NULL},
+#define CRISP_QS8_DWCONV_DIRECT(tier, fn) {"qs8_dwdirect", #tier, #fn, NULL, NULL, 0, 0, fn},
 static const qs8_variant qs8_variants[] = {
 #include "kernels/qs8_spmm.inc"
 #include "kernels/qs8_gemv.inc"
+#include "kernels/qs8_dwconv_direct.inc"
 };
 #undef CRISP_QS8_SPMM
 #undef CRISP_QS8_GEMV
+#undef CRISP_QS8_DWCONV_DIRECT
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -606,11 +614,67 @@ static int bench_direct(const variant *v, const window *d, const options *o) {
     return ok;
 }
 
+/* ---- int8 depthwise conv read in place: every channel of a whole input ---- */
+
+typedef struct qs8_direct_job {
+    const qs8_variant *v;
+    const window *d;
+    crisp_qs8_dwconv_image im;
+    const int8_t *x, *w;
+    crisp_qs8_requant q;
+    int8_t *out, *copy;
+} qs8_direct_job;
+
+static void qs8_direct_pass(const void *p) {
+    const qs8_direct_job *j = p;
+    const size_t taps = j->d->k * j->d->k, plane = j->d->h * j->d->w;
+    crisp_qs8_dwconv_image im = j->im;
+    for (size_t c = 0; c < j->d->channels; c++) {
+        im.x = j->x + c * plane;
+        if (j->copy != NULL) { /* as the driver: small planes between margins of z_x */
+            memcpy(j->copy + im.zeros_before, im.x, plane);
+            im.x = j->copy + im.zeros_before;
+        }
+        j->v->dwdirect(&im, j->w + c * taps, 1000, 0.01f, j->out, &j->q);
+    }
+}
+
+static void bench_qs8_direct(const qs8_variant *v, const window *d, const options *o) {
+    const size_t s = d->stride, k = d->k;
+    const size_t oh = (d->h + 2 * d->pad - k) / s + 1, ow = (d->w + 2 * d->pad - k) / s + 1;
+    int8_t *x = alloc(d->channels * d->h * d->w), *w = alloc(d->channels * k * k);
+    for (size_t i = 0; i < d->channels * d->h * d->w; i++) x[i] = (int8_t)(random_below(256) - 128);
+    for (size_t i = 0; i < d->channels * k * k; i++) w[i] = (int8_t)(random_below(255) - 127);
+    uint32_t *masks = alloc(crisp_qs8_dwconv_mask_entries(d->w) * sizeof *masks);
+    int8_t *edge = alloc(crisp_qs8_dwconv_edge_bytes(s, k, 1, d->w));
+    int8_t *out = alloc(oh * ow);
+    qs8_direct_job j = {v, d, {NULL, 0, 0, masks, edge, d->h, d->w, d->pad, d->pad, s, 1, k, k, oh, ow},
+                        x, w, {-3, 5, -128, 127, NULL, NULL, NULL}, out, NULL};
+    crisp_qs8_dwconv_quad_masks(&j.im, masks);
+    /* Planes of at most 1024 bytes are copied between margins of z_x, as
+     * src/conv_fast_qs8.c does (the copy is timed); larger ones are read in
+     * place, chunks at the padding rows copying their windows. */
+    const size_t plane = d->h * d->w;
+    if (plane <= 1024) {
+        const size_t end = (oh - 1) * d->w + ow, before = d->pad * d->w + d->pad;
+        const size_t reach = s * (end - 1) + crisp_qs8_dwconv_edge_bytes(s, k, 1, d->w);
+        const size_t after = reach > plane + before ? reach - plane - before : 0;
+        j.copy = alloc(before + plane + after);
+        memset(j.copy, j.q.input_zero_point, before + plane + after);
+        j.im.zeros_before = before, j.im.zeros_after = after;
+    }
+    const double sec = time_passes(qs8_direct_pass, &j, o);
+    printf("%-8s %-40s %-30s %9.2f %10.4f\n", v->family, v->name, d->name,
+           2.0 * (double)(k * k * oh * ow * d->channels) / sec * 1e-9, sec * 1e3);
+    free(x), free(w), free(masks), free(edge), free(out), free(j.copy);
+}
+
 /* ---- Main ---- */
 
 #define USAGE                                                                                  \
     "usage: crisp-ukernel-bench [--quick] "                                                    \
-    "[--family gemm|spmm|gemv|dwconv|dwdirect|maxpool|expand24|qs8_spmm|qs8_gemv] "            \
+    "[--family gemm|spmm|gemv|dwconv|dwdirect|maxpool|expand24|qs8_spmm|qs8_gemv|"             \
+    "qs8_dwdirect] "                                                                           \
     "[--repetitions N] [--cpu-time]\n"
 
 int main(int argc, char **argv) {
@@ -643,7 +707,7 @@ int main(int argc, char **argv) {
         strcmp(o.family, "gemv") != 0 && strcmp(o.family, "dwconv") != 0 &&
         strcmp(o.family, "maxpool") != 0 && strcmp(o.family, "qs8_spmm") != 0 &&
         strcmp(o.family, "qs8_gemv") != 0 && strcmp(o.family, "expand24") != 0 &&
-        strcmp(o.family, "dwdirect") != 0) {
+        strcmp(o.family, "dwdirect") != 0 && strcmp(o.family, "qs8_dwdirect") != 0) {
         fprintf(stderr, "crisp-ukernel-bench: unknown family '%s'\n" USAGE, o.family);
         return 2;
     }
@@ -704,6 +768,7 @@ int main(int argc, char **argv) {
             ok &= bench_qs8_spmm(v, &convs[s], 4, &o);
         }
         for (size_t s = 0; v->gemv != NULL && s < nqfcs; s++) bench_qs8_gemv(v, &qfcs[s], &o);
+        for (size_t s = 0; v->dwdirect != NULL && s < ndws; s++) bench_qs8_direct(v, &dws[s], &o);
         fflush(stdout);
     }
     if (ran == 0) {

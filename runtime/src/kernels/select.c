@@ -82,6 +82,10 @@ static void choose_qs8(void) {
     if (crisp_isa_supported(#tier)) best_qs8.dwconv = name;
 #include "kernels/qs8_dwconv.inc"
 #undef CRISP_QS8_DWCONV
+#define CRISP_QS8_DWCONV_DIRECT(tier, name) \
+    if (crisp_isa_supported(#tier)) best_qs8.dwconv_direct = name;
+#include "kernels/qs8_dwconv_direct.inc"
+#undef CRISP_QS8_DWCONV_DIRECT
 #define CRISP_QS8_GEMV(tier, name, mr) \
     if (crisp_isa_supported(#tier)) best_qs8.gemv = name, best_qs8.gemv_mr = (mr);
 #include "kernels/qs8_gemv.inc"

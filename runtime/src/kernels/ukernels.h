@@ -210,6 +210,77 @@ typedef void (*crisp_qs8_dwconv_ukernel_fn)(const crisp_qs8_dwconv_plane *pl, co
                                             int32_t bias, float multiplier, int8_t *out,
                                             const crisp_qs8_requant *q);
 
+/* int8 depthwise conv of one channel, stride s = 1 or 2 in both directions,
+ * kernel_width <= 4 and dilation_width 1, read in place (no copy; the float
+ * path's crisp_dwconv_image geometry): wide positions p = oy * iw + ox (iw
+ * the input row length, output_width <= iw). Tap (ky, kx) of position p
+ * reads x[s * p + (ky * dh - padding_top) * iw + kx - padding_left], so the
+ * taps of one window row are adjacent bytes: the kernels take them as one
+ * 4-byte "quad" per position and row (bytes kx = 0 .. 3, weight 0 past
+ * kernel_width), one dot product of four bytes (vpdpbusd, sdot) or two
+ * pairs (vpmaddwd, vmull + pairwise adds). A chunk's positions are split
+ * into P = 4 / s phases: lane j of phase f is position p0 + P j + f, whose
+ * quad starts at s p0 + 4 j + s f + offset - so each phase of a window row
+ * is one contiguous load, whatever the stride (no deinterleaving).
+ *
+ * Padding reads the input zero point z_x: a quad byte whose column falls
+ * left or right of the image (it wrapped into a neighbouring row) is
+ * replaced by z_x through quad_mask (crisp_qs8_dwconv_quad_masks: entry i,
+ * lane j is the 4-byte mask, 0xff = keep, of position i + P j's quad, for
+ * i < iw + CRISP_QS8_DWCONV_MAX_CHUNK and 16 lanes; bytes past kernel_width
+ * are 0x00). A read above the first or below the last input row leaves the
+ * plane: reads within zeros_before bytes before it and zeros_after after it
+ * (bytes equal to z_x that the driver put there when it copies a small
+ * plane; else 0) are taken as they are; a chunk that reads further copies
+ * its window into `edge` (crisp_qs8_dwconv_edge_bytes) with z_x outside
+ * the plane. So every padding tap contributes w (z_x - z_x) = 0 and the
+ * kernels sum w q_x from bias - z_x sum(w) (int32 sums are exact, so the
+ * order does not matter): out[oy * ow + ox] is
+ *   crisp_qs8_requantize((float)(bias + sum_{valid taps} w (q_x - z_x)) * multiplier,
+ *                        z_y, min, max),
+ * bitwise the reference (kernels/qs8_dwconv_direct.inc). */
+#define CRISP_QS8_DWCONV_MAX_CHUNK 64
+#define CRISP_QS8_DWCONV_QUAD_LANES 16
+
+typedef struct crisp_qs8_dwconv_image {
+    const int8_t *x; /* the channel's input plane, input_height x input_width */
+    size_t zeros_before, zeros_after;
+    const uint32_t *quad_mask;
+    int8_t *edge;
+    size_t input_height, input_width, padding_top, padding_left, stride;
+    size_t dilation_height, kernel_height, kernel_width;
+    size_t output_height, output_width;
+} crisp_qs8_dwconv_image;
+
+typedef void (*crisp_qs8_dwconv_direct_ukernel_fn)(const crisp_qs8_dwconv_image *im,
+                                                   const int8_t *w, int32_t bias,
+                                                   float multiplier, int8_t *out,
+                                                   const crisp_qs8_requant *q);
+
+/* Whether a conv's geometry fits the in-place int8 kernels. */
+#define CRISP_QS8_DWCONV_MAX_KH 16
+static inline int crisp_qs8_dwconv_direct_fits(size_t stride_height, size_t stride_width,
+                                               size_t kernel_height, size_t kernel_width,
+                                               size_t dilation_width,
+                                               size_t output_width, size_t input_width) {
+    return stride_height == stride_width && stride_width >= 1 && stride_width <= 2 &&
+           kernel_width <= 4 && dilation_width == 1 && output_width <= input_width &&
+           kernel_height <= CRISP_QS8_DWCONV_MAX_KH;
+}
+/* Fills quad_mask (crisp_qs8_dwconv_mask_entries uint32) for im's geometry. */
+void crisp_qs8_dwconv_quad_masks(const crisp_qs8_dwconv_image *im, uint32_t *quad_mask);
+static inline size_t crisp_qs8_dwconv_mask_entries(size_t input_width) {
+    return (input_width + CRISP_QS8_DWCONV_MAX_CHUNK) * CRISP_QS8_DWCONV_QUAD_LANES;
+}
+/* The edge window (ukernels.h above): the bytes a chunk at position p0
+ * reads from s p0 - padding_top iw - padding_left on, its positions' quads
+ * (s (CHUNK - 1) + 4) and the window's rows. */
+static inline size_t crisp_qs8_dwconv_edge_bytes(size_t stride, size_t kernel_height,
+                                                 size_t dilation_height, size_t input_width) {
+    return stride * (CRISP_QS8_DWCONV_MAX_CHUNK - 1) + 4 +
+           (kernel_height - 1) * dilation_height * input_width;
+}
+
 /* float32 -> int8 of n elements (QUANTIZE), bitwise the reference
  * (kernels/f32_quantize.inc). */
 typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *y,
@@ -264,6 +335,11 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
               const crisp_qs8_requant *);
 #include "kernels/qs8_dwconv.inc"
 #undef CRISP_QS8_DWCONV
+#define CRISP_QS8_DWCONV_DIRECT(isa, name)                                             \
+    void name(const crisp_qs8_dwconv_image *, const int8_t *, int32_t, float, int8_t *, \
+              const crisp_qs8_requant *);
+#include "kernels/qs8_dwconv_direct.inc"
+#undef CRISP_QS8_DWCONV_DIRECT
 #define CRISP_F32_QUANTIZE(isa, name) \
     void name(size_t, const float *, int8_t *, const crisp_qs8_quantize_params *);
 #include "kernels/f32_quantize.inc"
@@ -302,6 +378,7 @@ typedef struct crisp_qs8_kernels {
     crisp_qs8_add_ukernel_fn add;
     crisp_qs8_maxpool_ukernel_fn maxpool;
     crisp_qs8_dwconv_ukernel_fn dwconv;
+    crisp_qs8_dwconv_direct_ukernel_fn dwconv_direct; /* stride 1 or 2, in place */
     crisp_qs8_gemv_ukernel_fn gemv;
     size_t gemv_mr;
     crisp_f32_quantize_ukernel_fn quantize; /* QUANTIZE: float32 -> int8 */
