@@ -1,5 +1,6 @@
 /* int8 ops on the optimised microkernels: hybrid-sparse convs (groups = 1)
- * and linears on the int8 sparse-run kernels (src/kernels/qs8_spmm.inc),
+ * on the int8 sparse-run kernels (src/kernels/qs8_spmm.inc), hybrid
+ * linears at batch 1 on the run-at-a-time kernels (src/kernels/qs8_spmv.inc),
  * dense linears on the int8 GEMV kernels (src/kernels/qs8_gemv.inc), and
  * dense convs (groups = 1) on the same kernels as runs of four rows that
  * keep every column (the weight panels of src/pack.c),
@@ -183,6 +184,9 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
         f.direct = 1;
         f.tiles = f.tile_pixels = 1;
         f.k = op->k.qlinear.input_features;
+        /* Hybrid runs (qs8_spmv) gather from a copy of x with the kernels' read slack. */
+        if (f.path == CRISP_FAST_QS8_SPMM)
+            f.scratch_floats = (f.k + CRISP_QS8_SPMV_SLACK + 3) / 4;
         return f;
     }
     const crisp_conv2d_params *p = &op->k.qconv.conv;
@@ -266,38 +270,6 @@ static void im2col(const crisp_conv2d_params *p, const int8_t *x, int8_t *buf, s
         }
 }
 
-/* One run of a hybrid linear layer (a one-pixel product, where vector lanes
- * along pixels would hold one useful byte each): the run's inputs are
- * gathered once, centred (q_x - z_x, as the reference), then each row sums
- * them against its weights, group by group (src/pack.c's layout). Exact
- * int32 sums, the reference's requantisation. */
-static void linear_run(size_t rows, size_t entries, const uint32_t *column, const int8_t *w,
-                       const int8_t *x, int8_t *y, const crisp_qs8_requant *q) {
-    int32_t xg[256];
-    int32_t acc[256];
-    for (size_t r0 = 0; r0 < rows; r0 += 256) {
-        const size_t nr = min_size(256, rows - r0);
-        for (size_t r = 0; r < nr; r++) acc[r] = q->bias[r0 + r];
-        for (size_t e0 = 0; e0 < entries; e0 += 256) {
-            const size_t ne = min_size(256, entries - e0); /* e0 is a multiple of 4 */
-            for (size_t e = 0; e < ne; e++) xg[e] = (int32_t)x[column[e0 + e]] - q->input_zero_point;
-            for (size_t e = ne; e < (ne + 3) / 4 * 4; e++) xg[e] = 0;
-            for (size_t r = 0; r < nr; r++) {
-                int32_t sum = 0;
-                for (size_t g = 0; g < ne; g += 4) {
-                    const int8_t *wg = w + crisp_qs8_weight_index(e0 + g, r0 + r, rows);
-                    sum += wg[0] * xg[g] + wg[1] * xg[g + 1] + wg[2] * xg[g + 2] +
-                           wg[3] * xg[g + 3];
-                }
-                acc[r] += sum;
-            }
-        }
-        for (size_t r = 0; r < nr; r++)
-            y[r0 + r] = crisp_qs8_requantize((float)acc[r] * q->multiplier[r0 + r],
-                                             q->output_zero_point, q->output_min, q->output_max);
-    }
-}
-
 void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *x, int8_t *y,
                         size_t begin, size_t end, size_t tile_pixels, float *scratch,
                         size_t *held_tile) {
@@ -366,14 +338,24 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
     }
     const crisp_sparse_weights *s = &op->packed.sparse;
     if (linear) {
+        /* One run per call (qs8_spmv): lanes along its weight stream, as a
+         * one-pixel product leaves no pixels to put in them. x is copied once
+         * per op and thread (the held tile 0: every chunk of the op reads the
+         * same x) into scratch, which gives the kernels' gather its slack. */
+        int8_t *xs = (int8_t *)(void *)scratch;
+        if (*held_tile != 0) {
+            memcpy(xs, x, f->k);
+            memset(xs + f->k, 0, CRISP_QS8_SPMV_SLACK);
+            *held_tile = 0;
+        }
         for (size_t unit = begin; unit < end; unit++) {
             const size_t row0 = s->run_row[unit];
             const size_t e0 = s->segment_entry[s->run_segment[unit]];
             const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
             crisp_qs8_requant qr = *q;
-            qr.bias += row0, qr.multiplier += row0;
-            linear_run(s->run_row[unit + 1] - row0, e1 - e0, s->entry_column + e0,
-                       s->weight_qs8 + s->run_weight[unit], x, y + row0, &qr);
+            qr.bias += row0, qr.multiplier += row0, qr.weight_sum += row0;
+            k->spmv(s->run_row[unit + 1] - row0, e1 - e0, s->entry_column + e0,
+                    s->weight_qs8 + s->run_weight[unit], xs, y + row0, &qr);
         }
         return;
     }

@@ -163,6 +163,16 @@ static const qs8_gemv_variant qs8_gemvs[] = {
 };
 #undef CRISP_QS8_GEMV
 
+typedef struct qs8_spmv_variant {
+    const char *isa, *name;
+    crisp_qs8_spmv_ukernel_fn fn;
+} qs8_spmv_variant;
+#define CRISP_QS8_SPMV(tier, name) {#tier, #name, name},
+static const qs8_spmv_variant qs8_spmvs[] = {
+#include "kernels/qs8_spmv.inc"
+};
+#undef CRISP_QS8_SPMV
+
 static const qs8_spmm_variant qs8_spmms[] = {
 #include "kernels/qs8_spmm.inc"
 };
@@ -392,6 +402,72 @@ static void test_qs8_gemv(const qs8_gemv_variant *v, unsigned *rng) {
               (int)q->input_zero_point, (int)q->output_zero_point, (int)q->output_min,
               (int)q->output_max);
         free(x), free(w);
+    }
+}
+
+/* int8 hybrid linear runs at batch 1, bitwise against the reference kernel
+ * (crisp_qs8_linear_hybrid__ref over a one-run layer): rows 1 to 16 (the
+ * vectorised heights and the others) and a few taller, entries odd, below
+ * and off the vector steps (partial last groups) and up to 1100, zero
+ * points at the edges, weights and x at their edges, and in some calls all
+ * at +-127 / -128 (one run with 255 x sum |q_w| near INT32_MAX), per-channel
+ * multipliers from unsaturated to saturating, relu and relu6 ranges. The
+ * weight stream and x (plus the slack) end their buffers, so a read past
+ * them shows under ASan; y past the run stays untouched. */
+static void test_qs8_spmv(const qs8_spmv_variant *v, unsigned *rng) {
+    static const size_t sizes[] = {0, 1, 3, 4, 5, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 129};
+    for (int trial = 0; trial < 400; trial++) {
+        const size_t rows = trial % 25 == 24 ? (size_t)check_rand_int(rng, 17, 40)
+                                             : (size_t)(trial % 16) + 1;
+        const int huge = trial == 7 || trial == 40; /* 255 x 127 x 66000 ~ 2^31 */
+        const size_t entries = huge        ? 66000
+                               : trial < 96 ? sizes[(trial / 6) % 16]
+                                           : (size_t)check_rand_int(rng, 0, trial % 4 ? 300 : 1100);
+        const int extreme = huge || trial % 7 == 3;
+        const size_t k = entries + (size_t)check_rand_int(rng, 1, 300);
+        const size_t groups = (entries + 3) / 4, nw = groups * 4 * rows;
+        uint32_t *col = malloc((entries ? entries : 1) * sizeof *col);
+        for (size_t e = 0; e < entries; e++) col[e] = check_rand(rng) % (uint32_t)k;
+        if (trial % 3 == 0 && entries > 0) col[entries - 1] = (uint32_t)k - 1; /* x's last byte */
+        int8_t *x = malloc(k + CRISP_QS8_SPMV_SLACK), *w = calloc(nw ? nw : 1, 1);
+        for (size_t i = 0; i < k + CRISP_QS8_SPMV_SLACK; i++)
+            x[i] = extreme ? (int8_t)(trial % 2 ? 127 : -128) : (int8_t)edgy_q(rng, -128);
+        int32_t *bias = malloc(rows * 4), *wsum = calloc(rows, 4);
+        float *mult = malloc(rows * 4);
+        for (size_t r = 0; r < rows; r++) {
+            for (size_t e = 0; e < entries; e++) {
+                const int8_t q = extreme ? (int8_t)(r % 2 ? -127 : 127) : (int8_t)edgy_q(rng, -127);
+                w[crisp_qs8_weight_index(e, r, rows)] = q;
+                wsum[r] += q;
+            }
+            bias[r] = huge ? 0 : check_rand_int(rng, -1000000, 1000000);
+            /* 2^-30 .. 2^-4 per channel: from unsaturated to saturating. */
+            mult[r] = ldexpf(1.0f + check_rand_float(rng) * 0.5f,
+                             -check_rand_int(rng, 4, huge ? 30 : 20));
+        }
+        crisp_qs8_linear_params p = {k, rows, {edgy_q(rng, -128), edgy_q(rng, -128), -128, 127,
+                                               bias, mult, wsum}};
+        crisp_qs8_requant *q = &p.q;
+        if (huge) q->input_zero_point = trial % 2 ? -128 : 127; /* |x - z_x| = 255 throughout */
+        if (trial % 3 == 1) q->output_min = q->output_zero_point; /* relu */
+        if (trial % 3 == 2)                                         /* relu6 */
+            q->output_min = q->output_zero_point,
+            q->output_max = q->output_zero_point + 40 < 127 ? q->output_zero_point + 40 : 127;
+        const uint32_t run_row[2] = {0, (uint32_t)rows}, run_segment[2] = {0, 1};
+        const uint32_t segment_tap[1] = {0}, segment_entry[2] = {0, (uint32_t)entries};
+        const size_t run_weight[1] = {0};
+        const crisp_sparse_weights sw = {1, run_row, run_segment, segment_tap, segment_entry,
+                                         col, run_weight, NULL, w};
+        int8_t *want = malloc(rows), *got = malloc(rows + 8);
+        crisp_qs8_linear_hybrid__ref(&p, &sw, x, want, 0, 1);
+        memset(got, 0x5A, rows + 8);
+        v->fn(rows, entries, col, w, x, got, q);
+        int ok = memcmp(got, want, rows) == 0;
+        for (size_t r = rows; r < rows + 8; r++) ok &= got[r] == 0x5A;
+        CHECK(ok, "%s: rows %zu entries %zu z_x %d z_y %d range %d..%d", v->name, rows, entries,
+              (int)q->input_zero_point, (int)q->output_zero_point, (int)q->output_min,
+              (int)q->output_max);
+        free(col), free(x), free(w), free(bias), free(wsum), free(mult), free(want), free(got);
     }
 }
 
@@ -799,6 +875,9 @@ static void microkernels(void) {
         else skipped++;
     for (size_t i = 0; i < COUNT(qs8_gemvs); i++)
         if (crisp_isa_supported(qs8_gemvs[i].isa)) test_qs8_gemv(&qs8_gemvs[i], &rng);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(qs8_spmvs); i++)
+        if (crisp_isa_supported(qs8_spmvs[i].isa)) test_qs8_spmv(&qs8_spmvs[i], &rng);
         else skipped++;
 }
 

@@ -90,6 +90,10 @@ static void choose_qs8(void) {
     if (crisp_isa_supported(#tier)) best_qs8.gemv = name, best_qs8.gemv_mr = (mr);
 #include "kernels/qs8_gemv.inc"
 #undef CRISP_QS8_GEMV
+#define CRISP_QS8_SPMV(tier, name) \
+    if (crisp_isa_supported(#tier)) best_qs8.spmv = name;
+#include "kernels/qs8_spmv.inc"
+#undef CRISP_QS8_SPMV
 #define CRISP_F32_QUANTIZE(tier, name) \
     if (crisp_isa_supported(#tier)) best_qs8.quantize = name;
 #include "kernels/f32_quantize.inc"

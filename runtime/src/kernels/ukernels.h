@@ -180,6 +180,21 @@ typedef void (*crisp_qs8_gemv_ukernel_fn)(size_t mr, size_t kc, const int8_t *w,
                                           size_t w_stride, const int8_t *x, int8_t *y,
                                           const crisp_qs8_requant *q);
 
+/* One int8 hybrid run of a linear layer at batch 1 (src/pack.c's run
+ * layout, kernels/common.h): for row r < rows,
+ *   acc  = q->bias[r] + sum_e w[crisp_qs8_weight_index(e, r, rows)] *
+ *          (x[column[e]] - q->input_zero_point)
+ *   y[r] = crisp_qs8_requantize((float)acc * q->multiplier[r], z_y, min, max),
+ * bitwise the reference (kernels/qs8_spmv.inc). q's per-channel arrays
+ * (bias, multiplier, weight_sum) start at the run's first row. Kernels may
+ * read the CRISP_QS8_SPMV_SLACK bytes x[column[e] + 1 ..] too (a 32-bit
+ * gather of one byte): the driver copies x into scratch with that slack. */
+#define CRISP_QS8_SPMV_SLACK 4
+
+typedef void (*crisp_qs8_spmv_ukernel_fn)(size_t rows, size_t entries, const uint32_t *column,
+                                          const int8_t *w, const int8_t *x, int8_t *y,
+                                          const crisp_qs8_requant *q);
+
 /* int8 addition of n elements, bitwise the reference (kernels/qs8_add.inc). */
 typedef void (*crisp_qs8_add_ukernel_fn)(size_t n, const int8_t *a, const int8_t *b, int8_t *y,
                                          const crisp_qs8_add_params *p);
@@ -323,6 +338,11 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
               const crisp_qs8_requant *);
 #include "kernels/qs8_gemv.inc"
 #undef CRISP_QS8_GEMV
+#define CRISP_QS8_SPMV(isa, name)                                                         \
+    void name(size_t, size_t, const uint32_t *, const int8_t *, const int8_t *, int8_t *, \
+              const crisp_qs8_requant *);
+#include "kernels/qs8_spmv.inc"
+#undef CRISP_QS8_SPMV
 #define CRISP_QS8_ADD(isa, name) \
     void name(size_t, const int8_t *, const int8_t *, int8_t *, const crisp_qs8_add_params *);
 #include "kernels/qs8_add.inc"
@@ -381,6 +401,7 @@ typedef struct crisp_qs8_kernels {
     crisp_qs8_dwconv_direct_ukernel_fn dwconv_direct; /* stride 1 or 2, in place */
     crisp_qs8_gemv_ukernel_fn gemv;
     size_t gemv_mr;
+    crisp_qs8_spmv_ukernel_fn spmv; /* hybrid linears at batch 1 */
     crisp_f32_quantize_ukernel_fn quantize; /* QUANTIZE: float32 -> int8 */
 } crisp_qs8_kernels;
 
