@@ -35,7 +35,10 @@
  *   qs8_dwdirect the dwdirect layers on int8, read in place (every channel
  *            of a whole input; planes of up to 1024 bytes copied between
  *            margins of the zero point as the driver does, the copy timed),
- *            GOP/s.
+ *            GOP/s;
+ *   qs8_spmv the qs8_gemv classifiers as hybrid runs (the spmm shapes' blocks and
+ *            2:4, V = 1 and 4), one run per call from a copy of x with the
+ *            kernels' slack (src/conv_fast_qs8.c), GOP/s of kept weights.
  * Method: one warm-up pass, which also sets how many passes make a repetition
  * last at least 20 ms; the median of the repetitions (default 5); wall time,
  * or the thread's CPU time with --cpu-time (for a shared machine).
@@ -94,19 +97,23 @@ typedef struct qs8_variant {
     const char *family, *isa, *name;
     crisp_qs8_spmm_ukernel_fn spmm;
     crisp_qs8_gemv_ukernel_fn gemv;
+    crisp_qs8_spmv_ukernel_fn spmv;
     size_t mr, nr;
     crisp_qs8_dwconv_direct_ukernel_fn dwdirect;
 } qs8_variant;
-#define CRISP_QS8_SPMM(tier, fn, nr) {"qs8_spmm", #tier, #fn, fn, NULL, 0, nr, NULL},
-#define CRISP_QS8_GEMV(tier, fn, mr) {"qs8_gemv", #tier, #fn, NULL, fn, mr, 0, NULL},
-#define CRISP_QS8_DWCONV_DIRECT(tier, fn) {"qs8_dwdirect", #tier, #fn, NULL, NULL, 0, 0, fn},
+#define CRISP_QS8_SPMM(tier, fn, nr) {"qs8_spmm", #tier, #fn, fn, NULL, NULL, 0, nr, NULL},
+#define CRISP_QS8_GEMV(tier, fn, mr) {"qs8_gemv", #tier, #fn, NULL, fn, NULL, mr, 0, NULL},
+#define CRISP_QS8_SPMV(tier, fn) {"qs8_spmv", #tier, #fn, NULL, NULL, fn, 0, 0, NULL},
+#define CRISP_QS8_DWCONV_DIRECT(tier, fn) {"qs8_dwdirect", #tier, #fn, NULL, NULL, NULL, 0, 0, fn},
 static const qs8_variant qs8_variants[] = {
 #include "kernels/qs8_spmm.inc"
 #include "kernels/qs8_gemv.inc"
+#include "kernels/qs8_spmv.inc"
 #include "kernels/qs8_dwconv_direct.inc"
 };
 #undef CRISP_QS8_SPMM
 #undef CRISP_QS8_GEMV
+#undef CRISP_QS8_SPMV
 #undef CRISP_QS8_DWCONV_DIRECT
 
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
@@ -435,6 +442,57 @@ static int bench_qs8_spmm(const qs8_variant *v, const layer *l, size_t rows, con
     return 1;
 }
 
+/* ---- int8 hybrid linear runs at batch 1: the classifiers ---- */
+
+typedef struct qs8_spmv_job {
+    const qs8_variant *v;
+    size_t runs, rows;
+    const size_t *run_entry, *run_weight;
+    const uint32_t *column;
+    const int8_t *w, *x;
+    crisp_qs8_requant q;
+    int8_t *y;
+} qs8_spmv_job;
+
+static void qs8_spmv_pass(const void *p) {
+    const qs8_spmv_job *j = p;
+    for (size_t r = 0; r < j->runs; r++) {
+        const size_t e0 = j->run_entry[r], row0 = r * j->rows;
+        crisp_qs8_requant q = j->q;
+        q.bias += row0, q.multiplier += row0, q.weight_sum += row0;
+        j->v->spmv(j->rows, j->run_entry[r + 1] - e0, j->column + e0, j->w + j->run_weight[r],
+                   j->x, j->y + row0, &q);
+    }
+}
+
+static void bench_qs8_spmv(const qs8_variant *v, const layer *l, size_t rows, const options *o) {
+    const size_t runs = l->m / 16 * (16 / rows); /* make_runs: whole 16-row block-rows */
+    size_t *run_entry = alloc((runs + 1) * sizeof *run_entry);
+    size_t *run_weight = alloc(runs * sizeof *run_weight);
+    uint32_t *column = alloc(runs * (l->k / 2 + 8) * sizeof *column);
+    const size_t entries = make_runs(l, rows, run_entry, column, NULL);
+    size_t weights = 0;
+    for (size_t r = 0; r < runs; r++)
+        run_weight[r] = weights, weights += (run_entry[r + 1] - run_entry[r] + 3) / 4 * 4 * rows;
+    int8_t *w = alloc(weights), *x = alloc(l->k + CRISP_QS8_SPMV_SLACK), *y = alloc(l->m);
+    for (size_t i = 0; i < weights; i++) w[i] = (int8_t)(random_below(255) - 127);
+    for (size_t i = 0; i < l->k + CRISP_QS8_SPMV_SLACK; i++)
+        x[i] = (int8_t)(random_below(256) - 128);
+    int32_t *bias = alloc(l->m * 4), *wsum = alloc(l->m * 4);
+    float *mult = alloc(l->m * 4);
+    for (size_t i = 0; i < l->m; i++) bias[i] = 0, wsum[i] = 0, mult[i] = 1e-4f;
+    const qs8_spmv_job j = {v, runs, rows, run_entry, run_weight, column, w, x,
+                            {3, -5, -128, 127, bias, mult, wsum}, y};
+    const double s = time_passes(qs8_spmv_pass, &j, o);
+    char shape[64];
+    snprintf(shape, sizeof shape, "%s d=%.2f V=%zu", l->name,
+             (double)entries * (double)rows / ((double)l->m * (double)l->k), rows);
+    printf("%-8s %-40s %-30s %9.2f %10.4f\n", v->family, v->name, shape,
+           2.0 * (double)entries * (double)rows / s * 1e-9, s * 1e3);
+    free(run_entry), free(run_weight), free(column), free(w), free(x), free(y), free(bias),
+        free(wsum), free(mult);
+}
+
 /* ---- int8 GEMV: the classifiers ---- */
 
 typedef struct qs8_gemv_job {
@@ -674,7 +732,7 @@ static void bench_qs8_direct(const qs8_variant *v, const window *d, const option
 #define USAGE                                                                                  \
     "usage: crisp-ukernel-bench [--quick] "                                                    \
     "[--family gemm|spmm|gemv|dwconv|dwdirect|maxpool|expand24|qs8_spmm|qs8_gemv|"             \
-    "qs8_dwdirect] "                                                                           \
+    "qs8_spmv|qs8_dwdirect] "                                                                  \
     "[--repetitions N] [--cpu-time]\n"
 
 int main(int argc, char **argv) {
@@ -706,8 +764,9 @@ int main(int argc, char **argv) {
     if (o.family != NULL && strcmp(o.family, "gemm") != 0 && strcmp(o.family, "spmm") != 0 &&
         strcmp(o.family, "gemv") != 0 && strcmp(o.family, "dwconv") != 0 &&
         strcmp(o.family, "maxpool") != 0 && strcmp(o.family, "qs8_spmm") != 0 &&
-        strcmp(o.family, "qs8_gemv") != 0 && strcmp(o.family, "expand24") != 0 &&
-        strcmp(o.family, "dwdirect") != 0 && strcmp(o.family, "qs8_dwdirect") != 0) {
+        strcmp(o.family, "qs8_gemv") != 0 && strcmp(o.family, "qs8_spmv") != 0 &&
+        strcmp(o.family, "expand24") != 0 && strcmp(o.family, "dwdirect") != 0 &&
+        strcmp(o.family, "qs8_dwdirect") != 0) {
         fprintf(stderr, "crisp-ukernel-bench: unknown family '%s'\n" USAGE, o.family);
         return 2;
     }
@@ -768,6 +827,10 @@ int main(int argc, char **argv) {
             ok &= bench_qs8_spmm(v, &convs[s], 4, &o);
         }
         for (size_t s = 0; v->gemv != NULL && s < nqfcs; s++) bench_qs8_gemv(v, &qfcs[s], &o);
+        for (size_t s = 0; v->spmv != NULL && s < nqfcs; s++) {
+            bench_qs8_spmv(v, &qfcs[s], 1, &o);
+            bench_qs8_spmv(v, &qfcs[s], 4, &o);
+        }
         for (size_t s = 0; v->dwdirect != NULL && s < ndws; s++) bench_qs8_direct(v, &dws[s], &o);
         fflush(stdout);
     }
