@@ -188,7 +188,7 @@ class Model:
     def op_kernels(self) -> list[str]:
         """What runs each op on this CPU, as ``crisp-bench --profile`` names it: ``"gemm"``,
         ``"spmm"``, ``"gemv"``, ``"dwconv"``, ``"maxpool"``, their int8 twins ``"qs8_gemm"``,
-        ``"qs8_spmm"``, ``"qs8_dwconv"``, ``"qs8_add"``, ``"qs8_maxpool"``, ``"quantize"``, or
+        ``"qs8_spmm"``, ``"qs8_gemv"``, ``"qs8_spmv"`` (hybrid int8 linears), ``"qs8_dwconv"``, ``"qs8_add"``, ``"qs8_maxpool"``, ``"quantize"``, or
         ``"reference"``, with
         ``" (expanded)"`` for a hybrid layer the cost table runs dense and ``" (filled)"`` for
         filled runs (runtime/README.md, "Dense or sparse, per layer")."""

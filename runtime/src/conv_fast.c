@@ -419,7 +419,8 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                     float *scratch, size_t *held_tile) {
     const crisp_fast_plan *f = &op->fast;
     if (f->path == CRISP_FAST_QS8_SPMM || f->path == CRISP_FAST_QS8_GEMM ||
-        f->path == CRISP_FAST_QS8_DWCONV || f->path == CRISP_FAST_QS8_GEMV) {
+        f->path == CRISP_FAST_QS8_DWCONV || f->path == CRISP_FAST_QS8_GEMV ||
+        f->path == CRISP_FAST_QS8_SPMV) {
         crisp_fast_run_qs8(m, op, (const int8_t *)(const void *)x, (int8_t *)(void *)y, begin,
                            end, tile_pixels, scratch, held_tile);
         return;

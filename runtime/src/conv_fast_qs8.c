@@ -185,8 +185,10 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
         f.tiles = f.tile_pixels = 1;
         f.k = op->k.qlinear.input_features;
         /* Hybrid runs (qs8_spmv) gather from a copy of x with the kernels' read slack. */
-        if (f.path == CRISP_FAST_QS8_SPMM)
+        if (f.path == CRISP_FAST_QS8_SPMM) {
+            f.path = CRISP_FAST_QS8_SPMV;
             f.scratch_floats = (f.k + CRISP_QS8_SPMV_SLACK + 3) / 4;
+        }
         return f;
     }
     const crisp_conv2d_params *p = &op->k.qconv.conv;
@@ -337,7 +339,7 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
         return;
     }
     const crisp_sparse_weights *s = &op->packed.sparse;
-    if (linear) {
+    if (f->path == CRISP_FAST_QS8_SPMV) {
         /* One run per call (qs8_spmv): lanes along its weight stream, as a
          * one-pixel product leaves no pixels to put in them. x is copied once
          * per op and thread (the held tile 0: every chunk of the op reads the

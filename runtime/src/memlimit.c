@@ -91,6 +91,9 @@ static void describe_scratch(char *buf, size_t size, const crisp_model *m, uint3
                  "input channels) = %zu rows x %zu pixels",
                  (unsigned)i, kind, p->kernel_height, p->kernel_width, p->input_channels, f->k,
                  f->tile_pixels);
+    } else if (f->path == CRISP_FAST_QS8_SPMV) {
+        snprintf(buf, size, "op %u (%s): a copy of the %zu input features", (unsigned)i, kind,
+                 f->k);
     } else {
         snprintf(buf, size,
                  "op %u (%s): padded input rows of %zu floats (kernel %zu x %zu, dilation "

@@ -83,16 +83,17 @@ enum crisp_fast_path {
     CRISP_FAST_DWCONV, /* dense float32 depthwise conv */
     CRISP_FAST_MAXPOOL, /* float32 max pooling */
     CRISP_FAST_GEMV,    /* dense float32 linear */
-    CRISP_FAST_QS8_SPMM, /* hybrid int8 conv (groups = 1) and linear */
+    CRISP_FAST_QS8_SPMM, /* hybrid int8 conv (groups = 1) */
     CRISP_FAST_QS8_GEMM, /* dense int8 conv, groups = 1 */
     CRISP_FAST_QS8_DWCONV, /* dense int8 depthwise conv */
     CRISP_FAST_QS8_GEMV,   /* dense int8 linear */
+    CRISP_FAST_QS8_SPMV,   /* hybrid int8 linear (batch 1) */
 };
 
 typedef struct crisp_fast_plan {
     uint32_t path;
     int direct;            /* 1x1, stride 1, no padding: the input is the B operand */
-    size_t units;          /* row panels (GEMM, GEMV, QS8_GEMV), runs (SPMM), channels (DWCONV, MAXPOOL) */
+    size_t units;          /* row panels (GEMM, GEMV, QS8_GEMV), runs (SPMM, QS8_SPMV), channels (DWCONV, MAXPOOL) */
     size_t tiles;          /* pixel tiles; work item = tile * units + unit */
     size_t tile_pixels;    /* pixels per tile (a multiple of the kernel's NR) */
     size_t k;              /* rows of the B operand: kh * kw * Cin */

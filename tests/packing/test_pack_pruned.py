@@ -282,11 +282,14 @@ def test_runtime_int8_is_bit_exact_with_the_numpy_executor(tmp_path: Path, runti
     report = pack(net, x[:2], tmp_path / "q.crisp", int8=True, calibration=calib)
     assert {"HYBRID_I8", "DENSE_I8"} <= {row.encoding for row in report.layers}
     graph = fmt.read_model(tmp_path / "q.crisp").graph
-    with crisp_edge.load(tmp_path / "q.crisp") as m:
-        got = m.run(x.numpy())
     expected = qexec.run_int8(graph, x.numpy())
-    assert np.array_equal(got, expected), \
-        f"{(got != expected).mean():.1%} of outputs differ, max {np.abs(got - expected).max()}"
+    for threads in (1, 2, 3):  # the hybrid fc's runs split over threads (qs8_spmv)
+        with crisp_edge.load(tmp_path / "q.crisp", threads=threads) as m:
+            got = m.run(x.numpy())
+            assert "qs8_spmv" in m.op_kernels()
+        assert np.array_equal(got, expected), \
+            f"{threads} threads: {(got != expected).mean():.1%} of outputs differ, " \
+            f"max {np.abs(got - expected).max()}"
     float_logits = net(x).detach().numpy()
     assert len(np.unique(got.argmax(1))) >= 5  # a real classifier, not a constant
     agreement = (got.argmax(1) == float_logits.argmax(1)).mean()
