@@ -162,9 +162,11 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
         return f;
     }
     if (op->kind == CRISP_OP_LINEAR &&
-        m->tensors[op->weight].encoding == CRISP_ENCODING_DENSE_I8) {
+        (m->tensors[op->weight].encoding == CRISP_ENCODING_DENSE_I8 ||
+         op->packed.dense_qs8 != NULL)) {
         /* Batch 1: a GEMV over the file's row-major weights, in place (no
-         * packed copy); a work item is one call's MR rows. */
+         * packed copy), or a hybrid layer's dense copy (src/pack.c,
+         * densify_linear); a work item is one call's MR rows. */
         f.path = CRISP_FAST_QS8_GEMV;
         f.units = (op->k.qlinear.output_features + k->gemv_mr - 1) / k->gemv_mr;
         f.tiles = f.tile_pixels = 1;
@@ -329,7 +331,8 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
     }
     if (f->path == CRISP_FAST_QS8_GEMV) {
         const size_t mr = k->gemv_mr, rows = op->k.qlinear.output_features;
-        const int8_t *w = m->tensors[op->weight].q;
+        const int8_t *w = op->packed.dense_qs8 != NULL ? op->packed.dense_qs8
+                                                       : m->tensors[op->weight].q;
         for (size_t unit = begin; unit < end; unit++) {
             const size_t r0 = unit * mr;
             crisp_qs8_requant qr = *q;

@@ -47,7 +47,8 @@ static void fast_work(const job *j, size_t b, size_t e, size_t t) {
 /* Hybrid weights run as packed sparse runs; a float32 hybrid layer run dense
  * (src/hybrid_form.h) runs on the dense reference kernels (expanded_work). */
 static int is_hybrid(const crisp_op *op, const crisp_tensor *t) {
-    return crisp_encoding_is_hybrid(t->encoding) && !crisp_op_expanded(op);
+    return crisp_encoding_is_hybrid(t->encoding) && !crisp_op_expanded(op) &&
+           op->packed.dense_qs8 == NULL;
 }
 
 static const float *bias_of(const job *j) {
@@ -118,8 +119,9 @@ static void linear_work(const job *j, size_t b, size_t e, size_t t) {
             crisp_qs8_linear_hybrid__ref(&op->k.qlinear, &op->packed.sparse,
                                          (const int8_t *)j->x, (int8_t *)j->y, b, e);
         else
-            crisp_qs8_linear__ref(&op->k.qlinear, (const int8_t *)j->x, w->q, (int8_t *)j->y, b,
-                                  e);
+            crisp_qs8_linear__ref(&op->k.qlinear, (const int8_t *)j->x,
+                                  op->packed.dense_qs8 != NULL ? op->packed.dense_qs8 : w->q,
+                                  (int8_t *)j->y, b, e);
     } else if (is_hybrid(op, w)) {
         crisp_f32_linear_hybrid__ref(&op->k.linear, &op->packed.sparse, (const float *)j->x,
                                      bias_of(j), (float *)j->y, b, e);

@@ -62,6 +62,9 @@ typedef struct crisp_packed {
     const uint64_t *expand_values, *expand_indices;
     uint64_t filled_weights;     /* `sparse` holds filled runs (src/pack.c) of this many
                                     weights, zeros included; 0 = the file's runs */
+    /* An int8 hybrid linear run dense (src/pack.c, densify_linear): R x K
+     * row-major, and `sparse` is empty. NULL otherwise. */
+    const int8_t *dense_qs8;
     int32_t *bias_q;             /* int8: [Cout] */
     float *multiplier;           /* int8: [Cout] */
     int32_t *weight_sum;         /* int8: [Cout], sum of the stored q_w */

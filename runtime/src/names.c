@@ -80,6 +80,7 @@ const char *crisp_section_kind_name(uint32_t kind, char buf[16]) {
 const char *crisp_fast_path_name(uint32_t path, uint32_t choice) {
     if (choice == CRISP_HYBRID_DENSE && path == CRISP_FAST_GEMM) return "gemm (expanded)";
     if (choice == CRISP_HYBRID_DENSE && path == CRISP_FAST_GEMV) return "gemv (expanded)";
+    if (choice == CRISP_HYBRID_DENSE && path == CRISP_FAST_QS8_GEMV) return "qs8_gemv (expanded)";
     if (choice == CRISP_HYBRID_FILLED && path == CRISP_FAST_SPMM) return "spmm (filled)";
     switch (path) {
     case CRISP_FAST_GEMM: return "gemm";

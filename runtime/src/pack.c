@@ -454,6 +454,79 @@ static crisp_status pack_panels(crisp_model *m, uint32_t index, crisp_op *op,
     return CRISP_OK;
 }
 
+/*
+ * An int8 hybrid linear whose runs hold at least as many bytes as its dense
+ * weights (each kept entry costs its int8 weight per row plus a u32 column:
+ * 2:4 with every block kept is R x K / 2 weights and R x K / 2 columns at
+ * V = 1, so 2.5x the dense bytes, and exactly the dense bytes at V = 4) runs
+ * dense, as the file's dense int8 linears do (qs8_gemv): at batch 1 every
+ * weight and column is read once per inference, so the byte count is the
+ * cost, and a dense row streams without the runs' gather (MobileNetV2's
+ * 2:4 classifier at V = 1: 0.29 ms on qs8_spmv, 0.07 ms dense;
+ * runtime/README.md). The dense copy replaces the runs, reference kernels
+ * included (src/dispatch.c), so memory shrinks or stays. Layout (one
+ * allocation): int8 W[R][K] (row-major, zeros where nothing is kept), then
+ * int32 bias[R], f32 multiplier[R], int32 weight_sum[R] moved from the runs.
+ * CRISP_HYBRID_FORM=sparse (or filled) keeps the runs, =dense always
+ * expands (src/hybrid_form.h).
+ */
+static crisp_status densify_linear(crisp_model *m, uint32_t index, crisp_op *op,
+                                   uint64_t cout, uint64_t k) {
+    const crisp_sparse_weights *s = &op->packed.sparse;
+    counts n = {s->run_count, s->run_segment[s->run_count], 0, 0};
+    for (size_t r = 0; r < s->run_count; r++) {
+        const uint64_t e = s->segment_entry[s->run_segment[r + 1]] -
+                           s->segment_entry[s->run_segment[r]];
+        n.entries += e;
+        n.weights += padded_entries(e, 1) * (s->run_row[r + 1] - s->run_row[r]);
+    }
+    const uint64_t dense = cout * k;
+    if (m->hybrid_form == CRISP_HYBRID_FORM_SPARSE || m->hybrid_form == CRISP_HYBRID_FORM_FILLED)
+        return CRISP_OK;
+    if (m->hybrid_form == CRISP_HYBRID_FORM_AUTO && dense > n.weights + 4 * n.entries)
+        return CRISP_OK;
+    size_t at[10];
+    const size_t old_total = layout(&n, 1, 1, cout, 1, at);
+    const size_t wbytes = round8((size_t)dense), total = wbytes + 3 * round8(4 * (size_t)cout);
+    char what[96];
+    snprintf(what, sizeof what, "the dense int8 weights of op %u (%s)", (unsigned)index,
+             crisp_op_kind_name(op->kind));
+    const crisp_status charged = crisp_limits_charge(m, total, what);
+    if (charged != CRISP_OK) return charged;
+    uint8_t *mem = calloc(1, total);
+    if (mem == NULL)
+        return crisp_error(CRISP_ERR_NOMEM, "GRPH: out of memory for %zu bytes of packed weights",
+                           total);
+    int8_t *w = (int8_t *)mem;
+    for (size_t r = 0; r < s->run_count; r++) {
+        const size_t row0 = s->run_row[r], rows = s->run_row[r + 1] - row0;
+        const size_t e0 = s->segment_entry[s->run_segment[r]];
+        const size_t e1 = s->segment_entry[s->run_segment[r + 1]];
+        const int8_t *rw = s->weight_qs8 + s->run_weight[r];
+        for (size_t v = 0; v < rows; v++)
+            for (size_t e = e0; e < e1; e++)
+                w[(row0 + v) * (size_t)k + s->entry_column[e]] =
+                    rw[crisp_qs8_weight_index(e - e0, v, rows)];
+    }
+    int32_t *bias = (int32_t *)(void *)(mem + wbytes);
+    float *mult = (float *)(void *)(mem + wbytes + round8(4 * (size_t)cout));
+    int32_t *wsum = (int32_t *)(void *)(mem + wbytes + 2 * round8(4 * (size_t)cout));
+    memcpy(bias, op->packed.bias_q, 4 * (size_t)cout);
+    memcpy(mult, op->packed.multiplier, 4 * (size_t)cout);
+    memcpy(wsum, op->packed.weight_sum, 4 * (size_t)cout);
+    free(op->packed.memory);
+    memset(&op->packed.sparse, 0, sizeof op->packed.sparse);
+    op->packed.memory = mem;
+    op->packed.dense_qs8 = w;
+    op->packed.bias_q = bias, op->packed.multiplier = mult, op->packed.weight_sum = wsum;
+    crisp_qs8_requant *q = &op->k.qlinear.q;
+    q->bias = bias, q->multiplier = mult, q->weight_sum = wsum;
+    /* The runs are gone: count the dense copy instead. */
+    m->packed_bytes = m->packed_bytes - old_total + total;
+    m->resident_bytes -= old_total;
+    return CRISP_OK;
+}
+
 crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
     crisp_op *op = &m->ops[index];
     if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) return CRISP_OK;
@@ -470,6 +543,9 @@ crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
     const int dense_kernel = !is_i8 && (op->kind == CRISP_OP_LINEAR || op->k.conv.groups == 1);
     crisp_status s = pack(m, index, op, t, &g, is_i8, cout, is_i8, dense_kernel);
     if (s == CRISP_OK && is_i8) s = derive_int8(m, index, op, t, cout);
+    if (s == CRISP_OK && is_i8 && op->kind == CRISP_OP_LINEAR &&
+        t->encoding == CRISP_ENCODING_HYBRID_I8)
+        s = densify_linear(m, index, op, cout, t->elements / cout);
     if (s == CRISP_OK && op->kind == CRISP_OP_CONV2D && op->k.qconv.conv.groups == 1 &&
         t->encoding == CRISP_ENCODING_DENSE_I8)
         s = pack_panels(m, index, op, t, cout);

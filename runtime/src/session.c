@@ -38,7 +38,7 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
     const crisp_op *o = &s->model->ops[op];
     /* A hybrid layer expanded at load (src/hybrid_form.h) executes every MAC;
      * filled runs their weights, zeros included. */
-    const uint32_t choice = crisp_op_expanded(o)          ? CRISP_HYBRID_DENSE
+    const uint32_t choice = crisp_op_expanded(o) || o->packed.dense_qs8 ? CRISP_HYBRID_DENSE
                             : o->packed.filled_weights   ? CRISP_HYBRID_FILLED
                                                          : CRISP_HYBRID_RUNS;
     uint64_t executed = o->effective_macs;

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
+import itertools
 import json
 import math
 from pathlib import Path
@@ -277,18 +278,22 @@ def test_runtime_hybrid_float32_matches_torch(tmp_path: Path, runtime_lib: Path,
 
 
 def test_runtime_int8_is_bit_exact_with_the_numpy_executor(tmp_path: Path, runtime_lib: Path,
-                                                           trained) -> None:
+                                                           trained, monkeypatch) -> None:
     net, calib, x = trained
     report = pack(net, x[:2], tmp_path / "q.crisp", int8=True, calibration=calib)
     assert {"HYBRID_I8", "DENSE_I8"} <= {row.encoding for row in report.layers}
     graph = fmt.read_model(tmp_path / "q.crisp").graph
     expected = qexec.run_int8(graph, x.numpy())
-    for threads in (1, 2, 3):  # the hybrid fc's runs split over threads (qs8_spmv)
+    # The hybrid fc as runs (qs8_spmv) and expanded to dense (qs8_gemv; the cost rule's choice
+    # for a 2:4 layer that keeps every block, runtime/README.md), split over 1-3 threads.
+    kernel = {"sparse": "qs8_spmv", "dense": "qs8_gemv (expanded)", "auto": "qs8_gemv (expanded)"}
+    for form, threads in itertools.product(kernel, (1, 2, 3)):
+        monkeypatch.setenv("CRISP_HYBRID_FORM", form)
         with crisp_edge.load(tmp_path / "q.crisp", threads=threads) as m:
             got = m.run(x.numpy())
-            assert "qs8_spmv" in m.op_kernels()
+            assert m.op_kernels()[-2] == kernel[form], m.op_kernels()
         assert np.array_equal(got, expected), \
-            f"{threads} threads: {(got != expected).mean():.1%} of outputs differ, " \
+            f"{form}, {threads} threads: {(got != expected).mean():.1%} of outputs differ, " \
             f"max {np.abs(got - expected).max()}"
     float_logits = net(x).detach().numpy()
     assert len(np.unique(got.argmax(1))) >= 5  # a real classifier, not a constant
