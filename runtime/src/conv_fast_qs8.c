@@ -1,12 +1,14 @@
 /* int8 ops on the optimised microkernels: hybrid-sparse convs (groups = 1)
  * on the int8 sparse-run kernels (src/kernels/qs8_spmm.inc), hybrid
  * linears at batch 1 on the run-at-a-time kernels (src/kernels/qs8_spmv.inc),
- * dense linears on the int8 GEMV kernels (src/kernels/qs8_gemv.inc), and
- * dense convs (groups = 1) on the same kernels as runs of four rows that
+ * dense linears (and hybrid ones run dense, src/pack.c densify_linear) on
+ * the int8 GEMV kernels (src/kernels/qs8_gemv.inc), and dense convs
+ * (groups = 1) on the sparse-run kernels as runs of four rows that
  * keep every column (the weight panels of src/pack.c),
  * with the float path's structure (src/conv_fast.c): output pixels cut into
  * tiles whose int8 patch matrix (im2col, built per thread in scratch; a 1x1
- * stride-1 unpadded conv and a linear read their input in place) every run
+ * stride-1 unpadded conv and a dense linear read their input in place, a
+ * hybrid linear a copy with the gather's slack) every run
  * sweeps in NR-pixel calls. Padding is the input zero point, which adds
  * nothing, as in the reference. Every output element gets the reference's
  * exact int32 sum and requantisation, so results are bitwise the
