@@ -14,7 +14,7 @@
 /* CRISP_HYBRID_FORM in the environment: auto (default, the cost table),
  * sparse (the file's runs, never filled or expanded), filled (filled runs
  * wherever they exist, else the file's), dense (expand every layer a dense
- * kernel runs). */
+ * kernel runs; int8 hybrid linears too, src/pack.c densify_linear). */
 enum crisp_hybrid_form {
     CRISP_HYBRID_FORM_AUTO = 0,
     CRISP_HYBRID_FORM_SPARSE,

@@ -468,7 +468,8 @@ static crisp_status pack_panels(crisp_model *m, uint32_t index, crisp_op *op,
  * allocation): int8 W[R][K] (row-major, zeros where nothing is kept), then
  * int32 bias[R], f32 multiplier[R], int32 weight_sum[R] moved from the runs.
  * CRISP_HYBRID_FORM=sparse (or filled) keeps the runs, =dense always
- * expands (src/hybrid_form.h).
+ * expands (src/hybrid_form.h). Where the memory limit has no room for both
+ * during the copy, the layer keeps its runs.
  */
 static crisp_status densify_linear(crisp_model *m, uint32_t index, crisp_op *op,
                                    uint64_t cout, uint64_t k) {
@@ -488,6 +489,10 @@ static crisp_status densify_linear(crisp_model *m, uint32_t index, crisp_op *op,
     size_t at[10];
     const size_t old_total = layout(&n, 1, 1, cout, 1, at);
     const size_t wbytes = round8((size_t)dense), total = wbytes + 3 * round8(4 * (size_t)cout);
+    /* Both exist while the copy is made: where the memory limit has no room
+     * for that, the layer keeps its runs rather than failing the load. */
+    if (m->resident_bytes > m->max_memory_bytes || total > m->max_memory_bytes - m->resident_bytes)
+        return CRISP_OK;
     char what[96];
     snprintf(what, sizeof what, "the dense int8 weights of op %u (%s)", (unsigned)index,
              crisp_op_kind_name(op->kind));
