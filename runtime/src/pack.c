@@ -462,7 +462,7 @@ static crisp_status pack_panels(crisp_model *m, uint32_t index, crisp_op *op,
  * dense, as the file's dense int8 linears do (qs8_gemv): at batch 1 every
  * weight and column is read once per inference, so the byte count is the
  * cost, and a dense row streams without the runs' gather (MobileNetV2's
- * 2:4 classifier at V = 1: 0.29 ms on qs8_spmv, 0.07 ms dense;
+ * 2:4 classifier at V = 1: 0.19 ms on qs8_spmv, 0.06 ms dense;
  * runtime/README.md). The dense copy replaces the runs, reference kernels
  * included (src/dispatch.c), so memory shrinks or stays. Layout (one
  * allocation): int8 W[R][K] (row-major, zeros where nothing is kept), then
