@@ -92,14 +92,16 @@ def _accuracy(scores: np.ndarray, labels: np.ndarray, head: list[int]) -> float:
     return float((np.asarray(head)[scores.argmax(1)] == labels).mean())
 
 
-def _kernels_note() -> str:
+def _kernels_note(int8_model: Any) -> str:
     """Which runtime kernels produced the latencies above: the fp32 rows ran the optimised
-    kernels of the ISA this CPU selected (not the scalar references), so say which."""
+    kernels of the ISA this CPU selected (not the scalar references), the int8 row the int8
+    kernel lists its ops name (qs8_gemm, qs8_spmm, ...), so say which."""
     from crisp_edge.runtime import kernel_isa
 
-    # int8 ops have no optimised plan yet (runtime/src/conv_fast.c plans fp32 ops only).
+    int8 = sorted({k for k in int8_model.op_kernels() if k != "reference"})
     return (f"runtime kernels: {kernel_isa()} (fp32 rows, optimised kernels chosen for this "
-            "CPU; CRISP_MAX_ISA caps them); int8 ops run the scalar reference kernels")
+            f"CPU; CRISP_MAX_ISA caps them); int8 row: {', '.join(int8) or 'reference'} "
+            "(the rest of its ops on the reference kernels)")
 
 
 @main.command("demo")
@@ -235,7 +237,7 @@ def run_demo(args: argparse.Namespace) -> int:
     log(f"\ntop-1 agreement of the hybrid runtime with the pruned torch model: {100 * agree:.2f} %")
     log(f"files in {args.out}/: pruned.pt (checkpoint + report), dense.crisp, model.crisp, "
         "model-int8.crisp; `crisp-edge inspect` shows their layers")
-    log(_kernels_note())
+    log(_kernels_note(runs["int8"]))
     if agree < 0.999:
         log(f"error: runtime and torch disagree on {100 * (1 - agree):.2f} % of the test set")
         return 1

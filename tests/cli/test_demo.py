@@ -41,5 +41,8 @@ def test_demo_prints_table_and_runtime_agrees(tmp_path):
     # It names the kernels that actually ran, not the scalar references it used to claim.
     assert f"runtime kernels: {kernel_isa()} (fp32 rows" in out, out
     assert "scalar references (the spec)" not in out
+    # int8 runs optimised kernels too (qs8_*), which the note names instead of claiming scalar.
+    assert re.search(r"int8 row: [a-z0-9_ (),]*qs8_", out), out
+    assert "int8 ops run the scalar reference kernels" not in out
     share = re.search(r"hybrid fp32\s+\S+ %\s+\S+ KiB\s+\S+ M \((\d+) %\)", out)
     assert share and int(share.group(1)) < 100, out
