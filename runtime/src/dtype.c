@@ -6,6 +6,7 @@
 #include <stdio.h>
 
 #include "format.h"
+#include "kernels/ukernels.h"
 #include "model.h"
 #include "names.h"
 #include "status.h"
@@ -100,8 +101,9 @@ static crisp_status check_int8_op(const ctx *c) {
         const crisp_value *b = in_value(c, 1);
         crisp_qs8_add_params *k = &c->op->k.qadd;
         *k = (crisp_qs8_add_params){x->scale,      b->scale,      y->scale, x->zero_point,
-                                    b->zero_point, y->zero_point, -128,     127};
+                                    b->zero_point, y->zero_point, -128,     127, 0.0f, 0};
         activation_range(c->op->activation, y, &k->output_min, &k->output_max);
+        crisp_qs8_add_prepare(k);
         return CRISP_OK;
     }
     case CRISP_OP_RELU:

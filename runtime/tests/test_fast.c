@@ -484,10 +484,11 @@ static void test_qs8_add(const qs8_add_variant *v, unsigned *rng) {
                                   0.001f + check_rand_float(rng) * check_rand_float(rng),
                                   0.001f + fabsf(check_rand_float(rng)) * 0.2f,
                                   edgy_q(rng, -128), edgy_q(rng, -128), edgy_q(rng, -128), -128,
-                                  127};
+                                  127, 0.0f, 0};
         p.a_scale = fabsf(p.a_scale), p.b_scale = fabsf(p.b_scale);
         if (trial % 5 == 1) p.output_min = p.output_zero_point;
         if (trial % 7 == 3) p.a_scale = 3e38f, p.b_scale = 3e38f, p.output_scale = 1e-3f;
+        if (trial % 2 == 0) crisp_qs8_add_prepare(&p); /* else the division path */
         v->fn(n, a, b, got, &p);
         crisp_qs8_add__ref(n, a, b, want, &p);
         CHECK(n == 0 || memcmp(got, want, n) == 0, "%s: n %zu scales %g %g %g z %d %d %d",
@@ -495,6 +496,40 @@ static void test_qs8_add(const qs8_add_variant *v, unsigned *rng) {
               (int)p.a_zero_point, (int)p.b_zero_point, (int)p.output_zero_point);
         free(a), free(b), free(got), free(want);
     }
+}
+
+/* The reciprocal path over every input pair: where crisp_qs8_add_prepare
+ * allows it, the variant must give the reference's 65536 outputs; the check
+ * must allow it for common scales (else the path is dead) and refuse it
+ * for some (else it checks nothing: the multiply does round differently). */
+static void test_qs8_add_inverse(const qs8_add_variant *v) {
+    enum { N = 256 * 256 };
+    int8_t *a = malloc(N), *b = malloc(N), *got = malloc(N), *want = malloc(N);
+    for (int i = 0; i < N; i++) a[i] = (int8_t)(i / 256 - 128), b[i] = (int8_t)(i % 256 - 128);
+    unsigned rng = 12345; /* its own sequence: the cases do not depend on other tests */
+    int allowed = 0, refused = 0;
+    /* 24 random scale sets, then more until one is refused (rarer), each
+     * compared over all pairs; the search only runs the check. */
+    for (int trial = 0; trial < 24 || (refused == 0 && trial < 2000); trial++) {
+        crisp_qs8_add_params p = {0.002f + 0.05f * fabsf(check_rand_float(&rng)),
+                                  0.002f + 0.05f * fabsf(check_rand_float(&rng)),
+                                  0.002f + 0.08f * fabsf(check_rand_float(&rng)),
+                                  edgy_q(&rng, -128), edgy_q(&rng, -128), edgy_q(&rng, -128), -128,
+                                  127, 0.0f, 0};
+        crisp_qs8_add_prepare(&p);
+        allowed += p.by_inverse, refused += !p.by_inverse;
+        if (trial >= 24 && p.by_inverse) continue;
+        v->fn(N, a, b, got, &p);
+        crisp_qs8_add__ref(N, a, b, want, &p);
+        CHECK(memcmp(got, want, N) == 0, "%s (by_inverse %d): scales %g %g %g z %d %d %d", v->name,
+              (int)p.by_inverse, (double)p.a_scale, (double)p.b_scale, (double)p.output_scale,
+              (int)p.a_zero_point, (int)p.b_zero_point, (int)p.output_zero_point);
+    }
+    CHECK(allowed > 0 && refused > 0, "%s: reciprocal allowed %d, refused %d", v->name, allowed,
+          refused);
+    printf("%s: the reciprocal was exact for %d of %d scale sets\n", v->name, allowed,
+           allowed + refused);
+    free(a), free(b), free(got), free(want);
 }
 
 /* int8 depthwise: a phase plane of centred int16 values built here from a
@@ -868,7 +903,10 @@ static void microkernels(void) {
         if (crisp_isa_supported(qs8_dw_directs[i].isa)) test_qs8_dw_direct(&qs8_dw_directs[i], &rng);
         else skipped++;
     for (size_t i = 0; i < COUNT(qs8_adds); i++)
-        if (crisp_isa_supported(qs8_adds[i].isa)) test_qs8_add(&qs8_adds[i], &rng);
+        if (crisp_isa_supported(qs8_adds[i].isa)) {
+            test_qs8_add(&qs8_adds[i], &rng);
+            test_qs8_add_inverse(&qs8_adds[i]);
+        }
         else skipped++;
     for (size_t i = 0; i < COUNT(qs8_spmms); i++)
         if (crisp_isa_supported(qs8_spmms[i].isa)) test_qs8_spmm(&qs8_spmms[i], &rng);

@@ -100,7 +100,7 @@ static void test_linear_add_clamp(void) {
         int8_t *ya = malloc((size_t)n), *yb = malloc((size_t)n);
         const naive_q aq = random_scale(&rng, 0.1f), bq2 = random_scale(&rng, 0.05f);
         crisp_qs8_add_params ap = {aq.scale, bq2.scale, yq.scale, aq.zero_point, bq2.zero_point,
-                                   yq.zero_point, 0, 0};
+                                   yq.zero_point, 0, 0, 0.0f, 0};
         naive_qs8_range(act, yq, &ap.output_min, &ap.output_max);
         crisp_qs8_add__ref((size_t)n, a, b, ya, &ap);
         naive_qs8_add(n, act, aq, bq2, yq, a, b, yb);

@@ -101,6 +101,12 @@ typedef struct crisp_qs8_add_params {
     float a_scale, b_scale, output_scale;
     int32_t a_zero_point, b_zero_point, output_zero_point;
     int32_t output_min, output_max;
+    /* Set by crisp_qs8_add_prepare (kernels/ukernels.h): by_inverse = 1 when
+     * multiplying by output_inverse (= 1 / output_scale) gives every one of
+     * the 65536 (a, b) pairs the reference's output, so the vector kernels
+     * may skip the division; 0 (as zero-initialised) keeps the division. */
+    float output_inverse;
+    int32_t by_inverse;
 } crisp_qs8_add_params;
 
 typedef struct crisp_qs8_clamp_params {

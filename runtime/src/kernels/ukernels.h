@@ -195,6 +195,15 @@ typedef void (*crisp_qs8_spmv_ukernel_fn)(size_t rows, size_t entries, const uin
                                           const int8_t *w, const int8_t *x, int8_t *y,
                                           const crisp_qs8_requant *q);
 
+/* Decides p->by_inverse for an ADD's parameters (kernels/generic/
+ * qs8_add__scalar.c): the spec divides by the output scale, a division per
+ * element that bounds the vector kernels (vdivps: 13 % of an int8 ResNet-50
+ * @90 %); a multiply by the reciprocal rounds differently in the last bit
+ * now and then, which the rounding to int8 almost always hides. An ADD has
+ * only 65536 distinct inputs, so the multiply is allowed exactly when it
+ * matches the division on all of them: outputs stay bitwise the spec's. */
+void crisp_qs8_add_prepare(crisp_qs8_add_params *p);
+
 /* int8 addition of n elements, bitwise the reference (kernels/qs8_add.inc). */
 typedef void (*crisp_qs8_add_ukernel_fn)(size_t n, const int8_t *a, const int8_t *b, int8_t *y,
                                          const crisp_qs8_add_params *p);

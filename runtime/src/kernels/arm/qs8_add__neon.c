@@ -1,7 +1,9 @@
 /* int8 addition, NEON: 8 elements per step through int32 and float (the
  * reference's operations, kernels/qs8_add.inc), then the scalar tail. The
  * clamp is the reference's comparisons as selects (vmaxq would keep a NaN
- * where the reference gives the lower bound). */
+ * where the reference gives the lower bound). The division by the output
+ * scale becomes a multiply by its reciprocal where crisp_qs8_add_prepare
+ * found that exact for every input pair. */
 #include <arm_neon.h>
 
 #include "kernels/common.h"
@@ -14,7 +16,8 @@ static inline float32x4_t real4(int16x4_t qa, int16x4_t qb, const crisp_qs8_add_
         vcvtq_f32_s32(vsubq_s32(vmovl_s16(qb), vdupq_n_s32(p->b_zero_point)));
     const float32x4_t r = vaddq_f32(vmulq_f32(vdupq_n_f32(p->a_scale), fa),
                                     vmulq_f32(vdupq_n_f32(p->b_scale), fb));
-    float32x4_t v = vdivq_f32(r, vdupq_n_f32(p->output_scale));
+    float32x4_t v = p->by_inverse ? vmulq_f32(r, vdupq_n_f32(p->output_inverse))
+                                  : vdivq_f32(r, vdupq_n_f32(p->output_scale));
     v = vaddq_f32(vdupq_n_f32((float)p->output_zero_point), vrndnq_f32(v));
     const float32x4_t lo = vdupq_n_f32((float)p->output_min);
     const float32x4_t hi = vdupq_n_f32((float)p->output_max);
