@@ -7,20 +7,25 @@
 
 static uint64_t min_u64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
+void crisp_hybrid_skip_block_row(const crisp_hybrid *h, uint64_t br, uint64_t *value,
+                                 uint64_t *index) {
+    const uint64_t height = min_u64(h->block_rows, h->rows - br * h->block_rows);
+    const uint32_t b0 = crisp_rd_u32(h->block_row_ptr + 4 * br);
+    const uint32_t b1 = crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
+    for (uint32_t b = b0; b < b1; b++) {
+        const uint64_t c0 = (uint64_t)crisp_rd_u32(h->block_col + 4 * (uint64_t)b) * h->block_cols;
+        const uint64_t width = min_u64(h->block_cols, h->cols - c0);
+        const uint64_t per_row = h->n == h->m ? width : width / h->m * h->n;
+        *value += height * per_row;
+        if (h->n < h->m) *index += (height + h->v - 1) / h->v * per_row;
+    }
+}
+
 void crisp_expand_starts(const crisp_hybrid *h, uint64_t *values, uint64_t *indices) {
     uint64_t value = 0, index = 0;
     for (uint64_t br = 0; br < h->nbr; br++) {
         values[br] = value, indices[br] = index;
-        const uint64_t height = min_u64(h->block_rows, h->rows - br * h->block_rows);
-        const uint32_t b0 = crisp_rd_u32(h->block_row_ptr + 4 * br);
-        const uint32_t b1 = crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
-        for (uint32_t b = b0; b < b1; b++) {
-            const uint64_t c0 = (uint64_t)crisp_rd_u32(h->block_col + 4 * (uint64_t)b) * h->block_cols;
-            const uint64_t width = min_u64(h->block_cols, h->cols - c0);
-            const uint64_t per_row = h->n == h->m ? width : width / h->m * h->n;
-            value += height * per_row;
-            if (h->n < h->m) index += (height + h->v - 1) / h->v * per_row;
-        }
+        crisp_hybrid_skip_block_row(h, br, &value, &index);
     }
 }
 

@@ -12,6 +12,13 @@
 #include "kernels/ukernels.h"
 #include "model.h"
 
+/* Advances *value and *index, positions in the file's value and index
+ * streams, past block-row br (its kept blocks, every row; N:M indices once
+ * per V-run). The one walk of the streams' layout that the loader's
+ * packing and the expansion both follow. */
+void crisp_hybrid_skip_block_row(const crisp_hybrid *h, uint64_t br, uint64_t *value,
+                                 uint64_t *index);
+
 /* Where each block-row's values and index positions start in the file's
  * streams (nbr entries each), so a row is found without walking the rows
  * before it. */

@@ -177,15 +177,7 @@ static void walk(const crisp_hybrid *h, const geometry *g, int is_i8, int filled
             n->runs++;
             t0 = t1;
         }
-        const uint32_t b0 = crisp_rd_u32(h->block_row_ptr + 4 * br);
-        const uint32_t b1 = crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
-        for (uint32_t b = b0; b < b1; b++) {
-            const uint64_t c0 = (uint64_t)crisp_rd_u32(h->block_col + 4 * (uint64_t)b) * h->block_cols;
-            const uint64_t width = min_u64(h->block_cols, h->cols - c0);
-            const uint64_t per_row = h->n == h->m ? width : width / h->m * h->n;
-            value_base += height * per_row;
-            if (h->n < h->m) index_base += (height + h->v - 1) / h->v * per_row;
-        }
+        crisp_hybrid_skip_block_row(h, br, &value_base, &index_base);
     }
     if (out != NULL) {
         ((uint32_t *)out->run_row)[n->runs] = h->rows;
