@@ -58,7 +58,12 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
     "crisp-no-bn": ("crisp", {"bn_recalibrate": False}),
     "crisp-original": ("crisp", {"allocation": "global", "schedule_shape": "linear",
                                  "distill": False, "bn_recalibrate": False}),
+    "crisp-nm-saliency": ("crisp", {"nm_score": "saliency"}),
+    "crisp-nm-magnitude": ("crisp", {"nm_score": "magnitude"}),
 }
+# Settings added after runs were recorded, with the value that reproduces those runs: a saved
+# run without the key was made with that value.
+LEGACY_CONFIG = {"nm_score": "saliency"}
 ALL_VARIANTS = {**VARIANTS, **ABLATIONS}
 
 
@@ -196,6 +201,8 @@ def prune_config(u: dict[str, Any], args: argparse.Namespace) -> Any:
     from crisp_edge.pruning.engine import PruneConfig
 
     method, overrides = ALL_VARIANTS[u["variant"]]
+    if method != "crisp":  # only crisp reads it: a change of its default must not re-run these
+        overrides = {"nm_score": LEGACY_CONFIG["nm_score"], **overrides}
     config = PruneConfig(method=method, sparsity=u["sparsity"], nm=args.nm, block=args.block,
                          steps=args.steps, epochs_per_step=args.epochs_per_step,
                          final_epochs=args.final_epochs, lr=args.lr, batch_size=args.batch_size,
@@ -257,7 +264,7 @@ def finished(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | No
         return None
     run = json.loads(path.read_text())
     stale = []
-    if run.get("config") != prune_config(u, args).to_dict():
+    if {**LEGACY_CONFIG, **run.get("config", {})} != prune_config(u, args).to_dict():
         stale.append("settings")
     digest = _base_digest(u["arch"], args)
     if digest is not None and run.get("base_sha256") != digest:

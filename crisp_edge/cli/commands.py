@@ -381,6 +381,9 @@ def _prune_options(f: Any) -> Any:
         click.option("--bn-recalibrate/--no-bn-recalibrate", default=recipe.BN_RECALIBRATE,
                      show_default=True,
                      help="Re-estimate BatchNorm statistics after every mask change."),
+        click.option("--nm-score", default=recipe.NM_SCORE, show_default=True,
+                     help="crisp: rank the N:M groups inside kept blocks by the class-aware "
+                     "saliency or by magnitude (blocks are always chosen by saliency)."),
         click.option("--test-samples-per-class", type=int,
                      help="Test images per class for the accuracy figures [default: the "
                      "source's]."),
@@ -403,7 +406,7 @@ def _prune_config(method: str, kw: dict[str, Any]) -> Any:
         schedule_shape=kw["schedule_shape"], final_epochs=kw["final_epochs"],
         distill=kw["distill"], distill_alpha=kw["distill_alpha"],
         distill_temperature=kw["distill_temperature"], bn_recalibrate=kw["bn_recalibrate"],
-        test_samples_per_class=kw["test_samples_per_class"])
+        nm_score=kw["nm_score"], test_samples_per_class=kw["test_samples_per_class"])
 
 
 def _need_model(arch: str | None, model_source: str | None, optional: bool = False) -> None:

@@ -6,7 +6,8 @@ weight-shaped bool masks keyed by parameter name. "Same schedule and budget" mea
 is driven by the same steps, fine-tuning and learning-rate schedule, reaches its final pattern at
 p = 1, and at p = 1 removes the fraction s of the weights of the layers it is allowed to prune:
 
-- ``crisp``: hybrid blocks × N:M from class-aware saliency S = |W ⊙ G|; N:M from step 0, the
+- ``crisp``: hybrid blocks × N:M from class-aware saliency S = |W ⊙ G| (the N:M choice from
+  |W| instead when ``nm_score`` is "magnitude", see :data:`NM_SCORES`); N:M from step 0, the
   kept-block ratio falls linearly from 1 to ρ = (1 − s)/(N/M), so block layers with N:M end near
   density 1 − s (docs/pruning.md#the-pattern; the budget counts blocks, and keep ≥ 1 per block-row plus
   per-layer rounding make small layers denser; block layers exempt from N:M end near ρ). First
@@ -58,6 +59,7 @@ class MaskRequest:
     progress: float
     previous: Mapping[str, torch.Tensor] | None = None
     allocation: Allocation | None = None  # None: the original single global threshold
+    nm_score: str = "saliency"  # crisp's N:M choice inside kept blocks: one of NM_SCORES
 
     def validate(self) -> MaskRequest:
         """Raise an ArgumentError (a ValueError) for an out-of-range sparsity or progress."""
@@ -66,10 +68,17 @@ class MaskRequest:
             raise ArgumentError(f"target sparsity {self.target_sparsity} must be in (0, 1)")
         if not 0.0 <= self.progress <= 1.0:
             raise ArgumentError(f"progress {self.progress} must be in [0, 1]")
+        if self.nm_score not in NM_SCORES:
+            raise ArgumentError(f"--nm-score must be one of {', '.join(NM_SCORES)}, got "
+                                f"{self.nm_score!r}")
         return self
 
 
 Masks = dict[str, torch.Tensor]
+
+# What crisp ranks the N:M groups inside kept blocks by: its class-aware saliency S, or |W|.
+# Blocks are always chosen by S. docs/pruning.md ("Scores") has the measurement.
+NM_SCORES = ("saliency", "magnitude")
 
 
 def _alive(request: MaskRequest, layer: PrunableLayer) -> torch.Tensor:
@@ -105,19 +114,21 @@ def _dense(layer: PrunableLayer) -> torch.Tensor:
 
 
 def crisp(request: MaskRequest) -> Masks:
-    """Hybrid masks from saliency S with keep ratio 1 − p·(1 − ρ), ρ = (1 − s)/(N/M)."""
+    """Hybrid masks from saliency S with keep ratio 1 − p·(1 − ρ), ρ = (1 − s)/(N/M); the N:M
+    groups ranked by S or by |W| (``request.nm_score``)."""
     request.validate()
     if request.saliency is None:
         raise ArgumentError("crisp needs class-aware saliency; use magnitude-hybrid without it")
     rho = keep_ratio_for_sparsity(request.target_sparsity, request.pattern)
     keep = 1.0 - request.progress * (1.0 - rho)
+    nm_scores = _magnitudes(request) if request.nm_score == "magnitude" else None
     return hybrid_masks(request.layers, request.weights, request.saliency, request.pattern, keep,
-                        request.previous, request.allocation)
+                        request.previous, request.allocation, nm_scores)
 
 
 def magnitude_hybrid(request: MaskRequest) -> Masks:
     """:func:`crisp` with S = |W| instead of class-aware saliency."""
-    return crisp(replace(request, saliency=_magnitudes(request.validate())))
+    return crisp(replace(request, saliency=_magnitudes(request.validate()), nm_score="saliency"))
 
 
 def unstructured(request: MaskRequest) -> Masks:

@@ -34,7 +34,7 @@ from crisp_edge.pruning import distributed
 
 from crisp_edge.pruning import recipe
 from crisp_edge.pruning.allocation import Allocation
-from crisp_edge.pruning.baselines import METHODS, MaskRequest
+from crisp_edge.pruning.baselines import METHODS, NM_SCORES, MaskRequest
 from crisp_edge.models.checkpoint import (check_resume_dir, load_resume_state, rng_state,
                                           save_resume_state, set_rng_state)
 from crisp_edge.errors import ArgumentError
@@ -88,6 +88,7 @@ class PruneConfig:
     distill_alpha: float = recipe.DISTILL_ALPHA
     distill_temperature: float = recipe.DISTILL_TEMPERATURE
     bn_recalibrate: bool = recipe.BN_RECALIBRATE
+    nm_score: str = recipe.NM_SCORE
     # Evaluation: test images per class (None: the source's default) and per-step evaluation.
     test_samples_per_class: int | None = None
     eval_steps: bool = True
@@ -127,6 +128,8 @@ class PruneConfig:
                   (self.schedule_shape in SCHEDULES, f"--schedule must be one of "
                    f"{', '.join(SCHEDULES)}, got {self.schedule_shape!r}"),
                   (self.final_epochs >= 0, f"--final-epochs must be ≥ 0, got {self.final_epochs}"),
+                  (self.nm_score in NM_SCORES, f"--nm-score must be one of "
+                   f"{', '.join(NM_SCORES)}, got {self.nm_score!r}"),
                   (self.test_samples_per_class is None or self.test_samples_per_class >= 1,
                    f"test samples per class must be ≥ 1, got {self.test_samples_per_class}")]
         for ok, message in checks:
@@ -333,7 +336,7 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
         weights = {k: v.detach().cpu() for k, v in all_weights.items()}  # mask math on CPU
         saliency = weight_saliency(weights, {k: g.cpu() for k, g in grads.items()})
         request = MaskRequest(layers, weights, saliency, pattern, config.sparsity, p, masks,
-                              config.allocation_rule())
+                              config.allocation_rule(), config.nm_score)
         masks = METHODS[config.method](request)
         for mask in masks.values():
             distributed.broadcast(mask)

@@ -378,14 +378,16 @@ def balanced_block_mask(scores: torch.Tensor, keep_per_row: int,
 def hybrid_masks(layers: Sequence[PrunableLayer], weights: Mapping[str, torch.Tensor],
                  saliency: Mapping[str, torch.Tensor], pattern: Pattern, keep_ratio: float,
                  previous: Mapping[str, torch.Tensor] | None,
-                 allocation: Allocation | None = None) -> dict[str, torch.Tensor]:
+                 allocation: Allocation | None = None,
+                 nm_scores: Mapping[str, torch.Tensor] | None = None) -> dict[str, torch.Tensor]:
     """Weight-shaped bool masks (keyed by ``param``) for one step of the schedule (docs/pruning.md#the-pattern).
 
     Blocks: a block is alive if any element of it is kept in ``previous``; its score is Σ S over
     its alive elements; ``allocation`` over all block layers gives k_L (:mod:`crisp_edge.pruning.allocation`;
     None = the original single global threshold, :func:`global_block_budget`); the layer keeps
     the k_L best alive blocks of every block-row (:func:`balanced_block_mask`). N:M: inside kept
-    blocks (and on the classifier) each group keeps the top n of its still-alive elements by S.
+    blocks (and on the classifier) each group keeps the top n of its still-alive elements by S,
+    or by ``nm_scores`` when given (blocks by saliency, N:M by magnitude: docs/pruning.md).
     Masks are cumulative: nothing dead in ``previous`` comes back. Since step 0 (keep_ratio 1.0
     gives N:M only) already leaves exactly n per group, the N:M positions are in effect fixed after
     step 0; only block decisions change later. Block layers exempt from N:M keep kept blocks dense;
@@ -402,7 +404,10 @@ def hybrid_masks(layers: Sequence[PrunableLayer], weights: Mapping[str, torch.Te
         if not (layer.blocks or layer.nm):
             masks[layer.param] = torch.ones(layer.shape, dtype=torch.bool)
             continue
-        for what, source in (("weights", weights), ("saliency", saliency)):
+        sources = [("weights", weights), ("saliency", saliency)]
+        if nm_scores is not None and layer.nm:
+            sources.append(("nm_scores", nm_scores))
+        for what, source in sources:
             if layer.param not in source:
                 raise ArgumentError(f"{what} has no entry for {layer.param}")
             if tuple(source[layer.param].shape) != layer.shape:
@@ -433,6 +438,9 @@ def hybrid_masks(layers: Sequence[PrunableLayer], weights: Mapping[str, torch.Te
                                          b_alive[layer.param])
             keep = keep & expand_block_mask(chosen, keep.shape, br, bc)
         if layer.nm:
+            if nm_scores is not None:
+                s = _check_scores(to_matrix(nm_scores[layer.param].detach()),
+                                  f"nm_scores[{layer.param}]")
             keep = nm_mask(s, pattern.n, pattern.m, pattern.shared_rows, br, alive=keep)
         masks[layer.param] = from_matrix(keep, layer.shape)
     return masks

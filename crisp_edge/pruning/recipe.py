@@ -14,3 +14,4 @@ DISTILL = True               # distil from the dense model's logits on the user'
 DISTILL_ALPHA = 0.5          # weight of the distillation term
 DISTILL_TEMPERATURE = 4.0
 BN_RECALIBRATE = True        # re-estimate BatchNorm statistics after every mask change
+NM_SCORE = "saliency"        # crisp's N:M choice inside kept blocks: saliency or magnitude

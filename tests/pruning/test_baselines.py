@@ -146,6 +146,33 @@ def test_magnitude_hybrid_ignores_saliency(setup) -> None:
     assert any(not torch.equal(got[k], crisp[k]) for k in want)
 
 
+def test_crisp_nm_by_magnitude(setup) -> None:
+    """nm_score "magnitude": the blocks are crisp's (chosen by S), the N:M groups inside them are
+    magnitude-hybrid's (chosen by |W|), and the two choices differ from crisp's default."""
+    layers, weights, saliency = setup
+    req = MaskRequest(layers, weights, saliency, PATTERN, 0.8, 1.0)
+    got = METHODS["crisp"](MaskRequest(layers, weights, saliency, PATTERN, 0.8, 1.0,
+                                       nm_score="magnitude"))
+    by_s, by_w = METHODS["crisp"](req), METHODS["magnitude-hybrid"](req)
+    for layer in layers:
+        mat = to_matrix(got[layer.param])
+        if layer.blocks:  # the same kept blocks as crisp's
+            kept = block_scores(mat.double(), 16, 16) > 0
+            assert torch.equal(kept, block_scores(to_matrix(by_s[layer.param]).double(),
+                                                  16, 16) > 0), layer.param
+        if layer.nm:  # inside them, |W|'s top 2 of every 4: where by_w kept the same block
+            groups = to_matrix(weights[layer.param]).abs().reshape(mat.shape[0], -1, 4)
+            kept_groups = mat.reshape(mat.shape[0], -1, 4)
+            alive = kept_groups.any(-1)
+            top = torch.zeros_like(kept_groups)
+            top.scatter_(-1, groups.topk(2, -1).indices, True)
+            assert torch.equal(kept_groups[alive], top[alive]), layer.param
+    assert any(not torch.equal(got[k], by_s[k]) for k in got)
+    with pytest.raises(ValueError, match="--nm-score must be one of saliency, magnitude"):
+        METHODS["crisp"](MaskRequest(layers, weights, saliency, PATTERN, 0.8, 1.0,
+                                     nm_score="fisher"))
+
+
 def test_crisp_keep_ratio_follows_progress(setup) -> None:
     layers, weights, saliency = setup
     req = MaskRequest(layers, weights, saliency, PATTERN, 0.9, 0.5)

@@ -241,8 +241,10 @@ def test_pruned_head_is_reduced_and_keep_head_keeps_it(hard_result) -> None:
 
 # --- resume ----------------------------------------------------------------------------------
 
-def test_resume_after_interruption_matches_uninterrupted_run(tmp_path: Path) -> None:
-    cfg = tiny_config(masking="sr-ste", steps=3)
+@pytest.mark.parametrize("nm_score", ["saliency", "magnitude"])
+def test_resume_after_interruption_matches_uninterrupted_run(tmp_path: Path,
+                                                             nm_score: str) -> None:
+    cfg = tiny_config(masking="sr-ste", steps=3, nm_score=nm_score)
     reference = prune(tiny_model(), DATA, CLASSES, cfg, progress=False,
                       checkpoint_dir=tmp_path / "a")
 
@@ -323,6 +325,7 @@ def test_checkpoint_loads_with_weights_only_and_rebuilds(hard_result, tmp_path: 
     ({"schedule_shape": "exponential"}, CLASSES, "--schedule must be one of linear, cubic"),
     ({"final_epochs": -1}, CLASSES, "--final-epochs must be ≥ 0"),
     ({"distill_alpha": 2.0}, CLASSES, "--distill-alpha 2.0 must be in"),
+    ({"nm_score": "fisher"}, CLASSES, "--nm-score must be one of saliency, magnitude, got 'fisher'"),
 ])
 def test_bad_input_fails_before_any_training(monkeypatch, overrides: dict, classes: list,
                                              message: str) -> None:

@@ -77,3 +77,25 @@ def test_a_saved_run_with_other_settings_is_run_again(bench, tmp_path) -> None:
     changed = bench.parse_args(["--runs-dir", str(tmp_path), "--out-dir", str(tmp_path / "out"),
                                 "--final-epochs", "5"])
     assert bench.finished(u, changed) is None  # other settings: not reused
+
+
+def test_a_run_saved_before_a_setting_existed(bench, tmp_path) -> None:
+    """A saved config without ``nm_score`` was made with "saliency": reused while that is what
+    the variant runs, run again for a variant that ranks N:M by magnitude; the baselines pin
+    it, so crisp's default cannot make them stale."""
+    import json
+
+    args = bench.parse_args(["--runs-dir", str(tmp_path), "--out-dir", str(tmp_path / "out")])
+    for variant, reused in (("crisp-nm-saliency", True), ("crisp-nm-magnitude", False),
+                            ("magnitude-hybrid", True)):
+        u = {"arch": "resnet18_cifar", "sparsity": 0.9, "k": 2, "seed": 0, "variant": variant}
+        config = bench.prune_config(u, args).to_dict()
+        assert config["nm_score"] == ("magnitude" if variant == "crisp-nm-magnitude"
+                                      else "saliency")
+        old = {k: v for k, v in config.items() if k != "nm_score"}
+        if variant == "crisp-nm-magnitude":
+            old = {k: v for k, v in bench.prune_config(
+                {**u, "variant": "crisp-nm-saliency"}, args).to_dict().items() if k != "nm_score"}
+        (tmp_path / (bench.unit_id(u) + ".json")).write_text(
+            json.dumps({**_run(variant, 0, 0.97, k=2), "config": old}))
+        assert (bench.finished(u, args) is not None) == reused, variant
