@@ -39,6 +39,8 @@ from typing import Any
 
 import numpy as np
 
+from crisp_edge.pruning import recipe  # torch-free: the defaults the benchmark runs
+
 REPO = Path(__file__).resolve().parent.parent
 BASELINES = ["magnitude-hybrid", "unstructured", "nm-only", "block-only", "channel"]
 # variant name → (method, PruneConfig overrides). "crisp" is the default configuration.
@@ -89,7 +91,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--base-lr", type=float, default=0.05)
     ap.add_argument("--steps", type=int, default=4, help="block steps after step 0")
     ap.add_argument("--epochs-per-step", type=int, default=1)
-    ap.add_argument("--final-epochs", type=int, default=3)
+    ap.add_argument("--final-epochs", type=int, default=recipe.FINAL_EPOCHS,
+                    help="extra epochs at the final sparsity [default: the recipe's, %(default)s]")
     ap.add_argument("--lr", type=float, default=0.01, help="fine-tuning learning rate")
     ap.add_argument("--batch-size", type=int, default=64)
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")

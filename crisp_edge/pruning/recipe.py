@@ -9,7 +9,7 @@ ALLOCATION = "lamp"          # crisp_edge.pruning.allocation.RULES
 ALLOCATION_FLOOR = 0.0       # lowest kept-block ratio of any layer; 0 = none
 SCHEDULE = "cubic"           # how the kept-block ratio falls: linear or cubic
 CUBIC_STEPS = 4              # block steps K of the cubic schedule (linear: 10 % of blocks a step)
-FINAL_EPOCHS = 3             # extra fine-tuning epochs at the final sparsity
+FINAL_EPOCHS = 6             # extra fine-tuning epochs at the final sparsity
 DISTILL = True               # distil from the dense model's logits on the user's classes
 DISTILL_ALPHA = 0.5          # weight of the distillation term
 DISTILL_TEMPERATURE = 4.0
