@@ -50,7 +50,7 @@ def test_schedule_keep_ratios(sparsity: float, nm: str, steps: int | None,
 def test_default_schedule_is_the_measured_recipe() -> None:
     cfg = PruneConfig(sparsity=0.9, nm="2:4")  # ρ = 0.2
     assert cfg.schedule_shape == "cubic" and cfg.block_steps() == 4
-    assert cfg.step_epochs() == [1, 1, 1, 1, 4]  # three more epochs at the final sparsity
+    assert cfg.step_epochs() == [1, 1, 1, 1, 7]  # six more epochs at the final sparsity
     assert [r for _, r in cfg.schedule()][-1] == pytest.approx(0.2)
 
 
