@@ -68,9 +68,7 @@ class MaskRequest:
             raise ArgumentError(f"target sparsity {self.target_sparsity} must be in (0, 1)")
         if not 0.0 <= self.progress <= 1.0:
             raise ArgumentError(f"progress {self.progress} must be in [0, 1]")
-        if self.nm_score not in NM_SCORES:
-            raise ArgumentError(f"--nm-score must be one of {', '.join(NM_SCORES)}, got "
-                                f"{self.nm_score!r}")
+        check_nm_score(self.nm_score)
         return self
 
 
@@ -79,6 +77,13 @@ Masks = dict[str, torch.Tensor]
 # What crisp ranks the N:M groups inside kept blocks by: its class-aware saliency S, or |W|.
 # Blocks are always chosen by S. docs/pruning.md ("Scores") has the measurement.
 NM_SCORES = ("saliency", "magnitude")
+
+
+def check_nm_score(nm_score: str) -> None:
+    """Raise an ArgumentError naming the flag unless ``nm_score`` is one of NM_SCORES."""
+    if nm_score not in NM_SCORES:
+        raise ArgumentError(f"--nm-score must be one of {', '.join(NM_SCORES)}, got "
+                            f"{nm_score!r}")
 
 
 def _alive(request: MaskRequest, layer: PrunableLayer) -> torch.Tensor:
