@@ -46,11 +46,13 @@ BASELINES = ["magnitude-hybrid", "unstructured", "nm-only", "block-only", "chann
 # variant name → (method, PruneConfig overrides). "crisp" is the default configuration.
 VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "crisp": ("crisp", {}),
-    "crisp-v4": ("crisp", {"shared_rows": 4}),
+    "crisp-per-row": ("crisp", {"shared_rows": 1}),
     **{name: (name, {}) for name in BASELINES},
 }
-# The measurements behind the defaults: one setting changed at a time from "crisp".
-ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
+# The measurements behind the defaults: one setting changed at a time from "crisp-per-row" (they
+# were made before row-shared N:M became the default, and stay comparable with their runs).
+ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {name: (method, {"shared_rows": 1, **changes})
+                                                    for name, (method, changes) in {
     "crisp-alloc-global": ("crisp", {"allocation": "global"}),
     "crisp-alloc-normalized": ("crisp", {"allocation": "normalized"}),
     "crisp-alloc-uniform": ("crisp", {"allocation": "uniform"}),
@@ -62,10 +64,13 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {
                                  "distill": False, "bn_recalibrate": False}),
     "crisp-nm-saliency": ("crisp", {"nm_score": "saliency"}),
     "crisp-nm-magnitude": ("crisp", {"nm_score": "magnitude"}),
-}
-# Settings added after runs were recorded, with the value that reproduces those runs: a saved
-# run without the key was made with that value.
-LEGACY_CONFIG = {"nm_score": "saliency"}
+    "magnitude-hybrid-per-row": ("magnitude-hybrid", {}),
+}.items()}
+# Settings added or re-defaulted after runs were recorded, with the value that made those runs: a
+# saved run without the key was made with it, and a method that does not read the setting is
+# pinned to it (READ_BY), so a change of crisp's default never re-runs the other methods.
+LEGACY_CONFIG = {"nm_score": "saliency", "shared_rows": 1}
+READ_BY = {"nm_score": {"crisp"}, "shared_rows": {"crisp", "magnitude-hybrid"}}
 ALL_VARIANTS = {**VARIANTS, **ABLATIONS}
 
 
@@ -204,8 +209,8 @@ def prune_config(u: dict[str, Any], args: argparse.Namespace) -> Any:
     from crisp_edge.pruning.engine import PruneConfig
 
     method, overrides = ALL_VARIANTS[u["variant"]]
-    if method != "crisp":  # only crisp reads it: a change of its default must not re-run these
-        overrides = {"nm_score": LEGACY_CONFIG["nm_score"], **overrides}
+    pinned = {key: LEGACY_CONFIG[key] for key, readers in READ_BY.items() if method not in readers}
+    overrides = {**pinned, **overrides}
     config = PruneConfig(method=method, sparsity=u["sparsity"], nm=args.nm, block=args.block,
                          steps=args.steps, epochs_per_step=args.epochs_per_step,
                          final_epochs=args.final_epochs, lr=args.lr, batch_size=args.batch_size,
@@ -369,7 +374,8 @@ def _cell(v: dict[str, Any] | None, seeds: int = 1) -> str:
 
 
 def verdicts(row: dict[str, Any]) -> dict[str, Any]:
-    """The targets this row can tell: CRISP vs dense, vs every baseline, V=4 vs per-row."""
+    """The targets this row can tell: CRISP (row-shared, V=4) vs dense, vs every baseline, and
+    what V=4 costs against per-row (``v4_gap`` = per-row − V=4)."""
     v = row["variants"]
     out: dict[str, Any] = {}
     crisp = v.get("crisp")
@@ -389,16 +395,17 @@ def verdicts(row: dict[str, Any]) -> dict[str, Any]:
     out["baselines"] = {"crisp_ahead": beaten, "tie": ties, "crisp_behind": ahead}
     if unsure:
         out["one_seed"] = unsure
-    if "crisp-v4" in v:
-        out["v4_gap"] = crisp["mean"] - v["crisp-v4"]["mean"]
+    if "crisp-per-row" in v:
+        out["v4_gap"] = v["crisp-per-row"]["mean"] - crisp["mean"]
     return out
 
 
 def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: str,
              wall: float) -> str:
     rows = summarize(results)
-    main = [n for n in VARIANTS if any(n in r["variants"] for r in rows)]
-    extra = [n for n in ABLATIONS if any(n in r["variants"] for r in rows)]
+    asked = [n for n in args.variants.split(",") if n]  # every seed: the main columns
+    main = [n for n in asked if any(n in r["variants"] for r in rows)]
+    extra = [n for n in ABLATIONS if n not in asked and any(n in r["variants"] for r in rows)]
     one = results[0]
     b = one["budget"]
     lines = [
@@ -461,15 +468,15 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
                         if v.get("one_seed") else "") + " | "
                      + (f"{100 * v['v4_gap'] + 0.0:+.1f}" if "v4_gap" in v else "–") + " |")
     if extra:
-        lines += ["", "## Ablations (seed 0; one setting changed from `crisp`)", "",
-                  "| arch | sparsity | k | crisp | " + " | ".join(extra) + " |",
+        lines += ["", "## Ablations (seed 0; one setting changed from `crisp-per-row`)", "",
+                  "| arch | sparsity | k | crisp-per-row | " + " | ".join(extra) + " |",
                   "|---|---:|---:|---:|" + "---:|" * len(extra)]
         for r in rows:
             if not any(n in r["variants"] for n in extra):
                 continue
             seed0 = {n: next((x for x in results if x["arch"] == r["arch"] and x["sparsity"]
                               == r["sparsity"] and x["k"] == r["k"] and x["variant"] == n
-                              and x["seed"] == 0), None) for n in ["crisp", *extra]}
+                              and x["seed"] == 0), None) for n in ["crisp-per-row", *extra]}
             lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | " + " | ".join(
                 "–" if x is None else f"{100 * x['final']['top1']:.1f}"
                 for x in seed0.values()) + " |")

@@ -167,7 +167,7 @@ def run_demo(args: argparse.Namespace) -> int:
                     labels=list(enumerate(names)))
 
     log(f"2/4 pruning for classes {classes} to {100 * args.sparsity:.0f} % sparsity "
-        "(CRISP: class-aware 2:4 + 16x16 blocks, iterative fine-tuning) ...")
+        "(CRISP: class-aware 2:4 shared by 4 rows + 16x16 blocks, iterative fine-tuning) ...")
     t0 = time.perf_counter()
     config = PruneConfig(sparsity=args.sparsity, epochs_per_step=args.epochs_per_step,
                          samples_per_class=args.train_per_class, lr=0.02)

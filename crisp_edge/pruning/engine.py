@@ -65,7 +65,7 @@ class PruneConfig:
     sparsity: float = 0.9
     nm: str = "2:4"
     block: str = "16x16"
-    shared_rows: int = 1
+    shared_rows: int = recipe.SHARED_ROWS
     steps: int | None = None
     epochs_per_step: int = 1
     lr: float = 0.01

@@ -15,3 +15,4 @@ DISTILL_ALPHA = 0.5          # weight of the distillation term
 DISTILL_TEMPERATURE = 4.0
 BN_RECALIBRATE = True        # re-estimate BatchNorm statistics after every mask change
 NM_SCORE = "saliency"        # crisp's N:M choice inside kept blocks: saliency or magnitude
+SHARED_ROWS = 4              # rows of a block-row sharing one N:M choice (1 = per-row, the paper)

@@ -50,7 +50,8 @@ def test_mean_std_and_verdicts(bench) -> None:
             _run("unstructured", 0, 0.975), _run("unstructured", 1, 0.965),
             _run("unstructured", 2, 0.97),
             _run("channel", 0, 0.99), _run("channel", 1, 0.99), _run("channel", 2, 0.99),
-            _run("crisp-v4", 0, 0.96), _run("crisp-v4", 1, 0.95), _run("crisp-v4", 2, 0.97)]
+            _run("crisp-per-row", 0, 0.98), _run("crisp-per-row", 1, 0.97),
+            _run("crisp-per-row", 2, 0.99)]
     (row,) = bench.summarize(runs)
     crisp = row["variants"]["crisp"]
     assert crisp["mean"] == pytest.approx(0.97) and crisp["std"] == pytest.approx(0.01)
@@ -58,7 +59,7 @@ def test_mean_std_and_verdicts(bench) -> None:
     assert v["gap_to_dense"] == pytest.approx(0.03)
     assert v["baselines"] == {"crisp_ahead": ["magnitude-hybrid"], "tie": ["unstructured"],
                               "crisp_behind": ["channel"]}
-    assert v["v4_gap"] == pytest.approx(0.01)
+    assert v["v4_gap"] == pytest.approx(0.01)  # per-row − V=4 (crisp)
     args = bench.parse_args(["--seeds", "3"])
     text = bench.markdown(runs, args, "python bench/prune_bench.py", 60.0)
     assert "| resnet18_cifar | 90 % | 5 | 100.0 | 97.0 ± 1.0 |" in text
@@ -96,3 +97,23 @@ def test_a_run_saved_before_a_setting_existed(bench, tmp_path) -> None:
         (tmp_path / (bench.unit_id(u) + ".json")).write_text(
             json.dumps({**_run(variant, 0, 0.97, k=2), "config": old}))
         assert (bench.finished(u, args) is not None) == reused, variant
+
+
+def test_only_the_methods_that_read_a_setting_follow_its_default(bench) -> None:
+    """crisp and the magnitude hybrid run the default row-shared pattern; the other baselines do
+    not read ``shared_rows`` or ``nm_score`` and are pinned, so their saved runs stay valid; the
+    ablations are measured from per-row crisp."""
+    from crisp_edge.pruning import recipe
+
+    args = bench.parse_args([])
+    config = {}
+    for variant in bench.ALL_VARIANTS:
+        u = {"arch": "resnet18_cifar", "sparsity": 0.9, "k": 2, "seed": 0, "variant": variant}
+        config[variant] = bench.prune_config(u, args).to_dict()
+    assert recipe.SHARED_ROWS == 4
+    assert config["crisp"]["shared_rows"] == config["magnitude-hybrid"]["shared_rows"] == 4
+    for variant in ("crisp-per-row", "magnitude-hybrid-per-row", "unstructured", "nm-only",
+                    "block-only", "channel", *bench.ABLATIONS):
+        assert config[variant]["shared_rows"] == 1, variant
+    changed = {k for k in config["crisp"] if config["crisp"][k] != config["crisp-per-row"][k]}
+    assert changed == {"shared_rows"}

@@ -172,14 +172,15 @@ def test_packed_layers_follow_the_engines_pattern(zoo, arch: str, sparsity: floa
     rows = {row.name: row for row in p.report.layers}
     assert [lay["name"] for lay in p.ckpt.layers] == [row.name for row in p.report.layers]
     assert p.report.notes == []  # no layer fell back to another encoding
+    assert p.ckpt.pattern["shared_rows"] == 4  # the engine's default: row-shared N:M
     for lay in p.ckpt.layers:
         row, mask = rows[lay["name"]], p.ckpt.masks[lay["param"]]
         if lay["role"] in ("first", "depthwise"):
             assert (row.encoding, row.pattern) == ("DENSE_F32", "dense"), lay
             assert bool(mask.all())
             continue
-        expected = "hybrid 16x16 2:4" if lay["blocks"] and lay["nm"] else \
-            "N:M 2:4" if lay["nm"] else "block 16x16"
+        expected = "hybrid 16x16 2:4 V=4" if lay["blocks"] and lay["nm"] else \
+            "N:M 2:4 V=4" if lay["nm"] else "block 16x16"
         assert (row.encoding, row.pattern) == ("HYBRID_F32", expected), lay
         # The file stores exactly the engine's kept weights (no padding at 2:4 with K % 4 == 0).
         kept = int(mask.sum()) / mask.numel()
