@@ -191,7 +191,7 @@ bench-personalize: venv build-native
 
 .PHONY: bench-prune
 bench-prune: venv
-	$(PY) bench/prune_bench.py $(or $(BENCH_PRUNE_ARGS),--ablations)
+	$(PY) bench/prune_bench.py $(BENCH_PRUNE_ARGS)
 
 # Issue 4's acceptance check on the zoo (docs/zoo-verification.md): every arch × CIFAR/ImageNet
 # shape × 50/90 % pruned by the engine, packed fp32 and int8, run in the runtime against torch.

@@ -12,9 +12,9 @@ it runs, so an interrupted benchmark resumes where it stopped, also in another c
 models are retrained from their settings, and each run records its base model's sha256). Units
 run in ``--jobs`` worker processes with one torch thread each.
 
-    python bench/prune_bench.py --ablations           # full scale (≈ 6 h on 2 cores)
+    python bench/prune_bench.py                       # full scale (≈ 3.2 h on 2 cores)
+    python bench/prune_bench.py --ablations           # and the ablations (≈ 1 h more)
     python bench/prune_bench.py --quick               # minutes: proves the pipeline works
-    python bench/prune_bench.py                       # without the ablations
 
 Every variant uses the same schedule, the same recovery settings (distillation, BatchNorm
 re-estimation) and so the same budget in image passes, stated in the table. The paper's claim

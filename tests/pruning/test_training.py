@@ -173,6 +173,34 @@ def test_distillation_loss_rejects_bad_settings() -> None:
         DistillationLoss(0.5, 0)
 
 
+def test_cached_teacher_gives_the_teachers_logits_with_one_forward_per_view() -> None:
+    """Every training image and its flip are computed once, up front; an epoch's batches (any
+    order, flipped or not) then cost no forward, and the logits are the teacher's own."""
+    from crisp_edge.data.sources import open_source
+    from crisp_edge.pruning.training import CachedTeacher
+
+    torch.manual_seed(0)
+    teacher = nn.Sequential(nn.Conv2d(3, 4, 3), nn.BatchNorm2d(4), nn.ReLU(),
+                            nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(4, 5)).eval()
+    calls = []
+    teacher.register_forward_hook(lambda m, args, out: calls.append(len(args[0])))
+    data = open_source(DATA, split="train", image_size=IMAGE_SIZE, samples_per_class=3)
+    cached = CachedTeacher(teacher, make_loader(data, 8, False, 0, False))
+    assert cached.forwards == sum(calls) == 2 * len(data)
+    loader = make_loader(data, 5, True, 7)  # another batching, shuffled, flips of epoch 3
+    set_epoch(loader, 3)
+    for x, _ in loader:
+        got = cached(x)
+        with torch.no_grad():
+            want = teacher(x)
+        assert torch.allclose(got, want, atol=1e-5)
+    assert cached.forwards == 2 * len(data)  # no image was new
+    odd = torch.rand(2, 3, IMAGE_SIZE, IMAGE_SIZE)  # an unseen view: computed once, then kept
+    first = cached(odd)
+    assert cached.forwards == 2 * len(data) + 2
+    assert torch.equal(cached(odd), first) and cached.forwards == 2 * len(data) + 2
+
+
 def test_batchnorm_recalibration_changes_running_statistics_and_nothing_else() -> None:
     from crisp_edge.pruning.training import recalibrate_batchnorm
 
