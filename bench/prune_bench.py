@@ -12,7 +12,7 @@ it runs, so an interrupted benchmark resumes where it stopped, also in another c
 models are retrained from their settings, and each run records its base model's sha256). Units
 run in ``--jobs`` worker processes with one torch thread each.
 
-    python bench/prune_bench.py                       # full scale (≈ 3.2 h on 2 cores)
+    python bench/prune_bench.py                       # full scale (≈ 3.2 h on 2 cores, projected)
     python bench/prune_bench.py --ablations           # and the ablations (≈ 1 h more)
     python bench/prune_bench.py --quick               # minutes: proves the pipeline works
 
@@ -49,8 +49,8 @@ VARIANTS: dict[str, tuple[str, dict[str, Any]]] = {
     "crisp-per-row": ("crisp", {"shared_rows": 1}),
     **{name: (name, {}) for name in BASELINES},
 }
-# The measurements behind the defaults: one setting changed at a time from "crisp-per-row" (they
-# were made before row-shared N:M became the default, and stay comparable with their runs).
+# The measurements behind the defaults: one setting (or the method) changed at a time from
+# "crisp-per-row" (made before row-shared N:M became the default; comparable with their runs).
 ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {name: (method, {"shared_rows": 1, **changes})
                                                     for name, (method, changes) in {
     "crisp-alloc-global": ("crisp", {"allocation": "global"}),
@@ -480,8 +480,9 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
             lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | " + " | ".join(
                 "–" if x is None else f"{100 * x['final']['top1']:.1f}"
                 for x in seed0.values()) + " |")
-        lines += ["", "Variants: " + "; ".join(f"`{n}` = {ALL_VARIANTS[n][1]}" for n in extra)
-                  + "."]
+        lines += ["", "Variants: " + "; ".join(
+            f"`{n}` = " + ("" if ALL_VARIANTS[n][0] == "crisp" else f"{ALL_VARIANTS[n][0]} ")
+            + f"{ALL_VARIANTS[n][1]}" for n in extra) + "."]
     lines += ["", "## Wall time per run (s, mean over seeds)", "",
               "| arch | sparsity | k | " + " | ".join(main) + " |",
               "|---|---:|---:|" + "---:|" * len(main)]

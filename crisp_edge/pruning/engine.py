@@ -267,7 +267,7 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
         check_dense(model)
 
     seed_everything(config.seed)
-    # channels_last: oneDNN's native layout for CPU convolutions; fine-tuning runs 10–30 %
+    # channels_last: oneDNN's native layout for CPU convolutions; a training step runs 7–32 %
     # faster (docs/pruning.md, "What a run costs"). The weights' values are unchanged.
     model.to(distributed.device(), memory_format=torch.channels_last)
     if head_name is not None:
