@@ -72,6 +72,11 @@ ABLATIONS: dict[str, tuple[str, dict[str, Any]]] = {name: (method, {"shared_rows
 LEGACY_CONFIG = {"nm_score": "saliency", "shared_rows": 1}
 READ_BY = {"nm_score": {"crisp"}, "shared_rows": {"crisp", "magnitude-hybrid"}}
 ALL_VARIANTS = {**VARIANTS, **ABLATIONS}
+CLASS_PICKS = {
+    "spread": "the first k of a fixed permutation of the 100 classes",
+    "same-shape": "the first k of that permutation with the first one's shape (a fine-grained "
+                  "subset: the classes differ by colour and texture only)",
+}
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -84,6 +89,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                     help=f"comma-separated, from: {', '.join(ALL_VARIANTS)}")
     ap.add_argument("--ablations", action="store_true",
                     help="also run every ablation variant (seed 0, the first sparsity only)")
+    ap.add_argument("--class-pick", choices=sorted(CLASS_PICKS), default="spread",
+                    help="which k classes are the user's: " + "; ".join(
+                        f"{name}: {text}" for name, text in CLASS_PICKS.items()))
     ap.add_argument("--seeds", type=int, default=3)
     ap.add_argument("--nm", default="2:4")
     ap.add_argument("--block", default="16x16")
@@ -134,9 +142,24 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     return args
 
 
-def user_classes(k: int, num_classes: int = 100) -> list[int]:
-    """The first k ids of a fixed permutation (seed 0): the same classes in every run."""
-    return [int(c) for c in np.random.default_rng(0).permutation(num_classes)[:k]]
+def user_classes(k: int, num_classes: int = 100, pick: str = "spread") -> list[int]:
+    """The user's k classes, the same in every run: the first k ids of a fixed permutation (seed
+    0), or with ``pick="same-shape"`` the first k of that permutation whose shape is the first
+    one's (a fine-grained subset: the user's classes share one shape and differ by colour and
+    texture, so the features of the other shapes are of no use to them)."""
+    order = [int(c) for c in np.random.default_rng(0).permutation(num_classes)]
+    if pick == "spread":
+        return order[:k]
+    if pick != "same-shape":
+        raise ValueError(f"unknown class pick {pick!r}; choose from {', '.join(CLASS_PICKS)}")
+    from crisp_edge.data.synthetic import class_prototypes
+
+    shapes = [p.shape for p in class_prototypes(num_classes)]
+    same = [c for c in order if shapes[c] == shapes[order[0]]]
+    if k > len(same):
+        raise ValueError(f"only {len(same)} of the {num_classes} synthetic classes are "
+                         f"{shapes[order[0]]}s; use k <= {len(same)} with --class-pick same-shape")
+    return same[:k]
 
 
 def sparsities(args: argparse.Namespace, arch: str) -> list[float]:
@@ -171,13 +194,16 @@ def units(args: argparse.Namespace) -> list[dict[str, Any]]:
     for seed, arch, sparsity, names in blocks:
         for k in ks:
             for variant in names:
-                out.append({"arch": arch, "sparsity": sparsity, "k": k, "seed": seed,
-                            "variant": variant})
+                u = {"arch": arch, "sparsity": sparsity, "k": k, "seed": seed,
+                     "variant": variant}
+                out.append(u if args.class_pick == "spread" else {**u, "pick": args.class_pick})
     return out
 
 
 def unit_id(u: dict[str, Any]) -> str:
-    return f"{u['arch']}-s{round(100 * u['sparsity'])}-k{u['k']}-seed{u['seed']}-{u['variant']}"
+    pick = f"-{u['pick']}" if u.get("pick", "spread") != "spread" else ""
+    return (f"{u['arch']}{pick}-s{round(100 * u['sparsity'])}-k{u['k']}-seed{u['seed']}-"
+            f"{u['variant']}")
 
 
 def base_path(arch: str, args: argparse.Namespace) -> Path:
@@ -234,7 +260,8 @@ def run_unit(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
     model, _, _, _ = load_base(u["arch"], None, base, None)
     ckpt = args.out_dir / "units" / (unit_id(u) + ".ckpt")  # scratch: not committed
     started = time.perf_counter()
-    result = prune(model, "synthetic:100", user_classes(u["k"]), config, progress=False,
+    classes = user_classes(u["k"], pick=u.get("pick", "spread"))
+    result = prune(model, "synthetic:100", classes, config, progress=False,
                    checkpoint_dir=ckpt, resume=True)
     report = result.report
     out = {**u, "classes": report["classes"], "dense": report["accuracy"]["dense"],
@@ -277,6 +304,8 @@ def finished(u: dict[str, Any], args: argparse.Namespace) -> dict[str, Any] | No
     digest = _base_digest(u["arch"], args)
     if digest is not None and run.get("base_sha256") != digest:
         stale.append("base model")
+    if "classes" in run and run["classes"] != user_classes(u["k"], pick=u.get("pick", "spread")):
+        stale.append("user classes")
     if stale:
         print(f"[bench] {unit_id(u)}: the saved run has other {' and '.join(stale)}; "
               "running it again", flush=True)
@@ -412,8 +441,8 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
         "# Pruning benchmark: CRISP vs dense vs baselines", "",
         f"Synthetic 100-class data, {args.image_size}×{args.image_size}: "
         f"{args.samples_per_class} training renders per class, {args.test_per_class} test "
-        f"renders per user class. Pattern {args.nm} in {args.block} blocks. User classes: the "
-        "first k of a fixed permutation. Every variant runs the same schedule "
+        f"renders per user class. Pattern {args.nm} in {args.block} blocks. User classes: "
+        f"{CLASS_PICKS[args.class_pick]}. Every variant runs the same schedule "
         f"({args.steps} block steps after step 0, {args.epochs_per_step} epoch per step, "
         f"{args.final_epochs} more at the final sparsity, one cosine LR) with the same recovery "
         "(distillation from the dense model, BatchNorm re-estimation after each mask change), "

@@ -117,3 +117,33 @@ def test_only_the_methods_that_read_a_setting_follow_its_default(bench) -> None:
         assert config[variant]["shared_rows"] == 1, variant
     changed = {k for k in config["crisp"] if config["crisp"][k] != config["crisp-per-row"][k]}
     assert changed == {"shared_rows"}
+
+
+def test_same_shape_pick_is_a_fine_grained_subset_with_its_own_runs(bench, tmp_path) -> None:
+    """``--class-pick same-shape``: k classes of one shape (the permutation's first class's),
+    distinct, in permutation order; too large a k is refused with the limit; its runs have
+    their own files and a saved run with other classes is not reused."""
+    import json
+
+    from crisp_edge.data.synthetic import class_prototypes
+
+    spread = bench.user_classes(10)
+    same = bench.user_classes(10, pick="same-shape")
+    shapes = [p.shape for p in class_prototypes(100)]
+    assert same[0] == spread[0] and len(set(same)) == 10
+    assert {shapes[c] for c in same} == {shapes[spread[0]]}
+    assert len({shapes[c] for c in spread}) > 1
+    with pytest.raises(ValueError, match="use k <= 21"):
+        bench.user_classes(30, pick="same-shape")
+    args = bench.parse_args(["--class-pick", "same-shape", "--runs-dir", str(tmp_path),
+                             "--out-dir", str(tmp_path / "out")])
+    u = bench.units(args)[0]
+    assert u["pick"] == "same-shape" and "-same-shape-" in bench.unit_id(u)
+    assert bench.unit_id({k: v for k, v in u.items() if k != "pick"}) != bench.unit_id(u)
+    run = {**_run(u["variant"], 0, 0.97, k=u["k"]),
+           "config": bench.prune_config(u, args).to_dict()}
+    path = tmp_path / (bench.unit_id(u) + ".json")
+    path.write_text(json.dumps({**run, "classes": bench.user_classes(u["k"], pick="same-shape")}))
+    assert bench.finished(u, args) is not None
+    path.write_text(json.dumps({**run, "classes": bench.user_classes(u["k"])}))
+    assert bench.finished(u, args) is None
