@@ -237,6 +237,10 @@ def channel(request: MaskRequest) -> Masks:
     return masks
 
 
+# The methods that rank by class-aware saliency when it is given; the others ignore it, so the
+# engine neither measures nor accumulates it for them (it changes nothing of their masks).
+READS_SALIENCY = frozenset({"crisp", "nm-only", "block-only"})
+
 METHODS: dict[str, Callable[[MaskRequest], Masks]] = {
     "crisp": crisp,
     "magnitude-hybrid": magnitude_hybrid,

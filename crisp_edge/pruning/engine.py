@@ -34,7 +34,7 @@ from crisp_edge.pruning import distributed
 
 from crisp_edge.pruning import recipe
 from crisp_edge.pruning.allocation import Allocation
-from crisp_edge.pruning.baselines import METHODS, MaskRequest, check_nm_score
+from crisp_edge.pruning.baselines import METHODS, READS_SALIENCY, MaskRequest, check_nm_score
 from crisp_edge.models.checkpoint import (check_resume_dir, load_resume_state, rng_state,
                                           save_resume_state, set_rng_state)
 from crisp_edge.errors import ArgumentError
@@ -242,7 +242,8 @@ def _fingerprint(config: PruneConfig, classes: list[int], model: nn.Module) -> d
 def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
           config: PruneConfig | None = None, *, eval_data: Any = None, progress: bool = True,
           checkpoint_dir: str | Path | None = None, resume: bool = False,
-          on_step_end: Callable[[int, dict[str, Any]], None] | None = None) -> PruneResult:
+          on_step_end: Callable[[int, dict[str, Any]], None] | None = None,
+          class_saliency: bool = True) -> PruneResult:
     """Prune ``model`` for ``classes`` of ``data`` (a SOURCE like ``synthetic:100`` or a data
     set from :func:`crisp_edge.data.sources.open_source`) under ``config``.
 
@@ -250,7 +251,10 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
     saved after every step; ``resume=True`` continues from the last saved step and ends with the
     same weights as an uninterrupted run. ``on_step_end(step, record)`` runs after each step's
     checkpoint (raise :class:`StopPruning` there to stop). ``model`` is modified in place (head
-    reduced unless ``config.keep_head``) and returned in the result with its masks applied."""
+    reduced unless ``config.keep_head``) and returned in the result with its masks applied.
+    ``class_saliency=False`` skips the per-class statistics (``saliency_stats`` is then empty:
+    a checkpoint saved from it cannot be re-personalised on the device); a benchmark that saves
+    no model uses it, and it changes nothing else of the run."""
     config = config or PruneConfig()
     started = time.perf_counter()
     pattern = config.validate()
@@ -295,7 +299,10 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
     optimizer = make_optimizer(model, config.optimizer, config.lr, config.weight_decay)
     scheduler = cosine_schedule(optimizer, sum(step_epochs) * len(loader))
     masker = Masker(params, config.masking, config.srste_decay)
-    accumulator = SaliencyAccumulator(params)
+    # Class-aware saliency costs a measuring pass before step 0 and a float64 sum per batch;
+    # only the methods that rank by it pay for it.
+    reads_saliency = config.method in READS_SALIENCY
+    accumulator = SaliencyAccumulator(params) if reads_saliency else None
     reduced = head_name is not None
     loud = progress and distributed.is_main()
     log = (lambda msg: print(msg, file=sys.stderr, flush=True)) if loud else (lambda msg: None)
@@ -324,20 +331,23 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
         dense_acc = evaluate(model, test_loader, class_ids, reduced_head=reduced)
         log(f"dense: top-1 {100 * dense_acc['top1']:.2f} % on {len(class_ids)} classes")
         grads = measure_saliency(wrapped, loader, params, loss_fn=loss_fn,
-                                 target_map=target_map)
+                                 target_map=target_map) if reads_saliency else None
         class_stats = head_class_saliency(wrapped, train_set, class_ids, num_original, reduced,
-                                          layers, pattern, config, loss_fn, target_map)
+                                          layers, pattern, config, loss_fn, target_map) \
+            if class_saliency else {}
         steps_done, first = [], 0
 
     def after_backward() -> None:
-        accumulator.accumulate()
+        if accumulator is not None:
+            accumulator.accumulate()
         masker.after_backward()
 
     for step in range(first, len(schedule)):
         step_start = time.perf_counter()
         p, keep = schedule[step]
         weights = {k: v.detach().cpu() for k, v in all_weights.items()}  # mask math on CPU
-        saliency = weight_saliency(weights, {k: g.cpu() for k, g in grads.items()})
+        saliency = None if grads is None else \
+            weight_saliency(weights, {k: g.cpu() for k, g in grads.items()})
         request = MaskRequest(layers, weights, saliency, pattern, config.sparsity, p, masks,
                               config.allocation_rule(), config.nm_score)
         masks = METHODS[config.method](request)
@@ -349,7 +359,8 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
             set_epoch(bn_loader, done)  # the augmentation of the coming epoch, also on resume
             with masker.masked():
                 recalibrate_batchnorm(model, bn_loader)
-        accumulator.reset()
+        if accumulator is not None:
+            accumulator.reset()
         loss = float("nan")
         for epoch in range(epochs):
             set_epoch(loader, done + epoch)
@@ -361,7 +372,7 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
                                progress=lambda n, v: bar.update(n * distributed.world_size(), v),
                                teacher=teacher)
             bar.close(f"loss {loss:.4f}")
-        grads = accumulator.mean()
+        grads = accumulator.mean() if accumulator is not None else None
         acc: dict[str, Any] = {"top1": None, "top5": None}
         if config.eval_steps or step == len(schedule) - 1:
             with masker.masked():
@@ -405,7 +416,8 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
         "accuracy": {"dense": dense_acc, "final": final}, "steps": steps_done,
         "budget": budget(config, len(user_train), any(
             isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules()),
-            len(class_saliency_data(train_set, class_ids, num_original, reduced)[1])),
+            len(class_saliency_data(train_set, class_ids, num_original, reduced)[1])
+            if class_saliency else 0),
         **summarize(model, layers, masks, pattern_dict, example, config.method),
         "wall_time_s": time.perf_counter() - started,
         "world_size": distributed.world_size(),
@@ -453,14 +465,17 @@ def budget(config: PruneConfig, train_images: int, batchnorm: bool = True,
            class_saliency_images: int | None = None) -> dict[str, int]:
     """What a run costs in image passes (one image through the model once), so methods and
     settings are compared at equal budget: fine-tuning (forward + backward), the saliency
-    passes (forward + backward; the measuring pass before step 0 and the per-class statistics
-    of the head's classes, ``class_saliency_images``, default ``train_images``), BatchNorm re-estimation (only for a model with BatchNorm; under torchrun every
-    rank makes these passes) and the teacher's forwards (forward only: the training images and
-    their flips, once, :class:`CachedTeacher`)."""
+    passes (forward + backward: the measuring pass before step 0, made only by the methods that
+    rank by saliency, and the per-class statistics of the head's classes,
+    ``class_saliency_images``, default ``train_images``, 0 when skipped), BatchNorm
+    re-estimation (only for a model with BatchNorm; under torchrun every rank makes these
+    passes) and the teacher's forwards (forward only: the training images and their flips,
+    once, :class:`CachedTeacher`)."""
     tune = sum(config.step_epochs()) * train_images
     recalibrate = config.bn_recalibrate and batchnorm
     stats = train_images if class_saliency_images is None else class_saliency_images
-    return {"fine_tune": tune, "saliency": train_images + stats,
+    measure = train_images if config.method in READS_SALIENCY else 0
+    return {"fine_tune": tune, "saliency": measure + stats,
             "bn_recalibration": len(config.schedule()) * train_images if recalibrate else 0,
             "teacher_forward": 2 * train_images if config.distill else 0}
 

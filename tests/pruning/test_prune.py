@@ -269,6 +269,29 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path: Path,
         [s["top1"] for s in reference.report["steps"]]
 
 
+def test_skipped_saliency_work_changes_nothing_of_the_run(monkeypatch) -> None:
+    """A method that does not rank by saliency neither measures nor accumulates it, and
+    ``class_saliency=False`` skips the per-class statistics: the weights and masks are the same
+    as with all of it done, and the budget counts only the passes made."""
+    import crisp_edge.pruning.baselines as baselines
+
+    cfg = tiny_config(method="magnitude-hybrid", steps=2)
+    lean = prune(tiny_model(), DATA, CLASSES, cfg, progress=False, class_saliency=False)
+    monkeypatch.setattr(prune_module, "READS_SALIENCY",
+                        baselines.READS_SALIENCY | {"magnitude-hybrid"})
+    full = prune(tiny_model(), DATA, CLASSES, cfg, progress=False)
+    for key, value in full.model.state_dict().items():
+        assert torch.equal(value, lean.model.state_dict()[key]), key
+    for key in full.masks:
+        assert torch.equal(full.masks[key], lean.masks[key]), key
+    assert lean.saliency_stats == {} and full.saliency_stats
+    images = len(CLASSES) * SAMPLES
+    assert lean.report["budget"]["saliency"] == 0
+    assert full.report["budget"]["saliency"] == 2 * images
+    assert "crisp" in baselines.READS_SALIENCY and "magnitude-hybrid" not in \
+        baselines.READS_SALIENCY
+
+
 def test_resume_refuses_other_settings(tmp_path: Path) -> None:
     def stop(step: int, record: dict) -> None:
         raise StopPruning
