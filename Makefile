@@ -161,11 +161,13 @@ bench: venv build-native
 ukernel-bench: build-native
 	build/native/runtime/crisp-ukernel-bench $(UKERNEL_BENCH_ARGS)
 
-# Pruning benchmark (docs/prune-benchmark.md): every method × 3 seeds × k = 2, 5, 10 on ResNet-18
-# (90 and 95 %) and MobileNetV2, plus the ablations behind the defaults: about 6 h on 2 cores.
-# Finished runs are kept in docs/prune-benchmark-runs/, so it resumes after an interruption.
-# BENCH_PRUNE_ARGS=--quick runs a minutes-long smoke version; --report writes the doc from the
-# runs done so far.
+# Pruning benchmark (docs/prune-benchmark.md): CRISP and every method of `compare` × 3 seeds ×
+# k = 2, 5, 10 on ResNet-18 (90 and 95 %) and MobileNetV2 (90 %). Finished runs are kept in
+# docs/prune-benchmark-runs/, so it resumes after an interruption (and reuses them while the
+# base models' sha256 match). BENCH_PRUNE_ARGS=--ablations adds the ablations behind the
+# defaults; --quick runs a minutes-long smoke version; --report writes the doc from the runs
+# done so far. bench-prune-same-shape: the user's classes are one shape (a fine-grained subset,
+# where class-aware saliency can show what it buys), k = 10: docs/prune-benchmark-same-shape.md.
 # Issue 13's targets (docs/personalize-benchmark.md): personalisation on the device's code path
 # (crisp-personalize) against a torch logistic regression, its time and memory, thread
 # invariance, re-selection against a host-packed model. ≈ 45 min on one core the first time
@@ -189,9 +191,12 @@ bench-int8-peers: venv build-native
 bench-personalize: venv build-native
 	$(PY) bench/personalize_bench.py $(BENCH_PERSONALIZE_ARGS)
 
-.PHONY: bench-prune
+.PHONY: bench-prune bench-prune-same-shape
 bench-prune: venv
 	$(PY) bench/prune_bench.py $(BENCH_PRUNE_ARGS)
+
+bench-prune-same-shape: venv
+	$(PY) bench/prune_bench.py --class-pick same-shape --k 10 $(BENCH_PRUNE_ARGS)
 
 # Issue 4's acceptance check on the zoo (docs/zoo-verification.md): every arch × CIFAR/ImageNet
 # shape × 50/90 % pruned by the engine, packed fp32 and int8, run in the runtime against torch.

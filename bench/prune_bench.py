@@ -113,8 +113,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--jobs", type=int, default=2, help="worker processes (one thread each)")
     ap.add_argument("--out-dir", type=Path, default=REPO / "bench-results" / "prune")
     ap.add_argument("--doc", type=Path, default=None,
-                    help="Markdown output [default: docs/prune-benchmark.md; with --quick "
-                         "OUT_DIR/prune-benchmark.md]")
+                    help="Markdown output [default: docs/prune-benchmark.md, with a class "
+                         "pick other than spread docs/prune-benchmark-PICK.md; with --quick in "
+                         "OUT_DIR]")
     ap.add_argument("--runs-dir", type=Path, default=None,
                     help="one JSON per finished run, the raw data of the doc (committed, so a "
                          "benchmark can resume in another checkout) [default: "
@@ -135,8 +136,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         args.runs_dir = args.out_dir / "runs" if args.quick else \
             REPO / "docs" / "prune-benchmark-runs"
     if args.doc is None:
-        args.doc = args.out_dir / "prune-benchmark.md" if args.quick else \
-            REPO / "docs" / "prune-benchmark.md"
+        name = "prune-benchmark" + ("" if args.class_pick == "spread" else
+                                    f"-{args.class_pick}") + ".md"
+        args.doc = args.out_dir / name if args.quick else REPO / "docs" / name
     unknown = [v for v in args.variants.split(",") if v and v not in ALL_VARIANTS]
     if unknown:
         ap.error(f"unknown variant(s) {', '.join(unknown)}; choose from "
