@@ -330,8 +330,15 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
     else:
         dense_acc = evaluate(model, test_loader, class_ids, reduced_head=reduced)
         log(f"dense: top-1 {100 * dense_acc['top1']:.2f} % on {len(class_ids)} classes")
-        grads = measure_saliency(wrapped, loader, params, loss_fn=loss_fn,
-                                 target_map=target_map) if reads_saliency else None
+        if reads_saliency:
+            grads = measure_saliency(wrapped, loader, params, loss_fn=loss_fn,
+                                     target_map=target_map)
+        else:
+            # Iterating a DataLoader draws its base seed from the global generator; the skipped
+            # pass makes that one draw too, so dropout (MobileNetV2's classifier) sees the same
+            # random numbers with or without it.
+            iter(loader)
+            grads = None
         class_stats = head_class_saliency(wrapped, train_set, class_ids, num_original, reduced,
                                           layers, pattern, config, loss_fn, target_map) \
             if class_saliency else {}

@@ -269,17 +269,42 @@ def test_resume_after_interruption_matches_uninterrupted_run(tmp_path: Path,
         [s["top1"] for s in reference.report["steps"]]
 
 
+def _dropout_model() -> nn.Module:
+    """The tiny net with dropout before its classifier, as MobileNetV2 has: a run whose global
+    random numbers shift by one draw trains differently."""
+    model = tiny_model()
+    model.fc = nn.Sequential(nn.Dropout(0.5), model.fc)
+    return model
+
+
 def test_skipped_saliency_work_changes_nothing_of_the_run(monkeypatch) -> None:
     """A method that does not rank by saliency neither measures nor accumulates it, and
-    ``class_saliency=False`` skips the per-class statistics: the weights and masks are the same
-    as with all of it done, and the budget counts only the passes made."""
+    ``class_saliency=False`` skips the per-class statistics: the weights, masks and global
+    random state are the same as with all of it done (dropout included), and the budget counts
+    only the passes made."""
     import crisp_edge.pruning.baselines as baselines
 
+    calls = {"measure": 0, "classes": 0}
+
+    def counted(name, fn):  # type: ignore[no-untyped-def]
+        def wrapper(*args, **kwargs):  # type: ignore[no-untyped-def]
+            calls[name] += 1
+            return fn(*args, **kwargs)
+        return wrapper
+
+    monkeypatch.setattr(prune_module, "measure_saliency",
+                        counted("measure", prune_module.measure_saliency))
+    monkeypatch.setattr(prune_module, "per_class_block_saliency",
+                        counted("classes", prune_module.per_class_block_saliency))
     cfg = tiny_config(method="magnitude-hybrid", steps=2)
-    lean = prune(tiny_model(), DATA, CLASSES, cfg, progress=False, class_saliency=False)
+    lean = prune(_dropout_model(), DATA, CLASSES, cfg, progress=False, class_saliency=False)
+    lean_rng = torch.get_rng_state()
+    assert calls == {"measure": 0, "classes": 0}
     monkeypatch.setattr(prune_module, "READS_SALIENCY",
                         baselines.READS_SALIENCY | {"magnitude-hybrid"})
-    full = prune(tiny_model(), DATA, CLASSES, cfg, progress=False)
+    full = prune(_dropout_model(), DATA, CLASSES, cfg, progress=False)
+    assert calls == {"measure": 1, "classes": 1}
+    assert torch.equal(torch.get_rng_state(), lean_rng)
     for key, value in full.model.state_dict().items():
         assert torch.equal(value, lean.model.state_dict()[key]), key
     for key in full.masks:
