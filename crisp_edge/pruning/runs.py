@@ -244,7 +244,8 @@ def run_compare(*, arch: str | None, model_source: str | None, weights: str | Pa
         cfg = replace(config, method=method)
         if cfg.image_size is None:
             cfg.image_size = default_image_size(arch_name, ckpt, source)
-        result = prune(model, data, classes, cfg, progress=progress)
+        # compare writes reports, no model: the per-class statistics a device needs are skipped
+        result = prune(model, data, classes, cfg, progress=progress, class_saliency=False)
         result.report["model"] = arch_name or source
         if distributed.is_main():
             write_report(result.report, out_dir / method)
