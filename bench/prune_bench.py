@@ -456,7 +456,9 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
         "fine-tuning passes over the user's training images "
         f"(k × {args.samples_per_class} images; e.g. k = {one['k']}: {b['fine_tune']} image "
         f"passes forward+backward, {b['teacher_forward']} teacher forwards, "
-        f"{b['bn_recalibration']} BatchNorm forwards, {b['saliency']} saliency passes). "
+        f"{b['bn_recalibration']} BatchNorm forwards; the methods that rank by saliency, crisp, "
+        f"nm-only and block-only, also make one measuring pass, {one['k'] * args.samples_per_class}"
+        " images forward+backward; runs saved before that change list two in their budget). "
         f"Top-1 on the user classes, mean ± std over {args.seeds} seeds (the seed sets the "
         "fine-tuning order; base model and classes are fixed).", "",
         f"Command: `{command}` (" + ("" if args.report else
@@ -488,20 +490,26 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
                          f"{100 * v['sparsity']:.1f} / {100 * v['macs']:.0f}")
         lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | "
                      + " | ".join(cells) + " |")
+    # per-row − V=4 only where crisp-per-row ran (--ablations: seed 0; or asked for)
+    gap = any("v4_gap" in verdicts(r) for r in rows)
     lines += ["", "## Targets", "",
               "| arch | sparsity | k | CRISP − dense (pt) | CRISP vs baselines (ahead / tie "
-              "within one std / behind) | per-row − V=4 (pt) |", "|---|---:|---:|---:|---|---:|"]
+              "within one std / behind) |" + (" per-row − V=4 (pt) |" if gap else ""),
+              "|---|---:|---:|---:|---|" + ("---:|" if gap else "")]
     for r in rows:
         v = verdicts(r)
         if not v:
             continue
         bl = v["baselines"]
+        per_row = r["variants"].get("crisp-per-row")
+        few = f" (n={per_row['seeds']})" if per_row and per_row["seeds"] < args.seeds else ""
         lines.append(f"| {r['arch']} | {100 * r['sparsity']:.0f} % | {r['k']} | "
                      f"{0.0 - 100 * v['gap_to_dense']:+.1f} | {', '.join(bl['crisp_ahead']) or '–'} / "
                      f"{', '.join(bl['tie']) or '–'} / {', '.join(bl['crisp_behind']) or '–'}"
                      + (f" (one seed, no verdict yet: {', '.join(v['one_seed'])})"
-                        if v.get("one_seed") else "") + " | "
-                     + (f"{100 * v['v4_gap'] + 0.0:+.1f}" if "v4_gap" in v else "–") + " |")
+                        if v.get("one_seed") else "") + " |"
+                     + ((f" {100 * v['v4_gap'] + 0.0:+.1f}{few} |" if "v4_gap" in v else " – |")
+                        if gap else ""))
     if extra:
         lines += ["", "## Ablations (seed 0; one setting changed from `crisp-per-row`)", "",
                   "| arch | sparsity | k | crisp-per-row | " + " | ".join(extra) + " |",
