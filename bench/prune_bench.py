@@ -441,8 +441,13 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
     main = [n for n in asked if any(n in r["variants"] for r in rows)]
     extra = [n for n in ABLATIONS if n not in asked and n != "crisp-per-row"  # the reference
              and any(n in r["variants"] for r in rows)]
-    one = results[0]
-    b = one["budget"]
+    one = max(results, key=lambda r: r["k"])
+    # Today's budget of such a run (the engine's own count), not a saved run's: runs saved
+    # before a change that made the same recipe cheaper list what they spent then.
+    from crisp_edge.pruning.engine import budget
+
+    u = {key: one[key] for key in ("arch", "sparsity", "k", "seed")} | {"variant": "crisp"}
+    b = budget(prune_config(u, args), one["k"] * args.samples_per_class, True, 0)
     lines = [
         "# Pruning benchmark: CRISP vs dense vs baselines", "",
         f"Synthetic 100-class data, {args.image_size}×{args.image_size}: "
@@ -457,8 +462,8 @@ def markdown(results: list[dict[str, Any]], args: argparse.Namespace, command: s
         f"(k × {args.samples_per_class} images; e.g. k = {one['k']}: {b['fine_tune']} image "
         f"passes forward+backward, {b['teacher_forward']} teacher forwards, "
         f"{b['bn_recalibration']} BatchNorm forwards; the methods that rank by saliency, crisp, "
-        f"nm-only and block-only, also make one measuring pass, {one['k'] * args.samples_per_class}"
-        " images forward+backward; runs saved before that change list two in their budget). "
+        f"nm-only and block-only, also make one measuring pass, {b['saliency']} images "
+        "forward+backward; each run's JSON lists what it spent). "
         f"Top-1 on the user classes, mean ± std over {args.seeds} seeds (the seed sets the "
         "fine-tuning order; base model and classes are fixed).", "",
         f"Command: `{command}` (" + ("" if args.report else
