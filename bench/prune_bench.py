@@ -12,7 +12,8 @@ it runs, so an interrupted benchmark resumes where it stopped, also in another c
 models are retrained from their settings, and each run records its base model's sha256). Units
 run in ``--jobs`` worker processes with one torch thread each.
 
-    python bench/prune_bench.py                       # full scale (≈ 3.2 h on 2 cores, projected)
+    python bench/prune_bench.py                       # full scale: ≈ 2.75 h on 2 cores with the
+                                                      # base models, ≈ 1 h more to train them
     python bench/prune_bench.py --ablations           # and the ablations (≈ 1 h more)
     python bench/prune_bench.py --quick               # minutes: proves the pipeline works
 
@@ -76,8 +77,8 @@ READ_BY = {"nm_score": {"crisp"}, "shared_rows": {"crisp", "magnitude-hybrid"}}
 ALL_VARIANTS = {**VARIANTS, **ABLATIONS}
 CLASS_PICKS = {
     "spread": "the first k of a fixed permutation of the 100 classes",
-    "same-shape": "the first k of that permutation with the first one's shape (a fine-grained "
-                  "subset: the classes differ by colour and texture only)",
+    "same-shape": "the first k classes of that fixed permutation whose shape is the first "
+                  "one's (a fine-grained subset: the classes differ by colour and texture only)",
 }
 
 
