@@ -329,6 +329,24 @@ def test_resume_refuses_other_settings(tmp_path: Path) -> None:
               checkpoint_dir=tmp_path, resume=True)
 
 
+def test_resume_refuses_a_run_without_class_statistics(tmp_path: Path) -> None:
+    """A run saved with ``class_saliency=False`` has no per-class statistics and cannot make
+    them later (they are the dense model's): resuming it with them asked for is refused, and
+    resuming it as it started still works."""
+    def stop(step: int, record: dict) -> None:
+        raise StopPruning
+
+    with pytest.raises(StopPruning):
+        prune(tiny_model(), DATA, CLASSES, tiny_config(), progress=False,
+              checkpoint_dir=tmp_path, on_step_end=stop, class_saliency=False)
+    with pytest.raises(ArgumentError, match="class_saliency=False"):
+        prune(tiny_model(), DATA, CLASSES, tiny_config(), progress=False,
+              checkpoint_dir=tmp_path, resume=True)
+    result = prune(tiny_model(), DATA, CLASSES, tiny_config(), progress=False,
+                   checkpoint_dir=tmp_path, resume=True, class_saliency=False)
+    assert result.saliency_stats == {}
+
+
 # --- checkpoint ------------------------------------------------------------------------------
 
 def test_checkpoint_loads_with_weights_only_and_rebuilds(hard_result, tmp_path: Path,
