@@ -10,11 +10,13 @@
 #include "conv_fast.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "expand.h"
 #include "format.h"
 #include "kernels/common.h"
+#include "memlimit.h"
 
 /* B tile budget: 64 Ki floats (256 KiB) fits the L2 of every target core. */
 #define TILE_BUDGET_FLOATS ((size_t)64 * 1024)
@@ -128,11 +130,139 @@ static size_t dw_in_place_floats(const crisp_conv2d_params *p) {
            (dw_copies_plane(p) ? before + p->input_height * p->input_width + after : 0);
 }
 
-crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
-                                   const crisp_f32_kernels *k) {
+/* Bands. A stride-1 conv's im2col tile holds every input element kh x kw
+ * times; at 90 % sparsity building it took as long as the products over it.
+ * A hybrid conv with stride 1 instead copies, per tile of whole output rows,
+ * the input rows those outputs read, once each, padded: a band of
+ * band_width = ow + dw (kw - 1) floats per row (left and right padding
+ * included) and rows + dh (kh - 1) rows per input channel. Output pixel (oy,
+ * ox) of the tile is then "wide" position (oy - oy0) band_width + ox, and
+ * kept column (ky, kx, ci) one fixed offset from it (band_offset), so the
+ * unchanged sparse-run microkernels read the band in place with b_stride 1
+ * and the offsets as columns. The wide positions past each row's end
+ * (band_width - ow of them) are computed into a wide output buffer and
+ * dropped when its rows are copied into the output plane. Each output is the
+ * same sum in the same order as from the im2col tile: results are bitwise
+ * those of the im2col path (tests/test_fast.c compares them). */
+int crisp_fast_band_wanted(const crisp_conv2d_params *p, size_t runs, double executed) {
+    if (p->stride_height != 1 || p->stride_width != 1) return 0;
+    /* The copy the band saves is K elements per output pixel; the kernels'
+     * work, executed MACs per pixel = Cout x the executed density, and it is
+     * what the unaligned reads (below) slow down. Measured per layer on
+     * ResNet-50 (Sapphire Rapids VM, one thread): at 90 % V = 4 (7 to 51
+     * executed MACs per copied element) every 3 x 3 conv took 0.58-0.75x its
+     * im2col time; at 75 % in filled runs (32 to 256) 0.89-0.94x at 32, 1.08x
+     * at 64, 1.38x at 256. */
+    if ((double)p->output_channels * executed > 56.0) return 0;
+    /* Band reads are unaligned (each tap kx is one float or byte further):
+     * a run of one row, whose kernel does a B load per FMA or dot product,
+     * then splits most of its loads across cache lines. Measured on the
+     * Sapphire Rapids VM: 1.17x the aligned time for runs of 4 rows, 1.6x for
+     * lone rows (float, B in L2); int8 per-row ResNet-50 @90 % lost 40 % on
+     * its 7 x 7 convs and VGG-16 @90 % 3 % overall. Runs of at least three
+     * rows on average (row-shared N:M, filled runs and dense panels, their
+     * partial last runs included) only. */
+    if (runs == 0 || p->output_channels < 3 * runs) return 0;
+    const char *env = getenv("CRISP_CONV_IM2COL"); /* 1: the im2col path, to compare */
+    return env == NULL || strcmp(env, "1") != 0;
+}
+
+void crisp_fast_plan_band(const crisp_conv2d_params *p, size_t budget, size_t element,
+                          size_t granule, crisp_fast_plan *f) {
+    const size_t ow = p->output_width, oh = p->output_height, cin = p->input_channels;
+    const size_t cout = p->output_channels;
+    const size_t halo = p->dilation_height * (p->kernel_height - 1);
+    const size_t width = ow + p->dilation_width * (p->kernel_width - 1);
+    /* The band replaces kh kw copies of each input element by about one, and
+     * adds a copy of each output element (the wide rows): worth it when
+     * K = kh kw Cin is at least twice Cin + Cout (ResNet's 3 x 3 convs: 9 C
+     * against 2 C; a first conv on 3 channels keeps its small im2col tile). */
+    if (p->kernel_height * p->kernel_width * cin < 2 * (cin + cout)) return;
+    /* At most the output rows whose band and wide output rows fit the tile
+     * budget (at least one); of those, the count that costs the kernels the
+     * fewest vectors over the layer: a tile's wide span (rows - 1) width + ow
+     * is swept in vectors of `granule` positions, and a span just past a
+     * multiple pays for a nearly empty one (VGG-16's 28 x 28 int8 convs in
+     * 7-row tiles: 208 positions in four 64-byte vectors). */
+    const size_t fixed = cin * halo * width;
+    size_t most = budget > fixed ? (budget - fixed) / ((cin + cout) * width) : 1;
+    if (most < 1) most = 1;
+    if (most > oh) most = oh;
+    size_t rows = most, best = SIZE_MAX;
+    for (size_t r = most; r >= 1; r--) {
+        const size_t full = oh / r, rest = oh % r;
+        size_t vectors = full * (((r - 1) * width + ow + granule - 1) / granule);
+        if (rest > 0) vectors += ((rest - 1) * width + ow + granule - 1) / granule;
+        if (vectors < best) best = vectors, rows = r;
+    }
+    const size_t plane = (rows + halo) * width;
+    const size_t span = (rows - 1) * width + ow;
+    /* Offsets are u32; a plane this large has no business in a band. */
+    if ((uint64_t)cin * plane > UINT32_MAX / 2) return;
+    f->band_width = width;
+    f->band_plane = plane;
+    /* Wide rows an odd number of cache lines apart: the kernels write every
+     * run's rows at one position, which a power-of-two stride would crowd
+     * into a few L1 sets (VGG-16's 512 rows of 256 bytes ran 15 % slower). */
+    size_t lines = (span * element + 63) / 64;
+    if (lines % 2 == 0) lines++;
+    f->band_out_stride = lines * 64 / element;
+    f->tile_pixels = rows * ow;
+    f->tiles = (oh + rows - 1) / rows;
+    /* The band (and a vector's slack: a tail may load past the last wide
+     * position), then every output channel's wide rows. */
+    const size_t elements = crisp_fast_band_elements(p, f) + p->output_channels * f->band_out_stride;
+    f->scratch_floats = (elements * element + sizeof(float) - 1) / sizeof(float);
+}
+
+size_t crisp_fast_band_elements(const crisp_conv2d_params *p, const crisp_fast_plan *f) {
+    return round_up(p->input_channels * f->band_plane + 64, 64);
+}
+
+/* Each kept column's offset in the band of op's plan (conv geometry p; the
+ * sparse runs' columns, or a dense int8 conv's 0 .. K-1). NULL (the im2col
+ * path then) when memory or the model's limit has no room for it. */
+static uint32_t *band_offsets(crisp_model *m, const crisp_op *op) {
+    const crisp_fast_plan *f = &op->fast;
+    const int dense = f->path == CRISP_FAST_QS8_GEMM;
+    const crisp_conv2d_params *p = f->path == CRISP_FAST_SPMM ? &op->k.conv : &op->k.qconv.conv;
+    const crisp_sparse_weights *s = &op->packed.sparse;
+    const uint32_t *column = dense ? op->packed.panel_column : s->entry_column;
+    const size_t entries = dense ? f->k : s->segment_entry[s->run_segment[s->run_count]];
+    const uint64_t bytes = (uint64_t)(entries ? entries : 1) * sizeof(uint32_t);
+    if (bytes > m->max_memory_bytes || m->resident_bytes > m->max_memory_bytes - bytes) return NULL;
+    uint32_t *out = malloc((size_t)bytes);
+    if (out == NULL) return NULL;
+    if (crisp_limits_charge(m, bytes, "band offsets") != CRISP_OK) { /* checked above */
+        free(out);
+        return NULL;
+    }
+    m->packed_bytes += bytes;
+    const size_t cin = p->input_channels, kw = p->kernel_width;
+    for (size_t e = 0; e < entries; e++) {
+        const size_t col = column[e], tap = col / cin, ci = col % cin;
+        out[e] = (uint32_t)(ci * f->band_plane +
+                            (tap / kw) * p->dilation_height * f->band_width +
+                            (tap % kw) * p->dilation_width);
+    }
+    return out;
+}
+
+/* Executed MACs over dense MACs of a hybrid conv run sparse: its kept
+ * weights, or its filled runs' weights, zeros included. */
+static double executed_density(const crisp_model *m, const crisp_op *op) {
+    if (op->macs == 0) return 1.0;
+    if (op->packed.filled_weights == 0) return (double)op->effective_macs / (double)op->macs;
+    const crisp_hybrid *h = &m->tensors[op->weight].hybrid;
+    return (double)op->packed.filled_weights / ((double)h->rows * h->cols);
+}
+
+/* The plan; `bands` 0 keeps stride-1 hybrid convs on im2col tiles. */
+static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
+                               const crisp_f32_kernels *k, int bands) {
     crisp_fast_plan f;
     memset(&f, 0, sizeof f);
-    if (k != NULL && op->dtype == CRISP_DTYPE_I8) return crisp_fast_plan_qs8(m, op);
+    if (k != NULL && op->dtype == CRISP_DTYPE_I8) return crisp_fast_plan_qs8(m, op, bands);
     if (k == NULL || op->dtype != CRISP_DTYPE_F32) return f;
     if (op->kind == CRISP_OP_MAX_POOL2D) {
         const crisp_conv2d_params c = pool_as_conv(&op->k.pool);
@@ -200,13 +330,26 @@ crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
     /* The tile, then an expanded layer's panel of MR rows (expanded_panel). */
     f.scratch_floats = f.direct ? 0 : round_up(f.k * f.tile_pixels, 16);
     if (crisp_op_expanded(op)) f.scratch_floats += k->gemm_mr * f.k;
+    if (bands && f.path == CRISP_FAST_SPMM && !f.direct &&
+        crisp_fast_band_wanted(p, op->packed.sparse.run_count, executed_density(m, op)))
+        crisp_fast_plan_band(p, TILE_BUDGET_FLOATS, sizeof(float), k->spmm_nr / 4, &f);
     return f;
+}
+
+crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
+                                   const crisp_f32_kernels *k) {
+    return plan_op(m, op, k, 1);
 }
 
 void crisp_fast_plan_model(crisp_model *m) {
     const crisp_f32_kernels *k = crisp_f32_kernels_best();
     for (uint32_t i = 0; i < m->op_count; i++) {
-        m->ops[i].fast = crisp_fast_plan_op(m, &m->ops[i], k);
+        crisp_op *op = &m->ops[i];
+        op->fast = crisp_fast_plan_op(m, op, k);
+        if (op->fast.band_plane > 0) {
+            op->fast.band_offset = band_offsets(m, op);
+            if (op->fast.band_offset == NULL) op->fast = plan_op(m, op, k, 0); /* im2col */
+        }
         if (m->ops[i].fast.scratch_floats > m->scratch_floats)
             m->scratch_floats = m->ops[i].fast.scratch_floats;
     }
@@ -384,6 +527,63 @@ static const float *panel_rows(const crisp_f32_kernels *k, const crisp_model *m,
     return panel;
 }
 
+/* The band of output rows [oy0, oy0 + rows) (above, "Bands"): per input
+ * channel, rows + dh (kh - 1) padded input rows of band_width floats. */
+static void build_band(const crisp_conv2d_params *p, const crisp_fast_plan *f, const float *x,
+                       float *band, size_t oy0, size_t rows) {
+    const size_t ih = p->input_height, iw = p->input_width, width = f->band_width;
+    const size_t brows = rows + p->dilation_height * (p->kernel_height - 1);
+    const size_t pl = p->padding_left, plane = ih * iw;
+    /* Band columns [lo, hi) hold image columns lo - pl ..; the rest is padding. */
+    const size_t lo = min_size(pl, width), hi = min_size(width, pl + iw);
+    for (size_t ci = 0; ci < p->input_channels; ci++) {
+        float *dst = band + ci * f->band_plane;
+        for (size_t j = 0; j < brows; j++, dst += width) {
+            const ptrdiff_t iy = (ptrdiff_t)(oy0 + j) - (ptrdiff_t)p->padding_top;
+            if (iy < 0 || iy >= (ptrdiff_t)ih || lo >= hi) {
+                fill(dst, width, 0.0f);
+                continue;
+            }
+            fill(dst, lo, 0.0f);
+            copy_floats(dst + lo, x + ci * plane + (size_t)iy * iw + (lo - pl), hi - lo);
+            fill(dst + hi, width - hi, 0.0f);
+        }
+    }
+}
+
+/* Runs [u0, u1) of a banded conv over the tile of whole output rows at pixel
+ * p0 (np pixels): the band (built when `build`), NR wide positions at a time
+ * for every run (chunk-major, as for im2col tiles), then the runs' wide
+ * output rows copied into the output plane without the positions past each
+ * row's end. */
+static void band_tile(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
+                      const float *x, float *y, size_t p0, size_t np, size_t u0, size_t u1,
+                      float *scratch, int build) {
+    const crisp_conv2d_params *p = &op->k.conv;
+    const crisp_fast_plan *f = &op->fast;
+    const crisp_sparse_weights *s = &op->packed.sparse;
+    const size_t ow = p->output_width, pixels = p->output_height * ow, rows = np / ow;
+    const size_t width = f->band_width, stride = f->band_out_stride;
+    const size_t span = (rows - 1) * width + ow, nr = k->spmm_nr;
+    const float *bias = bias_of(m, op);
+    if (build) build_band(p, f, x, scratch, p0 / ow, rows);
+    float *wide = scratch + crisp_fast_band_elements(p, f);
+    const size_t first = s->run_row[u0];
+    for (size_t n0 = 0; n0 < span; n0 += nr)
+        for (size_t unit = u0; unit < u1; unit++) {
+            const size_t row0 = s->run_row[unit];
+            const size_t e0 = s->segment_entry[s->run_segment[unit]];
+            const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
+            k->spmm(s->run_row[unit + 1] - row0, min_size(nr, span - n0), e1 - e0,
+                    f->band_offset + e0, s->weight_f32 + s->run_weight[unit], scratch + n0, 1,
+                    wide + (row0 - first) * stride + n0, stride,
+                    bias != NULL ? bias + row0 : NULL, &p->minmax);
+        }
+    for (size_t r = first; r < s->run_row[u1]; r++)
+        for (size_t oy = 0; oy < rows; oy++)
+            copy_floats(y + r * pixels + p0 + oy * ow, wide + (r - first) * stride + oy * width, ow);
+}
+
 /* Float tiles of the retiled ops start rows on 32-byte boundaries (AVX2
  * loads; half the AVX-512 loads then cross a cache line), int8 tiles on 16. */
 #define RETILE_ALIGN_F32 8
@@ -402,6 +602,14 @@ crisp_fast_tiling crisp_fast_tiling_for(const crisp_op *op, size_t threads) {
     if (threads < 2 || f->direct) return t; /* no patch to share */
     const crisp_conv2d_params *p = f32 ? &op->k.conv : &op->k.qconv.conv;
     const size_t pixels = p->output_height * p->output_width;
+    if (f->band_offset != NULL) { /* tiles of whole output rows, as many as the plan's or more */
+        const size_t oh = p->output_height, n = round_up(f->tiles, threads);
+        const size_t nt = (oh + n - 1) / n * p->output_width;
+        if (nt < f->tile_pixels) t.tile_pixels = nt;
+        t.tiles = (pixels + t.tile_pixels - 1) / t.tile_pixels;
+        t.by_tile = t.tiles >= threads;
+        return t;
+    }
     const size_t align = f32 ? RETILE_ALIGN_F32 : RETILE_ALIGN_I8;
     const size_t n = round_up(f->tiles, threads);
     size_t nt = round_up((pixels + n - 1) / n, align);
@@ -501,6 +709,12 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         const size_t tile = item / f->units, u0 = item % f->units;
         const size_t stop = min_size(end, (tile + 1) * f->units), u1 = u0 + (stop - item);
         const size_t p0 = tile * nt, np = min_size(nt, pixels - p0);
+        if (f->band_offset != NULL) {
+            band_tile(k, m, op, x, y, p0, np, u0, u1, scratch, *held_tile != tile);
+            *held_tile = tile;
+            item = stop;
+            continue;
+        }
         if (!f->direct && *held_tile != tile) {
             im2col(p, x, scratch, p0, np, nt);
             *held_tile = tile;

@@ -33,8 +33,21 @@ size_t crisp_fast_tap_segments(const crisp_conv2d_params *p, size_t ky, size_t k
                                size_t np, crisp_tap_segment *out);
 
 /* int8 ops (src/conv_fast_qs8.c): the plan (path NONE where only the
- * reference kernels apply) and the work items, as below (held_tile too). */
-crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op);
+ * reference kernels apply; `bands` 0: no band, src/conv_fast.c) and the work
+ * items, as below (held_tile too). */
+crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op, int bands);
+
+/* Bands (src/conv_fast.c): whether a conv whose rows run as `runs` sparse
+ * runs or panels, executing `executed` of its dense MACs, may read one
+ * (stride 1, runs of 3 rows or more on average, few enough MACs per copied
+ * element, and CRISP_CONV_IM2COL is not 1); the band geometry, tiles and scratch of plan f
+ * for a tile budget of `budget` elements of `element` bytes (f unchanged when
+ * the band would be too large for u32 offsets); and the elements the band
+ * takes in scratch, vector slack included (the wide output rows follow). */
+int crisp_fast_band_wanted(const crisp_conv2d_params *p, size_t runs, double executed);
+void crisp_fast_plan_band(const crisp_conv2d_params *p, size_t budget, size_t element,
+                          size_t granule, crisp_fast_plan *f);
+size_t crisp_fast_band_elements(const crisp_conv2d_params *p, const crisp_fast_plan *f);
 void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *x, int8_t *y,
                         size_t begin, size_t end, size_t tile_pixels, float *scratch,
                         size_t *held_tile);

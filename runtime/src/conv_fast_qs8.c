@@ -146,7 +146,7 @@ void crisp_qs8_dwconv_quad_masks(const crisp_qs8_dwconv_image *im, uint32_t *qua
     }
 }
 
-crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
+crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op, int bands) {
     const crisp_qs8_kernels *k = crisp_qs8_kernels_best();
     crisp_fast_plan f;
     memset(&f, 0, sizeof f);
@@ -210,6 +210,13 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op) {
     f.tile_pixels = min_size(nt, (pixels + nr - 1) / nr * nr);
     f.tiles = (pixels + f.tile_pixels - 1) / f.tile_pixels;
     f.scratch_floats = f.direct ? 0 : (f.k * f.tile_pixels + 3) / 4;
+    if (bands && !f.direct &&
+        crisp_fast_band_wanted(
+            p, f.path == CRISP_FAST_QS8_GEMM ? f.units : op->packed.sparse.run_count,
+            f.path == CRISP_FAST_QS8_GEMM || op->macs == 0
+                ? 1.0
+                : (double)op->effective_macs / (double)op->macs))
+        crisp_fast_plan_band(p, TILE_BUDGET_BYTES, 1, nr, &f);
     return f;
 }
 
@@ -274,6 +281,68 @@ static void im2col(const crisp_conv2d_params *p, const int8_t *x, int8_t *buf, s
                 }
             }
         }
+}
+
+/* The band of output rows [oy0, oy0 + rows) (src/conv_fast.c, "Bands"): per
+ * input channel, rows + dh (kh - 1) input rows of band_width bytes, padded
+ * with the zero point z. */
+static void build_band(const crisp_conv2d_params *p, const crisp_fast_plan *f, const int8_t *x,
+                       int8_t *band, size_t oy0, size_t rows, int8_t z) {
+    const size_t ih = p->input_height, iw = p->input_width, width = f->band_width;
+    const size_t brows = rows + p->dilation_height * (p->kernel_height - 1);
+    const size_t pl = p->padding_left, plane = ih * iw;
+    /* Band columns [lo, hi) hold image columns lo - pl ..; the rest is padding. */
+    const size_t lo = min_size(pl, width), hi = min_size(width, pl + iw);
+    for (size_t ci = 0; ci < p->input_channels; ci++) {
+        int8_t *dst = band + ci * f->band_plane;
+        for (size_t j = 0; j < brows; j++, dst += width) {
+            const ptrdiff_t iy = (ptrdiff_t)(oy0 + j) - (ptrdiff_t)p->padding_top;
+            if (iy < 0 || iy >= (ptrdiff_t)ih || lo >= hi) {
+                fill_bytes(dst, z, width);
+                continue;
+            }
+            fill_bytes(dst, z, lo);
+            copy_bytes(dst + lo, x + ci * plane + (size_t)iy * iw + (lo - pl), hi - lo);
+            fill_bytes(dst + hi, z, width - hi);
+        }
+    }
+}
+
+/* Runs [u0, u1) (or 4-row panels of a dense conv) over the tile of whole
+ * output rows at pixel p0, from the band (built when `build`): NR wide
+ * positions at a time, then the wide output rows copied into the output
+ * plane without the positions past each row's end (src/conv_fast.c). */
+static void band_tile(const crisp_qs8_kernels *k, const crisp_op *op, const int8_t *x,
+                      int8_t *y, size_t p0, size_t np, size_t u0, size_t u1, int8_t *scratch,
+                      int build) {
+    const crisp_conv2d_params *p = &op->k.qconv.conv;
+    const crisp_qs8_requant *q = &op->k.qconv.q;
+    const crisp_fast_plan *f = &op->fast;
+    const crisp_sparse_weights *s = &op->packed.sparse;
+    const int dense = f->path == CRISP_FAST_QS8_GEMM;
+    const size_t ow = p->output_width, pixels = p->output_height * ow, rows = np / ow;
+    const size_t width = f->band_width, stride = f->band_out_stride;
+    const size_t span = (rows - 1) * width + ow, nr = k->spmm_nr, k4 = (f->k + 3) / 4 * 4;
+    if (build) build_band(p, f, x, scratch, p0 / ow, rows, (int8_t)q->input_zero_point);
+    int8_t *wide = scratch + crisp_fast_band_elements(p, f);
+    const size_t first = dense ? 4 * u0 : s->run_row[u0];
+    const size_t last = dense ? min_size(4 * u1, p->output_channels) : s->run_row[u1];
+    for (size_t n0 = 0; n0 < span; n0 += nr)
+        for (size_t unit = u0; unit < u1; unit++) {
+            const size_t row0 = dense ? 4 * unit : s->run_row[unit];
+            const size_t row1 = dense ? min_size(row0 + 4, p->output_channels) : s->run_row[unit + 1];
+            const size_t e0 = dense ? 0 : s->segment_entry[s->run_segment[unit]];
+            const size_t e1 = dense ? f->k : s->segment_entry[s->run_segment[unit + 1]];
+            const int8_t *w = dense ? op->packed.panel_qs8 + row0 * k4
+                                    : s->weight_qs8 + s->run_weight[unit];
+            crisp_qs8_requant qr = *q;
+            qr.bias += row0, qr.multiplier += row0, qr.weight_sum += row0;
+            k->spmm(row1 - row0, min_size(nr, span - n0), e1 - e0, f->band_offset + e0, w,
+                    scratch + n0, 1, wide + (row0 - first) * stride + n0, stride, &qr);
+        }
+    for (size_t r = first; r < last; r++)
+        for (size_t oy = 0; oy < rows; oy++)
+            copy_bytes(y + r * pixels + p0 + oy * ow, wide + (r - first) * stride + oy * width, ow);
 }
 
 void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *x, int8_t *y,
@@ -372,6 +441,12 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
         const size_t t = item / f->units, u0 = item % f->units;
         const size_t stop = min_size(end, (t + 1) * f->units), u1 = u0 + (stop - item);
         const size_t p0 = t * nt, np = min_size(nt, pixels - p0);
+        if (f->band_offset != NULL) {
+            band_tile(k, op, x, y, p0, np, u0, u1, tile, *held_tile != t);
+            *held_tile = t;
+            item = stop;
+            continue;
+        }
         /* With several threads an op is cut into more chunks than it has tiles,
          * and a thread often runs several chunks of one tile: build it once. */
         if (!f->direct && *held_tile != t) {

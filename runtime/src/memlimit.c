@@ -83,8 +83,15 @@ static void describe_scratch(char *buf, size_t size, const crisp_model *m, uint3
     const crisp_op *op = &m->ops[i];
     const crisp_fast_plan *f = &op->fast;
     const char *kind = crisp_op_kind_name(op->kind);
-    if (f->path == CRISP_FAST_GEMM || f->path == CRISP_FAST_SPMM ||
-        f->path == CRISP_FAST_QS8_SPMM || f->path == CRISP_FAST_QS8_GEMM) {
+    if (f->band_offset != NULL) {
+        const crisp_conv2d_params *p = &op->k.conv;
+        snprintf(buf, size,
+                 "op %u (%s): a band of %zu padded input rows x %zu floats x %zu input "
+                 "channels and its wide output rows",
+                 (unsigned)i, kind, f->band_plane / f->band_width, f->band_width,
+                 p->input_channels);
+    } else if (f->path == CRISP_FAST_GEMM || f->path == CRISP_FAST_SPMM ||
+               f->path == CRISP_FAST_QS8_SPMM || f->path == CRISP_FAST_QS8_GEMM) {
         const crisp_conv2d_params *p = &op->k.conv;
         snprintf(buf, size,
                  "op %u (%s): an im2col tile of K = %zu x %zu x %zu (kernel height x width x "

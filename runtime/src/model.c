@@ -26,7 +26,10 @@ void crisp_model_free(crisp_model *m) {
     free(m->owned);
     free(m->values);
     free(m->tensors);
-    for (uint32_t i = 0; m->ops != NULL && i < m->op_count; i++) crisp_packed_free(&m->ops[i].packed);
+    for (uint32_t i = 0; m->ops != NULL && i < m->op_count; i++) {
+        crisp_packed_free(&m->ops[i].packed);
+        free((void *)m->ops[i].fast.band_offset);
+    }
     free(m->ops);
     free(m->label_ids);
     free(m->label_names);

@@ -928,6 +928,15 @@ typedef struct layer {
     mb_hybrid hy;
 } layer;
 
+/* Layers whose optimised runs read a band, compared with the im2col path. */
+static int banded;
+
+static int uses_band(const crisp_model *m) {
+    for (uint32_t i = 0; i < m->op_count; i++)
+        if (m->ops[i].fast.band_offset != NULL) return 1;
+    return 0;
+}
+
 static void run_layer(const layer *L, unsigned *rng, const char *what) {
     const naive_conv *c = &L->c;
     const int oh = L->linear ? 1 : naive_conv_out(c->h, c->kh, c->sh, c->pt + c->pb, c->dh);
@@ -984,6 +993,7 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
             CHECK(0, "%s: load (%s form): %s", what, forms[fi], crisp_last_error());
             continue;
         }
+        const int band = uses_band(m);
         crisp_session *s;
         crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
         CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
@@ -1013,6 +1023,28 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
                       what, forms[fi]);
         }
         crisp_model_free(m);
+        /* A stride-1 conv's sparse runs read a padded band of input rows in place
+         * (src/conv_fast.c, "Bands"): the same sums in the same order as from the
+         * im2col tile, so bitwise its results, at 1 and 3 threads. */
+        if (band) {
+            setenv("CRISP_CONV_IM2COL", "1", 1);
+            const crisp_status loaded = crisp_model_load_buffer(file, size, &m);
+            unsetenv("CRISP_CONV_IM2COL");
+            CHECK(loaded == CRISP_OK, "%s: load (im2col): %s", what, crisp_last_error());
+            for (uint32_t t = 1; loaded == CRISP_OK && t <= 3; t += 2) {
+                const crisp_session_options bo = {t, 0};
+                crisp_session *bs;
+                CHECK(crisp_session_create_with_options(m, &bo, &bs) == CRISP_OK, "%s",
+                      crisp_last_error());
+                CHECK(crisp_session_run(bs, x, nx, got, ny) == CRISP_OK, "%s", crisp_last_error());
+                crisp_session_free(bs);
+                CHECK(memcmp(first, got, ny * 4) == 0,
+                      "%s (%s form, %u threads): band and im2col results differ", what,
+                      forms[fi], (unsigned)t);
+            }
+            if (loaded == CRISP_OK) crisp_model_free(m);
+            banded++;
+        }
     }
     unsetenv("CRISP_HYBRID_FORM");
     free(x), free(want), free(got), free(first);
@@ -1030,6 +1062,31 @@ static void random_geometry(naive_conv *c, unsigned *rng, int max_hw) {
     c->act = check_rand_int(rng, 0, 2);
 }
 
+/* A random hybrid pattern for conv L (its cin rounded up to whole N:M groups). */
+static void random_hybrid(layer *L, unsigned *rng) {
+    naive_conv *c = &L->c;
+    static const uint32_t shapes[][2] = {{16, 16}, {8, 8}, {4, 8}, {5, 12}};
+    static const uint32_t nms[][2] = {{2, 4}, {1, 4}, {4, 4}};
+    const uint32_t *bs = shapes[check_rand(rng) % 4], *p = nms[check_rand(rng) % 3];
+    L->hy = (mb_hybrid){0, 0, bs[0], bs[1], p[0], p[1], 1, 0, 0, 0};
+    /* N:M groups never straddle a tap (docs/format.md). */
+    if (p[0] < p[1]) c->cin = (c->cin + (int)p[1] - 1) / (int)p[1] * (int)p[1];
+    if (p[0] < p[1] && bs[1] % p[1]) L->hy.bc = (bs[1] / p[1] + 1) * p[1];
+    const uint32_t vs[3] = {1, 4, bs[0]};
+    do L->hy.v = vs[check_rand(rng) % 3];
+    while (bs[0] % L->hy.v);
+    const uint32_t K = (uint32_t)(c->kh * c->kw * c->cin);
+    L->hy.kept_per_row = (uint32_t)check_rand_int(rng, 1, (int)((K + L->hy.bc - 1) / L->hy.bc));
+    L->hy.empty_odd_rows = check_rand_int(rng, 0, 4) == 0;
+}
+
+static void conv_name(char *what, size_t size, const layer *L) {
+    const naive_conv *c = &L->c;
+    snprintf(what, size, "%s conv %dx%d s%d,%d d%d,%d p%d,%d,%d,%d %dx%dx%d -> %d",
+             L->hybrid ? "hybrid" : "dense", c->kh, c->kw, c->sh, c->sw, c->dh, c->dw, c->pt,
+             c->pl, c->pb, c->pr, c->cin, c->h, c->w, c->cout);
+}
+
 static void layers(void) {
     unsigned rng = 99;
     char what[160];
@@ -1043,27 +1100,27 @@ static void layers(void) {
         c->cin = check_rand_int(&rng, 1, i % 7 == 0 ? 300 : 40);
         c->cout = check_rand_int(&rng, 1, 70);
         L.hybrid = i % 2;
-        if (L.hybrid) {
-            static const uint32_t shapes[][2] = {{16, 16}, {8, 8}, {4, 8}, {5, 12}};
-            static const uint32_t nms[][2] = {{2, 4}, {1, 4}, {4, 4}};
-            const uint32_t *bs = shapes[check_rand(&rng) % 4], *p = nms[check_rand(&rng) % 3];
-            L.hy = (mb_hybrid){0, 0, bs[0], bs[1], p[0], p[1], 1, 0, 0, 0};
-            /* N:M groups never straddle a tap (docs/format.md). */
-            if (p[0] < p[1]) c->cin = (c->cin + (int)p[1] - 1) / (int)p[1] * (int)p[1];
-            if (p[0] < p[1] && bs[1] % p[1]) L.hy.bc = (bs[1] / p[1] + 1) * p[1];
-            const uint32_t vs[3] = {1, 4, bs[0]};
-            do L.hy.v = vs[check_rand(&rng) % 3];
-            while (bs[0] % L.hy.v);
-            const uint32_t K = (uint32_t)(c->kh * c->kw * c->cin);
-            L.hy.kept_per_row =
-                (uint32_t)check_rand_int(&rng, 1, (int)((K + L.hy.bc - 1) / L.hy.bc));
-            L.hy.empty_odd_rows = check_rand_int(&rng, 0, 4) == 0;
-        }
-        snprintf(what, sizeof what, "%s conv %dx%d s%d,%d d%d,%d p%d,%d,%d,%d %dx%dx%d -> %d",
-                 L.hybrid ? "hybrid" : "dense", c->kh, c->kw, c->sh, c->sw, c->dh, c->dw, c->pt,
-                 c->pl, c->pb, c->pr, c->cin, c->h, c->w, c->cout);
+        if (L.hybrid) random_hybrid(&L, &rng);
+        conv_name(what, sizeof what, &L);
         run_layer(&L, &rng, what);
     }
+    /* Hybrid, stride 1: the band path (src/conv_fast.c), against the reference
+     * and bitwise against the im2col path; planes and channel counts that cut
+     * the band into several tiles (and more at 3 threads). */
+    for (int i = 0; i < 16; i++) {
+        layer L;
+        memset(&L, 0, sizeof L);
+        naive_conv *c = &L.c;
+        random_geometry(c, &rng, i % 2 == 0 ? 60 : 16);
+        c->sh = c->sw = c->groups = 1;
+        c->cin = check_rand_int(&rng, 1, i % 3 == 0 ? 300 : 40);
+        c->cout = check_rand_int(&rng, 1, 70);
+        L.hybrid = 1;
+        random_hybrid(&L, &rng);
+        conv_name(what, sizeof what, &L);
+        run_layer(&L, &rng, what);
+    }
+    CHECK(banded >= 16, "only %d layers compared with the im2col path", banded);
     for (int i = 0; i < 20; i++) { /* linear, dense and hybrid */
         layer L;
         memset(&L, 0, sizeof L);
@@ -1104,6 +1161,7 @@ static void layers(void) {
  * depthwise convs of MobileNet's kind (stride 1 or 2, windows up to 4 wide,
  * read in place) on planes copied between margins (<= 1024 bytes) or not. */
 static void qs8_layers(void) {
+    int qs8_banded = 0;
     unsigned rng = 1616;
     static const float out_scales[3] = {0.5f, 0.05f, 0.002f};
     for (int i = 0; i < 90; i++) {
@@ -1119,6 +1177,8 @@ static void qs8_layers(void) {
             c.cin = gemv ? check_rand_int(&rng, 1, 2100) : 4 * check_rand_int(&rng, 1, 200);
         } else {
             random_geometry(&c, &rng, i % 4 == 0 ? 60 : 20);
+            /* Two thirds at stride 1: hybrid and dense convs read bands (src/conv_fast.c). */
+            if (i % 3 != 0) c.sh = c.sw = 1;
             if (i % 5 == 0 && !mobile) c.kh = c.kw = c.sh = c.sw = 1, c.pt = c.pl = c.pb = c.pr = 0;
             c.cin = 4 * check_rand_int(&rng, 1, i % 7 == 0 ? 64 : 12);
         }
@@ -1135,6 +1195,11 @@ static void qs8_layers(void) {
         c.groups = 1;
         c.act = check_rand_int(&rng, 0, 2);
         c.cout = check_rand_int(&rng, 1, 70);
+        /* Stride-1 convs with room for a band: kh kw Cin >= 2 (Cin + Cout). */
+        if (!linear && !mobile && !depthwise && i % 5 != 0 && i % 3 != 0) {
+            if (c.kh * c.kw < 4) c.kh = 3, c.kw = 2, c.h += 2 * c.dh, c.w += c.dw;
+            c.cout = check_rand_int(&rng, 1, c.cin);
+        }
         if (depthwise) c.cout = c.groups = c.cin;
         /* 1x1 convs end in a residual ADD of their input (an int8 ADD op). */
         const int residual = !linear && !mobile && i % 5 == 0;
@@ -1219,6 +1284,7 @@ static void qs8_layers(void) {
                 CHECK(0, "%s: load: %s", what, crisp_last_error());
                 continue;
             }
+            qs8_banded += uses_band(m);
             crisp_session *s;
             crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
             CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
@@ -1244,6 +1310,7 @@ static void qs8_layers(void) {
         free(x), free(want), free(got);
         free(file), free(wbytes), free(expanded), free(scales);
     }
+    CHECK(qs8_banded >= 8, "only %d int8 convs read a band", qs8_banded);
 }
 
 /* Max pooling layers, optimised session vs reference session: bitwise equal

@@ -8,7 +8,9 @@
  *
  * --cpu-time times the process's CPU time instead of the wall clock: on a
  * shared machine other processes' time slices then do not count (use it with
- * one thread: with more it sums the threads). --quick is the ctest smoke run. */
+ * one thread: with more it sums the threads). --quick is the ctest smoke run.
+ * A FORM ending in "/im2col" loads with CRISP_CONV_IM2COL=1: stride-1 hybrid
+ * convs then read im2col tiles instead of bands (src/conv_fast.c, "Bands"). */
 #define _POSIX_C_SOURCE 200809L
 #include <math.h>
 #include <stdio.h>
@@ -31,7 +33,8 @@ static double now(void) {
 
 #define USAGE                                                                               \
     "usage: crisp-form-ab MODEL.crisp FORM,FORM[,...] [--threads N] [--runs N] [--cpu-time]\n" \
-    "  FORM: auto, sparse, filled or dense (CRISP_HYBRID_FORM); --runs default 30\n"
+    "  FORM: auto, sparse, filled or dense (CRISP_HYBRID_FORM), optionally followed by\n" \
+    "  /im2col (CRISP_CONV_IM2COL=1); --runs default 30\n"
 
 static int fail(const char *what) {
     fprintf(stderr, "crisp-form-ab: %s: %s\n", what, crisp_last_error());
@@ -76,8 +79,22 @@ int main(int argc, char **argv) {
     double *t[MAX_FORMS] = {NULL};
     crisp_model_info info;
     for (int i = 0; i < count; i++) {
-        setenv("CRISP_HYBRID_FORM", forms[i], 1);
-        if (crisp_model_load_file(path, &m[i]) != CRISP_OK) return fail(path);
+        char form[64];
+        snprintf(form, sizeof form, "%s", forms[i]);
+        char *slash = strchr(form, '/');
+        if (slash != NULL) {
+            if (strcmp(slash, "/im2col") != 0) {
+                fprintf(stderr, "crisp-form-ab: form '%s': only /im2col may follow a form\n" USAGE,
+                        forms[i]);
+                return 2;
+            }
+            *slash = '\0';
+            setenv("CRISP_CONV_IM2COL", "1", 1);
+        }
+        setenv("CRISP_HYBRID_FORM", form, 1);
+        const crisp_status loaded = crisp_model_load_file(path, &m[i]);
+        unsetenv("CRISP_CONV_IM2COL");
+        if (loaded != CRISP_OK) return fail(path);
         const crisp_session_options o = {threads, 0};
         if (crisp_session_create_with_options(m[i], &o, &s[i]) != CRISP_OK) return fail(forms[i]);
     }
@@ -115,7 +132,7 @@ int main(int argc, char **argv) {
         if (i == 0) first = median;
         double diff = 0;
         for (size_t j = 0; j < ny; j++) diff = fmax(diff, fabs((double)y[i][j] - y[0][j]));
-        printf("  %-7s median %9.3f ms  p90 %9.3f ms  %.3fx %s  max |y - y(%s)| %.3g\n",
+        printf("  %-14s median %9.3f ms  p90 %9.3f ms  %.3fx %s  max |y - y(%s)| %.3g\n",
                forms[i], median, p90, median / first, forms[0], forms[0], diff);
     }
     for (int i = 0; i < count; i++) {
