@@ -6,7 +6,10 @@
  * (hybrid) sweeps it in NR-pixel calls while its weights stay in L1. A hybrid
  * layer run dense expands each panel from the file into scratch first
  * (src/expand.h). A 1x1 stride-1 unpadded conv needs no copy: its input
- * already is that matrix. Outputs land directly in the CHW output plane. */
+ * already is that matrix. Outputs land directly in the CHW output plane,
+ * except from a band ("Bands" below; runtime/README.md, "Optimised
+ * kernels"), which stride-1 sparse convs read instead of a patch matrix
+ * where that pays. */
 #include "conv_fast.h"
 
 #include <math.h>
@@ -132,10 +135,12 @@ static size_t dw_in_place_floats(const crisp_conv2d_params *p) {
 
 /* Bands. A stride-1 conv's im2col tile holds every input element kh x kw
  * times; at 90 % sparsity building it took as long as the products over it.
- * A hybrid conv with stride 1 instead copies, per tile of whole output rows,
+ * A hybrid conv with stride 1 (float or int8; or a dense int8 conv, run as
+ * panels of the sparse-run kernels) instead copies, per tile of whole output rows,
  * the input rows those outputs read, once each, padded: a band of
- * band_width = ow + dw (kw - 1) floats per row (left and right padding
- * included) and rows + dh (kh - 1) rows per input channel. Output pixel (oy,
+ * band_width = ow + dw (kw - 1) elements per row (left and right padding
+ * included; int8 pads with the zero point) and rows + dh (kh - 1) rows per
+ * input channel. Output pixel (oy,
  * ox) of the tile is then "wide" position (oy - oy0) band_width + ox, and
  * kept column (ky, kx, ci) one fixed offset from it (band_offset), so the
  * unchanged sparse-run microkernels read the band in place with b_stride 1
