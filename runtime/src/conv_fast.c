@@ -190,8 +190,12 @@ void crisp_fast_plan_band(const crisp_conv2d_params *p, size_t budget, size_t el
      * multiple pays for a nearly empty one (VGG-16's 28 x 28 int8 convs in
      * 7-row tiles: 208 positions in four 64-byte vectors). */
     const size_t fixed = cin * halo * width;
-    size_t most = budget > fixed ? (budget - fixed) / ((cin + cout) * width) : 1;
-    if (most < 1) most = 1;
+    /* Wide planes (dilated or wide windows on small images) compute more
+     * positions past the rows' ends than outputs, and a band whose halo
+     * alone fills the budget copies more than the im2col tile it replaces
+     * (DeepLab's 3 x 3 convs dilated 12 on 33 x 33: 4.8x): those keep it. */
+    if (2 * width > 3 * ow || fixed + (cin + cout) * width > budget) return;
+    size_t most = (budget - fixed) / ((cin + cout) * width);
     if (most > oh) most = oh;
     size_t rows = most, best = SIZE_MAX;
     for (size_t r = most; r >= 1; r--) {
@@ -214,8 +218,9 @@ void crisp_fast_plan_band(const crisp_conv2d_params *p, size_t budget, size_t el
     f->band_out_stride = lines * 64 / element;
     f->tile_pixels = rows * ow;
     f->tiles = (oh + rows - 1) / rows;
-    /* The band (and a vector's slack: a tail may load past the last wide
-     * position), then every output channel's wide rows. */
+    /* The band (and slack for a kernel that would load a whole vector past
+     * the last wide position; none does today), then every output
+     * channel's wide rows. */
     const size_t elements = crisp_fast_band_elements(p, f) + p->output_channels * f->band_out_stride;
     f->scratch_floats = (elements * element + sizeof(float) - 1) / sizeof(float);
 }
@@ -343,14 +348,14 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
 
 crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
                                    const crisp_f32_kernels *k) {
-    return plan_op(m, op, k, 1);
+    return plan_op(m, op, k, 0);
 }
 
 void crisp_fast_plan_model(crisp_model *m) {
     const crisp_f32_kernels *k = crisp_f32_kernels_best();
     for (uint32_t i = 0; i < m->op_count; i++) {
         crisp_op *op = &m->ops[i];
-        op->fast = crisp_fast_plan_op(m, op, k);
+        op->fast = plan_op(m, op, k, 1);
         if (op->fast.band_plane > 0) {
             op->fast.band_offset = band_offsets(m, op);
             if (op->fast.band_offset == NULL) op->fast = plan_op(m, op, k, 0); /* im2col */

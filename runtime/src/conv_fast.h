@@ -7,7 +7,9 @@
 #include "kernels/ukernels.h"
 #include "model.h"
 
-/* The plan of op `op` for kernels k (path NONE when no fast kernel applies). */
+/* The plan of op `op` for kernels k (path NONE when no fast kernel applies),
+ * without bands: a band needs its offsets, which crisp_fast_plan_model
+ * allocates with the plan. */
 crisp_fast_plan crisp_fast_plan_op(const crisp_model *m, const crisp_op *op,
                                    const crisp_f32_kernels *k);
 
@@ -41,9 +43,11 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op, in
  * runs or panels, executing `executed` of its dense MACs, may read one
  * (stride 1, runs of 3 rows or more on average, few enough MACs per copied
  * element, and CRISP_CONV_IM2COL is not 1); the band geometry, tiles and scratch of plan f
- * for a tile budget of `budget` elements of `element` bytes (f unchanged when
- * the band would be too large for u32 offsets); and the elements the band
- * takes in scratch, vector slack included (the wide output rows follow). */
+ * for a tile budget of `budget` elements of `element` bytes and kernels that
+ * sweep `granule` positions per vector (f unchanged when one row's band and
+ * wide rows exceed the budget, the rows are more than half wider than the
+ * output, or offsets would not fit u32); and the elements the band takes in
+ * scratch, slack included (the wide output rows follow). */
 int crisp_fast_band_wanted(const crisp_conv2d_params *p, size_t runs, double executed);
 void crisp_fast_plan_band(const crisp_conv2d_params *p, size_t budget, size_t element,
                           size_t granule, crisp_fast_plan *f);
@@ -65,7 +69,10 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
  * 3 x 3 convs on 14 x 14 and 7 x 7 planes scaled 1.3x from 1 to 2 threads).
  * Such an op gets a tile count that is a multiple of `threads`, in tiles of
  * about equal size (smaller than the plan's, so scratch suffices), and its
- * chunks fall on tile boundaries (`by_tile`): each patch is built once. */
+ * chunks fall on tile boundaries (`by_tile`): each patch is built once. A
+ * band conv's tiles are whole output rows: ceil(oh / n) rows for n that
+ * multiple, so it may get fewer tiles (oh = 5 at 4 threads: 3) and then its
+ * threads share tiles, each building the band of the tiles it runs. */
 typedef struct crisp_fast_tiling {
     size_t tile_pixels, tiles;
     int by_tile;

@@ -86,7 +86,7 @@ static void describe_scratch(char *buf, size_t size, const crisp_model *m, uint3
     if (f->band_offset != NULL) {
         const crisp_conv2d_params *p = &op->k.conv;
         snprintf(buf, size,
-                 "op %u (%s): a band of %zu padded input rows x %zu floats x %zu input "
+                 "op %u (%s): a band of %zu padded input rows x %zu elements x %zu input "
                  "channels and its wide output rows",
                  (unsigned)i, kind, f->band_plane / f->band_width, f->band_width,
                  p->input_channels);

@@ -98,17 +98,19 @@ typedef struct crisp_fast_plan {
     int direct;            /* 1x1, stride 1, no padding: the input is the B operand */
     size_t units;          /* row panels (GEMM, GEMV, QS8_GEMV), runs (SPMM, QS8_SPMV), channels (DWCONV, MAXPOOL) */
     size_t tiles;          /* pixel tiles; work item = tile * units + unit */
-    size_t tile_pixels;    /* pixels per tile (a multiple of the kernel's NR) */
+    size_t tile_pixels;    /* pixels per tile (a multiple of the kernel's NR; with a band,
+                              whole output rows) */
     size_t k;              /* rows of the B operand: kh * kw * Cin */
-    size_t scratch_floats; /* per thread: the im2col tile or the padded phases */
+    size_t scratch_floats; /* per thread: the im2col tile, the band and its wide output
+                              rows, or the padded phases */
     /* A stride-1 hybrid conv reading a padded band of input rows in place instead of an
      * im2col tile (src/conv_fast.c, "Bands"); band_offset NULL otherwise. Its tiles are
      * whole output rows. */
     const uint32_t *band_offset; /* [entries]: each kept column's offset in the band,
                                     ci * band_plane + ky * dh * band_width + kx * dw; owned */
-    size_t band_width;           /* floats per band row: output width + dw * (kw - 1) */
-    size_t band_plane;           /* floats per input channel: rows of the largest tile's band */
-    size_t band_out_stride;      /* floats per output channel in the wide output buffer */
+    size_t band_width;           /* elements (float or int8) per band row: ow + dw (kw - 1) */
+    size_t band_plane;           /* elements per input channel: rows of the largest tile's band */
+    size_t band_out_stride;      /* elements per output channel in the wide output buffer */
 } crisp_fast_plan;
 
 typedef struct crisp_op {

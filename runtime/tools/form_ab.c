@@ -78,6 +78,9 @@ int main(int argc, char **argv) {
     float *y[MAX_FORMS] = {NULL};
     double *t[MAX_FORMS] = {NULL};
     crisp_model_info info;
+    char im2col_env[16] = "";
+    if (getenv("CRISP_CONV_IM2COL") != NULL)
+        snprintf(im2col_env, sizeof im2col_env, "%s", getenv("CRISP_CONV_IM2COL"));
     for (int i = 0; i < count; i++) {
         char form[64];
         snprintf(form, sizeof form, "%s", forms[i]);
@@ -93,7 +96,10 @@ int main(int argc, char **argv) {
         }
         setenv("CRISP_HYBRID_FORM", form, 1);
         const crisp_status loaded = crisp_model_load_file(path, &m[i]);
-        unsetenv("CRISP_CONV_IM2COL");
+        if (slash != NULL) { /* as the caller's environment had it */
+            if (im2col_env[0] != '\0') setenv("CRISP_CONV_IM2COL", im2col_env, 1);
+            else unsetenv("CRISP_CONV_IM2COL");
+        }
         if (loaded != CRISP_OK) return fail(path);
         const crisp_session_options o = {threads, 0};
         if (crisp_session_create_with_options(m[i], &o, &s[i]) != CRISP_OK) return fail(forms[i]);
