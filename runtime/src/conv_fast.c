@@ -149,8 +149,9 @@ static size_t dw_in_place_floats(const crisp_conv2d_params *p) {
  * dropped when its rows are copied into the output plane. Each output is the
  * same sum in the same order as from the im2col tile: results are bitwise
  * those of the im2col path (tests/test_fast.c compares them). */
-int crisp_fast_band_wanted(const crisp_conv2d_params *p, size_t runs, double executed) {
-    if (p->stride_height != 1 || p->stride_width != 1) return 0;
+int crisp_fast_band_wanted(const crisp_conv2d_params *p, size_t runs, double executed,
+                           int int8) {
+    if (p->stride_height != 1 || p->stride_width != 1 || runs == 0) return 0;
     /* The copy the band saves is K elements per output pixel; the kernels'
      * work, executed MACs per pixel = Cout x the executed density, and it is
      * what the unaligned reads (below) slow down. Measured per layer on
@@ -158,16 +159,20 @@ int crisp_fast_band_wanted(const crisp_conv2d_params *p, size_t runs, double exe
      * executed MACs per copied element) every 3 x 3 conv took 0.58-0.75x its
      * im2col time; at 75 % in filled runs (32 to 256) 0.89-0.94x at 32, 1.08x
      * at 64, 1.38x at 256. */
-    if ((double)p->output_channels * executed > 56.0) return 0;
+    const double per_element = (double)p->output_channels * executed;
+    if (per_element > 56.0) return 0;
     /* Band reads are unaligned (each tap kx is one float or byte further):
      * a run of one row, whose kernel does a B load per FMA or dot product,
      * then splits most of its loads across cache lines. Measured on the
      * Sapphire Rapids VM: 1.17x the aligned time for runs of 4 rows, 1.6x for
      * lone rows (float, B in L2); int8 per-row ResNet-50 @90 % lost 40 % on
-     * its 7 x 7 convs and VGG-16 @90 % 3 % overall. Runs of at least three
+     * its 7 x 7 convs and VGG-16 @90 % 3 % overall. So runs of at least three
      * rows on average (row-shared N:M, filled runs and dense panels, their
-     * partial last runs included) only. */
-    if (runs == 0 || p->output_channels < 3 * runs) return 0;
+     * partial last runs included), and int8 lone rows only where the copy
+     * weighs most, at most 30 executed MACs per copied element (int8 per-row
+     * ResNet-50 @90 % 0.93-0.94x, VGG-16 0.99-1.00x; at most 16: 0.95-0.97x
+     * and 0.98x; float lone rows unmeasured, so left out). */
+    if (p->output_channels < 3 * runs && !(int8 && per_element <= 30.0)) return 0;
     const char *env = getenv("CRISP_CONV_IM2COL"); /* 1: the im2col path, to compare */
     return env == NULL || strcmp(env, "1") != 0;
 }
@@ -341,7 +346,7 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
     f.scratch_floats = f.direct ? 0 : round_up(f.k * f.tile_pixels, 16);
     if (crisp_op_expanded(op)) f.scratch_floats += k->gemm_mr * f.k;
     if (bands && f.path == CRISP_FAST_SPMM && !f.direct &&
-        crisp_fast_band_wanted(p, op->packed.sparse.run_count, executed_density(m, op)))
+        crisp_fast_band_wanted(p, op->packed.sparse.run_count, executed_density(m, op), 0))
         crisp_fast_plan_band(p, TILE_BUDGET_FLOATS, sizeof(float), k->spmm_nr / 4, &f);
     return f;
 }
