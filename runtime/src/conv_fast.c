@@ -542,6 +542,27 @@ static const float *panel_rows(const crisp_f32_kernels *k, const crisp_model *m,
     return panel;
 }
 
+/* Runs [u0, u1) over n B columns, NR at a time, every run per chunk
+ * (chunk-major: consecutive runs share a block-row's blocks while they are in
+ * L1): B row of kept column e at b + column[e] * b_stride, run rows written
+ * from c (the first run's first row) c_stride apart. */
+static void sweep_runs(const crisp_f32_kernels *k, const crisp_sparse_weights *s, size_t u0,
+                       size_t u1, size_t n, const uint32_t *column, const float *b,
+                       size_t b_stride, float *c, size_t c_stride, const float *bias,
+                       const crisp_minmax_params *minmax) {
+    const size_t first = s->run_row[u0], nr = k->spmm_nr;
+    for (size_t n0 = 0; n0 < n; n0 += nr)
+        for (size_t unit = u0; unit < u1; unit++) {
+            const size_t row0 = s->run_row[unit];
+            const size_t e0 = s->segment_entry[s->run_segment[unit]];
+            const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
+            k->spmm(s->run_row[unit + 1] - row0, min_size(nr, n - n0), e1 - e0, column + e0,
+                    s->weight_f32 + s->run_weight[unit], b + n0, b_stride,
+                    c + (row0 - first) * c_stride + n0, c_stride,
+                    bias != NULL ? bias + row0 : NULL, minmax);
+        }
+}
+
 /* The band of output rows [oy0, oy0 + rows) (above, "Bands"): per input
  * channel, rows + dh (kh - 1) padded input rows of band_width floats. */
 static void build_band(const crisp_conv2d_params *p, const crisp_fast_plan *f, const float *x,
@@ -579,21 +600,11 @@ static void band_tile(const crisp_f32_kernels *k, const crisp_model *m, const cr
     const crisp_sparse_weights *s = &op->packed.sparse;
     const size_t ow = p->output_width, pixels = p->output_height * ow, rows = np / ow;
     const size_t width = f->band_width, stride = f->band_out_stride;
-    const size_t span = (rows - 1) * width + ow, nr = k->spmm_nr;
-    const float *bias = bias_of(m, op);
+    const size_t span = (rows - 1) * width + ow, first = s->run_row[u0];
     if (build) build_band(p, f, x, scratch, p0 / ow, rows);
     float *wide = scratch + crisp_fast_band_elements(p, f);
-    const size_t first = s->run_row[u0];
-    for (size_t n0 = 0; n0 < span; n0 += nr)
-        for (size_t unit = u0; unit < u1; unit++) {
-            const size_t row0 = s->run_row[unit];
-            const size_t e0 = s->segment_entry[s->run_segment[unit]];
-            const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
-            k->spmm(s->run_row[unit + 1] - row0, min_size(nr, span - n0), e1 - e0,
-                    f->band_offset + e0, s->weight_f32 + s->run_weight[unit], scratch + n0, 1,
-                    wide + (row0 - first) * stride + n0, stride,
-                    bias != NULL ? bias + row0 : NULL, &p->minmax);
-        }
+    sweep_runs(k, s, u0, u1, span, f->band_offset, scratch, 1, wide, stride, bias_of(m, op),
+               &p->minmax);
     for (size_t r = first; r < s->run_row[u1]; r++)
         for (size_t oy = 0; oy < rows; oy++)
             copy_floats(y + r * pixels + p0 + oy * ow, wide + (r - first) * stride + oy * width, ow);
@@ -750,20 +761,9 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                             minmax);
             }
         } else {
-            /* Chunk-major: for one NR-pixel chunk every run of the tile reads
-             * its kept columns; consecutive runs share a block-row's blocks. */
             const crisp_sparse_weights *s = &op->packed.sparse;
-            const size_t nr = k->spmm_nr;
-            for (size_t n0 = 0; n0 < np; n0 += nr)
-                for (size_t unit = u0; unit < u1; unit++) {
-                    const size_t row0 = s->run_row[unit];
-                    const size_t e0 = s->segment_entry[s->run_segment[unit]];
-                    const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
-                    k->spmm(s->run_row[unit + 1] - row0, min_size(nr, np - n0), e1 - e0,
-                            s->entry_column + e0, s->weight_f32 + s->run_weight[unit], b + n0,
-                            b_stride, y + row0 * pixels + p0 + n0, pixels,
-                            bias != NULL ? bias + row0 : NULL, minmax);
-                }
+            sweep_runs(k, s, u0, u1, np, s->entry_column, b, b_stride,
+                       y + s->run_row[u0] * pixels + p0, pixels, bias, minmax);
         }
         item = stop;
     }

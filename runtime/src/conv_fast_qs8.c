@@ -284,6 +284,45 @@ static void im2col(const crisp_conv2d_params *p, const int8_t *x, int8_t *buf, s
         }
 }
 
+/* Units [u0, u1) of a conv tile over n B columns, NR at a time: B row of
+ * kept column e at b + column[e] * b_stride, the units' rows written from c
+ * (the first unit's first row) c_stride apart. Dense 4-row panels go
+ * panel-major (a panel's weights stay in L1 while it sweeps the tile),
+ * sparse runs chunk-major as the float path (consecutive runs share a
+ * block-row's kept columns while they are in L1). */
+static void sweep(const crisp_qs8_kernels *k, const crisp_op *op, size_t u0, size_t u1,
+                  size_t n, const uint32_t *column, const int8_t *b, size_t b_stride, int8_t *c,
+                  size_t c_stride) {
+    const crisp_qs8_requant *q = &op->k.qconv.q;
+    const size_t nr = k->spmm_nr, cout = op->k.qconv.conv.output_channels;
+    if (op->fast.path == CRISP_FAST_QS8_GEMM) {
+        const size_t k4 = (op->fast.k + 3) / 4 * 4;
+        for (size_t unit = u0; unit < u1; unit++) {
+            const size_t row0 = 4 * unit, rows = min_size(4, cout - row0);
+            crisp_qs8_requant qr = *q;
+            qr.bias += row0, qr.multiplier += row0, qr.weight_sum += row0;
+            for (size_t n0 = 0; n0 < n; n0 += nr)
+                k->spmm(rows, min_size(nr, n - n0), op->fast.k, column,
+                        op->packed.panel_qs8 + row0 * k4, b + n0, b_stride,
+                        c + (row0 - 4 * u0) * c_stride + n0, c_stride, &qr);
+        }
+        return;
+    }
+    const crisp_sparse_weights *s = &op->packed.sparse;
+    const size_t first = s->run_row[u0];
+    for (size_t n0 = 0; n0 < n; n0 += nr)
+        for (size_t unit = u0; unit < u1; unit++) {
+            const size_t row0 = s->run_row[unit];
+            const size_t e0 = s->segment_entry[s->run_segment[unit]];
+            const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
+            crisp_qs8_requant qr = *q;
+            qr.bias += row0, qr.multiplier += row0, qr.weight_sum += row0;
+            k->spmm(s->run_row[unit + 1] - row0, min_size(nr, n - n0), e1 - e0, column + e0,
+                    s->weight_qs8 + s->run_weight[unit], b + n0, b_stride,
+                    c + (row0 - first) * c_stride + n0, c_stride, &qr);
+        }
+}
+
 /* The band of output rows [oy0, oy0 + rows) (src/conv_fast.c, "Bands"): per
  * input channel, rows + dh (kh - 1) input rows of band_width bytes, padded
  * with the zero point z. */
@@ -323,24 +362,11 @@ static void band_tile(const crisp_qs8_kernels *k, const crisp_op *op, const int8
     const int dense = f->path == CRISP_FAST_QS8_GEMM;
     const size_t ow = p->output_width, pixels = p->output_height * ow, rows = np / ow;
     const size_t width = f->band_width, stride = f->band_out_stride;
-    const size_t span = (rows - 1) * width + ow, nr = k->spmm_nr, k4 = (f->k + 3) / 4 * 4;
     if (build) build_band(p, f, x, scratch, p0 / ow, rows, (int8_t)q->input_zero_point);
     int8_t *wide = scratch + crisp_fast_band_elements(p, f);
     const size_t first = dense ? 4 * u0 : s->run_row[u0];
     const size_t last = dense ? min_size(4 * u1, p->output_channels) : s->run_row[u1];
-    for (size_t n0 = 0; n0 < span; n0 += nr)
-        for (size_t unit = u0; unit < u1; unit++) {
-            const size_t row0 = dense ? 4 * unit : s->run_row[unit];
-            const size_t row1 = dense ? min_size(row0 + 4, p->output_channels) : s->run_row[unit + 1];
-            const size_t e0 = dense ? 0 : s->segment_entry[s->run_segment[unit]];
-            const size_t e1 = dense ? f->k : s->segment_entry[s->run_segment[unit + 1]];
-            const int8_t *w = dense ? op->packed.panel_qs8 + row0 * k4
-                                    : s->weight_qs8 + s->run_weight[unit];
-            crisp_qs8_requant qr = *q;
-            qr.bias += row0, qr.multiplier += row0, qr.weight_sum += row0;
-            k->spmm(row1 - row0, min_size(nr, span - n0), e1 - e0, f->band_offset + e0, w,
-                    scratch + n0, 1, wide + (row0 - first) * stride + n0, stride, &qr);
-        }
+    sweep(k, op, u0, u1, (rows - 1) * width + ow, f->band_offset, scratch, 1, wide, stride);
     for (size_t r = first; r < last; r++)
         for (size_t oy = 0; oy < rows; oy++)
             copy_bytes(y + r * pixels + p0 + oy * ow, wide + (r - first) * stride + oy * width, ow);
@@ -355,7 +381,7 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
     const crisp_conv2d_params *p = &op->k.qconv.conv;
     const crisp_qs8_requant *q = linear ? &op->k.qlinear.q : &op->k.qconv.q;
     const size_t pixels = linear ? 1 : p->output_height * p->output_width;
-    const size_t nt = tile_pixels, nr = k->spmm_nr;
+    const size_t nt = tile_pixels;
     if (f->path == CRISP_FAST_QS8_DWCONV) {
         const size_t taps = p->kernel_height * p->kernel_width;
         const size_t plane = p->input_height * p->input_width;
@@ -456,34 +482,10 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
         }
         const int8_t *b = f->direct ? x + p0 : tile;
         const size_t b_stride = f->direct ? pixels : nt;
-        if (f->path == CRISP_FAST_QS8_GEMM) {
-            /* Panel-major: a panel's weights stay in L1 while it sweeps the tile. */
-            const size_t k4 = (f->k + 3) / 4 * 4;
-            for (size_t unit = u0; unit < u1; unit++) {
-                const size_t row0 = 4 * unit, rows = min_size(4, p->output_channels - row0);
-                crisp_qs8_requant qr = *q;
-                qr.bias += row0, qr.multiplier += row0, qr.weight_sum += row0;
-                for (size_t n0 = 0; n0 < np; n0 += nr)
-                    k->spmm(rows, min_size(nr, np - n0), f->k, op->packed.panel_column,
-                            op->packed.panel_qs8 + row0 * k4, b + n0, b_stride,
-                            y + row0 * pixels + p0 + n0, pixels, &qr);
-            }
-            item = stop;
-            continue;
-        }
-        /* Chunk-major, as the float path: consecutive runs share a
-         * block-row's kept columns while they are in L1. */
-        for (size_t n0 = 0; n0 < np; n0 += nr)
-            for (size_t unit = u0; unit < u1; unit++) {
-                const size_t row0 = s->run_row[unit];
-                const size_t e0 = s->segment_entry[s->run_segment[unit]];
-                const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
-                crisp_qs8_requant qr = *q;
-                qr.bias += row0, qr.multiplier += row0, qr.weight_sum += row0;
-                k->spmm(s->run_row[unit + 1] - row0, min_size(nr, np - n0), e1 - e0,
-                        s->entry_column + e0, s->weight_qs8 + s->run_weight[unit], b + n0,
-                        b_stride, y + row0 * pixels + p0 + n0, pixels, &qr);
-            }
+        const int dense = f->path == CRISP_FAST_QS8_GEMM;
+        const size_t first = dense ? 4 * u0 : s->run_row[u0];
+        sweep(k, op, u0, u1, np, dense ? op->packed.panel_column : s->entry_column, b, b_stride,
+              y + first * pixels + p0, pixels);
         item = stop;
     }
 }
