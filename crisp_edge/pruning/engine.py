@@ -315,17 +315,17 @@ def prune(model: nn.Module, data: Any, classes: Sequence[int | str] | str,
             raise ArgumentError(f"{checkpoint_dir} holds a run with other settings, classes or "
                                 "model; resume with the same flags, or drop --resume to start "
                                 "over")
-        model.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        scheduler.load_state_dict(state["scheduler"])
-        masks, grads = state["masks"], state["saliency"]
-        class_stats = state["class_saliency"]
-        if class_saliency and not class_stats:
+        if class_saliency and not state["class_saliency"]:
             # Measured on the dense model before step 0: a resumed run cannot make them now.
             raise ArgumentError(f"{checkpoint_dir} holds a run started without the per-class "
                                 "statistics (class_saliency=False), which a device needs to "
                                 "re-personalise the model; resume it with class_saliency=False "
                                 "or drop --resume to start over")
+        model.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        masks, grads = state["masks"], state["saliency"]
+        class_stats = state["class_saliency"]
         steps_done: list[dict[str, Any]] = state["steps"]
         dense_acc = state["dense_accuracy"]
         set_rng_state(state["rng"])
