@@ -25,8 +25,17 @@
 #define TILE_BUDGET_FLOATS ((size_t)64 * 1024)
 /* A hybrid layer run dense expands each row panel once per tile (src/
  * expand.h): MR x K floats written for MR x K x tile MACs. With AVX-512 its
- * tiles are 4x larger (a B tile of 1 MiB), and with any ISA
- * they have at least 32 pixels. Measured on ResNet-50 at 50 % (2:4 in 16 x
+ * patch tiles are 4x larger (a B tile of 1 MiB), and with any ISA
+ * they have at least 32 pixels. The pixels are cut into as few tiles as that
+ * allows, of equal size rounded up to NR: rounding the budget down to NR
+ * instead gave ResNet-50's 7 x 7 planes two tiles (32 + 17 pixels at K =
+ * 4608) and its 14 x 14 planes three (96 + 96 + 4), so every panel was
+ * expanded two and three times (its values read from memory each time: 1
+ * thread, Sapphire Rapids VM, the model 1.078x -> 1.060x the dense model's
+ * time). A direct 1 x 1 conv (no patch tile, B read in place) keeps the
+ * dense budget: its panels are small (K <= 2048 on 12 rows) and long tiles
+ * made ResNet-50's 1 x 1 convs on 56 x 56 planes 1.7x slower at 2 threads
+ * (1.05x with the dense budget). Measured on ResNet-50 at 50 % (2:4 in 16 x
  * 16 blocks, Zen 4 with 1 MiB L2, thread CPU time against the dense copy
  * this replaced): AVX-512 budget x1 +10 %, x2 +7 %, x4 +6 %, x8 +2.5-3.5 %,
  * x16 +3.7 %; AVX2 (CRISP_MAX_ISA=avx2, 6 x 16 kernel, whose 16-pixel tiles
@@ -336,9 +345,15 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
     f.direct = p->kernel_height == 1 && p->kernel_width == 1 && p->stride_height == 1 &&
                p->stride_width == 1 && p->padding_top == 0 && p->padding_left == 0 &&
                p->output_height == p->input_height && p->output_width == p->input_width;
-    const size_t budget = crisp_op_expanded(op) ? expanded_budget_floats(k) : TILE_BUDGET_FLOATS;
+    const int expanded = crisp_op_expanded(op);
+    const size_t budget = expanded && !f.direct ? expanded_budget_floats(k) : TILE_BUDGET_FLOATS;
     size_t nt = budget / f.k / nr * nr;
-    if (crisp_op_expanded(op) && nt < EXPANDED_MIN_TILE) nt = round_up(EXPANDED_MIN_TILE, nr);
+    if (expanded) { /* as few tiles as the budget allows, of equal size (above) */
+        size_t fit = budget / f.k;
+        if (fit < EXPANDED_MIN_TILE) fit = EXPANDED_MIN_TILE;
+        const size_t tiles = (pixels + fit - 1) / fit;
+        nt = round_up((pixels + tiles - 1) / tiles, nr);
+    }
     nt = min_size(nt < nr ? nr : nt, MAX_TILE_PIXELS / nr * nr);
     f.tile_pixels = min_size(nt, round_up(pixels, nr));
     f.tiles = (pixels + f.tile_pixels - 1) / f.tile_pixels;

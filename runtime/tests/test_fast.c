@@ -937,6 +937,16 @@ static int uses_band(const crisp_model *m) {
     return 0;
 }
 
+/* Layers run dense in several pixel tiles, each tile expanding every panel
+ * again (src/conv_fast.c): counted so the test fails if none does. */
+static int expanded_tiled;
+
+static int expanded_tiles(const crisp_model *m) {
+    for (uint32_t i = 0; i < m->op_count; i++)
+        if (crisp_op_expanded(&m->ops[i]) && m->ops[i].fast.tiles > 1) return 1;
+    return 0;
+}
+
 static void run_layer(const layer *L, unsigned *rng, const char *what) {
     const naive_conv *c = &L->c;
     const int oh = L->linear ? 1 : naive_conv_out(c->h, c->kh, c->sh, c->pt + c->pb, c->dh);
@@ -994,6 +1004,7 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
             continue;
         }
         const int band = uses_band(m);
+        expanded_tiled += expanded_tiles(m);
         crisp_session *s;
         crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
         CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
@@ -1126,6 +1137,7 @@ static void layers(void) {
         run_layer(&L, &rng, what);
     }
     CHECK(banded >= 16, "only %d layers compared with the im2col path", banded);
+    CHECK(expanded_tiled >= 4, "only %d layers run dense in several tiles", expanded_tiled);
     for (int i = 0; i < 20; i++) { /* linear, dense and hybrid */
         layer L;
         memset(&L, 0, sizeof L);
