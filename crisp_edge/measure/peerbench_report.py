@@ -107,7 +107,9 @@ def _load(row: dict[str, Any]) -> str:
 # Kernel names of Model.op_kernels() → the layer form they mean (runtime/README.md, "Dense or
 # sparse, per layer"); ops on other kernels (depthwise, pools, ADD) have no form to choose.
 FORMS = (("spmm (filled)", "filled"), ("spmm", "runs"), ("gemm (expanded)", "expanded"),
-         ("gemv (expanded)", "expanded"), ("gemm", "dense"), ("gemv", "dense"))
+         ("gemv (expanded)", "expanded"), ("gemm", "dense"), ("gemv", "dense"),
+         ("qs8_spmm (filled)", "filled"), ("qs8_spmm", "runs"), ("qs8_gemv (expanded)", "expanded"),
+         ("qs8_gemm", "dense"), ("qs8_gemv", "dense"))
 
 
 def _forms(row: dict[str, Any]) -> str:

@@ -272,9 +272,7 @@ static uint32_t *band_offsets(crisp_model *m, const crisp_op *op) {
     return out;
 }
 
-/* Executed MACs over dense MACs of a hybrid conv run sparse: its kept
- * weights, or its filled runs' weights, zeros included. */
-static double executed_density(const crisp_model *m, const crisp_op *op) {
+double crisp_fast_executed_density(const crisp_model *m, const crisp_op *op) {
     if (op->macs == 0) return 1.0;
     if (op->packed.filled_weights == 0) return (double)op->effective_macs / (double)op->macs;
     const crisp_hybrid *h = &m->tensors[op->weight].hybrid;
@@ -361,7 +359,7 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
     f.scratch_floats = f.direct ? 0 : round_up(f.k * f.tile_pixels, 16);
     if (crisp_op_expanded(op)) f.scratch_floats += k->gemm_mr * f.k;
     if (bands && f.path == CRISP_FAST_SPMM && !f.direct &&
-        crisp_fast_band_wanted(p, op->packed.sparse.run_count, executed_density(m, op), 0))
+        crisp_fast_band_wanted(p, op->packed.sparse.run_count, crisp_fast_executed_density(m, op), 0))
         crisp_fast_plan_band(p, TILE_BUDGET_FLOATS, sizeof(float), k->spmm_nr / 4, &f);
     return f;
 }

@@ -39,6 +39,10 @@ size_t crisp_fast_tap_segments(const crisp_conv2d_params *p, size_t ky, size_t k
  * items, as below (held_tile too). */
 crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op, int bands);
 
+/* Executed MACs over dense MACs of a hybrid conv run sparse: its kept
+ * weights, or its filled runs' weights, zeros (and int8 padding) included. */
+double crisp_fast_executed_density(const crisp_model *m, const crisp_op *op);
+
 /* Bands (src/conv_fast.c): whether a conv whose rows run as `runs` sparse
  * runs or panels, executing `executed` of its dense MACs, may read one
  * (stride 1; runs of 3 rows or more on average, or `int8` lone rows with

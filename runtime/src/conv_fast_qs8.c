@@ -213,9 +213,7 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op, in
     if (bands && !f.direct &&
         crisp_fast_band_wanted(
             p, f.path == CRISP_FAST_QS8_GEMM ? f.units : op->packed.sparse.run_count,
-            f.path == CRISP_FAST_QS8_GEMM || op->macs == 0
-                ? 1.0
-                : (double)op->effective_macs / (double)op->macs,
+            f.path == CRISP_FAST_QS8_GEMM || op->macs == 0 ? 1.0 : crisp_fast_executed_density(m, op),
             1))
         crisp_fast_plan_band(p, TILE_BUDGET_BYTES, 1, nr, &f);
     return f;

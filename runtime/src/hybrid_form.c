@@ -55,6 +55,28 @@ static const efficiency table[] = {
     {"scalar", 0.30f, 0.30f, 0.30f, 0.30f, 0.30f},
 };
 
+/* int8 convs (groups 1), by the int8 kernel tier: conv_per_row and
+ * conv_shared against conv_filled = 1 (the run kernels' rate on a block-row's
+ * rows sharing all their columns; no dense form, linears unused). The int8
+ * run kernels interleave four B rows per group of four kept columns for
+ * every call of up to 4 rows (qs8_spmm_4x64__avx512vnni.c): a lone row pays
+ * that interleave alone, a filled run's rows share it, at the price of the
+ * zeros. Calibration (bench-results/int8 @90 %, each conv's thread time in
+ * one process, runs and filled interleaved, 1 and 2 threads): avx512vnni
+ * filled / per-row runs 0.47-0.96 per conv (ResNet-50, MobileNetV2, VGG-16:
+ * the models 0.81, 0.81, 0.87x: 0.32), filled / V = 4 runs 0.84-2.5 (models
+ * 1.07-1.48x: 0.65); avx2_fma (CRISP_MAX_ISA=avx2) per-row 0.46-1.02 (models
+ * 0.74-0.79x: 0.38), V = 4 0.91-2.1 (models 1.23-1.54x: 0.70). neon and
+ * neon_dotprod (4-row calls too) copy avx2_fma until measured on a board; the
+ * scalar kernel takes one row per call, so nothing is shared. */
+static const efficiency table_qs8[] = {
+    {"avx512vnni", 0.32f, 0.65f, 1.0f, 1.0f, 1.0f},
+    {"avx2_fma", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f},
+    {"neon_dotprod", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f},
+    {"neon", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f},
+    {"scalar", 1.0f, 1.0f, 1.0f, 1.0f, 1.0f},
+};
+
 /* A form other than the file's runs may cost this much more memory: a
  * quarter (filled runs store their zeros: a 1:4 layer's take about twice
  * its runs' bytes, and stay out). */
@@ -62,12 +84,13 @@ static const efficiency table[] = {
 
 uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c) {
     if (form == CRISP_HYBRID_FORM_SPARSE) return CRISP_HYBRID_RUNS;
-    if (form == CRISP_HYBRID_FORM_DENSE) return CRISP_HYBRID_DENSE;
+    if (form == CRISP_HYBRID_FORM_DENSE) return c->int8 ? CRISP_HYBRID_RUNS : CRISP_HYBRID_DENSE;
     if (form == CRISP_HYBRID_FORM_FILLED)
         return c->filled_values > 0 ? CRISP_HYBRID_FILLED : CRISP_HYBRID_RUNS;
-    const efficiency *e = NULL;
-    for (size_t i = 0; i < sizeof table / sizeof table[0]; i++)
-        if (c->isa != NULL && strcmp(table[i].isa, c->isa) == 0) e = &table[i];
+    const efficiency *e = NULL, *t = c->int8 ? table_qs8 : table;
+    const size_t rows = c->int8 ? sizeof table_qs8 / sizeof *table_qs8 : sizeof table / sizeof *table;
+    for (size_t i = 0; i < rows; i++)
+        if (c->isa != NULL && strcmp(t[i].isa, c->isa) == 0) e = &t[i];
     if (e == NULL) return CRISP_HYBRID_RUNS;
     const int shared = c->v > 1;
     const double rate = c->linear ? (shared ? e->linear_shared : e->linear_per_row)
@@ -80,7 +103,7 @@ uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c) {
         best = CRISP_HYBRID_FILLED;
         best_time = (double)c->filled_values / e->conv_filled;
     }
-    if ((double)c->dense_bytes <= room && (double)c->dense_values < best_time)
+    if (!c->int8 && (double)c->dense_bytes <= room && (double)c->dense_values < best_time)
         best = CRISP_HYBRID_DENSE;
     return best;
 }

@@ -3,7 +3,8 @@
  * N:M blocks whose rows share every column of each kept block, zeros where a
  * row left one out), or dense on the dense GEMM/GEMV, its rows expanded from
  * the file as the kernels need them (src/expand.h), whichever a per-ISA cost table says is fastest
- * (runtime/README.md, "Dense or sparse, per layer"). */
+ * (runtime/README.md, "Dense or sparse, per layer"). An int8 hybrid conv
+ * (groups 1) runs as its runs or as filled runs, by a table of its own. */
 #ifndef CRISP_HYBRID_FORM_H
 #define CRISP_HYBRID_FORM_H
 
@@ -28,7 +29,8 @@ crisp_status crisp_hybrid_form_resolve(uint32_t *form);
 
 /* What the choice looks at, for one layer. */
 typedef struct crisp_hybrid_cost {
-    const char *isa;        /* crisp_f32_kernels_best()->isa */
+    const char *isa;        /* crisp_f32_kernels_best()->isa (int8: crisp_qs8_kernels_best()'s) */
+    int int8;               /* an int8 conv: runs or filled runs only (no dense form) */
     int linear;             /* batch-1 linear (GEMV) rather than conv (GEMM) */
     uint32_t v;             /* rows sharing an N:M selection (docs/format.md) */
     uint64_t run_values;    /* MACs per pixel of the file's runs (its kept values) */

@@ -82,6 +82,7 @@ const char *crisp_fast_path_name(uint32_t path, uint32_t choice) {
     if (choice == CRISP_HYBRID_DENSE && path == CRISP_FAST_GEMV) return "gemv (expanded)";
     if (choice == CRISP_HYBRID_DENSE && path == CRISP_FAST_QS8_GEMV) return "qs8_gemv (expanded)";
     if (choice == CRISP_HYBRID_FILLED && path == CRISP_FAST_SPMM) return "spmm (filled)";
+    if (choice == CRISP_HYBRID_FILLED && path == CRISP_FAST_QS8_SPMM) return "qs8_spmm (filled)";
     switch (path) {
     case CRISP_FAST_GEMM: return "gemm";
     case CRISP_FAST_SPMM: return "spmm";

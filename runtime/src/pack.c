@@ -104,13 +104,15 @@ static void walk_run(const crisp_hybrid *h, const geometry *g, uint64_t br, uint
     }
 }
 
-/* A filled run (float32 only): rows t0 .. t0+rows-1 of block-row br share
- * every column of each kept block, in increasing order, with zero weights
- * where a row's N:M selection left a column out. Per-row N:M then runs like
- * the row-shared variant: one activation load feeds every row of the run,
- * at the price of the zeros (src/hybrid_form.h weighs both). */
+/* A filled run: rows t0 .. t0+rows-1 of block-row br share every column of
+ * each kept block, in increasing order, with zero weights where a row's N:M
+ * selection left a column out. Per-row N:M then runs like the row-shared
+ * variant: one activation load (float) or one interleave of four B rows
+ * (int8) feeds every row of the run, at the price of the zeros
+ * (src/hybrid_form.h weighs both). int8 weights go in the int8 run layout;
+ * the caller zeroed them. */
 static void walk_filled_run(const crisp_hybrid *h, const geometry *g, uint64_t br, uint64_t t0,
-                            uint64_t rows, uint64_t value_base, uint64_t index_base,
+                            uint64_t rows, uint64_t value_base, uint64_t index_base, int is_i8,
                             crisp_sparse_weights *out, counts *n) {
     const uint64_t height = min_u64(h->block_rows, h->rows - br * h->block_rows);
     const uint64_t runs_here = (height + h->v - 1) / h->v;
@@ -125,8 +127,9 @@ static void walk_filled_run(const crisp_hybrid *h, const geometry *g, uint64_t b
         const uint64_t block_entry = n->entries - first_entry;
         for (uint64_t k = 0; k < width; k++) add_column(g, c0 + k, &tap, out, n);
         if (out != NULL) {
-            float *w = (float *)out->weight_f32 + out->run_weight[n->runs] + block_entry * rows;
-            memset(w, 0, (size_t)(width * rows) * sizeof *w);
+            const size_t w0 = out->run_weight[n->runs];
+            float *w = is_i8 ? NULL : (float *)out->weight_f32 + w0 + block_entry * rows;
+            if (!is_i8) memset(w, 0, (size_t)(width * rows) * sizeof *w);
             for (uint64_t r = 0; r < rows; r++) {
                 const uint64_t t = t0 + r, j = t / h->v;
                 for (uint64_t gi = 0; gi < groups; gi++)
@@ -135,7 +138,13 @@ static void walk_filled_run(const crisp_hybrid *h, const geometry *g, uint64_t b
                         const uint64_t pos = gi * h->m + crisp_hybrid_index(h->indices, at,
                                                                             h->index_bits);
                         const uint64_t v = value_base + t * groups * per_group + gi * per_group + k;
-                        w[pos * rows + r] = ((const float *)h->values)[v];
+                        if (is_i8)
+                            ((int8_t *)out->weight_qs8)[w0 + crisp_qs8_weight_index(
+                                                                 (size_t)(block_entry + pos),
+                                                                 (size_t)r, (size_t)rows)] =
+                                ((const int8_t *)h->values)[v];
+                        else
+                            w[pos * rows + r] = ((const float *)h->values)[v];
                     }
             }
         }
@@ -168,7 +177,7 @@ static void walk(const crisp_hybrid *h, const geometry *g, int is_i8, int filled
                 ((size_t *)out->run_weight)[n->runs] = weight;
             }
             if (filled)
-                walk_filled_run(h, g, br, t0, t1 - t0, value_base, index_base, out, n);
+                walk_filled_run(h, g, br, t0, t1 - t0, value_base, index_base, is_i8, out, n);
             else
                 walk_run(h, g, br, t0, t1 - t0, value_base, index_base, is_i8, out, n);
             const uint64_t packed = padded_entries(n->entries - entries_before, is_i8);
@@ -285,6 +294,7 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
             if (too_large(&nf) == CRISP_OK) total_f = layout(&nf, 1, 0, cout, 0, at_f);
         }
         const crisp_hybrid_cost cost = {crisp_f32_kernels_best()->isa,
+                                        0,
                                         op->kind == CRISP_OP_LINEAR,
                                         h->v,
                                         n.weights,
@@ -298,6 +308,21 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
         if (choice == CRISP_HYBRID_FILLED) {
             filled = 1, n = nf, total = total_f;
             memcpy(at, at_f, sizeof at);
+        }
+    } else if (hybrid && is_i8 && op->kind == CRISP_OP_CONV2D && op->k.qconv.conv.groups == 1 &&
+               h->n < h->m && h->v < h->block_rows) {
+        /* int8: runs or filled runs (hybrid_form.h, its int8 table). */
+        counts nf = {0, 0, 0, 0};
+        walk(h, g, 1, 1, NULL, &nf);
+        if (too_large(&nf) == CRISP_OK) {
+            size_t at_f[10];
+            const size_t total_f = layout(&nf, 1, 1, cout, want_q, at_f);
+            const crisp_hybrid_cost cost = {crisp_qs8_kernels_best()->isa, 1, 0, h->v, n.weights,
+                                            total, nf.weights, total_f, 0, 0};
+            if (crisp_hybrid_choose(m->hybrid_form, &cost) == CRISP_HYBRID_FILLED) {
+                filled = 1, n = nf, total = total_f;
+                memcpy(at, at_f, sizeof at);
+            }
         }
     }
     const crisp_status charged = crisp_limits_charge(m, total, what);

@@ -1177,8 +1177,14 @@ static void layers(void) {
  * place, channel counts off the 4-row panels and the GEMV's rows per call, odd K;
  * depthwise convs of MobileNet's kind (stride 1 or 2, windows up to 4 wide,
  * read in place) on planes copied between margins (<= 1024 bytes) or not. */
+static int uses_filled(const crisp_model *m) {
+    for (uint32_t i = 0; i < m->op_count; i++)
+        if (m->ops[i].packed.filled_weights > 0) return 1;
+    return 0;
+}
+
 static void qs8_layers(void) {
-    int qs8_banded = 0;
+    int qs8_banded = 0, qs8_filled = 0;
     unsigned rng = 1616;
     static const float out_scales[3] = {0.5f, 0.05f, 0.002f};
     for (int i = 0; i < 90; i++) {
@@ -1287,11 +1293,14 @@ static void qs8_layers(void) {
                  "int8 %s %s %dx%d s%d,%d d%d,%d p%d,%d %dx%dx%d -> %d, %u:%u v%u, z %d/%d",
                  depthwise ? "depthwise" : dense ? "dense" : "hybrid", linear ? "linear" : "conv", c.kh, c.kw, c.sh, c.sw, c.dh, c.dw, c.pt, c.pl,
                  c.cin, c.h, c.w, c.cout, hy.n, hy.m, hy.v, (int)zx, (int)zy);
-        /* Hybrid linears: the runs' reference (CRISP_HYBRID_FORM=sparse) is the
-         * spec; the dense form (src/pack.c, densify_linear), forced and as the
-         * cost rule picks it, must match it on both kernel sets. */
-        static const char *const forms[3] = {"sparse", "dense", "auto"};
-        const int nforms = linear && !dense ? 3 : 1;
+        /* Hybrid layers: the runs' reference (CRISP_HYBRID_FORM=sparse) is the
+         * spec; the other form, forced and as the cost rule picks it, must match
+         * it on both kernel sets: linears dense (src/pack.c, densify_linear),
+         * convs filled runs (zeros add nothing to the exact int32 sums). */
+        static const char *const linear_forms[3] = {"sparse", "dense", "auto"};
+        static const char *const conv_forms[3] = {"sparse", "filled", "auto"};
+        const char *const *forms = linear ? linear_forms : conv_forms;
+        const int nforms = !dense ? 3 : 1;
         const size_t nx = (size_t)c.cin * c.h * c.w, ny = (size_t)R * oh * ow;
         float *x = random_floats(&rng, nx, 3), *want = malloc(ny * 4), *got = malloc(ny * 4);
         for (int fi = 0; fi < nforms; fi++) {
@@ -1302,6 +1311,7 @@ static void qs8_layers(void) {
                 continue;
             }
             qs8_banded += uses_band(m);
+            if (fi == 2) qs8_filled += uses_filled(m);
             crisp_session *s;
             crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
             CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
@@ -1328,6 +1338,9 @@ static void qs8_layers(void) {
         free(file), free(wbytes), free(expanded), free(scales);
     }
     CHECK(qs8_banded >= 8, "only %d int8 convs read a band", qs8_banded);
+    /* The scalar int8 kernel takes one row per call: nothing to share, no filled runs. */
+    if (strcmp(crisp_qs8_kernels_best()->isa, "scalar") != 0)
+        CHECK(qs8_filled >= 4, "only %d int8 convs run filled by the cost rule", qs8_filled);
 }
 
 /* Max pooling layers, optimised session vs reference session: bitwise equal
@@ -1437,7 +1450,7 @@ static void hybrid_forms(void) {
      * runs twice the values at 4 bytes each plus a column per 16. */
     const uint64_t dense = 512 * 4608;
 #define COST(isa, linear, v, kept)                                                          \
-    ((crisp_hybrid_cost){isa, linear, v, kept, 8 * (kept) + 4096, (linear) ? 0 : 2 * (kept), \
+    ((crisp_hybrid_cost){isa, 0, linear, v, kept, 8 * (kept) + 4096, (linear) ? 0 : 2 * (kept), \
                          8 * (kept) + (kept) / 4, dense, 16 * 512 / 16})
     const crisp_hybrid_cost half = COST("avx512f", 0, 1, dense / 2);
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &half) == CRISP_HYBRID_DENSE,
@@ -1472,6 +1485,32 @@ static void hybrid_forms(void) {
     big.dense_bytes = 2 * big.run_bytes;
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &big) != CRISP_HYBRID_DENSE,
           "a form over the memory slack is not chosen");
+    /* int8 convs: 2:4 per-row runs go filled (one B interleave for a block-row's
+     * rows), row-shared runs stay; no dense form, whatever is forced. int8 runs
+     * take 5 bytes per kept value, filled runs 1 per weight plus a column per 16. */
+#define QCOST(isa, v, kept) \
+    ((crisp_hybrid_cost){isa, 1, 0, v, kept, 5 * (kept), 2 * (kept), 2 * (kept) + (kept) / 4, 0, 0})
+    const crisp_hybrid_cost q_row = QCOST("avx512vnni", 1, dense / 10);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &q_row) == CRISP_HYBRID_FILLED,
+          "int8 per-row 2:4 runs filled");
+    const crisp_hybrid_cost q_shared = QCOST("avx512vnni", 4, dense / 10);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &q_shared) == CRISP_HYBRID_RUNS,
+          "int8 row-shared 2:4 keeps its runs");
+    const crisp_hybrid_cost q_neon = QCOST("neon", 1, dense / 10);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &q_neon) == CRISP_HYBRID_FILLED,
+          "int8 per-row on neon: filled");
+    const crisp_hybrid_cost q_scalar = QCOST("scalar", 1, dense / 10);
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &q_scalar) == CRISP_HYBRID_RUNS,
+          "int8 on the scalar kernel (one row per call): the runs");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_DENSE, &q_row) == CRISP_HYBRID_RUNS,
+          "int8 convs have no dense form");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_FILLED, &q_shared) == CRISP_HYBRID_FILLED,
+          "int8 filled when forced");
+    crisp_hybrid_cost q_one4 = QCOST("avx512vnni", 1, dense / 10);
+    q_one4.filled_values = 4 * q_one4.run_values; /* 1:4: filled runs hold 3 zeros per value */
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &q_one4) == CRISP_HYBRID_RUNS,
+          "int8 per-row 1:4 keeps its runs");
+#undef QCOST
 #undef COST
     uint32_t form = 99;
     setenv("CRISP_HYBRID_FORM", "desne", 1);
