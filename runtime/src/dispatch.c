@@ -212,7 +212,8 @@ static void elementwise_work(const job *j, size_t b, size_t e, size_t t) {
     } else {
         const float *x = (const float *)j->x + b;
         if (op->kind == CRISP_OP_ADD)
-            crisp_f32_add__ref(n, x, (const float *)j->x2 + b, (float *)j->y + b, &op->k.minmax);
+            (j->s->fast != NULL ? j->s->fast->add : crisp_f32_add__ref)(
+                n, x, (const float *)j->x2 + b, (float *)j->y + b, &op->k.minmax);
         else
             crisp_f32_clamp__ref(n, x, (float *)j->y + b, &op->k.minmax);
     }

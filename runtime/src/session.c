@@ -56,6 +56,7 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
     if (s->fast != NULL && o->fast.path == CRISP_FAST_NONE) {
         if (o->kind == CRISP_OP_QUANTIZE) kernel = "quantize";
         if (o->dtype == CRISP_DTYPE_I8 && o->kind == CRISP_OP_ADD) kernel = "qs8_add";
+        if (o->dtype == CRISP_DTYPE_F32 && o->kind == CRISP_OP_ADD) kernel = "add";
         if (o->dtype == CRISP_DTYPE_I8 && o->kind == CRISP_OP_MAX_POOL2D) kernel = "qs8_maxpool";
     }
     *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel, o->macs, executed,

@@ -106,6 +106,16 @@ static const gemv_variant gemvs[] = {
 };
 #undef CRISP_GEMV
 
+typedef struct f32_add_variant {
+    const char *isa, *name;
+    crisp_f32_add_ukernel_fn fn;
+} f32_add_variant;
+#define CRISP_F32_ADD(tier, name) {#tier, #name, name},
+static const f32_add_variant f32_adds[] = {
+#include "kernels/f32_add.inc"
+};
+#undef CRISP_F32_ADD
+
 typedef struct qs8_add_variant {
     const char *isa, *name;
     crisp_qs8_add_ukernel_fn fn;
@@ -468,6 +478,41 @@ static void test_qs8_spmv(const qs8_spmv_variant *v, unsigned *rng) {
               (int)q->input_zero_point, (int)q->output_zero_point, (int)q->output_min,
               (int)q->output_max);
         free(col), free(x), free(w), free(bias), free(wsum), free(mult), free(want), free(got);
+    }
+}
+
+/* float32 addition against the reference kernel: lengths around the vector
+ * widths and unroll steps, clamps that cut (relu, relu6-like, none), inputs
+ * offset from 64-byte alignment, and NaN, infinities (inf - inf) and signed
+ * zeros among the values. Bitwise equal, or NaN where the reference is NaN;
+ * nothing written past n. */
+static void test_f32_add(const f32_add_variant *v, unsigned *rng) {
+    for (int trial = 0; trial < 200; trial++) {
+        const size_t n = (size_t)check_rand_int(rng, 0, trial % 4 == 0 ? 300 : 70);
+        const size_t off = (size_t)check_rand_int(rng, 0, 15);
+        float *a = malloc((n + 16) * 4), *b = malloc((n + 16) * 4);
+        float *got = malloc((n + 17) * 4), *want = malloc((n + 1) * 4);
+        for (size_t i = 0; i < n + 16; i++) {
+            a[i] = check_rand_float(rng) * 4, b[i] = check_rand_float(rng) * 4;
+            const int k = check_rand_int(rng, 0, 40);
+            if (k == 0) a[i] = NAN;
+            if (k == 1) a[i] = INFINITY, b[i] = -INFINITY;
+            if (k == 2) a[i] = -0.0f, b[i] = -0.0f;
+            if (k == 3) b[i] = INFINITY;
+        }
+        for (size_t i = 0; i < n + 17; i++) got[i] = 12345.0f;
+        crisp_minmax_params p = {-INFINITY, INFINITY};
+        if (trial % 3 == 1) p.output_min = 0.0f;
+        if (trial % 3 == 2) p.output_min = 0.0f, p.output_max = 6.0f;
+        v->fn(n, a + off, b + off, got, &p);
+        crisp_f32_add__ref(n, a + off, b + off, want, &p);
+        size_t bad = n;
+        for (size_t i = 0; i < n && bad == n; i++)
+            if (memcmp(&got[i], &want[i], 4) != 0 && !(isnan(got[i]) && isnan(want[i]))) bad = i;
+        CHECK(bad == n, "%s: n %zu, element %zu: %g, reference %g", v->name, n, bad,
+              bad < n ? (double)got[bad] : 0.0, bad < n ? (double)want[bad] : 0.0);
+        CHECK(got[n] == 12345.0f, "%s: n %zu: wrote past the end", v->name, n);
+        free(a), free(b), free(got), free(want);
     }
 }
 
@@ -901,6 +946,9 @@ static void microkernels(void) {
         else skipped++;
     for (size_t i = 0; i < COUNT(qs8_dw_directs); i++)
         if (crisp_isa_supported(qs8_dw_directs[i].isa)) test_qs8_dw_direct(&qs8_dw_directs[i], &rng);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(f32_adds); i++)
+        if (crisp_isa_supported(f32_adds[i].isa)) test_f32_add(&f32_adds[i], &rng);
         else skipped++;
     for (size_t i = 0; i < COUNT(qs8_adds); i++)
         if (crisp_isa_supported(qs8_adds[i].isa)) {

@@ -44,6 +44,10 @@ static void choose(void) {
 #include "kernels/f32_expand24.inc"
 #undef CRISP_EXPAND24
 #include "kernels/f32_dwconv_direct.inc"
+#define CRISP_F32_ADD(tier, name) \
+    if (crisp_isa_supported(#tier)) best.add = name;
+#include "kernels/f32_add.inc"
+#undef CRISP_F32_ADD
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_DWCONV

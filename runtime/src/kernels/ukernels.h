@@ -305,6 +305,11 @@ static inline size_t crisp_qs8_dwconv_edge_bytes(size_t stride, size_t kernel_he
            (kernel_height - 1) * dilation_height * input_width;
 }
 
+/* y[i] = clamp(a[i] + b[i]) for i < n: a float32 ADD and its fused clamp
+ * (kernels/f32_add.inc). */
+typedef void (*crisp_f32_add_ukernel_fn)(size_t n, const float *a, const float *b, float *y,
+                                         const crisp_minmax_params *params);
+
 /* float32 -> int8 of n elements (QUANTIZE), bitwise the reference
  * (kernels/f32_quantize.inc). */
 typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *y,
@@ -369,6 +374,10 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
               const crisp_qs8_requant *);
 #include "kernels/qs8_dwconv_direct.inc"
 #undef CRISP_QS8_DWCONV_DIRECT
+#define CRISP_F32_ADD(isa, name) \
+    void name(size_t, const float *, const float *, float *, const crisp_minmax_params *);
+#include "kernels/f32_add.inc"
+#undef CRISP_F32_ADD
 #define CRISP_F32_QUANTIZE(isa, name) \
     void name(size_t, const float *, int8_t *, const crisp_qs8_quantize_params *);
 #include "kernels/f32_quantize.inc"
@@ -394,6 +403,7 @@ typedef struct crisp_f32_kernels {
     crisp_f32_gemv_ukernel_fn gemv;
     size_t gemv_mr;
     crisp_f32_expand24_ukernel_fn expand24; /* 2:4 weights to dense (src/expand.c) */
+    crisp_f32_add_ukernel_fn add;
 } crisp_f32_kernels;
 
 /* Best kernels for the running CPU (honours CRISP_MAX_ISA, src/cpu.h). */
