@@ -442,7 +442,7 @@ static void copy_floats(float *restrict dst, const float *restrict src, size_t n
 /* The K x np patch matrix of pixels [p0, p0 + np), row k = tap * Cin + ci,
  * row stride nt. */
 static void im2col(const crisp_conv2d_params *p, const float *x, float *buf, size_t p0,
-                   size_t np, size_t nt) {
+                   size_t np, size_t nt, crisp_f32_stride2_ukernel_fn stride2) {
     const size_t cin = p->input_channels, plane = p->input_height * p->input_width;
     const size_t sw = p->stride_width;
     /* Rows touched <= np + 1; three segments each. */
@@ -460,6 +460,8 @@ static void im2col(const crisp_conv2d_params *p, const float *x, float *buf, siz
                         memset(dst + s->dst, 0, s->len * sizeof(float));
                     } else if (sw == 1) {
                         copy_floats(dst + s->dst, src + s->src, s->len);
+                    } else if (sw == 2) {
+                        stride2(s->len, src + s->src, dst + s->dst);
                     } else {
                         const float *from = src + s->src;
                         float *to = dst + s->dst;
@@ -755,7 +757,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
             continue;
         }
         if (!f->direct && *held_tile != tile) {
-            im2col(p, x, scratch, p0, np, nt);
+            im2col(p, x, scratch, p0, np, nt, k->stride2);
             *held_tile = tile;
         }
         const float *b = f->direct ? x + p0 : scratch;

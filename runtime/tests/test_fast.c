@@ -116,6 +116,16 @@ static const f32_add_variant f32_adds[] = {
 };
 #undef CRISP_F32_ADD
 
+typedef struct stride2_variant {
+    const char *isa, *name;
+    crisp_f32_stride2_ukernel_fn fn;
+} stride2_variant;
+#define CRISP_F32_STRIDE2(tier, name) {#tier, #name, name},
+static const stride2_variant stride2s[] = {
+#include "kernels/f32_stride2.inc"
+};
+#undef CRISP_F32_STRIDE2
+
 typedef struct qs8_add_variant {
     const char *isa, *name;
     crisp_qs8_add_ukernel_fn fn;
@@ -513,6 +523,25 @@ static void test_f32_add(const f32_add_variant *v, unsigned *rng) {
               bad < n ? (double)got[bad] : 0.0, bad < n ? (double)want[bad] : 0.0);
         CHECK(got[n] == 12345.0f, "%s: n %zu: wrote past the end", v->name, n);
         free(a), free(b), free(got), free(want);
+    }
+}
+
+/* Every second float: lengths around the vector width, the source placed so
+ * that its last float read, src[2 (n - 1)], is the last of its allocation
+ * (ASan reports a read past it), nothing written past n. */
+static void test_stride2(const stride2_variant *v, unsigned *rng) {
+    for (size_t n = 0; n <= 70; n++) {
+        const size_t len = n ? 2 * (n - 1) + 1 : 1;
+        float *src = malloc(len * sizeof *src), *dst = malloc((n + 1) * sizeof *dst);
+        for (size_t i = 0; i < len; i++) src[i] = check_rand_float(rng);
+        dst[n] = 777.0f;
+        v->fn(n, src, dst);
+        size_t bad = n;
+        for (size_t j = 0; j < n && bad == n; j++)
+            if (memcmp(&dst[j], &src[2 * j], sizeof *dst) != 0) bad = j;
+        CHECK(bad == n && dst[n] == 777.0f, "%s: n %zu: element %zu wrong or wrote past n", v->name,
+              n, bad);
+        free(src), free(dst);
     }
 }
 
@@ -946,6 +975,9 @@ static void microkernels(void) {
         else skipped++;
     for (size_t i = 0; i < COUNT(qs8_dw_directs); i++)
         if (crisp_isa_supported(qs8_dw_directs[i].isa)) test_qs8_dw_direct(&qs8_dw_directs[i], &rng);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(stride2s); i++)
+        if (crisp_isa_supported(stride2s[i].isa)) test_stride2(&stride2s[i], &rng);
         else skipped++;
     for (size_t i = 0; i < COUNT(f32_adds); i++)
         if (crisp_isa_supported(f32_adds[i].isa)) test_f32_add(&f32_adds[i], &rng);

@@ -48,6 +48,10 @@ static void choose(void) {
     if (crisp_isa_supported(#tier)) best.add = name;
 #include "kernels/f32_add.inc"
 #undef CRISP_F32_ADD
+#define CRISP_F32_STRIDE2(tier, name) \
+    if (crisp_isa_supported(#tier)) best.stride2 = name;
+#include "kernels/f32_stride2.inc"
+#undef CRISP_F32_STRIDE2
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_DWCONV

@@ -305,6 +305,11 @@ static inline size_t crisp_qs8_dwconv_edge_bytes(size_t stride, size_t kernel_he
            (kernel_height - 1) * dilation_height * input_width;
 }
 
+/* dst[j] = src[2 j] for j < n (kernels/f32_stride2.inc); reads no float past
+ * src[2 (n - 1)]. */
+typedef void (*crisp_f32_stride2_ukernel_fn)(size_t n, const float *restrict src,
+                                             float *restrict dst);
+
 /* y[i] = clamp(a[i] + b[i]) for i < n: a float32 ADD and its fused clamp
  * (kernels/f32_add.inc). */
 typedef void (*crisp_f32_add_ukernel_fn)(size_t n, const float *a, const float *b, float *y,
@@ -374,6 +379,9 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
               const crisp_qs8_requant *);
 #include "kernels/qs8_dwconv_direct.inc"
 #undef CRISP_QS8_DWCONV_DIRECT
+#define CRISP_F32_STRIDE2(isa, name) void name(size_t, const float *restrict, float *restrict);
+#include "kernels/f32_stride2.inc"
+#undef CRISP_F32_STRIDE2
 #define CRISP_F32_ADD(isa, name) \
     void name(size_t, const float *, const float *, float *, const crisp_minmax_params *);
 #include "kernels/f32_add.inc"
@@ -404,6 +412,7 @@ typedef struct crisp_f32_kernels {
     size_t gemv_mr;
     crisp_f32_expand24_ukernel_fn expand24; /* 2:4 weights to dense (src/expand.c) */
     crisp_f32_add_ukernel_fn add;
+    crisp_f32_stride2_ukernel_fn stride2; /* im2col rows of stride-2 convs */
 } crisp_f32_kernels;
 
 /* Best kernels for the running CPU (honours CRISP_MAX_ISA, src/cpu.h). */
