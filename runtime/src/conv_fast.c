@@ -295,8 +295,8 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
         return f;
     }
     if (op->kind == CRISP_OP_LINEAR) {
-        /* Batch 1: a dense layer is a GEMV; a hybrid one is the sparse-run
-         * product on a one-pixel "image", reading x in place. */
+        /* Batch 1: a dense (or expanded) layer is a GEMV; a hybrid one runs
+         * its runs on the batch-1 kernels (f32_spmv.inc), reading x in place. */
         const uint32_t enc = m->tensors[op->weight].encoding;
         const size_t out = op->k.linear.output_features;
         if (enc == CRISP_ENCODING_DENSE_F32 || crisp_op_expanded(op)) {
@@ -305,7 +305,7 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
             /* An expanded layer's MR rows, expanded per call. */
             if (crisp_op_expanded(op)) f.scratch_floats = k->gemv_mr * op->k.linear.input_features;
         } else if (enc == CRISP_ENCODING_HYBRID_F32) {
-            f.path = CRISP_FAST_SPMM;
+            f.path = CRISP_FAST_SPMV; /* x read in place at the runs' columns */
             f.units = op->packed.sparse.run_count;
             f.direct = 1;
         } else {
@@ -694,11 +694,21 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         }
         return;
     }
-    /* Conv, or a hybrid linear layer as a 1x1 conv on one pixel. */
+    if (f->path == CRISP_FAST_SPMV) {
+        const crisp_sparse_weights *s = &op->packed.sparse;
+        for (size_t unit = begin; unit < end; unit++) {
+            const size_t r0 = s->run_row[unit];
+            const size_t e0 = s->segment_entry[s->run_segment[unit]];
+            const size_t e1 = s->segment_entry[s->run_segment[unit + 1]];
+            k->spmv(s->run_row[unit + 1] - r0, e1 - e0, s->entry_column + e0,
+                    s->weight_f32 + s->run_weight[unit], x, y + r0,
+                    bias != NULL ? bias + r0 : NULL, &op->k.linear.minmax);
+        }
+        return;
+    }
     const crisp_conv2d_params *p = &op->k.conv;
-    const int linear = op->kind == CRISP_OP_LINEAR;
-    const crisp_minmax_params *minmax = linear ? &op->k.linear.minmax : &p->minmax;
-    const size_t pixels = linear ? 1 : p->output_height * p->output_width;
+    const crisp_minmax_params *minmax = &p->minmax;
+    const size_t pixels = p->output_height * p->output_width;
     if (f->path == CRISP_FAST_DWCONV) {
         const size_t taps = p->kernel_height * p->kernel_width;
         const size_t plane = p->input_height * p->input_width;

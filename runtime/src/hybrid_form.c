@@ -30,8 +30,9 @@ crisp_status crisp_hybrid_form_resolve(uint32_t *form) {
  * activation load; row-shared (V > 1) and filled runs share each load among
  * the rows of a kernel call (4 with avx512f and neon, 2 with avx2_fma), and
  * filled runs' MACs include their zeros (runtime/README.md, "Optimised
- * kernels"). Batch-1 linear layers compare the one-pixel sparse runs with
- * the GEMV, which streams the dense weights once.
+ * kernels"). Batch-1 linear layers compare their runs (f32_spmv.inc: a
+ * gather per 16 kept columns) with the GEMV, which streams the dense weights
+ * once.
  * Calibration (ResNet-50 files of crisp-edge peerbench, each conv timed alone
  * through crisp_fast_run in thread CPU time, two forms interleaved; and
  * docs/benchmarks.md): avx512f per-row runs take 1.13-1.43x the dense time
@@ -39,18 +40,23 @@ crisp_status crisp_hybrid_form_resolve(uint32_t *form) {
  * and 1.01x dense at 50 % (0.95: dense wins the tie), row-shared V = 4 runs
  * 0.69x the filled time (0.85); avx2_fma per-row runs 1.44x dense at 50 %
  * (0.35), filled 1.7x dense at 50 % and 1.10x per-row at 90 % (0.60: never
- * chosen for 2:4); linear layers from the profiles of docs/benchmarks.md (a
- * 2:4 classifier's runs take 2.2x the GEMV, V = 4 0.9x). neon copies
- * avx2_fma until measured on a board; scalar from the scalar variants'
- * GFLOP/s (spmm 4x8 about 0.3 of gemm 4x8). */
+ * chosen for 2:4). Linear layers: the runs on the batch-1 kernels
+ * (f32_spmv.inc) against the expanded GEMV, ResNet-50's and MobileNetV2's
+ * 2:4 classifiers (Sapphire Rapids VM, each op's time in one process, forms
+ * interleaved, 1 and 2 threads): avx512f per-row 1.51-1.67x the GEMV (0.32),
+ * V = 4 0.86-0.95x (0.55); avx2_fma (CRISP_MAX_ISA=avx2) per-row 1.10x
+ * (0.45), V = 4 0.63x (0.80). neon copies avx2_fma's conv rates and keeps
+ * the linear rates measured with the one-pixel sparse-run kernel before
+ * f32_spmv (0.23, 0.55) until measured on a board; scalar from the scalar
+ * variants' GFLOP/s (spmm 4x8 about 0.3 of gemm 4x8). */
 typedef struct efficiency {
     const char *isa;
     float conv_per_row, conv_shared, conv_filled, linear_per_row, linear_shared;
 } efficiency;
 
 static const efficiency table[] = {
-    {"avx512f", 0.40f, 0.85f, 0.95f, 0.23f, 0.55f},
-    {"avx2_fma", 0.35f, 0.70f, 0.60f, 0.23f, 0.55f},
+    {"avx512f", 0.40f, 0.85f, 0.95f, 0.32f, 0.55f},
+    {"avx2_fma", 0.35f, 0.70f, 0.60f, 0.45f, 0.80f},
     {"neon", 0.35f, 0.70f, 0.60f, 0.23f, 0.55f},
     {"scalar", 0.30f, 0.30f, 0.30f, 0.30f, 0.30f},
 };

@@ -91,6 +91,7 @@ enum crisp_fast_path {
     CRISP_FAST_QS8_DWCONV, /* dense int8 depthwise conv */
     CRISP_FAST_QS8_GEMV,   /* dense int8 linear */
     CRISP_FAST_QS8_SPMV,   /* hybrid int8 linear (batch 1) */
+    CRISP_FAST_SPMV,       /* hybrid float32 linear (batch 1) */
 };
 
 typedef struct crisp_fast_plan {

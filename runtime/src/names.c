@@ -94,6 +94,7 @@ const char *crisp_fast_path_name(uint32_t path, uint32_t choice) {
     case CRISP_FAST_QS8_DWCONV: return "qs8_dwconv";
     case CRISP_FAST_QS8_GEMV: return "qs8_gemv";
     case CRISP_FAST_QS8_SPMV: return "qs8_spmv";
+    case CRISP_FAST_SPMV: return "spmv";
     default: return "reference";
     }
 }

@@ -120,7 +120,7 @@ static void bug(const char *what, uint32_t op, size_t i, double a, double b, dou
 
 static int is_sum_path(uint32_t path) {
     return path == CRISP_FAST_GEMM || path == CRISP_FAST_SPMM || path == CRISP_FAST_DWCONV ||
-           path == CRISP_FAST_GEMV;
+           path == CRISP_FAST_GEMV || path == CRISP_FAST_SPMV;
 }
 
 static void clear_signs(uint8_t *file, const crisp_model *m, const float *p, uint64_t n) {

@@ -116,6 +116,16 @@ static const f32_add_variant f32_adds[] = {
 };
 #undef CRISP_F32_ADD
 
+typedef struct spmv_variant {
+    const char *isa, *name;
+    crisp_f32_spmv_ukernel_fn fn;
+} spmv_variant;
+#define CRISP_F32_SPMV(tier, name) {#tier, #name, name},
+static const spmv_variant spmvs[] = {
+#include "kernels/f32_spmv.inc"
+};
+#undef CRISP_F32_SPMV
+
 typedef struct stride2_variant {
     const char *isa, *name;
     crisp_f32_stride2_ukernel_fn fn;
@@ -300,6 +310,39 @@ static void test_gemv(const gemv_variant *v, unsigned *rng) {
         }
         CHECK(ok, "%s: mr %zu kc %zu", v->name, mr, kc);
         free(w), free(x), free(bias);
+    }
+}
+
+/* float32 hybrid linear runs at batch 1 against a double sum, to rounding:
+ * run heights the vector paths take (1, 2, 4, 8, 16) and others (3, 5, 12,
+ * 17), column counts around the gather widths (0 included), columns anywhere
+ * in x (repeats allowed, x allocated to K exactly so a read past it shows
+ * under ASan), bias or none, every clamp; nothing written past the run. */
+static void test_spmv(const spmv_variant *v, unsigned *rng) {
+    static const size_t heights[] = {1, 2, 4, 8, 16, 3, 5, 12, 17};
+    for (int trial = 0; trial < 180; trial++) {
+        const size_t rows = heights[trial % 9];
+        const size_t entries = (size_t)check_rand_int(rng, 0, trial % 5 == 0 ? 300 : 40);
+        const size_t K = (size_t)check_rand_int(rng, 1, 900);
+        uint32_t *column = malloc((entries + 1) * sizeof *column);
+        for (size_t e = 0; e < entries; e++) column[e] = (uint32_t)check_rand_int(rng, 0, (int)K - 1);
+        float *w = random_floats(rng, entries * rows + 1, 1), *x = random_floats(rng, K, 2);
+        float *bias = trial % 3 == 0 ? NULL : random_floats(rng, rows, 1);
+        float y[18];
+        for (size_t r = 0; r < 18; r++) y[r] = 12345.0f;
+        const crisp_minmax_params *p = &acts[trial % 3];
+        v->fn(rows, entries, column, w, x, y, bias, p);
+        int ok = y[rows] == 12345.0f;
+        for (size_t r = 0; r < rows && ok; r++) {
+            double acc = bias ? bias[r] : 0, mag = fabs(acc);
+            for (size_t e = 0; e < entries; e++) {
+                acc += (double)w[e * rows + r] * x[column[e]];
+                mag += fabs((double)w[e * rows + r] * x[column[e]]);
+            }
+            ok = close_enough(y[r], clampd(acc, p), mag);
+        }
+        CHECK(ok, "%s: rows %zu entries %zu K %zu", v->name, rows, entries, K);
+        free(column), free(w), free(x), free(bias);
     }
 }
 
@@ -975,6 +1018,9 @@ static void microkernels(void) {
         else skipped++;
     for (size_t i = 0; i < COUNT(qs8_dw_directs); i++)
         if (crisp_isa_supported(qs8_dw_directs[i].isa)) test_qs8_dw_direct(&qs8_dw_directs[i], &rng);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(spmvs); i++)
+        if (crisp_isa_supported(spmvs[i].isa)) test_spmv(&spmvs[i], &rng);
         else skipped++;
     for (size_t i = 0; i < COUNT(stride2s); i++)
         if (crisp_isa_supported(stride2s[i].isa)) test_stride2(&stride2s[i], &rng);

@@ -52,6 +52,10 @@ static void choose(void) {
     if (crisp_isa_supported(#tier)) best.stride2 = name;
 #include "kernels/f32_stride2.inc"
 #undef CRISP_F32_STRIDE2
+#define CRISP_F32_SPMV(tier, name) \
+    if (crisp_isa_supported(#tier)) best.spmv = name;
+#include "kernels/f32_spmv.inc"
+#undef CRISP_F32_SPMV
 #undef CRISP_GEMM
 #undef CRISP_SPMM
 #undef CRISP_DWCONV

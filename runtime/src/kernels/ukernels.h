@@ -305,6 +305,15 @@ static inline size_t crisp_qs8_dwconv_edge_bytes(size_t stride, size_t kernel_he
            (kernel_height - 1) * dilation_height * input_width;
 }
 
+/* One float32 hybrid run of a linear layer at batch 1 (src/pack.c's run
+ * layout): for row r < rows,
+ *   y[r] = clamp(bias[r] + sum_e w[e * rows + r] * x[column[e]])
+ * to rounding (the sum's order is the kernel's, kernels/f32_spmv.inc). bias
+ * may be NULL. Kernels read x only at the run's columns. */
+typedef void (*crisp_f32_spmv_ukernel_fn)(size_t rows, size_t entries, const uint32_t *column,
+                                          const float *w, const float *x, float *y,
+                                          const float *bias, const crisp_minmax_params *params);
+
 /* dst[j] = src[2 j] for j < n (kernels/f32_stride2.inc); reads no float past
  * src[2 (n - 1)]. */
 typedef void (*crisp_f32_stride2_ukernel_fn)(size_t n, const float *restrict src,
@@ -379,6 +388,11 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
               const crisp_qs8_requant *);
 #include "kernels/qs8_dwconv_direct.inc"
 #undef CRISP_QS8_DWCONV_DIRECT
+#define CRISP_F32_SPMV(isa, name)                                                           \
+    void name(size_t, size_t, const uint32_t *, const float *, const float *, float *, \
+              const float *, const crisp_minmax_params *);
+#include "kernels/f32_spmv.inc"
+#undef CRISP_F32_SPMV
 #define CRISP_F32_STRIDE2(isa, name) void name(size_t, const float *restrict, float *restrict);
 #include "kernels/f32_stride2.inc"
 #undef CRISP_F32_STRIDE2
@@ -413,6 +427,7 @@ typedef struct crisp_f32_kernels {
     crisp_f32_expand24_ukernel_fn expand24; /* 2:4 weights to dense (src/expand.c) */
     crisp_f32_add_ukernel_fn add;
     crisp_f32_stride2_ukernel_fn stride2; /* im2col rows of stride-2 convs */
+    crisp_f32_spmv_ukernel_fn spmv;       /* hybrid linears at batch 1 */
 } crisp_f32_kernels;
 
 /* Best kernels for the running CPU (honours CRISP_MAX_ISA, src/cpu.h). */
