@@ -272,6 +272,10 @@ static void im2col(const crisp_conv2d_params *p, const int8_t *x, int8_t *buf, s
                         fill_bytes(dst + s->dst, z, s->len);
                     } else if (sw == 1) {
                         copy_bytes(dst + s->dst, src + s->src, s->len);
+                    } else if (sw == 2) { /* a constant stride the compiler vectorises */
+                        const int8_t *from = src + s->src;
+                        int8_t *to = dst + s->dst;
+                        for (size_t j = 0; j < s->len; j++) to[j] = from[2 * j];
                     } else {
                         const int8_t *from = src + s->src;
                         int8_t *to = dst + s->dst;

@@ -1,13 +1,16 @@
 /* float32 addition, NEON: 16 elements per step, then 4, then the scalar
- * tail. FMAX/FMIN return NaN when either operand is NaN, so NaN stays NaN as
- * in the reference (its payload may be the NaN operand's, quietened). */
+ * tail. The clamp is the reference's two comparisons as compare-and-select
+ * (FMAX would turn -0 into +0 against a bound of 0, and NaN into the default
+ * NaN): bitwise the reference. */
 #include <arm_neon.h>
 
 #include "kernels/common.h"
 #include "kernels/ukernels.h"
 
 static inline float32x4_t add(const float *a, const float *b, float32x4_t lo, float32x4_t hi) {
-    return vminq_f32(vmaxq_f32(vaddq_f32(vld1q_f32(a), vld1q_f32(b)), lo), hi);
+    float32x4_t v = vaddq_f32(vld1q_f32(a), vld1q_f32(b));
+    v = vbslq_f32(vcltq_f32(v, lo), lo, v);
+    return vbslq_f32(vcgtq_f32(v, hi), hi, v);
 }
 
 void crisp_f32_add_ukernel__neon(size_t n, const float *a, const float *b, float *y,
