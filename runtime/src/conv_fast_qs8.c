@@ -255,7 +255,7 @@ static inline void fill_bytes(int8_t *dst, int8_t z, size_t n) {
 /* The K x np int8 patch matrix of pixels [p0, p0 + np), row k = tap * Cin +
  * ci, row stride nt; padding reads the zero point z. */
 static void im2col(const crisp_conv2d_params *p, const int8_t *x, int8_t *buf, size_t p0,
-                   size_t np, size_t nt, int8_t z) {
+                   size_t np, size_t nt, int8_t z, crisp_qs8_stride2_ukernel_fn stride2) {
     const size_t cin = p->input_channels, plane = p->input_height * p->input_width;
     const size_t sw = p->stride_width;
     crisp_tap_segment segs[3 * (CRISP_FAST_MAX_TILE_PIXELS + 1)];
@@ -272,10 +272,8 @@ static void im2col(const crisp_conv2d_params *p, const int8_t *x, int8_t *buf, s
                         fill_bytes(dst + s->dst, z, s->len);
                     } else if (sw == 1) {
                         copy_bytes(dst + s->dst, src + s->src, s->len);
-                    } else if (sw == 2) { /* a constant stride the compiler vectorises */
-                        const int8_t *from = src + s->src;
-                        int8_t *to = dst + s->dst;
-                        for (size_t j = 0; j < s->len; j++) to[j] = from[2 * j];
+                    } else if (sw == 2) {
+                        stride2(s->len, src + s->src, dst + s->dst);
                     } else {
                         const int8_t *from = src + s->src;
                         int8_t *to = dst + s->dst;
@@ -479,7 +477,7 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
         /* With several threads an op is cut into more chunks than it has tiles,
          * and a thread often runs several chunks of one tile: build it once. */
         if (!f->direct && *held_tile != t) {
-            im2col(p, x, tile, p0, np, nt, (int8_t)q->input_zero_point);
+            im2col(p, x, tile, p0, np, nt, (int8_t)q->input_zero_point, k->stride2);
             *held_tile = t;
         }
         const int8_t *b = f->direct ? x + p0 : tile;

@@ -136,6 +136,16 @@ static const stride2_variant stride2s[] = {
 };
 #undef CRISP_F32_STRIDE2
 
+typedef struct qs8_stride2_variant {
+    const char *isa, *name;
+    crisp_qs8_stride2_ukernel_fn fn;
+} qs8_stride2_variant;
+#define CRISP_QS8_STRIDE2(tier, name) {#tier, #name, name},
+static const qs8_stride2_variant qs8_stride2s[] = {
+#include "kernels/qs8_stride2.inc"
+};
+#undef CRISP_QS8_STRIDE2
+
 typedef struct qs8_add_variant {
     const char *isa, *name;
     crisp_qs8_add_ukernel_fn fn;
@@ -587,6 +597,24 @@ static void test_stride2(const stride2_variant *v, unsigned *rng) {
     }
 }
 
+/* Every second byte, as test_stride2: lengths around 16, 32 and 64 (and
+ * twice), the source ending at its last byte read. */
+static void test_qs8_stride2(const qs8_stride2_variant *v, unsigned *rng) {
+    for (size_t n = 0; n <= 200; n++) {
+        const size_t len = n ? 2 * (n - 1) + 1 : 1;
+        int8_t *src = malloc(len), *dst = malloc(n + 1);
+        for (size_t i = 0; i < len; i++) src[i] = (int8_t)check_rand_int(rng, -128, 127);
+        dst[n] = 77;
+        v->fn(n, src, dst);
+        size_t bad = n;
+        for (size_t j = 0; j < n && bad == n; j++)
+            if (dst[j] != src[2 * j]) bad = j;
+        CHECK(bad == n && dst[n] == 77, "%s: n %zu: byte %zu wrong or wrote past n", v->name, n,
+              bad);
+        free(src), free(dst);
+    }
+}
+
 /* int8 addition against the reference kernel, bitwise: lengths around the
  * vector widths, zero points at the edges, narrowed output ranges, and
  * scales so large that sums overflow to infinity and NaN (the clamp must
@@ -1023,6 +1051,9 @@ static void microkernels(void) {
         else skipped++;
     for (size_t i = 0; i < COUNT(stride2s); i++)
         if (crisp_isa_supported(stride2s[i].isa)) test_stride2(&stride2s[i], &rng);
+        else skipped++;
+    for (size_t i = 0; i < COUNT(qs8_stride2s); i++)
+        if (crisp_isa_supported(qs8_stride2s[i].isa)) test_qs8_stride2(&qs8_stride2s[i], &rng);
         else skipped++;
     for (size_t i = 0; i < COUNT(f32_adds); i++)
         if (crisp_isa_supported(f32_adds[i].isa)) test_f32_add(&f32_adds[i], &rng);

@@ -110,6 +110,10 @@ static void choose_qs8(void) {
     if (crisp_isa_supported(#tier)) best_qs8.quantize = name;
 #include "kernels/f32_quantize.inc"
 #undef CRISP_F32_QUANTIZE
+#define CRISP_QS8_STRIDE2(tier, name) \
+    if (crisp_isa_supported(#tier)) best_qs8.stride2 = name;
+#include "kernels/qs8_stride2.inc"
+#undef CRISP_QS8_STRIDE2
 }
 
 static pthread_once_t chosen_qs8 = PTHREAD_ONCE_INIT;

@@ -314,6 +314,11 @@ typedef void (*crisp_f32_spmv_ukernel_fn)(size_t rows, size_t entries, const uin
                                           const float *w, const float *x, float *y,
                                           const float *bias, const crisp_minmax_params *params);
 
+/* dst[j] = src[2 j] for j < n (kernels/qs8_stride2.inc); reads no byte past
+ * src[2 (n - 1)]. */
+typedef void (*crisp_qs8_stride2_ukernel_fn)(size_t n, const int8_t *restrict src,
+                                             int8_t *restrict dst);
+
 /* dst[j] = src[2 j] for j < n (kernels/f32_stride2.inc); reads no float past
  * src[2 (n - 1)]. */
 typedef void (*crisp_f32_stride2_ukernel_fn)(size_t n, const float *restrict src,
@@ -393,6 +398,9 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
               const float *, const crisp_minmax_params *);
 #include "kernels/f32_spmv.inc"
 #undef CRISP_F32_SPMV
+#define CRISP_QS8_STRIDE2(isa, name) void name(size_t, const int8_t *restrict, int8_t *restrict);
+#include "kernels/qs8_stride2.inc"
+#undef CRISP_QS8_STRIDE2
 #define CRISP_F32_STRIDE2(isa, name) void name(size_t, const float *restrict, float *restrict);
 #include "kernels/f32_stride2.inc"
 #undef CRISP_F32_STRIDE2
@@ -446,6 +454,7 @@ typedef struct crisp_qs8_kernels {
     size_t gemv_mr;
     crisp_qs8_spmv_ukernel_fn spmv; /* hybrid linears at batch 1 */
     crisp_f32_quantize_ukernel_fn quantize; /* QUANTIZE: float32 -> int8 */
+    crisp_qs8_stride2_ukernel_fn stride2;   /* im2col rows of stride-2 convs */
 } crisp_qs8_kernels;
 
 const crisp_qs8_kernels *crisp_qs8_kernels_best(void);
