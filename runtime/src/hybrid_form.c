@@ -52,13 +52,23 @@ crisp_status crisp_hybrid_form_resolve(uint32_t *form) {
 typedef struct efficiency {
     const char *isa;
     float conv_per_row, conv_shared, conv_filled, linear_per_row, linear_shared;
+    float run_overhead; /* conv runs: MAC-equivalents per run and pixel */
 } efficiency;
 
+/* run_overhead: a conv's runs cost about this many MACs more per run and
+ * output pixel than their values (each call's set-up and epilogue, and the
+ * chunk-major sweep writing every run's rows 64 pixels at a time). It only
+ * matters when runs hold few values: MobileNetV2's first expand conv (16 ->
+ * 96 on 112 x 112, 2:4 in its one block-column: 8 entries per run) ran
+ * 1.53-1.75x its dense time as V = 4 runs with avx512f (1.44x avx2_fma),
+ * while the table alone put the runs at 0.59x; 48 (32) makes it dense and
+ * changes no other choice among the benchmark's ResNet-50 and MobileNetV2
+ * files (docs/benchmarks-issue15.md). */
 static const efficiency table[] = {
-    {"avx512f", 0.40f, 0.85f, 0.95f, 0.32f, 0.55f},
-    {"avx2_fma", 0.35f, 0.70f, 0.60f, 0.45f, 0.80f},
-    {"neon", 0.35f, 0.70f, 0.60f, 0.23f, 0.55f},
-    {"scalar", 0.30f, 0.30f, 0.30f, 0.30f, 0.30f},
+    {"avx512f", 0.40f, 0.85f, 0.95f, 0.32f, 0.55f, 48.0f},
+    {"avx2_fma", 0.35f, 0.70f, 0.60f, 0.45f, 0.80f, 32.0f},
+    {"neon", 0.35f, 0.70f, 0.60f, 0.23f, 0.55f, 32.0f},
+    {"scalar", 0.30f, 0.30f, 0.30f, 0.30f, 0.30f, 0.0f},
 };
 
 /* int8 convs (groups 1), by the int8 kernel tier: conv_per_row and
@@ -76,11 +86,11 @@ static const efficiency table[] = {
  * neon_dotprod (4-row calls too) copy avx2_fma until measured on a board; the
  * scalar kernel takes one row per call, so nothing is shared. */
 static const efficiency table_qs8[] = {
-    {"avx512vnni", 0.32f, 0.65f, 1.0f, 1.0f, 1.0f},
-    {"avx2_fma", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f},
-    {"neon_dotprod", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f},
-    {"neon", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f},
-    {"scalar", 1.0f, 1.0f, 1.0f, 1.0f, 1.0f},
+    {"avx512vnni", 0.32f, 0.65f, 1.0f, 1.0f, 1.0f, 0.0f},
+    {"avx2_fma", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f},
+    {"neon_dotprod", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f},
+    {"neon", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f},
+    {"scalar", 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f},
 };
 
 /* A form other than the file's runs may cost this much more memory: a
@@ -102,12 +112,14 @@ uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c) {
     const double rate = c->linear ? (shared ? e->linear_shared : e->linear_per_row)
                                   : (shared ? e->conv_shared : e->conv_per_row);
     const double room = MEMORY_SLACK * (double)c->run_bytes;
+    const double overhead = c->linear ? 0.0 : e->run_overhead;
     uint32_t best = CRISP_HYBRID_RUNS;
-    double best_time = (double)c->run_values / rate;
-    if (c->filled_values > 0 && (double)c->filled_bytes <= room &&
-        (double)c->filled_values / e->conv_filled < best_time) {
+    double best_time = ((double)c->run_values + overhead * (double)c->runs) / rate;
+    const double filled_time =
+        ((double)c->filled_values + overhead * (double)c->filled_runs) / e->conv_filled;
+    if (c->filled_values > 0 && (double)c->filled_bytes <= room && filled_time < best_time) {
         best = CRISP_HYBRID_FILLED;
-        best_time = (double)c->filled_values / e->conv_filled;
+        best_time = filled_time;
     }
     if (!c->int8 && (double)c->dense_bytes <= room && (double)c->dense_values < best_time)
         best = CRISP_HYBRID_DENSE;

@@ -37,6 +37,7 @@ typedef struct crisp_hybrid_cost {
     uint64_t run_bytes;     /* their packed bytes */
     uint64_t filled_values; /* MACs per pixel of filled runs; 0 = no filled form */
     uint64_t filled_bytes;
+    uint64_t runs, filled_runs; /* kernel calls per pixel chunk of each run form */
     uint64_t dense_values;  /* R x K */
     uint64_t dense_bytes;   /* what running dense keeps (src/expand.h: block-row starts) */
 } crisp_hybrid_cost;

@@ -301,6 +301,8 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
                                         total,
                                         total_f != 0 ? nf.weights : 0,
                                         total_f,
+                                        n.runs,
+                                        total_f != 0 ? nf.runs : 0,
                                         (uint64_t)h->rows * h->cols,
                                         2 * h->nbr * sizeof(uint64_t)};
         const uint32_t choice = crisp_hybrid_choose(m->hybrid_form, &cost);
@@ -318,7 +320,7 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
             size_t at_f[10];
             const size_t total_f = layout(&nf, 1, 1, cout, want_q, at_f);
             const crisp_hybrid_cost cost = {crisp_qs8_kernels_best()->isa, 1, 0, h->v, n.weights,
-                                            total, nf.weights, total_f, 0, 0};
+                                            total, nf.weights, total_f, n.runs, nf.runs, 0, 0};
             if (crisp_hybrid_choose(m->hybrid_form, &cost) == CRISP_HYBRID_FILLED) {
                 filled = 1, n = nf, total = total_f;
                 memcpy(at, at_f, sizeof at);

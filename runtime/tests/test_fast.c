@@ -1607,7 +1607,7 @@ static void hybrid_forms(void) {
     const uint64_t dense = 512 * 4608;
 #define COST(isa, linear, v, kept)                                                          \
     ((crisp_hybrid_cost){isa, 0, linear, v, kept, 8 * (kept) + 4096, (linear) ? 0 : 2 * (kept), \
-                         8 * (kept) + (kept) / 4, dense, 16 * 512 / 16})
+                         8 * (kept) + (kept) / 4, 512 / (v), 512 / 16, dense, 16 * 512 / 16})
     const crisp_hybrid_cost half = COST("avx512f", 0, 1, dense / 2);
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &half) == CRISP_HYBRID_DENSE,
           "2:4 only runs dense");
@@ -1645,7 +1645,8 @@ static void hybrid_forms(void) {
      * rows), row-shared runs stay; no dense form, whatever is forced. int8 runs
      * take 5 bytes per kept value, filled runs 1 per weight plus a column per 16. */
 #define QCOST(isa, v, kept) \
-    ((crisp_hybrid_cost){isa, 1, 0, v, kept, 5 * (kept), 2 * (kept), 2 * (kept) + (kept) / 4, 0, 0})
+    ((crisp_hybrid_cost){isa, 1, 0, v, kept, 5 * (kept), 2 * (kept), 2 * (kept) + (kept) / 4, \
+                         512 / (v), 512 / 16, 0, 0})
     const crisp_hybrid_cost q_row = QCOST("avx512vnni", 1, dense / 10);
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &q_row) == CRISP_HYBRID_FILLED,
           "int8 per-row 2:4 runs filled");
@@ -1667,6 +1668,16 @@ static void hybrid_forms(void) {
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &q_one4) == CRISP_HYBRID_RUNS,
           "int8 per-row 1:4 keeps its runs");
 #undef QCOST
+    /* Few values per run: a 16 -> 96 1x1 conv at 2:4 (one block-column, 8
+     * values per run) runs dense although its V = 4 runs execute half the
+     * MACs; with 20x the columns the runs win again. */
+    const crisp_hybrid_cost thin = {"avx512f", 0, 0, 4, 96 * 8, 8 * 96 * 8, 0, 0, 24, 0, 96 * 16, 96};
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &thin) == CRISP_HYBRID_DENSE,
+          "runs of 8 values run dense");
+    crisp_hybrid_cost wide = thin;
+    wide.run_values *= 20, wide.run_bytes *= 20, wide.dense_values *= 20;
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &wide) == CRISP_HYBRID_RUNS,
+          "runs of 160 values stay runs");
 #undef COST
     uint32_t form = 99;
     setenv("CRISP_HYBRID_FORM", "desne", 1);
