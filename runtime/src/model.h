@@ -97,7 +97,9 @@ enum crisp_fast_path {
 typedef struct crisp_fast_plan {
     uint32_t path;
     int direct;            /* 1x1, stride 1, no padding: the input is the B operand */
-    size_t units;          /* row panels (GEMM, GEMV, QS8_GEMV), runs (SPMM, QS8_SPMV), channels (DWCONV, MAXPOOL) */
+    size_t units;          /* row panels (GEMM, GEMV, QS8_GEMV), runs (SPMM, QS8_SPMV), channels (DWCONV, MAXPOOL)
+                              or channel blocks (DWCONV with channel_block) */
+    size_t channel_block;  /* DWCONV: channels per call of the channels-in-lanes kernel, or 0 */
     size_t tiles;          /* pixel tiles; work item = tile * units + unit */
     size_t tile_pixels;    /* pixels per tile (a multiple of the kernel's NR; with a band,
                               whole output rows) */

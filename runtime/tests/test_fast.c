@@ -116,6 +116,18 @@ static const f32_add_variant f32_adds[] = {
 };
 #undef CRISP_F32_ADD
 
+typedef struct dw_hwc_variant {
+    const char *isa, *name;
+    crisp_f32_dwconv_hwc_ukernel_fn fn;
+    size_t block;
+} dw_hwc_variant;
+#define CRISP_DWCONV_HWC(tier, name, block) {#tier, #name, name, block},
+static const dw_hwc_variant dw_hwcs[] = {
+#include "kernels/f32_dwconv_hwc.inc"
+    {"scalar", "none", NULL, 0}, /* keeps the list non-empty on every architecture */
+};
+#undef CRISP_DWCONV_HWC
+
 typedef struct spmv_variant {
     const char *isa, *name;
     crisp_f32_spmv_ukernel_fn fn;
@@ -320,6 +332,56 @@ static void test_gemv(const gemv_variant *v, unsigned *rng) {
         }
         CHECK(ok, "%s: mr %zu kc %zu", v->name, mr, kc);
         free(w), free(x), free(bias);
+    }
+}
+
+/* Depthwise 3 x 3 blocks, channels in the lanes, against a double sum, to
+ * rounding: 1 .. block channels, stride 1 and 2, paddings 0 .. 2 on each side
+ * (asymmetric; input rows and columns the output never reaches), planes from
+ * 1 x 1 to 30 x 30, bias or none, every clamp. Channel planes are allocated
+ * exactly (ASan sees a read past the block's last channel), and the output
+ * has guard channels after the block that must stay untouched. */
+static void test_dw_hwc(const dw_hwc_variant *v, unsigned *rng) {
+    for (int trial = 0; trial < 150; trial++) {
+        const size_t C = (size_t)check_rand_int(rng, 1, (int)v->block), s = 1 + trial % 2;
+        const size_t pt = (size_t)check_rand_int(rng, 0, 2), pl = (size_t)check_rand_int(rng, 0, 2);
+        const size_t pb = (size_t)check_rand_int(rng, 0, 2), pr = (size_t)check_rand_int(rng, 0, 2);
+        const size_t ih = (size_t)check_rand_int(rng, 1, trial % 5 == 0 ? 30 : 12);
+        const size_t iw = (size_t)check_rand_int(rng, 1, trial % 5 == 0 ? 30 : 12);
+        if (ih + pt + pb < 3 || iw + pl + pr < 3) continue;
+        const size_t oh = (ih + pt + pb - 3) / s + 1, ow = (iw + pl + pr - 3) / s + 1;
+        const size_t plane = ih * iw, oplane = oh * ow;
+        float *x = random_floats(rng, C * plane, 2), *w = random_floats(rng, C * 9, 1);
+        float *bias = trial % 3 == 0 ? NULL : random_floats(rng, C, 1);
+        float *y = malloc((C + 1) * oplane * sizeof *y);
+        float *tile = malloc(crisp_dwconv_hwc_tile_floats(oh, ow, s, v->block) * sizeof *tile);
+        for (size_t i = 0; i < (C + 1) * oplane; i++) y[i] = 12345.0f;
+        /* A tile left from another layer: any cell the kernel reads unset is NaN. */
+        for (size_t i = 0; i < crisp_dwconv_hwc_tile_floats(oh, ow, s, v->block); i++) tile[i] = NAN;
+        const crisp_minmax_params *p = &acts[trial % 3];
+        const crisp_dwconv_hwc_block blk = {x, w, bias, y, tile, C, ih, iw, pt, pl, s, oh, ow};
+        v->fn(&blk, p);
+        int ok = 1;
+        size_t bad = 0;
+        for (size_t c = 0; c < C && ok; c++)
+            for (size_t oy = 0; oy < oh && ok; oy++)
+                for (size_t ox = 0; ox < ow && ok; ox++) {
+                    double acc = bias ? bias[c] : 0, mag = fabs(acc);
+                    for (size_t ky = 0; ky < 3; ky++)
+                        for (size_t kx = 0; kx < 3; kx++) {
+                            const ptrdiff_t iy = (ptrdiff_t)(oy * s + ky) - (ptrdiff_t)pt;
+                            const ptrdiff_t ix = (ptrdiff_t)(ox * s + kx) - (ptrdiff_t)pl;
+                            if (iy < 0 || ix < 0 || iy >= (ptrdiff_t)ih || ix >= (ptrdiff_t)iw) continue;
+                            const double t = (double)w[c * 9 + ky * 3 + kx] * x[c * plane + (size_t)iy * iw + (size_t)ix];
+                            acc += t, mag += fabs(t);
+                        }
+                    bad = (c * oh + oy) * ow + ox;
+                    ok = close_enough(y[bad], clampd(acc, p), mag);
+                }
+        for (size_t i = C * oplane; i < (C + 1) * oplane && ok; i++) ok = y[i] == 12345.0f;
+        CHECK(ok, "%s: C %zu s %zu %zux%zu pad %zu,%zu,%zu,%zu -> %zux%zu: output %zu", v->name, C, s,
+              ih, iw, pt, pl, pb, pr, oh, ow, bad);
+        free(x), free(w), free(bias), free(y), free(tile);
     }
 }
 
@@ -1046,6 +1108,9 @@ static void microkernels(void) {
     for (size_t i = 0; i < COUNT(qs8_dw_directs); i++)
         if (crisp_isa_supported(qs8_dw_directs[i].isa)) test_qs8_dw_direct(&qs8_dw_directs[i], &rng);
         else skipped++;
+    for (size_t i = 0; i < COUNT(dw_hwcs); i++)
+        if (dw_hwcs[i].fn != NULL && crisp_isa_supported(dw_hwcs[i].isa)) test_dw_hwc(&dw_hwcs[i], &rng);
+        else if (dw_hwcs[i].fn != NULL) skipped++;
     for (size_t i = 0; i < COUNT(spmvs); i++)
         if (crisp_isa_supported(spmvs[i].isa)) test_spmv(&spmvs[i], &rng);
         else skipped++;
@@ -1096,6 +1161,15 @@ static int uses_band(const crisp_model *m) {
 /* Layers run dense in several pixel tiles, each tile expanding every panel
  * again (src/conv_fast.c): counted so the test fails if none does. */
 static int expanded_tiled;
+
+/* Depthwise layers on the channels-in-lanes kernels (f32_dwconv_hwc.inc). */
+static int dw_blocked;
+
+static int uses_channel_blocks(const crisp_model *m) {
+    for (uint32_t i = 0; i < m->op_count; i++)
+        if (m->ops[i].fast.channel_block > 0) return 1;
+    return 0;
+}
 
 static int expanded_tiles(const crisp_model *m) {
     for (uint32_t i = 0; i < m->op_count; i++)
@@ -1161,6 +1235,7 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
         }
         const int band = uses_band(m);
         expanded_tiled += expanded_tiles(m);
+        dw_blocked += uses_channel_blocks(m);
         crisp_session *s;
         crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
         CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
@@ -1312,18 +1387,23 @@ static void layers(void) {
                  c->cout);
         run_layer(&L, &rng, what);
     }
-    for (int i = 0; i < 42; i++) { /* depthwise; from 30 on stride 1 or 2 (read in place) */
+    for (int i = 0; i < 54; i++) { /* depthwise; from 30 on stride 1 or 2 (read in place) */
         layer L;
         memset(&L, 0, sizeof L);
         naive_conv *c = &L.c;
         random_geometry(c, &rng, i % 3 == 0 ? 70 : 20);
         if (i >= 30) c->sh = c->sw = 1 + i % 2;
-        c->cin = c->cout = c->groups = check_rand_int(&rng, 1, 24);
+        /* From 42 on MobileNet's 3 x 3 (channels in lanes on small planes, more than
+         * one block of channels). */
+        if (i >= 42) c->kh = c->kw = 3, c->dh = c->dw = 1;
+        c->cin = c->cout = c->groups = check_rand_int(&rng, 1, i >= 42 ? 40 : 24);
         snprintf(what, sizeof what, "depthwise %dx%d s%d,%d d%d,%d p%d,%d,%d,%d %dx%dx%d",
                  c->kh, c->kw, c->sh, c->sw, c->dh, c->dw, c->pt, c->pl, c->pb, c->pr, c->cin,
                  c->h, c->w);
         run_layer(&L, &rng, what);
     }
+    if (crisp_f32_kernels_best()->dwconv_hwc != NULL)
+        CHECK(dw_blocked >= 6, "only %d depthwise layers ran channels in lanes", dw_blocked);
 }
 
 /* int8 hybrid and dense conv, hybrid and dense linear layers (QUANTIZE -> layer

@@ -305,6 +305,28 @@ static inline size_t crisp_qs8_dwconv_edge_bytes(size_t stride, size_t kernel_he
            (kernel_height - 1) * dilation_height * input_width;
 }
 
+/* A block of `channels` (1 .. the variant's block) channels of a depthwise
+ * 3 x 3 conv, dilation 1, stride 1 or 2 both ways (kernels/f32_dwconv_hwc.inc):
+ * for channel c, output pixel (oy, ox),
+ *   y[c * oh * ow + oy * ow + ox] = clamp(bias[c] + sum_{ky,kx} w[c * 9 + ky * 3 + kx] *
+ *       x[c * ih * iw + (oy s + ky - pt) * iw + ox s + kx - pl])
+ * (0 outside the image; bias may be NULL), the taps in order from bias up,
+ * as the plane kernels add them. `tile`: crisp_dwconv_hwc_tile_floats. */
+typedef struct crisp_dwconv_hwc_block {
+    const float *x, *w, *bias; /* the block's first channel's plane, weights, bias */
+    float *y, *tile;
+    size_t channels, input_height, input_width, padding_top, padding_left, stride;
+    size_t output_height, output_width;
+} crisp_dwconv_hwc_block;
+
+typedef void (*crisp_f32_dwconv_hwc_ukernel_fn)(const crisp_dwconv_hwc_block *b,
+                                                const crisp_minmax_params *params);
+
+static inline size_t crisp_dwconv_hwc_tile_floats(size_t output_height, size_t output_width,
+                                                  size_t stride, size_t block) {
+    return ((output_height - 1) * stride + 3) * ((output_width - 1) * stride + 3) * block;
+}
+
 /* One float32 hybrid run of a linear layer at batch 1 (src/pack.c's run
  * layout): for row r < rows,
  *   y[r] = clamp(bias[r] + sum_e w[e * rows + r] * x[column[e]])
@@ -393,6 +415,10 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
               const crisp_qs8_requant *);
 #include "kernels/qs8_dwconv_direct.inc"
 #undef CRISP_QS8_DWCONV_DIRECT
+#define CRISP_DWCONV_HWC(isa, name, block) \
+    void name(const crisp_dwconv_hwc_block *, const crisp_minmax_params *);
+#include "kernels/f32_dwconv_hwc.inc"
+#undef CRISP_DWCONV_HWC
 #define CRISP_F32_SPMV(isa, name)                                                           \
     void name(size_t, size_t, const uint32_t *, const float *, const float *, float *, \
               const float *, const crisp_minmax_params *);
@@ -436,6 +462,8 @@ typedef struct crisp_f32_kernels {
     crisp_f32_add_ukernel_fn add;
     crisp_f32_stride2_ukernel_fn stride2; /* im2col rows of stride-2 convs */
     crisp_f32_spmv_ukernel_fn spmv;       /* hybrid linears at batch 1 */
+    crisp_f32_dwconv_hwc_ukernel_fn dwconv_hwc; /* NULL: depthwise on the plane kernels */
+    size_t dwconv_hwc_block;
 } crisp_f32_kernels;
 
 /* Best kernels for the running CPU (honours CRISP_MAX_ISA, src/cpu.h). */
