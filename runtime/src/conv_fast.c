@@ -139,6 +139,8 @@ static void dw_margins(const crisp_conv2d_params *p, size_t *before, size_t *aft
  * x 57 cells) 1.05, 56 x 56 1.23-1.36, 112 x 112 1.60-1.73. */
 #define DW_HWC_MAX_CELLS ((size_t)30 * 30)
 static int dw_hwc(const crisp_f32_kernels *k, const crisp_conv2d_params *p) {
+    const char *env = getenv("CRISP_DWCONV_PLANES"); /* 1: the plane kernels, to compare */
+    if (env != NULL && strcmp(env, "1") == 0) return 0;
     return k->dwconv_hwc != NULL && p->kernel_height == 3 && p->kernel_width == 3 &&
            p->dilation_height == 1 && p->dilation_width == 1 &&
            p->stride_height == p->stride_width && p->stride_width <= 2 &&
