@@ -372,7 +372,7 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
     const size_t budget = expanded && !f.direct ? expanded_budget_floats(k) : TILE_BUDGET_FLOATS;
     size_t nt = budget / f.k / nr * nr;
     if (expanded) { /* as few tiles as the budget allows, of equal size (above) */
-        size_t fit = budget / f.k;
+        size_t fit = min_size(budget / f.k, MAX_TILE_PIXELS);
         if (fit < EXPANDED_MIN_TILE) fit = EXPANDED_MIN_TILE;
         const size_t tiles = (pixels + fit - 1) / fit;
         nt = round_up((pixels + tiles - 1) / tiles, nr);

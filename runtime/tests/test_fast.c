@@ -9,10 +9,12 @@
  * blocks, channel counts off the tile) and depthwise convs with several
  * strides, dilations, paddings and kernel sizes, images big enough for
  * several pixel tiles and K big enough for small tiles. */
-#define _POSIX_C_SOURCE 200809L /* setenv */
+#define _DEFAULT_SOURCE /* setenv, MAP_ANONYMOUS */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "conv_fast.h"
@@ -33,6 +35,24 @@ static float *random_floats(unsigned *rng, size_t n, float scale) {
     float *p = malloc((n ? n : 1) * sizeof *p);
     for (size_t i = 0; i < n; i++) p[i] = check_rand_float(rng) * scale;
     return p;
+}
+
+/* `bytes` whose last byte is followed by an inaccessible page: a kernel read
+ * past the end faults even where ASan does not look (masked vector loads and
+ * gathers). Released with guarded_free(p, bytes). */
+static void *guarded_alloc(size_t bytes) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t span = (bytes + page - 1) / page * page;
+    uint8_t *base = mmap(NULL, span + page, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (base == MAP_FAILED) abort();
+    if (mprotect(base + span, page, PROT_NONE) != 0) abort();
+    return base + span - bytes;
+}
+
+static void guarded_free(void *p, size_t bytes) {
+    const size_t page = (size_t)sysconf(_SC_PAGESIZE);
+    const size_t span = (bytes + page - 1) / page * page;
+    munmap((uint8_t *)p + bytes - span, span + page);
 }
 
 static double clampd(double v, const crisp_minmax_params *p) {
@@ -338,9 +358,9 @@ static void test_gemv(const gemv_variant *v, unsigned *rng) {
 /* Depthwise 3 x 3 blocks, channels in the lanes, against a double sum, to
  * rounding: 1 .. block channels, stride 1 and 2, paddings 0 .. 2 on each side
  * (asymmetric; input rows and columns the output never reaches), planes from
- * 1 x 1 to 30 x 30, bias or none, every clamp. Channel planes are allocated
- * exactly (ASan sees a read past the block's last channel), and the output
- * has guard channels after the block that must stay untouched. */
+ * 1 x 1 to 30 x 30, bias or none, every clamp. The block's planes end
+ * before an inaccessible page (a read past its last channel faults), and the
+ * output has a guard channel after the block that must stay untouched. */
 static void test_dw_hwc(const dw_hwc_variant *v, unsigned *rng) {
     for (int trial = 0; trial < 150; trial++) {
         const size_t C = (size_t)check_rand_int(rng, 1, (int)v->block), s = 1 + trial % 2;
@@ -351,14 +371,15 @@ static void test_dw_hwc(const dw_hwc_variant *v, unsigned *rng) {
         if (ih + pt + pb < 3 || iw + pl + pr < 3) continue;
         const size_t oh = (ih + pt + pb - 3) / s + 1, ow = (iw + pl + pr - 3) / s + 1;
         const size_t plane = ih * iw, oplane = oh * ow;
-        float *x = random_floats(rng, C * plane, 2), *w = random_floats(rng, C * 9, 1);
-        float *bias = trial % 3 == 0 ? NULL : random_floats(rng, C, 1);
+        float *x = guarded_alloc(C * plane * sizeof *x), *w = random_floats(rng, C * 9, 1);
+        for (size_t i = 0; i < C * plane; i++) x[i] = 2 * check_rand_float(rng);
+        float *bias = check_rand_int(rng, 0, 2) == 0 ? NULL : random_floats(rng, C, 1);
         float *y = malloc((C + 1) * oplane * sizeof *y);
         float *tile = malloc(crisp_dwconv_hwc_tile_floats(oh, ow, s, v->block) * sizeof *tile);
         for (size_t i = 0; i < (C + 1) * oplane; i++) y[i] = 12345.0f;
         /* A tile left from another layer: any cell the kernel reads unset is NaN. */
         for (size_t i = 0; i < crisp_dwconv_hwc_tile_floats(oh, ow, s, v->block); i++) tile[i] = NAN;
-        const crisp_minmax_params *p = &acts[trial % 3];
+        const crisp_minmax_params *p = &acts[check_rand_int(rng, 0, 2)];
         const crisp_dwconv_hwc_block blk = {x, w, bias, y, tile, C, ih, iw, pt, pl, s, oh, ow};
         v->fn(&blk, p);
         int ok = 1;
@@ -381,28 +402,34 @@ static void test_dw_hwc(const dw_hwc_variant *v, unsigned *rng) {
         for (size_t i = C * oplane; i < (C + 1) * oplane && ok; i++) ok = y[i] == 12345.0f;
         CHECK(ok, "%s: C %zu s %zu %zux%zu pad %zu,%zu,%zu,%zu -> %zux%zu: output %zu", v->name, C, s,
               ih, iw, pt, pl, pb, pr, oh, ow, bad);
-        free(x), free(w), free(bias), free(y), free(tile);
+        guarded_free(x, C * plane * sizeof *x), free(w), free(bias), free(y), free(tile);
     }
 }
 
 /* float32 hybrid linear runs at batch 1 against a double sum, to rounding:
  * run heights the vector paths take (1, 2, 4, 8, 16) and others (3, 5, 12,
  * 17), column counts around the gather widths (0 included), columns anywhere
- * in x (repeats allowed, x allocated to K exactly so a read past it shows
- * under ASan), bias or none, every clamp; nothing written past the run. */
+ * in x (repeats allowed), bias or none, every clamp; no read past the run's
+ * columns, weights or x, nothing written past the run. */
 static void test_spmv(const spmv_variant *v, unsigned *rng) {
     static const size_t heights[] = {1, 2, 4, 8, 16, 3, 5, 12, 17};
     for (int trial = 0; trial < 180; trial++) {
         const size_t rows = heights[trial % 9];
         const size_t entries = (size_t)check_rand_int(rng, 0, trial % 5 == 0 ? 300 : 40);
         const size_t K = (size_t)check_rand_int(rng, 1, 900);
-        uint32_t *column = malloc((entries + 1) * sizeof *column);
+        /* Columns, weights and x end before an inaccessible page: a read past
+         * the run (a gather lane, a masked load) faults. */
+        const size_t nw = entries * rows;
+        uint32_t *column = guarded_alloc((entries ? entries : 1) * sizeof *column);
+        float *w = guarded_alloc((nw ? nw : 1) * sizeof *w), *x = guarded_alloc(K * sizeof *x);
         for (size_t e = 0; e < entries; e++) column[e] = (uint32_t)check_rand_int(rng, 0, (int)K - 1);
-        float *w = random_floats(rng, entries * rows + 1, 1), *x = random_floats(rng, K, 2);
-        float *bias = trial % 3 == 0 ? NULL : random_floats(rng, rows, 1);
+        for (size_t i = 0; i < nw; i++) w[i] = check_rand_float(rng);
+        for (size_t k = 0; k < K; k++) x[k] = 2 * check_rand_float(rng);
+        /* Bias and clamp drawn apart from the height, so every path meets both. */
+        float *bias = check_rand_int(rng, 0, 2) == 0 ? NULL : random_floats(rng, rows, 1);
         float y[18];
         for (size_t r = 0; r < 18; r++) y[r] = 12345.0f;
-        const crisp_minmax_params *p = &acts[trial % 3];
+        const crisp_minmax_params *p = &acts[check_rand_int(rng, 0, 2)];
         v->fn(rows, entries, column, w, x, y, bias, p);
         int ok = y[rows] == 12345.0f;
         for (size_t r = 0; r < rows && ok; r++) {
@@ -414,7 +441,8 @@ static void test_spmv(const spmv_variant *v, unsigned *rng) {
             ok = close_enough(y[r], clampd(acc, p), mag);
         }
         CHECK(ok, "%s: rows %zu entries %zu K %zu", v->name, rows, entries, K);
-        free(column), free(w), free(x), free(bias);
+        guarded_free(column, (entries ? entries : 1) * sizeof *column);
+        guarded_free(w, (nw ? nw : 1) * sizeof *w), guarded_free(x, K * sizeof *x), free(bias);
     }
 }
 
@@ -613,13 +641,16 @@ static void test_qs8_spmv(const qs8_spmv_variant *v, unsigned *rng) {
 static void test_f32_add(const f32_add_variant *v, unsigned *rng) {
     for (int trial = 0; trial < 200; trial++) {
         const size_t n = (size_t)check_rand_int(rng, 0, trial % 4 == 0 ? 300 : 70);
-        const size_t off = (size_t)check_rand_int(rng, 0, 15);
-        float *a = malloc((n + 16) * 4), *b = malloc((n + 16) * 4);
+        /* The inputs start `off` floats into their buffers (off 64-byte alignment)
+         * and their n-th element is the last before an inaccessible page: a read
+         * past it faults. */
+        const size_t off = (size_t)check_rand_int(rng, 0, 15), len = n + off;
+        float *a = guarded_alloc((len ? len : 1) * 4), *b = guarded_alloc((len ? len : 1) * 4);
         float *got = malloc((n + 17) * 4), *want = malloc((n + 1) * 4);
-        for (size_t i = 0; i < n + 16; i++) {
+        for (size_t i = 0; i < len; i++) {
             a[i] = check_rand_float(rng) * 4, b[i] = check_rand_float(rng) * 4;
             const int k = check_rand_int(rng, 0, 40);
-            if (k == 0) a[i] = NAN;
+            if (k == 0) a[i] = NAN; /* one NaN input: two NaNs may meet in either order */
             if (k == 1) a[i] = INFINITY, b[i] = -INFINITY;
             if (k == 2) a[i] = -0.0f, b[i] = -0.0f;
             if (k == 3) b[i] = INFINITY;
@@ -636,17 +667,18 @@ static void test_f32_add(const f32_add_variant *v, unsigned *rng) {
         CHECK(bad == n, "%s: n %zu, element %zu: %g, reference %g", v->name, n, bad,
               bad < n ? (double)got[bad] : 0.0, bad < n ? (double)want[bad] : 0.0);
         CHECK(got[n] == 12345.0f, "%s: n %zu: wrote past the end", v->name, n);
-        free(a), free(b), free(got), free(want);
+        guarded_free(a, (len ? len : 1) * 4), guarded_free(b, (len ? len : 1) * 4);
+        free(got), free(want);
     }
 }
 
-/* Every second float: lengths around the vector width, the source placed so
- * that its last float read, src[2 (n - 1)], is the last of its allocation
- * (ASan reports a read past it), nothing written past n. */
+/* Every second float: lengths around the vector width, the source ending at
+ * src[2 (n - 1)] before an inaccessible page (a read past it faults), nothing
+ * written past n. */
 static void test_stride2(const stride2_variant *v, unsigned *rng) {
     for (size_t n = 0; n <= 70; n++) {
         const size_t len = n ? 2 * (n - 1) + 1 : 1;
-        float *src = malloc(len * sizeof *src), *dst = malloc((n + 1) * sizeof *dst);
+        float *src = guarded_alloc(len * sizeof *src), *dst = malloc((n + 1) * sizeof *dst);
         for (size_t i = 0; i < len; i++) src[i] = check_rand_float(rng);
         dst[n] = 777.0f;
         v->fn(n, src, dst);
@@ -655,7 +687,7 @@ static void test_stride2(const stride2_variant *v, unsigned *rng) {
             if (memcmp(&dst[j], &src[2 * j], sizeof *dst) != 0) bad = j;
         CHECK(bad == n && dst[n] == 777.0f, "%s: n %zu: element %zu wrong or wrote past n", v->name,
               n, bad);
-        free(src), free(dst);
+        guarded_free(src, len * sizeof *src), free(dst);
     }
 }
 
@@ -664,7 +696,7 @@ static void test_stride2(const stride2_variant *v, unsigned *rng) {
 static void test_qs8_stride2(const qs8_stride2_variant *v, unsigned *rng) {
     for (size_t n = 0; n <= 200; n++) {
         const size_t len = n ? 2 * (n - 1) + 1 : 1;
-        int8_t *src = malloc(len), *dst = malloc(n + 1);
+        int8_t *src = guarded_alloc(len), *dst = malloc(n + 1);
         for (size_t i = 0; i < len; i++) src[i] = (int8_t)check_rand_int(rng, -128, 127);
         dst[n] = 77;
         v->fn(n, src, dst);
@@ -673,7 +705,7 @@ static void test_qs8_stride2(const qs8_stride2_variant *v, unsigned *rng) {
             if (dst[j] != src[2 * j]) bad = j;
         CHECK(bad == n && dst[n] == 77, "%s: n %zu: byte %zu wrong or wrote past n", v->name, n,
               bad);
-        free(src), free(dst);
+        guarded_free(src, len), free(dst);
     }
 }
 

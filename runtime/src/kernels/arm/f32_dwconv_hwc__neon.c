@@ -1,7 +1,8 @@
 /* Depthwise 3 x 3, channels in the lanes, NEON (kernels/f32_dwconv_hwc.inc):
  * the AVX-512 variant's walk with 4 channels per call, 4 x 4 transposes
  * (vtrn + vcombine) and partial rows through a 4-float buffer. The clamp is
- * FMAX/FMIN as in the NEON plane kernels. */
+ * the reference's two comparisons as compare-and-select (FMAX would turn -0
+ * into +0 against a bound of 0). */
 #include <arm_neon.h>
 #include <string.h>
 
@@ -92,7 +93,8 @@ void crisp_f32_dwconv_hwc_ukernel__neon(const crisp_dwconv_hwc_block *b,
             v = vfmaq_f32(v, w[6], vld1q_f32(x + 2 * dy));
             v = vfmaq_f32(v, w[7], vld1q_f32(x + 2 * dy + 4));
             v = vfmaq_f32(v, w[8], vld1q_f32(x + 2 * dy + 8));
-            a[j] = vminq_f32(vmaxq_f32(v, lo), hi);
+            v = vbslq_f32(vcltq_f32(v, lo), lo, v); /* the reference's comparisons: -0 stays */
+            a[j] = vbslq_f32(vcgtq_f32(v, hi), hi, v);
             if (++ox == ow) ox = 0, oy++;
         }
         transpose4(a);

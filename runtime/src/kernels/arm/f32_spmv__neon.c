@@ -41,6 +41,8 @@ void crisp_f32_spmv_ukernel__neon(size_t rows, size_t entries, const uint32_t *c
         if (e < entries)
             acc0 = vfmaq_f32(acc0, vld1q_f32(w + e * rows + g), vld1q_dup_f32(x + column[e]));
         const float32x4_t lo = vdupq_n_f32(p->output_min), hi = vdupq_n_f32(p->output_max);
-        vst1q_f32(y + g, vminq_f32(vmaxq_f32(vaddq_f32(acc0, acc1), lo), hi));
+        float32x4_t v = vaddq_f32(acc0, acc1);
+        v = vbslq_f32(vcltq_f32(v, lo), lo, v); /* the reference's comparisons: -0 stays */
+        vst1q_f32(y + g, vbslq_f32(vcgtq_f32(v, hi), hi, v));
     }
 }
