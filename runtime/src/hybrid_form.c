@@ -98,30 +98,71 @@ static const efficiency table_qs8[] = {
  * its runs' bytes, and stay out). */
 #define MEMORY_SLACK 1.25
 
+static const efficiency *rates(const crisp_hybrid_cost *c) {
+    const efficiency *e = NULL, *t = c->int8 ? table_qs8 : table;
+    const size_t rows = c->int8 ? sizeof table_qs8 / sizeof *table_qs8 : sizeof table / sizeof *table;
+    for (size_t i = 0; i < rows; i++)
+        if (c->isa != NULL && strcmp(t[i].isa, c->isa) == 0) e = &t[i];
+    return e;
+}
+
+double crisp_hybrid_time(const crisp_hybrid_cost *c, uint32_t choice) {
+    const efficiency *e = rates(c);
+    if (e == NULL) return -1.0;
+    const double overhead = c->linear ? 0.0 : e->run_overhead;
+    if (choice == CRISP_HYBRID_RUNS) {
+        const int shared = c->v > 1;
+        const double rate = c->linear ? (shared ? e->linear_shared : e->linear_per_row)
+                                      : (shared ? e->conv_shared : e->conv_per_row);
+        return ((double)c->run_values + overhead * (double)c->runs) / rate;
+    }
+    if (choice == CRISP_HYBRID_FILLED)
+        return c->filled_values > 0
+                   ? ((double)c->filled_values + overhead * (double)c->filled_runs) / e->conv_filled
+                   : -1.0;
+    return c->int8 ? -1.0 : (double)c->dense_values;
+}
+
 uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c) {
     if (form == CRISP_HYBRID_FORM_SPARSE) return CRISP_HYBRID_RUNS;
     if (form == CRISP_HYBRID_FORM_DENSE) return c->int8 ? CRISP_HYBRID_RUNS : CRISP_HYBRID_DENSE;
     if (form == CRISP_HYBRID_FORM_FILLED)
         return c->filled_values > 0 ? CRISP_HYBRID_FILLED : CRISP_HYBRID_RUNS;
-    const efficiency *e = NULL, *t = c->int8 ? table_qs8 : table;
-    const size_t rows = c->int8 ? sizeof table_qs8 / sizeof *table_qs8 : sizeof table / sizeof *table;
-    for (size_t i = 0; i < rows; i++)
-        if (c->isa != NULL && strcmp(t[i].isa, c->isa) == 0) e = &t[i];
-    if (e == NULL) return CRISP_HYBRID_RUNS;
-    const int shared = c->v > 1;
-    const double rate = c->linear ? (shared ? e->linear_shared : e->linear_per_row)
-                                  : (shared ? e->conv_shared : e->conv_per_row);
+    if (rates(c) == NULL) return CRISP_HYBRID_RUNS;
     const double room = MEMORY_SLACK * (double)c->run_bytes;
-    const double overhead = c->linear ? 0.0 : e->run_overhead;
     uint32_t best = CRISP_HYBRID_RUNS;
-    double best_time = ((double)c->run_values + overhead * (double)c->runs) / rate;
-    const double filled_time =
-        ((double)c->filled_values + overhead * (double)c->filled_runs) / e->conv_filled;
-    if (c->filled_values > 0 && (double)c->filled_bytes <= room && filled_time < best_time) {
+    double best_time = crisp_hybrid_time(c, CRISP_HYBRID_RUNS);
+    const double filled_time = crisp_hybrid_time(c, CRISP_HYBRID_FILLED);
+    if (filled_time >= 0.0 && (double)c->filled_bytes <= room && filled_time < best_time) {
         best = CRISP_HYBRID_FILLED;
         best_time = filled_time;
     }
-    if (!c->int8 && (double)c->dense_bytes <= room && (double)c->dense_values < best_time)
+    const double dense_time = crisp_hybrid_time(c, CRISP_HYBRID_DENSE);
+    if (dense_time >= 0.0 && (double)c->dense_bytes <= room && dense_time < best_time)
         best = CRISP_HYBRID_DENSE;
     return best;
+}
+
+/* Cheapest slowdown per byte freed first; ties by op, so the order (and the
+ * choice) is a function of the items alone. */
+static int by_cost_per_byte(const void *a, const void *b) {
+    const crisp_hybrid_demotion *x = a, *y = b;
+    const double cx = x->slowdown / (double)x->saving, cy = y->slowdown / (double)y->saving;
+    if (cx != cy) return cx < cy ? -1 : 1;
+    return (x->op > y->op) - (x->op < y->op);
+}
+
+uint64_t crisp_hybrid_fit(crisp_hybrid_demotion *items, size_t n, uint64_t excess) {
+    size_t usable = 0;
+    for (size_t i = 0; i < n; i++) {
+        items[i].chosen = 0;
+        if (items[i].saving > 0) items[usable++] = items[i];
+    }
+    qsort(items, usable, sizeof *items, by_cost_per_byte);
+    uint64_t freed = 0;
+    for (size_t i = 0; i < usable && freed < excess; i++) {
+        items[i].chosen = 1;
+        freed += items[i].saving;
+    }
+    return freed;
 }

@@ -56,4 +56,27 @@ enum crisp_hybrid_choice {
  * only. */
 uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c);
 
+/* The cost table's time of a form per output pixel (MAC-equivalents over
+ * the form's efficiency; dense: R x K), or -1 where the form does not exist
+ * for the layer or the ISA has no table. */
+double crisp_hybrid_time(const crisp_hybrid_cost *c, uint32_t choice);
+
+/* Within the model's memory budget (runtime/README.md, "Dense or sparse,
+ * per layer"): a float32 layer packed as runs or filled runs that could run
+ * dense from the file instead. */
+typedef struct crisp_hybrid_demotion {
+    uint64_t saving; /* bytes running it dense would free (its packed bytes, less
+                        what dense keeps and the file pages it then keeps) */
+    double slowdown; /* the cost table's time of dense less its form's, whole layer */
+    uint32_t op;     /* the op, for ties and for the caller */
+    int chosen;      /* set by crisp_hybrid_fit */
+} crisp_hybrid_demotion;
+
+/* Chooses layers to run dense until at least `excess` bytes are freed, the
+ * least slowdown per byte freed first (ties: the lower op); items that free
+ * nothing are dropped. Reorders `items` (the first ones are then the chosen
+ * ones) and returns the bytes freed, less than `excess` when every usable
+ * layer is chosen. Deterministic: a function of the items only. */
+uint64_t crisp_hybrid_fit(crisp_hybrid_demotion *items, size_t n, uint64_t excess);
+
 #endif

@@ -78,13 +78,21 @@ static crisp_status load_stages(crisp_model *m) {
         if ((s = crisp_infer_op(m, i)) != CRISP_OK) return s;
         if ((s = crisp_check_op_dtypes(m, i)) != CRISP_OK) return s;
         if ((s = crisp_pack_op(m, i)) != CRISP_OK) return s;
-        release_packed_weights(m, &m->ops[i]);
+        if (!m->ops[i].plan.deferred) release_packed_weights(m, &m->ops[i]);
     }
     if ((s = crisp_check_graph_values(m)) != CRISP_OK) return s;
     if ((s = crisp_parse_labels(m)) != CRISP_OK) return s;
     if ((s = crisp_parse_provenance(m)) != CRISP_OK) return s;
     if ((s = crisp_parse_preprocess(m)) != CRISP_OK) return s;
     if ((s = crisp_plan_model(m)) != CRISP_OK) return s;
+    /* Float32 hybrid layers with a dense form, fitted to the memory budget
+     * now that the arena is known, then packed as stage 5 packs the rest. */
+    crisp_fit_packed_forms(m);
+    for (uint32_t i = 0; i < m->op_count; i++) {
+        if (!m->ops[i].plan.deferred) continue;
+        if ((s = crisp_pack_deferred(m, i)) != CRISP_OK) return s;
+        release_packed_weights(m, &m->ops[i]);
+    }
     crisp_fast_plan_model(m);
     return crisp_check_limits(m);
 }

@@ -77,6 +77,21 @@ typedef struct crisp_packed {
     void *panel_memory;
 } crisp_packed;
 
+/* A float32 hybrid conv (groups 1) or linear, which has a dense form
+ * (src/hybrid_form.h): stage 5 chooses its form and counts its packed
+ * layout; it is packed after the activation arena is planned
+ * (crisp_pack_deferred), once the model's memory fit (crisp_fit_packed_forms)
+ * has seen every layer. */
+typedef struct crisp_pack_plan {
+    int deferred;          /* packed by crisp_pack_deferred, not crisp_pack_op */
+    uint32_t choice;       /* enum crisp_hybrid_choice */
+    uint64_t runs, segments, entries, weights; /* the chosen run form's layout */
+    uint64_t bytes;        /* what the choice allocates */
+    uint64_t dense_bytes;  /* what running dense allocates (block-row starts) */
+    double time, dense_time; /* the cost table's time of the choice and of dense, whole
+                                layer (per pixel x output pixels); -1 without a table */
+} crisp_pack_plan;
+
 /* How an op runs on the optimised kernels (src/conv_fast.c), decided once at
  * load for the kernels this CPU selects; path NONE = reference kernels. */
 enum crisp_fast_path {
@@ -145,6 +160,7 @@ typedef struct crisp_op {
         crisp_qs8_quantize_params quant; /* quantize, dequantize */
     } k;
     crisp_packed packed; /* conv/linear with hybrid weights or int8 */
+    crisp_pack_plan plan;
     crisp_fast_plan fast;
     uint64_t macs, effective_macs; /* conv/linear: dense and executed, per sample */
 } crisp_op;
@@ -238,6 +254,17 @@ crisp_status crisp_check_op_dtypes(crisp_model *model, uint32_t index);
  * bias/multipliers (refusing a channel whose accumulator could overflow);
  * the packed bytes are charged against the memory limit before allocating. */
 crisp_status crisp_pack_op(crisp_model *model, uint32_t index);
+/* src/pack.c, after the arena is planned: where the packed weights of a
+ * mapped file would hold more than the memory budget allows (file + arena +
+ * 10 MiB in all, so a one-thread session stays within the file + 2 x arena +
+ * 16 MiB that runtime/README.md promises), turns the deferred layers that
+ * cost the least time per byte freed from runs into dense-from-file
+ * (src/hybrid_form.h, crisp_hybrid_fit). Only under CRISP_HYBRID_FORM=auto.
+ * Cannot fail. */
+void crisp_fit_packed_forms(crisp_model *model);
+/* src/pack.c: packs a deferred op in its planned form (charged against the
+ * memory limit before allocating). */
+crisp_status crisp_pack_deferred(crisp_model *model, uint32_t index);
 /* src/graph.c, after every op: each value but the input is produced; the
  * output lives to the end of the run. */
 crisp_status crisp_check_graph_values(crisp_model *model);

@@ -270,63 +270,22 @@ static crisp_status too_large(const counts *n) {
     return CRISP_OK;
 }
 
-static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const crisp_tensor *t,
-                         const geometry *g, int is_i8, uint64_t cout, int want_q,
-                         int dense_kernel) {
+static void describe(char *what, size_t size, uint32_t index, const crisp_op *op) {
+    snprintf(what, size, "the packed weights of op %u (%s)", (unsigned)index,
+             crisp_op_kind_name(op->kind));
+}
+
+/* Allocates the layout of counts `n` (the file's runs, or filled runs) and
+ * fills it; int8 ops also get room for their bias and multipliers. */
+static crisp_status build(crisp_model *m, uint32_t index, crisp_op *op, const crisp_tensor *t,
+                          const geometry *g, int is_i8, uint64_t cout, int want_q, counts n,
+                          int filled) {
     const int hybrid = crisp_encoding_is_hybrid(t->encoding);
-    const crisp_hybrid *h = &t->hybrid;
-    counts n = {0, 0, 0, 0};
-    if (hybrid) walk(h, g, is_i8, 0, NULL, &n);
-    crisp_status s = too_large(&n);
-    if (s != CRISP_OK) return s;
-    size_t at[10], total = layout(&n, hybrid, is_i8, cout, want_q, at);
+    size_t at[10];
+    const size_t total = layout(&n, hybrid, is_i8, cout, want_q, at);
     if (total == 0) return CRISP_OK;
     char what[96];
-    snprintf(what, sizeof what, "the packed weights of op %u (%s)", (unsigned)index,
-             crisp_op_kind_name(op->kind));
-    int filled = 0;
-    if (hybrid && dense_kernel) {
-        /* Filled runs only change per-row N:M inside blocks of several rows. */
-        counts nf = {0, 0, 0, 0};
-        size_t at_f[10], total_f = 0;
-        if (h->n < h->m && h->v < h->block_rows && op->kind == CRISP_OP_CONV2D) {
-            walk(h, g, is_i8, 1, NULL, &nf);
-            if (too_large(&nf) == CRISP_OK) total_f = layout(&nf, 1, 0, cout, 0, at_f);
-        }
-        const crisp_hybrid_cost cost = {crisp_f32_kernels_best()->isa,
-                                        0,
-                                        op->kind == CRISP_OP_LINEAR,
-                                        h->v,
-                                        n.weights,
-                                        total,
-                                        total_f != 0 ? nf.weights : 0,
-                                        total_f,
-                                        n.runs,
-                                        total_f != 0 ? nf.runs : 0,
-                                        (uint64_t)h->rows * h->cols,
-                                        2 * h->nbr * sizeof(uint64_t)};
-        const uint32_t choice = crisp_hybrid_choose(m->hybrid_form, &cost);
-        if (choice == CRISP_HYBRID_DENSE) return expand(m, op, t, what);
-        if (choice == CRISP_HYBRID_FILLED) {
-            filled = 1, n = nf, total = total_f;
-            memcpy(at, at_f, sizeof at);
-        }
-    } else if (hybrid && is_i8 && op->kind == CRISP_OP_CONV2D && op->k.qconv.conv.groups == 1 &&
-               h->n < h->m && h->v < h->block_rows) {
-        /* int8: runs or filled runs (hybrid_form.h, its int8 table). */
-        counts nf = {0, 0, 0, 0};
-        walk(h, g, 1, 1, NULL, &nf);
-        if (too_large(&nf) == CRISP_OK) {
-            size_t at_f[10];
-            const size_t total_f = layout(&nf, 1, 1, cout, want_q, at_f);
-            const crisp_hybrid_cost cost = {crisp_qs8_kernels_best()->isa, 1, 0, h->v, n.weights,
-                                            total, nf.weights, total_f, n.runs, nf.runs, 0, 0};
-            if (crisp_hybrid_choose(m->hybrid_form, &cost) == CRISP_HYBRID_FILLED) {
-                filled = 1, n = nf, total = total_f;
-                memcpy(at, at_f, sizeof at);
-            }
-        }
-    }
+    describe(what, sizeof what, index, op);
     const crisp_status charged = crisp_limits_charge(m, total, what);
     if (charged != CRISP_OK) return charged;
     m->packed_bytes += total;
@@ -350,13 +309,97 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
         op->packed.filled_weights = filled ? n.weights : 0;
         if (is_i8) memset(mem + at[1], 0, (size_t)n.weights); /* the groups' padding */
         counts fill = {0, 0, 0, 0};
-        walk(h, g, is_i8, filled, sw, &fill);
+        walk(&t->hybrid, g, is_i8, filled, sw, &fill);
     }
     if (want_q) {
         op->packed.bias_q = (int32_t *)(void *)(mem + at[7]);
         op->packed.multiplier = (float *)(void *)(mem + at[8]);
         op->packed.weight_sum = (int32_t *)(void *)(mem + at[9]);
     }
+    return CRISP_OK;
+}
+
+/* Everything but a deferred layer: dense tensors' int8 bias/multipliers, and
+ * hybrid runs (int8 convs: or filled runs, by the int8 table). */
+static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const crisp_tensor *t,
+                         const geometry *g, int is_i8, uint64_t cout, int want_q) {
+    const int hybrid = crisp_encoding_is_hybrid(t->encoding);
+    const crisp_hybrid *h = &t->hybrid;
+    counts n = {0, 0, 0, 0};
+    if (hybrid) walk(h, g, is_i8, 0, NULL, &n);
+    crisp_status s = too_large(&n);
+    if (s != CRISP_OK) return s;
+    size_t at[10];
+    const size_t total = layout(&n, hybrid, is_i8, cout, want_q, at);
+    if (hybrid && is_i8 && op->kind == CRISP_OP_CONV2D && op->k.qconv.conv.groups == 1 &&
+        h->n < h->m && h->v < h->block_rows) {
+        /* int8: runs or filled runs (hybrid_form.h, its int8 table). */
+        counts nf = {0, 0, 0, 0};
+        walk(h, g, 1, 1, NULL, &nf);
+        if (too_large(&nf) == CRISP_OK) {
+            size_t at_f[10];
+            const size_t total_f = layout(&nf, 1, 1, cout, want_q, at_f);
+            const crisp_hybrid_cost cost = {crisp_qs8_kernels_best()->isa, 1, 0, h->v, n.weights,
+                                            total, nf.weights, total_f, n.runs, nf.runs, 0, 0};
+            if (crisp_hybrid_choose(m->hybrid_form, &cost) == CRISP_HYBRID_FILLED)
+                return build(m, index, op, t, g, is_i8, cout, want_q, nf, 1);
+        }
+    }
+    return build(m, index, op, t, g, is_i8, cout, want_q, n, 0);
+}
+
+/* A float32 hybrid layer with a dense form: its form by the cost table, and
+ * its layout counted, so crisp_fit_packed_forms sees every layer's bytes and
+ * times before anything is packed. Faults in the file's encoding are found
+ * here, in file order. */
+static crisp_status plan_deferred(crisp_model *m, crisp_op *op, const crisp_tensor *t,
+                                  const geometry *g, uint64_t cout) {
+    const crisp_hybrid *h = &t->hybrid;
+    counts n = {0, 0, 0, 0};
+    walk(h, g, 0, 0, NULL, &n);
+    crisp_status s = too_large(&n);
+    if (s != CRISP_OK) return s;
+    size_t at[10];
+    const size_t total = layout(&n, 1, 0, cout, 0, at);
+    /* Filled runs only change per-row N:M inside blocks of several rows. */
+    counts nf = {0, 0, 0, 0};
+    size_t total_f = 0;
+    if (h->n < h->m && h->v < h->block_rows && op->kind == CRISP_OP_CONV2D) {
+        walk(h, g, 0, 1, NULL, &nf);
+        if (too_large(&nf) == CRISP_OK) total_f = layout(&nf, 1, 0, cout, 0, at);
+    }
+    const crisp_hybrid_cost cost = {crisp_f32_kernels_best()->isa,
+                                    0,
+                                    op->kind == CRISP_OP_LINEAR,
+                                    h->v,
+                                    n.weights,
+                                    total,
+                                    total_f != 0 ? nf.weights : 0,
+                                    total_f,
+                                    n.runs,
+                                    total_f != 0 ? nf.runs : 0,
+                                    (uint64_t)h->rows * h->cols,
+                                    2 * h->nbr * sizeof(uint64_t)};
+    const uint32_t choice = crisp_hybrid_choose(m->hybrid_form, &cost);
+    const counts chosen = choice == CRISP_HYBRID_FILLED ? nf : n;
+    const double pixels = op->kind == CRISP_OP_CONV2D
+                              ? (double)op->k.conv.output_height * (double)op->k.conv.output_width
+                              : 1.0;
+    const double time = crisp_hybrid_time(&cost, choice);
+    const double dense_time = crisp_hybrid_time(&cost, CRISP_HYBRID_DENSE);
+    op->plan = (crisp_pack_plan){
+        .deferred = 1,
+        .choice = choice,
+        .runs = chosen.runs,
+        .segments = chosen.segments,
+        .entries = chosen.entries,
+        .weights = chosen.weights,
+        .bytes = choice == CRISP_HYBRID_DENSE    ? cost.dense_bytes
+                 : choice == CRISP_HYBRID_FILLED ? total_f
+                                                 : total,
+        .dense_bytes = cost.dense_bytes,
+        .time = time >= 0.0 ? time * pixels : -1.0,
+        .dense_time = dense_time >= 0.0 ? dense_time * pixels : -1.0};
     return CRISP_OK;
 }
 
@@ -551,21 +594,32 @@ static crisp_status densify_linear(crisp_model *m, uint32_t index, crisp_op *op,
     return CRISP_OK;
 }
 
+/* The conv view of an op's weights. */
+static geometry geometry_of(const crisp_op *op, const crisp_tensor *t) {
+    const uint64_t cout = t->dims[0];
+    geometry g = {t->elements / cout, cout};
+    if (op->kind == CRISP_OP_CONV2D) {
+        const crisp_conv2d_params *p =
+            op->dtype == CRISP_DTYPE_I8 ? &op->k.qconv.conv : &op->k.conv;
+        g.tap_width = p->input_channels / p->groups;
+        g.group_rows = p->output_channels / p->groups;
+    }
+    return g;
+}
+
 crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
     crisp_op *op = &m->ops[index];
     if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) return CRISP_OK;
     const crisp_tensor *t = &m->tensors[op->weight];
     const int is_i8 = op->dtype == CRISP_DTYPE_I8;
     const uint64_t cout = t->dims[0];
-    geometry g = {t->elements / cout, cout};
-    if (op->kind == CRISP_OP_CONV2D) {
-        const crisp_conv2d_params *p = is_i8 ? &op->k.qconv.conv : &op->k.conv;
-        g.tap_width = p->input_channels / p->groups;
-        g.group_rows = p->output_channels / p->groups;
-    }
-    /* The dense kernels take float32 convs with groups = 1 and linear layers. */
+    const geometry g = geometry_of(op, t);
+    /* The dense kernels take float32 convs with groups = 1 and linear layers:
+     * such a hybrid layer has a dense form, and is packed later. */
     const int dense_kernel = !is_i8 && (op->kind == CRISP_OP_LINEAR || op->k.conv.groups == 1);
-    crisp_status s = pack(m, index, op, t, &g, is_i8, cout, is_i8, dense_kernel);
+    if (dense_kernel && t->encoding == CRISP_ENCODING_HYBRID_F32)
+        return plan_deferred(m, op, t, &g, cout);
+    crisp_status s = pack(m, index, op, t, &g, is_i8, cout, is_i8);
     if (s == CRISP_OK && is_i8) s = derive_int8(m, index, op, t, cout);
     if (s == CRISP_OK && is_i8 && op->kind == CRISP_OP_LINEAR &&
         t->encoding == CRISP_ENCODING_HYBRID_I8)
@@ -574,6 +628,70 @@ crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
         t->encoding == CRISP_ENCODING_DENSE_I8)
         s = pack_panels(m, index, op, t, cout);
     return s;
+}
+
+/* Memory a session needs beside the weights and the arena, kept out of the
+ * weights' budget: kernel scratch (about 1.3 MiB per thread for ResNet-50),
+ * code, stacks and heap (about 2 MiB measured), with room to spare. */
+#define SESSION_RESERVE ((uint64_t)6 << 20)
+#define RSS_SLACK ((uint64_t)16 << 20) /* the promise: file + 2 x arena + 16 MiB */
+
+void crisp_fit_packed_forms(crisp_model *m) {
+    if (m->hybrid_form != CRISP_HYBRID_FORM_AUTO || m->mapping == NULL) return;
+    /* Resident bytes beyond the file's: what packing allocates, less the file
+     * pages it gives back (a repacked tensor's; a layer run dense keeps its). */
+    uint64_t packed = m->packed_bytes, released = 0;
+    size_t candidates = 0;
+    for (uint32_t i = 0; i < m->op_count; i++) {
+        const crisp_op *op = &m->ops[i];
+        if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) continue;
+        const crisp_tensor *t = &m->tensors[op->weight];
+        if (op->plan.deferred) {
+            packed += op->plan.bytes;
+            if (op->plan.choice == CRISP_HYBRID_DENSE) continue;
+            released += t->raw_size;
+            candidates++;
+        } else if (crisp_encoding_is_hybrid(t->encoding)) {
+            released += t->raw_size;
+        }
+    }
+    const uint64_t allowed = m->arena_bytes + RSS_SLACK - SESSION_RESERVE;
+    if (candidates == 0 || packed <= released || packed - released <= allowed) return;
+    crisp_hybrid_demotion *items = calloc(candidates, sizeof *items);
+    if (items == NULL) return; /* the cost table's choices stand */
+    size_t n = 0;
+    for (uint32_t i = 0; i < m->op_count; i++) {
+        const crisp_pack_plan *p = &m->ops[i].plan;
+        if (!p->deferred || p->choice == CRISP_HYBRID_DENSE) continue;
+        const uint64_t raw = m->tensors[m->ops[i].weight].raw_size;
+        const uint64_t kept = raw + p->dense_bytes;
+        if (p->time < 0.0 || p->dense_time < 0.0 || p->bytes <= kept) continue;
+        items[n++] = (crisp_hybrid_demotion){p->bytes - kept, p->dense_time - p->time, i, 0};
+    }
+    const uint64_t excess = packed - released - allowed;
+    crisp_hybrid_fit(items, n, excess);
+    for (size_t j = 0; j < n && items[j].chosen; j++) {
+        crisp_pack_plan *p = &m->ops[items[j].op].plan;
+        p->choice = CRISP_HYBRID_DENSE;
+        p->bytes = p->dense_bytes;
+        p->time = p->dense_time;
+    }
+    free(items);
+}
+
+crisp_status crisp_pack_deferred(crisp_model *m, uint32_t index) {
+    crisp_op *op = &m->ops[index];
+    if (!op->plan.deferred) return CRISP_OK;
+    const crisp_tensor *t = &m->tensors[op->weight];
+    const crisp_pack_plan *p = &op->plan;
+    if (p->choice == CRISP_HYBRID_DENSE) {
+        char what[96];
+        describe(what, sizeof what, index, op);
+        return expand(m, op, t, what);
+    }
+    const geometry g = geometry_of(op, t);
+    const counts n = {p->runs, p->segments, p->entries, p->weights};
+    return build(m, index, op, t, &g, 0, t->dims[0], 0, n, p->choice == CRISP_HYBRID_FILLED);
 }
 
 void crisp_packed_free(crisp_packed *packed) {

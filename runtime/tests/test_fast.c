@@ -1753,6 +1753,22 @@ static void hybrid_forms(void) {
     big.dense_bytes = 2 * big.run_bytes;
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &big) != CRISP_HYBRID_DENSE,
           "a form over the memory slack is not chosen");
+    /* The model-wide memory fit: least slowdown per byte freed first, ties by
+     * op; layers that free nothing are dropped; it stops once enough is freed. */
+    crisp_hybrid_demotion d[4] = {{100, 50.0, 3, 0}, {10, 1.0, 1, 0}, {0, 0.0, 0, 0}, {100, 50.0, 2, 0}};
+    CHECK(crisp_hybrid_fit(d, 4, 50) == 110 && d[0].op == 1 && d[0].chosen && d[1].op == 2 &&
+              d[1].chosen && d[2].op == 3 && !d[2].chosen,
+          "fit: cheapest per byte, ties by op, stops once freed");
+    crisp_hybrid_demotion e[2] = {{100, 50.0, 3, 1}, {10, 1.0, 1, 1}};
+    CHECK(crisp_hybrid_fit(e, 2, 0) == 0 && !e[0].chosen && !e[1].chosen, "fit: nothing to free");
+    crisp_hybrid_demotion f[3] = {{100, 50.0, 3, 0}, {10, 1.0, 1, 0}, {0, 0.0, 0, 0}};
+    CHECK(crisp_hybrid_fit(f, 3, 1000) == 110 && f[0].chosen && f[1].chosen,
+          "fit: every usable layer when the excess is larger");
+    CHECK(crisp_hybrid_time(&half, CRISP_HYBRID_DENSE) == (double)dense &&
+              crisp_hybrid_time(&half, CRISP_HYBRID_RUNS) > (double)dense &&
+              crisp_hybrid_time(&no_fill, CRISP_HYBRID_FILLED) < 0.0 &&
+              crisp_hybrid_time(&unknown, CRISP_HYBRID_RUNS) < 0.0,
+          "times: dense R x K, runs over their rate, no form or no table -1");
     /* int8 convs: 2:4 per-row runs go filled (one B interleave for a block-row's
      * rows), row-shared runs stay; no dense form, whatever is forced. int8 runs
      * take 5 bytes per kept value, filled runs 1 per weight plus a column per 16. */

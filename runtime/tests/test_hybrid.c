@@ -4,11 +4,15 @@
  * same weights (expanded here, in the test only), with threads 1..4
  * bitwise equal to one thread, and effective MACs = kept values x pixels.
  * Float32 layers with groups 1 also run dense (CRISP_HYBRID_FORM=dense),
- * bitwise equal to the same kernels on a DENSE_F32 copy of the weights. */
-#define _POSIX_C_SOURCE 200809L /* setenv */
+ * bitwise equal to the same kernels on a DENSE_F32 copy of the weights; a
+ * mapped file whose packed layers would exceed the memory budget runs the
+ * cheapest of them dense instead (memory_fit). */
+#define _POSIX_C_SOURCE 200809L /* setenv, mkstemp */
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "check.h"
 #include "crisp.h"
@@ -263,8 +267,100 @@ static void fixed_cases(unsigned *rng) {
         }
 }
 
+/* Loads `path` (mapped) or `file` (a buffer: no fit), runs x once with the
+ * profile on and writes op i's kernel name into kernels[i]. */
+static float *run_profiled(const char *path, const uint8_t *file, size_t size, const float *x,
+                           size_t nx, size_t ny, const char *kernels[2], const char *what) {
+    crisp_model *m;
+    const crisp_status st =
+        path != NULL ? crisp_model_load_file(path, &m) : crisp_model_load_buffer(file, size, &m);
+    if (st != CRISP_OK) {
+        CHECK(0, "%s: load: %s", what, crisp_last_error());
+        return NULL;
+    }
+    float *y = malloc(ny * sizeof *y);
+    crisp_session_options o = {2, CRISP_SESSION_PROFILE};
+    crisp_session *s;
+    CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK &&
+              crisp_session_run(s, x, nx, y, ny) == CRISP_OK,
+          "%s: %s", what, crisp_last_error());
+    for (uint32_t i = 0; i < 2; i++) {
+        crisp_op_profile p;
+        CHECK(crisp_session_get_op_profile(s, i, &p) == CRISP_OK, "%s: profile", what);
+        kernels[i] = p.kernel; /* static strings */
+    }
+    crisp_session_free(s);
+    crisp_model_free(m);
+    return y;
+}
+
+/* The memory budget (runtime/README.md, "Dense or sparse, per layer"): a
+ * mapped model's packed weights may hold at most arena + 10 MiB beyond the
+ * file pages they replace. Two block-only (4:4, V 1) linears whose runs take
+ * 8 bytes per kept value against the file's 4: 2048 x 8192 keeping a fifth
+ * of its blocks (about 13 MB over its file bytes: over the budget alone) and
+ * 512 x 2048 keeping a tenth. Running the big one dense frees the most bytes
+ * for the least time (its runs are nearer the dense time), so it alone turns
+ * dense; loaded from a buffer (no file pages to keep), or with
+ * CRISP_HYBRID_FORM=sparse, both keep their runs. Outputs agree with a
+ * dense computation either way. */
+static void memory_fit(unsigned *rng) {
+    const uint32_t K = 8192, H = 2048, R = 512;
+    mb_hybrid big = {H, K, 16, 16, 4, 4, 1, 102, 0, 0}, small = {R, H, 16, 16, 4, 4, 1, 13, 0, 0};
+    float *w1 = malloc((size_t)H * K * sizeof *w1), *w2 = malloc((size_t)R * H * sizeof *w2);
+    size_t s1, s2;
+    uint64_t k1, k2;
+    uint8_t *e1 = mb_hybrid_encode(&big, rng, w1, NULL, &s1, &k1);
+    uint8_t *e2 = mb_hybrid_encode(&small, rng, w2, NULL, &s2, &k2);
+    float *x = random_floats(rng, K, 1), *b1 = random_floats(rng, H, 0.5f);
+    float *b2 = random_floats(rng, R, 0.5f), *hidden = malloc(H * sizeof *hidden);
+    float *want = malloc(R * sizeof *want);
+    naive_linear((int)K, (int)H, 1, x, w1, b1, hidden);
+    naive_linear((int)H, (int)R, 0, hidden, w2, b2, want);
+    mb_model mb;
+    mb_init(&mb);
+    const uint32_t in = mb_value(&mb, 1, K, 0, 0, 0), mid = mb_value(&mb, 1, H, 0, 0, 0);
+    const uint32_t out = mb_value(&mb, 1, R, 0, 0, 0);
+    const uint32_t d1[4] = {H, K, 0, 0}, d2[4] = {R, H, 0, 0};
+    const uint32_t t1 = mb_tensor_raw(&mb, 2, 2, d1, e1, s1), t2 = mb_tensor_raw(&mb, 2, 2, d2, e2, s2);
+    mb_op(&mb, 2, 1, in, MB_NONE, mid, t1, mb_tensor(&mb, 1, H, 0, 0, 0, b1), NULL);
+    mb_op(&mb, 2, 0, mid, MB_NONE, out, t2, mb_tensor(&mb, 1, R, 0, 0, 0, b2), NULL);
+    mb.input = in, mb.output = out;
+    size_t size;
+    uint8_t *file = mb_build(&mb, &size);
+    const char *tmp = getenv("TMPDIR");
+    char path[512];
+    snprintf(path, sizeof path, "%s/crisp-memory-fit-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
+    const int fd = mkstemp(path);
+    CHECK(fd >= 0 && write(fd, file, size) == (ssize_t)size && close(fd) == 0,
+          "memory fit: cannot write %s", path);
+    const char *kernels[2] = {"", ""};
+    float top = 1e-3f;
+    for (uint32_t i = 0; i < R; i++) top = fabsf(want[i]) > top ? fabsf(want[i]) : top;
+    for (int k = 0; k < 3; k++) {
+        const char *what = k == 0 ? "memory fit: mapped" : k == 1 ? "memory fit: buffer"
+                                                                  : "memory fit: mapped, sparse";
+        if (k == 2) setenv("CRISP_HYBRID_FORM", "sparse", 1);
+        float *y = run_profiled(k == 1 ? NULL : path, file, size, x, K, R, kernels, what);
+        unsetenv("CRISP_HYBRID_FORM");
+        if (y == NULL) continue;
+        CHECK(strcmp(kernels[0], k == 0 ? "gemv (expanded)" : "spmv") == 0 &&
+                  strcmp(kernels[1], "spmv") == 0,
+              "%s: kernels %s, %s", what, kernels[0], kernels[1]);
+        for (uint32_t i = 0; i < R; i++)
+            CHECK(fabsf(y[i] - want[i]) <= 1e-4f * top, "%s: out[%u] %g, want %g", what, i,
+                  (double)y[i], (double)want[i]);
+        free(y);
+    }
+    unlink(path);
+    mb_free(&mb);
+    free(file), free(e1), free(e2), free(w1), free(w2);
+    free(x), free(b1), free(b2), free(hidden), free(want);
+}
+
 int main(void) {
     unsigned rng = 4711;
+    memory_fit(&rng);
     fixed_cases(&rng);
     char what[160];
     for (int t = 0; t < 240; t++) {
