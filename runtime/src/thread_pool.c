@@ -12,8 +12,16 @@
  * running. A worker that arrives late finds nothing left and never touches
  * the finished task's context.
  *
- * The claim counter carries the run's tag (the low 32 bits of its
- * generation) beside the next chunk index, so a claim succeeds only for the
+ * The caller claims chunks from the front and the workers from the back,
+ * so with two threads each keeps to its own end of every op: the caller runs
+ * the first output channels (or pixel tiles) of each op and the worker the
+ * last, and the next op finds most of its input in its own core's cache (a
+ * depthwise conv reads the channels the expand conv before it wrote). With
+ * one shared counter either thread took any chunk, so half of every input
+ * came from the other core's cache.
+ *
+ * The claim word carries the run's tag (the low 32 bits of its generation)
+ * beside the front and back chunk indices, so a claim succeeds only for the
  * run it was read from: a late worker's compare-and-swap fails once the
  * caller has moved on, and the task's fields are read only after a claim
  * succeeded, while that run cannot end. Waiting: both sides first spin on
@@ -41,16 +49,20 @@ typedef struct worker {
 } worker;
 
 #define TAG_SHIFT 32
-#define NO_TAG UINT64_C(0xFFFFFFFF) /* the claim counter while a run is set up */
+#define NO_TAG UINT64_C(0xFFFFFFFF) /* the claim word while a run is set up */
+/* Claim word: tag << 32 | front << 16 | back (chunks [front, back) are left). */
+#define FRONT_SHIFT 16
+#define MAX_ROUND_CHUNKS 0xFFFFu /* a run of more chunks goes in rounds of this many */
 
 struct crisp_pool {
     _Alignas(64) _Atomic uint64_t generation; /* bumped once a run is published */
     atomic_int stop;
-    _Alignas(64) _Atomic uint64_t claim; /* tag << 32 | next chunk */
+    _Alignas(64) _Atomic uint64_t claim; /* tag << 32 | front << 16 | back */
     _Alignas(64) _Atomic size_t done;    /* chunks finished in this run */
     _Alignas(64) _Atomic size_t chunks;  /* of this run (atomic: read before a claim) */
     crisp_pool_task task;
     void *context;
+    size_t base; /* the run's first chunk (rounds of a larger crisp_pool_run) */
     pthread_mutex_t lock;
     pthread_cond_t wake, done_cond;
     size_t threads, started;
@@ -111,20 +123,23 @@ static void wait_for_work(crisp_pool *p, uint64_t seen) {
     pthread_mutex_unlock(&p->lock);
 }
 
-/* Claims and runs chunks of the run tagged `tag` until none is left. */
+/* Claims and runs chunks of the run tagged `tag` until none is left: the
+ * caller (thread 0) from the front, the workers from the back. */
 static void run_chunks(crisp_pool *p, uint64_t tag, size_t thread) {
     uint64_t v = atomic_load_explicit(&p->claim, memory_order_acquire);
     for (;;) {
         if (v >> TAG_SHIFT != tag) return; /* another run, or one being set up */
         const size_t chunks = atomic_load_explicit(&p->chunks, memory_order_relaxed);
-        const size_t next = (size_t)(v & 0xFFFFFFFFu);
-        if (next >= chunks) return;
-        if (!atomic_compare_exchange_weak_explicit(&p->claim, &v, v + 1, memory_order_acq_rel,
+        const size_t front = (size_t)(v >> FRONT_SHIFT) & MAX_ROUND_CHUNKS;
+        const size_t back = (size_t)v & MAX_ROUND_CHUNKS;
+        if (front >= back) return;
+        const uint64_t taken = thread == 0 ? v + ((uint64_t)1 << FRONT_SHIFT) : v - 1;
+        if (!atomic_compare_exchange_weak_explicit(&p->claim, &v, taken, memory_order_acq_rel,
                                                    memory_order_acquire))
             continue; /* v now holds the current value */
         /* Claimed: the run cannot end before this chunk is done, so its
          * fields (and `chunks` read above, same tag) are this run's. */
-        p->task(p->context, next, thread);
+        p->task(p->context, p->base + (thread == 0 ? front : back - 1), thread);
         if (atomic_fetch_add_explicit(&p->done, 1, memory_order_acq_rel) + 1 == chunks &&
             thread != 0) {
             /* The last chunk: wake the caller if it went to sleep. */
@@ -218,12 +233,9 @@ crisp_status crisp_pool_create(size_t threads, crisp_thread_create_fn create, cr
     return CRISP_OK;
 }
 
-void crisp_pool_run(crisp_pool *p, size_t chunks, crisp_pool_task task, void *context) {
-    if (p == NULL) {
-        for (size_t c = 0; c < chunks; c++) task(context, c, 0);
-        return;
-    }
-    if (chunks == 0) return;
+/* One round: chunks base .. base + chunks - 1, chunks <= MAX_ROUND_CHUNKS. */
+static void run_round(crisp_pool *p, size_t base, size_t chunks, crisp_pool_task task,
+                      void *context) {
     /* Every chunk of the previous run is done, so nobody reads task/context
      * while they change; a late worker's claim fails on the tag (NO_TAG
      * while the fields change, then the new run's). */
@@ -234,9 +246,10 @@ void crisp_pool_run(crisp_pool *p, size_t chunks, crisp_pool_task task, void *co
     atomic_thread_fence(memory_order_release);
     p->task = task;
     p->context = context;
+    p->base = base;
     atomic_store_explicit(&p->chunks, chunks, memory_order_relaxed);
     atomic_store_explicit(&p->done, 0, memory_order_relaxed);
-    atomic_store_explicit(&p->claim, tag << TAG_SHIFT, memory_order_release);
+    atomic_store_explicit(&p->claim, tag << TAG_SHIFT | (uint64_t)chunks, memory_order_release);
     atomic_store_explicit(&p->generation, generation, memory_order_release);
     /* A worker that started to sleep before the bump re-checks the
      * generation under the lock, so this broadcast cannot be missed. */
@@ -251,6 +264,17 @@ void crisp_pool_run(crisp_pool *p, size_t chunks, crisp_pool_task task, void *co
         pthread_cond_wait(&p->done_cond, &p->lock);
     p->caller_asleep = 0;
     pthread_mutex_unlock(&p->lock);
+}
+
+void crisp_pool_run(crisp_pool *p, size_t chunks, crisp_pool_task task, void *context) {
+    if (p == NULL) {
+        for (size_t c = 0; c < chunks; c++) task(context, c, 0);
+        return;
+    }
+    for (size_t base = 0; base < chunks; base += MAX_ROUND_CHUNKS) {
+        const size_t n = chunks - base < MAX_ROUND_CHUNKS ? chunks - base : MAX_ROUND_CHUNKS;
+        run_round(p, base, n, task, context);
+    }
 }
 
 size_t crisp_pool_threads(const crisp_pool *p) { return p == NULL ? 1 : p->threads; }

@@ -28,7 +28,8 @@ typedef int (*crisp_thread_create_fn)(pthread_t *thread, const pthread_attr_t *a
 crisp_status crisp_pool_create(size_t threads, crisp_thread_create_fn create, crisp_pool **out);
 
 /* task(context, c, t) once for every chunk c < chunks, each on whichever
- * thread t claims it first (the caller works too); returns when all are
+ * thread t claims it first (the caller works too, claiming from the first
+ * chunk up; the workers claim from the last down); returns when all are
  * done. A NULL pool runs every chunk on the caller, in order. */
 void crisp_pool_run(crisp_pool *pool, size_t chunks, crisp_pool_task task, void *context);
 

@@ -95,6 +95,13 @@ static void count_task(void *context, size_t chunk, size_t t) {
     pthread_mutex_unlock(&c->lock);
 }
 
+/* Chunks of BIG_RUN: each distinct chunk is written by one thread only. */
+#define BIG_RUN 140001u
+static void mark_task(void *context, size_t chunk, size_t t) {
+    (void)t;
+    ((unsigned char *)context)[chunk]++;
+}
+
 static void test_pool(void) {
     crisp_pool *p = (crisp_pool *)1;
     calls = 0;
@@ -121,6 +128,13 @@ static void test_pool(void) {
           "thread indices",
           wrong, c.bad_thread);
     crisp_pool_run(p, 0, count_task, &c); /* nothing to do */
+    /* More chunks than one round's claim word holds (65535): every one once. */
+    unsigned char *seen = calloc(BIG_RUN, 1);
+    crisp_pool_run(p, BIG_RUN, mark_task, seen);
+    size_t marked = 0;
+    for (size_t k = 0; k < BIG_RUN; k++) marked += seen[k] == 1;
+    CHECK(marked == BIG_RUN, "a run of %u chunks: %zu ran exactly once", BIG_RUN, marked);
+    free(seen);
     crisp_pool_free(p);
     tally n = {PTHREAD_MUTEX_INITIALIZER, {0}, 0, 0, 0};
     crisp_pool_run(NULL, CHUNKS, count_task, &n);
