@@ -115,6 +115,7 @@ typedef struct crisp_fast_plan {
     size_t units;          /* row panels (GEMM, GEMV, QS8_GEMV), runs (SPMM, QS8_SPMV), channels (DWCONV, MAXPOOL)
                               or channel blocks (DWCONV with channel_block) */
     size_t channel_block;  /* DWCONV: channels per call of the channels-in-lanes kernel, or 0 */
+    int dw_rows;           /* DWCONV in place: the kernel walks rows (crisp_dwconv_image.rows) */
     size_t tiles;          /* pixel tiles; work item = tile * units + unit */
     size_t tile_pixels;    /* pixels per tile (a multiple of the kernel's NR; with a band,
                               whole output rows) */

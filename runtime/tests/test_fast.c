@@ -102,8 +102,9 @@ static const dw_variant dws[] = {
 typedef struct dw_direct_variant {
     const char *isa, *name;
     crisp_f32_dwconv_direct_ukernel_fn fn;
+    size_t rows; /* its row walk's least output width, 0 = none */
 } dw_direct_variant;
-#define CRISP_DWCONV_DIRECT(tier, name) {#tier, #name, name},
+#define CRISP_DWCONV_DIRECT(tier, name, rows) {#tier, #name, name, rows},
 static const dw_direct_variant dw_directs[] = {
 #include "kernels/f32_dwconv_direct.inc"
 };
@@ -1048,13 +1049,17 @@ static void test_expand24(const expand24_variant *v, unsigned *rng) {
  * first and last columns catch a wrapped tap that is not masked. */
 static void test_dw_direct(const dw_direct_variant *v, const dw_variant *phase, unsigned *rng) {
     enum { GUARD = 40 };
-    for (int trial = 0; trial < 160; trial++) {
-        const size_t s = (size_t)(trial % 4 < 2 ? 1 : 2);
-        const size_t kh = trial % 2 ? 3 : (size_t)check_rand_int(rng, 1, 5);
-        const size_t kw = trial % 2 ? 3 : (size_t)check_rand_int(rng, 1, 5);
-        const size_t dh = (size_t)check_rand_int(rng, 1, 2), dw = (size_t)check_rand_int(rng, 1, 2);
-        const size_t ih = (dh * (kh - 1) + (size_t)check_rand_int(rng, 1, trial % 3 ? 16 : 9));
-        const size_t iw = (dw * (kw - 1) + (size_t)check_rand_int(rng, 1, trial % 3 ? 20 : 130));
+    /* Trials 160 on: 3 x 3, stride 1 and 2, dilation 1, padding 1 all round,
+     * rows of 16-140, on the row walk where the variant has one
+     * (f32_dwconv_direct.inc, crisp_dwconv_image.rows). */
+    for (int trial = 0; trial < 240; trial++) {
+        const int rows_walk = trial >= 160;
+        size_t s = (size_t)(trial % 4 < 2 ? 1 : 2);
+        size_t kh = trial % 2 ? 3 : (size_t)check_rand_int(rng, 1, 5);
+        size_t kw = trial % 2 ? 3 : (size_t)check_rand_int(rng, 1, 5);
+        size_t dh = (size_t)check_rand_int(rng, 1, 2), dw = (size_t)check_rand_int(rng, 1, 2);
+        size_t ih = (dh * (kh - 1) + (size_t)check_rand_int(rng, 1, trial % 3 ? 16 : 9));
+        size_t iw = (dw * (kw - 1) + (size_t)check_rand_int(rng, 1, trial % 3 ? 20 : 130));
         /* Paddings up to the window ("same" every third trial); the output
          * rows must not be longer than the input's. */
         size_t pt = (size_t)check_rand_int(rng, 0, (int)(dh * (kh - 1)));
@@ -1063,6 +1068,15 @@ static void test_dw_direct(const dw_direct_variant *v, const dw_variant *phase, 
         size_t pr = (size_t)check_rand_int(rng, 0, (int)(dw * (kw - 1) - pl));
         if (trial % 3 == 0) pt = dh * (kh - 1) / 2, pb = dh * (kh - 1) - pt;
         if (trial % 3 == 0) pl = dw * (kw - 1) / 2, pr = dw * (kw - 1) - pl;
+        if (rows_walk) {
+            s = trial % 2 ? 2 : 1;
+            kh = kw = 3;
+            dh = dw = 1;
+            pt = pb = pl = pr = 1;
+            ih = (size_t)check_rand_int(rng, 1, 20);
+            iw = trial % 5 == 0 ? 16 * (size_t)check_rand_int(rng, 3, 8)
+                                : (size_t)check_rand_int(rng, 16, 140);
+        }
         const size_t rows = ih + pt + pb, cols = iw + pl + pr;
         const size_t oh = (rows - dh * (kh - 1) - 1) / s + 1, ow = (cols - dw * (kw - 1) - 1) / s + 1;
         const size_t before = trial % 3 == 2 ? (size_t)check_rand_int(rng, 0, (int)(3 * iw)) : 0;
@@ -1086,8 +1100,11 @@ static void test_dw_direct(const dw_direct_variant *v, const dw_variant *phase, 
         const crisp_dwconv_plane pl1 = {phases, psize, stride, s, s, dh, dw, kh, kw, oh, ow};
         uint32_t *masks = malloc(crisp_dwconv_mask_entries(kw, iw) * sizeof *masks);
         float *edge = malloc(crisp_dwconv_edge_floats(kh, kw, dh, dw, iw) * sizeof *edge);
+        /* The row walk where the trial has its geometry; elsewhere asked for
+         * every other trial, which the kernel must ignore. */
+        const int walk = rows_walk ? v->rows > 0 : trial % 2;
         const crisp_dwconv_image im = {x,  before, after, masks, edge, ih, iw, pt, pl,
-                                       s,  dh,     dw,    kh,    kw,   oh, ow};
+                                       s,  dh,     dw,    kh,    kw,   oh, ow, walk};
         crisp_dwconv_column_masks(&im, masks);
         float *w = random_floats(rng, kh * kw, 1);
         float *got = malloc((oh * ow + GUARD) * sizeof *got), *want = malloc(oh * ow * sizeof *want);
@@ -1197,6 +1214,15 @@ static int expanded_tiled;
 /* Depthwise layers on the channels-in-lanes kernels (f32_dwconv_hwc.inc). */
 static int dw_blocked;
 
+/* Depthwise layers on the in-place kernel's row walk. */
+static int dw_rowed;
+
+static int uses_row_walk(const crisp_model *m) {
+    for (uint32_t i = 0; i < m->op_count; i++)
+        if (m->ops[i].fast.dw_rows) return 1;
+    return 0;
+}
+
 static int uses_channel_blocks(const crisp_model *m) {
     for (uint32_t i = 0; i < m->op_count; i++)
         if (m->ops[i].fast.channel_block > 0) return 1;
@@ -1268,6 +1294,7 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
         const int band = uses_band(m);
         expanded_tiled += expanded_tiles(m);
         dw_blocked += uses_channel_blocks(m);
+        dw_rowed += uses_row_walk(m);
         crisp_session *s;
         crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
         CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
@@ -1436,6 +1463,25 @@ static void layers(void) {
     }
     if (crisp_f32_kernels_best()->dwconv_hwc != NULL)
         CHECK(dw_blocked >= 6, "only %d depthwise layers ran channels in lanes", dw_blocked);
+    /* MobileNet's 3 x 3 with padding 1 on planes of 14-70 columns out: the in-place
+     * kernel's row walk where the tier has one (f32_dwconv_direct.inc). */
+    for (int i = 0; i < 8; i++) {
+        layer L;
+        memset(&L, 0, sizeof L);
+        naive_conv *c = &L.c;
+        random_geometry(c, &rng, 20);
+        c->kh = c->kw = 3, c->dh = c->dw = 1;
+        c->sh = c->sw = 1 + i % 2;
+        c->pt = c->pl = c->pb = c->pr = 1;
+        c->w = c->sw * check_rand_int(&rng, 14, 70) - (i % 4 == 3);
+        c->h = check_rand_int(&rng, 1, 30);
+        c->cin = c->cout = c->groups = check_rand_int(&rng, 1, 20);
+        c->act = check_rand_int(&rng, 0, 2);
+        snprintf(what, sizeof what, "depthwise rows 3x3 s%d %dx%dx%d", c->sh, c->cin, c->h, c->w);
+        run_layer(&L, &rng, what);
+    }
+    if (crisp_f32_kernels_best()->dwconv_direct_rows > 0)
+        CHECK(dw_rowed >= 6, "only %d depthwise layers walked rows", dw_rowed);
 }
 
 /* int8 hybrid and dense conv, hybrid and dense linear layers (QUANTIZE -> layer

@@ -74,7 +74,8 @@ typedef struct variant {
 #define CRISP_DWCONV(tier, fn) {"dwconv", #tier, #fn, NULL, NULL, NULL, fn, NULL, NULL, 0, 0},
 #define CRISP_MAXPOOL(tier, fn) {"maxpool", #tier, #fn, NULL, NULL, NULL, fn, NULL, NULL, 0, 0},
 #define CRISP_EXPAND24(tier, fn) {"expand24", #tier, #fn, NULL, NULL, NULL, NULL, fn, NULL, 0, 0},
-#define CRISP_DWCONV_DIRECT(tier, fn) {"dwdirect", #tier, #fn, NULL, NULL, NULL, NULL, NULL, fn, 0, 0},
+/* dwdirect: nr holds the row walk's least output width (0 = none). */
+#define CRISP_DWCONV_DIRECT(tier, fn, rows) {"dwdirect", #tier, #fn, NULL, NULL, NULL, NULL, NULL, fn, 0, rows},
 static const variant variants[] = {
 #include "kernels/f32_gemm.inc"
 #include "kernels/f32_spmm.inc"
@@ -662,7 +663,10 @@ static int bench_direct(const variant *v, const window *d, const options *o) {
     uint32_t *masks = alloc(crisp_dwconv_mask_entries(k, d->w) * sizeof *masks);
     float *edge = alloc(crisp_dwconv_edge_floats(k, k, 1, 1, d->w) * sizeof *edge);
     float *out = alloc(oh * ow * 4);
-    direct_job j = {v, d, {NULL, 0, 0, masks, edge, d->h, d->w, d->pad, d->pad, s, 1, 1, k, k, oh, ow},
+    /* The row walk where the driver would ask for it (src/conv_fast.c, dw_rows). */
+    const int rows = v->nr > 0 && k == 3 && d->pad == 1 && ow >= v->nr;
+    direct_job j = {v, d, {NULL, 0, 0, masks, edge, d->h, d->w, d->pad, d->pad, s, 1, 1, k, k, oh, ow,
+                           rows},
                     x, w, out};
     crisp_dwconv_column_masks(&j.im, masks);
     const double sec = time_passes(direct_pass, &j, o);

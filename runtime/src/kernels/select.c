@@ -30,8 +30,8 @@ static void choose(void) {
     if (crisp_isa_supported(#tier)) best.dwconv = name;
 #define CRISP_MAXPOOL(tier, name) \
     if (crisp_isa_supported(#tier)) best.maxpool = name;
-#define CRISP_DWCONV_DIRECT(tier, name) \
-    if (crisp_isa_supported(#tier)) best.dwconv_direct = name;
+#define CRISP_DWCONV_DIRECT(tier, name, rows) \
+    if (crisp_isa_supported(#tier)) best.dwconv_direct = name, best.dwconv_direct_rows = (rows);
 #define CRISP_GEMV(tier, name, mr) \
     if (crisp_isa_supported(#tier)) best.gemv = name, best.gemv_mr = (mr);
 #define CRISP_EXPAND24(tier, name) \

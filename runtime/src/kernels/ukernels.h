@@ -134,6 +134,11 @@ typedef struct crisp_dwconv_image {
     size_t input_height, input_width, padding_top, padding_left, stride;
     size_t dilation_height, dilation_width, kernel_height, kernel_width;
     size_t output_height, output_width;
+    /* 1: a 3 x 3 window with padding 1 at top and left and dilation 1 may be
+     * walked a pair of output rows at a time, in whole vectors of a row (the
+     * driver asks where the tier's list entry says it pays; a kernel without
+     * that walk, or another geometry, ignores it). */
+    int rows;
 } crisp_dwconv_image;
 
 typedef void (*crisp_f32_dwconv_direct_ukernel_fn)(const crisp_dwconv_image *im,
@@ -367,7 +372,7 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
     void name(const crisp_dwconv_plane *, const float *, float, float *,                   \
               const crisp_minmax_params *);
 #define CRISP_MAXPOOL(isa, name) CRISP_DWCONV(isa, name)
-#define CRISP_DWCONV_DIRECT(isa, name)                                                        \
+#define CRISP_DWCONV_DIRECT(isa, name, rows)                                                  \
     void name(const crisp_dwconv_image *, const float *, float, float *,                 \
               const crisp_minmax_params *);
 #define CRISP_GEMV(isa, name, mr)                                                           \
@@ -456,6 +461,7 @@ typedef struct crisp_f32_kernels {
     crisp_f32_dwconv_ukernel_fn dwconv;
     crisp_f32_dwconv_ukernel_fn maxpool; /* same plane; w NULL, bias -inf */
     crisp_f32_dwconv_direct_ukernel_fn dwconv_direct;
+    size_t dwconv_direct_rows; /* f32_dwconv_direct.inc: its row walk from this output width */
     crisp_f32_gemv_ukernel_fn gemv;
     size_t gemv_mr;
     crisp_f32_expand24_ukernel_fn expand24; /* 2:4 weights to dense (src/expand.c) */

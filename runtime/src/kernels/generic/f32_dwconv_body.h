@@ -310,6 +310,9 @@ DEFINE_DIRECT_3X3(2)
 
 void CRISP_DWCONV_DIRECT_NAME(const crisp_dwconv_image *im, const float *w, float bias,
                               float *out, const crisp_minmax_params *params) {
+#if defined(DIRECT_FAST_PATH) /* a tier's own walk for the shapes it takes, else 0 */
+    if (DIRECT_FAST_PATH(im, w, bias, out, params)) return;
+#endif
     if (im->kernel_height == 3 && im->kernel_width == 3 && !direct_needs_mask(im, 1)) {
         if (im->stride == 1)
             direct_3x3_s1(im, w, bias, out, params);
