@@ -7,10 +7,10 @@
  * no deinterleaving. vpdpbusd takes unsigned bytes: q_x + 128 (an add of
  * 0x80 on the loaded bytes), 128 sum(w) folded into the bias with z_x; the
  * column masks merge z_x into the masked bytes (a masked load, which also
- * skips reading them). The requantisation is the reference's float
- * operations in its order (x86/qs8_requant_x86.h), then two packs and a
- * byte shuffle (and at stride 2 a qword permute) put the four vectors'
- * bytes back in position order. */
+ * skips reading them). The requantisation is the reference's value by the
+ * clamp-first form of x86/qs8_requant_x86.h (z_y added after the first
+ * pack), then two packs and a byte shuffle (and at stride 2 a qword
+ * permute) put the four vectors' bytes back in position order. */
 #include <immintrin.h>
 
 #define CHUNK ((size_t)64)
@@ -20,6 +20,7 @@
 
 #include "kernels/common.h"
 #include "kernels/ukernels.h"
+#include "qs8_requant_x86.h"
 
 /* The chunk's bytes to a row stream: one masked store (a short memcpy is a
  * call, as long as a small plane's whole chunk). */
@@ -31,7 +32,8 @@ typedef struct state {
     int32_t w[CRISP_QS8_DWCONV_MAX_KH]; /* each window row's quad of weights, 0 past kw */
     size_t kh, row;                     /* window rows, dh * iw bytes apart */
     int32_t bias;                       /* bias - (z_x + 128) sum(w) */
-    float multiplier, zy, lo, hi;
+    float multiplier, lo_z, hi_z; /* the clamp's bounds less z_y (qs8_requant_x86.h) */
+    int16_t zy;
     int8_t zx;
 } STATE;
 
@@ -45,27 +47,26 @@ static void state_init(STATE *st, const crisp_qs8_dwconv_image *im, const int8_t
     }
     st->kh = im->kernel_height, st->row = im->dilation_height * im->input_width;
     st->bias = bias, st->multiplier = multiplier;
-    st->zy = (float)q->output_zero_point;
-    st->lo = (float)q->output_min, st->hi = (float)q->output_max;
+    st->zy = (int16_t)q->output_zero_point;
+    st->lo_z = (float)(q->output_min - q->output_zero_point);
+    st->hi_z = (float)(q->output_max - q->output_zero_point);
     st->zx = (int8_t)q->input_zero_point;
 }
 
-/* 16 int32 sums -> 16 int32 in [lo, hi], crisp_qs8_requantize's operations in
- * its order. */
+/* 16 int32 sums -> 16 int32 in [lo - z_y, hi - z_y]: crisp_qs8_requantize's
+ * value less z_y (qs8_requant_x86.h; pack4 adds z_y). */
 static inline __m512i requant(__m512i acc, const STATE *st) {
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(st->multiplier));
-    v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    v = _mm512_add_ps(_mm512_set1_ps(st->zy), v);
-    v = _mm512_max_ps(v, _mm512_set1_ps(st->lo));
-    v = _mm512_min_ps(v, _mm512_set1_ps(st->hi));
-    return _mm512_cvtps_epi32(v);
+    return crisp_qs8_requant_unzeroed_avx512(acc, _mm512_set1_ps(st->multiplier),
+                                             _mm512_set1_ps(st->lo_z), _mm512_set1_ps(st->hi_z));
 }
 
-/* Four requantised vectors as bytes: per 128-bit lane l, [a j, b j, c j, d j]
- * for j = 4 l .. 4 l + 3 (the packs work within lanes and saturate nothing:
- * the values are in range). */
-static inline __m512i pack4(__m512i a, __m512i b, __m512i c, __m512i d) {
-    return _mm512_packs_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
+/* Four requantised vectors as bytes, z_y added to the int16 halves: per
+ * 128-bit lane l, [a j, b j, c j, d j] for j = 4 l .. 4 l + 3 (the packs work
+ * within lanes and saturate nothing: the values are in range). */
+static inline __m512i pack4(__m512i a, __m512i b, __m512i c, __m512i d, const STATE *st) {
+    const __m512i zy = _mm512_set1_epi16(st->zy);
+    return _mm512_packs_epi16(_mm512_add_epi16(_mm512_packs_epi32(a, b), zy),
+                              _mm512_add_epi16(_mm512_packs_epi32(c, d), zy));
 }
 
 /* The mask of a phase: 64 bytes of the table (16 lanes' quads), as lanes. */
@@ -100,7 +101,7 @@ static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, si
         const __m512i b = pack4(requant(phase(st, x, lane_mask(m), zx, kh), st),
                                 requant(phase(st, x + 1, lane_mask(m + L), zx, kh), st),
                                 requant(phase(st, x + 2, lane_mask(m + 2 * L), zx, kh), st),
-                                requant(phase(st, x + 3, lane_mask(m + 3 * L), zx, kh), st));
+                                requant(phase(st, x + 3, lane_mask(m + 3 * L), zx, kh), st), st);
         /* position 16 l + 4 i + f is byte 4 f + i of lane l */
         const __m512i t = _mm512_broadcast_i32x4(
             _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
@@ -123,7 +124,7 @@ static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, si
         _mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15));
     const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
     _mm512_storeu_si512((void *)res, _mm512_permutexvar_epi64(
-                                         order, _mm512_shuffle_epi8(pack4(r0, r1, r2, r3), t)));
+                                         order, _mm512_shuffle_epi8(pack4(r0, r1, r2, r3, st), t)));
 }
 
 #include "kernels/generic/qs8_dwconv_direct_body.h"

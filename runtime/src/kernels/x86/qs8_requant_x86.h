@@ -30,4 +30,23 @@ static inline __m256i crisp_qs8_requant_avx2(__m256i acc, float multiplier,
     return _mm256_cvtps_epi32(v);
 }
 
+#if defined(__AVX512F__)
+/* The same requantisation in fewer operations, for the AVX-512 kernels:
+ * clamp first, then round and convert, the zero point added to the
+ * integers by the caller (after a pack to int16: one add per 32 outputs).
+ * For every float v and integers z, lo <= hi:
+ *   clamp(rint(v) + z, lo, hi) == cvt_rn(clamp(v, lo - z, hi - z)) + z,
+ * because rint is monotone and leaves the integers lo - z and hi - z as they
+ * are (exact in float: |lo - z|, |hi - z| <= 383), and the reference's float
+ * add z + rint(v) can round only where |rint(v)| >= 2^23, far past either
+ * bound, where both sides give the bound; v = +-inf (a huge multiplier)
+ * gives the bound too. The result is in [lo - z, hi - z]. */
+static inline __m512i crisp_qs8_requant_unzeroed_avx512(__m512i acc, __m512 multiplier,
+                                                         __m512 lo_z, __m512 hi_z) {
+    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), multiplier);
+    v = _mm512_min_ps(_mm512_max_ps(v, lo_z), hi_z);
+    return _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
+}
+#endif
+
 #endif

@@ -18,15 +18,6 @@
 #define VECS(X, i) X(i, 0) X(i, 1) X(i, 2) X(i, 3)
 #define ROWS(X) X(0) X(1) X(2) X(3)
 
-static inline __m512i requant(__m512i acc, float multiplier, const crisp_qs8_requant *q) {
-    __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), _mm512_set1_ps(multiplier));
-    v = _mm512_roundscale_ps(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    v = _mm512_add_ps(_mm512_set1_ps((float)q->output_zero_point), v);
-    v = _mm512_max_ps(v, _mm512_set1_ps((float)q->output_min));
-    v = _mm512_min_ps(v, _mm512_set1_ps((float)q->output_max));
-    return _mm512_cvtps_epi32(v);
-}
-
 static inline int32_t load32(const int8_t *p) {
     int32_t v;
     __builtin_memcpy(&v, p, 4);
@@ -75,17 +66,22 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, __mmask64 m
 #undef ROW
 #undef DOT
     }
+    /* crisp_qs8_requant_unzeroed_avx512: the clamp against lo - z_y, hi - z_y,
+     * z_y added to the int16 halves. */
+    const __m512 lo_z = _mm512_set1_ps((float)(q->output_min - q->output_zero_point));
+    const __m512 hi_z = _mm512_set1_ps((float)(q->output_max - q->output_zero_point));
+    const __m512i zy = _mm512_set1_epi16((short)q->output_zero_point);
+#define RQ(i, v) crisp_qs8_requant_unzeroed_avx512(c##i##v, mult, lo_z, hi_z)
 #define STORE(i)                                                                             \
     if (rr > i) {                                                                            \
-        const float mult = q->multiplier[i];                                                 \
-        const __m512i lo = _mm512_packs_epi32(requant(c##i##0, mult, q),                     \
-                                              requant(c##i##1, mult, q));                    \
-        const __m512i hi = _mm512_packs_epi32(requant(c##i##2, mult, q),                     \
-                                              requant(c##i##3, mult, q));                    \
+        const __m512 mult = _mm512_set1_ps(q->multiplier[i]);                                \
+        const __m512i lo = _mm512_add_epi16(_mm512_packs_epi32(RQ(i, 0), RQ(i, 1)), zy);     \
+        const __m512i hi = _mm512_add_epi16(_mm512_packs_epi32(RQ(i, 2), RQ(i, 3)), zy);     \
         _mm512_mask_storeu_epi8(c + i * c_stride, m, _mm512_packs_epi16(lo, hi));            \
     }
     ROWS(STORE)
 #undef STORE
+#undef RQ
 }
 
 void crisp_qs8_spmm_ukernel_4x64__avx512vnni(size_t rows, size_t nc, size_t entries,
