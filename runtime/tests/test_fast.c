@@ -1463,8 +1463,10 @@ static void layers(void) {
     }
     if (crisp_f32_kernels_best()->dwconv_hwc != NULL)
         CHECK(dw_blocked >= 6, "only %d depthwise layers ran channels in lanes", dw_blocked);
-    /* MobileNet's 3 x 3 with padding 1 on planes of 14-70 columns out: the in-place
-     * kernel's row walk where the tier has one (f32_dwconv_direct.inc). */
+    /* MobileNet's 3 x 3 with padding 1 on planes of up to 70 columns out, at least
+     * the width from which the tier walks rows (f32_dwconv_direct.inc; 14 without). */
+    const size_t least_rows = crisp_f32_kernels_best()->dwconv_direct_rows;
+    const int least = least_rows > 0 ? (int)least_rows : 14;
     for (int i = 0; i < 8; i++) {
         layer L;
         memset(&L, 0, sizeof L);
@@ -1473,7 +1475,7 @@ static void layers(void) {
         c->kh = c->kw = 3, c->dh = c->dw = 1;
         c->sh = c->sw = 1 + i % 2;
         c->pt = c->pl = c->pb = c->pr = 1;
-        c->w = c->sw * check_rand_int(&rng, 14, 70) - (i % 4 == 3);
+        c->w = c->sw * check_rand_int(&rng, least, 70) - (i % 4 == 3);
         c->h = check_rand_int(&rng, 1, 30);
         c->cin = c->cout = c->groups = check_rand_int(&rng, 1, 20);
         c->act = check_rand_int(&rng, 0, 2);

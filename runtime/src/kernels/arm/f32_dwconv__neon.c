@@ -20,4 +20,21 @@
 #define VLOADZ(p, m) vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(vld1q_f32(p)), m))
 #define VLOAD2(p) (vld2q_f32(p).val[0])
 #define VLOAD2Z(p, m) vreinterpretq_f32_u32(vandq_u32(vreinterpretq_u32_f32(VLOAD2(p)), m))
+/* The row walks (generic/f32_dwconv_body.h): ext for the neighbours, uzp
+ * for the even and odd columns. */
+#define VZERO vdupq_n_f32(0.0f)
+#define ROWS_LOAD_N(p, n) crisp_neon_load_n(p, n)
+#define ROWS_PREV(cur, prev) vextq_f32(prev, cur, 3)
+#define ROWS_NEXT(cur, next) vextq_f32(cur, next, 1)
+#define ROWS_EVEN_ODD(a, b, even, odd) \
+    do {                               \
+        even = vuzp1q_f32(a, b);       \
+        odd = vuzp2q_f32(a, b);        \
+    } while (0)
+/* p[0 .. n) and zeros: NEON loads have no lane masks. */
+static inline float32x4_t crisp_neon_load_n(const float *p, size_t n) {
+    float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+    memcpy(t, p, n * sizeof(float));
+    return vld1q_f32(t);
+}
 #include "kernels/generic/f32_dwconv_body.h"

@@ -308,10 +308,142 @@ static inline VEC direct_load(const float *p, size_t s, const uint32_t *m) {
 DEFINE_DIRECT_3X3(1)
 DEFINE_DIRECT_3X3(2)
 
+#if defined(ROWS_PREV)
+/* The row walks (crisp_dwconv_image.rows): 3 x 3, padding 1 at top and left,
+ * dilation 1, two output rows per pass in whole vectors of a row. A tier that
+ * has them defines
+ *   VZERO                 a vector of zeros
+ *   ROWS_LOAD_N(p, n)     p[0 .. n) for 0 < n < VL, zeros in the other lanes
+ *                         (reads nothing past p + n)
+ *   ROWS_PREV(cur, prev)  [prev[VL - 1], cur[0 .. VL - 2]]
+ *   ROWS_NEXT(cur, next)  [cur[1 .. VL - 1], next[0]]
+ *   ROWS_EVEN_ODD(a, b, even, odd)  the even and odd floats of a then b
+ * Each input row vector is loaded once for both output rows it feeds; its
+ * left and right neighbours come from the vectors beside it (zeros past the
+ * row's ends); at stride 2 a vector of outputs reads 2 VL input columns,
+ * split into even ones (middle taps) and odd ones (right taps; one lane over,
+ * the left taps). Padding reads zero and each output takes bias, then the
+ * taps in (ky, kx) order, by FMA: bitwise the other walks. */
+static inline VEC rows_load(const float *p, size_t n) {
+    return n >= VL ? VLOAD(p) : n == 0 ? VZERO : ROWS_LOAD_N(p, n);
+}
+
+static int direct_rows_s1(const crisp_dwconv_image *im, const float *w, float bias, float *out,
+                          const crisp_minmax_params *params) {
+    const size_t ih = im->input_height, iw = im->input_width;
+    if (im->output_height != ih || im->output_width != iw) return 0;
+    const size_t nv = (iw + VL - 1) / VL;
+    const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max), b = VSET1(bias);
+    const VEC w0 = VSET1(w[0]), w1 = VSET1(w[1]), w2 = VSET1(w[2]);
+    const VEC w3 = VSET1(w[3]), w4 = VSET1(w[4]), w5 = VSET1(w[5]);
+    const VEC w6 = VSET1(w[6]), w7 = VSET1(w[7]), w8 = VSET1(w[8]);
+    const VEC wk[9] = {w0, w1, w2, w3, w4, w5, w6, w7, w8};
+    for (size_t oy = 0; oy < ih; oy += 2) {
+        const int two = oy + 1 < ih;
+        const float *row[4]; /* input rows oy - 1 .. oy + 2; NULL = padding */
+        VEC prev[4], cur[4];
+        for (size_t k = 0; k < 4; k++) {
+            const ptrdiff_t iy = (ptrdiff_t)oy - 1 + (ptrdiff_t)k;
+            row[k] = iy >= 0 && iy < (ptrdiff_t)ih && (k < 3 || two) ? im->x + (size_t)iy * iw
+                                                                       : NULL;
+            prev[k] = VZERO;
+            cur[k] = row[k] != NULL ? rows_load(row[k], iw) : VZERO;
+        }
+        for (size_t j = 0; j < nv; j++) {
+            VEC a0 = b, a1 = b;
+            for (size_t k = 0; k < 4; k++) {
+                const VEC next = row[k] != NULL && j + 1 < nv
+                                     ? rows_load(row[k] + VL * (j + 1), iw - VL * (j + 1))
+                                     : VZERO;
+                const VEC left = ROWS_PREV(cur[k], prev[k]), right = ROWS_NEXT(cur[k], next);
+                if (k < 3) { /* window row k of output row oy */
+                    a0 = VFMA(a0, wk[3 * k], left);
+                    a0 = VFMA(a0, wk[3 * k + 1], cur[k]);
+                    a0 = VFMA(a0, wk[3 * k + 2], right);
+                }
+                if (k > 0) { /* window row k - 1 of output row oy + 1 */
+                    a1 = VFMA(a1, wk[3 * k - 3], left);
+                    a1 = VFMA(a1, wk[3 * k - 2], cur[k]);
+                    a1 = VFMA(a1, wk[3 * k - 1], right);
+                }
+                prev[k] = cur[k];
+                cur[k] = next;
+            }
+            const size_t n = iw - VL * j < VL ? iw - VL * j : VL;
+            VSTORE_N(out + oy * iw + VL * j, VCLAMP(a0, lo, hi), n);
+            if (two) VSTORE_N(out + (oy + 1) * iw + VL * j, VCLAMP(a1, lo, hi), n);
+        }
+    }
+    return 1;
+}
+
+static int direct_rows_s2(const crisp_dwconv_image *im, const float *w, float bias, float *out,
+                          const crisp_minmax_params *params) {
+    const size_t ih = im->input_height, iw = im->input_width;
+    const size_t oh = im->output_height, ow = im->output_width;
+    if (2 * ow > iw + 1 || 2 * oh > ih + 1) return 0;
+    const size_t nv = (ow + VL - 1) / VL;
+    const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max), b = VSET1(bias);
+    const VEC w0 = VSET1(w[0]), w1 = VSET1(w[1]), w2 = VSET1(w[2]);
+    const VEC w3 = VSET1(w[3]), w4 = VSET1(w[4]), w5 = VSET1(w[5]);
+    const VEC w6 = VSET1(w[6]), w7 = VSET1(w[7]), w8 = VSET1(w[8]);
+    const VEC wk[9] = {w0, w1, w2, w3, w4, w5, w6, w7, w8};
+    for (size_t oy = 0; oy < oh; oy += 2) {
+        const int two = oy + 1 < oh;
+        const float *row[5]; /* input rows 2 oy - 1 .. 2 oy + 3; NULL = padding */
+        VEC odd_prev[5];
+        for (size_t k = 0; k < 5; k++) {
+            const ptrdiff_t iy = 2 * (ptrdiff_t)oy - 1 + (ptrdiff_t)k;
+            row[k] = iy >= 0 && iy < (ptrdiff_t)ih && (k < 3 || two) ? im->x + (size_t)iy * iw
+                                                                       : NULL;
+            odd_prev[k] = VZERO;
+        }
+        for (size_t j = 0; j < nv; j++) {
+            const size_t c0 = 2 * VL * j, have = iw - c0; /* c0 <= iw: 2 ow <= iw + 1 */
+            VEC a0 = b, a1 = b;
+            for (size_t k = 0; k < 5; k++) {
+                VEC e = VZERO, o = VZERO;
+                if (row[k] != NULL) {
+                    const VEC va = rows_load(row[k] + c0, have);
+                    const VEC vb = have > VL ? rows_load(row[k] + c0 + VL, have - VL) : VZERO;
+                    ROWS_EVEN_ODD(va, vb, e, o);
+                }
+                const VEC left = ROWS_PREV(o, odd_prev[k]);
+                odd_prev[k] = o;
+                if (k < 3) { /* window row k of output row oy */
+                    a0 = VFMA(a0, wk[3 * k], left);
+                    a0 = VFMA(a0, wk[3 * k + 1], e);
+                    a0 = VFMA(a0, wk[3 * k + 2], o);
+                }
+                if (k >= 2) { /* window row k - 2 of output row oy + 1 */
+                    a1 = VFMA(a1, wk[3 * k - 6], left);
+                    a1 = VFMA(a1, wk[3 * k - 5], e);
+                    a1 = VFMA(a1, wk[3 * k - 4], o);
+                }
+            }
+            const size_t n = ow - VL * j < VL ? ow - VL * j : VL;
+            VSTORE_N(out + oy * ow + VL * j, VCLAMP(a0, lo, hi), n);
+            if (two) VSTORE_N(out + (oy + 1) * ow + VL * j, VCLAMP(a1, lo, hi), n);
+        }
+    }
+    return 1;
+}
+
+static int direct_rows(const crisp_dwconv_image *im, const float *w, float bias, float *out,
+                       const crisp_minmax_params *params) {
+    if (!im->rows || im->kernel_height != 3 || im->kernel_width != 3 ||
+        im->dilation_height != 1 || im->dilation_width != 1 || im->padding_top != 1 ||
+        im->padding_left != 1)
+        return 0;
+    return im->stride == 1 ? direct_rows_s1(im, w, bias, out, params)
+                           : direct_rows_s2(im, w, bias, out, params);
+}
+#endif
+
 void CRISP_DWCONV_DIRECT_NAME(const crisp_dwconv_image *im, const float *w, float bias,
                               float *out, const crisp_minmax_params *params) {
-#if defined(DIRECT_FAST_PATH) /* a tier's own walk for the shapes it takes, else 0 */
-    if (DIRECT_FAST_PATH(im, w, bias, out, params)) return;
+#if defined(ROWS_PREV)
+    if (direct_rows(im, w, bias, out, params)) return;
 #endif
     if (im->kernel_height == 3 && im->kernel_width == 3 && !direct_needs_mask(im, 1)) {
         if (im->stride == 1)

@@ -3,6 +3,8 @@
  * column masks are ANDed after the load. */
 #include <immintrin.h>
 
+#include <stdint.h>
+
 #include "kernels/x86/avx2_tail.h"
 
 #define CRISP_DWCONV_NAME crisp_f32_dwconv_ukernel__avx2_fma
@@ -25,5 +27,38 @@
 static inline __m256 crisp_avx2_even(const float *p) {
     const __m256 pairs = _mm256_shuffle_ps(_mm256_loadu_ps(p), _mm256_loadu_ps(p + 8), 0x88);
     return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(pairs), 0xd8));
+}
+/* The row walks (generic/f32_dwconv_body.h): a lane across the halves by
+ * vperm2f128 and vpalignr, the even and odd columns by shufps and vpermpd. */
+#define VZERO _mm256_setzero_ps()
+#define ROWS_LOAD_N(p, n) _mm256_maskload_ps(p, crisp_avx2_lanes(n))
+#define ROWS_PREV(cur, prev) crisp_avx2_prev(cur, prev)
+#define ROWS_NEXT(cur, next) crisp_avx2_next(cur, next)
+#define ROWS_EVEN_ODD(a, b, even, odd)                                                       \
+    do {                                                                                     \
+        even = crisp_avx2_pairs(_mm256_shuffle_ps(a, b, 0x88));                              \
+        odd = crisp_avx2_pairs(_mm256_shuffle_ps(a, b, 0xdd));                               \
+    } while (0)
+/* The mask of lanes 0 .. n - 1. */
+static inline __m256i crisp_avx2_lanes(size_t n) {
+    static const int32_t table[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256((const __m256i *)(const void *)(table + 8 - n));
+}
+/* [prev[7], cur[0 .. 6]]: [prev's high half | cur's low half], then per half
+ * the 16 bytes ending 4 bytes into cur's half. */
+static inline __m256 crisp_avx2_prev(__m256 cur, __m256 prev) {
+    const __m256 t = _mm256_permute2f128_ps(prev, cur, 0x21);
+    return _mm256_castsi256_ps(
+        _mm256_alignr_epi8(_mm256_castps_si256(cur), _mm256_castps_si256(t), 12));
+}
+/* [cur[1 .. 7], next[0]]. */
+static inline __m256 crisp_avx2_next(__m256 cur, __m256 next) {
+    const __m256 t = _mm256_permute2f128_ps(cur, next, 0x21);
+    return _mm256_castsi256_ps(
+        _mm256_alignr_epi8(_mm256_castps_si256(t), _mm256_castps_si256(cur), 4));
+}
+/* shufps's (0 2 | 8 10) pairs per half back in order. */
+static inline __m256 crisp_avx2_pairs(__m256 v) {
+    return _mm256_castpd_ps(_mm256_permute4x64_pd(_mm256_castps_pd(v), 0xd8));
 }
 #include "kernels/generic/f32_dwconv_body.h"
