@@ -147,11 +147,17 @@ static void dw_margins(const crisp_conv2d_params *p, size_t *before, size_t *aft
  * 14 -> 7 and 7 x 7, one vector of 16 lanes for 7 outputs, lost: 1.3x and
  * 1.45x, hence the width). */
 static int dw_rows(const crisp_f32_kernels *k, const crisp_conv2d_params *p) {
+    const size_t ih = p->input_height, iw = p->input_width;
+    const size_t oh = p->output_height, ow = p->output_width;
+    /* The walks' own geometry (generic/f32_dwconv_body.h): stride 1 keeps the
+     * input's size (padding 1 all round), stride 2 reads no column or row
+     * past the input's end plus one of padding. */
+    const int fits = p->stride_width == 1 ? oh == ih && ow == iw
+                                          : 2 * ow <= iw + 1 && 2 * oh <= ih + 1;
     return k->dwconv_direct_rows > 0 && p->kernel_height == 3 && p->kernel_width == 3 &&
            p->dilation_height == 1 && p->dilation_width == 1 && p->padding_top == 1 &&
            p->padding_left == 1 && p->stride_height == p->stride_width &&
-           p->stride_width <= 2 && p->output_width <= p->input_width &&
-           p->output_width >= k->dwconv_direct_rows;
+           p->stride_width <= 2 && fits && ow >= k->dwconv_direct_rows;
 }
 static int dw_hwc(const crisp_f32_kernels *k, const crisp_conv2d_params *p) {
     const char *env = getenv("CRISP_DWCONV_PLANES"); /* 1: the plane kernels, to compare */
@@ -163,9 +169,9 @@ static int dw_hwc(const crisp_f32_kernels *k, const crisp_conv2d_params *p) {
            crisp_dwconv_hwc_tile_floats(p->output_height, p->output_width, p->stride_width, 1) <=
                DW_HWC_MAX_CELLS;
 }
-/* A row walk reads the rows themselves: nothing to copy. */
-static int dw_copies_plane(const crisp_f32_kernels *k, const crisp_conv2d_params *p) {
-    return p->input_height * p->input_width <= DW_COPY_PLANE_FLOATS && !dw_rows(k, p);
+/* A row walk (`rows`, the plan's dw_rows) reads the rows themselves: nothing to copy. */
+static int dw_copies_plane(const crisp_conv2d_params *p, int rows) {
+    return p->input_height * p->input_width <= DW_COPY_PLANE_FLOATS && !rows;
 }
 /* Its scratch: the column masks, the edge window, the margined plane. */
 static size_t dw_in_place_floats(const crisp_f32_kernels *k, const crisp_conv2d_params *p) {
@@ -174,7 +180,8 @@ static size_t dw_in_place_floats(const crisp_f32_kernels *k, const crisp_conv2d_
     return crisp_dwconv_mask_entries(p->kernel_width, p->input_width) +
            crisp_dwconv_edge_floats(p->kernel_height, p->kernel_width, p->dilation_height,
                                     p->dilation_width, p->input_width) +
-           (dw_copies_plane(k, p) ? before + p->input_height * p->input_width + after : 0);
+           (dw_copies_plane(p, dw_rows(k, p)) ? before + p->input_height * p->input_width + after
+                                               : 0);
 }
 
 /* Bands. A stride-1 conv's im2col tile holds every input element kh x kw
@@ -791,7 +798,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                                      .output_width = p->output_width,
                                      .rows = f->dw_rows};
             crisp_dwconv_column_masks(&im, masks);
-            const int copies = dw_copies_plane(k, p);
+            const int copies = dw_copies_plane(p, f->dw_rows);
             if (copies) { /* the margins stay zero; each channel fills the middle */
                 dw_margins(p, &im.zeros_before, &im.zeros_after);
                 memset(copy, 0, (im.zeros_before + plane + im.zeros_after) * sizeof(float));

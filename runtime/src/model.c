@@ -61,7 +61,9 @@ static void release_packed_weights(const crisp_model *m, const crisp_op *op) {
  * (runtime/README.md, "Loading"). Parsing and validating go together: each
  * stage reads its part of the file and checks it before anything uses it.
  * The per-tensor and per-op stages run tensor by tensor and op by op, so
- * the first fault in file order is the one reported, whatever its kind. */
+ * the first fault in file order is the one reported, whatever its kind
+ * (the packing deferred past the arena plan can only fail for memory:
+ * those errors come after every fault of the file). */
 static crisp_status load_stages(crisp_model *m) {
     crisp_status s;
     if ((s = crisp_parse_container(m)) != CRISP_OK) return s;

@@ -87,6 +87,7 @@ typedef struct crisp_pack_plan {
     uint32_t choice;       /* enum crisp_hybrid_choice */
     uint64_t runs, segments, entries, weights; /* the chosen run form's layout */
     uint64_t bytes;        /* what the choice allocates */
+    uint64_t band_bytes;   /* at most this many more for band offsets (src/conv_fast.c) */
     uint64_t dense_bytes;  /* what running dense allocates (block-row starts) */
     double time, dense_time; /* the cost table's time of the choice and of dense, whole
                                 layer (per pixel x output pixels); -1 without a table */
@@ -255,13 +256,13 @@ crisp_status crisp_check_op_dtypes(crisp_model *model, uint32_t index);
  * bias/multipliers (refusing a channel whose accumulator could overflow);
  * the packed bytes are charged against the memory limit before allocating. */
 crisp_status crisp_pack_op(crisp_model *model, uint32_t index);
-/* src/pack.c, after the arena is planned: where the packed weights of a
- * mapped file would hold more than the memory budget allows (file + arena +
- * 10 MiB in all, so a one-thread session stays within the file + 2 x arena +
- * 16 MiB that runtime/README.md promises), turns the deferred layers that
- * cost the least time per byte freed from runs into dense-from-file
- * (src/hybrid_form.h, crisp_hybrid_fit). Only under CRISP_HYBRID_FORM=auto.
- * Cannot fail. */
+/* src/pack.c, after the arena is planned: where the packed weights would
+ * hold more than the memory budget allows (file + arena + 10 MiB in all, so
+ * a one-thread session on a mapped file stays within the file + 2 x arena +
+ * 16 MiB that runtime/README.md promises; a buffer load chooses the same
+ * forms), turns the deferred layers that cost the least time per byte freed
+ * from runs into dense-from-file (src/hybrid_form.h, crisp_hybrid_fit). Only
+ * under CRISP_HYBRID_FORM=auto. Cannot fail. */
 void crisp_fit_packed_forms(crisp_model *model);
 /* src/pack.c: packs a deferred op in its planned form (charged against the
  * memory limit before allocating). */

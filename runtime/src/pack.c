@@ -387,6 +387,14 @@ static crisp_status plan_deferred(crisp_model *m, crisp_op *op, const crisp_tens
                               : 1.0;
     const double time = crisp_hybrid_time(&cost, choice);
     const double dense_time = crisp_hybrid_time(&cost, CRISP_HYBRID_DENSE);
+    /* A stride-1 conv that is not a plain 1 x 1 may read a band of input rows
+     * at load's last stage (src/conv_fast.c, "Bands"): a u32 offset per kept
+     * column, charged as packed weights. Counted here as if it will. */
+    const crisp_conv2d_params *cp = &op->k.conv;
+    const int band = op->kind == CRISP_OP_CONV2D && cp->stride_height == 1 &&
+                     cp->stride_width == 1 &&
+                     !(cp->kernel_height == 1 && cp->kernel_width == 1 && cp->padding_top == 0 &&
+                       cp->padding_left == 0);
     op->plan = (crisp_pack_plan){
         .deferred = 1,
         .choice = choice,
@@ -397,6 +405,7 @@ static crisp_status plan_deferred(crisp_model *m, crisp_op *op, const crisp_tens
         .bytes = choice == CRISP_HYBRID_DENSE    ? cost.dense_bytes
                  : choice == CRISP_HYBRID_FILLED ? total_f
                                                  : total,
+        .band_bytes = band && choice != CRISP_HYBRID_DENSE ? 4 * chosen.entries : 0,
         .dense_bytes = cost.dense_bytes,
         .time = time >= 0.0 ? time * pixels : -1.0,
         .dense_time = dense_time >= 0.0 ? dense_time * pixels : -1.0};
@@ -637,9 +646,12 @@ crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
 #define RSS_SLACK ((uint64_t)16 << 20) /* the promise: file + 2 x arena + 16 MiB */
 
 void crisp_fit_packed_forms(crisp_model *m) {
-    if (m->hybrid_form != CRISP_HYBRID_FORM_AUTO || m->mapping == NULL) return;
-    /* Resident bytes beyond the file's: what packing allocates, less the file
-     * pages it gives back (a repacked tensor's; a layer run dense keeps its). */
+    if (m->hybrid_form != CRISP_HYBRID_FORM_AUTO) return;
+    /* Resident bytes beyond the file's: what packing allocates (band offsets
+     * included, as an upper bound), less the file pages it gives back (a
+     * repacked tensor's; a layer run dense keeps its). Counted as for a mapped
+     * file whatever the load (a buffer's copy gives nothing back), so the
+     * forms, and the results, do not depend on how the model was loaded. */
     uint64_t packed = m->packed_bytes, released = 0;
     size_t candidates = 0;
     for (uint32_t i = 0; i < m->op_count; i++) {
@@ -647,7 +659,7 @@ void crisp_fit_packed_forms(crisp_model *m) {
         if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) continue;
         const crisp_tensor *t = &m->tensors[op->weight];
         if (op->plan.deferred) {
-            packed += op->plan.bytes;
+            packed += op->plan.bytes + op->plan.band_bytes;
             if (op->plan.choice == CRISP_HYBRID_DENSE) continue;
             released += t->raw_size;
             candidates++;
@@ -664,9 +676,9 @@ void crisp_fit_packed_forms(crisp_model *m) {
         const crisp_pack_plan *p = &m->ops[i].plan;
         if (!p->deferred || p->choice == CRISP_HYBRID_DENSE) continue;
         const uint64_t raw = m->tensors[m->ops[i].weight].raw_size;
-        const uint64_t kept = raw + p->dense_bytes;
-        if (p->time < 0.0 || p->dense_time < 0.0 || p->bytes <= kept) continue;
-        items[n++] = (crisp_hybrid_demotion){p->bytes - kept, p->dense_time - p->time, i, 0};
+        const uint64_t kept = raw + p->dense_bytes, held = p->bytes + p->band_bytes;
+        if (p->time < 0.0 || p->dense_time < 0.0 || held <= kept) continue;
+        items[n++] = (crisp_hybrid_demotion){held - kept, p->dense_time - p->time, i, 0};
     }
     const uint64_t excess = packed - released - allowed;
     crisp_hybrid_fit(items, n, excess);
@@ -674,6 +686,7 @@ void crisp_fit_packed_forms(crisp_model *m) {
         crisp_pack_plan *p = &m->ops[items[j].op].plan;
         p->choice = CRISP_HYBRID_DENSE;
         p->bytes = p->dense_bytes;
+        p->band_bytes = 0;
         p->time = p->dense_time;
     }
     free(items);

@@ -435,8 +435,9 @@ static int direct_rows(const crisp_dwconv_image *im, const float *w, float bias,
         im->dilation_height != 1 || im->dilation_width != 1 || im->padding_top != 1 ||
         im->padding_left != 1)
         return 0;
-    return im->stride == 1 ? direct_rows_s1(im, w, bias, out, params)
-                           : direct_rows_s2(im, w, bias, out, params);
+    return im->stride == 1   ? direct_rows_s1(im, w, bias, out, params)
+           : im->stride == 2 ? direct_rows_s2(im, w, bias, out, params)
+                             : 0;
 }
 #endif
 

@@ -37,7 +37,7 @@ static inline __m256i crisp_qs8_requant_avx2(__m256i acc, float multiplier,
  * For every float v and integers z, lo <= hi:
  *   clamp(rint(v) + z, lo, hi) == cvt_rn(clamp(v, lo - z, hi - z)) + z,
  * because rint is monotone and leaves the integers lo - z and hi - z as they
- * are (exact in float: |lo - z|, |hi - z| <= 383), and the reference's float
+ * are (exact in float: |lo - z|, |hi - z| <= 255), and the reference's float
  * add z + rint(v) can round only where |rint(v)| >= 2^23, far past either
  * bound, where both sides give the bound; v = +-inf (a huge multiplier)
  * gives the bound too. The result is in [lo - z, hi - z]. */
