@@ -328,16 +328,28 @@ static inline VEC rows_load(const float *p, size_t n) {
     return n >= VL ? VLOAD(p) : n == 0 ? VZERO : ROWS_LOAD_N(p, n);
 }
 
+/* One window row's three taps into acc: left, middle, right, in that order. */
+static inline VEC rows_taps(VEC acc, const VEC *w, VEC left, VEC middle, VEC right) {
+    acc = VFMA(acc, w[0], left);
+    acc = VFMA(acc, w[1], middle);
+    return VFMA(acc, w[2], right);
+}
+
+/* The pass's n outputs of row 0 and, when `two`, of the row below. */
+static inline void rows_store(float *row0, size_t stride, int two, VEC a0, VEC a1, VEC lo,
+                              VEC hi, size_t n) {
+    VSTORE_N(row0, VCLAMP(a0, lo, hi), n);
+    if (two) VSTORE_N(row0 + stride, VCLAMP(a1, lo, hi), n);
+}
+
 static int direct_rows_s1(const crisp_dwconv_image *im, const float *w, float bias, float *out,
                           const crisp_minmax_params *params) {
     const size_t ih = im->input_height, iw = im->input_width;
     if (im->output_height != ih || im->output_width != iw) return 0;
     const size_t nv = (iw + VL - 1) / VL;
     const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max), b = VSET1(bias);
-    const VEC w0 = VSET1(w[0]), w1 = VSET1(w[1]), w2 = VSET1(w[2]);
-    const VEC w3 = VSET1(w[3]), w4 = VSET1(w[4]), w5 = VSET1(w[5]);
-    const VEC w6 = VSET1(w[6]), w7 = VSET1(w[7]), w8 = VSET1(w[8]);
-    const VEC wk[9] = {w0, w1, w2, w3, w4, w5, w6, w7, w8};
+    const VEC wk[9] = {VSET1(w[0]), VSET1(w[1]), VSET1(w[2]), VSET1(w[3]), VSET1(w[4]),
+                       VSET1(w[5]), VSET1(w[6]), VSET1(w[7]), VSET1(w[8])};
     for (size_t oy = 0; oy < ih; oy += 2) {
         const int two = oy + 1 < ih;
         const float *row[4]; /* input rows oy - 1 .. oy + 2; NULL = padding */
@@ -356,22 +368,13 @@ static int direct_rows_s1(const crisp_dwconv_image *im, const float *w, float bi
                                      ? rows_load(row[k] + VL * (j + 1), iw - VL * (j + 1))
                                      : VZERO;
                 const VEC left = ROWS_PREV(cur[k], prev[k]), right = ROWS_NEXT(cur[k], next);
-                if (k < 3) { /* window row k of output row oy */
-                    a0 = VFMA(a0, wk[3 * k], left);
-                    a0 = VFMA(a0, wk[3 * k + 1], cur[k]);
-                    a0 = VFMA(a0, wk[3 * k + 2], right);
-                }
-                if (k > 0) { /* window row k - 1 of output row oy + 1 */
-                    a1 = VFMA(a1, wk[3 * k - 3], left);
-                    a1 = VFMA(a1, wk[3 * k - 2], cur[k]);
-                    a1 = VFMA(a1, wk[3 * k - 1], right);
-                }
+                if (k < 3) a0 = rows_taps(a0, wk + 3 * k, left, cur[k], right); /* row oy */
+                if (k > 0) a1 = rows_taps(a1, wk + 3 * (k - 1), left, cur[k], right); /* oy + 1 */
                 prev[k] = cur[k];
                 cur[k] = next;
             }
             const size_t n = iw - VL * j < VL ? iw - VL * j : VL;
-            VSTORE_N(out + oy * iw + VL * j, VCLAMP(a0, lo, hi), n);
-            if (two) VSTORE_N(out + (oy + 1) * iw + VL * j, VCLAMP(a1, lo, hi), n);
+            rows_store(out + oy * iw + VL * j, iw, two, a0, a1, lo, hi, n);
         }
     }
     return 1;
@@ -384,10 +387,8 @@ static int direct_rows_s2(const crisp_dwconv_image *im, const float *w, float bi
     if (2 * ow > iw + 1 || 2 * oh > ih + 1) return 0;
     const size_t nv = (ow + VL - 1) / VL;
     const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max), b = VSET1(bias);
-    const VEC w0 = VSET1(w[0]), w1 = VSET1(w[1]), w2 = VSET1(w[2]);
-    const VEC w3 = VSET1(w[3]), w4 = VSET1(w[4]), w5 = VSET1(w[5]);
-    const VEC w6 = VSET1(w[6]), w7 = VSET1(w[7]), w8 = VSET1(w[8]);
-    const VEC wk[9] = {w0, w1, w2, w3, w4, w5, w6, w7, w8};
+    const VEC wk[9] = {VSET1(w[0]), VSET1(w[1]), VSET1(w[2]), VSET1(w[3]), VSET1(w[4]),
+                       VSET1(w[5]), VSET1(w[6]), VSET1(w[7]), VSET1(w[8])};
     for (size_t oy = 0; oy < oh; oy += 2) {
         const int two = oy + 1 < oh;
         const float *row[5]; /* input rows 2 oy - 1 .. 2 oy + 3; NULL = padding */
@@ -410,20 +411,11 @@ static int direct_rows_s2(const crisp_dwconv_image *im, const float *w, float bi
                 }
                 const VEC left = ROWS_PREV(o, odd_prev[k]);
                 odd_prev[k] = o;
-                if (k < 3) { /* window row k of output row oy */
-                    a0 = VFMA(a0, wk[3 * k], left);
-                    a0 = VFMA(a0, wk[3 * k + 1], e);
-                    a0 = VFMA(a0, wk[3 * k + 2], o);
-                }
-                if (k >= 2) { /* window row k - 2 of output row oy + 1 */
-                    a1 = VFMA(a1, wk[3 * k - 6], left);
-                    a1 = VFMA(a1, wk[3 * k - 5], e);
-                    a1 = VFMA(a1, wk[3 * k - 4], o);
-                }
+                if (k < 3) a0 = rows_taps(a0, wk + 3 * k, left, e, o); /* row oy */
+                if (k >= 2) a1 = rows_taps(a1, wk + 3 * (k - 2), left, e, o); /* oy + 1 */
             }
             const size_t n = ow - VL * j < VL ? ow - VL * j : VL;
-            VSTORE_N(out + oy * ow + VL * j, VCLAMP(a0, lo, hi), n);
-            if (two) VSTORE_N(out + (oy + 1) * ow + VL * j, VCLAMP(a1, lo, hi), n);
+            rows_store(out + oy * ow + VL * j, ow, two, a0, a1, lo, hi, n);
         }
     }
     return 1;
