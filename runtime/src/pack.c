@@ -329,16 +329,15 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
     if (hybrid) walk(h, g, is_i8, 0, NULL, &n);
     crisp_status s = too_large(&n);
     if (s != CRISP_OK) return s;
-    size_t at[10];
-    const size_t total = layout(&n, hybrid, is_i8, cout, want_q, at);
     if (hybrid && is_i8 && op->kind == CRISP_OP_CONV2D && op->k.qconv.conv.groups == 1 &&
         h->n < h->m && h->v < h->block_rows) {
         /* int8: runs or filled runs (hybrid_form.h, its int8 table). */
         counts nf = {0, 0, 0, 0};
         walk(h, g, 1, 1, NULL, &nf);
         if (too_large(&nf) == CRISP_OK) {
-            size_t at_f[10];
-            const size_t total_f = layout(&nf, 1, 1, cout, want_q, at_f);
+            size_t at[10];
+            const size_t total = layout(&n, 1, 1, cout, want_q, at);
+            const size_t total_f = layout(&nf, 1, 1, cout, want_q, at);
             const crisp_hybrid_cost cost = {crisp_qs8_kernels_best()->isa, 1, 0, h->v, n.weights,
                                             total, nf.weights, total_f, n.runs, nf.runs, 0, 0};
             if (crisp_hybrid_choose(m->hybrid_form, &cost) == CRISP_HYBRID_FILLED)
