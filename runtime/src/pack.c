@@ -457,6 +457,7 @@ static crisp_status derive_int8(crisp_model *m, uint32_t index, crisp_op *op,
     }
     weight_sums(op, t, cout, sums, signed_sums);
     crisp_status s = CRISP_OK;
+    int fits = 1;
     for (uint64_t c = 0; c < cout && s == CRISP_OK; c++) {
         const double sxw = (double)x->scale * (double)scales[c];
         const double bq = bias != NULL ? nearbyint((double)bias[c] / sxw) : 0.0;
@@ -478,12 +479,15 @@ static crisp_status derive_int8(crisp_model *m, uint32_t index, crisp_op *op,
         op->packed.multiplier[c] = mult;
         /* |sum q_w| <= sum |q_w| < INT32_MAX / 255 once the check above passed. */
         op->packed.weight_sum[c] = s == CRISP_OK ? (int32_t)signed_sums[c] : 0;
+        fits = fits && s == CRISP_OK &&
+               crisp_qs8_channel_fits_int32(op->packed.bias_q[c], sums[c], mult);
     }
     free(sums), free(signed_sums);
     crisp_qs8_requant *q = op->kind == CRISP_OP_CONV2D ? &op->k.qconv.q : &op->k.qlinear.q;
     q->bias = op->packed.bias_q;
     q->multiplier = op->packed.multiplier;
     q->weight_sum = op->packed.weight_sum;
+    q->fits_int32 = fits;
     return s;
 }
 

@@ -455,6 +455,17 @@ static int32_t edgy_q(unsigned *rng, int lo) {
     return v < lo ? lo : v;
 }
 
+/* crisp_qs8_requant.fits_int32 as src/pack.c sets it for these channels,
+ * except in every fourth trial, which asks for the clamp-first form (the
+ * kernels must be exact either way). */
+static int32_t fits_as_loaded(int trial, size_t rows, const int32_t *bias,
+                              const uint64_t *abs_sum, const float *mult) {
+    int fits = trial % 4 != 3;
+    for (size_t r = 0; r < rows; r++)
+        fits = fits && crisp_qs8_channel_fits_int32(bias[r], abs_sum[r], mult[r]);
+    return fits;
+}
+
 /* int8 runs, bitwise against the reference's arithmetic (the textbook int32
  * sum and crisp_qs8_requantize): random rows, entries (odd counts, partial
  * groups of four), pixels (partial chunks), zero points at the edges,
@@ -473,20 +484,28 @@ static void test_qs8_spmm(const qs8_spmm_variant *v, unsigned *rng) {
         for (size_t e = 0; e < entries; e++) col[e] = check_rand(rng) % brows;
         int8_t *w = calloc(groups * 4 * rows + 1, 1), *b = malloc(brows * bs);
         int32_t *bias = malloc(rows * 4), *wsum = calloc(rows, 4);
+        uint64_t *asum = calloc(rows, sizeof *asum);
         float *mult = malloc(rows * 4);
         for (size_t e = 0; e < entries; e++)
             for (size_t r = 0; r < rows; r++) {
                 const int8_t q = (int8_t)edgy_q(rng, -127);
                 w[crisp_qs8_weight_index(e, r, rows)] = q;
-                wsum[r] += q;
+                wsum[r] += q, asum[r] += (uint64_t)abs(q);
             }
         for (size_t i = 0; i < brows * bs; i++) b[i] = (int8_t)edgy_q(rng, -128);
         for (size_t r = 0; r < rows; r++) {
             bias[r] = check_rand_int(rng, -1000000, 1000000);
             /* 2^-20 .. 2^-4 per channel: from unsaturated to saturating. */
             mult[r] = ldexpf(1.0f + check_rand_float(rng) * 0.5f, -check_rand_int(rng, 4, 20));
+            /* Some channels at the edge of fitting: products up to 2^30. */
+            if (trial % 10 == 7 && r % 2 == 0)
+                mult[r] = (float)(0.999 * 1073741824.0 /
+                                  (fabs((double)bias[r]) + 255.0 * (double)asum[r]));
+            /* Some products past int32: no fit, the float clamp. */
+            if (trial % 10 == 9 && r % 2 == 1) mult[r] = ldexpf(1.0f, check_rand_int(rng, 12, 40));
         }
-        crisp_qs8_requant q = {edgy_q(rng, -128), edgy_q(rng, -128), -128, 127, bias, mult, wsum};
+        crisp_qs8_requant q = {edgy_q(rng, -128), edgy_q(rng, -128), -128, 127, bias, mult, wsum,
+                               fits_as_loaded(trial, rows, bias, asum, mult)};
         if (trial % 3 == 1) q.output_min = q.output_zero_point; /* relu */
         if (trial % 3 == 2)
             q.output_min = q.output_zero_point,
@@ -509,9 +528,9 @@ static void test_qs8_spmm(const qs8_spmm_variant *v, unsigned *rng) {
                                                            q.output_zero_point, q.output_min,
                                                            q.output_max);
             }
-        CHECK(ok, "%s: rows %zu nc %zu entries %zu z_x %d z_y %d", v->name, rows, nc, entries,
-              (int)q.input_zero_point, (int)q.output_zero_point);
-        free(col), free(w), free(b), free(bias), free(wsum), free(mult), free(c);
+        CHECK(ok, "%s: rows %zu nc %zu entries %zu z_x %d z_y %d fits %d", v->name, rows, nc,
+              entries, (int)q.input_zero_point, (int)q.output_zero_point, (int)q.fits_int32);
+        free(col), free(w), free(b), free(bias), free(wsum), free(asum), free(mult), free(c);
     }
 }
 
@@ -549,7 +568,7 @@ static void test_qs8_gemv(const qs8_gemv_variant *v, unsigned *rng) {
                              -check_rand_int(rng, 4, huge ? 30 : 20));
         }
         crisp_qs8_linear_params p = {kc, mr, {edgy_q(rng, -128), edgy_q(rng, -128), -128, 127,
-                                              bias, mult, wsum}};
+                                              bias, mult, wsum, 0}}; /* not read */
         crisp_qs8_requant *q = &p.q;
         if (huge) q->input_zero_point = 127; /* x - z_x = -255 throughout */
         if (trial % 3 == 1) q->output_min = q->output_zero_point; /* relu */
@@ -610,7 +629,7 @@ static void test_qs8_spmv(const qs8_spmv_variant *v, unsigned *rng) {
                              -check_rand_int(rng, 4, huge ? 30 : 20));
         }
         crisp_qs8_linear_params p = {k, rows, {edgy_q(rng, -128), edgy_q(rng, -128), -128, 127,
-                                               bias, mult, wsum}};
+                                               bias, mult, wsum, 0}}; /* not read */
         crisp_qs8_requant *q = &p.q;
         if (huge) q->input_zero_point = trial % 2 ? -128 : 127; /* |x - z_x| = 255 throughout */
         if (trial % 3 == 1) q->output_min = q->output_zero_point; /* relu */
@@ -796,7 +815,7 @@ static void test_qs8_dw(const qs8_dw_variant *v, unsigned *rng) {
         for (size_t i = 0; i < kh * kw; i++) w[i] = (int8_t)edgy_q(rng, -127);
         const int32_t bias = check_rand_int(rng, -100000, 100000);
         const float mult = ldexpf(1.0f + check_rand_float(rng) * 0.5f, -check_rand_int(rng, 2, 14));
-        crisp_qs8_requant q = {0, edgy_q(rng, -128), -128, 127, NULL, NULL, NULL};
+        crisp_qs8_requant q = {0, edgy_q(rng, -128), -128, 127, NULL, NULL, NULL, 0};
         if (trial % 3 == 1) q.output_min = q.output_zero_point;
         int8_t *out = malloc(oh * ow);
         v->fn(&pl, w, bias, mult, out, &q);
@@ -845,8 +864,9 @@ static void test_qs8_dw_direct(const qs8_dw_direct_variant *v, unsigned *rng) {
         const size_t ow = (iw + pl + pr - kw) / s + 1;
         if (!crisp_qs8_dwconv_direct_fits(s, s, kh, kw, 1, ow, iw)) continue;
         const int extreme = trial % 7 == 5;
-        crisp_qs8_requant q = {edgy_q(rng, -128), edgy_q(rng, -128), -128, 127, NULL, NULL, NULL};
+        crisp_qs8_requant q = {edgy_q(rng, -128), edgy_q(rng, -128), -128, 127, NULL, NULL, NULL, 0};
         if (trial % 3 == 1) q.output_min = q.output_zero_point;
+        if (trial % 5 == 2) q.output_max = q.output_zero_point + 40 < 127 ? q.output_zero_point + 40 : 127;
         const int8_t zx = (int8_t)q.input_zero_point;
         const size_t before = trial % 3 == 2 ? (size_t)check_rand_int(rng, 0, (int)(3 * iw)) : 0;
         const size_t after = trial % 3 == 2 ? (size_t)check_rand_int(rng, 0, (int)(3 * iw + 160)) : 0;
@@ -860,8 +880,16 @@ static void test_qs8_dw_direct(const qs8_dw_direct_variant *v, unsigned *rng) {
             w[i] = extreme ? (int8_t)(i % 2 ? 127 : -127) : (int8_t)edgy_q(rng, -127);
         const int32_t bias = extreme ? check_rand_int(rng, -4000000, 4000000)
                                      : check_rand_int(rng, -100000, 100000);
-        const float mult = extreme ? ldexpf(1.0f + check_rand_float(rng) * 0.5f, -check_rand_int(rng, 0, 6))
-                                   : ldexpf(1.0f + check_rand_float(rng) * 0.5f, -check_rand_int(rng, 2, 14));
+        uint64_t asum = 0;
+        for (size_t i = 0; i < kh * kw; i++) asum += (uint64_t)abs(w[i]);
+        /* Some at the edge of fitting (products up to 2^30), the rest from
+         * unsaturated to saturating. */
+        const float mult =
+            trial % 10 == 3 ? (float)(0.999 * 1073741824.0 / (fabs((double)bias) + 255.0 * (double)asum + 1.0))
+            : trial % 10 == 9 ? ldexpf(1.0f, check_rand_int(rng, 12, 40)) /* past int32 */
+            : extreme       ? ldexpf(1.0f + check_rand_float(rng) * 0.5f, -check_rand_int(rng, 0, 6))
+                            : ldexpf(1.0f + check_rand_float(rng) * 0.5f, -check_rand_int(rng, 2, 14));
+        q.fits_int32 = fits_as_loaded(trial, 1, &bias, &asum, &mult);
         uint32_t *masks = malloc(crisp_qs8_dwconv_mask_entries(iw) * sizeof *masks);
         int8_t *edge = malloc(crisp_qs8_dwconv_edge_bytes(s, kh, dh, iw));
         const crisp_qs8_dwconv_image im = {x,  before, after, masks, edge, ih, iw, pt, pl,
@@ -889,8 +917,8 @@ static void test_qs8_dw_direct(const qs8_dw_direct_variant *v, unsigned *rng) {
             }
         for (size_t i = oh * ow; i < oh * ow + GUARD && ok; i++) ok = out[i] == 0x5a, bad = i;
         CHECK(ok, "%s: s %zu k %zux%zu dh %zu in %zux%zu pad %zu,%zu,%zu,%zu margins %zu,%zu "
-              "z %d first bad %zu", v->name, s, kh, kw, dh, ih, iw, pt, pl, pb, pr, before,
-              after, (int)zx, bad);
+              "z %d fits %d first bad %zu", v->name, s, kh, kw, dh, ih, iw, pt, pl, pb, pr, before,
+              after, (int)zx, (int)q.fits_int32, bad);
         free(margined), free(masks), free(edge), free(out);
     }
 }
@@ -1512,8 +1540,20 @@ static int uses_filled(const crisp_model *m) {
     return 0;
 }
 
+/* Whether the model's int8 conv/linear takes the kernels' short
+ * requantisation (its products fit int32). */
+static int fits_int32(const crisp_model *m) {
+    for (uint32_t i = 0; i < m->op_count; i++) {
+        const crisp_op *op = &m->ops[i];
+        if (op->dtype != CRISP_DTYPE_I8) continue;
+        if (op->kind == CRISP_OP_CONV2D && op->k.qconv.q.fits_int32) return 1;
+        if (op->kind == CRISP_OP_LINEAR && op->k.qlinear.q.fits_int32) return 1;
+    }
+    return 0;
+}
+
 static void qs8_layers(void) {
-    int qs8_banded = 0, qs8_filled = 0;
+    int qs8_banded = 0, qs8_filled = 0, qs8_fits = 0, qs8_unfit = 0;
     unsigned rng = 1616;
     static const float out_scales[3] = {0.5f, 0.05f, 0.002f};
     for (int i = 0; i < 90; i++) {
@@ -1573,7 +1613,10 @@ static void qs8_layers(void) {
         mb_model mb;
         mb_init(&mb);
         const int32_t zx = edgy_q(&rng, -128), zy = edgy_q(&rng, -128);
-        const float sy = out_scales[check_rand(&rng) % 3];
+        float sy = out_scales[check_rand(&rng) % 3];
+        /* Products past int32 (multipliers ~1e5): the kernels' float clamp
+         * (crisp_qs8_requant.fits_int32 = 0). */
+        if (i % 11 == 10) sy = 1e-10f;
         const uint32_t xf = linear ? mb_value(&mb, 1, (uint32_t)c.cin, 0, 0, 0)
                                    : mb_value(&mb, 3, (uint32_t)c.cin, (uint32_t)c.h,
                                               (uint32_t)c.w, 0);
@@ -1641,6 +1684,7 @@ static void qs8_layers(void) {
             }
             qs8_banded += uses_band(m);
             if (fi == 2) qs8_filled += uses_filled(m);
+            if (fi == 0) qs8_fits += fits_int32(m), qs8_unfit += sy == 1e-10f && !fits_int32(m);
             crisp_session *s;
             crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
             CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
@@ -1667,6 +1711,9 @@ static void qs8_layers(void) {
         free(file), free(wbytes), free(expanded), free(scales);
     }
     CHECK(qs8_banded >= 8, "only %d int8 convs read a band", qs8_banded);
+    /* Every model fits but those of the tiny output scale (8 of 90). */
+    CHECK(qs8_fits == 82 && qs8_unfit == 8, "%d int8 layers fit int32, %d of the tiny scale not",
+          qs8_fits, qs8_unfit);
     /* The scalar int8 kernel takes one row per call: nothing to share, no filled runs. */
     if (strcmp(crisp_qs8_kernels_best()->isa, "scalar") != 0)
         CHECK(qs8_filled >= 4, "only %d int8 convs run filled by the cost rule", qs8_filled);

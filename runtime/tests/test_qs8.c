@@ -24,7 +24,7 @@ static naive_q random_scale(unsigned *rng, float base) {
 }
 
 static crisp_qs8_requant requant(int act, naive_q xq, naive_q yq, const int32_t *b, const float *m) {
-    crisp_qs8_requant q = {xq.zero_point, yq.zero_point, 0, 0, b, m, NULL};
+    crisp_qs8_requant q = {xq.zero_point, yq.zero_point, 0, 0, b, m, NULL, 0};
     naive_qs8_range(act, yq, &q.output_min, &q.output_max);
     return q;
 }
@@ -177,7 +177,7 @@ static void test_hand(void) {
     const int32_t b[1] = {7};
     const float m[1] = {0.5f};
     crisp_qs8_conv2d_params cp = {{2, 1, 1, 1, 1, 1, 1, 1, 1, 1, 0, 0, 1, 1, 1, {0, 0}},
-                                  {10, -5, -128, 127, b, m, NULL}};
+                                  {10, -5, -128, 127, b, m, NULL, 0}};
     crisp_qs8_conv2d__ref(&cp, cx, cw, cy, 0, 1);
     CHECK(cy[0] == 9, "hand qs8 conv %d", cy[0]);
     /* Padding reads the zero point: a 3x3 kernel of ones on a 1x1 input 12 with z 10, pad 1. */
@@ -185,7 +185,7 @@ static void test_hand(void) {
     const int32_t zb[1] = {0};
     const float one[1] = {1};
     cp = (crisp_qs8_conv2d_params){{1, 1, 1, 1, 1, 1, 3, 3, 1, 1, 1, 1, 1, 1, 1, {0, 0}},
-                                   {10, 0, -128, 127, zb, one, NULL}};
+                                   {10, 0, -128, 127, zb, one, NULL, 0}};
     crisp_qs8_conv2d__ref(&cp, px, pw, cy, 0, 1);
     CHECK(cy[0] == 2, "padding must read the zero point: %d, expected 2", cy[0]);
 }

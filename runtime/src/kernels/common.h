@@ -25,6 +25,17 @@ static inline int8_t crisp_qs8_requantize(float scaled, int32_t zero, int32_t lo
     return (int8_t)(int32_t)v;
 }
 
+/* Whether a channel's requantised products stay within +-2^30 whatever its
+ * input (crisp_qs8_requant.fits_int32): its int32 sums are at most |bias| +
+ * 255 sum |q_w| in magnitude (|q_x - z_x| <= 255), and the float conversion
+ * and multiply add at most 2^-23 to that bound, so rounding the product to
+ * int32 cannot overflow. Counted in double, exact for these integers. */
+static inline int crisp_qs8_channel_fits_int32(int32_t bias, uint64_t abs_weight_sum,
+                                               float multiplier) {
+    const double b = bias < 0 ? -(double)bias : (double)bias;
+    return (b + 255.0 * (double)abs_weight_sum) * (double)multiplier <= 1073741824.0;
+}
+
 /* One int8 addition: y = clamp(z_y + nearbyintf((s_a (q_a - z_a) + s_b (q_b -
  * z_b)) / s_y)), in float, in exactly this order (docs/format.md). */
 static inline int8_t crisp_qs8_add_one(int8_t a, int8_t b, const crisp_qs8_add_params *p) {

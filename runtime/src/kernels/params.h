@@ -79,6 +79,12 @@ typedef struct crisp_qs8_requant {
     const float *multiplier;        /* [channels]: (float)(s_x * s_w[c] / s_y) */
     const int32_t *weight_sum;      /* [channels]: sum of the channel's q_w (the optimised
                                        kernels fold -z_x * weight_sum into the bias) */
+    int32_t fits_int32;             /* 1 when every channel's sums times its multiplier stay
+                                       within +-2^30 (crisp_qs8_channel_fits_int32, set by
+                                       src/pack.c): kernels may round the products to int32
+                                       and leave the clamp to int8 saturation and a byte
+                                       clamp (x86/qs8_requant_x86.h); 0 asks for the clamp
+                                       in float first */
 } crisp_qs8_requant;
 
 typedef struct crisp_qs8_conv2d_params {

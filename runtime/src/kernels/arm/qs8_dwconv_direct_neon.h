@@ -17,6 +17,7 @@
 #define CHUNK ((size_t)16)
 #define GRAIN(s) ((size_t)16 / (s))
 #define U8_OPERANDS 0
+#define USES_FIT 0
 
 #include "kernels/common.h"
 #include "kernels/ukernels.h"
@@ -68,8 +69,9 @@ static inline int32x4_t phase(const STATE *st, const int8_t *x, const uint32_t *
 __attribute__((always_inline))
 #endif
 static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, size_t n,
-                         int8_t *res, size_t s, size_t kh_const) {
+                         int8_t *res, size_t s, size_t kh_const, int finish) {
     const size_t kh = kh_const ? kh_const : st->kh, L = CRISP_QS8_DWCONV_QUAD_LANES;
+    (void)finish;
     const int8x16_t zx = vdupq_n_s8(st->zx);
     int32x4_t a0, a1, a2, a3;
     (void)n;

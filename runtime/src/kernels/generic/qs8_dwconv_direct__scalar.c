@@ -9,6 +9,7 @@
 #define CHUNK ((size_t)64)
 #define GRAIN(s) ((size_t)1)
 #define U8_OPERANDS 0
+#define USES_FIT 0
 #define KERNEL_NAME crisp_qs8_dwconv_direct_ukernel__scalar
 
 typedef struct state {
@@ -33,8 +34,9 @@ static void state_init(STATE *st, const crisp_qs8_dwconv_image *im, const int8_t
 
 /* Position k's quads start at x + s k; its mask is entry r + k, lane 0. */
 static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, size_t n,
-                         int8_t *res, size_t s, size_t kh_const) {
+                         int8_t *res, size_t s, size_t kh_const, int finish) {
     const size_t kh = kh_const ? kh_const : st->kh;
+    (void)finish;
     for (size_t k = 0; k < n; k++) {
         const uint32_t mask = m[k * CRISP_QS8_DWCONV_QUAD_LANES];
         int32_t acc = st->bias;

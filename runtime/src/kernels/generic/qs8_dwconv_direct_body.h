@@ -5,12 +5,17 @@
  *   GRAIN(s)               the positions a partial chunk computes at a time
  *   U8_OPERANDS            1 when the kernel sums w (q_x + 128) (vpdpbusd takes
  *                          unsigned inputs), else 0
- *   chunk(st, x, m, n, S, KH)  an always-inline function: the n <= CHUNK
+ *   chunk(st, x, m, n, S, KH, FINISH)  an always-inline function: the n <= CHUNK
  *                          requantised outputs of the chunk whose window
  *                          starts at x (input index s p0 - padding_top iw -
  *                          padding_left), quad masks m (entry r = p0 mod iw),
- *                          into res[0 .. n); S and KH are constants at the
- *                          calls below (stride, and 3 or 0 = any height)
+ *                          into res[0 .. n); S, KH and FINISH are constants at
+ *                          the calls below (stride, 3 or 0 = any height, and
+ *                          how the sums finish: 0, or with USES_FIT
+ *                          crisp_qs8_finish's value, x86/qs8_requant_x86.h)
+ *   USES_FIT               1 when chunk takes faster paths where the op's
+ *                          products fit int32 (the walks are then compiled
+ *                          for each finish), else 0
  *   STORE_N(dst, res, n)   optional: stores res[0 .. n) (else memcpy)
  *   STATE                  the type chunk's constants live in
  *   state_init(st, im, w, bias, multiplier, q)
@@ -83,36 +88,54 @@ static inline void qdw_emit(const int8_t *res, size_t eps, size_t ow, int8_t *ou
 #define QDW_NOINLINE
 #endif
 
-/* One stride and window height: spans of chunks. */
-#define QDW_DEFINE_WALK(S, KH)                                                               \
-    static QDW_NOINLINE void walk_s##S##_k##KH(const crisp_qs8_dwconv_image *im,             \
-                                               const STATE *st, int8_t *out, int8_t zx) {   \
-        const size_t iw = im->input_width, ow = im->output_width;                           \
-        const size_t plane = im->input_height * iw;                                         \
-        const size_t end = (im->output_height - 1) * iw + ow;                               \
-        const ptrdiff_t top = -(ptrdiff_t)(im->padding_top * iw + im->padding_left);        \
-        const size_t len = S * (CHUNK - 1) + 4 +                                            \
-                           (im->kernel_height - 1) * im->dilation_height * iw;              \
-        const size_t g = GRAIN(S);                                                          \
-        const int by_rows = (ow + g - 1) / g * g < iw;                                      \
-        const size_t span = by_rows ? ow : end, step = by_rows ? iw : end;                  \
-        const size_t eps = by_rows ? ow : iw;                                               \
-        int8_t res[CHUNK];                                                                  \
-        for (size_t start = 0; start < end; start += step) {                                \
-            const size_t p1 = start + span;                                                 \
-            int8_t *const eout = by_rows ? out + start / iw * ow : out;                     \
-            for (size_t p0 = start, r = 0; p0 < p1; p0 += CHUNK, r = qdw_advance(r, iw)) {  \
-                const size_t n = p1 - p0 < CHUNK ? p1 - p0 : CHUNK;                         \
-                const int8_t *x = qdw_source(im, p0, top, len, plane, zx);                  \
-                chunk(st, x, im->quad_mask + r * CRISP_QS8_DWCONV_QUAD_LANES, n, res, S, KH); \
-                qdw_emit(res, eps, ow, eout, p0 - start, n);                                \
-            }                                                                               \
-        }                                                                                   \
+/* One stride, window height and requantisation: spans of chunks. */
+#define QDW_DEFINE_WALK(S, KH, FINISH)                                                       \
+    static QDW_NOINLINE void walk_s##S##_k##KH##_f##FINISH(const crisp_qs8_dwconv_image *im, \
+                                                        const STATE *st, int8_t *out,        \
+                                                        int8_t zx) {                         \
+        const size_t iw = im->input_width, ow = im->output_width;                            \
+        const size_t plane = im->input_height * iw;                                          \
+        const size_t end = (im->output_height - 1) * iw + ow;                                \
+        const ptrdiff_t top = -(ptrdiff_t)(im->padding_top * iw + im->padding_left);         \
+        const size_t len = S * (CHUNK - 1) + 4 +                                             \
+                           (im->kernel_height - 1) * im->dilation_height * iw;               \
+        const size_t g = GRAIN(S);                                                           \
+        const int by_rows = (ow + g - 1) / g * g < iw;                                       \
+        const size_t span = by_rows ? ow : end, step = by_rows ? iw : end;                   \
+        const size_t eps = by_rows ? ow : iw;                                                \
+        int8_t res[CHUNK];                                                                   \
+        for (size_t start = 0; start < end; start += step) {                                 \
+            const size_t p1 = start + span;                                                  \
+            int8_t *const eout = by_rows ? out + start / iw * ow : out;                      \
+            for (size_t p0 = start, r = 0; p0 < p1; p0 += CHUNK, r = qdw_advance(r, iw)) {   \
+                const size_t n = p1 - p0 < CHUNK ? p1 - p0 : CHUNK;                          \
+                const int8_t *x = qdw_source(im, p0, top, len, plane, zx);                   \
+                chunk(st, x, im->quad_mask + r * CRISP_QS8_DWCONV_QUAD_LANES, n, res, S, KH, \
+                      FINISH);                                                               \
+                qdw_emit(res, eps, ow, eout, p0 - start, n);                                 \
+            }                                                                                \
+        }                                                                                    \
     }
-QDW_DEFINE_WALK(1, 3)
-QDW_DEFINE_WALK(2, 3)
-QDW_DEFINE_WALK(1, 0)
-QDW_DEFINE_WALK(2, 0)
+QDW_DEFINE_WALK(1, 3, 0)
+QDW_DEFINE_WALK(2, 3, 0)
+QDW_DEFINE_WALK(1, 0, 0)
+QDW_DEFINE_WALK(2, 0, 0)
+#if USES_FIT
+QDW_DEFINE_WALK(1, 3, 1)
+QDW_DEFINE_WALK(2, 3, 1)
+QDW_DEFINE_WALK(1, 0, 1)
+QDW_DEFINE_WALK(2, 0, 1)
+QDW_DEFINE_WALK(1, 3, 2)
+QDW_DEFINE_WALK(2, 3, 2)
+QDW_DEFINE_WALK(1, 0, 2)
+QDW_DEFINE_WALK(2, 0, 2)
+#define QDW_WALK(S, KH)                                        \
+    (finish == 2   ? walk_s##S##_k##KH##_f2                    \
+     : finish == 1 ? walk_s##S##_k##KH##_f1                    \
+                   : walk_s##S##_k##KH##_f0)
+#else
+#define QDW_WALK(S, KH) walk_s##S##_k##KH##_f0
+#endif
 
 void KERNEL_NAME(const crisp_qs8_dwconv_image *im, const int8_t *w, int32_t bias,
                  float multiplier, int8_t *out, const crisp_qs8_requant *q) {
@@ -126,14 +149,18 @@ void KERNEL_NAME(const crisp_qs8_dwconv_image *im, const int8_t *w, int32_t bias
     state_init(&st, im, w, folded, multiplier, q);
     const int8_t zx = (int8_t)q->input_zero_point;
     const int three = im->kernel_height == 3;
+#if USES_FIT
+    const int finish = crisp_qs8_finish(q);
+#endif
     if (im->stride == 1) {
-        if (three) walk_s1_k3(im, &st, out, zx);
-        else walk_s1_k0(im, &st, out, zx);
+        if (three) QDW_WALK(1, 3)(im, &st, out, zx);
+        else QDW_WALK(1, 0)(im, &st, out, zx);
     } else {
-        if (three) walk_s2_k3(im, &st, out, zx);
-        else walk_s2_k0(im, &st, out, zx);
+        if (three) QDW_WALK(2, 3)(im, &st, out, zx);
+        else QDW_WALK(2, 0)(im, &st, out, zx);
     }
 }
 
+#undef QDW_WALK
 #undef QDW_DEFINE_WALK
 #undef QDW_NOINLINE

@@ -16,6 +16,7 @@
 #define CHUNK ((size_t)32)
 #define GRAIN(s) ((size_t)32 / (s))
 #define U8_OPERANDS 0
+#define USES_FIT 0
 #define KERNEL_NAME crisp_qs8_dwconv_direct_ukernel__avx2
 
 #include "kernels/common.h"
@@ -69,8 +70,9 @@ static inline __m256i phase(const STATE *st, const int8_t *x, const uint32_t *m,
 __attribute__((always_inline))
 #endif
 static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, size_t n,
-                         int8_t *res, size_t s, size_t kh_const) {
+                         int8_t *res, size_t s, size_t kh_const, int finish) {
     const size_t kh = kh_const ? kh_const : st->kh, L = CRISP_QS8_DWCONV_QUAD_LANES;
+    (void)finish;
     const __m256i zx = _mm256_set1_epi8(st->zx);
     const float mul = st->multiplier;
     __m256i a0, a1, a2, a3;

@@ -8,6 +8,7 @@
  * 0x80 on the loaded bytes), 128 sum(w) folded into the bias with z_x; the
  * column masks merge z_x into the masked bytes (a masked load, which also
  * skips reading them). The requantisation is the reference's value by the
+ * product rounded to int32 where the op's products fit, else the
  * clamp-first form of x86/qs8_requant_x86.h (z_y added after the first
  * pack), then two packs and a byte shuffle (and at stride 2 a qword
  * permute) put the four vectors' bytes back in position order. */
@@ -16,6 +17,7 @@
 #define CHUNK ((size_t)64)
 #define GRAIN(s) ((size_t)64 / (s))
 #define U8_OPERANDS 1
+#define USES_FIT 1
 #define KERNEL_NAME crisp_qs8_dwconv_direct_ukernel__avx512vnni
 
 #include "kernels/common.h"
@@ -34,7 +36,7 @@ typedef struct state {
     int32_t bias;                       /* bias - (z_x + 128) sum(w) */
     float multiplier, lo_z, hi_z; /* the clamp's bounds less z_y (qs8_requant_x86.h) */
     int16_t zy;
-    int8_t zx;
+    int8_t zx, lo, hi;
 } STATE;
 
 static void state_init(STATE *st, const crisp_qs8_dwconv_image *im, const int8_t *w,
@@ -51,22 +53,31 @@ static void state_init(STATE *st, const crisp_qs8_dwconv_image *im, const int8_t
     st->lo_z = (float)(q->output_min - q->output_zero_point);
     st->hi_z = (float)(q->output_max - q->output_zero_point);
     st->zx = (int8_t)q->input_zero_point;
+    st->lo = (int8_t)q->output_min, st->hi = (int8_t)q->output_max;
 }
 
-/* 16 int32 sums -> 16 int32 in [lo - z_y, hi - z_y]: crisp_qs8_requantize's
- * value less z_y (qs8_requant_x86.h; pack4 adds z_y). */
-static inline __m512i requant(__m512i acc, const STATE *st) {
+/* 16 int32 sums -> 16 int32: rint of the product where the op's products
+ * fit int32, else crisp_qs8_requantize's value less z_y (qs8_requant_x86.h;
+ * pack4 adds z_y and clamps). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline __m512i requant(__m512i acc, const STATE *st, int finish) {
+    if (finish != CRISP_QS8_CLAMPED)
+        return crisp_qs8_requant_fit_avx512(acc, _mm512_set1_ps(st->multiplier));
     return crisp_qs8_requant_unzeroed_avx512(acc, _mm512_set1_ps(st->multiplier),
                                              _mm512_set1_ps(st->lo_z), _mm512_set1_ps(st->hi_z));
 }
 
-/* Four requantised vectors as bytes, z_y added to the int16 halves: per
- * 128-bit lane l, [a j, b j, c j, d j] for j = 4 l .. 4 l + 3 (the packs work
- * within lanes and saturate nothing: the values are in range). */
-static inline __m512i pack4(__m512i a, __m512i b, __m512i c, __m512i d, const STATE *st) {
-    const __m512i zy = _mm512_set1_epi16(st->zy);
-    return _mm512_packs_epi16(_mm512_add_epi16(_mm512_packs_epi32(a, b), zy),
-                              _mm512_add_epi16(_mm512_packs_epi32(c, d), zy));
+/* Four requantised vectors as bytes, z_y added: per 128-bit lane l, [a j, b
+ * j, c j, d j] for j = 4 l .. 4 l + 3 (the packs work within lanes). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline __m512i pack4(__m512i a, __m512i b, __m512i c, __m512i d, const STATE *st,
+                            int finish) {
+    return crisp_qs8_pack_avx512(a, b, c, d, _mm512_set1_epi16(st->zy), _mm512_set1_epi8(st->lo),
+                                 _mm512_set1_epi8(st->hi), finish == CRISP_QS8_FIT);
 }
 
 /* The mask of a phase: 64 bytes of the table (16 lanes' quads), as lanes. */
@@ -93,15 +104,16 @@ static inline __m512i phase(const STATE *st, const int8_t *x, __mmask64 k, __m51
 __attribute__((always_inline))
 #endif
 static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, size_t n,
-                         int8_t *res, size_t s, size_t kh_const) {
+                         int8_t *res, size_t s, size_t kh_const, int finish) {
     const size_t kh = kh_const ? kh_const : st->kh, L = CRISP_QS8_DWCONV_QUAD_LANES;
     const __m512i zx = _mm512_set1_epi8(st->zx);
     if (s == 1) {
         /* positions 4 j + f; entry r + f of the table holds their masks */
-        const __m512i b = pack4(requant(phase(st, x, lane_mask(m), zx, kh), st),
-                                requant(phase(st, x + 1, lane_mask(m + L), zx, kh), st),
-                                requant(phase(st, x + 2, lane_mask(m + 2 * L), zx, kh), st),
-                                requant(phase(st, x + 3, lane_mask(m + 3 * L), zx, kh), st), st);
+        const __m512i b = pack4(requant(phase(st, x, lane_mask(m), zx, kh), st, finish),
+                                requant(phase(st, x + 1, lane_mask(m + L), zx, kh), st, finish),
+                                requant(phase(st, x + 2, lane_mask(m + 2 * L), zx, kh), st, finish),
+                                requant(phase(st, x + 3, lane_mask(m + 3 * L), zx, kh), st, finish),
+                                st, finish);
         /* position 16 l + 4 i + f is byte 4 f + i of lane l */
         const __m512i t = _mm512_broadcast_i32x4(
             _mm_setr_epi8(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15));
@@ -111,12 +123,12 @@ static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, si
         return;
     }
     /* stride 2: half h, phase f = positions 32 h + 2 j + f, masks at entry r + 32 h + f */
-    const __m512i r0 = requant(phase(st, x, lane_mask(m), zx, kh), st);
-    const __m512i r1 = requant(phase(st, x + 2, lane_mask(m + L), zx, kh), st);
+    const __m512i r0 = requant(phase(st, x, lane_mask(m), zx, kh), st, finish);
+    const __m512i r1 = requant(phase(st, x + 2, lane_mask(m + L), zx, kh), st, finish);
     __m512i r2 = r0, r3 = r1;
     if (n > 32) {
-        r2 = requant(phase(st, x + 64, lane_mask(m + 32 * L), zx, kh), st);
-        r3 = requant(phase(st, x + 66, lane_mask(m + 33 * L), zx, kh), st);
+        r2 = requant(phase(st, x + 64, lane_mask(m + 32 * L), zx, kh), st, finish);
+        r3 = requant(phase(st, x + 66, lane_mask(m + 33 * L), zx, kh), st, finish);
     }
     /* lane l: [r0 i, r1 i | r2 i, r3 i] (j = 4 l + i) -> positions 8 l + 2 i + f in
      * qword 0, 32 + 8 l + 2 i + f in qword 1; then the qwords in order. */
@@ -124,7 +136,7 @@ static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, si
         _mm_setr_epi8(0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15));
     const __m512i order = _mm512_setr_epi64(0, 2, 4, 6, 1, 3, 5, 7);
     _mm512_storeu_si512((void *)res, _mm512_permutexvar_epi64(
-                                         order, _mm512_shuffle_epi8(pack4(r0, r1, r2, r3, st), t)));
+                                         order, _mm512_shuffle_epi8(pack4(r0, r1, r2, r3, st, finish), t)));
 }
 
 #include "kernels/generic/qs8_dwconv_direct_body.h"

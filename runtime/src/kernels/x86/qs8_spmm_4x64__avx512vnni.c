@@ -66,22 +66,38 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, __mmask64 m
 #undef ROW
 #undef DOT
     }
-    /* crisp_qs8_requant_unzeroed_avx512: the clamp against lo - z_y, hi - z_y,
-     * z_y added to the int16 halves. */
+    /* qs8_requant_x86.h: products rounded to int32 where they fit (one
+     * conversion; the bytes clamped unless the range is all of int8), else
+     * clamped first against lo - z_y, hi - z_y; z_y added to the int16
+     * halves. */
     const __m512 lo_z = _mm512_set1_ps((float)(q->output_min - q->output_zero_point));
     const __m512 hi_z = _mm512_set1_ps((float)(q->output_max - q->output_zero_point));
     const __m512i zy = _mm512_set1_epi16((short)q->output_zero_point);
-#define RQ(i, v) crisp_qs8_requant_unzeroed_avx512(c##i##v, mult, lo_z, hi_z)
-#define STORE(i)                                                                             \
+    const __m512i lo8 = _mm512_set1_epi8((char)q->output_min);
+    const __m512i hi8 = _mm512_set1_epi8((char)q->output_max);
+#define FIT(i, v) crisp_qs8_requant_fit_avx512(c##i##v, mult)
+#define CLAMPED(i, v) crisp_qs8_requant_unzeroed_avx512(c##i##v, mult, lo_z, hi_z)
+#define STORE(i, RQ, CLAMP)                                                                  \
     if (rr > i) {                                                                            \
         const __m512 mult = _mm512_set1_ps(q->multiplier[i]);                                \
-        const __m512i lo = _mm512_add_epi16(_mm512_packs_epi32(RQ(i, 0), RQ(i, 1)), zy);     \
-        const __m512i hi = _mm512_add_epi16(_mm512_packs_epi32(RQ(i, 2), RQ(i, 3)), zy);     \
-        _mm512_mask_storeu_epi8(c + i * c_stride, m, _mm512_packs_epi16(lo, hi));            \
+        _mm512_mask_storeu_epi8(c + i * c_stride, m,                                         \
+                                crisp_qs8_pack_avx512(RQ(i, 0), RQ(i, 1), RQ(i, 2), RQ(i, 3), \
+                                                      zy, lo8, hi8, CLAMP));                 \
     }
-    ROWS(STORE)
+#define STORE_FIT_FULL(i) STORE(i, FIT, 0)
+#define STORE_FIT(i) STORE(i, FIT, 1)
+#define STORE_CLAMPED(i) STORE(i, CLAMPED, 0)
+    switch (crisp_qs8_finish(q)) {
+    case CRISP_QS8_FIT_FULL: ROWS(STORE_FIT_FULL) break;
+    case CRISP_QS8_FIT: ROWS(STORE_FIT) break;
+    default: ROWS(STORE_CLAMPED) break;
+    }
+#undef STORE_CLAMPED
+#undef STORE_FIT
+#undef STORE_FIT_FULL
 #undef STORE
-#undef RQ
+#undef CLAMPED
+#undef FIT
 }
 
 void crisp_qs8_spmm_ukernel_4x64__avx512vnni(size_t rows, size_t nc, size_t entries,
