@@ -36,6 +36,26 @@ static inline int crisp_qs8_channel_fits_int32(int32_t bias, uint64_t abs_weight
     return (b + 255.0 * (double)abs_weight_sum) * (double)multiplier <= 1073741824.0;
 }
 
+/* How the vector kernels may finish an op's sums:
+ * - CRISP_QS8_CLAMPED: crisp_qs8_requantize's float operations (or the
+ *   clamp-first form of x86/qs8_requant_x86.h), for every op;
+ * - CRISP_QS8_FIT, where the op's products fit int32 (fits_int32): r =
+ *   rint(v) by one conversion (|v| < 2^31), narrowed to int16 with
+ *   saturation, z_y added with saturation, narrowed to int8 with saturation,
+ *   the bytes clamped to [lo, hi]. Exact: sat8(sat16(sat16(r) + z_y)) =
+ *   sat8(r + z_y) because |z_y| <= 128 (a half saturated at +-32767 stays
+ *   past the int8 bound on its side after the add), and clamping that to
+ *   [lo, hi] within [-128, 127] is clamp(r + z_y, lo, hi), the reference's
+ *   value: its float add z_y + rint(v) rounds only where |rint(v)| >= 2^24 -
+ *   128, past both bounds on the same side;
+ * - CRISP_QS8_FIT_FULL: the same where [lo, hi] is all of int8 (no fused
+ *   activation narrows it), so the saturation is the clamp. */
+enum { CRISP_QS8_CLAMPED = 0, CRISP_QS8_FIT = 1, CRISP_QS8_FIT_FULL = 2 };
+static inline int crisp_qs8_finish(const crisp_qs8_requant *q) {
+    if (!q->fits_int32) return CRISP_QS8_CLAMPED;
+    return q->output_min == -128 && q->output_max == 127 ? CRISP_QS8_FIT_FULL : CRISP_QS8_FIT;
+}
+
 /* One int8 addition: y = clamp(z_y + nearbyintf((s_a (q_a - z_a) + s_b (q_b -
  * z_b)) / s_y)), in float, in exactly this order (docs/format.md). */
 static inline int8_t crisp_qs8_add_one(int8_t a, int8_t b, const crisp_qs8_add_params *p) {

@@ -7,9 +7,10 @@
  * is folded into the bias. A row's quad of weights then multiplies each
  * lane's quad: sdot (s8 x s8, four products into int32), or vmull_s8 and
  * two pairwise adds (|-128 * 127| * 2 fits int16: weights are -127 .. 127).
- * The requantisation is the reference's float operations in its order
- * (arm/qs8_neon.h), then one table lookup puts the outputs back in position
- * order. */
+ * The requantisation is the reference's float operations in its order, or
+ * where the op's products fit int32 the shorter exact form (arm/qs8_neon.h,
+ * crisp_qs8_bytes_neon), then one table lookup puts the outputs back in
+ * position order. */
 #include <arm_neon.h>
 
 #include "kernels/arm/qs8_neon.h"
@@ -17,7 +18,7 @@
 #define CHUNK ((size_t)16)
 #define GRAIN(s) ((size_t)16 / (s))
 #define U8_OPERANDS 0
-#define USES_FIT 0
+#define USES_FIT 1
 
 #include "kernels/common.h"
 #include "kernels/ukernels.h"
@@ -71,7 +72,6 @@ __attribute__((always_inline))
 static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, size_t n,
                          int8_t *res, size_t s, size_t kh_const, int finish) {
     const size_t kh = kh_const ? kh_const : st->kh, L = CRISP_QS8_DWCONV_QUAD_LANES;
-    (void)finish;
     const int8x16_t zx = vdupq_n_s8(st->zx);
     int32x4_t a0, a1, a2, a3;
     (void)n;
@@ -86,12 +86,8 @@ static inline void chunk(const STATE *st, const int8_t *x, const uint32_t *m, si
         a2 = phase(st, x + 16, m + 8 * L, zx, kh);
         a3 = phase(st, x + 18, m + 9 * L, zx, kh);
     }
-    const float mul = st->multiplier;
-    const int16x8_t lo = vcombine_s16(crisp_qs8_requant_neon(a0, mul, &st->q),
-                                      crisp_qs8_requant_neon(a1, mul, &st->q));
-    const int16x8_t hi = vcombine_s16(crisp_qs8_requant_neon(a2, mul, &st->q),
-                                      crisp_qs8_requant_neon(a3, mul, &st->q));
-    const int8x16_t b = vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi)); /* [a0 j, a1 j, a2 j, a3 j] */
+    /* [a0 j, a1 j, a2 j, a3 j] */
+    const int8x16_t b = crisp_qs8_bytes_neon(a0, a1, a2, a3, st->multiplier, &st->q, finish);
     static const uint8_t t1[16] = {0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15};
     static const uint8_t t2[16] = {0, 4, 1, 5, 2, 6, 3, 7, 8, 12, 9, 13, 10, 14, 11, 15};
     vst1q_s8(res, vqtbl1q_s8(b, vld1q_u8(s == 1 ? t1 : t2)));

@@ -4,7 +4,8 @@
  * to nearest), one multiply, round to nearest even (frintn), add of the
  * zero point, clamp. The sums are finite, so no NaN reaches the clamp and
  * max/min act as its comparisons; the clamped value is integral and in
- * range, so the conversion and the saturating narrows are exact. */
+ * range, so the conversion and the saturating narrows are exact. Where an
+ * op's products fit int32, a shorter form (crisp_qs8_requant_fit_neon). */
 #ifndef CRISP_KERNELS_ARM_QS8_NEON_H
 #define CRISP_KERNELS_ARM_QS8_NEON_H
 
@@ -12,6 +13,7 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "kernels/common.h"
 #include "kernels/params.h"
 
 /* 16 bytes of a B row; past nc zero (never read from the row). */
@@ -38,15 +40,46 @@ static inline int16x4_t crisp_qs8_requant_neon(int32x4_t acc, float multiplier,
     return vqmovn_s32(vcvtq_s32_f32(v));
 }
 
+/* Where the op's products fit int32 (crisp_qs8_finish, kernels/common.h):
+ * rint(v) by one conversion (fcvtns: to nearest, ties to even), narrowed to
+ * int16 with saturation; z_y and the clamp follow (crisp_qs8_bytes_neon). */
+static inline int16x4_t crisp_qs8_requant_fit_neon(int32x4_t acc, float multiplier) {
+    return vqmovn_s32(vcvtnq_s32_f32(vmulq_f32(vcvtq_f32_s32(acc), vdupq_n_f32(multiplier))));
+}
+
+/* 16 outputs from four accumulators, in their order, finished as
+ * crisp_qs8_finish says (`finish`). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline int8x16_t crisp_qs8_bytes_neon(int32x4_t a0, int32x4_t a1, int32x4_t a2,
+                                             int32x4_t a3, float multiplier,
+                                             const crisp_qs8_requant *q, int finish) {
+    if (finish == CRISP_QS8_CLAMPED) {
+        const int16x8_t lo = vcombine_s16(crisp_qs8_requant_neon(a0, multiplier, q),
+                                          crisp_qs8_requant_neon(a1, multiplier, q));
+        const int16x8_t hi = vcombine_s16(crisp_qs8_requant_neon(a2, multiplier, q),
+                                          crisp_qs8_requant_neon(a3, multiplier, q));
+        return vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi));
+    }
+    const int16x8_t zy = vdupq_n_s16((int16_t)q->output_zero_point);
+    const int16x8_t lo = vqaddq_s16(vcombine_s16(crisp_qs8_requant_fit_neon(a0, multiplier),
+                                                 crisp_qs8_requant_fit_neon(a1, multiplier)),
+                                    zy);
+    const int16x8_t hi = vqaddq_s16(vcombine_s16(crisp_qs8_requant_fit_neon(a2, multiplier),
+                                                 crisp_qs8_requant_fit_neon(a3, multiplier)),
+                                    zy);
+    const int8x16_t r = vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi));
+    if (finish == CRISP_QS8_FIT_FULL) return r;
+    return vminq_s8(vmaxq_s8(r, vdupq_n_s8((int8_t)q->output_min)),
+                    vdupq_n_s8((int8_t)q->output_max));
+}
+
 /* Row i's 16 outputs from its four accumulators (pixels 0-3, 4-7, ...). */
 static inline void crisp_qs8_store_row_neon(int8_t *c, size_t nc, int32x4_t a0, int32x4_t a1,
                                             int32x4_t a2, int32x4_t a3, float multiplier,
                                             const crisp_qs8_requant *q) {
-    const int16x8_t lo = vcombine_s16(crisp_qs8_requant_neon(a0, multiplier, q),
-                                      crisp_qs8_requant_neon(a1, multiplier, q));
-    const int16x8_t hi = vcombine_s16(crisp_qs8_requant_neon(a2, multiplier, q),
-                                      crisp_qs8_requant_neon(a3, multiplier, q));
-    const int8x16_t r = vcombine_s8(vqmovn_s16(lo), vqmovn_s16(hi));
+    const int8x16_t r = crisp_qs8_bytes_neon(a0, a1, a2, a3, multiplier, q, crisp_qs8_finish(q));
     if (nc == 16) {
         vst1q_s8(c, r);
     } else {

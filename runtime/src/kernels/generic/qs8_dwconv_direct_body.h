@@ -11,8 +11,8 @@
  *                          padding_left), quad masks m (entry r = p0 mod iw),
  *                          into res[0 .. n); S, KH and FINISH are constants at
  *                          the calls below (stride, 3 or 0 = any height, and
- *                          how the sums finish: 0, or with USES_FIT
- *                          crisp_qs8_finish's value, x86/qs8_requant_x86.h)
+ *                          how the sums finish: CRISP_QS8_CLAMPED, or with
+ *                          USES_FIT crisp_qs8_finish's value, kernels/common.h)
  *   USES_FIT               1 when chunk takes faster paths where the op's
  *                          products fit int32 (the walks are then compiled
  *                          for each finish), else 0
@@ -116,6 +116,7 @@ static inline void qdw_emit(const int8_t *res, size_t eps, size_t ow, int8_t *ou
             }                                                                                \
         }                                                                                    \
     }
+/* The walks' last digit is crisp_qs8_finish's value (kernels/common.h). */
 QDW_DEFINE_WALK(1, 3, 0)
 QDW_DEFINE_WALK(2, 3, 0)
 QDW_DEFINE_WALK(1, 0, 0)
@@ -129,10 +130,10 @@ QDW_DEFINE_WALK(1, 3, 2)
 QDW_DEFINE_WALK(2, 3, 2)
 QDW_DEFINE_WALK(1, 0, 2)
 QDW_DEFINE_WALK(2, 0, 2)
-#define QDW_WALK(S, KH)                                        \
-    (finish == 2   ? walk_s##S##_k##KH##_f2                    \
-     : finish == 1 ? walk_s##S##_k##KH##_f1                    \
-                   : walk_s##S##_k##KH##_f0)
+#define QDW_WALK(S, KH)                                                                      \
+    (finish == CRISP_QS8_FIT_FULL ? walk_s##S##_k##KH##_f2                                   \
+     : finish == CRISP_QS8_FIT    ? walk_s##S##_k##KH##_f1                                   \
+                                  : walk_s##S##_k##KH##_f0)
 #else
 #define QDW_WALK(S, KH) walk_s##S##_k##KH##_f0
 #endif

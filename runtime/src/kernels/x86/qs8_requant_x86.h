@@ -11,6 +11,7 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "kernels/common.h"
 #include "kernels/params.h"
 
 /* bias - z * weight_sum: the sums below add q_w * (q_x + z_x - z) where z
@@ -48,10 +49,9 @@ static inline __m512i crisp_qs8_requant_unzeroed_avx512(__m512i acc, __m512 mult
     return _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
 }
 
-/* Fewer still where the op's products fit (crisp_qs8_requant.fits_int32,
- * src/pack.c: |v| <= 2^30 (1 + 2^-23) < 2^31 for every sum): v rounded to
- * int32 by the conversion, rint(v) exactly, and the clamp left to
- * crisp_qs8_pack_avx512. */
+/* Fewer still where the op's products fit (crisp_qs8_finish, kernels/
+ * common.h): v rounded to int32 by the conversion, rint(v) exactly, and the
+ * clamp left to crisp_qs8_pack_avx512. */
 static inline __m512i crisp_qs8_requant_fit_avx512(__m512i acc, __m512 multiplier) {
     const __m512 v = _mm512_mul_ps(_mm512_cvtepi32_ps(acc), multiplier);
     return _mm512_cvt_roundps_epi32(v, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
@@ -61,13 +61,8 @@ static inline __m512i crisp_qs8_requant_fit_avx512(__m512i acc, __m512 multiplie
  * 128-bit lane l: lanes 4 l .. 4 l + 3 of a, b, c, d): z_y added to the
  * int16 halves with saturation, then, if clamp (a constant), the bytes
  * clamped to [lo, hi]. Exact for both: a clamped-first value is in [lo -
- * z_y, hi - z_y], so nothing saturates and it needs no byte clamp; for r =
- * rint(v) of the other, sat8(sat16(sat16(r) + z_y)) = sat8(r + z_y) because
- * |z_y| <= 128 (a half saturated at +-32767 stays past the int8 bound on its
- * side after the add), and clamping that to [lo, hi] within [-128, 127]
- * (nothing to do for the whole range) is clamp(r + z_y, lo, hi) - the
- * reference's value: its float add z_y + rint(v) rounds only where
- * |rint(v)| >= 2^24 - 128, past both bounds on the same side. */
+ * z_y, hi - z_y], so nothing saturates and it needs no byte clamp; the
+ * rounded one is crisp_qs8_finish's CRISP_QS8_FIT (kernels/common.h). */
 #if defined(__GNUC__)
 __attribute__((always_inline))
 #endif
@@ -79,15 +74,6 @@ static inline __m512i crisp_qs8_pack_avx512(__m512i a, __m512i b, __m512i c, __m
     return clamp ? _mm512_min_epi8(_mm512_max_epi8(r, lo), hi) : r;
 }
 
-/* How a kernel finishes an op's sums: CRISP_QS8_CLAMPED (the float clamp
- * first), CRISP_QS8_FIT (rounded to int32, the bytes clamped) or
- * CRISP_QS8_FIT_FULL (rounded, the range the whole int8 range: saturation
- * is the clamp). */
-enum { CRISP_QS8_CLAMPED = 0, CRISP_QS8_FIT = 1, CRISP_QS8_FIT_FULL = 2 };
-static inline int crisp_qs8_finish(const crisp_qs8_requant *q) {
-    if (!q->fits_int32) return CRISP_QS8_CLAMPED;
-    return q->output_min == -128 && q->output_max == 127 ? CRISP_QS8_FIT_FULL : CRISP_QS8_FIT;
-}
 #endif
 
 #endif
