@@ -77,7 +77,10 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
  * chunks fall on tile boundaries (`by_tile`): each patch is built once. A
  * band conv's tiles are whole output rows: ceil(oh / n) rows for n that
  * multiple, so it may get fewer tiles (oh = 5 at 4 threads: 3) and then its
- * threads share tiles, each building the band of the tiles it runs. */
+ * threads share tiles, each building the band of the tiles it runs. A
+ * direct 1 x 1 conv (no scratch) with at least 2 T runs or panels and an
+ * input of at most 1 MiB is one whole-image tile instead, its chunks cutting
+ * the runs (runtime/README.md, "Threads"). */
 typedef struct crisp_fast_tiling {
     size_t tile_pixels, tiles;
     int by_tile;

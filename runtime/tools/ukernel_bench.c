@@ -431,7 +431,7 @@ static int bench_qs8_spmm(const qs8_variant *v, const layer *l, size_t rows, con
     float *mult = alloc(l->m * 4);
     for (size_t i = 0; i < l->m; i++) bias[i] = 0, wsum[i] = 0, mult[i] = 1e-4f;
     const qs8_sparse_job j = {v, l, nt, runs, rows, run_entry, run_weight, column, w, b,
-                              {3, -5, -128, 127, bias, mult, wsum, 1}, c};
+                              {3, -5, -128, 127, bias, mult, wsum, 1 /* fits: m = 1e-4 */}, c};
     const double s = time_passes(qs8_spmm_pass, &j, o);
     char shape[64];
     snprintf(shape, sizeof shape, "%s d=%.2f V=%zu", l->name,
@@ -483,7 +483,7 @@ static void bench_qs8_spmv(const qs8_variant *v, const layer *l, size_t rows, co
     float *mult = alloc(l->m * 4);
     for (size_t i = 0; i < l->m; i++) bias[i] = 0, wsum[i] = 0, mult[i] = 1e-4f;
     const qs8_spmv_job j = {v, runs, rows, run_entry, run_weight, column, w, x,
-                            {3, -5, -128, 127, bias, mult, wsum, 1}, y};
+                            {3, -5, -128, 127, bias, mult, wsum, 1 /* fits: m = 1e-4 */}, y};
     const double s = time_passes(qs8_spmv_pass, &j, o);
     char shape[64];
     snprintf(shape, sizeof shape, "%s d=%.2f V=%zu", l->name,
@@ -521,7 +521,7 @@ static void bench_qs8_gemv(const qs8_variant *v, const layer *l, const options *
     int32_t *bias = alloc(l->m * 4), *wsum = alloc(l->m * 4);
     float *mult = alloc(l->m * 4);
     for (size_t i = 0; i < l->m; i++) bias[i] = 0, wsum[i] = 0, mult[i] = 1e-4f;
-    const qs8_gemv_job j = {v, l, w, x, {3, -5, -128, 127, bias, mult, wsum, 1}, y};
+    const qs8_gemv_job j = {v, l, w, x, {3, -5, -128, 127, bias, mult, wsum, 1 /* fits: m = 1e-4 */}, y};
     const double s = time_passes(qs8_gemv_pass, &j, o);
     printf("%-8s %-40s %-30s %9.2f %10.4f\n", v->family, v->name, l->name,
            2.0 * (double)l->m * (double)l->k / s * 1e-9, s * 1e3);
@@ -711,7 +711,7 @@ static void bench_qs8_direct(const qs8_variant *v, const window *d, const option
     int8_t *edge = alloc(crisp_qs8_dwconv_edge_bytes(s, k, 1, d->w));
     int8_t *out = alloc(oh * ow);
     qs8_direct_job j = {v, d, {NULL, 0, 0, masks, edge, d->h, d->w, d->pad, d->pad, s, 1, k, k, oh, ow},
-                        x, w, {-3, 5, -128, 127, NULL, NULL, NULL, 1}, out, NULL};
+                        x, w, {-3, 5, -128, 127, NULL, NULL, NULL, 1 /* fits, as loaded */}, out, NULL};
     crisp_qs8_dwconv_quad_masks(&j.im, masks);
     /* Planes of at most 1024 bytes are copied between margins of z_x, as
      * src/conv_fast_qs8.c does (the copy is timed); larger ones are read in
