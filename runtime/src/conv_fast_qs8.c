@@ -411,8 +411,8 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
             }
             for (size_t c = begin; c < end; c++) {
                 im.x = x + c * plane;
-                if (copies) { /* <= 1024 bytes: inline moves, not a libc call */
-                    copy_bytes(copy + im.zeros_before, im.x, plane);
+                if (copies) {
+                    memcpy(copy + im.zeros_before, im.x, plane);
                     im.x = copy + im.zeros_before;
                 }
                 k->dwconv_direct(&im, w + c * taps, q->bias[c], q->multiplier[c], y + c * pixels, q);
