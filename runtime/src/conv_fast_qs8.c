@@ -415,7 +415,8 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
                     memcpy(copy + im.zeros_before, im.x, plane);
                     im.x = copy + im.zeros_before;
                 }
-                k->dwconv_direct(&im, w + c * taps, q->bias[c], q->multiplier[c], y + c * pixels, q);
+                k->dwconv_direct(&im, w + c * taps, q->bias[c], q->weight_sum[c], q->multiplier[c],
+                                 y + c * pixels, q);
             }
             return;
         }

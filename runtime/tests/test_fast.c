@@ -914,7 +914,9 @@ static void test_qs8_dw_direct(const qs8_dw_direct_variant *v, unsigned *rng) {
         crisp_qs8_dwconv_quad_masks(&im, masks);
         int8_t *out = malloc(oh * ow + GUARD);
         memset(out, 0x5a, oh * ow + GUARD);
-        v->fn(&im, w, bias, mult, out, &q);
+        int32_t wsum = 0;
+        for (size_t i = 0; i < kh * kw; i++) wsum += w[i];
+        v->fn(&im, w, bias, wsum, mult, out, &q);
         int ok = 1;
         size_t bad = 0;
         for (size_t oy = 0; oy < oh && ok; oy++)

@@ -685,6 +685,7 @@ typedef struct qs8_direct_job {
     const int8_t *x, *w;
     crisp_qs8_requant q;
     int8_t *out, *copy;
+    const int32_t *wsum; /* per channel, as the loader's weight_sum */
 } qs8_direct_job;
 
 static void qs8_direct_pass(const void *p) {
@@ -697,7 +698,7 @@ static void qs8_direct_pass(const void *p) {
             memcpy(j->copy + im.zeros_before, im.x, plane);
             im.x = j->copy + im.zeros_before;
         }
-        j->v->dwdirect(&im, j->w + c * taps, 1000, 0.01f, j->out, &j->q);
+        j->v->dwdirect(&im, j->w + c * taps, 1000, j->wsum[c], 0.01f, j->out, &j->q);
     }
 }
 
@@ -711,7 +712,14 @@ static void bench_qs8_direct(const qs8_variant *v, const window *d, const option
     int8_t *edge = alloc(crisp_qs8_dwconv_edge_bytes(s, k, 1, d->w));
     int8_t *out = alloc(oh * ow);
     qs8_direct_job j = {v, d, {NULL, 0, 0, masks, edge, d->h, d->w, d->pad, d->pad, s, 1, k, k, oh, ow},
-                        x, w, {-3, 5, -128, 127, NULL, NULL, NULL, 1 /* fits, as loaded */}, out, NULL};
+                        x, w, {-3, 5, -128, 127, NULL, NULL, NULL, 1 /* fits, as loaded */}, out, NULL,
+                        NULL};
+    int32_t *wsum = alloc(d->channels * sizeof *wsum);
+    for (size_t c = 0; c < d->channels; c++) {
+        wsum[c] = 0;
+        for (size_t i = 0; i < k * k; i++) wsum[c] += w[c * k * k + i];
+    }
+    j.wsum = wsum;
     crisp_qs8_dwconv_quad_masks(&j.im, masks);
     /* Planes of at most 1024 bytes are copied between margins of z_x, as
      * src/conv_fast_qs8.c does (the copy is timed); larger ones are read in
@@ -728,7 +736,7 @@ static void bench_qs8_direct(const qs8_variant *v, const window *d, const option
     const double sec = time_passes(qs8_direct_pass, &j, o);
     printf("%-8s %-40s %-30s %9.2f %10.4f\n", v->family, v->name, d->name,
            2.0 * (double)(k * k * oh * ow * d->channels) / sec * 1e-9, sec * 1e3);
-    free(x), free(w), free(masks), free(edge), free(out), free(j.copy);
+    free(x), free(w), free(masks), free(edge), free(out), free(j.copy), free(wsum);
 }
 
 /* ---- Main ---- */

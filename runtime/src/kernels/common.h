@@ -65,6 +65,21 @@ static inline int8_t crisp_qs8_add_one(int8_t a, int8_t b, const crisp_qs8_add_p
                                 p->output_max);
 }
 
+/* Bytes w[0 .. n) (n <= 4) as one little-endian 32-bit word, zero above:
+ * a depthwise window row's quad of weights (ukernels.h). Unrolled: it runs
+ * once per window row and channel. */
+static inline int32_t crisp_qs8_quad(const int8_t *w, size_t n) {
+    uint32_t v = 0;
+    switch (n) {
+    case 4: v |= (uint32_t)(uint8_t)w[3] << 24; /* fall through */
+    case 3: v |= (uint32_t)(uint8_t)w[2] << 16; /* fall through */
+    case 2: v |= (uint32_t)(uint8_t)w[1] << 8;  /* fall through */
+    case 1: v |= (uint32_t)(uint8_t)w[0]; break;
+    default: break;
+    }
+    return (int32_t)v;
+}
+
 /* Index of the int8 weight of kept column (entry) e, row r of a packed
  * hybrid run of `rows` rows (src/pack.c): entries are in groups of four, and
  * each row's four weights of a group are adjacent, so one 32-bit load gives

@@ -281,10 +281,12 @@ typedef struct crisp_qs8_dwconv_image {
     size_t output_height, output_width;
 } crisp_qs8_dwconv_image;
 
+/* weight_sum: the channel's sum of w (crisp_qs8_requant.weight_sum, computed
+ * at load), which the kernels fold into the bias with z_x. */
 typedef void (*crisp_qs8_dwconv_direct_ukernel_fn)(const crisp_qs8_dwconv_image *im,
                                                    const int8_t *w, int32_t bias,
-                                                   float multiplier, int8_t *out,
-                                                   const crisp_qs8_requant *q);
+                                                   int32_t weight_sum, float multiplier,
+                                                   int8_t *out, const crisp_qs8_requant *q);
 
 /* Whether a conv's geometry fits the in-place int8 kernels. */
 #define CRISP_QS8_DWCONV_MAX_KH 16
@@ -416,8 +418,8 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
 #include "kernels/qs8_dwconv.inc"
 #undef CRISP_QS8_DWCONV
 #define CRISP_QS8_DWCONV_DIRECT(isa, name)                                             \
-    void name(const crisp_qs8_dwconv_image *, const int8_t *, int32_t, float, int8_t *, \
-              const crisp_qs8_requant *);
+    void name(const crisp_qs8_dwconv_image *, const int8_t *, int32_t, int32_t, float, \
+              int8_t *, const crisp_qs8_requant *);
 #include "kernels/qs8_dwconv_direct.inc"
 #undef CRISP_QS8_DWCONV_DIRECT
 #define CRISP_DWCONV_HWC(isa, name, block) \

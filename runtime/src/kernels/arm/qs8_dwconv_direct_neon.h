@@ -35,11 +35,7 @@ typedef struct state {
 static void state_init(STATE *st, const crisp_qs8_dwconv_image *im, const int8_t *w,
                        int32_t bias, float multiplier, const crisp_qs8_requant *q) {
     const size_t kw = im->kernel_width;
-    for (size_t ky = 0; ky < im->kernel_height; ky++) {
-        uint32_t quad = 0;
-        for (size_t b = 0; b < kw; b++) quad |= (uint32_t)(uint8_t)w[ky * kw + b] << (8 * b);
-        st->w[ky] = (int32_t)quad;
-    }
+    for (size_t ky = 0; ky < im->kernel_height; ky++) st->w[ky] = crisp_qs8_quad(w + ky * kw, kw);
     st->kh = im->kernel_height, st->row = im->dilation_height * im->input_width;
     st->bias = bias, st->multiplier = multiplier, st->q = *q;
     st->zx = (int8_t)q->input_zero_point;

@@ -139,13 +139,12 @@ QDW_DEFINE_WALK(2, 0, 2)
 #endif
 
 void KERNEL_NAME(const crisp_qs8_dwconv_image *im, const int8_t *w, int32_t bias,
-                 float multiplier, int8_t *out, const crisp_qs8_requant *q) {
+                 int32_t weight_sum, float multiplier, int8_t *out,
+                 const crisp_qs8_requant *q) {
     /* The kernels sum w q_x (or w (q_x + 128)): fold z_x (and 128) into
      * the bias. In int32: |bias| + 255 sum |w| <= INT32_MAX (src/pack.c). */
-    int32_t wsum = 0;
-    for (size_t i = 0; i < im->kernel_height * im->kernel_width; i++) wsum += w[i];
     const int32_t z = q->input_zero_point + (U8_OPERANDS ? 128 : 0);
-    const int32_t folded = (int32_t)((int64_t)bias - (int64_t)z * wsum);
+    const int32_t folded = (int32_t)((int64_t)bias - (int64_t)z * weight_sum);
     STATE st;
     state_init(&st, im, w, folded, multiplier, q);
     const int8_t zx = (int8_t)q->input_zero_point;
