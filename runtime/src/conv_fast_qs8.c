@@ -13,6 +13,7 @@
  * nothing, as in the reference. Every output element gets the reference's
  * exact int32 sum and requantisation, so results are bitwise the
  * reference's for any tiling and thread count. Activations stay int8. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "conv_fast.h"
@@ -67,6 +68,21 @@ static void dw_margins(const crisp_conv2d_params *p, size_t *before, size_t *aft
                          crisp_qs8_dwconv_edge_bytes(p->stride_width, p->kernel_height,
                                                      p->dilation_height, iw);
     *after = reach > plane + *before ? reach - plane - *before : 0;
+}
+/* Depthwise convs that run a block of channels per call, channels in the
+ * vector lanes (qs8_dwconv_hwc.inc): 3 x 3, dilation 1, stride 1 or 2 both
+ * ways, padding at most 2 above and left, output planes up to DW_HWC_MAX_WIDTH
+ * wide (measured in runtime/README.md, "int8"). CRISP_DWCONV_PLANES=1 keeps
+ * the plane kernels, to compare. */
+#define DW_HWC_MAX_WIDTH ((size_t)14)
+static int dw_hwc(const crisp_qs8_kernels *k, const crisp_conv2d_params *p) {
+    const char *env = getenv("CRISP_DWCONV_PLANES");
+    if (env != NULL && strcmp(env, "1") == 0) return 0;
+    return k->dwconv_hwc != NULL && p->kernel_height == 3 && p->kernel_width == 3 &&
+           p->dilation_height == 1 && p->dilation_width == 1 &&
+           p->stride_height == p->stride_width && p->stride_width <= 2 && p->padding_top <= 2 &&
+           p->padding_left <= 2 && p->output_width <= DW_HWC_MAX_WIDTH &&
+           p->output_height <= DW_HWC_MAX_WIDTH;
 }
 /* Its scratch: the quad masks, the edge window, the margined plane. */
 static size_t dw_in_place_bytes(const crisp_conv2d_params *p) {
@@ -158,6 +174,13 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op, in
         f.path = CRISP_FAST_QS8_DWCONV;
         f.units = c->output_channels;
         f.tiles = 1;
+        if (dw_hwc(k, c)) {
+            f.channel_block = k->dwconv_hwc_block;
+            f.units = (c->output_channels + f.channel_block - 1) / f.channel_block;
+            f.scratch_floats = (crisp_qs8_dwconv_hwc_tile_bytes(c->output_height, c->output_width,
+                                                                c->stride_width) + 3) / 4;
+            return f;
+        }
         f.direct = k->dwconv_direct != NULL && dw_in_place(c);
         f.scratch_floats = f.direct ? (dw_in_place_bytes(c) + 3) / 4
                                     : (dw_plane_elements(c) * sizeof(int16_t) + 3) / 4;
@@ -386,6 +409,20 @@ void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *
         const size_t taps = p->kernel_height * p->kernel_width;
         const size_t plane = p->input_height * p->input_width;
         const int8_t *w = m->tensors[op->weight].q;
+        if (f->channel_block > 0) {
+            for (size_t unit = begin; unit < end; unit++) {
+                const size_t c0 = unit * f->channel_block;
+                const crisp_qs8_dwconv_hwc_block blk = {
+                    x + c0 * plane, w + c0 * taps, y + c0 * pixels, scratch,
+                    min_size(f->channel_block, p->output_channels - c0), p->input_height,
+                    p->input_width, p->padding_top, p->padding_left, p->stride_width,
+                    p->output_height, p->output_width};
+                crisp_qs8_requant qr = *q;
+                qr.bias += c0, qr.multiplier += c0, qr.weight_sum += c0;
+                k->dwconv_hwc(&blk, &qr);
+            }
+            return;
+        }
         if (f->direct) {
             uint32_t *masks = (uint32_t *)(void *)scratch;
             int8_t *edge = (int8_t *)(void *)(masks + crisp_qs8_dwconv_mask_entries(p->input_width));

@@ -219,6 +219,18 @@ static const qs8_dw_direct_variant qs8_dw_directs[] = {
 };
 #undef CRISP_QS8_DWCONV_DIRECT
 
+typedef struct qs8_dw_hwc_variant {
+    const char *isa, *name;
+    crisp_qs8_dwconv_hwc_ukernel_fn fn;
+    size_t block;
+} qs8_dw_hwc_variant;
+#define CRISP_QS8_DWCONV_HWC(tier, name, block) {#tier, #name, name, block},
+static const qs8_dw_hwc_variant qs8_dw_hwcs[] = {
+#include "kernels/qs8_dwconv_hwc.inc"
+    {"scalar", "none", NULL, 0}, /* keeps the list non-empty on every architecture */
+};
+#undef CRISP_QS8_DWCONV_HWC
+
 typedef struct qs8_spmm_variant {
     const char *isa, *name;
     crisp_qs8_spmm_ukernel_fn fn;
@@ -942,6 +954,84 @@ static void test_qs8_dw_direct(const qs8_dw_direct_variant *v, unsigned *rng) {
     }
 }
 
+/* The int8 channels-in-lanes depthwise kernels, bitwise against the
+ * textbook int32 sum and crisp_qs8_requantize: 1 .. block channels, strides
+ * 1 and 2, padding 0 .. 2 above and left (and whatever the size leaves
+ * below and right), planes 1 .. 40 wide (more than one 16-pixel column
+ * block), zero points and weights at their edges, per-channel multipliers
+ * (both requantisation forms, the edge of fitting with sums at the bound,
+ * products past int32), narrowed ranges. The input planes, the tile and the
+ * outputs are allocated exactly (ASan sees a read or write outside them);
+ * bytes around the block's output planes stay untouched. */
+static void test_qs8_dw_hwc(const qs8_dw_hwc_variant *v, unsigned *rng) {
+    enum { GUARD = 48 };
+    for (int trial = 0; trial < 300; trial++) {
+        const size_t n = (size_t)check_rand_int(rng, 1, (int)v->block);
+        const size_t s = (size_t)(trial % 2 ? 2 : 1);
+        const size_t pt = (size_t)check_rand_int(rng, 0, 2), pl = (size_t)check_rand_int(rng, 0, 2);
+        const size_t ih = (size_t)check_rand_int(rng, 1, trial % 5 == 0 ? 40 : 16);
+        const size_t iw = (size_t)check_rand_int(rng, 1, trial % 5 == 1 ? 40 : 16);
+        const size_t pb = (size_t)check_rand_int(rng, 0, 2), pr = (size_t)check_rand_int(rng, 0, 2);
+        if (ih + pt + pb < 3 || iw + pl + pr < 3) continue;
+        const size_t oh = (ih + pt + pb - 3) / s + 1, ow = (iw + pl + pr - 3) / s + 1;
+        const int at_edge = trial % 10 == 3, past = trial % 10 == 9;
+        crisp_qs8_requant q = {at_edge ? -128 : edgy_q(rng, -128), edgy_q(rng, -128), -128, 127,
+                               NULL, NULL, NULL, 0};
+        if (trial % 3 == 1) q.output_min = q.output_zero_point;
+        if (trial % 5 == 2) q.output_max = q.output_zero_point + 40 < 127 ? q.output_zero_point + 40 : 127;
+        const size_t plane = ih * iw, oplane = oh * ow;
+        int8_t *x = malloc(n * plane), *w = malloc(n * 9);
+        for (size_t i = 0; i < n * plane; i++) x[i] = at_edge ? 127 : (int8_t)edgy_q(rng, -128);
+        int32_t bias[16], wsum[16] = {0};
+        uint64_t asum[16] = {0};
+        float mult[16];
+        for (size_t c = 0; c < n; c++) {
+            for (size_t i = 0; i < 9; i++) {
+                int8_t q8 = (int8_t)edgy_q(rng, -127);
+                if (at_edge) q8 = (int8_t)(c % 2 ? -abs(q8) : abs(q8));
+                w[c * 9 + i] = q8, wsum[c] += q8, asum[c] += (uint64_t)abs(q8);
+            }
+            bias[c] = check_rand_int(rng, -100000, 100000);
+            if (at_edge) bias[c] = c % 2 ? -abs(bias[c]) : abs(bias[c]);
+            mult[c] = at_edge ? (float)(0.999 * 1073741824.0 /
+                                        (fabs((double)bias[c]) + 255.0 * (double)asum[c] + 1.0))
+                      : past  ? ldexpf(1.0f, check_rand_int(rng, 12, 40))
+                              : ldexpf(1.0f + check_rand_float(rng) * 0.5f, -check_rand_int(rng, 2, 14));
+        }
+        q.bias = bias, q.multiplier = mult, q.weight_sum = wsum;
+        q.fits_int32 = fits_as_loaded(trial, n, bias, asum, mult);
+        const size_t tb = crisp_qs8_dwconv_hwc_tile_bytes(oh, ow, s);
+        void *tile = aligned_alloc(64, (tb + 63) / 64 * 64); /* as the session's scratch */
+        int8_t *out = malloc(GUARD + n * oplane + GUARD);
+        memset(out, 0x5a, GUARD + n * oplane + GUARD);
+        const crisp_qs8_dwconv_hwc_block blk = {x, w, out + GUARD, tile, n, ih, iw, pt, pl, s, oh, ow};
+        v->fn(&blk, &q);
+        int ok = 1;
+        size_t bad = 0;
+        for (size_t c = 0; c < n && ok; c++)
+            for (size_t oy = 0; oy < oh && ok; oy++)
+                for (size_t ox = 0; ox < ow && ok; ox++) {
+                    int32_t acc = bias[c];
+                    for (size_t ky = 0; ky < 3; ky++)
+                        for (size_t kx = 0; kx < 3; kx++) {
+                            const ptrdiff_t iy = (ptrdiff_t)(oy * s + ky) - (ptrdiff_t)pt;
+                            const ptrdiff_t ix = (ptrdiff_t)(ox * s + kx) - (ptrdiff_t)pl;
+                            if (iy >= 0 && iy < (ptrdiff_t)ih && ix >= 0 && ix < (ptrdiff_t)iw)
+                                acc += w[c * 9 + ky * 3 + kx] *
+                                       (x[c * plane + (size_t)iy * iw + (size_t)ix] - q.input_zero_point);
+                        }
+                    bad = c * oplane + oy * ow + ox;
+                    ok = out[GUARD + bad] == crisp_qs8_requantize((float)acc * mult[c],
+                                                                   q.output_zero_point,
+                                                                   q.output_min, q.output_max);
+                }
+        for (size_t i = 0; i < GUARD && ok; i++) ok = out[i] == 0x5a && out[GUARD + n * oplane + i] == 0x5a;
+        CHECK(ok, "%s: %zu channels, s %zu, in %zux%zu pad %zu,%zu,%zu,%zu fits %d first bad %zu",
+              v->name, n, s, ih, iw, pt, pl, pb, pr, (int)q.fits_int32, bad);
+        free(x), free(w), free(tile), free(out);
+    }
+}
+
 /* QUANTIZE against the reference kernel, bitwise: values around the rounding
  * ties and beyond the int8 range, infinities and NaN, zero points at the
  * edges. */
@@ -1214,6 +1304,9 @@ static void microkernels(void) {
     for (size_t i = 0; i < COUNT(qs8_dws); i++)
         if (crisp_isa_supported(qs8_dws[i].isa)) test_qs8_dw(&qs8_dws[i], &rng);
         else skipped++;
+    for (size_t i = 0; i < COUNT(qs8_dw_hwcs); i++)
+        if (qs8_dw_hwcs[i].fn != NULL && crisp_isa_supported(qs8_dw_hwcs[i].isa))
+            test_qs8_dw_hwc(&qs8_dw_hwcs[i], &rng);
     for (size_t i = 0; i < COUNT(qs8_dw_directs); i++)
         if (crisp_isa_supported(qs8_dw_directs[i].isa)) test_qs8_dw_direct(&qs8_dw_directs[i], &rng);
         else skipped++;
@@ -1571,8 +1664,17 @@ static int fits_int32(const crisp_model *m) {
     return 0;
 }
 
+/* Whether an int8 depthwise conv runs channels in lanes (qs8_dwconv_hwc.inc). */
+static int uses_qs8_hwc(const crisp_model *m) {
+    for (uint32_t i = 0; i < m->op_count; i++)
+        if (m->ops[i].dtype == CRISP_DTYPE_I8 && m->ops[i].fast.path == CRISP_FAST_QS8_DWCONV &&
+            m->ops[i].fast.channel_block > 0)
+            return 1;
+    return 0;
+}
+
 static void qs8_layers(void) {
-    int qs8_banded = 0, qs8_filled = 0, qs8_fits = 0, qs8_unfit = 0;
+    int qs8_banded = 0, qs8_filled = 0, qs8_fits = 0, qs8_unfit = 0, qs8_hwc = 0;
     unsigned rng = 1616;
     static const float out_scales[3] = {0.5f, 0.05f, 0.002f};
     for (int i = 0; i < 90; i++) {
@@ -1602,6 +1704,8 @@ static void qs8_layers(void) {
             c.h = c.dh * (c.kh - 1) + check_rand_int(&rng, 1, 60);
             c.w = c.kw - 1 + check_rand_int(&rng, 1, 60);
             c.cin = check_rand_int(&rng, 1, 24);
+            /* A third on small planes (channels in lanes, qs8_dwconv_hwc.inc). */
+            if (i % 3 == 1) c.h = c.dh * (c.kh - 1) + 1 + c.h % 14, c.w = c.kw + c.w % 14;
         }
         c.groups = 1;
         c.act = check_rand_int(&rng, 0, 2);
@@ -1704,6 +1808,7 @@ static void qs8_layers(void) {
             qs8_banded += uses_band(m);
             if (fi == 2) qs8_filled += uses_filled(m);
             if (fi == 0) qs8_fits += fits_int32(m), qs8_unfit += sy == 1e-10f && !fits_int32(m);
+            if (fi == 0) qs8_hwc += uses_qs8_hwc(m);
             crisp_session *s;
             crisp_session_options o = {1, CRISP_SESSION_REFERENCE_KERNELS};
             CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s", crisp_last_error());
@@ -1730,6 +1835,8 @@ static void qs8_layers(void) {
         free(file), free(wbytes), free(expanded), free(scales);
     }
     CHECK(qs8_banded >= 8, "only %d int8 convs read a band", qs8_banded);
+    if (crisp_qs8_kernels_best()->dwconv_hwc != NULL)
+        CHECK(qs8_hwc >= 4, "only %d int8 depthwise convs run channels in lanes", qs8_hwc);
     /* The ordinary scales fit; the tiny one (8 models of 90) must not. */
     CHECK(qs8_fits >= 70 && qs8_unfit == 8, "%d int8 layers fit int32, %d of the tiny scale not",
           qs8_fits, qs8_unfit);

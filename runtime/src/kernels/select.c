@@ -102,6 +102,10 @@ static void choose_qs8(void) {
     if (crisp_isa_supported(#tier)) best_qs8.dwconv_direct = name;
 #include "kernels/qs8_dwconv_direct.inc"
 #undef CRISP_QS8_DWCONV_DIRECT
+#define CRISP_QS8_DWCONV_HWC(tier, name, block) \
+    if (crisp_isa_supported(#tier)) best_qs8.dwconv_hwc = name, best_qs8.dwconv_hwc_block = (block);
+#include "kernels/qs8_dwconv_hwc.inc"
+#undef CRISP_QS8_DWCONV_HWC
 #define CRISP_QS8_GEMV(tier, name, mr) \
     if (crisp_isa_supported(#tier)) best_qs8.gemv = name, best_qs8.gemv_mr = (mr);
 #include "kernels/qs8_gemv.inc"

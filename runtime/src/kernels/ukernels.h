@@ -334,6 +334,36 @@ static inline size_t crisp_dwconv_hwc_tile_floats(size_t output_height, size_t o
     return ((output_height - 1) * stride + 3) * ((output_width - 1) * stride + 3) * block;
 }
 
+/* A block of `channels` (1 .. the variant's block) channels of an int8
+ * depthwise 3 x 3 conv, dilation 1, stride 1 or 2 both ways, padding_top
+ * and padding_left at most 2 (kernels/qs8_dwconv_hwc.inc): for channel c,
+ * output pixel (oy, ox),
+ *   y[c * oh * ow + oy * ow + ox] = crisp_qs8_requantize((float)(bias[c] +
+ *       sum_{ky,kx inside the image} w[c * 9 + ky * 3 + kx] (x[c * ih * iw +
+ *       (oy s + ky - pt) * iw + ox s + kx - pl] - z_x)) * multiplier[c], z_y, min, max)
+ * with q's arrays (bias, multiplier, weight_sum) starting at the block's
+ * first channel. `tile`: crisp_qs8_dwconv_hwc_tile_bytes, 64-byte aligned. */
+typedef struct crisp_qs8_dwconv_hwc_block {
+    const int8_t *x, *w; /* the block's first channel's plane and weights */
+    int8_t *y;
+    void *tile;
+    size_t channels, input_height, input_width, padding_top, padding_left, stride;
+    size_t output_height, output_width;
+} crisp_qs8_dwconv_hwc_block;
+
+typedef void (*crisp_qs8_dwconv_hwc_ukernel_fn)(const crisp_qs8_dwconv_hwc_block *b,
+                                                const crisp_qs8_requant *q);
+
+/* The tile: (oh - 1) s + 3 rows of cells, each row (ow - 1) s + 4 cells
+ * rounded up to 4 (a 4-cell load at every output), 16 bytes per cell; at
+ * stride 1 then the same rows of ow quads (64 bytes: the 16 channels'
+ * window-row quads of the output columns). */
+static inline size_t crisp_qs8_dwconv_hwc_tile_bytes(size_t output_height, size_t output_width,
+                                                     size_t stride) {
+    const size_t cells = ((output_width - 1) * stride + 4 + 3) / 4 * 4;
+    return ((output_height - 1) * stride + 3) * (cells * 16 + (stride == 1 ? output_width * 64 : 0));
+}
+
 /* One float32 hybrid run of a linear layer at batch 1 (src/pack.c's run
  * layout): for row r < rows,
  *   y[r] = clamp(bias[r] + sum_e w[e * rows + r] * x[column[e]])
@@ -426,6 +456,10 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
     void name(const crisp_dwconv_hwc_block *, const crisp_minmax_params *);
 #include "kernels/f32_dwconv_hwc.inc"
 #undef CRISP_DWCONV_HWC
+#define CRISP_QS8_DWCONV_HWC(isa, name, block) \
+    void name(const crisp_qs8_dwconv_hwc_block *, const crisp_qs8_requant *);
+#include "kernels/qs8_dwconv_hwc.inc"
+#undef CRISP_QS8_DWCONV_HWC
 #define CRISP_F32_SPMV(isa, name)                                                           \
     void name(size_t, size_t, const uint32_t *, const float *, const float *, float *, \
               const float *, const crisp_minmax_params *);
@@ -486,6 +520,8 @@ typedef struct crisp_qs8_kernels {
     crisp_qs8_maxpool_ukernel_fn maxpool;
     crisp_qs8_dwconv_ukernel_fn dwconv;
     crisp_qs8_dwconv_direct_ukernel_fn dwconv_direct; /* stride 1 or 2, in place */
+    crisp_qs8_dwconv_hwc_ukernel_fn dwconv_hwc;       /* small 3 x 3 planes, channels in lanes */
+    size_t dwconv_hwc_block;
     crisp_qs8_gemv_ukernel_fn gemv;
     size_t gemv_mr;
     crisp_qs8_spmv_ukernel_fn spmv; /* hybrid linears at batch 1 */
