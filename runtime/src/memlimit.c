@@ -101,6 +101,9 @@ static void describe_scratch(char *buf, size_t size, const crisp_model *m, uint3
     } else if (f->path == CRISP_FAST_DWCONV && f->channel_block > 0) {
         snprintf(buf, size, "op %u (%s): a zero-bordered tile of %zu floats (%zu channels per call)",
                  (unsigned)i, kind, f->scratch_floats, f->channel_block);
+    } else if (f->path == CRISP_FAST_QS8_DWCONV && f->channel_block > 0) {
+        snprintf(buf, size, "op %u (%s): a tile of %zu bytes (%zu channels per call)", (unsigned)i,
+                 kind, 4 * f->scratch_floats, f->channel_block);
     } else if (f->path == CRISP_FAST_QS8_SPMV) {
         snprintf(buf, size, "op %u (%s): a copy of the %zu input features", (unsigned)i, kind,
                  f->k);
