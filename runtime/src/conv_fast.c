@@ -50,6 +50,10 @@
 static size_t expanded_budget_floats(const crisp_f32_kernels *k) {
     return strcmp(k->isa, "avx512f") == 0 ? 4 * TILE_BUDGET_FLOATS : TILE_BUDGET_FLOATS;
 }
+/* The largest input of a direct conv split by runs at several threads (half
+ * the 2 MiB L2 of the Sapphire Rapids VM it was measured on: 2 MiB and
+ * whole ResNet-50 inputs ran dense 1 x 1 convs up to 7 % slower). */
+#define DIRECT_SPLIT_INPUT_BYTES ((size_t)1 << 20)
 #define MAX_TILE_PIXELS CRISP_FAST_MAX_TILE_PIXELS
 #define DW_SLACK CRISP_DWCONV_SLACK
 
@@ -399,6 +403,11 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
     if (expanded) { /* as few tiles as the budget allows, of equal size (above) */
         size_t fit = min_size(budget / f.k, MAX_TILE_PIXELS);
         if (fit < EXPANDED_MIN_TILE) fit = EXPANDED_MIN_TILE;
+        /* A direct conv whose whole input fits in half an L2 expands each
+         * panel once, as at several threads (crisp_fast_tiling_for): ResNet-50
+         * @50 %'s 1 x 1 convs on 14 x 14 (K = 1024, 4 tiles) and 7 x 7 planes
+         * (K = 2048, 2 tiles) took 0.85-0.92x their time at 1 thread. */
+        if (f.direct && f.k * pixels * sizeof(float) <= DIRECT_SPLIT_INPUT_BYTES) fit = pixels;
         const size_t tiles = (pixels + fit - 1) / fit;
         nt = round_up((pixels + tiles - 1) / tiles, nr);
     }
@@ -677,10 +686,6 @@ static void band_tile(const crisp_f32_kernels *k, const crisp_model *m, const cr
 
 /* Float tiles of the retiled ops start rows on 32-byte boundaries (AVX2
  * loads; half the AVX-512 loads then cross a cache line), int8 tiles on 16. */
-/* The largest input of a direct conv split by runs at several threads (half
- * the 2 MiB L2 of the Sapphire Rapids VM it was measured on: 2 MiB and
- * whole ResNet-50 inputs ran dense 1 x 1 convs up to 7 % slower). */
-#define DIRECT_SPLIT_INPUT_BYTES ((size_t)1 << 20)
 #define RETILE_ALIGN_F32 8
 #define RETILE_ALIGN_I8 16
 

@@ -1388,6 +1388,23 @@ static int expanded_tiles(const crisp_model *m) {
     return 0;
 }
 
+/* A direct conv run dense whose whole input fits in 1 MiB expands each
+ * panel once: one tile of every pixel (src/conv_fast.c). */
+static int expanded_direct_whole;
+
+static void check_expanded_direct(const crisp_model *m, const char *what) {
+    for (uint32_t i = 0; i < m->op_count; i++) {
+        const crisp_op *op = &m->ops[i];
+        if (!crisp_op_expanded(op) || op->kind != CRISP_OP_CONV2D || !op->fast.direct) continue;
+        const size_t px = (size_t)op->k.conv.output_height * op->k.conv.output_width;
+        if (op->fast.k * px * sizeof(float) > ((size_t)1 << 20)) continue;
+        CHECK(op->fast.tiles == 1 && op->fast.tile_pixels >= px,
+              "%s: op %u, expanded direct conv of %zu pixels in %zu tiles of %zu", what, i, px,
+              op->fast.tiles, op->fast.tile_pixels);
+        expanded_direct_whole++;
+    }
+}
+
 static void run_layer(const layer *L, unsigned *rng, const char *what) {
     const naive_conv *c = &L->c;
     const int oh = L->linear ? 1 : naive_conv_out(c->h, c->kh, c->sh, c->pt + c->pb, c->dh);
@@ -1446,6 +1463,7 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
         }
         const int band = uses_band(m);
         expanded_tiled += expanded_tiles(m);
+        check_expanded_direct(m, what);
         dw_blocked += uses_channel_blocks(m);
         dw_rowed += uses_row_walk(m);
         crisp_session *s;
@@ -1579,8 +1597,23 @@ static void layers(void) {
         conv_name(what, sizeof what, &L);
         run_layer(&L, &rng, what);
     }
+    { /* A 1 x 1 conv run dense (the "dense" form) whose input (512 x 14 x 14
+       * floats, 392 KiB) is over the dense tile budget but under 1 MiB: one
+       * whole-image tile (src/conv_fast.c), also at 3 threads. */
+        layer L;
+        memset(&L, 0, sizeof L);
+        naive_conv *c = &L.c;
+        c->kh = c->kw = c->sh = c->sw = c->dh = c->dw = c->groups = 1;
+        c->h = c->w = 14, c->cin = 512, c->cout = 24, c->act = 1;
+        L.hybrid = 1;
+        L.hy = (mb_hybrid){0, 0, 16, 16, 2, 4, 1, 0, 0, 0};
+        L.hy.kept_per_row = 32;
+        conv_name(what, sizeof what, &L);
+        run_layer(&L, &rng, what);
+    }
     CHECK(banded >= 16, "only %d layers compared with the im2col path", banded);
     CHECK(expanded_tiled >= 4, "only %d layers run dense in several tiles", expanded_tiled);
+    CHECK(expanded_direct_whole >= 1, "no direct conv ran dense on a whole-image tile");
     for (int i = 0; i < 20; i++) { /* linear, dense and hybrid */
         layer L;
         memset(&L, 0, sizeof L);
