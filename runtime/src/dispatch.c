@@ -314,6 +314,7 @@ void crisp_run_op(const crisp_session *s, const crisp_op *op) {
     const crisp_value *in = &m->values[op->inputs[0]], *out = &m->values[op->output];
     job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
              (size_t)out->elements, elementwise_work, s, 1, 1, {0, 0, 0}};
+    if (s->input != NULL && op->inputs[0] == m->input_value) j.x = (const uint8_t *)s->input;
     if (op->input_count == 2) j.x2 = s->arena + m->values[op->inputs[1]].arena_offset;
     /* Ops with an optimised plan (src/conv_fast.c: conv, linear, max pool). */
     if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {

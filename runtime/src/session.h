@@ -19,6 +19,11 @@ struct crisp_session {
                           scratch during an op (src/conv_fast.c), or CRISP_NO_TILE */
     double *op_seconds;           /* CRISP_SESSION_PROFILE: [op_count], else NULL */
     uint64_t *op_calls;
+    /* Only QUANTIZE ops read the graph input (an int8 model): crisp_session_run
+     * then skips copying the caller's floats into the arena and points
+     * `input` at them for the sample it runs (src/session.c). */
+    int quantize_from_caller;
+    const float *input; /* the caller's sample while it runs, else NULL */
 };
 
 /* One cache line per thread: each thread writes its own. */
