@@ -29,9 +29,14 @@ crisp_cpu_features crisp_cpu_detect(void) {
     const int ymm_os = (x & 0x6) == 0x6, zmm_os = (x & 0xE6) == 0xE6;
     if (__get_cpuid_max(0, NULL) < 7) return f;
     __cpuid_count(7, 0, a, b, c, d);
+    const unsigned subleaves = a;
     f.avx2_fma = ymm_os && fma && ((b >> 5) & 1);
     f.avx512f = f.avx2_fma && zmm_os && ((b >> 16) & 1);
     f.avx512vnni = f.avx512f && ((b >> 30) & 1) && ((c >> 11) & 1); /* BW, VNNI */
+    if (subleaves >= 1) {
+        __cpuid_count(7, 1, a, b, c, d);
+        f.avxvnni = f.avx2_fma && ((a >> 4) & 1);
+    }
     return f;
 }
 
@@ -75,6 +80,8 @@ static void detect_once(void) {
     if (strcmp(cap, "scalar") == 0) {
         memset(&detected, 0, sizeof detected);
     } else if (strcmp(cap, "avx2") == 0) {
+        detected.avx512f = detected.avx512vnni = detected.avxvnni = 0;
+    } else if (strcmp(cap, "avxvnni") == 0) { /* an AVX-VNNI client core without AVX-512 */
         detected.avx512f = detected.avx512vnni = 0;
     } else if (strcmp(cap, "neon") == 0) {
         detected.neon_dotprod = detected.neon_fp16 = 0;

@@ -82,12 +82,15 @@ static const efficiency table[] = {
  * filled / per-row runs 0.47-0.96 per conv (ResNet-50, MobileNetV2, VGG-16:
  * the models 0.81, 0.81, 0.87x: 0.32), filled / V = 4 runs 0.84-2.5 (models
  * 1.07-1.48x: 0.65); avx2_fma (CRISP_MAX_ISA=avx2) per-row 0.46-1.02 (models
- * 0.74-0.79x: 0.38), V = 4 0.91-2.1 (models 1.23-1.54x: 0.70). neon and
+ * 0.74-0.79x: 0.38), V = 4 0.91-2.1 (models 1.23-1.54x: 0.70). avxvnni
+ * (qs8_spmm_4x32__avxvnni.c, the avx512vnni kernel at half width) copies
+ * avx512vnni until measured on a client core. neon and
  * neon_dotprod (4-row calls too) copy avx2_fma until measured on a board; the
  * scalar kernel takes one row per call, so nothing is shared. */
 static const efficiency table_qs8[] = {
     {"avx512vnni", 0.32f, 0.65f, 1.0f, 1.0f, 1.0f, 0.0f},
     {"avx2_fma", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f},
+    {"avxvnni", 0.32f, 0.65f, 1.0f, 1.0f, 1.0f, 0.0f},
     {"neon_dotprod", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f},
     {"neon", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f},
     {"scalar", 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f},

@@ -12,6 +12,7 @@ int crisp_isa_supported(const char *isa) {
     if (strcmp(isa, "avx512f") == 0) return f->avx512f;
     if (strcmp(isa, "neon") == 0) return f->neon;
     if (strcmp(isa, "avx512vnni") == 0) return f->avx512vnni;
+    if (strcmp(isa, "avxvnni") == 0) return f->avxvnni;
     if (strcmp(isa, "neon_dotprod") == 0) return f->neon_dotprod;
     return 0;
 }

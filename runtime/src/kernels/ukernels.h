@@ -513,7 +513,7 @@ const crisp_f32_kernels *crisp_f32_kernels_best(void);
 
 /* The int8 kernels a session runs, chosen the same way. */
 typedef struct crisp_qs8_kernels {
-    const char *isa; /* "scalar", "avx2_fma", "avx512vnni", "neon", "neon_dotprod" */
+    const char *isa; /* "scalar", "avx2_fma", "avxvnni", "avx512vnni", "neon", "neon_dotprod" */
     crisp_qs8_spmm_ukernel_fn spmm;
     size_t spmm_nr;
     crisp_qs8_add_ukernel_fn add;
