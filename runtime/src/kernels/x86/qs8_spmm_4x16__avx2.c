@@ -15,12 +15,26 @@
 
 #define ROWS(X) X(0) X(1) X(2) X(3)
 
-/* 16 bytes of a B row, zero past nc (never read). */
-static inline __m128i load16(const int8_t *p, size_t nc) {
-    if (nc == 16) return _mm_loadu_si128((const __m128i *)(const void *)p);
-    int8_t tmp[16] = {0};
-    memcpy(tmp, p, nc);
-    return _mm_loadu_si128((const __m128i *)(const void *)tmp);
+/* 16 bytes of a B row, zero past nc (bytes there are never read: the row may
+ * end the buffer): whole dwords by a masked load (masked-out ones are not
+ * read), the last 1-3 bytes into the next dword. A stack copy through memcpy
+ * cost the partial tiles most of their time, and its call made the compiler
+ * spill the accumulators (all YMM registers are caller-saved). */
+static inline __attribute__((always_inline)) __m128i load16(const int8_t *p, size_t nc,
+                                                             const int full) {
+    if (full) return _mm_loadu_si128((const __m128i *)(const void *)p);
+    const int d = (int)(nc / 4);
+    const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
+    __m128i v = _mm_maskload_epi32((const int *)(const void *)p,
+                                   _mm_cmpgt_epi32(_mm_set1_epi32(d), lane));
+    if (nc % 4 != 0) {
+        uint32_t tail = 0;
+        for (size_t i = 4 * (size_t)d; i < nc; i++)
+            tail |= (uint32_t)(uint8_t)p[i] << (8 * (i % 4));
+        v = _mm_or_si128(v, _mm_and_si128(_mm_set1_epi32((int)tail),
+                                          _mm_cmpeq_epi32(_mm_set1_epi32(d), lane)));
+    }
+    return v;
 }
 
 static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, size_t entries,
@@ -28,7 +42,7 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, 
                                                         const int8_t *b, size_t b_stride,
                                                         int8_t *c, size_t c_stride,
                                                         const crisp_qs8_requant *q,
-                                                        const int rr) {
+                                                        const int rr, const int full) {
     const int32_t z = q->input_zero_point;
 #define DECL(i) __m256i c##i##0 = _mm256_setzero_si256(), c##i##1 = _mm256_setzero_si256();
     ROWS(DECL)
@@ -44,8 +58,10 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, 
         const uint32_t k1 = column[e + 1 < entries ? e + 1 : e];
         const uint32_t k2 = column[e + 2 < entries ? e + 2 : e];
         const uint32_t k3 = column[e + 3 < entries ? e + 3 : e];
-        const __m128i x0 = load16(b + k0 * b_stride, nc), x1 = load16(b + k1 * b_stride, nc);
-        const __m128i x2 = load16(b + k2 * b_stride, nc), x3 = load16(b + k3 * b_stride, nc);
+        const __m128i x0 = load16(b + k0 * b_stride, nc, full);
+        const __m128i x1 = load16(b + k1 * b_stride, nc, full);
+        const __m128i x2 = load16(b + k2 * b_stride, nc, full);
+        const __m128i x3 = load16(b + k3 * b_stride, nc, full);
         /* (x0, x2) and (x1, x3) pairs of pixels 0..7 (lo) and 8..15 (hi). */
         const __m256i e_lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x0, x2));
         const __m256i e_hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(x0, x2));
@@ -76,7 +92,7 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, 
         const __m256i ord = _mm256_permute4x64_epi64(r16, 0xD8);                             \
         const __m128i r8 = _mm_packs_epi16(_mm256_castsi256_si128(ord),                      \
                                            _mm256_extracti128_si256(ord, 1));                \
-        if (nc == 16) {                                                                      \
+        if (full) {                                                                          \
             _mm_storeu_si128((__m128i *)(void *)(c + i * c_stride), r8);                     \
         } else {                                                                             \
             int8_t tmp[16];                                                                  \
@@ -97,11 +113,15 @@ void crisp_qs8_spmm_ukernel_4x16__avx2(size_t rows, size_t nc, size_t entries,
         qr.bias += r0, qr.multiplier += r0, qr.weight_sum += r0;
         const int8_t *wr = w + 4 * r0;
         int8_t *cr = c + r0 * c_stride;
-        switch (rows - r0 < 4 ? rows - r0 : 4) {
-        case 1: chunk(rows, nc, entries, column, wr, b, b_stride, cr, c_stride, &qr, 1); break;
-        case 2: chunk(rows, nc, entries, column, wr, b, b_stride, cr, c_stride, &qr, 2); break;
-        case 3: chunk(rows, nc, entries, column, wr, b, b_stride, cr, c_stride, &qr, 3); break;
-        default: chunk(rows, nc, entries, column, wr, b, b_stride, cr, c_stride, &qr, 4); break;
+        const size_t rr = rows - r0 < 4 ? rows - r0 : 4;
+#define CALL(n, nn, f) chunk(rows, nn, entries, column, wr, b, b_stride, cr, c_stride, &qr, n, f)
+        if (nc == 16) {
+            switch (rr) { case 1: CALL(1, 16, 1); break; case 2: CALL(2, 16, 1); break;
+                          case 3: CALL(3, 16, 1); break; default: CALL(4, 16, 1); break; }
+        } else {
+            switch (rr) { case 1: CALL(1, nc, 0); break; case 2: CALL(2, nc, 0); break;
+                          case 3: CALL(3, nc, 0); break; default: CALL(4, nc, 0); break; }
         }
+#undef CALL
     }
 }

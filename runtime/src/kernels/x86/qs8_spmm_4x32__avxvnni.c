@@ -59,7 +59,8 @@ static inline __attribute__((always_inline)) __m256i load_row(const int8_t *p, s
                                    _mm_cmpgt_epi32(_mm_set1_epi32(d), lane));
     if (nc % 4 != 0) {
         uint32_t tail = 0;
-        for (size_t i = 4 * (size_t)d; i < nc; i++) tail |= (uint32_t)(uint8_t)p[i] << (8 * (i % 4));
+        for (size_t i = 4 * (size_t)d; i < nc; i++)
+            tail |= (uint32_t)(uint8_t)p[i] << (8 * (i % 4));
         v = _mm_or_si128(v, _mm_and_si128(_mm_set1_epi32((int)tail),
                                           _mm_cmpeq_epi32(_mm_set1_epi32(d), lane)));
     }
