@@ -54,6 +54,9 @@ static size_t expanded_budget_floats(const crisp_f32_kernels *k) {
  * the 2 MiB L2 of the Sapphire Rapids VM it was measured on: 2 MiB and
  * whole ResNet-50 inputs ran dense 1 x 1 convs up to 7 % slower). */
 #define DIRECT_SPLIT_INPUT_BYTES ((size_t)1 << 20)
+static int direct_input_fits(size_t k, size_t pixels, size_t element) {
+    return k * pixels * element <= DIRECT_SPLIT_INPUT_BYTES;
+}
 #define MAX_TILE_PIXELS CRISP_FAST_MAX_TILE_PIXELS
 #define DW_SLACK CRISP_DWCONV_SLACK
 
@@ -407,7 +410,7 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
          * panel once, as at several threads (crisp_fast_tiling_for): ResNet-50
          * @50 %'s 1 x 1 convs on 14 x 14 (K = 1024, 4 tiles) and 7 x 7 planes
          * (K = 2048, 2 tiles) took 0.85-0.92x their time at 1 thread. */
-        if (f.direct && f.k * pixels * sizeof(float) <= DIRECT_SPLIT_INPUT_BYTES) fit = pixels;
+        if (f.direct && direct_input_fits(f.k, pixels, sizeof(float))) fit = pixels;
         const size_t tiles = (pixels + fit - 1) / fit;
         nt = round_up((pixels + tiles - 1) / tiles, nr);
     }
@@ -705,7 +708,7 @@ crisp_fast_tiling crisp_fast_tiling_for(const crisp_op *op, size_t threads) {
          * a larger input every thread reading all of it costs more. */
         const crisp_conv2d_params *p = f32 ? &op->k.conv : &op->k.qconv.conv;
         const size_t pixels = p->output_height * p->output_width;
-        if (f->k * pixels * (f32 ? sizeof(float) : 1) <= DIRECT_SPLIT_INPUT_BYTES) {
+        if (direct_input_fits(f->k, pixels, f32 ? sizeof(float) : 1)) {
             t.tile_pixels = pixels, t.tiles = 1, t.by_tile = 0;
             return t;
         }

@@ -1,4 +1,5 @@
-/* Internal to the int8 x86 kernels: the requantisation of int32 sums, the
+/* Internal to the int8 x86 kernels (and the YMM run kernels' partial-row
+ * load, crisp_qs8_load_partial_avx2): the requantisation of int32 sums, the
  * vector form of crisp_qs8_requantize (kernels/common.h) with the same IEEE
  * operations in the same order: int32 -> float (round to nearest), one
  * multiply, round to nearest even, add of the zero point, clamp. The sums
@@ -19,6 +20,29 @@
  * guarantees |bias| + 255 * sum |q_w| <= INT32_MAX and |z_x - z| <= 255. */
 static inline int32_t crisp_qs8_folded_bias(const crisp_qs8_requant *q, size_t r, int32_t z) {
     return (int32_t)((int64_t)q->bias[r] - (int64_t)z * q->weight_sum[r]);
+}
+
+/* The first nc < 16 bytes of a B row, zero above, for the YMM run kernels'
+ * partial tiles (no masked byte loads below AVX-512): whole dwords by a
+ * masked load (masked-out ones are not read: the row may end the buffer),
+ * the last 1-3 bytes into the next dword. No call: a memcpy would make the
+ * compiler spill every YMM accumulator around it (all are caller-saved). */
+#if defined(__GNUC__)
+__attribute__((always_inline))
+#endif
+static inline __m128i crisp_qs8_load_partial_avx2(const int8_t *p, size_t nc) {
+    const int d = (int)(nc / 4);
+    const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
+    __m128i v = _mm_maskload_epi32((const int *)(const void *)p,
+                                   _mm_cmpgt_epi32(_mm_set1_epi32(d), lane));
+    if (nc % 4 != 0) {
+        uint32_t tail = 0;
+        for (size_t i = 4 * (size_t)d; i < nc; i++)
+            tail |= (uint32_t)(uint8_t)p[i] << (8 * (i % 4));
+        v = _mm_or_si128(v, _mm_and_si128(_mm_set1_epi32((int)tail),
+                                          _mm_cmpeq_epi32(_mm_set1_epi32(d), lane)));
+    }
+    return v;
 }
 
 static inline __m256i crisp_qs8_requant_avx2(__m256i acc, float multiplier,

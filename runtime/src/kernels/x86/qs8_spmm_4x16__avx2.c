@@ -15,26 +15,13 @@
 
 #define ROWS(X) X(0) X(1) X(2) X(3)
 
-/* 16 bytes of a B row, zero past nc (bytes there are never read: the row may
- * end the buffer): whole dwords by a masked load (masked-out ones are not
- * read), the last 1-3 bytes into the next dword. A stack copy through memcpy
- * cost the partial tiles most of their time, and its call made the compiler
- * spill the accumulators (all YMM registers are caller-saved). */
+/* 16 bytes of a B row; a partial tile's zero past nc (qs8_requant_x86.h:
+ * a stack copy through memcpy had cost the partial tiles most of their time,
+ * and its call made the compiler spill the accumulators). */
 static inline __attribute__((always_inline)) __m128i load16(const int8_t *p, size_t nc,
                                                              const int full) {
     if (full) return _mm_loadu_si128((const __m128i *)(const void *)p);
-    const int d = (int)(nc / 4);
-    const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
-    __m128i v = _mm_maskload_epi32((const int *)(const void *)p,
-                                   _mm_cmpgt_epi32(_mm_set1_epi32(d), lane));
-    if (nc % 4 != 0) {
-        uint32_t tail = 0;
-        for (size_t i = 4 * (size_t)d; i < nc; i++)
-            tail |= (uint32_t)(uint8_t)p[i] << (8 * (i % 4));
-        v = _mm_or_si128(v, _mm_and_si128(_mm_set1_epi32((int)tail),
-                                          _mm_cmpeq_epi32(_mm_set1_epi32(d), lane)));
-    }
-    return v;
+    return crisp_qs8_load_partial_avx2(p, nc);
 }
 
 static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, size_t entries,

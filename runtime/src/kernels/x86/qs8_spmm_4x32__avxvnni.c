@@ -39,9 +39,7 @@ static const int8_t slide[32] = {0,  1,  2,  3,  4,  5,  6,  7,  8,  9,  10, 11,
  * end the buffer). A partial row of 16 or more bytes takes two overlapping
  * 16-byte loads ending at nc and one byte shuffle: byte j of the upper half
  * is byte nc - 16 + (32 - nc) + j of the second load, where that index is
- * below 16, else zero. Shorter rows: a masked dword load and the last bytes
- * (no call to memcpy: the compiler would spill every YMM accumulator around
- * it, all being caller-saved). */
+ * below 16, else zero. Shorter rows: crisp_qs8_load_partial_avx2. */
 static inline __attribute__((always_inline)) __m256i load_row(const int8_t *p, size_t nc,
                                                                const int full) {
     if (full) return _mm256_loadu_si256((const __m256i *)(const void *)p);
@@ -51,20 +49,7 @@ static inline __attribute__((always_inline)) __m256i load_row(const int8_t *p, s
         const __m128i idx = _mm_loadu_si128((const __m128i *)(const void *)(slide + 32 - nc));
         return _mm256_inserti128_si256(_mm256_castsi128_si256(lo), _mm_shuffle_epi8(end, idx), 1);
     }
-    /* Whole dwords by a masked load (masked-out ones are not read), the
-     * last 1-3 bytes into the next dword. */
-    const int d = (int)(nc / 4);
-    const __m128i lane = _mm_setr_epi32(0, 1, 2, 3);
-    __m128i v = _mm_maskload_epi32((const int *)(const void *)p,
-                                   _mm_cmpgt_epi32(_mm_set1_epi32(d), lane));
-    if (nc % 4 != 0) {
-        uint32_t tail = 0;
-        for (size_t i = 4 * (size_t)d; i < nc; i++)
-            tail |= (uint32_t)(uint8_t)p[i] << (8 * (i % 4));
-        v = _mm_or_si128(v, _mm_and_si128(_mm_set1_epi32((int)tail),
-                                          _mm_cmpeq_epi32(_mm_set1_epi32(d), lane)));
-    }
-    return _mm256_inserti128_si256(_mm256_setzero_si256(), v, 0);
+    return _mm256_inserti128_si256(_mm256_setzero_si256(), crisp_qs8_load_partial_avx2(p, nc), 0);
 }
 
 static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, size_t entries,
@@ -132,10 +117,11 @@ void crisp_qs8_spmm_ukernel_4x32__avxvnni(size_t rows, size_t nc, size_t entries
                                           const uint32_t *column, const int8_t *w,
                                           const int8_t *b, size_t b_stride, int8_t *c,
                                           size_t c_stride, const crisp_qs8_requant *q) {
-    /* Rows in pairs: each row's weights are 4 bytes per group at w + group *
-     * 4 * rows + row * 4. Sixteen YMM registers hold two rows' accumulators
-     * (8), the interleaved group (4) and the broadcasts; four rows' would
-     * spill (the AVX-512 kernel has 32 registers). */
+    /* Rows in chunks of four: each row's weights are 4 bytes per group at w +
+     * group * 4 * rows + row * 4. Four rows' 16 accumulators fill the 16 YMM
+     * registers, so some spill; two rows per chunk (no spills, the interleave
+     * done twice for a V = 4 run) measured slower at V = 4 (runtime/README.md,
+     * "int8"). Full tiles get a loop without partial-row code. */
     for (size_t r0 = 0; r0 < rows; r0 += 4) {
         crisp_qs8_requant qr = *q;
         qr.bias += r0, qr.multiplier += r0, qr.weight_sum += r0;
