@@ -190,9 +190,11 @@ class Model:
         ``"spmm"``, ``"gemv"``, ``"dwconv"``, ``"maxpool"``, their int8 twins ``"qs8_gemm"``,
         ``"qs8_spmm"``, ``"qs8_gemv"``, ``"qs8_spmv"`` (hybrid int8 linears), ``"qs8_dwconv"``,
         ``"qs8_add"``, ``"qs8_maxpool"``, ``"add"`` (float32 ADD), ``"quantize"``, or
-        ``"reference"``, with ``" (expanded)"`` for a hybrid layer the cost table (or, int8
-        linears, the byte count) runs dense and ``" (filled)"`` for filled runs, float32 or int8
-        (runtime/README.md, "Dense or sparse, per layer")."""
+        ``"reference"``, with ``" (expanded)"`` for a hybrid layer the cost table runs dense
+        from the file's encoding, ``" (dense copy)"`` for one run dense from a copy made at load
+        (float32 convs the memory budget has room for; int8 linears by their byte count) and
+        ``" (filled)"`` for filled runs, float32 or int8 (runtime/README.md, "Dense or sparse,
+        per layer")."""
         model = self._model()
         ffi, lib = self._ffi, self._lib
         session = ffi.new("crisp_session **")

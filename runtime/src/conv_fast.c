@@ -348,7 +348,7 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
          * its runs on the batch-1 kernels (f32_spmv.inc), reading x in place. */
         const uint32_t enc = m->tensors[op->weight].encoding;
         const size_t out = op->k.linear.output_features;
-        if (enc == CRISP_ENCODING_DENSE_F32 || crisp_op_expanded(op)) {
+        if (crisp_op_dense_f32(m, op) != NULL || crisp_op_expanded(op)) {
             f.path = CRISP_FAST_GEMV;
             f.units = (out + k->gemv_mr - 1) / k->gemv_mr;
             /* An expanded layer's MR rows, expanded per call. */
@@ -386,7 +386,7 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
         return f;
     }
     if (p->groups != 1) return f;
-    if (enc == CRISP_ENCODING_DENSE_F32 || crisp_op_expanded(op)) {
+    if (crisp_op_dense_f32(m, op) != NULL || crisp_op_expanded(op)) {
         f.path = CRISP_FAST_GEMM;
         f.units = (p->output_channels + k->gemm_mr - 1) / k->gemm_mr;
     } else if (enc == CRISP_ENCODING_HYBRID_F32) {
@@ -613,7 +613,7 @@ static void window_bands(crisp_f32_dwconv_ukernel_fn kernel, const crisp_conv2d_
 static const float *panel_rows(const crisp_f32_kernels *k, const crisp_model *m,
                                const crisp_op *op, size_t r0, size_t rows, size_t K,
                                float *panel) {
-    if (!crisp_op_expanded(op)) return m->tensors[op->weight].data + r0 * K;
+    if (!crisp_op_expanded(op)) return crisp_op_dense_f32(m, op) + r0 * K;
     crisp_expand_rows(&m->tensors[op->weight].hybrid, op->packed.expand_values,
                       op->packed.expand_indices, k->expand24, r0, rows, panel);
     return panel;

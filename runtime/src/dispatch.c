@@ -50,7 +50,7 @@ static void fast_work(const job *j, size_t b, size_t e, size_t t) {
  * reference linear over its copy. */
 static int is_hybrid(const crisp_op *op, const crisp_tensor *t) {
     return crisp_encoding_is_hybrid(t->encoding) && !crisp_op_expanded(op) &&
-           op->packed.dense_qs8 == NULL;
+           op->packed.dense_qs8 == NULL && op->packed.dense_f32 == NULL;
 }
 
 static const float *bias_of(const job *j) {
@@ -104,7 +104,7 @@ static void conv_work(const job *j, size_t b, size_t e, size_t t) {
         crisp_f32_conv2d_hybrid__ref(&op->k.conv, &op->packed.sparse, (const float *)j->x,
                                      bias_of(j), (float *)j->y, b, e);
     } else {
-        crisp_f32_conv2d__ref(&op->k.conv, (const float *)j->x, w->data,
+        crisp_f32_conv2d__ref(&op->k.conv, (const float *)j->x, crisp_op_dense_f32(j->m, op),
                               bias_of(j), (float *)j->y, b, e);
     }
 }
@@ -128,7 +128,7 @@ static void linear_work(const job *j, size_t b, size_t e, size_t t) {
         crisp_f32_linear_hybrid__ref(&op->k.linear, &op->packed.sparse, (const float *)j->x,
                                      bias_of(j), (float *)j->y, b, e);
     } else {
-        crisp_f32_linear__ref(&op->k.linear, (const float *)j->x, w->data,
+        crisp_f32_linear__ref(&op->k.linear, (const float *)j->x, crisp_op_dense_f32(j->m, op),
                               bias_of(j), (float *)j->y, b, e);
     }
 }

@@ -2,7 +2,9 @@
  * its sparse runs as the file selects them (src/pack.c), filled runs (per-row
  * N:M blocks whose rows share every column of each kept block, zeros where a
  * row left one out), or dense on the dense GEMM/GEMV, its rows expanded from
- * the file as the kernels need them (src/expand.h), whichever a per-ISA cost table says is fastest
+ * the file as the kernels need them (src/expand.h) or, where the memory
+ * budget has room, from a copy made at load (src/pack.c, "dense copies"),
+ * whichever a per-ISA cost table says is fastest
  * (runtime/README.md, "Dense or sparse, per layer"). An int8 hybrid conv
  * (groups 1) runs as its runs or as filled runs, by a table of its own. */
 #ifndef CRISP_HYBRID_FORM_H
@@ -46,6 +48,11 @@ enum crisp_hybrid_choice {
     CRISP_HYBRID_RUNS = 0,
     CRISP_HYBRID_FILLED,
     CRISP_HYBRID_DENSE,
+    /* Names and profiles only: dense from a copy made at load (src/pack.c:
+     * crisp_fit_packed_forms for float32 convs, densify_linear for int8
+     * linears) rather than expanded from the file; never chosen by
+     * crisp_hybrid_choose. */
+    CRISP_HYBRID_DENSE_COPY,
 };
 
 /* The layer's form: the forced one (when it exists), or under auto the

@@ -60,6 +60,10 @@ typedef struct crisp_packed {
      * starting each block-row at these value and index positions [nbr]; then
      * `sparse` is empty. NULL otherwise. */
     const uint64_t *expand_values, *expand_indices;
+    /* A HYBRID_F32 layer run dense from a copy expanded once at load (src/
+     * pack.c, crisp_fit_packed_forms): R x K row-major, what a DENSE_F32
+     * tensor's data would be; then `sparse` is empty. NULL otherwise. */
+    const float *dense_f32;
     uint64_t filled_weights;     /* `sparse` holds filled runs (src/pack.c) of this many
                                     weights, zeros included; 0 = the file's runs */
     /* An int8 hybrid linear run dense (src/pack.c, densify_linear): R x K
@@ -89,6 +93,8 @@ typedef struct crisp_pack_plan {
     uint64_t bytes;        /* what the choice allocates */
     uint64_t band_bytes;   /* at most this many more for band offsets (src/conv_fast.c) */
     uint64_t dense_bytes;  /* what running dense allocates (block-row starts) */
+    int copy;              /* dense from a copy expanded at load, not from the file
+                              (crisp_fit_packed_forms); then `bytes` is the copy's */
     double time, dense_time; /* the cost table's time of the choice and of dense, whole
                                 layer (per pixel x output pixels); -1 without a table */
 } crisp_pack_plan;
@@ -306,6 +312,14 @@ void crisp_packed_free(crisp_packed *packed);
 /* A hybrid layer the cost table runs on the dense kernels (src/expand.h). */
 static inline int crisp_op_expanded(const crisp_op *op) {
     return op->packed.expand_values != NULL;
+}
+
+/* A float32 conv's or linear's dense weights in memory, R x K row-major: a
+ * DENSE_F32 tensor's data, or a hybrid layer's dense copy; NULL otherwise. */
+static inline const float *crisp_op_dense_f32(const crisp_model *m, const crisp_op *op) {
+    if (op->packed.dense_f32 != NULL) return op->packed.dense_f32;
+    const crisp_tensor *t = &m->tensors[op->weight];
+    return t->encoding == CRISP_ENCODING_DENSE_F32 ? t->data : NULL;
 }
 
 static inline int crisp_encoding_is_hybrid(uint32_t encoding) {

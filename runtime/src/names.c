@@ -80,7 +80,10 @@ const char *crisp_section_kind_name(uint32_t kind, char buf[16]) {
 const char *crisp_fast_path_name(uint32_t path, uint32_t choice) {
     if (choice == CRISP_HYBRID_DENSE && path == CRISP_FAST_GEMM) return "gemm (expanded)";
     if (choice == CRISP_HYBRID_DENSE && path == CRISP_FAST_GEMV) return "gemv (expanded)";
-    if (choice == CRISP_HYBRID_DENSE && path == CRISP_FAST_QS8_GEMV) return "qs8_gemv (expanded)";
+    if (choice == CRISP_HYBRID_DENSE_COPY && path == CRISP_FAST_GEMM) return "gemm (dense copy)";
+    if (choice == CRISP_HYBRID_DENSE_COPY && path == CRISP_FAST_GEMV) return "gemv (dense copy)";
+    if (choice == CRISP_HYBRID_DENSE_COPY && path == CRISP_FAST_QS8_GEMV)
+        return "qs8_gemv (dense copy)";
     if (choice == CRISP_HYBRID_FILLED && path == CRISP_FAST_SPMM) return "spmm (filled)";
     if (choice == CRISP_HYBRID_FILLED && path == CRISP_FAST_QS8_SPMM) return "qs8_spmm (filled)";
     switch (path) {

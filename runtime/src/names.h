@@ -31,8 +31,9 @@ const char *crisp_section_kind_name(uint32_t kind, char buf[16]);
 /* The optimised kernel family of a crisp_fast_path ("gemm", "spmm",
  * "dwconv", "maxpool", "gemv"); "reference" for CRISP_FAST_NONE. `choice`
  * is the hybrid layer's form (enum crisp_hybrid_choice, src/hybrid_form.h):
- * expanded to dense, "gemm (expanded)" / "gemv (expanded)"; filled runs,
- * "spmm (filled)". */
+ * expanded to dense from the file, "gemm (expanded)" / "gemv (expanded)"; dense
+ * from a copy made at load, "gemm (dense copy)" / "qs8_gemv (dense copy)";
+ * filled runs, "spmm (filled)". */
 const char *crisp_fast_path_name(uint32_t path, uint32_t choice);
 
 /* Dims as "a,b,c" in buf (truncated to size), for messages. */

@@ -245,6 +245,42 @@ static crisp_status expand(crisp_model *m, crisp_op *op, const crisp_tensor *t,
     return CRISP_OK;
 }
 
+/* A float32 hybrid conv run dense from a copy (crisp_fit_packed_forms): its
+ * rows expanded once here into R x K floats, what a DENSE_F32 tensor holds,
+ * which the dense kernels then read as they read one; its file pages are
+ * given back after (src/model.c). Bitwise the floats expand() gives the
+ * kernels panel by panel. Where the memory limit or malloc has no room for
+ * the copy the layer is expanded from the file instead: slower, the same
+ * results, the load goes on. */
+static crisp_status copy_dense(crisp_model *m, crisp_op *op, const crisp_tensor *t,
+                               const char *what) {
+    const crisp_hybrid *h = &t->hybrid;
+    const size_t bytes = (size_t)h->rows * h->cols * sizeof(float);
+    const size_t starts_bytes = 2 * (size_t)h->nbr * sizeof(uint64_t);
+    if (m->resident_bytes > m->max_memory_bytes ||
+        bytes + starts_bytes > m->max_memory_bytes - m->resident_bytes)
+        return expand(m, op, t, what);
+    uint64_t *starts = malloc(starts_bytes ? starts_bytes : 1);
+    float *dense = malloc(bytes);
+    if (starts == NULL || dense == NULL) {
+        free(starts), free(dense);
+        return expand(m, op, t, what);
+    }
+    crisp_expand_starts(h, starts, starts + h->nbr);
+    crisp_expand_rows(h, starts, starts + h->nbr, crisp_f32_kernels_best()->expand24, 0, h->rows,
+                      dense);
+    free(starts);
+    const crisp_status charged = crisp_limits_charge(m, bytes, what);
+    if (charged != CRISP_OK) {
+        free(dense);
+        return charged;
+    }
+    m->packed_bytes += bytes;
+    op->packed.memory = dense;
+    op->packed.dense_f32 = dense;
+    return CRISP_OK;
+}
+
 /* Offsets of the packed layout's parts (numbered above) and the total. */
 static size_t layout(const counts *n, int hybrid, int is_i8, uint64_t cout, int want_q,
                      size_t at[10]) {
@@ -648,30 +684,34 @@ crisp_status crisp_pack_op(crisp_model *m, uint32_t index) {
 #define SESSION_RESERVE ((uint64_t)6 << 20)
 #define RSS_SLACK ((uint64_t)16 << 20) /* the promise: file + 2 x arena + 16 MiB */
 
-void crisp_fit_packed_forms(crisp_model *m) {
-    if (m->hybrid_form != CRISP_HYBRID_FORM_AUTO) return;
-    /* Resident bytes beyond the file's: what packing allocates (band offsets
-     * included, as an upper bound), less the file pages it gives back (a
-     * repacked tensor's; a layer run dense keeps its). Counted as for a mapped
-     * file whatever the load (a buffer's copy gives nothing back), so the
-     * forms, and the results, do not depend on how the model was loaded. */
-    uint64_t packed = m->packed_bytes, released = 0;
-    size_t candidates = 0;
+/* Resident bytes beyond the file's: what packing allocates (band offsets
+ * included, as an upper bound) as `packed`, the file pages it gives back (a
+ * repacked or copied tensor's; a layer expanded from the file keeps its) as
+ * `released`. Counted as for a mapped file whatever the load (a buffer's copy
+ * gives nothing back), so the forms, and the results, do not depend on how
+ * the model was loaded. Returns the layers packed as runs or filled runs. */
+static size_t count_forms(const crisp_model *m, uint64_t *packed, uint64_t *released) {
+    size_t runs = 0;
+    *packed = m->packed_bytes, *released = 0;
     for (uint32_t i = 0; i < m->op_count; i++) {
         const crisp_op *op = &m->ops[i];
         if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) continue;
         const crisp_tensor *t = &m->tensors[op->weight];
         if (op->plan.deferred) {
-            packed += op->plan.bytes + op->plan.band_bytes;
-            if (op->plan.choice == CRISP_HYBRID_DENSE) continue;
-            released += t->raw_size;
-            candidates++;
+            *packed += op->plan.bytes + op->plan.band_bytes;
+            if (op->plan.choice == CRISP_HYBRID_DENSE && op->plan.copy <= 0) continue;
+            *released += t->raw_size;
+            runs += op->plan.choice != CRISP_HYBRID_DENSE;
         } else if (crisp_encoding_is_hybrid(t->encoding)) {
-            released += t->raw_size;
+            *released += t->raw_size;
         }
     }
-    const uint64_t allowed = m->arena_bytes + RSS_SLACK - SESSION_RESERVE;
-    if (candidates == 0 || packed <= released || packed - released <= allowed) return;
+    return runs;
+}
+
+/* Over the budget: layers packed as runs run dense from the file instead,
+ * the least slowdown per byte freed first (src/hybrid_form.h). */
+static void demote(crisp_model *m, size_t candidates, uint64_t excess) {
     crisp_hybrid_demotion *items = calloc(candidates, sizeof *items);
     if (items == NULL) return; /* the cost table's choices stand */
     size_t n = 0;
@@ -683,7 +723,6 @@ void crisp_fit_packed_forms(crisp_model *m) {
         if (p->time < 0.0 || p->dense_time < 0.0 || held <= kept) continue;
         items[n++] = (crisp_hybrid_demotion){held - kept, p->dense_time - p->time, i, 0};
     }
-    const uint64_t excess = packed - released - allowed;
     crisp_hybrid_fit(items, n, excess);
     for (size_t j = 0; j < n && items[j].chosen; j++) {
         crisp_pack_plan *p = &m->ops[items[j].op].plan;
@@ -695,6 +734,87 @@ void crisp_fit_packed_forms(crisp_model *m) {
     free(items);
 }
 
+/* Which dense-from-file convs may get a dense copy (runtime/README.md,
+ * "Dense copies"). Measured on ResNet-50 @50 % (AVX-512, per-op profiles
+ * against a copy of every layer): expanding costs about a fifth of a 3 x 3
+ * conv's time on a 7 x 7 plane and a tenth on 14 x 14, nothing measurable
+ * on 28 x 28 and above; and the dense kernels read a copy's MR rows as MR
+ * streams: rows of K = 256 or 512 floats ran 8-17 % slower from a copy than
+ * expanded from the file's one stream, rows of K >= 1024 (4 KiB, a page)
+ * faster; a linear (GEMV, each weight used once) 25 % slower. */
+#define COPY_MAX_PIXELS ((uint64_t)196)
+#define COPY_MIN_K ((uint64_t)1024)
+/* Budget the copies leave unused beyond SESSION_RESERVE, for the kernel
+ * scratch of more threads (about 1 MiB each): ResNet-50 @50 % with copies
+ * up to the budget's edge peaked 0.2 MiB under it at 2 threads. */
+#define COPY_SPARE ((uint64_t)8 << 20)
+
+static int copy_wanted(const crisp_model *m, const crisp_op *op) {
+    const crisp_pack_plan *p = &op->plan;
+    if (!p->deferred || p->choice != CRISP_HYBRID_DENSE || p->copy != 0) return 0;
+    if (op->kind != CRISP_OP_CONV2D) return 0;
+    const crisp_conv2d_params *c = &op->k.conv;
+    return (uint64_t)c->output_height * c->output_width <= COPY_MAX_PIXELS &&
+           (uint64_t)m->tensors[op->weight].hybrid.cols >= COPY_MIN_K;
+}
+
+/* Whether op a's copy comes before op b's: the smaller output plane first
+ * (its expansion a larger share of the layer: 7 x 7 convs ran 0.75-0.87x
+ * their time from a copy, 14 x 14 ones 0.82-0.97x, at 1 and 2 threads),
+ * then file order. Ordering by pixel tiles (expansions per run at 1 thread)
+ * measured no better at 1 thread and worse at 2, where every thread expands
+ * the panels of its own tiles. */
+static int copy_before(const crisp_model *m, uint32_t a, uint32_t b) {
+    const crisp_conv2d_params *pa = &m->ops[a].k.conv, *pb = &m->ops[b].k.conv;
+    const uint64_t xa = (uint64_t)pa->output_height * pa->output_width;
+    const uint64_t xb = (uint64_t)pb->output_height * pb->output_width;
+    return xa != xb ? xa < xb : a < b;
+}
+
+/* Room left under the budget: dense copies in copy_before's order, each
+ * only while its growth (the copy less the block-row starts and the file
+ * pages it gives back) fits the budget's room and the copy fits the memory
+ * limit beside the rest of the load and one session. */
+static void promote(crisp_model *m, uint64_t room) {
+    uint64_t need = m->resident_bytes + m->arena_bytes + SESSION_RESERVE;
+    for (uint32_t i = 0; i < m->op_count; i++)
+        if (m->ops[i].plan.deferred) need += m->ops[i].plan.bytes + m->ops[i].plan.band_bytes;
+    uint64_t limit_room = need < m->max_memory_bytes ? m->max_memory_bytes - need : 0;
+    for (;;) {
+        uint32_t best = UINT32_MAX;
+        for (uint32_t i = 0; i < m->op_count; i++)
+            if (copy_wanted(m, &m->ops[i]) && (best == UINT32_MAX || copy_before(m, i, best)))
+                best = i;
+        if (best == UINT32_MAX) break;
+        crisp_pack_plan *p = &m->ops[best].plan;
+        const crisp_tensor *t = &m->tensors[m->ops[best].weight];
+        const uint64_t bytes = (uint64_t)t->hybrid.rows * t->hybrid.cols * sizeof(float);
+        const uint64_t given_back = p->bytes + t->raw_size;
+        const uint64_t growth = bytes > given_back ? bytes - given_back : 0;
+        p->copy = -1; /* looked at */
+        if (growth > room || bytes - p->bytes > limit_room) continue;
+        room -= growth, limit_room -= bytes - p->bytes;
+        p->copy = 1;
+        p->bytes = bytes;
+    }
+    for (uint32_t i = 0; i < m->op_count; i++)
+        if (m->ops[i].plan.copy < 0) m->ops[i].plan.copy = 0;
+}
+
+void crisp_fit_packed_forms(crisp_model *m) {
+    if (m->hybrid_form != CRISP_HYBRID_FORM_AUTO) return;
+    const uint64_t allowed = m->arena_bytes + RSS_SLACK - SESSION_RESERVE;
+    uint64_t packed, released;
+    const size_t candidates = count_forms(m, &packed, &released);
+    if (candidates > 0 && packed > released && packed - released > allowed) {
+        demote(m, candidates, packed - released - allowed);
+        (void)count_forms(m, &packed, &released);
+    }
+    /* Copies are optional speed: they leave COPY_SPARE of the budget free. */
+    const uint64_t held = packed > released ? packed - released : 0;
+    if (held + COPY_SPARE < allowed) promote(m, allowed - held - COPY_SPARE);
+}
+
 crisp_status crisp_pack_deferred(crisp_model *m, uint32_t index) {
     crisp_op *op = &m->ops[index];
     if (!op->plan.deferred) return CRISP_OK;
@@ -703,7 +823,7 @@ crisp_status crisp_pack_deferred(crisp_model *m, uint32_t index) {
     if (p->choice == CRISP_HYBRID_DENSE) {
         char what[96];
         describe(what, sizeof what, index, op);
-        return expand(m, op, t, what);
+        return p->copy ? copy_dense(m, op, t, what) : expand(m, op, t, what);
     }
     const geometry g = geometry_of(op, t);
     const counts n = {p->runs, p->segments, p->entries, p->weights};

@@ -36,18 +36,21 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
                            "crisp_session_get_op_profile: op %u, the model has %u ops",
                            (unsigned)op, (unsigned)s->model->op_count);
     const crisp_op *o = &s->model->ops[op];
-    /* A hybrid layer expanded at load (src/hybrid_form.h) executes every MAC;
-     * filled runs their weights, zeros included. */
-    const uint32_t choice = crisp_op_expanded(o) || o->packed.dense_qs8 ? CRISP_HYBRID_DENSE
-                            : o->packed.filled_weights   ? CRISP_HYBRID_FILLED
-                                                         : CRISP_HYBRID_RUNS;
+    /* A hybrid layer run dense (src/hybrid_form.h; expanded from the file or
+     * a copy made at load) executes every MAC; filled runs their weights,
+     * zeros included. */
+    const uint32_t choice = o->packed.dense_f32 || o->packed.dense_qs8 ? CRISP_HYBRID_DENSE_COPY
+                            : crisp_op_expanded(o)                  ? CRISP_HYBRID_DENSE
+                            : o->packed.filled_weights              ? CRISP_HYBRID_FILLED
+                                                                    : CRISP_HYBRID_RUNS;
     uint64_t executed = o->effective_macs;
-    if (choice == CRISP_HYBRID_DENSE) executed = o->macs;
+    if (choice == CRISP_HYBRID_DENSE || choice == CRISP_HYBRID_DENSE_COPY) executed = o->macs;
     if (choice == CRISP_HYBRID_FILLED) {
         const crisp_hybrid *h = &s->model->tensors[o->weight].hybrid;
         executed = o->macs / ((uint64_t)h->rows * h->cols) * o->packed.filled_weights;
     }
     const char *kernel = s->fast == NULL ? (choice == CRISP_HYBRID_DENSE ? "reference (expanded)"
+                                            : choice == CRISP_HYBRID_DENSE_COPY ? "reference (dense copy)"
                                             : choice == CRISP_HYBRID_FILLED ? "reference (filled)"
                                                                             : "reference")
                                          : crisp_fast_path_name(o->fast.path, choice);

@@ -1350,6 +1350,7 @@ typedef struct layer {
     naive_conv c;
     int hybrid; /* 0 dense; else N:M in blocks, V rows sharing */
     mb_hybrid hy;
+    int copy_limit_mb; /* > 0: also loaded under this CRISP_MAX_MEMORY_MB */
 } layer;
 
 /* Layers whose optimised runs read a band, compared with the im2col path. */
@@ -1406,6 +1407,16 @@ static void check_expanded_direct(const crisp_model *m, const char *what) {
     }
 }
 
+/* Layers run dense from a copy made at load (src/pack.c, "dense copies"),
+ * checked bitwise against the same layer expanded from the file. */
+static int dense_copied;
+
+static int dense_copies(const crisp_model *m) {
+    int n = 0;
+    for (uint32_t i = 0; i < m->op_count; i++) n += m->ops[i].packed.dense_f32 != NULL;
+    return n;
+}
+
 static void run_layer(const layer *L, unsigned *rng, const char *what) {
     const naive_conv *c = &L->c;
     const int oh = L->linear ? 1 : naive_conv_out(c->h, c->kh, c->sh, c->pt + c->pb, c->dh);
@@ -1453,7 +1464,7 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
     const size_t nx = L->linear ? (size_t)c->cin : (size_t)c->cin * c->h * c->w;
     const size_t ny = (size_t)R * oh * ow;
     float *x = random_floats(rng, nx, 2), *want = malloc(ny * 4), *got = malloc(ny * 4);
-    float *first = malloc(ny * 4);
+    float *first = malloc(ny * 4), *expanded = malloc(ny * 4);
     static const char *const forms[] = {"sparse", "dense", "filled", "auto"};
     for (int fi = 0; fi < (L->hybrid ? 4 : 1); fi++) {
         setenv("CRISP_HYBRID_FORM", forms[fi], 1);
@@ -1463,6 +1474,10 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
             continue;
         }
         const int band = uses_band(m);
+        const int copies = dense_copies(m);
+        CHECK(copies == 0 || fi == 3, "%s: a dense copy under the forced %s form", what,
+              forms[fi]);
+        dense_copied += copies;
         expanded_tiled += expanded_tiles(m);
         check_expanded_direct(m, what);
         dw_blocked += uses_channel_blocks(m);
@@ -1491,6 +1506,12 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
                   forms[fi], t == 0 ? "reference kernels" : t == 1 ? "1 thread" : "3 threads",
                   err, top);
             if (t == 1) memcpy(first, got, ny * 4);
+            if (t == 1 && fi == 1) memcpy(expanded, got, ny * 4);
+            /* The copy holds the floats the expansion writes: the same sums. */
+            if (t >= 1 && copies > 0)
+                CHECK(memcmp(expanded, got, ny * 4) == 0,
+                      "%s (%u threads): the dense copy and the expansion differ", what,
+                      (unsigned)t);
             if (t == 3)
                 CHECK(memcmp(first, got, ny * 4) == 0, "%s (%s form): 1 and 3 threads differ",
                       what, forms[fi]);
@@ -1522,7 +1543,32 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
         }
     }
     unsetenv("CRISP_HYBRID_FORM");
-    free(x), free(want), free(got), free(first);
+    /* A memory limit with no room for the copy: expanded from the file, the
+     * load goes on, the same results. */
+    if (L->copy_limit_mb > 0) {
+        char limit[16];
+        snprintf(limit, sizeof limit, "%d", L->copy_limit_mb);
+        setenv("CRISP_MAX_MEMORY_MB", limit, 1);
+        crisp_model *m;
+        const crisp_status loaded = crisp_model_load_buffer(file, size, &m);
+        unsetenv("CRISP_MAX_MEMORY_MB");
+        CHECK(loaded == CRISP_OK, "%s: load under a %s MiB limit: %s", what, limit,
+              crisp_last_error());
+        if (loaded == CRISP_OK) {
+            CHECK(dense_copies(m) == 0 && m->ops[0].packed.expand_values != NULL,
+                  "%s: a %s MiB limit still made a dense copy", what, limit);
+            crisp_session *s;
+            const crisp_session_options o = {1, 0};
+            CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "%s",
+                  crisp_last_error());
+            CHECK(crisp_session_run(s, x, nx, got, ny) == CRISP_OK, "%s", crisp_last_error());
+            crisp_session_free(s);
+            CHECK(memcmp(expanded, got, ny * 4) == 0, "%s: expanded under the limit differs",
+                  what);
+            crisp_model_free(m);
+        }
+    }
+    free(x), free(want), free(got), free(first), free(expanded);
     free(file), free(wbytes), free(dense);
 }
 
@@ -1612,6 +1658,22 @@ static void layers(void) {
         conv_name(what, sizeof what, &L);
         run_layer(&L, &rng, what);
     }
+    { /* A 3 x 3 conv at 2:4 on a 7 x 7 plane with K = 1152 (ResNet-50's
+       * layer4 shape, narrower): run dense, from a copy made at load under
+       * auto (src/pack.c); a 7 MiB memory limit leaves no room for it. */
+        layer L;
+        memset(&L, 0, sizeof L);
+        naive_conv *c = &L.c;
+        c->kh = c->kw = 3, c->sh = c->sw = c->dh = c->dw = c->groups = 1;
+        c->pt = c->pl = c->pb = c->pr = 1;
+        c->h = c->w = 7, c->cin = 128, c->cout = 512, c->act = 1;
+        L.hybrid = 1;
+        L.hy = (mb_hybrid){0, 0, 16, 16, 2, 4, 1, 0, 0, 0};
+        L.copy_limit_mb = 7;
+        conv_name(what, sizeof what, &L);
+        run_layer(&L, &rng, what);
+    }
+    CHECK(dense_copied >= 1, "no layer ran dense from a copy");
     CHECK(banded >= 16, "only %d layers compared with the im2col path", banded);
     CHECK(expanded_tiled >= 4, "only %d layers run dense in several tiles", expanded_tiled);
     CHECK(expanded_direct_whole >= 1, "no direct conv ran dense on a whole-image tile");

@@ -286,7 +286,7 @@ def test_runtime_int8_is_bit_exact_with_the_numpy_executor(tmp_path: Path, runti
     expected = qexec.run_int8(graph, x.numpy())
     # The hybrid fc as runs (qs8_spmv) and expanded to dense (qs8_gemv; the cost rule's choice
     # for a 2:4 layer that keeps every block, runtime/README.md), split over 1-3 threads.
-    kernel = {"sparse": "qs8_spmv", "dense": "qs8_gemv (expanded)", "auto": "qs8_gemv (expanded)"}
+    kernel = {"sparse": "qs8_spmv", "dense": "qs8_gemv (dense copy)", "auto": "qs8_gemv (dense copy)"}
     for form, threads in itertools.product(kernel, (1, 2, 3)):
         monkeypatch.setenv("CRISP_HYBRID_FORM", form)
         with crisp_edge.load(tmp_path / "q.crisp", threads=threads) as m:
