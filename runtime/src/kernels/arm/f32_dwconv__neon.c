@@ -31,10 +31,4 @@
         even = vuzp1q_f32(a, b);       \
         odd = vuzp2q_f32(a, b);        \
     } while (0)
-/* p[0 .. n) and zeros: NEON loads have no lane masks. */
-static inline float32x4_t crisp_neon_load_n(const float *p, size_t n) {
-    float t[4] = {0.0f, 0.0f, 0.0f, 0.0f};
-    memcpy(t, p, n * sizeof(float));
-    return vld1q_f32(t);
-}
 #include "kernels/generic/f32_dwconv_body.h"

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "kernels/ukernels.h"
+#include "kernels/arm/neon_tail.h"
 
 #define MR 8
 
@@ -21,14 +22,10 @@ void crisp_f32_gemm_ukernel_8x8__neon(size_t mr, size_t nc, size_t kc, const flo
         acc[i][0] = acc[i][1] = vdupq_n_f32(bias != NULL ? bias[row] : 0.0f);
     }
     const int full = nc == 8;
-    float tail[8] = {0};
     for (size_t k = 0; k < kc; k++) {
         const float *bk = b + k * b_stride;
-        if (!full) {
-            memcpy(tail, bk, nc * sizeof(float));
-            bk = tail;
-        }
-        const float32x4_t b0 = vld1q_f32(bk), b1 = vld1q_f32(bk + 4);
+        const float32x4_t b0 = full ? vld1q_f32(bk) : crisp_neon_load_part(bk, nc, 0);
+        const float32x4_t b1 = full ? vld1q_f32(bk + 4) : crisp_neon_load_part(bk, nc, 1);
         for (int i = 0; i < MR; i++) {
             const float32x4_t w = vld1q_dup_f32(ar[i] + k);
             acc[i][0] = vfmaq_f32(acc[i][0], w, b0);

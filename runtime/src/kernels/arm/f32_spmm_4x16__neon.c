@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "kernels/ukernels.h"
+#include "kernels/arm/neon_tail.h"
 
 static inline __attribute__((always_inline)) void chunk(size_t rows, size_t r0, size_t nc,
                                                         size_t entries, const uint32_t *column,
@@ -21,16 +22,12 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, size_t r0, 
         for (int v = 0; v < 4; v++) acc[i][v] = b0;
     }
     const int full = nc == 16;
-    float tail[16] = {0};
     const float *we = w + r0;
     for (size_t e = 0; e < entries; e++, we += rows) {
         const float *be = b + (size_t)column[e] * b_stride;
-        if (!full) {
-            memcpy(tail, be, nc * sizeof(float));
-            be = tail;
-        }
         float32x4_t bv[4];
-        for (int v = 0; v < 4; v++) bv[v] = vld1q_f32(be + 4 * v);
+        for (int v = 0; v < 4; v++)
+            bv[v] = full ? vld1q_f32(be + 4 * v) : crisp_neon_load_part(be, nc, (size_t)v);
         for (int i = 0; i < rr; i++) {
             const float32x4_t wv = vld1q_dup_f32(we + i);
             for (int v = 0; v < 4; v++) acc[i][v] = vfmaq_f32(acc[i][v], wv, bv[v]);

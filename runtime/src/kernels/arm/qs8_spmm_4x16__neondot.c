@@ -46,14 +46,9 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, 
         const int8x16_t p1 = vreinterpretq_s8_s16(vzip2q_s16(t0, t2)); /* 4-7 */
         const int8x16_t p2 = vreinterpretq_s8_s16(vzip1q_s16(t1, t3)); /* 8-11 */
         const int8x16_t p3 = vreinterpretq_s8_s16(vzip2q_s16(t1, t3)); /* 12-15 */
-        int8x16_t wq;
-        if (rr == 4) {
-            wq = vld1q_s8(w + e * rows);
-        } else {
-            int8_t tmp[16] = {0};
-            memcpy(tmp, w + e * rows, 4 * (size_t)rr);
-            wq = vld1q_s8(tmp);
-        }
+        /* A partial row chunk's 4 rr weights: rr is a constant here, so the
+         * pieces of crisp_qs8_load16 fold to one or two loads. */
+        const int8x16_t wq = crisp_qs8_load16(w + e * rows, 4 * (size_t)rr);
 #define DOT(i, v) c##i##v = vdotq_laneq_s32(c##i##v, p##v, wq, i);
 #define ROW(i) if (rr > i) { VECS(DOT, i) }
         ROWS(ROW)
