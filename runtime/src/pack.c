@@ -709,9 +709,12 @@ static size_t count_forms(const crisp_model *m, uint64_t *packed, uint64_t *rele
     return runs;
 }
 
-/* Over the budget: layers packed as runs run dense from the file instead,
- * the least slowdown per byte freed first (src/hybrid_form.h). */
-static void demote(crisp_model *m, size_t candidates, uint64_t excess) {
+/* Over the budget or the memory limit: layers packed as runs run dense from
+ * the file instead, the least slowdown per byte freed first (src/
+ * hybrid_form.h). A byte freed counts the file pages the layer then keeps
+ * against the budget (resident memory), not against the limit (which counts
+ * allocations only: src/memlimit.c). */
+static void demote(crisp_model *m, size_t candidates, uint64_t excess, int count_file) {
     crisp_hybrid_demotion *items = calloc(candidates, sizeof *items);
     if (items == NULL) return; /* the cost table's choices stand */
     size_t n = 0;
@@ -719,7 +722,8 @@ static void demote(crisp_model *m, size_t candidates, uint64_t excess) {
         const crisp_pack_plan *p = &m->ops[i].plan;
         if (!p->deferred || p->choice == CRISP_HYBRID_DENSE) continue;
         const uint64_t raw = m->tensors[m->ops[i].weight].raw_size;
-        const uint64_t kept = raw + p->dense_bytes, held = p->bytes + p->band_bytes;
+        const uint64_t kept = (count_file ? raw : 0) + p->dense_bytes;
+        const uint64_t held = p->bytes + p->band_bytes;
         if (p->time < 0.0 || p->dense_time < 0.0 || held <= kept) continue;
         items[n++] = (crisp_hybrid_demotion){held - kept, p->dense_time - p->time, i, 0};
     }
@@ -758,6 +762,16 @@ static int copy_wanted(const crisp_model *m, const crisp_op *op) {
            (uint64_t)m->tensors[op->weight].hybrid.cols >= COPY_MIN_K;
 }
 
+/* What the memory limit will have counted once every deferred layer is
+ * packed (src/memlimit.c: allocations, not file pages), with the arena and
+ * SESSION_RESERVE for one session's kernel scratch and the rest. */
+static uint64_t limit_need(const crisp_model *m) {
+    uint64_t need = m->resident_bytes + m->arena_bytes + SESSION_RESERVE;
+    for (uint32_t i = 0; i < m->op_count; i++)
+        if (m->ops[i].plan.deferred) need += m->ops[i].plan.bytes + m->ops[i].plan.band_bytes;
+    return need;
+}
+
 /* Whether op a's copy comes before op b's: the smaller output plane first
  * (its expansion a larger share of the layer: 7 x 7 convs ran 0.75-0.87x
  * their time from a copy, 14 x 14 ones 0.82-0.97x, at 1 and 2 threads),
@@ -776,9 +790,7 @@ static int copy_before(const crisp_model *m, uint32_t a, uint32_t b) {
  * pages it gives back) fits the budget's room and the copy fits the memory
  * limit beside the rest of the load and one session. */
 static void promote(crisp_model *m, uint64_t room) {
-    uint64_t need = m->resident_bytes + m->arena_bytes + SESSION_RESERVE;
-    for (uint32_t i = 0; i < m->op_count; i++)
-        if (m->ops[i].plan.deferred) need += m->ops[i].plan.bytes + m->ops[i].plan.band_bytes;
+    const uint64_t need = limit_need(m);
     uint64_t limit_room = need < m->max_memory_bytes ? m->max_memory_bytes - need : 0;
     for (;;) {
         uint32_t best = UINT32_MAX;
@@ -807,8 +819,19 @@ void crisp_fit_packed_forms(crisp_model *m) {
     uint64_t packed, released;
     const size_t candidates = count_forms(m, &packed, &released);
     if (candidates > 0 && packed > released && packed - released > allowed) {
-        demote(m, candidates, packed - released - allowed);
+        demote(m, candidates, packed - released - allowed, 1);
         (void)count_forms(m, &packed, &released);
+    }
+    /* A memory limit below what the runs allocate: dense from the file where
+     * that makes the load fit, rather than failing it (crisp_check_limits
+     * still fails a model that cannot fit either way, naming the figures). */
+    const uint64_t need = limit_need(m);
+    if (need > m->max_memory_bytes) {
+        const size_t runs = count_forms(m, &packed, &released);
+        if (runs > 0) {
+            demote(m, runs, need - m->max_memory_bytes, 0);
+            (void)count_forms(m, &packed, &released);
+        }
     }
     /* Copies are optional speed: they leave COPY_SPARE of the budget free. */
     const uint64_t held = packed > released ? packed - released : 0;

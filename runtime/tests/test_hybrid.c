@@ -368,9 +368,63 @@ static void memory_fit(unsigned *rng) {
     free(x), free(b1), free(b2), free(hidden), free(want);
 }
 
+/* The memory limit (CRISP_MAX_MEMORY_MB) below what the runs allocate, the
+ * budget above it: 2048 x 8192 keeping 61 of 512 blocks per block-row runs as
+ * runs (16 MB at 8 bytes per kept value, 8 MB over its file bytes, inside the
+ * budget). Under a 16 MiB limit it runs dense from the file instead (src/
+ * pack.c, crisp_fit_packed_forms) and the load goes on, where it failed with
+ * CRISP_ERR_LIMIT before; the small layer keeps its runs. */
+static void memory_limit_fit(unsigned *rng) {
+    const uint32_t K = 8192, H = 2048, R = 512;
+    mb_hybrid big = {H, K, 16, 16, 4, 4, 1, 61, 0, 0}, small = {R, H, 16, 16, 4, 4, 1, 13, 0, 0};
+    float *w1 = malloc((size_t)H * K * sizeof *w1), *w2 = malloc((size_t)R * H * sizeof *w2);
+    size_t s1, s2;
+    uint64_t k1, k2;
+    uint8_t *e1 = mb_hybrid_encode(&big, rng, w1, NULL, &s1, &k1);
+    uint8_t *e2 = mb_hybrid_encode(&small, rng, w2, NULL, &s2, &k2);
+    float *x = random_floats(rng, K, 1), *b1 = random_floats(rng, H, 0.5f);
+    float *b2 = random_floats(rng, R, 0.5f), *hidden = malloc(H * sizeof *hidden);
+    float *want = malloc(R * sizeof *want);
+    naive_linear((int)K, (int)H, 1, x, w1, b1, hidden);
+    naive_linear((int)H, (int)R, 0, hidden, w2, b2, want);
+    mb_model mb;
+    mb_init(&mb);
+    const uint32_t in = mb_value(&mb, 1, K, 0, 0, 0), mid = mb_value(&mb, 1, H, 0, 0, 0);
+    const uint32_t out = mb_value(&mb, 1, R, 0, 0, 0);
+    const uint32_t d1[4] = {H, K, 0, 0}, d2[4] = {R, H, 0, 0};
+    const uint32_t t1 = mb_tensor_raw(&mb, 2, 2, d1, e1, s1), t2 = mb_tensor_raw(&mb, 2, 2, d2, e2, s2);
+    mb_op(&mb, 2, 1, in, MB_NONE, mid, t1, mb_tensor(&mb, 1, H, 0, 0, 0, b1), NULL);
+    mb_op(&mb, 2, 0, mid, MB_NONE, out, t2, mb_tensor(&mb, 1, R, 0, 0, 0, b2), NULL);
+    mb.input = in, mb.output = out;
+    size_t size;
+    uint8_t *file = mb_build(&mb, &size);
+    float top = 1e-3f;
+    for (uint32_t i = 0; i < R; i++) top = fabsf(want[i]) > top ? fabsf(want[i]) : top;
+    unsetenv("CRISP_HYBRID_FORM");
+    for (int limited = 0; limited < 2; limited++) {
+        const char *what = limited ? "memory limit fit: 16 MiB" : "memory limit fit: no limit";
+        if (limited) setenv("CRISP_MAX_MEMORY_MB", "16", 1);
+        const char *kernels[2] = {"", ""};
+        float *y = run_profiled(NULL, file, size, x, K, R, kernels, what);
+        unsetenv("CRISP_MAX_MEMORY_MB");
+        if (y == NULL) continue;
+        CHECK(strcmp(kernels[0], limited ? "gemv (expanded)" : "spmv") == 0 &&
+                  strcmp(kernels[1], "spmv") == 0,
+              "%s: kernels %s, %s", what, kernels[0], kernels[1]);
+        for (uint32_t i = 0; i < R; i++)
+            CHECK(fabsf(y[i] - want[i]) <= 1e-4f * top, "%s: out[%u] %g, want %g", what, i,
+                  (double)y[i], (double)want[i]);
+        free(y);
+    }
+    mb_free(&mb);
+    free(file), free(e1), free(e2), free(w1), free(w2);
+    free(x), free(b1), free(b2), free(hidden), free(want);
+}
+
 int main(void) {
     unsigned rng = 4711;
     memory_fit(&rng);
+    memory_limit_fit(&rng);
     fixed_cases(&rng);
     char what[160];
     for (int t = 0; t < 240; t++) {
