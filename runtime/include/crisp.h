@@ -107,8 +107,10 @@ typedef struct crisp_op_profile {
     const char *kind;       /* "CONV2D", "LINEAR", ... */
     const char *kernel;     /* what ran it: "gemm", "spmm", "gemv", "dwconv", "maxpool"
                                (optimised kernels of crisp_kernel_isa()) or "reference";
-                               a hybrid layer expanded to dense at load (CRISP_HYBRID_FORM,
-                               runtime/README.md) adds " (expanded)", filled runs " (filled)" */
+                               a hybrid layer run dense (CRISP_HYBRID_FORM, runtime/README.md)
+                               adds " (expanded)" when its rows are expanded from the file as
+                               the kernels need them, " (dense copy)" when they were copied
+                               out once at load; filled runs " (filled)" */
     uint64_t macs;          /* dense multiply-accumulates per sample (conv/linear; else 0) */
     uint64_t effective_macs; /* those executed (hybrid layers count kept weights; filled
                                 runs their zeros too, expanded ones every MAC) */

@@ -606,7 +606,8 @@ static void window_bands(crisp_f32_dwconv_ukernel_fn kernel, const crisp_conv2d_
 }
 
 /* Rows [r0, r0 + rows) of a dense-kernel layer's weights, K apart: the file's
- * DENSE_F32 data in place, or an expanded hybrid layer's rows written to
+ * DENSE_F32 data in place or a hybrid layer's dense copy (crisp_op_dense_f32),
+ * or an expanded hybrid layer's rows written to
  * `panel` from the file's encoding (src/expand.h). The same floats either way
  * (the expansion is exact), so the microkernel's results do not depend on
  * it. */

@@ -45,8 +45,9 @@ static void fast_work(const job *j, size_t b, size_t e, size_t t) {
 }
 
 /* Hybrid weights run as packed sparse runs; a float32 hybrid layer run dense
- * (src/hybrid_form.h) runs on the dense reference kernels (expanded_work),
- * an int8 hybrid linear run dense (src/pack.c, densify_linear) on the dense
+ * (src/hybrid_form.h) runs on the dense reference kernels, expanding its
+ * rows from the file (expanded_work) or over its dense copy (src/pack.c,
+ * copy_dense); an int8 hybrid linear run dense (densify_linear) on the dense
  * reference linear over its copy. */
 static int is_hybrid(const crisp_op *op, const crisp_tensor *t) {
     return crisp_encoding_is_hybrid(t->encoding) && !crisp_op_expanded(op) &&

@@ -1,4 +1,4 @@
-/* Internal: float32 hybrid layers run dense without a dense copy. The cost
+/* Internal: float32 hybrid layers run dense, expanded from the file. The cost
  * table (src/hybrid_form.h) may run a hybrid layer on the dense GEMM/GEMV;
  * its weights then stay in the mapped file, and the conv/linear drivers
  * expand the few rows a microkernel call needs into per-thread scratch,

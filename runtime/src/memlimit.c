@@ -122,12 +122,15 @@ static uint64_t stride_floats(size_t scratch_floats) {
     return ((uint64_t)scratch_floats + 15) / 16 * 16;
 }
 
+uint64_t crisp_limits_graph_bytes(const crisp_model *m) {
+    return (uint64_t)m->value_count * sizeof(crisp_value) +
+           (uint64_t)m->tensor_count * sizeof(crisp_tensor) +
+           (uint64_t)m->op_count * sizeof(crisp_op) + (uint64_t)m->provenance_length + 1;
+}
+
 crisp_status crisp_check_limits(crisp_model *m) {
     const uint64_t limit = m->max_memory_bytes;
-    const uint64_t graph = (uint64_t)m->value_count * sizeof(crisp_value) +
-                           (uint64_t)m->tensor_count * sizeof(crisp_tensor) +
-                           (uint64_t)m->op_count * sizeof(crisp_op) +
-                           (uint64_t)m->provenance_length + 1;
+    const uint64_t graph = crisp_limits_graph_bytes(m);
     m->own_bytes = m->resident_bytes + graph;
     /* scratch_floats <= 2^57 (K <= 2^48 rows x 512 pixels), arena <= 2^46: no overflow. */
     const uint64_t scratch = stride_floats(m->scratch_floats) * sizeof(float);

@@ -19,6 +19,9 @@ crisp_status crisp_limits_resolve(const crisp_load_options *options, uint64_t *b
  * `what` when the running total would pass it. */
 crisp_status crisp_limits_charge(crisp_model *m, uint64_t bytes, const char *what);
 
+/* The graph records and the provenance copy, as crisp_check_limits counts them. */
+uint64_t crisp_limits_graph_bytes(const crisp_model *m);
+
 /* Before a session allocates: the model's own bytes + the arena + `threads`
  * x `scratch_floats` floats of kernel scratch against the model's limit. */
 crisp_status crisp_limits_check_session(const crisp_model *m, size_t threads,

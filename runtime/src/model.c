@@ -39,11 +39,12 @@ void crisp_model_free(crisp_model *m) {
     free(m);
 }
 
-/* A mapped file's hybrid tensor lives on in its packed copy (src/pack.c) and
- * is not read again: give its pages back right after packing it, so a load
- * never holds both copies of the weights. Clean file-backed pages (a later
- * read would fault them in again); only whole pages inside the tensor. A
- * layer run dense reads the file at every run (src/expand.h): kept. */
+/* A mapped file's hybrid tensor lives on in its packed runs or dense copy
+ * (src/pack.c) and is not read again: give its pages back right after
+ * packing it, so a load never holds both copies of the weights. Clean
+ * file-backed pages (a later read would fault them in again); only whole
+ * pages inside the tensor. A layer expanded from the file reads it at every
+ * run (src/expand.h): kept. */
 static void release_packed_weights(const crisp_model *m, const crisp_op *op) {
     if (op->kind != CRISP_OP_CONV2D && op->kind != CRISP_OP_LINEAR) return;
     if (crisp_op_expanded(op)) return;

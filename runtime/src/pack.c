@@ -222,7 +222,7 @@ static size_t round8(size_t n) { return (n + 7) / 8 * 8; }
  * over every column of its kept blocks, zeros where a row kept none.
  * A block-row that keeps no block is one run with no entries (bias only).
  */
-/* A float32 hybrid layer run dense (src/hybrid_form.h): no dense copy, the
+/* A float32 hybrid layer run dense (src/hybrid_form.h) from the file: the
  * drivers expand the rows each kernel call needs from the file's encoding
  * (src/expand.h). Kept here: where each block-row starts in the value and
  * index streams, 16 bytes per block-row. */
@@ -255,12 +255,13 @@ static crisp_status expand(crisp_model *m, crisp_op *op, const crisp_tensor *t,
 static crisp_status copy_dense(crisp_model *m, crisp_op *op, const crisp_tensor *t,
                                const char *what) {
     const crisp_hybrid *h = &t->hybrid;
-    const size_t bytes = (size_t)h->rows * h->cols * sizeof(float);
-    const size_t starts_bytes = 2 * (size_t)h->nbr * sizeof(uint64_t);
-    if (m->resident_bytes > m->max_memory_bytes ||
-        bytes + starts_bytes > m->max_memory_bytes - m->resident_bytes)
+    const uint64_t bytes64 = (uint64_t)h->rows * h->cols * sizeof(float);
+    const uint64_t starts_bytes = 2 * (uint64_t)h->nbr * sizeof(uint64_t);
+    if (bytes64 > SIZE_MAX || m->resident_bytes > m->max_memory_bytes ||
+        bytes64 + starts_bytes > m->max_memory_bytes - m->resident_bytes)
         return expand(m, op, t, what);
-    uint64_t *starts = malloc(starts_bytes ? starts_bytes : 1);
+    const size_t bytes = (size_t)bytes64;
+    uint64_t *starts = malloc(starts_bytes ? (size_t)starts_bytes : 1);
     float *dense = malloc(bytes);
     if (starts == NULL || dense == NULL) {
         free(starts), free(dense);
@@ -762,13 +763,19 @@ static int copy_wanted(const crisp_model *m, const crisp_op *op) {
            (uint64_t)m->tensors[op->weight].hybrid.cols >= COPY_MIN_K;
 }
 
-/* What the memory limit will have counted once every deferred layer is
- * packed (src/memlimit.c: allocations, not file pages), with the arena and
- * SESSION_RESERVE for one session's kernel scratch and the rest. */
-static uint64_t limit_need(const crisp_model *m) {
-    uint64_t need = m->resident_bytes + m->arena_bytes + SESSION_RESERVE;
+/* What the memory limit (src/memlimit.c: allocations, not file pages) will
+ * have counted once every deferred layer is packed, with the arena and the
+ * graph records. `certain`: only that, which the load cannot avoid (band
+ * offsets are packed only where they fit, kernel scratch is planned later):
+ * over the limit the load would fail. Else also the band offsets' upper
+ * bound and SESSION_RESERVE for one session's scratch: room for an optional
+ * copy. */
+static uint64_t limit_need(const crisp_model *m, int certain) {
+    uint64_t need = m->resident_bytes + m->arena_bytes + crisp_limits_graph_bytes(m);
+    if (!certain) need += SESSION_RESERVE;
     for (uint32_t i = 0; i < m->op_count; i++)
-        if (m->ops[i].plan.deferred) need += m->ops[i].plan.bytes + m->ops[i].plan.band_bytes;
+        if (m->ops[i].plan.deferred)
+            need += m->ops[i].plan.bytes + (certain ? 0 : m->ops[i].plan.band_bytes);
     return need;
 }
 
@@ -790,7 +797,7 @@ static int copy_before(const crisp_model *m, uint32_t a, uint32_t b) {
  * pages it gives back) fits the budget's room and the copy fits the memory
  * limit beside the rest of the load and one session. */
 static void promote(crisp_model *m, uint64_t room) {
-    const uint64_t need = limit_need(m);
+    const uint64_t need = limit_need(m, 0);
     uint64_t limit_room = need < m->max_memory_bytes ? m->max_memory_bytes - need : 0;
     for (;;) {
         uint32_t best = UINT32_MAX;
@@ -804,8 +811,9 @@ static void promote(crisp_model *m, uint64_t room) {
         const uint64_t given_back = p->bytes + t->raw_size;
         const uint64_t growth = bytes > given_back ? bytes - given_back : 0;
         p->copy = -1; /* looked at */
-        if (growth > room || bytes - p->bytes > limit_room) continue;
-        room -= growth, limit_room -= bytes - p->bytes;
+        const uint64_t added = bytes > p->bytes ? bytes - p->bytes : 0;
+        if (growth > room || added > limit_room) continue;
+        room -= growth, limit_room -= added;
         p->copy = 1;
         p->bytes = bytes;
     }
@@ -824,8 +832,10 @@ void crisp_fit_packed_forms(crisp_model *m) {
     }
     /* A memory limit below what the runs allocate: dense from the file where
      * that makes the load fit, rather than failing it (crisp_check_limits
-     * still fails a model that cannot fit either way, naming the figures). */
-    const uint64_t need = limit_need(m);
+     * still fails a model that cannot fit either way, naming the figures).
+     * Only past what the load cannot avoid: a model that fitted keeps its
+     * forms. */
+    const uint64_t need = limit_need(m, 1);
     if (need > m->max_memory_bytes) {
         const size_t runs = count_forms(m, &packed, &released);
         if (runs > 0) {

@@ -284,7 +284,7 @@ def test_runtime_int8_is_bit_exact_with_the_numpy_executor(tmp_path: Path, runti
     assert {"HYBRID_I8", "DENSE_I8"} <= {row.encoding for row in report.layers}
     graph = fmt.read_model(tmp_path / "q.crisp").graph
     expected = qexec.run_int8(graph, x.numpy())
-    # The hybrid fc as runs (qs8_spmv) and expanded to dense (qs8_gemv; the cost rule's choice
+    # The hybrid fc as runs (qs8_spmv) and as a dense copy (qs8_gemv; the cost rule's choice
     # for a 2:4 layer that keeps every block, runtime/README.md), split over 1-3 threads.
     kernel = {"sparse": "qs8_spmv", "dense": "qs8_gemv (dense copy)", "auto": "qs8_gemv (dense copy)"}
     for form, threads in itertools.product(kernel, (1, 2, 3)):

@@ -22,7 +22,7 @@ static inline float32x4_t crisp_neon_load_n(const float *p, size_t n) {
 
 /* Lanes 4v .. 4v + 3 of a row of nc floats (crisp_neon_load_n). */
 static inline float32x4_t crisp_neon_load_part(const float *row, size_t nc, size_t v) {
-    return crisp_neon_load_n(row + 4 * v, nc > 4 * v ? nc - 4 * v : 0);
+    return nc > 4 * v ? crisp_neon_load_n(row + 4 * v, nc - 4 * v) : vdupq_n_f32(0.0f);
 }
 
 static inline void crisp_neon_store_n(float *p, float32x4_t v, size_t n) {

@@ -17,6 +17,9 @@
 #include "kernels/params.h"
 
 /* 16 bytes of a B row; past nc zero (never read from the row). */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "crisp_qs8_load16 packs bytes into 64-bit lanes in little-endian order"
+#endif
 static inline int8x16_t crisp_qs8_load16(const int8_t *p, size_t nc) {
     if (nc == 16) return vld1q_s8(p);
     /* nc < 16 bytes in 8-, 4-, 2- and 1-byte pieces by the bits of nc, read
