@@ -174,6 +174,24 @@ static void test_activations(void) {
         crisp_f32_activation__ref(N + 12, want, want, (uint32_t)act);
         CHECK(memcmp(want, got, sizeof got) == 0, "activation %d in place differs", act);
     }
+    /* Around the exp's overflow, every float of x in [-88.8, -88.3]: silu and
+     * sigmoid are finite and within 1e-30 of the formula (up to 88.72, e^-x
+     * is finite but 2^128 is not: the exp's scale overflowed to inf and gave
+     * NaN, which the fuzzer found as silu(-88.5)). */
+    {
+        int bad = 0;
+        for (float v = -88.8f; v <= -88.3f && bad < 3; v = nextafterf(v, 0.0f)) {
+            for (int act = 3; act <= 4; act++) {
+                float out;
+                crisp_f32_activation__ref(1, &v, &out, (uint32_t)act);
+                const float ref = naive_act(v, act);
+                if (!isfinite(out) || fabsf(out - ref) > 1e-30f) {
+                    CHECK(0, "activation %d(%.9g) = %.9g, want %.9g", act, v, out, ref);
+                    bad++;
+                }
+            }
+        }
+    }
     /* Hand values (torch 2.x, float32). */
     const float h[4] = {-1, 0, 1, 4};
     float y[4];

@@ -20,9 +20,13 @@
  * ln2/2, a degree-5 polynomial for e^r (XNNPACK's rr2-p5 coefficients, about
  * 2 ulp), 2^n built in the exponent bits (the 127 bias rides in the rounding
  * constant, so no float-to-int conversion). Below -87.3 it is 0 (libm gives
- * a denormal: 1 + e^z rounds to 1 either way), above 88.7 +inf, NaN stays NaN. */
+ * a denormal: 1 + e^z rounds to 1 either way), above 127.5 ln2 = 88.376 +inf
+ * (the true value, at most FLT_MAX from there to 88.72, only moves silu and
+ * sigmoid of x below -88.376 from about -4e-37 and 4e-39 to -0 and 0; up to
+ * 88.72 round(z / ln2) is 128, whose 2^128 scale is inf, and r < 0 made
+ * (r inf) p + inf a NaN: the fuzzer found silu(-88.5) = NaN), NaN stays NaN. */
 static inline float exp_approx(float z) {
-    const float lo = -87.33654f, hi = 88.72283f;
+    const float lo = -87.33654f, hi = 88.37626f;
     const float zc = crisp_clampf(z, lo, hi);
     float n = zc * 0x1.715476p+0f + 0x1.8000FEp23f; /* round(z / ln2) + 127, in the low bits */
     uint32_t bits;
