@@ -5,16 +5,12 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "qs8_requant_x86.h"
+
 static inline __m256i widen16(const int8_t *p) {
     return _mm256_cvtepi8_epi16(_mm_loadu_si128((const __m128i *)(const void *)p));
 }
 
-static inline int32_t hsum8(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
 
 #define CRISP_QS8_GEMV_NAME crisp_qs8_gemv_ukernel_4__avx2
 #define XVEC __m256i
@@ -23,6 +19,6 @@ static inline int32_t hsum8(__m256i v) {
 #define ACC_ZERO() _mm256_setzero_si256()
 #define XLOAD(p) widen16(p)
 #define DOT(acc, w, xv) _mm256_add_epi32(acc, _mm256_madd_epi16(widen16(w), xv))
-#define HSUM(acc) hsum8(acc)
+#define HSUM(acc) crisp_qs8_hsum_avx2(acc)
 #define X_OFFSET 0
 #include "kernels/generic/qs8_gemv_body.h"

@@ -8,12 +8,8 @@
 #include <immintrin.h>
 #include <stdint.h>
 
-static inline int32_t hsum8(__m256i v) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
-    return _mm_cvtsi128_si32(s);
-}
+#include "qs8_requant_x86.h"
+
 
 #define CRISP_QS8_GEMV_NAME crisp_qs8_gemv_ukernel_4__avxvnni
 #define XVEC __m256i
@@ -25,6 +21,6 @@ static inline int32_t hsum8(__m256i v) {
                      _mm256_set1_epi8((char)0x80))
 #define DOT(acc, w, xv) \
     _mm256_dpbusd_avx_epi32(acc, xv, _mm256_loadu_si256((const __m256i *)(const void *)(w)))
-#define HSUM(acc) hsum8(acc)
+#define HSUM(acc) crisp_qs8_hsum_avx2(acc)
 #define X_OFFSET 128
 #include "kernels/generic/qs8_gemv_body.h"

@@ -22,6 +22,15 @@ static inline int32_t crisp_qs8_folded_bias(const crisp_qs8_requant *q, size_t r
     return (int32_t)((int64_t)q->bias[r] - (int64_t)z * q->weight_sum[r]);
 }
 
+/* The sum of a YMM register's eight int32 lanes (wrapping, as the kernels'
+ * vector adds: their sums are exact, src/pack.c). */
+static inline int32_t crisp_qs8_hsum_avx2(__m256i v) {
+    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+    return _mm_cvtsi128_si32(s);
+}
+
 /* The first nc < 16 bytes of a B row, zero above, for the YMM run kernels'
  * partial tiles (no masked byte loads below AVX-512): whole dwords by a
  * masked load (masked-out ones are not read: the row may end the buffer),

@@ -5,6 +5,8 @@
 #include <immintrin.h>
 #include <stdint.h>
 
+#include "qs8_requant_x86.h"
+
 #define CRISP_QS8_SPMV_NAME crisp_qs8_spmv_ukernel__avx2
 #define XB int16_t
 #define X_OFFSET 128
@@ -23,12 +25,6 @@ static inline __m256i dotg(__m256i acc, const int8_t *w, const int16_t *xb) {
     __builtin_memcpy(&v, xb, 8);
     return _mm256_add_epi32(acc, _mm256_madd_epi16(widen16(w), _mm256_set1_epi64x(v)));
 }
-static inline int32_t hsum(__m256i acc) {
-    __m128i s = _mm_add_epi32(_mm256_castsi256_si128(acc), _mm256_extracti128_si256(acc, 1));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0x4E));
-    s = _mm_add_epi32(s, _mm_shuffle_epi32(s, 0xB1));
-    return _mm_cvtsi128_si32(s);
-}
 /* Lanes 2k and 2k + 1 hold row k's two pair sums. */
 static inline void rows4(__m256i acc, int32_t out[4]) {
     const __m256i h = _mm256_hadd_epi32(acc, acc); /* r0 r1 r0 r1 | r2 r3 r2 r3 */
@@ -38,6 +34,6 @@ static inline void rows4(__m256i acc, int32_t out[4]) {
 }
 #define DOT16(acc, w, xb) dot16(acc, w, xb)
 #define DOTG(acc, w, xb) dotg(acc, w, xb)
-#define HSUM(acc) hsum(acc)
+#define HSUM(acc) crisp_qs8_hsum_avx2(acc)
 #define ROWS4(acc, out) rows4(acc, out)
 #include "kernels/generic/qs8_spmv_body.h"
