@@ -303,7 +303,7 @@ static uint32_t *band_offsets(crisp_model *m, const crisp_op *op) {
     const uint32_t *column = dense ? op->packed.panel_column : s->entry_column;
     const size_t entries = dense ? f->k : s->segment_entry[s->run_segment[s->run_count]];
     const uint64_t bytes = (uint64_t)(entries ? entries : 1) * sizeof(uint32_t);
-    if (bytes > m->max_memory_bytes || m->resident_bytes > m->max_memory_bytes - bytes) return NULL;
+    if (!crisp_limits_room(m, bytes)) return NULL;
     uint32_t *out = malloc((size_t)bytes);
     if (out == NULL) return NULL;
     if (crisp_limits_charge(m, bytes, "band offsets") != CRISP_OK) { /* checked above */

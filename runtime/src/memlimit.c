@@ -62,9 +62,13 @@ crisp_status crisp_limits_resolve(const crisp_load_options *o, uint64_t *bytes) 
     return CRISP_OK;
 }
 
+int crisp_limits_room(const crisp_model *m, uint64_t bytes) {
+    return bytes <= m->max_memory_bytes && m->resident_bytes <= m->max_memory_bytes - bytes;
+}
+
 crisp_status crisp_limits_charge(crisp_model *m, uint64_t bytes, const char *what) {
     const uint64_t limit = m->max_memory_bytes;
-    if (bytes <= limit && m->resident_bytes <= limit - bytes) {
+    if (crisp_limits_room(m, bytes)) {
         m->resident_bytes += bytes;
         return CRISP_OK;
     }

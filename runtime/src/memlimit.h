@@ -19,6 +19,10 @@ crisp_status crisp_limits_resolve(const crisp_load_options *options, uint64_t *b
  * `what` when the running total would pass it. */
 crisp_status crisp_limits_charge(crisp_model *m, uint64_t bytes, const char *what);
 
+/* Whether crisp_limits_charge would take `bytes` now: for the optional
+ * allocations that do without rather than fail the load. */
+int crisp_limits_room(const crisp_model *m, uint64_t bytes);
+
 /* The graph records and the provenance copy, as crisp_check_limits counts them. */
 uint64_t crisp_limits_graph_bytes(const crisp_model *m);
 

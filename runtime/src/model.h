@@ -93,9 +93,8 @@ typedef struct crisp_pack_plan {
     uint64_t bytes;        /* what the choice allocates */
     uint64_t band_bytes;   /* at most this many more for band offsets (src/conv_fast.c) */
     uint64_t dense_bytes;  /* what running dense allocates (block-row starts) */
-    int copy;              /* 1: dense from a copy expanded at load, not from the file
-                              (crisp_fit_packed_forms); then `bytes` is the copy's. -1 only
-                              inside the fit (looked at, not chosen); else 0 */
+    int copy;              /* dense from a copy expanded at load, not from the file
+                              (crisp_fit_packed_forms); then `bytes` is the copy's */
     double time, dense_time; /* the cost table's time of the choice and of dense, whole
                                 layer (per pixel x output pixels); -1 without a table */
 } crisp_pack_plan;

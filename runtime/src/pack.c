@@ -257,8 +257,7 @@ static crisp_status copy_dense(crisp_model *m, crisp_op *op, const crisp_tensor 
     const crisp_hybrid *h = &t->hybrid;
     const uint64_t bytes64 = (uint64_t)h->rows * h->cols * sizeof(float);
     const uint64_t starts_bytes = 2 * (uint64_t)h->nbr * sizeof(uint64_t);
-    if (bytes64 > SIZE_MAX || m->resident_bytes > m->max_memory_bytes ||
-        bytes64 + starts_bytes > m->max_memory_bytes - m->resident_bytes)
+    if (bytes64 > SIZE_MAX || !crisp_limits_room(m, bytes64 + starts_bytes))
         return expand(m, op, t, what);
     const size_t bytes = (size_t)bytes64;
     uint64_t *starts = malloc(starts_bytes ? (size_t)starts_bytes : 1);
@@ -602,8 +601,7 @@ static crisp_status densify_linear(crisp_model *m, uint32_t index, crisp_op *op,
     const size_t wbytes = round8((size_t)dense), total = wbytes + 3 * round8(4 * (size_t)cout);
     /* Both exist while the copy is made: where the memory limit has no room
      * for that, the layer keeps its runs rather than failing the load. */
-    if (m->resident_bytes > m->max_memory_bytes || total > m->max_memory_bytes - m->resident_bytes)
-        return CRISP_OK;
+    if (!crisp_limits_room(m, total)) return CRISP_OK;
     char what[96];
     snprintf(what, sizeof what, "the dense int8 weights of op %u (%s)", (unsigned)index,
              crisp_op_kind_name(op->kind));
@@ -700,7 +698,7 @@ static size_t count_forms(const crisp_model *m, uint64_t *packed, uint64_t *rele
         const crisp_tensor *t = &m->tensors[op->weight];
         if (op->plan.deferred) {
             *packed += op->plan.bytes + op->plan.band_bytes;
-            if (op->plan.choice == CRISP_HYBRID_DENSE && op->plan.copy <= 0) continue;
+            if (op->plan.choice == CRISP_HYBRID_DENSE && !op->plan.copy) continue;
             *released += t->raw_size;
             runs += op->plan.choice != CRISP_HYBRID_DENSE;
         } else if (crisp_encoding_is_hybrid(t->encoding)) {
@@ -756,7 +754,7 @@ static void demote(crisp_model *m, size_t candidates, uint64_t excess, int count
 
 static int copy_wanted(const crisp_model *m, const crisp_op *op) {
     const crisp_pack_plan *p = &op->plan;
-    if (!p->deferred || p->choice != CRISP_HYBRID_DENSE || p->copy != 0) return 0;
+    if (!p->deferred || p->choice != CRISP_HYBRID_DENSE || p->copy) return 0;
     if (op->kind != CRISP_OP_CONV2D) return 0;
     const crisp_conv2d_params *c = &op->k.conv;
     return (uint64_t)c->output_height * c->output_width <= COPY_MAX_PIXELS &&
@@ -797,38 +795,40 @@ static int copy_before(const crisp_model *m, uint32_t a, uint32_t b) {
  * pages it gives back) fits the budget's room and the copy fits the memory
  * limit beside the rest of the load and one session. */
 static void promote(crisp_model *m, uint64_t room) {
+    uint32_t *order = malloc((m->op_count ? m->op_count : 1) * sizeof *order);
+    if (order == NULL) return; /* no copies: every layer stays expanded */
+    size_t n = 0;
+    for (uint32_t i = 0; i < m->op_count; i++) { /* insertion, in copy_before's order */
+        if (!copy_wanted(m, &m->ops[i])) continue;
+        size_t j = n++;
+        for (; j > 0 && copy_before(m, i, order[j - 1]); j--) order[j] = order[j - 1];
+        order[j] = i;
+    }
     const uint64_t need = limit_need(m, 0);
     uint64_t limit_room = need < m->max_memory_bytes ? m->max_memory_bytes - need : 0;
-    for (;;) {
-        uint32_t best = UINT32_MAX;
-        for (uint32_t i = 0; i < m->op_count; i++)
-            if (copy_wanted(m, &m->ops[i]) && (best == UINT32_MAX || copy_before(m, i, best)))
-                best = i;
-        if (best == UINT32_MAX) break;
-        crisp_pack_plan *p = &m->ops[best].plan;
-        const crisp_tensor *t = &m->tensors[m->ops[best].weight];
+    for (size_t j = 0; j < n; j++) {
+        crisp_pack_plan *p = &m->ops[order[j]].plan;
+        const crisp_tensor *t = &m->tensors[m->ops[order[j]].weight];
         const uint64_t bytes = (uint64_t)t->hybrid.rows * t->hybrid.cols * sizeof(float);
         const uint64_t given_back = p->bytes + t->raw_size;
         const uint64_t growth = bytes > given_back ? bytes - given_back : 0;
-        p->copy = -1; /* looked at */
         const uint64_t added = bytes > p->bytes ? bytes - p->bytes : 0;
         if (growth > room || added > limit_room) continue;
         room -= growth, limit_room -= added;
         p->copy = 1;
         p->bytes = bytes;
     }
-    for (uint32_t i = 0; i < m->op_count; i++)
-        if (m->ops[i].plan.copy < 0) m->ops[i].plan.copy = 0;
+    free(order);
 }
 
 void crisp_fit_packed_forms(crisp_model *m) {
     if (m->hybrid_form != CRISP_HYBRID_FORM_AUTO) return;
     const uint64_t allowed = m->arena_bytes + RSS_SLACK - SESSION_RESERVE;
     uint64_t packed, released;
-    const size_t candidates = count_forms(m, &packed, &released);
-    if (candidates > 0 && packed > released && packed - released > allowed) {
-        demote(m, candidates, packed - released - allowed, 1);
-        (void)count_forms(m, &packed, &released);
+    size_t runs = count_forms(m, &packed, &released);
+    if (runs > 0 && packed > released && packed - released > allowed) {
+        demote(m, runs, packed - released - allowed, 1);
+        runs = count_forms(m, &packed, &released);
     }
     /* A memory limit below what the runs allocate: dense from the file where
      * that makes the load fit, rather than failing it (crisp_check_limits
@@ -836,12 +836,9 @@ void crisp_fit_packed_forms(crisp_model *m) {
      * Only past what the load cannot avoid: a model that fitted keeps its
      * forms. */
     const uint64_t need = limit_need(m, 1);
-    if (need > m->max_memory_bytes) {
-        const size_t runs = count_forms(m, &packed, &released);
-        if (runs > 0) {
-            demote(m, runs, need - m->max_memory_bytes, 0);
-            (void)count_forms(m, &packed, &released);
-        }
+    if (runs > 0 && need > m->max_memory_bytes) {
+        demote(m, runs, need - m->max_memory_bytes, 0);
+        (void)count_forms(m, &packed, &released);
     }
     /* Copies are optional speed: they leave COPY_SPARE of the budget free. */
     const uint64_t held = packed > released ? packed - released : 0;
