@@ -294,30 +294,31 @@ static float *run_profiled(const char *path, const uint8_t *file, size_t size, c
     return y;
 }
 
-/* The memory budget (runtime/README.md, "Dense or sparse, per layer"): a
- * mapped model's packed weights may hold at most arena + 10 MiB beyond the
- * file pages they replace. Two block-only (4:4, V 1) linears whose runs take
- * 8 bytes per kept value against the file's 4: 2048 x 8192 keeping a fifth
- * of its blocks (about 13 MB over its file bytes: over the budget alone) and
- * 512 x 2048 keeping a tenth. Running the big one dense frees the most bytes
- * for the least time (its runs are nearer the dense time), so it alone turns
- * dense, loaded mapped or from a buffer alike (the budget counts as for a
- * mapped file: the forms do not depend on the load); with
- * CRISP_HYBRID_FORM=sparse both keep their runs. Outputs agree with a dense
- * computation either way, and bitwise between the two loads. */
-static void memory_fit(unsigned *rng) {
-    const uint32_t K = 8192, H = 2048, R = 512;
-    mb_hybrid big = {H, K, 16, 16, 4, 4, 1, 102, 0, 0}, small = {R, H, 16, 16, 4, 4, 1, 13, 0, 0};
+/* Two block-only (4:4, V 1) linears, K = 8192 -> H = 2048 (keeping `kept`
+ * of its 512 blocks per block-row, then a ReLU) -> R = 512 (keeping 13 of
+ * 128), whose runs take 8 bytes per kept value against the file's 4: the
+ * memory tests' model, its input and the dense computation's output. */
+enum { FIT_K = 8192, FIT_H = 2048, FIT_R = 512 };
+typedef struct fit_model {
+    uint8_t *file;
+    size_t size;
+    float *x, *want, top; /* top: the largest |want|, at least 1e-3 */
+} fit_model;
+
+static fit_model fit_model_build(unsigned *rng, uint32_t kept) {
+    const uint32_t K = FIT_K, H = FIT_H, R = FIT_R;
+    mb_hybrid big = {H, K, 16, 16, 4, 4, 1, kept, 0, 0}, small = {R, H, 16, 16, 4, 4, 1, 13, 0, 0};
     float *w1 = malloc((size_t)H * K * sizeof *w1), *w2 = malloc((size_t)R * H * sizeof *w2);
     size_t s1, s2;
     uint64_t k1, k2;
     uint8_t *e1 = mb_hybrid_encode(&big, rng, w1, NULL, &s1, &k1);
     uint8_t *e2 = mb_hybrid_encode(&small, rng, w2, NULL, &s2, &k2);
-    float *x = random_floats(rng, K, 1), *b1 = random_floats(rng, H, 0.5f);
-    float *b2 = random_floats(rng, R, 0.5f), *hidden = malloc(H * sizeof *hidden);
-    float *want = malloc(R * sizeof *want);
-    naive_linear((int)K, (int)H, 1, x, w1, b1, hidden);
-    naive_linear((int)H, (int)R, 0, hidden, w2, b2, want);
+    fit_model f = {NULL, 0, random_floats(rng, K, 1), malloc(R * sizeof(float)), 1e-3f};
+    float *b1 = random_floats(rng, H, 0.5f), *b2 = random_floats(rng, R, 0.5f);
+    float *hidden = malloc(H * sizeof *hidden);
+    naive_linear((int)K, (int)H, 1, f.x, w1, b1, hidden);
+    naive_linear((int)H, (int)R, 0, hidden, w2, b2, f.want);
+    for (uint32_t i = 0; i < R; i++) f.top = fabsf(f.want[i]) > f.top ? fabsf(f.want[i]) : f.top;
     mb_model mb;
     mb_init(&mb);
     const uint32_t in = mb_value(&mb, 1, K, 0, 0, 0), mid = mb_value(&mb, 1, H, 0, 0, 0);
@@ -327,105 +328,97 @@ static void memory_fit(unsigned *rng) {
     mb_op(&mb, 2, 1, in, MB_NONE, mid, t1, mb_tensor(&mb, 1, H, 0, 0, 0, b1), NULL);
     mb_op(&mb, 2, 0, mid, MB_NONE, out, t2, mb_tensor(&mb, 1, R, 0, 0, 0, b2), NULL);
     mb.input = in, mb.output = out;
-    size_t size;
-    uint8_t *file = mb_build(&mb, &size);
+    f.file = mb_build(&mb, &f.size);
+    mb_free(&mb);
+    free(e1), free(e2), free(w1), free(w2), free(b1), free(b2), free(hidden);
+    return f;
+}
+
+static void fit_model_free(fit_model *f) {
+    free(f->file), free(f->x), free(f->want);
+}
+
+/* y (NULL: the load failed, already reported) ran op 0 on kernel0 and op 1
+ * on spmv, and agrees with the dense computation. */
+static void fit_model_check(const fit_model *f, const float *y, const char *const kernels[2],
+                            const char *kernel0, const char *what) {
+    if (y == NULL) return;
+    CHECK(strcmp(kernels[0], kernel0) == 0 && strcmp(kernels[1], "spmv") == 0,
+          "%s: kernels %s, %s", what, kernels[0], kernels[1]);
+    for (uint32_t i = 0; i < FIT_R; i++)
+        CHECK(fabsf(y[i] - f->want[i]) <= 1e-4f * f->top, "%s: out[%u] %g, want %g", what, i,
+              (double)y[i], (double)f->want[i]);
+}
+
+/* The memory budget (runtime/README.md, "Dense or sparse, per layer"): a
+ * mapped model's packed weights may hold at most arena + 10 MiB beyond the
+ * file pages they replace. The fit model keeping a fifth of the big layer's
+ * blocks (about 13 MB over its file bytes: over the budget alone). Running
+ * the big one dense frees the most bytes for the least time (its runs are
+ * nearer the dense time), so it alone turns dense, loaded mapped or from a
+ * buffer alike (the budget counts as for a mapped file: the forms do not
+ * depend on the load); with CRISP_HYBRID_FORM=sparse both keep their runs.
+ * Outputs agree with a dense computation either way, and bitwise between the
+ * two loads. */
+static void memory_fit(unsigned *rng) {
+    fit_model f = fit_model_build(rng, 102);
     const char *tmp = getenv("TMPDIR");
     char path[512];
     snprintf(path, sizeof path, "%s/crisp-memory-fit-XXXXXX", tmp != NULL && *tmp ? tmp : "/tmp");
     const int fd = mkstemp(path);
-    CHECK(fd >= 0 && write(fd, file, size) == (ssize_t)size && close(fd) == 0,
+    CHECK(fd >= 0 && write(fd, f.file, f.size) == (ssize_t)f.size && close(fd) == 0,
           "memory fit: cannot write %s", path);
     const char *kernels[2] = {"", ""};
-    float top = 1e-3f;
-    for (uint32_t i = 0; i < R; i++) top = fabsf(want[i]) > top ? fabsf(want[i]) : top;
     float *mapped = NULL;
     unsetenv("CRISP_HYBRID_FORM"); /* auto, whatever the caller's environment says */
     for (int k = 0; k < 3; k++) {
         const char *what = k == 0 ? "memory fit: mapped" : k == 1 ? "memory fit: buffer"
                                                                   : "memory fit: mapped, sparse";
         if (k == 2) setenv("CRISP_HYBRID_FORM", "sparse", 1);
-        float *y = run_profiled(k == 1 ? NULL : path, file, size, x, K, R, kernels, what);
+        float *y = run_profiled(k == 1 ? NULL : path, f.file, f.size, f.x, FIT_K, FIT_R, kernels,
+                                what);
         unsetenv("CRISP_HYBRID_FORM");
+        fit_model_check(&f, y, kernels, k < 2 ? "gemv (expanded)" : "spmv", what);
         if (y == NULL) continue;
-        CHECK(strcmp(kernels[0], k < 2 ? "gemv (expanded)" : "spmv") == 0 &&
-                  strcmp(kernels[1], "spmv") == 0,
-              "%s: kernels %s, %s", what, kernels[0], kernels[1]);
-        for (uint32_t i = 0; i < R; i++)
-            CHECK(fabsf(y[i] - want[i]) <= 1e-4f * top, "%s: out[%u] %g, want %g", what, i,
-                  (double)y[i], (double)want[i]);
         if (k == 0) {
             mapped = y;
             continue;
         }
         if (k == 1 && mapped != NULL)
-            CHECK(memcmp(mapped, y, R * sizeof *y) == 0, "memory fit: buffer and mapped loads differ");
+            CHECK(memcmp(mapped, y, FIT_R * sizeof *y) == 0,
+                  "memory fit: buffer and mapped loads differ");
         free(y);
     }
     free(mapped);
     unlink(path);
-    mb_free(&mb);
-    free(file), free(e1), free(e2), free(w1), free(w2);
-    free(x), free(b1), free(b2), free(hidden), free(want);
+    fit_model_free(&f);
 }
 
 /* The memory limit (CRISP_MAX_MEMORY_MB) below what the runs allocate, the
- * budget above it: 2048 x 8192 keeping 61 of 512 blocks per block-row runs as
- * runs (16 MB at 8 bytes per kept value, 8 MB over its file bytes, inside the
- * budget). Under a 16 MiB limit it runs dense from the file instead (src/
- * pack.c, crisp_fit_packed_forms) and the load goes on, where it failed with
- * CRISP_ERR_LIMIT before; the small layer keeps its runs. Under 18 MiB,
- * which the runs fit, nothing changes. */
+ * budget above it: the fit model keeping 61 of the big layer's 512 blocks
+ * per block-row runs as runs (16 MB at 8 bytes per kept value, 8 MB over its
+ * file bytes, inside the budget). Under a 16 MiB limit it runs dense from
+ * the file instead (src/pack.c, crisp_fit_packed_forms) and the load goes
+ * on, where it failed with CRISP_ERR_LIMIT before; the small layer keeps its
+ * runs. Under 18 MiB, which the runs fit, nothing changes. */
 static void memory_limit_fit(unsigned *rng) {
-    const uint32_t K = 8192, H = 2048, R = 512;
-    mb_hybrid big = {H, K, 16, 16, 4, 4, 1, 61, 0, 0}, small = {R, H, 16, 16, 4, 4, 1, 13, 0, 0};
-    float *w1 = malloc((size_t)H * K * sizeof *w1), *w2 = malloc((size_t)R * H * sizeof *w2);
-    size_t s1, s2;
-    uint64_t k1, k2;
-    uint8_t *e1 = mb_hybrid_encode(&big, rng, w1, NULL, &s1, &k1);
-    uint8_t *e2 = mb_hybrid_encode(&small, rng, w2, NULL, &s2, &k2);
-    float *x = random_floats(rng, K, 1), *b1 = random_floats(rng, H, 0.5f);
-    float *b2 = random_floats(rng, R, 0.5f), *hidden = malloc(H * sizeof *hidden);
-    float *want = malloc(R * sizeof *want);
-    naive_linear((int)K, (int)H, 1, x, w1, b1, hidden);
-    naive_linear((int)H, (int)R, 0, hidden, w2, b2, want);
-    mb_model mb;
-    mb_init(&mb);
-    const uint32_t in = mb_value(&mb, 1, K, 0, 0, 0), mid = mb_value(&mb, 1, H, 0, 0, 0);
-    const uint32_t out = mb_value(&mb, 1, R, 0, 0, 0);
-    const uint32_t d1[4] = {H, K, 0, 0}, d2[4] = {R, H, 0, 0};
-    const uint32_t t1 = mb_tensor_raw(&mb, 2, 2, d1, e1, s1), t2 = mb_tensor_raw(&mb, 2, 2, d2, e2, s2);
-    mb_op(&mb, 2, 1, in, MB_NONE, mid, t1, mb_tensor(&mb, 1, H, 0, 0, 0, b1), NULL);
-    mb_op(&mb, 2, 0, mid, MB_NONE, out, t2, mb_tensor(&mb, 1, R, 0, 0, 0, b2), NULL);
-    mb.input = in, mb.output = out;
-    size_t size;
-    uint8_t *file = mb_build(&mb, &size);
-    float top = 1e-3f;
-    for (uint32_t i = 0; i < R; i++) top = fabsf(want[i]) > top ? fabsf(want[i]) : top;
+    fit_model f = fit_model_build(rng, 61);
     unsetenv("CRISP_HYBRID_FORM");
     /* 18 MiB holds the runs (they loaded under 17 before the fit knew the
      * limit): they stay; 16 does not. */
     static const char *const limits[] = {NULL, "18", "16"};
     for (int l = 0; l < 3; l++) {
-        const int limited = l == 2;
         char what[64];
         snprintf(what, sizeof what, "memory limit fit: %s%s", l ? limits[l] : "no limit",
                  l ? " MiB" : "");
         if (l) setenv("CRISP_MAX_MEMORY_MB", limits[l], 1);
         const char *kernels[2] = {"", ""};
-        float *y = run_profiled(NULL, file, size, x, K, R, kernels, what);
+        float *y = run_profiled(NULL, f.file, f.size, f.x, FIT_K, FIT_R, kernels, what);
         unsetenv("CRISP_MAX_MEMORY_MB");
-        if (y == NULL) continue;
-        CHECK(strcmp(kernels[0], limited ? "gemv (expanded)" : "spmv") == 0 &&
-                  strcmp(kernels[1], "spmv") == 0,
-              "%s: kernels %s, %s", what, kernels[0], kernels[1]);
-        for (uint32_t i = 0; i < R; i++)
-            CHECK(fabsf(y[i] - want[i]) <= 1e-4f * top, "%s: out[%u] %g, want %g", what, i,
-                  (double)y[i], (double)want[i]);
+        fit_model_check(&f, y, kernels, l == 2 ? "gemv (expanded)" : "spmv", what);
         free(y);
     }
-    mb_free(&mb);
-    free(file), free(e1), free(e2), free(w1), free(w2);
-    free(x), free(b1), free(b2), free(hidden), free(want);
+    fit_model_free(&f);
 }
 
 int main(void) {
