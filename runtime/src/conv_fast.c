@@ -671,8 +671,8 @@ static void build_band(const crisp_conv2d_params *p, const crisp_fast_plan *f, c
  * output rows copied into the output plane without the positions past each
  * row's end. */
 static void band_tile(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
-                      const float *x, float *y, size_t p0, size_t np, size_t u0, size_t u1,
-                      float *scratch, int build) {
+                      const float *x, const float *residual, float *y, size_t p0, size_t np,
+                      size_t u0, size_t u1, float *scratch, int build) {
     const crisp_conv2d_params *p = &op->k.conv;
     const crisp_fast_plan *f = &op->fast;
     const crisp_sparse_weights *s = &op->packed.sparse;
@@ -683,9 +683,30 @@ static void band_tile(const crisp_f32_kernels *k, const crisp_model *m, const cr
     float *wide = scratch + crisp_fast_band_elements(p, f);
     sweep_runs(k, s, u0, u1, span, f->band_offset, scratch, 1, wide, stride, bias_of(m, op),
                &p->minmax);
+    const crisp_minmax_params *add = residual != NULL ? &m->ops[op->fused_add].k.minmax : NULL;
     for (size_t r = first; r < s->run_row[u1]; r++)
-        for (size_t oy = 0; oy < rows; oy++)
-            copy_floats(y + r * pixels + p0 + oy * ow, wide + (r - first) * stride + oy * width, ow);
+        for (size_t oy = 0; oy < rows; oy++) {
+            const size_t at = r * pixels + p0 + oy * ow;
+            const float *src = wide + (r - first) * stride + oy * width;
+            if (add != NULL) k->add(ow, src, residual + at, y + at, add);
+            else copy_floats(y + at, src, ow);
+        }
+}
+
+int crisp_fast_adds_residual(const crisp_op *op) {
+    return op->fast.path == CRISP_FAST_GEMM || op->fast.path == CRISP_FAST_SPMM;
+}
+
+/* A fused conv's ADD on rows [r0, r1) x pixels [p0, p0 + np) of y, which
+ * the kernels just wrote (src/fuse.c). */
+static void add_residual(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
+                         const float *residual, float *y, size_t pixels, size_t r0, size_t r1,
+                         size_t p0, size_t np) {
+    const crisp_minmax_params *add = &m->ops[op->fused_add].k.minmax;
+    for (size_t r = r0; r < r1; r++) {
+        const size_t at = r * pixels + p0;
+        k->add(np, y + at, residual + at, y + at, add);
+    }
 }
 
 /* Float tiles of the retiled ops start rows on 32-byte boundaries (AVX2
@@ -742,8 +763,8 @@ crisp_fast_tiling crisp_fast_tiling_for(const crisp_op *op, size_t threads) {
 }
 
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
-                    const float *x, float *y, size_t begin, size_t end, size_t tile_pixels,
-                    float *scratch, size_t *held_tile) {
+                    const float *x, const float *residual, float *y, size_t begin, size_t end,
+                    size_t tile_pixels, float *scratch, size_t *held_tile) {
     const crisp_fast_plan *f = &op->fast;
     if (f->path == CRISP_FAST_QS8_SPMM || f->path == CRISP_FAST_QS8_GEMM ||
         f->path == CRISP_FAST_QS8_DWCONV || f->path == CRISP_FAST_QS8_GEMV ||
@@ -854,7 +875,7 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         const size_t stop = min_size(end, (tile + 1) * f->units), u1 = u0 + (stop - item);
         const size_t p0 = tile * nt, np = min_size(nt, pixels - p0);
         if (f->band_offset != NULL) {
-            band_tile(k, m, op, x, y, p0, np, u0, u1, scratch, *held_tile != tile);
+            band_tile(k, m, op, x, residual, y, p0, np, u0, u1, scratch, *held_tile != tile);
             *held_tile = tile;
             item = stop;
             continue;
@@ -877,11 +898,16 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
                     k->gemm(mr, min_size(nr, np - n0), K, a, K, b + n0, b_stride,
                             y + r0 * pixels + p0 + n0, pixels, bias != NULL ? bias + r0 : NULL,
                             minmax);
+                if (residual != NULL)
+                    add_residual(k, m, op, residual, y, pixels, r0, r0 + mr, p0, np);
             }
         } else {
             const crisp_sparse_weights *s = &op->packed.sparse;
             sweep_runs(k, s, u0, u1, np, s->entry_column, b, b_stride,
                        y + s->run_row[u0] * pixels + p0, pixels, bias, minmax);
+            if (residual != NULL)
+                add_residual(k, m, op, residual, y, pixels, s->run_row[u0], s->run_row[u1], p0,
+                             np);
         }
         item = stop;
     }

@@ -92,8 +92,16 @@ crisp_fast_tiling crisp_fast_tiling_for(const crisp_op *op, size_t threads);
  * to the calling thread, *held_tile the pixel tile whose patch
  * matrix scratch already holds for this op (SIZE_MAX: none; updated), so a
  * thread running several chunks of one tile builds it once. */
+/* residual: for a conv that fused an ADD (src/fuse.c) on a path that
+ * crisp_fast_adds_residual accepts, the ADD's other input, added (and the
+ * ADD's clamp applied) to each tile of y right after the kernels wrote it;
+ * else NULL. */
 void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
-                    const float *x, float *y, size_t begin, size_t end, size_t tile_pixels,
-                    float *scratch, size_t *held_tile);
+                    const float *x, const float *residual, float *y, size_t begin, size_t end,
+                    size_t tile_pixels, float *scratch, size_t *held_tile);
+
+/* 1 when crisp_fast_run adds a fused conv's residual itself: the float32
+ * GEMM and sparse-run paths. */
+int crisp_fast_adds_residual(const crisp_op *op);
 
 #endif

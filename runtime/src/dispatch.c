@@ -39,8 +39,10 @@ struct job {
 /* Items of an op on the optimised kernels (src/conv_fast.c); the thread's
  * scratch keeps the last patch tile it built across its chunks of the op. */
 static void fast_work(const job *j, size_t b, size_t e, size_t t) {
-    crisp_fast_run(j->s->fast, j->m, j->op, (const float *)j->x, (float *)j->y, b, e,
-                   j->tiling.tile_pixels, j->s->scratch + t * j->s->scratch_stride,
+    /* x2: a fused conv's residual (crisp_run_op), else NULL. */
+    crisp_fast_run(j->s->fast, j->m, j->op, (const float *)j->x, (const float *)j->x2,
+                   (float *)j->y, b, e, j->tiling.tile_pixels,
+                   j->s->scratch + t * j->s->scratch_stride,
                    &j->s->held_tile[t * CRISP_HELD_TILE_STRIDE]);
 }
 
@@ -310,22 +312,40 @@ static void run_job(const crisp_session *s, job *j) {
     crisp_pool_run(s->pool, j->chunks, run_chunk, j);
 }
 
-void crisp_run_op(const crisp_session *s, const crisp_op *op) {
+void crisp_run_op(const crisp_session *s, const crisp_op *op) { crisp_run_op_fused(s, op, 1); }
+
+void crisp_run_op_fused(const crisp_session *s, const crisp_op *op, int fuse) {
     const crisp_model *m = s->model;
-    const crisp_value *in = &m->values[op->inputs[0]], *out = &m->values[op->output];
+    const crisp_value *out = crisp_op_written(m, op);
+    if (out == NULL) return; /* a fused ADD: its conv computed it (src/fuse.c) */
+    const crisp_value *in = &m->values[op->inputs[0]];
     job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
              (size_t)out->elements, elementwise_work, s, 1, 1, {0, 0, 0}};
     if (s->input != NULL && op->inputs[0] == m->input_value) j.x = (const uint8_t *)s->input;
     if (op->input_count == 2) j.x2 = s->arena + m->values[op->inputs[1]].arena_offset;
+    const uint8_t *residual = NULL;
+    if (op->fused_add != CRISP_NO_ID && fuse)
+        residual = s->arena + m->values[crisp_fused_residual(m, op)].arena_offset;
+    int in_driver = 0; /* the residual added per tile by the conv driver */
     /* Ops with an optimised plan (src/conv_fast.c: conv, linear, max pool). */
     if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {
         j.tiling = crisp_fast_tiling_for(op, s->pool != NULL ? crisp_pool_threads(s->pool) : 1);
         j.items = op->fast.units * j.tiling.tiles;
         j.work = fast_work;
+        in_driver = crisp_fast_adds_residual(op);
+        j.x2 = in_driver ? residual : NULL; /* fast paths read one input */
     } else {
         reference_items(&j, in, out);
     }
     run_job(s, &j);
+    if (residual != NULL && !in_driver) {
+        /* Other kernels: the ADD as its own pass over the conv's result,
+         * the same two roundings. */
+        const crisp_op *add = &m->ops[op->fused_add];
+        job a = {add, m, j.y, residual, j.y, (size_t)out->elements, elementwise_work, s, 1, 1,
+                 {0, 0, 0}};
+        run_job(s, &a);
+    }
     /* A fused silu/sigmoid/hardswish/hardsigmoid: not a clamp the kernels' epilogues
      * know, so one pass over the output after them, the same for every kernel set
      * and thread count (a per-element function: bitwise identical however split). */

@@ -167,6 +167,12 @@ typedef struct crisp_op {
         crisp_qs8_clamp_params qclamp;  /* relu, relu6 */
         crisp_qs8_quantize_params quant; /* quantize, dequantize */
     } k;
+    /* Residual fusion (src/fuse.c): a float32 conv that also computes the ADD
+     * op `fused_add` reading its output (writing that ADD's output value, the
+     * ADD's other input added and its clamp applied per tile, right after the
+     * kernels wrote it); that ADD op then has `fused_into` = the conv and is
+     * skipped. CRISP_NO_ID otherwise. */
+    uint32_t fused_add, fused_into;
     crisp_packed packed; /* conv/linear with hybrid weights or int8 */
     crisp_pack_plan plan;
     crisp_fast_plan fast;
@@ -270,6 +276,10 @@ crisp_status crisp_pack_op(crisp_model *model, uint32_t index);
  * from runs into dense-from-file (src/hybrid_form.h, crisp_hybrid_fit). Only
  * under CRISP_HYBRID_FORM=auto. Cannot fail. */
 void crisp_fit_packed_forms(crisp_model *model);
+
+/* src/fuse.c, before the arena plan: sets every op's fused_add / fused_into
+ * (CRISP_FUSE_ADD=0 in the environment at load: none). */
+void crisp_fuse_residual_adds(crisp_model *model);
 /* src/pack.c: packs a deferred op in its planned form (charged against the
  * memory limit before allocating). */
 crisp_status crisp_pack_deferred(crisp_model *model, uint32_t index);
@@ -308,6 +318,21 @@ crisp_status crisp_check_weight_values(uint32_t index, const char *encoding, con
 crisp_status crisp_check_weight_q(uint32_t index, const char *encoding, const int8_t *q,
                                   uint64_t count);
 void crisp_packed_free(crisp_packed *packed);
+
+/* The value op writes in the arena: its output, or for a conv that fused
+ * an ADD (src/fuse.c) the ADD's output; NULL for the fused ADD itself. */
+static inline const crisp_value *crisp_op_written(const crisp_model *m, const crisp_op *op) {
+    if (op->fused_into != CRISP_NO_ID) return NULL;
+    if (op->fused_add != CRISP_NO_ID) return &m->values[m->ops[op->fused_add].output];
+    return &m->values[op->output];
+}
+
+/* The input of a fused conv's ADD that the conv adds to its result: the one
+ * it does not produce. */
+static inline uint32_t crisp_fused_residual(const crisp_model *m, const crisp_op *conv) {
+    const crisp_op *add = &m->ops[conv->fused_add];
+    return add->inputs[0] == conv->output ? add->inputs[1] : add->inputs[0];
+}
 
 /* A hybrid layer the cost table runs on the dense kernels (src/expand.h). */
 static inline int crisp_op_expanded(const crisp_op *op) {

@@ -248,22 +248,35 @@ crisp_status crisp_plan_arena(crisp_plan_item *items, size_t count, uint64_t *ar
     return CRISP_OK;
 }
 
+void crisp_plan_model_items(const crisp_model *m, crisp_plan_item *items) {
+    for (uint32_t v = 0; v < m->value_count; v++) {
+        const crisp_value *val = &m->values[v];
+        const uint64_t raw = val->elements * crisp_dtype_size(val->dtype); /* int8: 1 byte */
+        uint64_t bytes = (raw + CRISP_ALIGN - 1) / CRISP_ALIGN * CRISP_ALIGN;
+        uint32_t first = val->producer == CRISP_NO_ID ? 0 : val->producer;
+        /* Residual fusion (src/fuse.c): a fused conv writes its ADD's output,
+         * which then lives from the conv on, and its own output never. */
+        if (val->producer != CRISP_NO_ID) {
+            const crisp_op *p = &m->ops[val->producer];
+            if (p->fused_into != CRISP_NO_ID) first = p->fused_into;
+            if (p->fused_add != CRISP_NO_ID) bytes = 0;
+        }
+        items[v] = (crisp_plan_item){.size = bytes, .first = first, .last = val->last_use};
+    }
+}
+
 crisp_status crisp_plan_model(crisp_model *m) {
     crisp_plan_item *items = malloc(m->value_count * sizeof *items);
     if (items == NULL)
         return crisp_error(CRISP_ERR_NOMEM, "planner: out of memory for %u values",
                            (unsigned)m->value_count);
+    crisp_plan_model_items(m, items);
+    /* Naive: every value of the file in its own buffer. */
     m->naive_bytes = 0;
     for (uint32_t v = 0; v < m->value_count; v++) {
         const crisp_value *val = &m->values[v];
-        const uint64_t raw = val->elements * crisp_dtype_size(val->dtype); /* int8: 1 byte */
-        const uint64_t bytes = (raw + CRISP_ALIGN - 1) / CRISP_ALIGN * CRISP_ALIGN;
-        items[v] = (crisp_plan_item){
-            .size = bytes,
-            .first = val->producer == CRISP_NO_ID ? 0 : val->producer,
-            .last = val->last_use,
-        };
-        m->naive_bytes += bytes;
+        const uint64_t raw = val->elements * crisp_dtype_size(val->dtype);
+        m->naive_bytes += (raw + CRISP_ALIGN - 1) / CRISP_ALIGN * CRISP_ALIGN;
     }
     crisp_status s = crisp_plan_arena(items, m->value_count, &m->arena_bytes);
     if (s == CRISP_OK)

@@ -28,4 +28,10 @@ typedef struct crisp_plan_item {
  * O(n log n + P log n) for P pairs of items live together. */
 crisp_status crisp_plan_arena(crisp_plan_item *items, size_t count, uint64_t *arena_bytes);
 
+/* The model's values as planner items [value_count]: each value's bytes
+ * (rounded to CRISP_ALIGN) live from its producer to its last use, with
+ * residual fusion's two changes (src/fuse.c). */
+struct crisp_model;
+void crisp_plan_model_items(const struct crisp_model *m, crisp_plan_item *items);
+
 #endif

@@ -62,6 +62,7 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
         if (o->dtype == CRISP_DTYPE_F32 && o->kind == CRISP_OP_ADD) kernel = "add";
         if (o->dtype == CRISP_DTYPE_I8 && o->kind == CRISP_OP_MAX_POOL2D) kernel = "qs8_maxpool";
     }
+    if (o->fused_into != CRISP_NO_ID) kernel = "add (fused)"; /* in the conv before it */
     *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel, o->macs, executed,
                               s->op_calls[op], s->op_seconds[op]};
     return CRISP_OK;
@@ -283,10 +284,22 @@ crisp_status crisp_session_run_to(crisp_session *s, uint32_t value, const float 
     if (batch == 0) return CRISP_ERR_SHAPE;
     const size_t in_n = (size_t)in->elements, out_n = (size_t)v->elements;
     uint8_t *x = s->arena + in->arena_offset;
+    /* The output of a conv that fused its ADD (src/fuse.c) has no arena slot:
+     * that conv runs unfused into its ADD's output slot, which is free there. */
+    const crisp_op *fused = v->producer != CRISP_NO_ID &&
+                                    m->ops[v->producer].fused_add != CRISP_NO_ID
+                                ? &m->ops[v->producer]
+                                : NULL;
     for (size_t i = 0; i < batch; i++) {
         memcpy(x, input + i * in_n, in_n * sizeof(float));
         /* The value is live from its producer on, so reading it right after
          * the producer ran sees it whatever the arena plan shares. */
+        if (fused != NULL) {
+            if (v->producer > 0) run_ops(s, v->producer - 1);
+            crisp_run_op_fused(s, fused, 0);
+            copy_value_out(s, crisp_op_written(m, fused), out + i * out_n);
+            continue;
+        }
         if (v->producer != CRISP_NO_ID) run_ops(s, v->producer);
         copy_value_out(s, v, out + i * out_n);
     }

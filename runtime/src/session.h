@@ -32,5 +32,9 @@ struct crisp_session {
 
 /* Runs one op, split over the session's threads (src/dispatch.c). */
 void crisp_run_op(const crisp_session *session, const crisp_op *op);
+/* The same; with fuse 0 a conv that fused an ADD (src/fuse.c) computes only
+ * its own output, into the arena slot of the ADD's output (for
+ * crisp_session_run_to). */
+void crisp_run_op_fused(const crisp_session *session, const crisp_op *op, int fuse);
 
 #endif

@@ -34,6 +34,7 @@
  * A custom mutator re-computes the header, table and section CRCs after
  * most mutations: otherwise nearly every mutant dies at a checksum and the
  * validator behind it is never reached. */
+#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <float.h>
 #include <math.h>
 #include <stddef.h>
@@ -123,6 +124,17 @@ static int is_sum_path(uint32_t path) {
            path == CRISP_FAST_GEMV || path == CRISP_FAST_SPMV;
 }
 
+/* The model with every ADD on its own (src/fuse.c): op by op, each op's
+ * result is then the value it writes, and the magnitude model (which drops
+ * the convs' activations, so would fuse more) keeps the same plan. */
+static int load_unfused(const uint8_t *data, size_t size, const crisp_load_options *options,
+                        crisp_model **out) {
+    setenv("CRISP_FUSE_ADD", "0", 1);
+    const int ok = crisp_model_load_buffer_with_options(data, size, options, out) == CRISP_OK;
+    unsetenv("CRISP_FUSE_ADD");
+    return ok;
+}
+
 static void clear_signs(uint8_t *file, const crisp_model *m, const float *p, uint64_t n) {
     const size_t at = (size_t)((const uint8_t *)p - m->bytes);
     for (uint64_t i = 0; i < n; i++) file[at + 4 * i + 3] &= 0x7F;
@@ -153,7 +165,7 @@ static crisp_model *abs_model(const uint8_t *data, size_t size, const crisp_mode
     fix_crcs(f, size);
     crisp_model *a = NULL;
     const crisp_load_options options = {FUZZ_MAX_MEMORY_MB, 0};
-    const int ok = crisp_model_load_buffer_with_options(f, size, &options, &a) == CRISP_OK;
+    const int ok = load_unfused(f, size, &options, &a);
     free(f);
     if (!ok) return NULL;
     int same = a->arena_bytes == m->arena_bytes && a->op_count == m->op_count &&
@@ -273,8 +285,9 @@ static void check_ops(const crisp_model *m, const crisp_model *am, const float *
 }
 
 /* Part (2): whole runs, batch 2 and 1, 1 and 3 threads, both kernel sets. */
-static void check_runs(const crisp_model *m, const float *x2, size_t nx, size_t ny) {
-    float *y[4], *y1 = malloc(ny * sizeof *y1);
+static void check_runs(const crisp_model *m, const crisp_model *mu, const float *x2, size_t nx,
+                       size_t ny) {
+    float *y[4], *y1 = malloc(ny * sizeof *y1), *yu = malloc(2 * ny * sizeof *yu);
     for (uint32_t c = 0; c < 4; c++) {
         const uint32_t threads = c & 1 ? 3 : 1, flags = c & 2 ? CRISP_SESSION_REFERENCE_KERNELS : 0;
         crisp_session *s = session(m, threads, flags);
@@ -289,9 +302,15 @@ static void check_runs(const crisp_model *m, const float *x2, size_t nx, size_t 
         if (c & 1 && memcmp(y[c], y[c - 1], 2 * ny * sizeof *y1) != 0)
             bug("whole run: 3 threads differ from 1 thread", c, 0, 0, 0, 0);
         crisp_session_free(s);
+        /* Residual fusion changes no bit (src/fuse.c). */
+        s = session(mu, threads, flags);
+        if (crisp_session_run(s, x2, 2 * nx, yu, 2 * ny) != CRISP_OK) abort();
+        if (memcmp(y[c], yu, 2 * ny * sizeof *yu) != 0)
+            bug("whole run: fused ADDs differ from unfused", c, 0, 0, 0, 0);
+        crisp_session_free(s);
     }
     for (int c = 0; c < 4; c++) free(y[c]);
-    free(y1);
+    free(y1), free(yu);
 }
 
 static void battery(const uint8_t *data, size_t size, const crisp_model *m,
@@ -307,10 +326,17 @@ static void battery(const uint8_t *data, size_t size, const crisp_model *m,
     for (size_t i = 0; i < nx; i++)
         x2[nx + i] = i % 61 == 60 ? special[(i / 61) % 6]
                                   : (float)((int)data[i % size] - 128) * (1.0f / 32);
-    crisp_model *am = abs_model(data, size, m);
-    check_ops(m, am, x2 + (h & 1 ? nx : 0));
+    const crisp_load_options options = {FUZZ_MAX_MEMORY_MB, 0};
+    crisp_model *mu = NULL;
+    if (!load_unfused(data, size, &options, &mu)) {
+        fprintf(stderr, "fuzz_loader: loads fused but not unfused: %s\n", crisp_last_error());
+        abort();
+    }
+    crisp_model *am = abs_model(data, size, mu);
+    check_ops(mu, am, x2 + (h & 1 ? nx : 0));
     crisp_model_free(am);
-    check_runs(m, x2, nx, ny);
+    check_runs(m, mu, x2, nx, ny);
+    crisp_model_free(mu);
     free(x2);
 }
 

@@ -129,13 +129,7 @@ static void test_matches_reference(void) {
 /* A loaded model's values as planner items, as crisp_plan_model makes them. */
 static size_t model_items(const crisp_model *m, crisp_plan_item **out) {
     crisp_plan_item *items = malloc(m->value_count * sizeof *items);
-    for (uint32_t v = 0; v < m->value_count; v++) {
-        const crisp_value *val = &m->values[v];
-        const uint64_t raw = val->elements * crisp_dtype_size(val->dtype);
-        items[v] = (crisp_plan_item){(raw + 63) / 64 * 64,
-                                     val->producer == CRISP_NO_ID ? 0 : val->producer,
-                                     val->last_use, 0};
-    }
+    crisp_plan_model_items(m, items);
     *out = items;
     return m->value_count;
 }

@@ -1,0 +1,67 @@
+/* Residual fusion: a float32 ADD whose one input is a conv's output, read by
+ * nothing else, runs inside that conv (runtime/README.md, "Residual
+ * fusion"). The conv writes the ADD's output value; its drivers add the
+ * ADD's other input (the residual) and apply the ADD's clamp to each tile
+ * right after the kernels wrote it, while the tile is still in L1/L2, so the
+ * conv's result never makes a round trip through memory for a separate ADD
+ * pass. Every output is the same two roundings as before (the conv's sum,
+ * then the add; IEEE addition commutes), so results are bitwise those of the
+ * unfused graph for every kernel set and thread count.
+ *
+ * The graph itself is left as the file has it (the stage finder, bias tuning
+ * and crisp_session_run_to walk it): the fusion is two op fields, which the
+ * arena planner reads (the ADD's output lives from the conv on; the conv's
+ * own output takes no space), the op loop (the ADD is skipped) and the
+ * drivers. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "model.h"
+
+/* Conv `p` may take the ADD (op index a) reading its output v: a float32
+ * conv without a non-clamp activation or a clamp of its own (the ADD's
+ * clamp comes after the add), whose output nothing else reads, and the
+ * residual r ready before it runs. */
+static int fusable(const crisp_model *m, uint32_t a, uint32_t v, uint32_t r,
+                   const uint32_t *readers) {
+    const crisp_value *val = &m->values[v];
+    const uint32_t p = val->producer;
+    if (p == CRISP_NO_ID || v == m->output_value || readers[v] != 1) return 0;
+    const crisp_op *conv = &m->ops[p];
+    if (conv->kind != CRISP_OP_CONV2D || conv->dtype != CRISP_DTYPE_F32 ||
+        conv->pointwise != CRISP_ACT_NONE || conv->activation != CRISP_ACT_NONE ||
+        conv->fused_add != CRISP_NO_ID || p >= a)
+        return 0;
+    const uint32_t rp = m->values[r].producer;
+    return r != v && (r == m->input_value || (rp != CRISP_NO_ID && rp < p));
+}
+
+void crisp_fuse_residual_adds(crisp_model *m) {
+    for (uint32_t i = 0; i < m->op_count; i++)
+        m->ops[i].fused_add = m->ops[i].fused_into = CRISP_NO_ID;
+    const char *env = getenv("CRISP_FUSE_ADD"); /* 0: every ADD on its own, to compare */
+    if (env != NULL && strcmp(env, "0") == 0) return;
+    uint32_t *readers = calloc(m->value_count, sizeof *readers);
+    if (readers == NULL) return; /* unfused runs the same graph, only slower */
+    for (uint32_t i = 0; i < m->op_count; i++)
+        for (uint32_t k = 0; k < m->ops[i].input_count; k++) readers[m->ops[i].inputs[k]]++;
+    for (uint32_t a = 0; a < m->op_count; a++) {
+        crisp_op *add = &m->ops[a];
+        if (add->kind != CRISP_OP_ADD || add->dtype != CRISP_DTYPE_F32 ||
+            add->pointwise != CRISP_ACT_NONE || add->input_count != 2)
+            continue;
+        /* Of two fusable convs (a downsampling block's two branches), the later:
+         * the other's output is then ready. */
+        uint32_t best = CRISP_NO_ID, conv = CRISP_NO_ID;
+        for (uint32_t k = 0; k < 2; k++) {
+            const uint32_t v = add->inputs[k], r = add->inputs[1 - k];
+            if (!fusable(m, a, v, r, readers)) continue;
+            const uint32_t p = m->values[v].producer;
+            if (conv == CRISP_NO_ID || p > conv) conv = p, best = k;
+        }
+        if (best == CRISP_NO_ID) continue;
+        m->ops[conv].fused_add = a;
+        add->fused_into = conv;
+    }
+    free(readers);
+}
