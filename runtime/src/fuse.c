@@ -18,19 +18,18 @@
 
 #include "model.h"
 
-/* Conv `p` may take the ADD (op index a) reading its output v: a float32
+/* The conv producing v may take the ADD reading v: a float32
  * conv without a non-clamp activation or a clamp of its own (the ADD's
  * clamp comes after the add), whose output nothing else reads, and the
  * residual r ready before it runs. */
-static int fusable(const crisp_model *m, uint32_t a, uint32_t v, uint32_t r,
-                   const uint32_t *readers) {
+static int fusable(const crisp_model *m, uint32_t v, uint32_t r, const uint32_t *readers) {
     const crisp_value *val = &m->values[v];
     const uint32_t p = val->producer;
     if (p == CRISP_NO_ID || v == m->output_value || readers[v] != 1) return 0;
     const crisp_op *conv = &m->ops[p];
     if (conv->kind != CRISP_OP_CONV2D || conv->dtype != CRISP_DTYPE_F32 ||
         conv->pointwise != CRISP_ACT_NONE || conv->activation != CRISP_ACT_NONE ||
-        conv->fused_add != CRISP_NO_ID || p >= a)
+        conv->fused_add != CRISP_NO_ID)
         return 0;
     const uint32_t rp = m->values[r].producer;
     return r != v && (r == m->input_value || (rp != CRISP_NO_ID && rp < p));
@@ -52,14 +51,13 @@ void crisp_fuse_residual_adds(crisp_model *m) {
             continue;
         /* Of two fusable convs (a downsampling block's two branches), the later:
          * the other's output is then ready. */
-        uint32_t best = CRISP_NO_ID, conv = CRISP_NO_ID;
+        uint32_t conv = CRISP_NO_ID;
         for (uint32_t k = 0; k < 2; k++) {
-            const uint32_t v = add->inputs[k], r = add->inputs[1 - k];
-            if (!fusable(m, a, v, r, readers)) continue;
-            const uint32_t p = m->values[v].producer;
-            if (conv == CRISP_NO_ID || p > conv) conv = p, best = k;
+            const uint32_t v = add->inputs[k], p = m->values[v].producer;
+            if (fusable(m, v, add->inputs[1 - k], readers) && (conv == CRISP_NO_ID || p > conv))
+                conv = p;
         }
-        if (best == CRISP_NO_ID) continue;
+        if (conv == CRISP_NO_ID) continue;
         m->ops[conv].fused_add = a;
         add->fused_into = conv;
     }

@@ -248,11 +248,16 @@ crisp_status crisp_plan_arena(crisp_plan_item *items, size_t count, uint64_t *ar
     return CRISP_OK;
 }
 
+/* A value's buffer: its bytes (int8: 1 per element) rounded up to CRISP_ALIGN. */
+static uint64_t buffer_bytes(const crisp_value *val) {
+    const uint64_t raw = val->elements * crisp_dtype_size(val->dtype);
+    return (raw + CRISP_ALIGN - 1) / CRISP_ALIGN * CRISP_ALIGN;
+}
+
 void crisp_plan_model_items(const crisp_model *m, crisp_plan_item *items) {
     for (uint32_t v = 0; v < m->value_count; v++) {
         const crisp_value *val = &m->values[v];
-        const uint64_t raw = val->elements * crisp_dtype_size(val->dtype); /* int8: 1 byte */
-        uint64_t bytes = (raw + CRISP_ALIGN - 1) / CRISP_ALIGN * CRISP_ALIGN;
+        uint64_t bytes = buffer_bytes(val);
         uint32_t first = val->producer == CRISP_NO_ID ? 0 : val->producer;
         /* Residual fusion (src/fuse.c): a fused conv writes its ADD's output,
          * which then lives from the conv on, and its own output never. */
@@ -273,11 +278,7 @@ crisp_status crisp_plan_model(crisp_model *m) {
     crisp_plan_model_items(m, items);
     /* Naive: every value of the file in its own buffer. */
     m->naive_bytes = 0;
-    for (uint32_t v = 0; v < m->value_count; v++) {
-        const crisp_value *val = &m->values[v];
-        const uint64_t raw = val->elements * crisp_dtype_size(val->dtype);
-        m->naive_bytes += (raw + CRISP_ALIGN - 1) / CRISP_ALIGN * CRISP_ALIGN;
-    }
+    for (uint32_t v = 0; v < m->value_count; v++) m->naive_bytes += buffer_bytes(&m->values[v]);
     crisp_status s = crisp_plan_arena(items, m->value_count, &m->arena_bytes);
     if (s == CRISP_OK)
         for (uint32_t v = 0; v < m->value_count; v++) m->values[v].arena_offset = items[v].offset;

@@ -290,6 +290,7 @@ crisp_status crisp_session_run_to(crisp_session *s, uint32_t value, const float 
                                     m->ops[v->producer].fused_add != CRISP_NO_ID
                                 ? &m->ops[v->producer]
                                 : NULL;
+    const crisp_value *slot = fused != NULL ? crisp_op_written(m, fused) : v;
     for (size_t i = 0; i < batch; i++) {
         memcpy(x, input + i * in_n, in_n * sizeof(float));
         /* The value is live from its producer on, so reading it right after
@@ -297,11 +298,10 @@ crisp_status crisp_session_run_to(crisp_session *s, uint32_t value, const float 
         if (fused != NULL) {
             if (v->producer > 0) run_ops(s, v->producer - 1);
             crisp_run_op_fused(s, fused, 0);
-            copy_value_out(s, crisp_op_written(m, fused), out + i * out_n);
-            continue;
+        } else if (v->producer != CRISP_NO_ID) {
+            run_ops(s, v->producer);
         }
-        if (v->producer != CRISP_NO_ID) run_ops(s, v->producer);
-        copy_value_out(s, v, out + i * out_n);
+        copy_value_out(s, slot, out + i * out_n);
     }
     return CRISP_OK;
 }

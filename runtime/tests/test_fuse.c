@@ -62,7 +62,6 @@ static uint8_t *build(unsigned *rng, size_t *size, uint32_t *expect, uint32_t *o
     const uint32_t dense1 = mb_tensor(&mb, 4, C, 1, 1, C, NULL);
     const uint32_t dense3 = mb_tensor(&mb, 4, C, 3, 3, C, NULL);
     const uint32_t dw = mb_tensor(&mb, 4, C, 3, 3, 1, NULL);
-    uint32_t n;
     mb.input = x;
     for (uint32_t i = 0; i < 32; i++) expect[i] = CRISP_NO_ID;
     const uint32_t v1 = conv(&mb, x, dense3, 3, 1, CRISP_ACT_RELU);              /* op 0 */
@@ -91,8 +90,7 @@ static uint8_t *build(unsigned *rng, size_t *size, uint32_t *expect, uint32_t *o
     const uint32_t v15 = conv(&mb, v14, hybrid_weights(&mb, rng, 3, 3, 1), 3, 1, 0); /* op 14 */
     expect[14] = 15;
     mb.output = add(&mb, v15, v14, CRISP_ACT_RELU);                              /* op 15 */
-    n = 16;
-    *ops = n;
+    *ops = 16;
     uint8_t *f = mb_build(&mb, size);
     mb_free(&mb);
     return f;
