@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import copy
 import json
+import os
 import platform
 import subprocess
 import time
@@ -489,7 +490,7 @@ def run(options: Options, command: str) -> int:
     args.work_dir.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
     results: dict[str, Any] = {
-        "command": command.strip(), "machine": platform.machine(),
+        "command": recorded_command(command), "machine": platform.machine(),
         "cpu": _cpu_model(), "python": platform.python_version(), "versions": _versions(),
         "order": args.order, "rows": [], "layers": []}
     for arch in args.archs:
@@ -519,6 +520,22 @@ def _cpu_model() -> str:
     except OSError:
         pass
     return platform.processor() or "unknown"
+
+
+def recorded_command(command: str) -> str:
+    """The command as the report shows it. The library the binding loads is
+    part of what was measured: run with CRISP_LIBRARY (a build tree's
+    libcrisp), the command says so, so a rerun takes the same build rather
+    than the installed package's (which `make bench` reinstalls first)."""
+    library = os.environ.get("CRISP_LIBRARY")
+    if not library:
+        return command.strip()
+    path = Path(library)
+    try:  # relative to the checkout it was run in, as the rest of the command
+        path = path.resolve().relative_to(Path.cwd().resolve())
+    except ValueError:
+        pass
+    return f"CRISP_LIBRARY={path} {command.strip()}"
 
 
 def _versions() -> dict[str, str]:

@@ -81,6 +81,19 @@ def test_missing_peer_is_skipped_with_its_reason(monkeypatch, tmp_path) -> None:
         peerbench.tflite_peer(model, x, 1, tmp_path, "m")
 
 
+def test_command_names_the_library_it_measured(monkeypatch, tmp_path) -> None:
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("CRISP_LIBRARY", raising=False)
+    assert peerbench.recorded_command(" crisp-edge peerbench --runs 3 ") == (
+        "crisp-edge peerbench --runs 3")
+    monkeypatch.setenv("CRISP_LIBRARY", str(tmp_path / "build" / "libcrisp.so"))
+    assert peerbench.recorded_command("crisp-edge peerbench") == (
+        "CRISP_LIBRARY=build/libcrisp.so crisp-edge peerbench")
+    monkeypatch.setenv("CRISP_LIBRARY", "/elsewhere/libcrisp.so")
+    assert peerbench.recorded_command("crisp-edge peerbench") == (
+        "CRISP_LIBRARY=/elsewhere/libcrisp.so crisp-edge peerbench")
+
+
 def test_interleaved_timing_runs_every_system_alike() -> None:
     calls: list[str] = []
     systems = [peerbench.System(n, lambda n=n: calls.append(n)) for n in "abc"]
