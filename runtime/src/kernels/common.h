@@ -88,6 +88,19 @@ static inline size_t crisp_qs8_weight_index(size_t e, size_t r, size_t rows) {
     return (e & ~(size_t)3) * rows + r * 4 + (e & 3);
 }
 
+/* The four kept columns of the group of entries e .. e + 3 (e a multiple of
+ * four) of a packed int8 run. Entries past the run's last repeat its first
+ * column: the packing gives them zero weights (crisp_qs8_weight_index's
+ * zero-padded groups, src/pack.c), so any valid B row adds nothing there,
+ * and this one the group loads anyway. */
+static inline void crisp_qs8_group_columns(const uint32_t *column, size_t e, size_t entries,
+                                           uint32_t k[4]) {
+    k[0] = column[e];
+    k[1] = column[e + 1 < entries ? e + 1 : e];
+    k[2] = column[e + 2 < entries ? e + 2 : e];
+    k[3] = column[e + 3 < entries ? e + 3 : e];
+}
+
 /* Output pixels ox in [lo, hi) read input column ox*stride + offset inside
  * [0, width); the rest of the row reads padding and contributes nothing
  * (zero for float, the zero point - so again nothing - for int8). */

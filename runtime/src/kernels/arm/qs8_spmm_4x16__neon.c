@@ -27,14 +27,12 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, 
     const size_t groups = (entries + 3) / 4;
     for (size_t g = 0; g < groups; g++) {
         const size_t e = 4 * g;
-        const uint32_t k0 = column[e];
-        const uint32_t k1 = column[e + 1 < entries ? e + 1 : e];
-        const uint32_t k2 = column[e + 2 < entries ? e + 2 : e];
-        const uint32_t k3 = column[e + 3 < entries ? e + 3 : e];
-        const int8x16_t x0 = crisp_qs8_load16(b + k0 * b_stride, nc);
-        const int8x16_t x1 = crisp_qs8_load16(b + k1 * b_stride, nc);
-        const int8x16_t x2 = crisp_qs8_load16(b + k2 * b_stride, nc);
-        const int8x16_t x3 = crisp_qs8_load16(b + k3 * b_stride, nc);
+        uint32_t k[4];
+        crisp_qs8_group_columns(column, e, entries, k);
+        const int8x16_t x0 = crisp_qs8_load16(b + k[0] * b_stride, nc);
+        const int8x16_t x1 = crisp_qs8_load16(b + k[1] * b_stride, nc);
+        const int8x16_t x2 = crisp_qs8_load16(b + k[2] * b_stride, nc);
+        const int8x16_t x3 = crisp_qs8_load16(b + k[3] * b_stride, nc);
         const int8_t *wg = w + e * rows;
 #define ROW(i)                                                                              \
     if (rr > i) {                                                                           \

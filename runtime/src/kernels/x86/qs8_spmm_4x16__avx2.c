@@ -41,14 +41,12 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, 
     const size_t groups = (entries + 3) / 4;
     for (size_t g = 0; g < groups; g++) {
         const size_t e = 4 * g;
-        const uint32_t k0 = column[e];
-        const uint32_t k1 = column[e + 1 < entries ? e + 1 : e];
-        const uint32_t k2 = column[e + 2 < entries ? e + 2 : e];
-        const uint32_t k3 = column[e + 3 < entries ? e + 3 : e];
-        const __m128i x0 = load16(b + k0 * b_stride, nc, full);
-        const __m128i x1 = load16(b + k1 * b_stride, nc, full);
-        const __m128i x2 = load16(b + k2 * b_stride, nc, full);
-        const __m128i x3 = load16(b + k3 * b_stride, nc, full);
+        uint32_t k[4];
+        crisp_qs8_group_columns(column, e, entries, k);
+        const __m128i x0 = load16(b + k[0] * b_stride, nc, full);
+        const __m128i x1 = load16(b + k[1] * b_stride, nc, full);
+        const __m128i x2 = load16(b + k[2] * b_stride, nc, full);
+        const __m128i x3 = load16(b + k[3] * b_stride, nc, full);
         /* (x0, x2) and (x1, x3) pairs of pixels 0..7 (lo) and 8..15 (hi). */
         const __m256i e_lo = _mm256_cvtepi8_epi16(_mm_unpacklo_epi8(x0, x2));
         const __m256i e_hi = _mm256_cvtepi8_epi16(_mm_unpackhi_epi8(x0, x2));

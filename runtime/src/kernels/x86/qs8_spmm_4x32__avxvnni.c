@@ -69,15 +69,12 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, size_t nc, 
     const size_t groups = (entries + 3) / 4;
     for (size_t g = 0; g < groups; g++) {
         const size_t e = 4 * g;
-        /* Past the last entry the weights are zero: any valid row will do. */
-        const uint32_t k0 = column[e];
-        const uint32_t k1 = column[e + 1 < entries ? e + 1 : e];
-        const uint32_t k2 = column[e + 2 < entries ? e + 2 : e];
-        const uint32_t k3 = column[e + 3 < entries ? e + 3 : e];
-        const __m256i x0 = _mm256_xor_si256(load_row(b + k0 * b_stride, nc, full), flip);
-        const __m256i x1 = _mm256_xor_si256(load_row(b + k1 * b_stride, nc, full), flip);
-        const __m256i x2 = _mm256_xor_si256(load_row(b + k2 * b_stride, nc, full), flip);
-        const __m256i x3 = _mm256_xor_si256(load_row(b + k3 * b_stride, nc, full), flip);
+        uint32_t k[4];
+        crisp_qs8_group_columns(column, e, entries, k);
+        const __m256i x0 = _mm256_xor_si256(load_row(b + k[0] * b_stride, nc, full), flip);
+        const __m256i x1 = _mm256_xor_si256(load_row(b + k[1] * b_stride, nc, full), flip);
+        const __m256i x2 = _mm256_xor_si256(load_row(b + k[2] * b_stride, nc, full), flip);
+        const __m256i x3 = _mm256_xor_si256(load_row(b + k[3] * b_stride, nc, full), flip);
         const __m256i t0 = _mm256_unpacklo_epi8(x0, x1), t1 = _mm256_unpackhi_epi8(x0, x1);
         const __m256i t2 = _mm256_unpacklo_epi8(x2, x3), t3 = _mm256_unpackhi_epi8(x2, x3);
         const __m256i p0 = _mm256_unpacklo_epi16(t0, t2), p1 = _mm256_unpackhi_epi16(t0, t2);

@@ -42,15 +42,12 @@ static inline __attribute__((always_inline)) void chunk(size_t rows, __mmask64 m
     const size_t groups = (entries + 3) / 4;
     for (size_t g = 0; g < groups; g++) {
         const size_t e = 4 * g;
-        /* Past the last entry the weights are zero: any valid row will do. */
-        const uint32_t k0 = column[e];
-        const uint32_t k1 = column[e + 1 < entries ? e + 1 : e];
-        const uint32_t k2 = column[e + 2 < entries ? e + 2 : e];
-        const uint32_t k3 = column[e + 3 < entries ? e + 3 : e];
-        const __m512i x0 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, b + k0 * b_stride), flip);
-        const __m512i x1 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, b + k1 * b_stride), flip);
-        const __m512i x2 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, b + k2 * b_stride), flip);
-        const __m512i x3 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, b + k3 * b_stride), flip);
+        uint32_t k[4];
+        crisp_qs8_group_columns(column, e, entries, k);
+        const __m512i x0 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, b + k[0] * b_stride), flip);
+        const __m512i x1 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, b + k[1] * b_stride), flip);
+        const __m512i x2 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, b + k[2] * b_stride), flip);
+        const __m512i x3 = _mm512_xor_si512(_mm512_maskz_loadu_epi8(m, b + k[3] * b_stride), flip);
         const __m512i t0 = _mm512_unpacklo_epi8(x0, x1), t1 = _mm512_unpackhi_epi8(x0, x1);
         const __m512i t2 = _mm512_unpacklo_epi8(x2, x3), t3 = _mm512_unpackhi_epi8(x2, x3);
         const __m512i p0 = _mm512_unpacklo_epi16(t0, t2), p1 = _mm512_unpackhi_epi16(t0, t2);
