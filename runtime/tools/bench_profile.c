@@ -34,8 +34,15 @@ int bench_profile_run(const crisp_model *model, const crisp_model_info *info, co
     const size_t nx = (size_t)info->input_elements, ny = (size_t)info->output_elements;
     /* One warm-up run, then reset the counts by reading them as the baseline. */
     int ok = crisp_session_run(s, x, nx, y, ny) == CRISP_OK;
-    double *base = calloc(info->op_count ? info->op_count : 1, sizeof *base);
-    ok = ok && base != NULL;
+    const size_t slots = info->op_count ? info->op_count : 1;
+    double *base = calloc(slots, sizeof *base);
+    p->op_ms = calloc(slots, sizeof *p->op_ms);
+    p->op_kind = calloc(slots, sizeof *p->op_kind);
+    p->op_kernel = calloc(slots, sizeof *p->op_kernel);
+    p->op_macs = calloc(slots, sizeof *p->op_macs);
+    ok = ok && base != NULL && p->op_ms != NULL && p->op_kind != NULL && p->op_kernel != NULL &&
+         p->op_macs != NULL;
+    if (ok) p->op_count = info->op_count;
     for (uint32_t k = 0; ok && k < info->op_count; k++) {
         crisp_op_profile op;
         ok = crisp_session_get_op_profile(s, k, &op) == CRISP_OK;
@@ -48,12 +55,19 @@ int bench_profile_run(const crisp_model *model, const crisp_model_info *info, co
         bench_profile_row *r = ok ? row_of(p, op.kind, op.kernel) : NULL;
         const double ms = 1e3 * (op.seconds - base[k]) / (double)runs;
         p->total_ms += ms;
+        if (ok) {
+            p->op_ms[k] = ms, p->op_macs[k] = op.macs;
+            p->op_kind[k] = op.kind, p->op_kernel[k] = op.kernel;
+        }
         if (r == NULL) continue;
         r->ops++;
         r->macs += op.macs, r->effective_macs += op.effective_macs;
         r->ms += ms;
     }
-    if (!ok) fprintf(err, "crisp-bench: error: profile: %s\n", crisp_last_error());
+    if (!ok) {
+        fprintf(err, "crisp-bench: error: profile: %s\n", crisp_last_error());
+        bench_profile_free(p);
+    }
     free(base);
     crisp_session_free(s);
     qsort(p->rows, p->count, sizeof p->rows[0], by_time_desc);
@@ -85,4 +99,44 @@ void bench_profile_print(FILE *out, const bench_profile *p, int json) {
         if (r->effective_macs > 0) fprintf(out, "%14.1f\n", gflops);
         else fputs("             -\n", out);
     }
+}
+
+void bench_profile_print_ops(FILE *out, const bench_profile *const *p, const unsigned *threads,
+                             size_t n) {
+    if (n == 0) return;
+    fprintf(out, "  per op, ms per sample%s:\n    %4s %-16s %-18s %8s",
+            n > 1 ? " (x: the first thread count's time over this one's)" : "", "op", "kind",
+            "kernel", "MMACs");
+    for (size_t i = 0; i < n; i++) {
+        char label[24];
+        snprintf(label, sizeof label, "%u thr", threads[i]);
+        fprintf(out, " %10s", label);
+        if (i > 0) fprintf(out, " %6s", "x");
+    }
+    fputc('\n', out);
+    for (uint32_t k = 0; k < p[0]->op_count; k++) {
+        int shown = 0;
+        for (size_t i = 0; i < n; i++) shown |= k < p[i]->op_count && p[i]->op_ms[k] >= 1e-3;
+        if (!shown) continue;
+        fprintf(out, "    %4u %-16s %-18s %8.1f", k, p[0]->op_kind[k], p[0]->op_kernel[k],
+                (double)p[0]->op_macs[k] / 1e6);
+        for (size_t i = 0; i < n; i++) {
+            const double ms = k < p[i]->op_count ? p[i]->op_ms[k] : 0.0;
+            fprintf(out, " %10.3f", ms);
+            if (i > 0) {
+                if (ms > 0) fprintf(out, " %5.2fx", p[0]->op_ms[k] / ms);
+                else fputs("      -", out);
+            }
+        }
+        fputc('\n', out);
+    }
+}
+
+void bench_profile_free(bench_profile *p) {
+    free(p->op_ms);
+    free(p->op_kind);
+    free(p->op_kernel);
+    free(p->op_macs);
+    p->op_ms = NULL, p->op_kind = p->op_kernel = NULL, p->op_macs = NULL;
+    p->op_count = 0;
 }

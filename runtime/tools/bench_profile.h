@@ -22,6 +22,12 @@ typedef struct bench_profile {
     bench_profile_row rows[BENCH_PROFILE_MAX_ROWS];
     size_t count;
     double total_ms; /* per sample, all ops */
+    /* Each op's own figures (--profile-ops), op_count entries each; the
+     * kind and kernel names are the library's static strings. */
+    uint32_t op_count;
+    double *op_ms;
+    const char **op_kind, **op_kernel;
+    uint64_t *op_macs;
 } bench_profile;
 
 /* Runs `runs` profiled samples of x with `threads` threads after one warm-up
@@ -31,5 +37,14 @@ int bench_profile_run(const crisp_model *model, const crisp_model_info *info, co
 
 /* A text table (indented under the model's lines) or a JSON array. */
 void bench_profile_print(FILE *out, const bench_profile *p, int json);
+
+/* --profile-ops: one line per op (index, kind, kernel, MMACs) with its ms per
+ * sample at each of the n profiles' thread counts and, past the first, the
+ * first's time over each (the speedup from more threads): which ops scale
+ * and which do not. Ops under 1 us in every profile are left out. */
+void bench_profile_print_ops(FILE *out, const bench_profile *const *p, const unsigned *threads,
+                             size_t n);
+
+void bench_profile_free(bench_profile *p);
 
 #endif

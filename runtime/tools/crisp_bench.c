@@ -1,6 +1,6 @@
 /*
  * crisp-bench MODEL.crisp [MODEL.crisp ...] [--threads LIST] [--warmup N] [--runs N]
- *             [--input zeros|random] [--seed N] [--json] [--profile]
+ *             [--input zeros|random] [--seed N] [--json] [--profile] [--profile-ops]
  *
  * Measures each model at each thread count on this machine: warm-up runs, then
  * --runs timed single-sample inferences on the same input, reported as median,
@@ -8,8 +8,9 @@
  * `crisp-edge bench` runs it on a board (through SSH) and reads the --json
  * output; a person reads the table. --profile adds, per thread count, where the
  * time goes by op kind and kernel (bench_profile.c), from separate runs so the
- * timed ones carry no profiling overhead. Needs nothing but libcrisp, libc and
- * libm.
+ * timed ones carry no profiling overhead; --profile-ops also each op's time at
+ * every thread count side by side, with the speedup over the first (which ops
+ * gain from more threads). Needs nothing but libcrisp, libc and libm.
  */
 /* clock_gettime and getrusage are POSIX, not C11. */
 #define _POSIX_C_SOURCE 200809L
@@ -27,6 +28,7 @@
 #define USAGE                                                                             \
     "usage: crisp-bench MODEL.crisp [MODEL.crisp ...] [--threads LIST] [--warmup N]\n"     \
     "                   [--runs N] [--input zeros|random] [--seed N] [--json] [--profile]\n" \
+    "                   [--profile-ops]\n"                                                     \
     "  LIST: thread counts, e.g. 1,2,4 or 1..4 (default 1); --runs >= 10 (default 20);\n" \
     "  --warmup default 3; --input default random (deterministic for a --seed)\n"
 
@@ -47,7 +49,7 @@ typedef struct options {
     size_t thread_count;
     long warmup, runs;
     unsigned long seed;
-    int random_input, json, profile;
+    int random_input, json, profile, profile_ops;
 } options;
 
 static int parse_long(const char *text, long lo, long hi, long *out) {
@@ -84,6 +86,10 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
         }
         if (strcmp(a, "--profile") == 0) {
             o->profile = 1;
+            continue;
+        }
+        if (strcmp(a, "--profile-ops") == 0) {
+            o->profile = o->profile_ops = 1;
             continue;
         }
         const int takes_value = strcmp(a, "--threads") == 0 || strcmp(a, "--warmup") == 0 ||
@@ -242,6 +248,12 @@ static void report_model(FILE *out, const options *o, const char *path,
                     rs[i].threads == 1 ? "" : "s", rs[i].profile.total_ms);
             bench_profile_print(out, &rs[i].profile, 0);
         }
+        if (o->profile_ops && n > 0 && rs[0].profiled) {
+            const bench_profile *p[BENCH_MAX_THREAD_COUNTS];
+            unsigned threads[BENCH_MAX_THREAD_COUNTS];
+            for (size_t i = 0; i < n; i++) p[i] = &rs[i].profile, threads[i] = rs[i].threads;
+            bench_profile_print_ops(out, p, threads, n);
+        }
         return;
     }
     fprintf(out, "%s\n    {\"path\": ", first ? "" : ",");
@@ -267,6 +279,12 @@ static void report_model(FILE *out, const options *o, const char *path,
         if (rs[i].profiled) {
             fprintf(out, ", \"kernel_isa\": \"%s\", \"profile\": ", crisp_kernel_isa());
             bench_profile_print(out, &rs[i].profile, 1);
+            if (o->profile_ops) {
+                fputs(", \"op_ms\": [", out);
+                for (uint32_t k = 0; k < rs[i].profile.op_count; k++)
+                    fprintf(out, "%s%.6f", k ? ", " : "", rs[i].profile.op_ms[k]);
+                fputc(']', out);
+            }
         }
         fputc('}', out);
     }
@@ -287,6 +305,7 @@ static int bench_model(const options *o, const char *path, int first, FILE *out,
     float *y = malloc((size_t)info.output_elements * sizeof *y);
     double *ms = malloc((size_t)o->runs * sizeof *ms);
     run_result rs[BENCH_MAX_THREAD_COUNTS];
+    memset(rs, 0, sizeof rs); /* profiled = 0 past a failed thread count */
     int ok = x != NULL && y != NULL && ms != NULL;
     if (!ok) fprintf(err, "crisp-bench: error: %s: out of memory for the buffers\n", path);
     if (ok) fill_input(x, info.input_elements, o->random_input, o->seed);
@@ -298,6 +317,8 @@ static int bench_model(const options *o, const char *path, int first, FILE *out,
                                                     &rs[i].profile, err);
     }
     if (ok) report_model(out, o, path, &info, load_ms, rs, o->thread_count, first);
+    for (size_t i = 0; i < o->thread_count; i++)
+        if (rs[i].profiled) bench_profile_free(&rs[i].profile);
     free(ms);
     free(y);
     free(x);

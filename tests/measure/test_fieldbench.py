@@ -42,6 +42,18 @@ def test_crisp_bench_json_and_errors(rpi4_build, tmp_path):
     assert [r["threads"] for r in sparse["results"]] == [1, 2]
     for r in sparse["results"]:
         _check_stats(r)
+    # --profile-ops: each op's time at every thread count, in JSON and as a table.
+    done = subprocess.run([*tool, str(SPARSE), "--threads", "1,2", "--runs", "10", "--warmup",
+                           "1", "--profile-ops", "--json"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    for r in json.loads(done.stdout)["models"][0]["results"]:
+        assert len(r["op_ms"]) == sum(row["ops"] for row in r["profile"]) > 0
+        assert sum(r["op_ms"]) == pytest.approx(sum(row["ms"] for row in r["profile"]), rel=1e-3)
+    done = subprocess.run([*tool, str(SPARSE), "--threads", "1,2", "--runs", "10", "--warmup",
+                           "1", "--profile-ops"],
+                          capture_output=True, text=True, timeout=120, check=True)
+    table = done.stdout.split("per op, ms per sample")[1].splitlines()[2:]
+    assert table and all(line.split()[-1].endswith("x") for line in table), done.stdout
     for args, code, message in [
             (["--runs", "5", str(SPARSE)], 2, "--runs wants a whole number 10..1000000"),
             (["--threads", "0", str(SPARSE)], 2, "--threads '0'"),
