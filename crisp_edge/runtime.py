@@ -190,7 +190,10 @@ class Model:
         ``"spmm"``, ``"gemv"``, ``"dwconv"``, ``"maxpool"``, their int8 twins ``"qs8_gemm"``,
         ``"qs8_spmm"``, ``"qs8_gemv"``, ``"qs8_spmv"`` (hybrid int8 linears), ``"qs8_dwconv"``,
         ``"qs8_add"``, ``"qs8_maxpool"``, ``"add"`` (float32 ADD), ``"add (fused)"`` (a float32 ADD
-        computed inside the conv before it, runtime/README.md "Residual fusion"), ``"quantize"``, or
+        computed inside the conv before it, runtime/README.md "Residual fusion"), ``"dwconv
+        (+expand)"`` and a name ending in ``"fused into next)"`` such as ``"spmm (fused into
+        next)"`` (a depthwise conv computing the 1 x 1 conv before it band by band, and that
+        conv, runtime/README.md "Expand fusion"), ``"quantize"``, or
         ``"reference"``, with ``" (expanded)"`` for a hybrid layer the cost table runs dense
         from the file's encoding, ``" (dense copy)"`` for one run dense from a copy made at load
         (float32 convs the memory budget has room for; int8 linears by their byte count) and

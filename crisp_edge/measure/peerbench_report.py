@@ -117,6 +117,9 @@ def _forms(row: dict[str, Any]) -> str:
     """How many conv/linear layers run in each form, e.g. "runs 33 · expanded 1 · dense 1"."""
     counts: dict[str, int] = {}
     for kernel in row.get("op_kernels") or []:
+        # A 1 x 1 conv fused into the depthwise conv after it keeps its form (runtime/README.md,
+        # "Expand fusion"): "gemm (expanded, fused into next)" is an expanded layer.
+        kernel = kernel.replace(", fused into next)", ")").replace(" (fused into next)", "")
         form = dict(FORMS).get(kernel)
         if form is not None:
             counts[form] = counts.get(form, 0) + 1

@@ -110,10 +110,14 @@ typedef struct crisp_op_profile {
                                a hybrid layer run dense (CRISP_HYBRID_FORM, runtime/README.md)
                                adds " (expanded)" when its rows are expanded from the file as
                                the kernels need them, " (dense copy)" when they were copied
-                               out once at load; filled runs " (filled)" */
+                               out once at load; filled runs " (filled)". A 1 x 1 conv that
+                               the depthwise conv after it computes (runtime/README.md,
+                               "Expand fusion") ends in "fused into next)", that conv is
+                               "dwconv (+expand)" */
     uint64_t macs;          /* dense multiply-accumulates per sample (conv/linear; else 0) */
     uint64_t effective_macs; /* those executed (hybrid layers count kept weights; filled
-                                runs their zeros too, expanded ones every MAC) */
+                                runs their zeros too, expanded ones every MAC); expand
+                                fusion counts the 1 x 1 conv's in the depthwise conv's */
     uint64_t calls;         /* times it ran (samples, over all runs) */
     double seconds;         /* total wall time in it */
 } crisp_op_profile;

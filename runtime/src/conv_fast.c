@@ -191,6 +191,71 @@ static size_t dw_in_place_floats(const crisp_f32_kernels *k, const crisp_conv2d_
                                                : 0);
 }
 
+/* Expand fusion (src/fuse.c, runtime/README.md "Expand fusion"): a direct
+ * float32 1 x 1 conv (dense, expanded or runs; bias and clamp, no other
+ * activation, no fused ADD) computed band by band by the depthwise conv after
+ * it, where that conv takes the row walk (dw_rows: the walk reads a band of
+ * input rows, crisp_dwconv_image.x_row) and strides 2: each band of B output
+ * rows then needs 2 B + 1 input rows, one of them computed twice (stride 1
+ * would recompute two rows of every B + 2). */
+int crisp_fast_fuses_expand(const crisp_model *m, const crisp_op *conv, const crisp_op *dw) {
+    const crisp_f32_kernels *k = crisp_f32_kernels_best();
+    if (k == NULL || conv->kind != CRISP_OP_CONV2D || dw->kind != CRISP_OP_CONV2D ||
+        conv->dtype != CRISP_DTYPE_F32 || dw->dtype != CRISP_DTYPE_F32 ||
+        conv->pointwise != CRISP_ACT_NONE || conv->fused_add != CRISP_NO_ID ||
+        dw->fused_add != CRISP_NO_ID)
+        return 0;
+    const crisp_conv2d_params *c = &conv->k.conv, *p = &dw->k.conv;
+    const uint32_t ce = m->tensors[conv->weight].encoding;
+    const int direct = c->groups == 1 && c->kernel_height == 1 && c->kernel_width == 1 &&
+                       c->stride_height == 1 && c->stride_width == 1 && c->padding_top == 0 &&
+                       c->padding_left == 0 && c->output_height == c->input_height &&
+                       c->output_width == c->input_width;
+    const int depthwise = p->groups > 1 && p->groups == p->input_channels &&
+                          p->groups == p->output_channels &&
+                          m->tensors[dw->weight].encoding == CRISP_ENCODING_DENSE_F32;
+    /* An output that fits in half an L2 makes no round trip to memory. */
+    const size_t bytes = c->output_channels * c->output_height * c->output_width * sizeof(float);
+    return direct && (ce == CRISP_ENCODING_DENSE_F32 || ce == CRISP_ENCODING_HYBRID_F32) &&
+           depthwise && p->stride_height == 2 && dw_rows(k, p) &&
+           bytes > DIRECT_SPLIT_INPUT_BYTES;
+}
+/* A fused band's input rows (all the expand conv's output channels) in at
+ * most this many floats, so they stay in L2 with the band's input and
+ * output; and at least this many bands, so two threads' claims (4 chunks
+ * each, src/thread_pool.c) balance. */
+#define EXPAND_BAND_FLOATS ((size_t)192 * 1024)
+#define EXPAND_MIN_BANDS 8
+/* Rows of width w per 64-byte line multiple: a band starting on such a row
+ * starts its channels' rows on a line (the planes are line-aligned when
+ * w * h is a multiple of 16, else 4-byte aligned anyway). */
+static size_t line_rows(size_t w) {
+    size_t g = 16;
+    while (g > 1 && (g / 2) * w % 16 == 0) g /= 2;
+    return g;
+}
+/* The input rows a band of `rows` output rows holds at most: its windows'
+ * reach, plus the rows its first is moved up by to start on a line. */
+static size_t expand_band_in_rows(const crisp_conv2d_params *p, size_t rows) {
+    return (rows - 1) * p->stride_height + p->kernel_height + line_rows(p->input_width) - 1;
+}
+static size_t expand_band_plane(const crisp_conv2d_params *p, size_t rows) {
+    return round_up(expand_band_in_rows(p, rows) * p->input_width, 16);
+}
+static size_t expand_band_floats(const crisp_conv2d_params *p, size_t rows) {
+    return p->input_channels * expand_band_plane(p, rows);
+}
+/* Output rows per band: as many as the budget holds in at least
+ * EXPAND_MIN_BANDS bands, rounded down to whole lines of the output rows
+ * where that leaves any (two threads' bands then share no line). */
+static size_t expand_band_rows(const crisp_conv2d_params *p) {
+    const size_t oh = p->output_height, most = (oh + EXPAND_MIN_BANDS - 1) / EXPAND_MIN_BANDS;
+    size_t b = 1;
+    while (b < most && expand_band_floats(p, b + 1) <= EXPAND_BAND_FLOATS) b++;
+    const size_t g = line_rows(p->output_width);
+    return b >= g ? b / g * g : b;
+}
+
 /* Bands. A stride-1 conv's im2col tile holds every input element kh x kw
  * times; at 90 % sparsity building it took as long as the products over it.
  * A hybrid conv with stride 1 (float or int8; or a dense int8 conv, run as
@@ -439,6 +504,22 @@ void crisp_fast_plan_model(crisp_model *m) {
         if (op->fast.band_plane > 0) {
             op->fast.band_offset = band_offsets(m, op);
             if (op->fast.band_offset == NULL) op->fast = plan_op(m, op, k, 0); /* im2col */
+        }
+        if (op->fuses_prev && op->fast.path == CRISP_FAST_DWCONV && op->fast.dw_rows &&
+            m->ops[i - 1].fast.direct) {
+            /* Items: bands of output rows, each with every channel; scratch:
+             * the band's input rows, then the 1 x 1 conv's own (an expanded
+             * layer's panel). */
+            const crisp_conv2d_params *p = &op->k.conv;
+            const size_t rows = expand_band_rows(p);
+            op->fast.units = 1;
+            op->fast.tile_pixels = rows;
+            op->fast.tiles = (p->output_height + rows - 1) / rows;
+            op->fast.scratch_floats =
+                expand_band_floats(p, rows) + round_up(m->ops[i - 1].fast.scratch_floats, 16);
+        } else if (op->fuses_prev) { /* no plan to fuse into: both run as planned */
+            op->fuses_prev = 0;
+            m->ops[i - 1].fused_by_next = 0;
         }
         if (m->ops[i].fast.scratch_floats > m->scratch_floats)
             m->scratch_floats = m->ops[i].fast.scratch_floats;
@@ -714,6 +795,76 @@ static void add_residual(const crisp_f32_kernels *k, const crisp_model *m, const
 #define RETILE_ALIGN_F32 8
 #define RETILE_ALIGN_I8 16
 
+/* A direct 1 x 1 conv's every output channel over np pixels: input rows b
+ * (b_stride apart), output rows y (y_stride apart); panel: an expanded
+ * layer's scratch. The same kernel calls per pixel as crisp_fast_run's. */
+static void direct_pixels(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
+                          const float *b, size_t b_stride, float *y, size_t y_stride, size_t np,
+                          float *panel) {
+    const crisp_fast_plan *f = &op->fast;
+    const crisp_conv2d_params *p = &op->k.conv;
+    const float *bias = bias_of(m, op);
+    if (f->path == CRISP_FAST_GEMM) {
+        const size_t nr = k->gemm_nr;
+        for (size_t unit = 0; unit < f->units; unit++) {
+            const size_t r0 = unit * k->gemm_mr;
+            const size_t mr = min_size(k->gemm_mr, p->output_channels - r0);
+            const float *a = panel_rows(k, m, op, r0, mr, f->k, panel);
+            for (size_t n0 = 0; n0 < np; n0 += nr)
+                k->gemm(mr, min_size(nr, np - n0), f->k, a, f->k, b + n0, b_stride,
+                        y + r0 * y_stride + n0, y_stride, bias != NULL ? bias + r0 : NULL,
+                        &p->minmax);
+        }
+    } else {
+        const crisp_sparse_weights *s = &op->packed.sparse;
+        sweep_runs(k, s, 0, f->units, np, s->entry_column, b, b_stride,
+                   y + s->run_row[0] * y_stride, y_stride, bias, &p->minmax);
+    }
+}
+
+/* Expand fusion: bands [begin, end) of the depthwise conv dw, each computing
+ * first the input rows its windows reach of the 1 x 1 conv before it (every
+ * channel, from that conv's input x) into scratch, then its output rows of
+ * every channel from them (the row walk reads the band in place). */
+static void expand_bands(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *dw,
+                         const float *x, float *y, size_t begin, size_t end, float *scratch) {
+    const crisp_op *conv = dw - 1;
+    const crisp_conv2d_params *p = &dw->k.conv;
+    const size_t ih = p->input_height, iw = p->input_width, oh = p->output_height;
+    const size_t rows = dw->fast.tile_pixels, taps = p->kernel_height * p->kernel_width;
+    const size_t plane = expand_band_plane(p, rows); /* floats per channel */
+    float *band = scratch, *panel = scratch + expand_band_floats(p, rows);
+    const float *w = m->tensors[dw->weight].data, *bias = bias_of(m, dw);
+    crisp_dwconv_image im = {.input_height = ih,
+                             .input_width = iw,
+                             .padding_top = p->padding_top,
+                             .padding_left = p->padding_left,
+                             .stride = p->stride_width,
+                             .dilation_height = 1,
+                             .dilation_width = 1,
+                             .kernel_height = p->kernel_height,
+                             .kernel_width = p->kernel_width,
+                             .output_height = oh,
+                             .output_width = p->output_width,
+                             .rows = 1};
+    for (size_t t = begin; t < end; t++) {
+        const size_t oy0 = t * rows, oy1 = min_size(oh, oy0 + rows);
+        const size_t top = oy0 * p->stride_height, bottom = (oy1 - 1) * p->stride_height +
+                                                            p->kernel_height;
+        const size_t g = line_rows(iw), reach = top > p->padding_top ? top - p->padding_top : 0;
+        const size_t r0 = reach / g * g; /* its rows start on lines, as the plane's */
+        const size_t r1 = min_size(ih, bottom > p->padding_top ? bottom - p->padding_top : 0);
+        const size_t np = (r1 - r0) * iw;
+        direct_pixels(k, m, conv, x + r0 * iw, ih * iw, band, plane, np, panel);
+        im.x_row = r0, im.row_begin = oy0, im.row_end = oy1;
+        for (size_t c = 0; c < p->output_channels; c++) {
+            im.x = band + c * plane;
+            k->dwconv_direct(&im, w + c * taps, bias != NULL ? bias[c] : 0.0f,
+                             y + c * oh * p->output_width, &p->minmax);
+        }
+    }
+}
+
 crisp_fast_tiling crisp_fast_tiling_for(const crisp_op *op, size_t threads) {
     const crisp_fast_plan *f = &op->fast;
     crisp_fast_tiling t = {f->tile_pixels, f->tiles, 0};
@@ -808,6 +959,10 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
     const crisp_conv2d_params *p = &op->k.conv;
     const crisp_minmax_params *minmax = &p->minmax;
     const size_t pixels = p->output_height * p->output_width;
+    if (f->path == CRISP_FAST_DWCONV && op->fuses_prev) {
+        expand_bands(k, m, op, x, y, begin, end, scratch);
+        return;
+    }
     if (f->path == CRISP_FAST_DWCONV) {
         const size_t taps = p->kernel_height * p->kernel_width;
         const size_t plane = p->input_height * p->input_width;

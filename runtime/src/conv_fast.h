@@ -87,6 +87,10 @@ typedef struct crisp_fast_tiling {
 } crisp_fast_tiling;
 crisp_fast_tiling crisp_fast_tiling_for(const crisp_op *op, size_t threads);
 
+/* Whether the depthwise conv dw can compute the 1 x 1 conv before it band by
+ * band on this CPU's kernels (src/fuse.c, crisp_fuse_expands). */
+int crisp_fast_fuses_expand(const crisp_model *m, const crisp_op *conv, const crisp_op *dw);
+
 /* Work items [begin, end) of the op's plan, in tiles of tile_pixels pixels
  * (crisp_fast_tiling_for); scratch holds plan.scratch_floats floats private
  * to the calling thread, *held_tile the pixel tile whose patch

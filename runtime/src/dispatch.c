@@ -318,10 +318,15 @@ void crisp_run_op_fused(const crisp_session *s, const crisp_op *op, int fuse) {
     const crisp_model *m = s->model;
     const crisp_value *out = crisp_op_written(m, op);
     if (out == NULL) return; /* a fused ADD: its conv computed it (src/fuse.c) */
-    const crisp_value *in = &m->values[op->inputs[0]];
+    /* Expand fusion (src/fuse.c): on the optimised kernels the depthwise conv
+     * computes the 1 x 1 conv before it, reading that conv's input. */
+    const int expands = s->fast != NULL && op->fast.path != CRISP_FAST_NONE;
+    if (fuse && expands && op->fused_by_next) return;
+    const uint32_t x_id = expands && op->fuses_prev ? op[-1].inputs[0] : op->inputs[0];
+    const crisp_value *in = &m->values[x_id];
     job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
              (size_t)out->elements, elementwise_work, s, 1, 1, {0, 0, 0}};
-    if (s->input != NULL && op->inputs[0] == m->input_value) j.x = (const uint8_t *)s->input;
+    if (s->input != NULL && x_id == m->input_value) j.x = (const uint8_t *)s->input;
     if (op->input_count == 2) j.x2 = s->arena + m->values[op->inputs[1]].arena_offset;
     const uint8_t *residual = NULL;
     if (op->fused_add != CRISP_NO_ID && fuse)

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "conv_fast.h"
 #include "model.h"
 
 /* The conv producing v may take the ADD reading v: a float32
@@ -60,6 +61,34 @@ void crisp_fuse_residual_adds(crisp_model *m) {
         if (conv == CRISP_NO_ID) continue;
         m->ops[conv].fused_add = a;
         add->fused_into = conv;
+    }
+    free(readers);
+}
+
+/* Expand fusion: a 1 x 1 conv whose output only the depthwise conv right
+ * after it reads (MobileNet's expand conv, 6 x the block's channels wide)
+ * is computed by that depthwise conv, one band of input rows at a time into
+ * the thread's scratch, so the wide tensor stays in L2 instead of a round
+ * trip through memory (runtime/README.md, "Expand fusion"). The geometry and
+ * kernel rules are crisp_fast_fuses_expand's. Every output is the same
+ * operations as unfused, so results are bitwise those of the unfused graph. */
+void crisp_fuse_expands(crisp_model *m) {
+    for (uint32_t i = 0; i < m->op_count; i++) m->ops[i].fuses_prev = m->ops[i].fused_by_next = 0;
+    const char *env = getenv("CRISP_FUSE_EXPAND"); /* 0: unfused, to compare */
+    if (env != NULL && strcmp(env, "0") == 0) return;
+    uint32_t *readers = calloc(m->value_count, sizeof *readers);
+    if (readers == NULL) return; /* unfused runs the same graph, only slower */
+    for (uint32_t i = 0; i < m->op_count; i++)
+        for (uint32_t k = 0; k < m->ops[i].input_count; k++) readers[m->ops[i].inputs[k]]++;
+    for (uint32_t i = 0; i + 1 < m->op_count; i++) {
+        crisp_op *conv = &m->ops[i], *dw = &m->ops[i + 1];
+        const uint32_t v = conv->output;
+        if (conv->fused_by_next || conv->fuses_prev || dw->input_count != 1 ||
+            dw->inputs[0] != v || readers[v] != 1 || v == m->output_value ||
+            !crisp_fast_fuses_expand(m, conv, dw))
+            continue;
+        conv->fused_by_next = 1;
+        dw->fuses_prev = 1;
     }
     free(readers);
 }

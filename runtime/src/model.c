@@ -88,6 +88,7 @@ static crisp_status load_stages(crisp_model *m) {
     if ((s = crisp_parse_provenance(m)) != CRISP_OK) return s;
     if ((s = crisp_parse_preprocess(m)) != CRISP_OK) return s;
     crisp_fuse_residual_adds(m);
+    crisp_fuse_expands(m);
     if ((s = crisp_plan_model(m)) != CRISP_OK) return s;
     /* Float32 hybrid layers with a dense form, fitted to the memory budget
      * now that the arena is known, then packed as stage 5 packs the rest. */

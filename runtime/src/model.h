@@ -173,6 +173,12 @@ typedef struct crisp_op {
      * kernels wrote it); that ADD op then has `fused_into` = the conv and is
      * skipped. CRISP_NO_ID otherwise. */
     uint32_t fused_add, fused_into;
+    /* Expand fusion (src/fuse.c, crisp_fuse_expands): a float32 depthwise conv
+     * that computes the 1 x 1 conv right before it band by band into its own
+     * scratch (fuses_prev; it reads that conv's input), and that conv, which
+     * the op loop then skips on the optimised kernels (fused_by_next). Its
+     * output keeps its arena slot for crisp_session_run_to. */
+    uint8_t fuses_prev, fused_by_next;
     crisp_packed packed; /* conv/linear with hybrid weights or int8 */
     crisp_pack_plan plan;
     crisp_fast_plan fast;
@@ -280,6 +286,9 @@ void crisp_fit_packed_forms(crisp_model *model);
 /* src/fuse.c, before the arena plan: sets every op's fused_add / fused_into
  * (CRISP_FUSE_ADD=0 in the environment at load: none). */
 void crisp_fuse_residual_adds(crisp_model *model);
+/* src/fuse.c, after crisp_fuse_residual_adds and before the arena plan: sets
+ * every op's fuses_prev / fused_by_next (CRISP_FUSE_EXPAND=0 at load: none). */
+void crisp_fuse_expands(crisp_model *model);
 /* src/pack.c: packs a deferred op in its planned form (charged against the
  * memory limit before allocating). */
 crisp_status crisp_pack_deferred(crisp_model *model, uint32_t index);

@@ -102,6 +102,17 @@ const char *crisp_fast_path_name(uint32_t path, uint32_t choice) {
     }
 }
 
+const char *crisp_fused_path_name(uint32_t path, uint32_t choice) {
+    if (path == CRISP_FAST_GEMM)
+        return choice == CRISP_HYBRID_DENSE        ? "gemm (expanded, fused into next)"
+               : choice == CRISP_HYBRID_DENSE_COPY ? "gemm (dense copy, fused into next)"
+                                                   : "gemm (fused into next)";
+    if (path == CRISP_FAST_SPMM)
+        return choice == CRISP_HYBRID_FILLED ? "spmm (filled, fused into next)"
+                                             : "spmm (fused into next)";
+    return "fused into next";
+}
+
 const char *crisp_format_dims(char *buf, size_t size, uint32_t rank, const uint32_t *dims) {
     size_t used = 0;
     buf[0] = '\0';

@@ -35,6 +35,9 @@ const char *crisp_section_kind_name(uint32_t kind, char buf[16]);
  * from a copy made at load, "gemm (dense copy)" / "qs8_gemv (dense copy)";
  * filled runs, "spmm (filled)". */
 const char *crisp_fast_path_name(uint32_t path, uint32_t choice);
+/* The same for a 1 x 1 conv the depthwise conv after it computes (expand
+ * fusion, src/fuse.c): its form, then "fused into next". */
+const char *crisp_fused_path_name(uint32_t path, uint32_t choice);
 
 /* Dims as "a,b,c" in buf (truncated to size), for messages. */
 const char *crisp_format_dims(char *buf, size_t size, uint32_t rank, const uint32_t *dims);

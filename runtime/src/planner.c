@@ -268,6 +268,12 @@ void crisp_plan_model_items(const crisp_model *m, crisp_plan_item *items) {
         }
         items[v] = (crisp_plan_item){.size = bytes, .first = first, .last = val->last_use};
     }
+    /* Expand fusion (src/fuse.c): the depthwise conv reads the fused 1 x 1
+     * conv's input, which must then live until it has run. */
+    for (uint32_t i = 0; i + 1 < m->op_count; i++) {
+        const crisp_op *op = &m->ops[i];
+        if (op->fused_by_next && items[op->inputs[0]].last < i + 1) items[op->inputs[0]].last = i + 1;
+    }
 }
 
 crisp_status crisp_plan_model(crisp_model *m) {

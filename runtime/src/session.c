@@ -22,6 +22,25 @@ static double now_seconds(void) {
     return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
+/* How a hybrid layer runs, and the MACs it executes per sample: a layer run
+ * dense (src/hybrid_form.h; expanded from the file or a copy made at load)
+ * executes every MAC; filled runs their weights, zeros included. */
+static uint32_t hybrid_choice(const crisp_op *o) {
+    return o->packed.dense_f32 || o->packed.dense_qs8 ? CRISP_HYBRID_DENSE_COPY
+           : crisp_op_expanded(o)                    ? CRISP_HYBRID_DENSE
+           : o->packed.filled_weights                ? CRISP_HYBRID_FILLED
+                                                     : CRISP_HYBRID_RUNS;
+}
+static uint64_t executed_macs(const crisp_model *m, const crisp_op *o) {
+    const uint32_t choice = hybrid_choice(o);
+    if (choice == CRISP_HYBRID_DENSE || choice == CRISP_HYBRID_DENSE_COPY) return o->macs;
+    if (choice == CRISP_HYBRID_FILLED) {
+        const crisp_hybrid *h = &m->tensors[o->weight].hybrid;
+        return o->macs / ((uint64_t)h->rows * h->cols) * o->packed.filled_weights;
+    }
+    return o->effective_macs;
+}
+
 crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
                                           crisp_op_profile *out) {
     if (s == NULL || out == NULL)
@@ -36,19 +55,12 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
                            "crisp_session_get_op_profile: op %u, the model has %u ops",
                            (unsigned)op, (unsigned)s->model->op_count);
     const crisp_op *o = &s->model->ops[op];
-    /* A hybrid layer run dense (src/hybrid_form.h; expanded from the file or
-     * a copy made at load) executes every MAC; filled runs their weights,
-     * zeros included. */
-    const uint32_t choice = o->packed.dense_f32 || o->packed.dense_qs8 ? CRISP_HYBRID_DENSE_COPY
-                            : crisp_op_expanded(o)                  ? CRISP_HYBRID_DENSE
-                            : o->packed.filled_weights              ? CRISP_HYBRID_FILLED
-                                                                    : CRISP_HYBRID_RUNS;
-    uint64_t executed = o->effective_macs;
-    if (choice == CRISP_HYBRID_DENSE || choice == CRISP_HYBRID_DENSE_COPY) executed = o->macs;
-    if (choice == CRISP_HYBRID_FILLED) {
-        const crisp_hybrid *h = &s->model->tensors[o->weight].hybrid;
-        executed = o->macs / ((uint64_t)h->rows * h->cols) * o->packed.filled_weights;
-    }
+    const uint32_t choice = hybrid_choice(o);
+    uint64_t executed = executed_macs(s->model, o);
+    /* Expand fusion: the depthwise conv's time holds the 1 x 1 conv's work. */
+    const int fast = s->fast != NULL && o->fast.path != CRISP_FAST_NONE;
+    if (fast && o->fused_by_next) executed = 0;
+    if (fast && o->fuses_prev) executed += executed_macs(s->model, o - 1);
     const char *kernel = s->fast == NULL ? (choice == CRISP_HYBRID_DENSE ? "reference (expanded)"
                                             : choice == CRISP_HYBRID_DENSE_COPY ? "reference (dense copy)"
                                             : choice == CRISP_HYBRID_FILLED ? "reference (filled)"
@@ -63,6 +75,8 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
         if (o->dtype == CRISP_DTYPE_I8 && o->kind == CRISP_OP_MAX_POOL2D) kernel = "qs8_maxpool";
     }
     if (o->fused_into != CRISP_NO_ID) kernel = "add (fused)"; /* in the conv before it */
+    if (fast && o->fused_by_next) kernel = crisp_fused_path_name(o->fast.path, choice);
+    if (fast && o->fuses_prev) kernel = "dwconv (+expand)";
     *out = (crisp_op_profile){crisp_op_kind_name(o->kind), kernel, o->macs, executed,
                               s->op_calls[op], s->op_seconds[op]};
     return CRISP_OK;
@@ -286,8 +300,11 @@ crisp_status crisp_session_run_to(crisp_session *s, uint32_t value, const float 
     uint8_t *x = s->arena + in->arena_offset;
     /* The output of a conv that fused its ADD (src/fuse.c) has no arena slot:
      * that conv runs unfused into its ADD's output slot, which is free there. */
+    /* A 1 x 1 conv that the depthwise conv after it computes (expand
+     * fusion) runs alone into its own slot, which it keeps for this. */
     const crisp_op *fused = v->producer != CRISP_NO_ID &&
-                                    m->ops[v->producer].fused_add != CRISP_NO_ID
+                                    (m->ops[v->producer].fused_add != CRISP_NO_ID ||
+                                     m->ops[v->producer].fused_by_next)
                                 ? &m->ops[v->producer]
                                 : NULL;
     const crisp_value *slot = fused != NULL ? crisp_op_written(m, fused) : v;

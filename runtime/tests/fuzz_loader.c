@@ -124,14 +124,17 @@ static int is_sum_path(uint32_t path) {
            path == CRISP_FAST_GEMV || path == CRISP_FAST_SPMV;
 }
 
-/* The model with every ADD on its own (src/fuse.c): op by op, each op's
- * result is then the value it writes, and the magnitude model (which drops
- * the convs' activations, so would fuse more) keeps the same plan. */
+/* The model with every ADD and every expand conv on its own (src/fuse.c):
+ * op by op, each op's result is then the value it writes, and the magnitude
+ * model (which drops the convs' activations, so would fuse more) keeps the
+ * same plan. */
 static int load_unfused(const uint8_t *data, size_t size, const crisp_load_options *options,
                         crisp_model **out) {
     setenv("CRISP_FUSE_ADD", "0", 1);
+    setenv("CRISP_FUSE_EXPAND", "0", 1);
     const int ok = crisp_model_load_buffer_with_options(data, size, options, out) == CRISP_OK;
     unsetenv("CRISP_FUSE_ADD");
+    unsetenv("CRISP_FUSE_EXPAND");
     return ok;
 }
 

@@ -1253,7 +1253,7 @@ static void test_dw_direct(const dw_direct_variant *v, const dw_variant *phase, 
          * every other trial, which the kernel must ignore. */
         const int walk = rows_walk ? v->rows > 0 : trial % 2;
         const crisp_dwconv_image im = {x,  before, after, masks, edge, ih, iw, pt, pl,
-                                       s,  dh,     dw,    kh,    kw,   oh, ow, walk};
+                                       s,  dh,     dw,    kh,    kw,   oh, ow, walk, 0, 0, 0};
         crisp_dwconv_column_masks(&im, masks);
         float *w = random_floats(rng, kh * kw, 1);
         float *got = malloc((oh * ow + GUARD) * sizeof *got), *want = malloc(oh * ow * sizeof *want);

@@ -666,7 +666,7 @@ static int bench_direct(const variant *v, const window *d, const options *o) {
     /* The row walk where the driver would ask for it (src/conv_fast.c, dw_rows). */
     const int rows = v->nr > 0 && k == 3 && d->pad == 1 && ow >= v->nr;
     direct_job j = {v, d, {NULL, 0, 0, masks, edge, d->h, d->w, d->pad, d->pad, s, 1, 1, k, k, oh, ow,
-                           rows},
+                           rows, 0, 0, 0},
                     x, w, out};
     crisp_dwconv_column_masks(&j.im, masks);
     const double sec = time_passes(direct_pass, &j, o);

@@ -12,6 +12,7 @@ import torch
 
 from crisp_edge.errors import ArgumentError, PeerUnavailableError
 from crisp_edge.measure import peerbench
+from crisp_edge.measure.peerbench_report import _forms
 
 from crisp_edge import runtime
 from crisp_edge.format.pattern import Pattern
@@ -177,3 +178,10 @@ def test_report_says_how_the_systems_were_timed() -> None:
     assert "single calls interleaved in rotating order with 1 thread" in render(results)
     results["order"] = "blocks"
     assert "at every thread count each system back to back" in render(results)
+
+
+def test_forms_count_a_fused_expand_conv_by_its_own_form():
+    # runtime/README.md "Expand fusion": the 1 x 1 conv keeps its form in its kernel name.
+    kernels = ["gemm (expanded, fused into next)", "dwconv (+expand)", "spmm (fused into next)",
+               "spmm", "spmm (filled, fused into next)", "gemm"]
+    assert _forms({"op_kernels": kernels}) == "runs 2 · filled 1 · expanded 1 · dense 1"

@@ -139,6 +139,13 @@ typedef struct crisp_dwconv_image {
      * driver asks where the tier's list entry says it pays; a kernel without
      * that walk, or another geometry, ignores it). */
     int rows;
+    /* The row walks also take a band (a conv fused with the 1 x 1 conv
+     * before it, src/conv_fast.c "Expand fusion"): they compute output rows
+     * [row_begin, row_end) only (row_end 0: every row), and x holds the input
+     * rows from x_row on (x = the plane's row x_row; rows above it are not
+     * there, and the walk reads none: the driver passes every row the band's
+     * windows reach). The other walks take the whole plane: 0, 0, 0. */
+    size_t row_begin, row_end, x_row;
 } crisp_dwconv_image;
 
 typedef void (*crisp_f32_dwconv_direct_ukernel_fn)(const crisp_dwconv_image *im,

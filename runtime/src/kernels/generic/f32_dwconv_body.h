@@ -350,14 +350,16 @@ static int direct_rows_s1(const crisp_dwconv_image *im, const float *w, float bi
     const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max), b = VSET1(bias);
     const VEC wk[9] = {VSET1(w[0]), VSET1(w[1]), VSET1(w[2]), VSET1(w[3]), VSET1(w[4]),
                        VSET1(w[5]), VSET1(w[6]), VSET1(w[7]), VSET1(w[8])};
-    for (size_t oy = 0; oy < ih; oy += 2) {
-        const int two = oy + 1 < ih;
+    const size_t oy1 = im->row_end != 0 ? im->row_end : ih;
+    for (size_t oy = im->row_begin; oy < oy1; oy += 2) {
+        const int two = oy + 1 < oy1;
         const float *row[4]; /* input rows oy - 1 .. oy + 2; NULL = padding */
         VEC prev[4], cur[4];
         for (size_t k = 0; k < 4; k++) {
             const ptrdiff_t iy = (ptrdiff_t)oy - 1 + (ptrdiff_t)k;
-            row[k] = iy >= 0 && iy < (ptrdiff_t)ih && (k < 3 || two) ? im->x + (size_t)iy * iw
-                                                                       : NULL;
+            row[k] = iy >= 0 && iy < (ptrdiff_t)ih && (k < 3 || two)
+                         ? im->x + ((size_t)iy - im->x_row) * iw
+                         : NULL;
             prev[k] = VZERO;
             cur[k] = row[k] != NULL ? rows_load(row[k], iw) : VZERO;
         }
@@ -389,14 +391,16 @@ static int direct_rows_s2(const crisp_dwconv_image *im, const float *w, float bi
     const VEC lo = VSET1(params->output_min), hi = VSET1(params->output_max), b = VSET1(bias);
     const VEC wk[9] = {VSET1(w[0]), VSET1(w[1]), VSET1(w[2]), VSET1(w[3]), VSET1(w[4]),
                        VSET1(w[5]), VSET1(w[6]), VSET1(w[7]), VSET1(w[8])};
-    for (size_t oy = 0; oy < oh; oy += 2) {
-        const int two = oy + 1 < oh;
+    const size_t oy1 = im->row_end != 0 ? im->row_end : oh;
+    for (size_t oy = im->row_begin; oy < oy1; oy += 2) {
+        const int two = oy + 1 < oy1;
         const float *row[5]; /* input rows 2 oy - 1 .. 2 oy + 3; NULL = padding */
         VEC odd_prev[5];
         for (size_t k = 0; k < 5; k++) {
             const ptrdiff_t iy = 2 * (ptrdiff_t)oy - 1 + (ptrdiff_t)k;
-            row[k] = iy >= 0 && iy < (ptrdiff_t)ih && (k < 3 || two) ? im->x + (size_t)iy * iw
-                                                                       : NULL;
+            row[k] = iy >= 0 && iy < (ptrdiff_t)ih && (k < 3 || two)
+                         ? im->x + ((size_t)iy - im->x_row) * iw
+                         : NULL;
             odd_prev[k] = VZERO;
         }
         for (size_t j = 0; j < nv; j++) {
