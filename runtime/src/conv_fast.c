@@ -505,8 +505,9 @@ void crisp_fast_plan_model(crisp_model *m) {
             op->fast.band_offset = band_offsets(m, op);
             if (op->fast.band_offset == NULL) op->fast = plan_op(m, op, k, 0); /* im2col */
         }
+        const crisp_fast_plan *prev = i > 0 ? &m->ops[i - 1].fast : NULL;
         if (op->fuses_prev && op->fast.path == CRISP_FAST_DWCONV && op->fast.dw_rows &&
-            m->ops[i - 1].fast.direct) {
+            prev->direct && (prev->path == CRISP_FAST_GEMM || prev->path == CRISP_FAST_SPMM)) {
             /* Items: bands of output rows, each with every channel; scratch:
              * the band's input rows, then the 1 x 1 conv's own (an expanded
              * layer's panel). */

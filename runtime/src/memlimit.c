@@ -87,7 +87,12 @@ static void describe_scratch(char *buf, size_t size, const crisp_model *m, uint3
     const crisp_op *op = &m->ops[i];
     const crisp_fast_plan *f = &op->fast;
     const char *kind = crisp_op_kind_name(op->kind);
-    if (f->band_offset != NULL) {
+    if (op->fuses_prev && f->path == CRISP_FAST_DWCONV) {
+        snprintf(buf, size,
+                 "op %u (%s): bands of %zu output rows, each with the input rows it reads of "
+                 "all %zu channels of the 1 x 1 conv before it (expand fusion)",
+                 (unsigned)i, kind, f->tile_pixels, op->k.conv.input_channels);
+    } else if (f->band_offset != NULL) {
         const crisp_conv2d_params *p = &op->k.conv;
         snprintf(buf, size,
                  "op %u (%s): a band of %zu padded input rows x %zu elements x %zu input "
