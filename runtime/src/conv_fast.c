@@ -191,6 +191,20 @@ static size_t dw_in_place_floats(const crisp_f32_kernels *k, const crisp_conv2d_
                                                : 0);
 }
 
+/* A dense float32 depthwise conv (one channel per group): the DWCONV path. */
+static int dense_depthwise(const crisp_model *m, const crisp_op *op) {
+    const crisp_conv2d_params *p = &op->k.conv;
+    return p->groups > 1 && p->groups == p->input_channels &&
+           p->groups == p->output_channels &&
+           m->tensors[op->weight].encoding == CRISP_ENCODING_DENSE_F32;
+}
+/* A 1 x 1 conv, stride 1, no padding: its input is the GEMM's B operand, read in place. */
+static int direct_1x1(const crisp_conv2d_params *p) {
+    return p->kernel_height == 1 && p->kernel_width == 1 && p->stride_height == 1 &&
+           p->stride_width == 1 && p->padding_top == 0 && p->padding_left == 0 &&
+           p->output_height == p->input_height && p->output_width == p->input_width;
+}
+
 /* Expand fusion (src/fuse.c, runtime/README.md "Expand fusion"): a direct
  * float32 1 x 1 conv (dense, expanded or runs; bias and clamp, no other
  * activation, no fused ADD) computed band by band by the depthwise conv after
@@ -207,17 +221,11 @@ int crisp_fast_fuses_expand(const crisp_model *m, const crisp_op *conv, const cr
         return 0;
     const crisp_conv2d_params *c = &conv->k.conv, *p = &dw->k.conv;
     const uint32_t ce = m->tensors[conv->weight].encoding;
-    const int direct = c->groups == 1 && c->kernel_height == 1 && c->kernel_width == 1 &&
-                       c->stride_height == 1 && c->stride_width == 1 && c->padding_top == 0 &&
-                       c->padding_left == 0 && c->output_height == c->input_height &&
-                       c->output_width == c->input_width;
-    const int depthwise = p->groups > 1 && p->groups == p->input_channels &&
-                          p->groups == p->output_channels &&
-                          m->tensors[dw->weight].encoding == CRISP_ENCODING_DENSE_F32;
     /* An output that fits in half an L2 makes no round trip to memory. */
     const size_t bytes = c->output_channels * c->output_height * c->output_width * sizeof(float);
-    return direct && (ce == CRISP_ENCODING_DENSE_F32 || ce == CRISP_ENCODING_HYBRID_F32) &&
-           depthwise && p->stride_height == 2 && dw_rows(k, p) &&
+    return c->groups == 1 && direct_1x1(c) &&
+           (ce == CRISP_ENCODING_DENSE_F32 || ce == CRISP_ENCODING_HYBRID_F32) &&
+           dense_depthwise(m, dw) && p->stride_height == 2 && dw_rows(k, p) &&
            bytes > DIRECT_SPLIT_INPUT_BYTES;
 }
 /* A fused band's input rows (all the expand conv's output channels) in at
@@ -433,8 +441,7 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
     const crisp_conv2d_params *p = &op->k.conv;
     const uint32_t enc = m->tensors[op->weight].encoding;
     const size_t pixels = p->output_height * p->output_width;
-    if (p->groups > 1 && p->groups == p->input_channels && p->groups == p->output_channels &&
-        enc == CRISP_ENCODING_DENSE_F32) {
+    if (dense_depthwise(m, op)) {
         f.path = CRISP_FAST_DWCONV;
         f.units = p->output_channels;
         f.tiles = 1;
@@ -462,9 +469,7 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
     }
     const size_t nr = f.path == CRISP_FAST_GEMM ? k->gemm_nr : k->spmm_nr;
     f.k = p->kernel_height * p->kernel_width * p->input_channels;
-    f.direct = p->kernel_height == 1 && p->kernel_width == 1 && p->stride_height == 1 &&
-               p->stride_width == 1 && p->padding_top == 0 && p->padding_left == 0 &&
-               p->output_height == p->input_height && p->output_width == p->input_width;
+    f.direct = direct_1x1(p);
     const int expanded = crisp_op_expanded(op);
     const size_t budget = expanded && !f.direct ? expanded_budget_floats(k) : TILE_BUDGET_FLOATS;
     size_t nt = budget / f.k / nr * nr;
@@ -834,6 +839,7 @@ static void expand_bands(const crisp_f32_kernels *k, const crisp_model *m, const
     const size_t ih = p->input_height, iw = p->input_width, oh = p->output_height;
     const size_t rows = dw->fast.tile_pixels, taps = p->kernel_height * p->kernel_width;
     const size_t plane = expand_band_plane(p, rows); /* floats per channel */
+    const size_t g = line_rows(iw);
     float *band = scratch, *panel = scratch + expand_band_floats(p, rows);
     const float *w = m->tensors[dw->weight].data, *bias = bias_of(m, dw);
     crisp_dwconv_image im = {.input_height = ih,
@@ -852,7 +858,7 @@ static void expand_bands(const crisp_f32_kernels *k, const crisp_model *m, const
         const size_t oy0 = t * rows, oy1 = min_size(oh, oy0 + rows);
         const size_t top = oy0 * p->stride_height, bottom = (oy1 - 1) * p->stride_height +
                                                             p->kernel_height;
-        const size_t g = line_rows(iw), reach = top > p->padding_top ? top - p->padding_top : 0;
+        const size_t reach = top > p->padding_top ? top - p->padding_top : 0;
         const size_t r0 = reach / g * g; /* its rows start on lines, as the plane's */
         const size_t r1 = min_size(ih, bottom > p->padding_top ? bottom - p->padding_top : 0);
         const size_t np = (r1 - r0) * iw;

@@ -320,9 +320,9 @@ void crisp_run_op_fused(const crisp_session *s, const crisp_op *op, int fuse) {
     if (out == NULL) return; /* a fused ADD: its conv computed it (src/fuse.c) */
     /* Expand fusion (src/fuse.c): on the optimised kernels the depthwise conv
      * computes the 1 x 1 conv before it, reading that conv's input. */
-    const int expands = s->fast != NULL && op->fast.path != CRISP_FAST_NONE;
-    if (fuse && expands && op->fused_by_next) return;
-    const uint32_t x_id = expands && op->fuses_prev ? op[-1].inputs[0] : op->inputs[0];
+    const int fast = s->fast != NULL && op->fast.path != CRISP_FAST_NONE;
+    if (fuse && fast && op->fused_by_next) return;
+    const uint32_t x_id = fast && op->fuses_prev ? op[-1].inputs[0] : op->inputs[0];
     const crisp_value *in = &m->values[x_id];
     job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
              (size_t)out->elements, elementwise_work, s, 1, 1, {0, 0, 0}};
@@ -333,7 +333,7 @@ void crisp_run_op_fused(const crisp_session *s, const crisp_op *op, int fuse) {
         residual = s->arena + m->values[crisp_fused_residual(m, op)].arena_offset;
     int in_driver = 0; /* the residual added per tile by the conv driver */
     /* Ops with an optimised plan (src/conv_fast.c: conv, linear, max pool). */
-    if (s->fast != NULL && op->fast.path != CRISP_FAST_NONE) {
+    if (fast) {
         j.tiling = crisp_fast_tiling_for(op, s->pool != NULL ? crisp_pool_threads(s->pool) : 1);
         j.items = op->fast.units * j.tiling.tiles;
         j.work = fast_work;

@@ -19,6 +19,15 @@
 #include "conv_fast.h"
 #include "model.h"
 
+/* readers[v]: how many op inputs are value v (malloc'd; NULL when out of memory). */
+static uint32_t *count_readers(const crisp_model *m) {
+    uint32_t *readers = calloc(m->value_count, sizeof *readers);
+    if (readers == NULL) return NULL;
+    for (uint32_t i = 0; i < m->op_count; i++)
+        for (uint32_t k = 0; k < m->ops[i].input_count; k++) readers[m->ops[i].inputs[k]]++;
+    return readers;
+}
+
 /* The conv producing v may take the ADD reading v: a float32
  * conv without a non-clamp activation or a clamp of its own (the ADD's
  * clamp comes after the add), whose output nothing else reads, and the
@@ -41,10 +50,8 @@ void crisp_fuse_residual_adds(crisp_model *m) {
         m->ops[i].fused_add = m->ops[i].fused_into = CRISP_NO_ID;
     const char *env = getenv("CRISP_FUSE_ADD"); /* 0: every ADD on its own, to compare */
     if (env != NULL && strcmp(env, "0") == 0) return;
-    uint32_t *readers = calloc(m->value_count, sizeof *readers);
+    uint32_t *readers = count_readers(m);
     if (readers == NULL) return; /* unfused runs the same graph, only slower */
-    for (uint32_t i = 0; i < m->op_count; i++)
-        for (uint32_t k = 0; k < m->ops[i].input_count; k++) readers[m->ops[i].inputs[k]]++;
     for (uint32_t a = 0; a < m->op_count; a++) {
         crisp_op *add = &m->ops[a];
         if (add->kind != CRISP_OP_ADD || add->dtype != CRISP_DTYPE_F32 ||
@@ -76,10 +83,8 @@ void crisp_fuse_expands(crisp_model *m) {
     for (uint32_t i = 0; i < m->op_count; i++) m->ops[i].fuses_prev = m->ops[i].fused_by_next = 0;
     const char *env = getenv("CRISP_FUSE_EXPAND"); /* 0: unfused, to compare */
     if (env != NULL && strcmp(env, "0") == 0) return;
-    uint32_t *readers = calloc(m->value_count, sizeof *readers);
+    uint32_t *readers = count_readers(m);
     if (readers == NULL) return; /* unfused runs the same graph, only slower */
-    for (uint32_t i = 0; i < m->op_count; i++)
-        for (uint32_t k = 0; k < m->ops[i].input_count; k++) readers[m->ops[i].inputs[k]]++;
     for (uint32_t i = 0; i + 1 < m->op_count; i++) {
         crisp_op *conv = &m->ops[i], *dw = &m->ops[i + 1];
         const uint32_t v = conv->output;

@@ -272,7 +272,8 @@ void crisp_plan_model_items(const crisp_model *m, crisp_plan_item *items) {
      * conv's input, which must then live until it has run. */
     for (uint32_t i = 0; i + 1 < m->op_count; i++) {
         const crisp_op *op = &m->ops[i];
-        if (op->fused_by_next && items[op->inputs[0]].last < i + 1) items[op->inputs[0]].last = i + 1;
+        crisp_plan_item *x = &items[op->inputs[0]];
+        if (op->fused_by_next && x->last < i + 1) x->last = i + 1;
     }
 }
 
