@@ -7,12 +7,12 @@
  * a conv with its own clamp, a conv output read twice, an ADD with a silu.
  * Each is run fused and with CRISP_FUSE_ADD=0 on both kernel sets at 1 and 3
  * threads, whole and through crisp_session_run_to on every value. */
-#define _POSIX_C_SOURCE 200809L /* setenv */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "fuse_check.h"
 #include "crisp.h"
 #include "format.h"
 #include "hybrid_builder.h"
@@ -96,29 +96,13 @@ static uint8_t *build(unsigned *rng, size_t *size, uint32_t *expect, uint32_t *o
     return f;
 }
 
-static crisp_model *load(const uint8_t *f, size_t size, int fuse) {
-    if (!fuse) setenv("CRISP_FUSE_ADD", "0", 1);
-    crisp_model *m = NULL;
-    const crisp_status s = crisp_model_load_buffer(f, size, &m);
-    unsetenv("CRISP_FUSE_ADD");
-    CHECK(s == CRISP_OK, "load (fuse %d): %s", fuse, crisp_last_error());
-    return m;
-}
-
-static crisp_session *session(const crisp_model *m, uint32_t threads, uint32_t flags) {
-    crisp_session *s = NULL;
-    const crisp_session_options o = {threads, flags | CRISP_SESSION_PROFILE};
-    CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "session: %s",
-          crisp_last_error());
-    return s;
-}
-
 int main(void) {
     unsigned rng = 12345;
     size_t size;
     uint32_t expect[32], ops;
     uint8_t *f = build(&rng, &size, expect, &ops);
-    crisp_model *fused = load(f, size, 1), *plain = load(f, size, 0);
+    crisp_model *fused = fuse_check_load(f, size, NULL);
+    crisp_model *plain = fuse_check_load(f, size, "CRISP_FUSE_ADD");
     if (fused == NULL || plain == NULL) return check_report();
     for (uint32_t i = 0; i < ops; i++) {
         const crisp_op *op = &fused->ops[i];
@@ -142,20 +126,15 @@ int main(void) {
         const uint32_t threads = k & 1 ? 3 : 1;
         const uint32_t flags = k & 2 ? CRISP_SESSION_REFERENCE_KERNELS : 0;
         const char *what = k & 2 ? "reference kernels" : "optimised kernels";
-        crisp_session *sf = session(fused, threads, flags), *sp = session(plain, threads, flags);
+        crisp_session *sf = fuse_check_session(fused, threads, flags);
+        crisp_session *sp = fuse_check_session(plain, threads, flags);
         CHECK(crisp_session_run(sf, x, 2 * nx, a, 2 * nx) == CRISP_OK &&
                   crisp_session_run(sp, x, 2 * nx, b, 2 * nx) == CRISP_OK,
               "run: %s", crisp_last_error());
         CHECK(memcmp(a, b, 2 * nx * sizeof *a) == 0, "%s, %u threads: fused output differs",
               what, (unsigned)threads);
         /* Every value, the fused convs' own outputs included. */
-        for (uint32_t v = 1; v < fused->value_count; v++) {
-            const size_t n = (size_t)fused->values[v].elements;
-            const int ok = crisp_session_run_to(sf, v, x, nx, a, n) == CRISP_OK &&
-                           crisp_session_run_to(sp, v, x, nx, b, n) == CRISP_OK;
-            CHECK(ok && memcmp(a, b, n * sizeof *a) == 0, "%s, %u threads: value %u differs",
-                  what, (unsigned)threads, (unsigned)v);
-        }
+        fuse_check_values(sf, sp, fused, x, nx, a, b, what, threads);
         for (uint32_t i = 0; i < ops; i++) {
             crisp_op_profile p;
             crisp_session_get_op_profile(sf, i, &p);

@@ -4,16 +4,17 @@
  * stride-2 blocks on a 64 x 64 input (a dense expand reading the graph input
  * with a relu6, a hybrid one with a relu; both outputs over the 1 MiB that
  * fuses), and what must not fuse: an expand read by two depthwise convs, a
- * stride-1 depthwise conv, and a block whose expand output fits in half an
- * L2 (16 x 16 planes). Each is run fused and with CRISP_FUSE_EXPAND=0, on
- * both kernel sets at 1, 2 and 3 threads, whole and through
- * crisp_session_run_to on every value. */
-#define _POSIX_C_SOURCE 200809L /* setenv */
+ * stride-1 depthwise conv, a depthwise conv after a depthwise conv, and a
+ * block whose expand output fits in half an L2 (32 x 32 planes). Each is run
+ * fused and with CRISP_FUSE_EXPAND=0 on the optimised kernels at 1, 2 and 3
+ * threads, whole and through crisp_session_run_to on every value, and on the
+ * reference kernels (which fuse nothing) whole at 1 thread. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "check.h"
+#include "fuse_check.h"
 #include "crisp.h"
 #include "format.h"
 #include "hybrid_builder.h"
@@ -97,30 +98,14 @@ static uint8_t *build(unsigned *rng, size_t *size, int *expect, uint32_t *ops) {
     return f;
 }
 
-static crisp_model *load(const uint8_t *f, size_t size, int fuse) {
-    if (!fuse) setenv("CRISP_FUSE_EXPAND", "0", 1);
-    crisp_model *m = NULL;
-    const crisp_status s = crisp_model_load_buffer(f, size, &m);
-    unsetenv("CRISP_FUSE_EXPAND");
-    CHECK(s == CRISP_OK, "load (fuse %d): %s", fuse, crisp_last_error());
-    return m;
-}
-
-static crisp_session *session(const crisp_model *m, uint32_t threads, uint32_t flags) {
-    crisp_session *s = NULL;
-    const crisp_session_options o = {threads, flags | CRISP_SESSION_PROFILE};
-    CHECK(crisp_session_create_with_options(m, &o, &s) == CRISP_OK, "session: %s",
-          crisp_last_error());
-    return s;
-}
-
 int main(void) {
     unsigned rng = 777;
     size_t size;
     uint32_t ops;
     int expect[32];
     uint8_t *f = build(&rng, &size, expect, &ops);
-    crisp_model *fused = load(f, size, 1), *plain = load(f, size, 0);
+    crisp_model *fused = fuse_check_load(f, size, NULL);
+    crisp_model *plain = fuse_check_load(f, size, "CRISP_FUSE_EXPAND");
     if (fused == NULL || plain == NULL) return check_report();
     /* The row walk reads bands; a kernel set without it (scalar) fuses nothing. */
     const int walks = crisp_f32_kernels_best()->dwconv_direct_rows > 0;
@@ -145,7 +130,8 @@ int main(void) {
         const uint32_t threads = k < 3 ? (uint32_t)k + 1 : 1;
         const uint32_t flags = k == 3 ? CRISP_SESSION_REFERENCE_KERNELS : 0;
         const char *what = k >= 3 ? "reference kernels" : "optimised kernels";
-        crisp_session *sf = session(fused, threads, flags), *sp = session(plain, threads, flags);
+        crisp_session *sf = fuse_check_session(fused, threads, flags);
+        crisp_session *sp = fuse_check_session(plain, threads, flags);
         CHECK(crisp_session_run(sf, x, 2 * nx, a, 2 * ny) == CRISP_OK &&
                   crisp_session_run(sp, x, 2 * nx, b, 2 * ny) == CRISP_OK,
               "run: %s", crisp_last_error());
@@ -153,13 +139,7 @@ int main(void) {
               what, (unsigned)threads);
         /* Every value, the fused convs' own outputs included (the reference
          * kernels run every op on its own anyway, and slowly under qemu). */
-        for (uint32_t v = 1; v < fused->value_count && flags == 0; v++) {
-            const size_t n = (size_t)fused->values[v].elements;
-            const int ok = crisp_session_run_to(sf, v, x, nx, a, n) == CRISP_OK &&
-                           crisp_session_run_to(sp, v, x, nx, b, n) == CRISP_OK;
-            CHECK(ok && memcmp(a, b, n * sizeof *a) == 0, "%s, %u threads: value %u differs",
-                  what, (unsigned)threads, (unsigned)v);
-        }
+        if (flags == 0) fuse_check_values(sf, sp, fused, x, nx, a, b, what, threads);
         for (uint32_t i = 0; i < ops; i++) {
             crisp_op_profile p;
             crisp_session_get_op_profile(sf, i, &p);
