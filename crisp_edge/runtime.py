@@ -188,7 +188,9 @@ class Model:
     def op_kernels(self) -> list[str]:
         """What runs each op on this CPU, as ``crisp-bench --profile`` names it: ``"gemm"``,
         ``"spmm"``, ``"gemv"``, ``"dwconv"``, ``"maxpool"``, their int8 twins ``"qs8_gemm"``,
-        ``"qs8_spmm"``, ``"qs8_gemv"``, ``"qs8_spmv"`` (hybrid int8 linears), ``"qs8_dwconv"``,
+        ``"qs8_spmm"``, ``"qs8_gemv"``, ``"qs8_spmv"`` (hybrid int8 linears), ``"spmv"`` and
+        ``"nmv24"`` (hybrid float32 linears: packed runs, or the file's 2:4 encoding read in
+        place), ``"qs8_dwconv"``,
         ``"qs8_add"``, ``"qs8_maxpool"``, ``"add"`` (float32 ADD), ``"add (fused)"`` (a float32 ADD
         computed inside the conv before it, runtime/README.md "Residual fusion"), ``"dwconv
         (+expand)"`` and a name ending in ``"fused into next)"`` such as ``"spmm (fused into

@@ -106,7 +106,8 @@ def _load(row: dict[str, Any]) -> str:
 
 # Kernel names of Model.op_kernels() → the layer form they mean (runtime/README.md, "Dense or
 # sparse, per layer"); ops on other kernels (depthwise, pools, ADD) have no form to choose.
-FORMS = (("spmm (filled)", "filled"), ("spmm", "runs"), ("gemm (expanded)", "expanded"),
+FORMS = (("spmm (filled)", "filled"), ("spmm", "runs"), ("spmv", "runs"), ("nmv24", "in file"),
+         ("gemm (expanded)", "expanded"),
          ("gemv (expanded)", "expanded"), ("gemm (dense copy)", "copied"),
          ("gemv (dense copy)", "copied"), ("gemm", "dense"), ("gemv", "dense"),
          ("qs8_spmm (filled)", "filled"), ("qs8_spmm", "runs"), ("qs8_gemv (dense copy)", "copied"),
@@ -123,7 +124,7 @@ def _forms(row: dict[str, Any]) -> str:
         form = dict(FORMS).get(kernel)
         if form is not None:
             counts[form] = counts.get(form, 0) + 1
-    order = ("runs", "filled", "expanded", "copied", "dense")
+    order = ("runs", "filled", "in file", "expanded", "copied", "dense")
     return " · ".join(f"{f} {counts[f]}" for f in order if f in counts) or "–"
 
 
@@ -167,7 +168,7 @@ def render(results: dict[str, Any], figures: list[str] | None = None) -> str:
              "crisp: " + _order_text(results.get("order", "auto")) + " Peak RSS: `crisp-bench` on the same file (its own VmHWM), against the bound "
              "file + 2 × activation arena + 16 MB; load: `crisp-bench`'s load time of the file (open, "
              "verify, pack). Layer forms: how many conv and linear layers run as sparse runs, filled "
-             "runs, expanded to dense from the file, dense from a copy made at load, or dense in the file "
+             "runs, sparse on the file's 2:4 encoding in place, expanded to dense from the file, dense from a copy made at load, or dense in the file "
              "(runtime/README.md, \"Dense or sparse, per layer\").", ""]
     for threads in sorted({r["threads"] for r in results["rows"]}):
         lines += [f"## {threads} thread{'s' if threads > 1 else ''}", "",

@@ -401,6 +401,41 @@ double crisp_fast_executed_density(const crisp_model *m, const crisp_op *op) {
     return (double)op->packed.filled_weights / ((double)h->rows * h->cols);
 }
 
+/* Calls per block-row of a 2:4 linear read in place (at most
+ * CRISP_NMV24_MAX_ROWS rows each). */
+static size_t nmv24_chunks(const crisp_hybrid *h) {
+    return (h->block_rows + CRISP_NMV24_MAX_ROWS - 1) / CRISP_NMV24_MAX_ROWS;
+}
+
+/* Unit `unit` of a 2:4 linear read in place: a block-row's rows
+ * [row0, row0 + rows), all its kept blocks, from the file. */
+static void nmv24_unit(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
+                       size_t unit, const float *x, float *y) {
+    const crisp_hybrid *h = &m->tensors[op->weight].hybrid;
+    const size_t chunks = nmv24_chunks(h), br = unit / chunks;
+    const size_t height = min_size(h->block_rows, h->rows - br * (size_t)h->block_rows);
+    const size_t row0 = unit % chunks * CRISP_NMV24_MAX_ROWS;
+    if (row0 >= height) return; /* a short last block-row */
+    const uint32_t b0 = crisp_rd_u32(h->block_row_ptr + 4 * br);
+    const uint32_t b1 = crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
+    const size_t runs = (height + h->v - 1) / h->v, per_row = h->block_cols / 2;
+    const crisp_nmv24_rows p = {b1 - b0,
+                                h->block_col + 4 * (size_t)b0,
+                                h->block_cols,
+                                h->cols,
+                                row0,
+                                min_size(CRISP_NMV24_MAX_ROWS, height - row0),
+                                h->v,
+                                (const float *)h->values + op->packed.expand_values[br],
+                                height * per_row,
+                                h->indices,
+                                op->packed.expand_indices[br],
+                                runs * per_row};
+    const size_t r = br * (size_t)h->block_rows + row0;
+    const float *bias = bias_of(m, op);
+    k->nmv24(&p, x, y + r, bias != NULL ? bias + r : NULL, &op->k.linear.minmax);
+}
+
 /* The plan; `bands` 0 keeps stride-1 hybrid convs on im2col tiles. */
 static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
                                const crisp_f32_kernels *k, int bands) {
@@ -421,7 +456,14 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
          * its runs on the batch-1 kernels (f32_spmv.inc), reading x in place. */
         const uint32_t enc = m->tensors[op->weight].encoding;
         const size_t out = op->k.linear.output_features;
-        if (crisp_op_dense_f32(m, op) != NULL || crisp_op_expanded(op)) {
+        if (op->packed.in_file && k->nmv24 != NULL) {
+            /* 2:4 read in place: units of at most CRISP_NMV24_MAX_ROWS rows of
+             * one block-row each. */
+            const crisp_hybrid *h = &m->tensors[op->weight].hybrid;
+            f.path = CRISP_FAST_NMV24;
+            f.units = (size_t)h->nbr * nmv24_chunks(h);
+            f.direct = 1;
+        } else if (crisp_op_dense_f32(m, op) != NULL || crisp_op_expanded(op)) {
             f.path = CRISP_FAST_GEMV;
             f.units = (out + k->gemv_mr - 1) / k->gemv_mr;
             /* An expanded layer's MR rows, expanded per call. */
@@ -949,6 +991,10 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
             k->gemv(rows, K, panel_rows(k, m, op, r0, rows, K, scratch), K, x, y + r0,
                     bias != NULL ? bias + r0 : NULL, &l->minmax);
         }
+        return;
+    }
+    if (f->path == CRISP_FAST_NMV24) {
+        for (size_t unit = begin; unit < end; unit++) nmv24_unit(k, m, op, unit, x, y);
         return;
     }
     if (f->path == CRISP_FAST_SPMV) {

@@ -17,9 +17,12 @@ crisp_status crisp_hybrid_form_resolve(uint32_t *form) {
         *form = CRISP_HYBRID_FORM_FILLED;
     } else if (strcmp(env, "dense") == 0) {
         *form = CRISP_HYBRID_FORM_DENSE;
+    } else if (strcmp(env, "infile") == 0) {
+        *form = CRISP_HYBRID_FORM_IN_FILE;
     } else {
         return crisp_error(CRISP_ERR_ARGUMENT,
-                           "CRISP_HYBRID_FORM is '%.40s': expected auto, sparse, filled or dense", env);
+                           "CRISP_HYBRID_FORM is '%.40s': expected auto, sparse, filled, dense or "
+                           "infile", env);
     }
     return CRISP_OK;
 }
@@ -48,11 +51,20 @@ crisp_status crisp_hybrid_form_resolve(uint32_t *form) {
  * (0.45), V = 4 0.63x (0.80). neon copies avx2_fma's conv rates and keeps
  * the linear rates measured with the one-pixel sparse-run kernel before
  * f32_spmv (0.23, 0.55) until measured on a board; scalar from the scalar
- * variants' GFLOP/s (spmm 4x8 about 0.3 of gemm 4x8). */
+ * variants' GFLOP/s (spmm 4x8 about 0.3 of gemm 4x8).
+ * linear_in_file: 2:4 linears read in place (f32_nmv24.inc), kept values
+ * (half the dense MACs) against the expanded GEMV on the same layer (each
+ * op's time in one process, warm, 1 thread): avx512f ResNet-50's classifier
+ * 0.41 against 0.53 ms, MobileNetV2's 0.130 against 0.173 (0.65); avx2_fma
+ * (CRISP_MAX_ISA=avx2) 0.387 against 0.644 (0.83), MobileNetV2 V = 4 level
+ * with its spmv runs (0.80); scalar 0.84 against 1.47 ms (0.85; its runs
+ * measured 0.67 there, against the table's 0.30, left as calibrated); neon
+ * copies avx2_fma until measured on a board. */
 typedef struct efficiency {
     const char *isa;
     float conv_per_row, conv_shared, conv_filled, linear_per_row, linear_shared;
-    float run_overhead; /* conv runs: MAC-equivalents per run and pixel */
+    float run_overhead;   /* conv runs: MAC-equivalents per run and pixel */
+    float linear_in_file; /* 2:4 linears read in place (f32_nmv24.inc), per kept value */
 } efficiency;
 
 /* run_overhead: a conv's runs cost about this many MACs more per run and
@@ -65,10 +77,10 @@ typedef struct efficiency {
  * changes no other choice among the benchmark's ResNet-50 and MobileNetV2
  * files (docs/benchmarks-issue15.md). */
 static const efficiency table[] = {
-    {"avx512f", 0.40f, 0.85f, 0.95f, 0.32f, 0.55f, 48.0f},
-    {"avx2_fma", 0.35f, 0.70f, 0.60f, 0.45f, 0.80f, 32.0f},
-    {"neon", 0.35f, 0.70f, 0.60f, 0.23f, 0.55f, 32.0f},
-    {"scalar", 0.30f, 0.30f, 0.30f, 0.30f, 0.30f, 0.0f},
+    {"avx512f", 0.40f, 0.85f, 0.95f, 0.32f, 0.55f, 48.0f, 0.65f},
+    {"avx2_fma", 0.35f, 0.70f, 0.60f, 0.45f, 0.80f, 32.0f, 0.80f},
+    {"neon", 0.35f, 0.70f, 0.60f, 0.23f, 0.55f, 32.0f, 0.80f},
+    {"scalar", 0.30f, 0.30f, 0.30f, 0.30f, 0.30f, 0.0f, 0.85f},
 };
 
 /* int8 convs (groups 1), by the int8 kernel tier: conv_per_row and
@@ -88,12 +100,12 @@ static const efficiency table[] = {
  * neon_dotprod (4-row calls too) copy avx2_fma until measured on a board; the
  * scalar kernel takes one row per call, so nothing is shared. */
 static const efficiency table_qs8[] = {
-    {"avx512vnni", 0.32f, 0.65f, 1.0f, 1.0f, 1.0f, 0.0f},
-    {"avx2_fma", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f},
-    {"avxvnni", 0.32f, 0.65f, 1.0f, 1.0f, 1.0f, 0.0f},
-    {"neon_dotprod", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f},
-    {"neon", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f},
-    {"scalar", 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f},
+    {"avx512vnni", 0.32f, 0.65f, 1.0f, 1.0f, 1.0f, 0.0f, 0.0f},
+    {"avx2_fma", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f, 0.0f},
+    {"avxvnni", 0.32f, 0.65f, 1.0f, 1.0f, 1.0f, 0.0f, 0.0f},
+    {"neon_dotprod", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f, 0.0f},
+    {"neon", 0.38f, 0.70f, 1.0f, 1.0f, 1.0f, 0.0f, 0.0f},
+    {"scalar", 1.0f, 1.0f, 1.0f, 1.0f, 1.0f, 0.0f, 0.0f},
 };
 
 /* A form other than the file's runs may cost this much more memory: a
@@ -119,6 +131,8 @@ double crisp_hybrid_time(const crisp_hybrid_cost *c, uint32_t choice) {
                                       : (shared ? e->conv_shared : e->conv_per_row);
         return ((double)c->run_values + overhead * (double)c->runs) / rate;
     }
+    if (choice == CRISP_HYBRID_IN_FILE)
+        return c->in_file && !c->int8 ? (double)c->run_values / e->linear_in_file : -1.0;
     if (choice == CRISP_HYBRID_FILLED)
         return c->filled_values > 0
                    ? ((double)c->filled_values + overhead * (double)c->filled_runs) / e->conv_filled
@@ -131,6 +145,8 @@ uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c) {
     if (form == CRISP_HYBRID_FORM_DENSE) return c->int8 ? CRISP_HYBRID_RUNS : CRISP_HYBRID_DENSE;
     if (form == CRISP_HYBRID_FORM_FILLED)
         return c->filled_values > 0 ? CRISP_HYBRID_FILLED : CRISP_HYBRID_RUNS;
+    if (form == CRISP_HYBRID_FORM_IN_FILE)
+        return c->in_file && !c->int8 ? CRISP_HYBRID_IN_FILE : CRISP_HYBRID_RUNS;
     if (rates(c) == NULL) return CRISP_HYBRID_RUNS;
     const double room = MEMORY_SLACK * (double)c->run_bytes;
     uint32_t best = CRISP_HYBRID_RUNS;
@@ -141,8 +157,14 @@ uint32_t crisp_hybrid_choose(uint32_t form, const crisp_hybrid_cost *c) {
         best_time = filled_time;
     }
     const double dense_time = crisp_hybrid_time(c, CRISP_HYBRID_DENSE);
-    if (dense_time >= 0.0 && (double)c->dense_bytes <= room && dense_time < best_time)
+    if (dense_time >= 0.0 && (double)c->dense_bytes <= room && dense_time < best_time) {
         best = CRISP_HYBRID_DENSE;
+        best_time = dense_time;
+    }
+    /* In place keeps what dense from the file keeps. */
+    const double in_file_time = crisp_hybrid_time(c, CRISP_HYBRID_IN_FILE);
+    if (in_file_time >= 0.0 && (double)c->dense_bytes <= room && in_file_time < best_time)
+        best = CRISP_HYBRID_IN_FILE;
     return best;
 }
 

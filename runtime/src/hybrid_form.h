@@ -17,15 +17,17 @@
 /* CRISP_HYBRID_FORM in the environment: auto (default, the cost table),
  * sparse (the file's runs, never filled or expanded), filled (filled runs
  * wherever they exist, else the file's), dense (expand every layer a dense
- * kernel runs; int8 hybrid linears too, src/pack.c densify_linear). */
+ * kernel runs; int8 hybrid linears too, src/pack.c densify_linear), infile
+ * (2:4 float32 linears read in place, else the file's runs). */
 enum crisp_hybrid_form {
     CRISP_HYBRID_FORM_AUTO = 0,
     CRISP_HYBRID_FORM_SPARSE,
     CRISP_HYBRID_FORM_FILLED,
     CRISP_HYBRID_FORM_DENSE,
+    CRISP_HYBRID_FORM_IN_FILE,
 };
 
-/* Reads CRISP_HYBRID_FORM; anything but auto|sparse|filled|dense (or
+/* Reads CRISP_HYBRID_FORM; anything but auto|sparse|filled|dense|infile (or
  * unset/empty) is CRISP_ERR_ARGUMENT naming the value. */
 crisp_status crisp_hybrid_form_resolve(uint32_t *form);
 
@@ -42,6 +44,7 @@ typedef struct crisp_hybrid_cost {
     uint64_t runs, filled_runs; /* kernel calls per pixel chunk of each run form */
     uint64_t dense_values;  /* R x K */
     uint64_t dense_bytes;   /* what running dense keeps (src/expand.h: block-row starts) */
+    int in_file;            /* a 2:4 batch-1 linear: the in-place form exists (f32_nmv24.inc) */
 } crisp_hybrid_cost;
 
 enum crisp_hybrid_choice {
@@ -53,6 +56,10 @@ enum crisp_hybrid_choice {
      * linears) rather than expanded from the file; never chosen by
      * crisp_hybrid_choose. */
     CRISP_HYBRID_DENSE_COPY,
+    /* A 2:4 batch-1 linear run sparse on the file's encoding in place
+     * (f32_nmv24.inc): the block-row starts of a dense-from-file layer, no
+     * runs packed. */
+    CRISP_HYBRID_IN_FILE,
 };
 
 /* The layer's form: the forced one (when it exists), or under auto the

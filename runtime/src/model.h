@@ -60,6 +60,10 @@ typedef struct crisp_packed {
      * starting each block-row at these value and index positions [nbr]; then
      * `sparse` is empty. NULL otherwise. */
     const uint64_t *expand_values, *expand_indices;
+    /* A 2:4 linear with those starts that runs sparse on the file's encoding
+     * in place (src/hybrid_form.h, CRISP_HYBRID_IN_FILE; f32_nmv24.inc) rather
+     * than expanded: set at load, its kernels chosen in src/conv_fast.c. */
+    int in_file;
     /* A HYBRID_F32 layer run dense from a copy expanded once at load (src/
      * pack.c, crisp_fit_packed_forms): R x K row-major, what a DENSE_F32
      * tensor's data would be; then `sparse` is empty. NULL otherwise. */
@@ -114,6 +118,7 @@ enum crisp_fast_path {
     CRISP_FAST_QS8_GEMV,   /* dense int8 linear */
     CRISP_FAST_QS8_SPMV,   /* hybrid int8 linear (batch 1) */
     CRISP_FAST_SPMV,       /* hybrid float32 linear (batch 1) */
+    CRISP_FAST_NMV24,      /* 2:4 hybrid float32 linear read in place (batch 1) */
 };
 
 typedef struct crisp_fast_plan {

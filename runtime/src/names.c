@@ -98,6 +98,7 @@ const char *crisp_fast_path_name(uint32_t path, uint32_t choice) {
     case CRISP_FAST_QS8_GEMV: return "qs8_gemv";
     case CRISP_FAST_QS8_SPMV: return "qs8_spmv";
     case CRISP_FAST_SPMV: return "spmv";
+    case CRISP_FAST_NMV24: return "nmv24";
     default: return "reference";
     }
 }

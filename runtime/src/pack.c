@@ -375,7 +375,7 @@ static crisp_status pack(crisp_model *m, uint32_t index, crisp_op *op, const cri
             const size_t total = layout(&n, 1, 1, cout, want_q, at);
             const size_t total_f = layout(&nf, 1, 1, cout, want_q, at);
             const crisp_hybrid_cost cost = {crisp_qs8_kernels_best()->isa, 1, 0, h->v, n.weights,
-                                            total, nf.weights, total_f, n.runs, nf.runs, 0, 0};
+                                            total, nf.weights, total_f, n.runs, nf.runs, 0, 0, 0};
             if (crisp_hybrid_choose(m->hybrid_form, &cost) == CRISP_HYBRID_FILLED)
                 return build(m, index, op, t, g, is_i8, cout, want_q, nf, 1);
         }
@@ -414,8 +414,10 @@ static crisp_status plan_deferred(crisp_model *m, crisp_op *op, const crisp_tens
                                     n.runs,
                                     total_f != 0 ? nf.runs : 0,
                                     (uint64_t)h->rows * h->cols,
-                                    2 * h->nbr * sizeof(uint64_t)};
+                                    2 * h->nbr * sizeof(uint64_t),
+                                    op->kind == CRISP_OP_LINEAR && h->n == 2 && h->m == 4};
     const uint32_t choice = crisp_hybrid_choose(m->hybrid_form, &cost);
+    const int from_file = choice == CRISP_HYBRID_DENSE || choice == CRISP_HYBRID_IN_FILE;
     const counts chosen = choice == CRISP_HYBRID_FILLED ? nf : n;
     const double pixels = op->kind == CRISP_OP_CONV2D
                               ? (double)op->k.conv.output_height * (double)op->k.conv.output_width
@@ -437,10 +439,10 @@ static crisp_status plan_deferred(crisp_model *m, crisp_op *op, const crisp_tens
         .segments = chosen.segments,
         .entries = chosen.entries,
         .weights = chosen.weights,
-        .bytes = choice == CRISP_HYBRID_DENSE    ? cost.dense_bytes
+        .bytes = from_file                       ? cost.dense_bytes
                  : choice == CRISP_HYBRID_FILLED ? total_f
                                                  : total,
-        .band_bytes = band && choice != CRISP_HYBRID_DENSE ? 4 * chosen.entries : 0,
+        .band_bytes = band && !from_file ? 4 * chosen.entries : 0,
         .dense_bytes = cost.dense_bytes,
         .time = time >= 0.0 ? time * pixels : -1.0,
         .dense_time = dense_time >= 0.0 ? dense_time * pixels : -1.0};
@@ -698,7 +700,9 @@ static size_t count_forms(const crisp_model *m, uint64_t *packed, uint64_t *rele
         const crisp_tensor *t = &m->tensors[op->weight];
         if (op->plan.deferred) {
             *packed += op->plan.bytes + op->plan.band_bytes;
-            if (op->plan.choice == CRISP_HYBRID_DENSE && !op->plan.copy) continue;
+            if ((op->plan.choice == CRISP_HYBRID_DENSE && !op->plan.copy) ||
+                op->plan.choice == CRISP_HYBRID_IN_FILE)
+                continue;
             *released += t->raw_size;
             runs += op->plan.choice != CRISP_HYBRID_DENSE;
         } else if (crisp_encoding_is_hybrid(t->encoding)) {
@@ -719,7 +723,8 @@ static void demote(crisp_model *m, size_t candidates, uint64_t excess, int count
     size_t n = 0;
     for (uint32_t i = 0; i < m->op_count; i++) {
         const crisp_pack_plan *p = &m->ops[i].plan;
-        if (!p->deferred || p->choice == CRISP_HYBRID_DENSE) continue;
+        if (!p->deferred || p->choice == CRISP_HYBRID_DENSE || p->choice == CRISP_HYBRID_IN_FILE)
+            continue;
         const uint64_t raw = m->tensors[m->ops[i].weight].raw_size;
         const uint64_t kept = (count_file ? raw : 0) + p->dense_bytes;
         const uint64_t held = p->bytes + p->band_bytes;
@@ -850,9 +855,10 @@ crisp_status crisp_pack_deferred(crisp_model *m, uint32_t index) {
     if (!op->plan.deferred) return CRISP_OK;
     const crisp_tensor *t = &m->tensors[op->weight];
     const crisp_pack_plan *p = &op->plan;
-    if (p->choice == CRISP_HYBRID_DENSE) {
+    if (p->choice == CRISP_HYBRID_DENSE || p->choice == CRISP_HYBRID_IN_FILE) {
         char what[96];
         describe(what, sizeof what, index, op);
+        if (p->choice == CRISP_HYBRID_IN_FILE) op->packed.in_file = 1; /* the starts, read in place */
         return p->copy ? copy_dense(m, op, t, what) : expand(m, op, t, what);
     }
     const geometry g = geometry_of(op, t);

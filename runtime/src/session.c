@@ -27,6 +27,7 @@ static double now_seconds(void) {
  * executes every MAC; filled runs their weights, zeros included. */
 static uint32_t hybrid_choice(const crisp_op *o) {
     return o->packed.dense_f32 || o->packed.dense_qs8 ? CRISP_HYBRID_DENSE_COPY
+           : o->packed.in_file                       ? CRISP_HYBRID_IN_FILE
            : crisp_op_expanded(o)                    ? CRISP_HYBRID_DENSE
            : o->packed.filled_weights                ? CRISP_HYBRID_FILLED
                                                      : CRISP_HYBRID_RUNS;
@@ -61,7 +62,7 @@ crisp_status crisp_session_get_op_profile(const crisp_session *s, uint32_t op,
     const int fast = s->fast != NULL && o->fast.path != CRISP_FAST_NONE;
     if (fast && o->fused_by_next) executed = 0;
     if (fast && o->fuses_prev) executed += executed_macs(s->model, o - 1);
-    const char *kernel = s->fast == NULL ? (choice == CRISP_HYBRID_DENSE ? "reference (expanded)"
+    const char *kernel = s->fast == NULL ? (choice == CRISP_HYBRID_DENSE || choice == CRISP_HYBRID_IN_FILE ? "reference (expanded)"
                                             : choice == CRISP_HYBRID_DENSE_COPY ? "reference (dense copy)"
                                             : choice == CRISP_HYBRID_FILLED ? "reference (filled)"
                                                                             : "reference")

@@ -274,6 +274,16 @@ static const expand24_variant expand24s[] = {
 };
 #undef CRISP_EXPAND24
 
+typedef struct nmv24_variant {
+    const char *isa, *name;
+    crisp_f32_nmv24_ukernel_fn fn;
+} nmv24_variant;
+#define CRISP_F32_NMV24(tier, name) {#tier, #name, name},
+static const nmv24_variant nmv24s[] = {
+#include "kernels/f32_nmv24.inc"
+};
+#undef CRISP_F32_NMV24
+
 #define COUNT(a) (sizeof(a) / sizeof((a)[0]))
 
 static void test_gemm(const gemm_variant *v, unsigned *rng) {
@@ -1113,69 +1123,129 @@ static void test_dw(const dw_variant *v, unsigned *rng, int max) {
     }
 }
 
-/* 2:4 expansion (ukernels.h, crisp_expand24_rows) against the formula:
- * block widths 4..40 with a partial last block, kept blocks from none to
- * all, V from 1 to the block-row height, positions starting on either half
- * of a byte; values and stream end exactly where the kernel may read (ASan
- * catches an over-read), padding between output rows must stay untouched. */
-static void test_expand24(const expand24_variant *v, unsigned *rng) {
+/* A random 2:4 block-row in the file's layout (ukernels.h,
+ * crisp_expand24_rows): block widths 4..40 with a partial last block, kept
+ * blocks from none to all, V from 1 to the block-row height, positions
+ * starting on either half of a byte; values and stream end exactly where a
+ * kernel may read (ASan catches an over-read). */
+typedef struct layout24 {
+    size_t bc, cols, blocks, cb[9], height, vv, runs, row0, rows, vs, is, first;
+    float *values;
+    uint8_t *stream;
+    uint8_t col_bytes[4 * 9];
+} layout24;
+
+static void make_layout24(unsigned *rng, int iter, size_t max_rows, layout24 *L) {
     static const uint8_t pairs[6] = {0x4, 0x8, 0xC, 0x9, 0xD, 0xE}; /* (i0, i1) as i0 | i1 << 2 */
+    /* Every 10th: one block as wide as the row (an N:M-only layer's). */
+    const int wide = iter % 10 == 5;
+    L->bc = wide ? 16 * (size_t)check_rand_int(rng, 2, 24)
+                 : 4 * (size_t)(iter % 3 == 0 ? 4 : check_rand_int(rng, 1, 10));
+    const size_t nbc = wide ? 1 : (size_t)check_rand_int(rng, 1, 9), bc = L->bc;
+    L->cols = nbc * bc - 4 * (size_t)check_rand_int(rng, 0, (int)bc / 4 - 1);
+    L->blocks = 0;
+    for (size_t c = 0; c < nbc; c++)
+        if (iter % 4 == 0 || check_rand_int(rng, 0, 2) > 0) L->cb[L->blocks++] = c;
+    L->height = (size_t)check_rand_int(rng, 1, 16);
+    L->vv = (size_t)check_rand_int(rng, 1, (int)L->height);
+    L->runs = (L->height + L->vv - 1) / L->vv;
+    L->row0 = (size_t)check_rand_int(rng, 0, (int)L->height - 1);
+    const size_t most = L->height - L->row0 < max_rows ? L->height - L->row0 : max_rows;
+    L->rows = (size_t)check_rand_int(rng, 1, (int)most);
+    L->vs = L->height * bc / 2, L->is = L->runs * bc / 2;
+    L->first = 2 * (size_t)check_rand_int(rng, 0, 3);
+    const size_t blocks = L->blocks;
+    const size_t last_w = blocks ? (L->cb[blocks - 1] * bc + bc > L->cols ? L->cols - L->cb[blocks - 1] * bc : bc) : 0;
+    const size_t nvalues = blocks ? (blocks - 1) * L->vs + L->height * last_w / 2 : 0;
+    const size_t npos = L->first + (blocks ? (blocks - 1) * L->is + L->runs * last_w / 2 : 0);
+    const size_t nbytes = (npos + 3) / 4;
+    L->values = random_floats(rng, nvalues, 1);
+    L->stream = malloc(nbytes ? nbytes : 1);
+    for (size_t i = 0; i < nbytes; i++) L->stream[i] = (uint8_t)check_rand(rng);
+    for (size_t b = 0; b < blocks; b++) {
+        const size_t w = L->cb[b] * bc + bc > L->cols ? L->cols - L->cb[b] * bc : bc;
+        for (size_t j = 0; j < L->runs; j++)
+            for (size_t g = 0; g < w / 4; g++) {
+                const size_t p = L->first + b * L->is + j * (w / 2) + 2 * g, sh = (p % 4) * 2;
+                L->stream[p / 4] = (uint8_t)((L->stream[p / 4] & ~(0xF << sh)) |
+                                             pairs[check_rand(rng) % 6] << sh);
+            }
+    }
+    for (size_t b = 0; b < blocks; b++) {
+        const uint32_t c = (uint32_t)L->cb[b];
+        memcpy(L->col_bytes + 4 * b, &c, 4); /* little-endian targets only */
+    }
+}
+
+/* Calls f(column, value) for each kept value of row t of the layout. */
+#define LAYOUT24_ROW(L, t, f)                                                               \
+    for (size_t b_ = 0; b_ < (L)->blocks; b_++) {                                          \
+        const size_t c0_ = (L)->cb[b_] * (L)->bc;                                          \
+        const size_t w_ = c0_ + (L)->bc > (L)->cols ? (L)->cols - c0_ : (L)->bc;           \
+        for (size_t g_ = 0; g_ < w_ / 4; g_++)                                             \
+            for (size_t k_ = 0; k_ < 2; k_++) {                                            \
+                const size_t p_ = (L)->first + b_ * (L)->is + ((t) / (L)->vv) * (w_ / 2) + 2 * g_ + k_; \
+                const size_t pos_ = ((L)->stream[p_ / 4] >> ((p_ % 4) * 2)) & 3;           \
+                f(c0_ + 4 * g_ + pos_, (L)->values[b_ * (L)->vs + (t) * (w_ / 2) + 2 * g_ + k_]); \
+            }                                                                              \
+    }
+
+/* 2:4 expansion (ukernels.h, crisp_expand24_rows) against the formula on
+ * random block-rows (make_layout24); padding between output rows must stay
+ * untouched. */
+static void test_expand24(const expand24_variant *v, unsigned *rng) {
     for (int iter = 0; iter < 300; iter++) {
-        const size_t bc = 4 * (size_t)(iter % 3 == 0 ? 4 : check_rand_int(rng, 1, 10));
-        const size_t nbc = (size_t)check_rand_int(rng, 1, 9);
-        const size_t cols = nbc * bc - 4 * (size_t)check_rand_int(rng, 0, (int)bc / 4 - 1);
-        size_t cb[9], blocks = 0;
-        for (size_t c = 0; c < nbc; c++)
-            if (iter % 4 == 0 || check_rand_int(rng, 0, 2) > 0) cb[blocks++] = c;
-        const size_t height = (size_t)check_rand_int(rng, 1, 16), vv = (size_t)check_rand_int(rng, 1, (int)height);
-        const size_t runs = (height + vv - 1) / vv;
-        const size_t row0 = (size_t)check_rand_int(rng, 0, (int)height - 1);
-        const size_t rows = (size_t)check_rand_int(rng, 1, (int)(height - row0));
-        const size_t vs = height * bc / 2, is = runs * bc / 2, first = 2 * (size_t)check_rand_int(rng, 0, 3);
-        const size_t last_w = blocks ? (cb[blocks - 1] * bc + bc > cols ? cols - cb[blocks - 1] * bc : bc) : 0;
-        const size_t nvalues = blocks ? (blocks - 1) * vs + height * last_w / 2 : 0;
-        const size_t npos = first + (blocks ? (blocks - 1) * is + runs * last_w / 2 : 0);
-        const size_t nbytes = (npos + 3) / 4;
-        float *values = random_floats(rng, nvalues, 1);
-        uint8_t *stream = malloc(nbytes ? nbytes : 1);
-        for (size_t i = 0; i < nbytes; i++) stream[i] = (uint8_t)check_rand(rng);
-        for (size_t b = 0; b < blocks; b++) {
-            const size_t w = cb[b] * bc + bc > cols ? cols - cb[b] * bc : bc;
-            for (size_t j = 0; j < runs; j++)
-                for (size_t g = 0; g < w / 4; g++) {
-                    const size_t p = first + b * is + j * (w / 2) + 2 * g, sh = (p % 4) * 2;
-                    stream[p / 4] = (uint8_t)((stream[p / 4] & ~(0xF << sh)) |
-                                              pairs[check_rand(rng) % 6] << sh);
-                }
-        }
-        uint8_t col_bytes[4 * 9];
-        for (size_t b = 0; b < blocks; b++) {
-            const uint32_t c = (uint32_t)cb[b];
-            memcpy(col_bytes + 4 * b, &c, 4); /* little-endian targets only */
-        }
-        const size_t stride = cols + (size_t)check_rand_int(rng, 0, 5);
+        layout24 L;
+        make_layout24(rng, iter, 16, &L);
+        const size_t stride = L.cols + (size_t)check_rand_int(rng, 0, 5), rows = L.rows;
         float *got = malloc(rows * stride * sizeof *got), *want = malloc(rows * stride * sizeof *want);
         for (size_t i = 0; i < rows * stride; i++) got[i] = want[i] = 1234.5f;
         for (size_t i = 0; i < rows; i++) {
-            const size_t t = row0 + i;
-            for (size_t c = 0; c < cols; c++) want[i * stride + c] = 0.0f;
-            for (size_t b = 0; b < blocks; b++) {
-                const size_t c0 = cb[b] * bc, w = c0 + bc > cols ? cols - c0 : bc;
-                for (size_t g = 0; g < w / 4; g++)
-                    for (size_t k = 0; k < 2; k++) {
-                        const size_t p = first + b * is + (t / vv) * (w / 2) + 2 * g + k;
-                        const size_t pos = (stream[p / 4] >> ((p % 4) * 2)) & 3;
-                        want[i * stride + c0 + 4 * g + pos] = values[b * vs + t * (w / 2) + 2 * g + k];
-                    }
-            }
+            float *o = want + i * stride;
+            for (size_t c = 0; c < L.cols; c++) o[c] = 0.0f;
+#define SET(c, value) o[c] = value
+            LAYOUT24_ROW(&L, L.row0 + i, SET)
+#undef SET
         }
-        const crisp_expand24_rows p = {blocks, col_bytes, bc, cols, row0, rows, vv, values, vs,
-                                       stream, first, is, stride};
+        const crisp_expand24_rows p = {L.blocks, L.col_bytes, L.bc, L.cols, L.row0, rows, L.vv,
+                                       L.values, L.vs, L.stream, L.first, L.is, stride};
         v->fn(&p, got);
         CHECK(memcmp(got, want, rows * stride * sizeof *got) == 0,
-              "%s: Bc %zu cols %zu blocks %zu rows %zu+%zu of %zu V %zu first %zu", v->name, bc,
-              cols, blocks, row0, rows, height, vv, first);
-        free(values), free(stream), free(got), free(want);
+              "%s: Bc %zu cols %zu blocks %zu rows %zu+%zu of %zu V %zu first %zu", v->name, L.bc,
+              L.cols, L.blocks, L.row0, rows, L.height, L.vv, L.first);
+        free(L.values), free(L.stream), free(got), free(want);
+    }
+}
+
+/* 2:4 linear read in place (ukernels.h, crisp_nmv24_rows) against a double
+ * sum, to rounding, on the same random block-rows (whole 16-column blocks
+ * from every third on, the vector paths'; up to CRISP_NMV24_MAX_ROWS rows),
+ * bias or none, every clamp; x ends before an inaccessible page and nothing
+ * is written past the rows. */
+static void test_nmv24(const nmv24_variant *v, unsigned *rng) {
+    for (int iter = 0; iter < 300; iter++) {
+        layout24 L;
+        make_layout24(rng, iter, CRISP_NMV24_MAX_ROWS, &L);
+        float *x = guarded_alloc(L.cols * sizeof *x);
+        for (size_t k = 0; k < L.cols; k++) x[k] = 2 * check_rand_float(rng);
+        float *bias = check_rand_int(rng, 0, 2) == 0 ? NULL : random_floats(rng, L.rows, 1);
+        const crisp_minmax_params *mm = &acts[check_rand_int(rng, 0, 2)];
+        float y[CRISP_NMV24_MAX_ROWS + 1];
+        for (size_t r = 0; r <= CRISP_NMV24_MAX_ROWS; r++) y[r] = 12345.0f;
+        const crisp_nmv24_rows p = {L.blocks, L.col_bytes, L.bc, L.cols, L.row0, L.rows, L.vv,
+                                    L.values, L.vs, L.stream, L.first, L.is};
+        v->fn(&p, x, y, bias, mm);
+        int ok = y[L.rows] == 12345.0f;
+        for (size_t i = 0; i < L.rows && ok; i++) {
+            double acc = bias ? bias[i] : 0, mag = fabs(acc);
+#define ADD(c, value) acc += (double)(value) * x[c], mag += fabs((double)(value) * x[c])
+            LAYOUT24_ROW(&L, L.row0 + i, ADD)
+#undef ADD
+            ok = close_enough(y[i], clampd(acc, mm), mag);
+        }
+        CHECK(ok, "%s: Bc %zu cols %zu blocks %zu rows %zu+%zu of %zu V %zu first %zu", v->name,
+              L.bc, L.cols, L.blocks, L.row0, L.rows, L.height, L.vv, L.first);
+        guarded_free(x, L.cols * sizeof *x), free(bias), free(L.values), free(L.stream);
     }
 }
 
@@ -1295,6 +1365,8 @@ static void microkernels(void) {
         else skipped++;
     for (size_t i = 0; i < COUNT(expand24s); i++)
         if (crisp_isa_supported(expand24s[i].isa)) test_expand24(&expand24s[i], &rng);
+    for (size_t i = 0; i < COUNT(nmv24s); i++)
+        if (crisp_isa_supported(nmv24s[i].isa)) test_nmv24(&nmv24s[i], &rng);
         else skipped++;
     for (size_t i = 0; i < COUNT(maxpools); i++)
         if (crisp_isa_supported(maxpools[i].isa)) test_dw(&maxpools[i], &rng, 1);
@@ -1411,6 +1483,15 @@ static void check_expanded_direct(const crisp_model *m, const char *what) {
  * checked bitwise against the same layer expanded from the file. */
 static int dense_copied;
 
+/* Linears read in place (CRISP_FAST_NMV24), over every run_layer. */
+static int in_file_ran;
+
+static int in_file_linears(const crisp_model *m) {
+    int n = 0;
+    for (uint32_t i = 0; i < m->op_count; i++) n += m->ops[i].fast.path == CRISP_FAST_NMV24;
+    return n;
+}
+
 static int dense_copies(const crisp_model *m) {
     int n = 0;
     for (uint32_t i = 0; i < m->op_count; i++) n += m->ops[i].packed.dense_f32 != NULL;
@@ -1466,8 +1547,8 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
     float *x = random_floats(rng, nx, 2), *want = malloc(ny * 4), *got = malloc(ny * 4);
     float *first = malloc(ny * 4), *expanded = calloc(ny, 4);
     int expanded_ran = 0; /* the forced dense form loaded and ran */
-    static const char *const forms[] = {"sparse", "dense", "filled", "auto"};
-    for (int fi = 0; fi < (L->hybrid ? 4 : 1); fi++) {
+    static const char *const forms[] = {"sparse", "dense", "filled", "auto", "infile"};
+    for (int fi = 0; fi < (L->hybrid ? 5 : 1); fi++) {
         setenv("CRISP_HYBRID_FORM", forms[fi], 1);
         crisp_model *m;
         if (crisp_model_load_buffer(file, size, &m) != CRISP_OK) {
@@ -1479,6 +1560,7 @@ static void run_layer(const layer *L, unsigned *rng, const char *what) {
         CHECK(copies == 0 || fi == 3, "%s: a dense copy under the forced %s form", what,
               forms[fi]);
         dense_copied += copies;
+        in_file_ran += in_file_linears(m);
         expanded_tiled += expanded_tiles(m);
         check_expanded_direct(m, what);
         dw_blocked += uses_channel_blocks(m);
@@ -1679,7 +1761,10 @@ static void layers(void) {
     CHECK(banded >= 16, "only %d layers compared with the im2col path", banded);
     CHECK(expanded_tiled >= 4, "only %d layers run dense in several tiles", expanded_tiled);
     CHECK(expanded_direct_whole >= 1, "no direct conv ran dense on a whole-image tile");
-    for (int i = 0; i < 20; i++) { /* linear, dense and hybrid */
+    /* Linear, dense and hybrid: 16 x 16 blocks; from 20 on, N:M-only rows
+     * (one block as wide as K, as a pruned classifier's) of 16 and 32 rows
+     * (the in-place kernels take 16 rows a call). */
+    for (int i = 0; i < 26; i++) {
         layer L;
         memset(&L, 0, sizeof L);
         L.linear = 1;
@@ -1687,8 +1772,11 @@ static void layers(void) {
         c->kh = c->kw = c->sh = c->sw = c->dh = c->dw = c->groups = c->h = c->w = 1;
         c->act = check_rand_int(&rng, 0, 2);
         c->cin = 4 * check_rand_int(&rng, 1, 300), c->cout = check_rand_int(&rng, 1, 90);
-        L.hybrid = i % 2;
-        if (L.hybrid) {
+        L.hybrid = i % 2 || i >= 20;
+        if (i >= 20) {
+            if (i % 2) c->cin = 16 * check_rand_int(&rng, 1, 40); /* whole 16-column segments */
+            L.hy = (mb_hybrid){0, 0, i % 3 ? 16u : 32u, (uint32_t)c->cin, 2, 4, i % 4 < 2 ? 4 : 1, 1, 0, 0};
+        } else if (L.hybrid) {
             L.hy = (mb_hybrid){0, 0, 16, 16, 2, 4, i % 4 == 1 ? 4 : 1, 0, 0, 0};
             L.hy.kept_per_row =
                 (uint32_t)check_rand_int(&rng, 1, (int)(((uint32_t)c->cin + 15) / 16));
@@ -1697,6 +1785,7 @@ static void layers(void) {
                  c->cout);
         run_layer(&L, &rng, what);
     }
+    CHECK(in_file_ran >= 10, "only %d hybrid linears read in place", in_file_ran);
     for (int i = 0; i < 54; i++) { /* depthwise; from 30 on stride 1 or 2 (read in place) */
         layer L;
         memset(&L, 0, sizeof L);
@@ -2071,7 +2160,7 @@ static void hybrid_forms(void) {
     const uint64_t dense = 512 * 4608;
 #define COST(isa, linear, v, kept)                                                          \
     ((crisp_hybrid_cost){isa, 0, linear, v, kept, 8 * (kept) + 4096, (linear) ? 0 : 2 * (kept), \
-                         8 * (kept) + (kept) / 4, 512 / (v), 512 / 16, dense, 16 * 512 / 16})
+                         8 * (kept) + (kept) / 4, 512 / (v), 512 / 16, dense, 16 * 512 / 16, 0})
     const crisp_hybrid_cost half = COST("avx512f", 0, 1, dense / 2);
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &half) == CRISP_HYBRID_DENSE,
           "2:4 only runs dense");
@@ -2095,6 +2184,16 @@ static void hybrid_forms(void) {
     const crisp_hybrid_cost fc = COST("neon", 1, 1, dense / 2);
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &fc) == CRISP_HYBRID_DENSE,
           "2:4 linear runs dense");
+    /* A 2:4 linear read in place: half the MACs at the dense rate, no more
+     * memory than dense from the file; only under auto, never forced. */
+    crisp_hybrid_cost in_file = COST("avx512f", 1, 4, dense / 2);
+    in_file.in_file = 1;
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &in_file) == CRISP_HYBRID_IN_FILE,
+          "2:4 linear: in place");
+    CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_DENSE, &in_file) == CRISP_HYBRID_DENSE &&
+              crisp_hybrid_choose(CRISP_HYBRID_FORM_SPARSE, &in_file) == CRISP_HYBRID_RUNS,
+          "forced forms keep their meaning");
+    CHECK(crisp_hybrid_time(&fc, CRISP_HYBRID_IN_FILE) < 0.0, "no in-place form: -1");
     const crisp_hybrid_cost unknown = COST("riscv", 0, 1, dense / 2);
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &unknown) == CRISP_HYBRID_RUNS,
           "unknown ISA: the runs");
@@ -2126,7 +2225,7 @@ static void hybrid_forms(void) {
      * take 5 bytes per kept value, filled runs 1 per weight plus a column per 16. */
 #define QCOST(isa, v, kept) \
     ((crisp_hybrid_cost){isa, 1, 0, v, kept, 5 * (kept), 2 * (kept), 2 * (kept) + (kept) / 4, \
-                         512 / (v), 512 / 16, 0, 0})
+                         512 / (v), 512 / 16, 0, 0, 0})
     const crisp_hybrid_cost q_row = QCOST("avx512vnni", 1, dense / 10);
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &q_row) == CRISP_HYBRID_FILLED,
           "int8 per-row 2:4 runs filled");
@@ -2151,7 +2250,7 @@ static void hybrid_forms(void) {
     /* Few values per run: a 16 -> 96 1x1 conv at 2:4 (one block-column, 8
      * values per run) runs dense although its V = 4 runs execute half the
      * MACs; with 20x the columns the runs win again. */
-    const crisp_hybrid_cost thin = {"avx512f", 0, 0, 4, 96 * 8, 8 * 96 * 8, 0, 0, 24, 0, 96 * 16, 96};
+    const crisp_hybrid_cost thin = {"avx512f", 0, 0, 4, 96 * 8, 8 * 96 * 8, 0, 0, 24, 0, 96 * 16, 96, 0};
     CHECK(crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &thin) == CRISP_HYBRID_DENSE,
           "runs of 8 values run dense");
     crisp_hybrid_cost wide = thin;

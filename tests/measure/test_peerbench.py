@@ -185,3 +185,10 @@ def test_forms_count_a_fused_expand_conv_by_its_own_form():
     kernels = ["gemm (expanded, fused into next)", "dwconv (+expand)", "spmm (fused into next)",
                "spmm", "spmm (filled, fused into next)", "gemm"]
     assert _forms({"op_kernels": kernels}) == "runs 2 · filled 1 · expanded 1 · dense 1"
+
+
+def test_forms_count_linears_by_their_kernel():
+    # A hybrid linear runs as runs (spmv) or in place on the file's 2:4 encoding (nmv24).
+    assert _forms({"op_kernels": ["spmv", "spmm"]}) == "runs 2"
+    assert _forms({"op_kernels": ["nmv24", "spmm (filled)", "gemv (expanded)"]}) == \
+        "filled 1 · in file 1 · expanded 1"

@@ -57,6 +57,10 @@ static void choose(void) {
     if (crisp_isa_supported(#tier)) best.spmv = name;
 #include "kernels/f32_spmv.inc"
 #undef CRISP_F32_SPMV
+#define CRISP_F32_NMV24(tier, name) \
+    if (crisp_isa_supported(#tier)) best.nmv24 = name;
+#include "kernels/f32_nmv24.inc"
+#undef CRISP_F32_NMV24
 #define CRISP_DWCONV_HWC(tier, name, block) \
     if (crisp_isa_supported(#tier)) best.dwconv_hwc = name, best.dwconv_hwc_block = (block);
 #include "kernels/f32_dwconv_hwc.inc"

@@ -78,6 +78,32 @@ typedef struct crisp_expand24_rows {
 
 typedef void (*crisp_f32_expand24_ukernel_fn)(const crisp_expand24_rows *p, float *out);
 
+/* A float32 2:4 hybrid linear at batch 1 read in place from the file
+ * (kernels/f32_nmv24.inc): rows [row0, row0 + rows) of one block-row (rows at
+ * most CRISP_NMV24_MAX_ROWS; t = row0 + i), in the layout crisp_expand24_rows
+ * reads (block b's values at values + b * value_stride, row t's w / 2 of them
+ * at + t * (w / 2), w = min(block_cols, cols - c0); its positions from
+ * first + b * index_stride + (t / v) * (w / 2)):
+ *   y[i] = clamp(bias[i] + sum over blocks b and groups g of
+ *                 value(t, b, g, k) * x[c0 + 4g + pos(t, b, g, k)], k = 0, 1)
+ * to rounding (the kernels' order: lanes, then a fixed reduction). bias may
+ * be NULL. It reads x only inside the kept blocks, and the values and stream
+ * bytes of its rows only. */
+#define CRISP_NMV24_MAX_ROWS 16
+typedef struct crisp_nmv24_rows {
+    size_t blocks;
+    const uint8_t *block_col;
+    size_t block_cols, cols;
+    size_t row0, rows, v;
+    const float *values;
+    size_t value_stride;
+    const uint8_t *stream;
+    uint64_t first, index_stride;
+} crisp_nmv24_rows;
+
+typedef void (*crisp_f32_nmv24_ukernel_fn)(const crisp_nmv24_rows *p, const float *x, float *y,
+                                           const float *bias, const crisp_minmax_params *params);
+
 /* Depthwise conv (and max pool) of one channel: a band of output rows, one
  * call. The driver copies the band's padded input rows into sh x sw stride
  * phases: phase (a, b) holds padded rows a, a + sh, ... and columns b, b + sw,
@@ -421,6 +447,11 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
     void name(const crisp_expand24_rows *, float *);
 #include "kernels/f32_expand24.inc"
 #undef CRISP_EXPAND24
+#define CRISP_F32_NMV24(isa, name) \
+    void name(const crisp_nmv24_rows *, const float *, float *, const float *, \
+              const crisp_minmax_params *);
+#include "kernels/f32_nmv24.inc"
+#undef CRISP_F32_NMV24
 #include "kernels/f32_gemv.inc"
 #include "kernels/f32_gemm.inc"
 #include "kernels/f32_spmm.inc"
@@ -511,6 +542,7 @@ typedef struct crisp_f32_kernels {
     crisp_f32_add_ukernel_fn add;
     crisp_f32_stride2_ukernel_fn stride2; /* im2col rows of stride-2 convs */
     crisp_f32_spmv_ukernel_fn spmv;       /* hybrid linears at batch 1 */
+    crisp_f32_nmv24_ukernel_fn nmv24;     /* 2:4 hybrid linears read from the file */
     crisp_f32_dwconv_hwc_ukernel_fn dwconv_hwc; /* NULL: depthwise on the plane kernels */
     size_t dwconv_hwc_block;
 } crisp_f32_kernels;
