@@ -39,6 +39,17 @@ static void write_file(const char *name, const void *data, size_t size) {
     CHECK(ok && rename(tmp, final) == 0, "cannot write %s", final);
 }
 
+/* An .npy input, atomically as write_file (a parallel run, or crisp-run in
+ * the crisp_run_binary tests, once read one half-written: test_cli failed
+ * on qemu a72 in 0.11 s and passed when rerun). */
+static void write_npy(const char *name, const float *x, uint32_t rank, const uint64_t *dims) {
+    char tmp[1200], final[1100], err[256];
+    snprintf(final, sizeof final, "%s", in_dir(name));
+    snprintf(tmp, sizeof tmp, "%s.%ld.tmp.npy", final, (long)getpid());
+    CHECK(npy_write(tmp, x, rank, dims, err, sizeof err) == 0, "%s", err);
+    CHECK(rename(tmp, final) == 0, "cannot write %s", final);
+}
+
 static void read_back(FILE *f, char *buf, size_t cap) {
     rewind(f);
     const size_t n = fread(buf, 1, cap - 1, f);
@@ -103,11 +114,10 @@ static void make_files(float *reference) {
     float x[2 * 192];
     unsigned rng = 3;
     for (int i = 0; i < 2 * 192; i++) x[i] = check_rand_float(&rng) * 2;
-    char err[256];
     const uint64_t batch_dims[4] = {2, 3, 8, 8}, one_dims[3] = {3, 8, 8}, wrong[3] = {3, 8, 7};
-    CHECK(npy_write(in_dir("input.npy"), x, 4, batch_dims, err, sizeof err) == 0, "%s", err);
-    CHECK(npy_write(in_dir("one.npy"), x, 3, one_dims, err, sizeof err) == 0, "%s", err);
-    CHECK(npy_write(in_dir("wrong_shape.npy"), x, 3, wrong, err, sizeof err) == 0, "%s", err);
+    write_npy("input.npy", x, 4, batch_dims);
+    write_npy("one.npy", x, 3, one_dims);
+    write_npy("wrong_shape.npy", x, 3, wrong);
     write_npy_raw("v2.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (3, 8, 8), }\n",
                   192 * 4, 2);
     write_npy_raw("f8.npy", "{'descr': '<f8', 'fortran_order': False, 'shape': (3, 8, 8), }\n",
