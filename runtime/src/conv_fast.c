@@ -416,21 +416,9 @@ static void nmv24_unit(const crisp_f32_kernels *k, const crisp_model *m, const c
     const size_t height = min_size(h->block_rows, h->rows - br * (size_t)h->block_rows);
     const size_t row0 = unit % chunks * CRISP_NMV24_MAX_ROWS;
     if (row0 >= height) return; /* a short last block-row */
-    const uint32_t b0 = crisp_rd_u32(h->block_row_ptr + 4 * br);
-    const uint32_t b1 = crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
-    const size_t runs = (height + h->v - 1) / h->v, per_row = h->block_cols / 2;
-    const crisp_nmv24_rows p = {b1 - b0,
-                                h->block_col + 4 * (size_t)b0,
-                                h->block_cols,
-                                h->cols,
-                                row0,
-                                min_size(CRISP_NMV24_MAX_ROWS, height - row0),
-                                h->v,
-                                (const float *)h->values + op->packed.expand_values[br],
-                                height * per_row,
-                                h->indices,
-                                op->packed.expand_indices[br],
-                                runs * per_row};
+    const crisp_expand24_rows p =
+        crisp_expand24_block_rows(h, op->packed.expand_values, op->packed.expand_indices, br, row0,
+                                  min_size(CRISP_NMV24_MAX_ROWS, height - row0));
     const size_t r = br * (size_t)h->block_rows + row0;
     const float *bias = bias_of(m, op);
     k->nmv24(&p, x, y + r, bias != NULL ? bias + r : NULL, &op->k.linear.minmax);

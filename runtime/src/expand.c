@@ -45,6 +45,24 @@ static void expand_block(const crisp_hybrid *h, const float *values, uint64_t fi
         }
 }
 
+crisp_expand24_rows crisp_expand24_block_rows(const crisp_hybrid *h, const uint64_t *value_start,
+                                              const uint64_t *index_start, uint64_t br, size_t t,
+                                              size_t rows) {
+    const uint64_t height = min_u64(h->block_rows, h->rows - br * h->block_rows);
+    const uint64_t runs = (height + h->v - 1) / h->v, per_row = h->block_cols / 2;
+    const uint32_t b0 = crisp_rd_u32(h->block_row_ptr + 4 * br);
+    const uint32_t b1 = crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
+    /* Every block but the last is full: value and index strides. */
+    const crisp_expand24_rows p = {b1 - b0,        h->block_col + 4 * (uint64_t)b0,
+                                   h->block_cols,  (size_t)h->cols,
+                                   t,              rows,
+                                   h->v,           (const float *)h->values + value_start[br],
+                                   (size_t)(height * per_row), h->indices,
+                                   index_start[br], runs * per_row,
+                                   (size_t)h->cols};
+    return p;
+}
+
 void crisp_expand_rows(const crisp_hybrid *h, const uint64_t *value_start,
                        const uint64_t *index_start, crisp_f32_expand24_ukernel_fn expand24,
                        size_t row0, size_t rows, float *out) {
@@ -57,17 +75,10 @@ void crisp_expand_rows(const crisp_hybrid *h, const uint64_t *value_start,
         const uint64_t runs = (height + h->v - 1) / h->v;
         const uint32_t b0 = crisp_rd_u32(h->block_row_ptr + 4 * br);
         const uint32_t b1 = crisp_rd_u32(h->block_row_ptr + 4 * (br + 1));
-        if (fast) {
-            /* The panel's rows in this block-row, one call; every block but
-             * the last is full: value and index strides. */
-            const uint64_t here = min_u64(rows - i, height - t), per_row = h->block_cols / 2;
-            const crisp_expand24_rows p = {b1 - b0,      h->block_col + 4 * (uint64_t)b0,
-                                           h->block_cols, (size_t)K,
-                                           (size_t)t,     (size_t)here,
-                                           h->v,          all + value_start[br],
-                                           (size_t)(height * per_row),
-                                           h->indices,    index_start[br],
-                                           runs * per_row, (size_t)K};
+        if (fast) { /* the panel's rows in this block-row, one call */
+            const uint64_t here = min_u64(rows - i, height - t);
+            const crisp_expand24_rows p =
+                crisp_expand24_block_rows(h, value_start, index_start, br, (size_t)t, (size_t)here);
             expand24(&p, out + i * K);
             i += here;
             continue;

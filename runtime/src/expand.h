@@ -24,6 +24,13 @@ void crisp_hybrid_skip_block_row(const crisp_hybrid *h, uint64_t br, uint64_t *v
  * before it. */
 void crisp_expand_starts(const crisp_hybrid *h, uint64_t *values, uint64_t *indices);
 
+/* Rows [t, t + rows) of block-row br (t counted within it) of a 2:4 layer as
+ * the kernels read them in place (ukernels.h, crisp_expand24_rows; out_stride
+ * K): the expansion below and the in-place linears (src/conv_fast.c). */
+crisp_expand24_rows crisp_expand24_block_rows(const crisp_hybrid *h, const uint64_t *value_start,
+                                              const uint64_t *index_start, uint64_t br, size_t t,
+                                              size_t rows);
+
 /* Rows [row0, row0 + rows) of the layer as dense rows of K floats (the
  * file's OHWI column order, zeros where the pattern removed weights), row
  * row0 + i at out + i * K: bitwise what crisp_hybrid_expand writes there.

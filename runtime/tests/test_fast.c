@@ -1217,7 +1217,7 @@ static void test_expand24(const expand24_variant *v, unsigned *rng) {
     }
 }
 
-/* 2:4 linear read in place (ukernels.h, crisp_nmv24_rows) against a double
+/* 2:4 linear read in place (ukernels.h, f32_nmv24.inc) against a double
  * sum, to rounding, on the same random block-rows (whole 16-column blocks
  * from every third on, the vector paths'; up to CRISP_NMV24_MAX_ROWS rows),
  * bias or none, every clamp; x ends before an inaccessible page and nothing
@@ -1232,8 +1232,8 @@ static void test_nmv24(const nmv24_variant *v, unsigned *rng) {
         const crisp_minmax_params *mm = &acts[check_rand_int(rng, 0, 2)];
         float y[CRISP_NMV24_MAX_ROWS + 1];
         for (size_t r = 0; r <= CRISP_NMV24_MAX_ROWS; r++) y[r] = 12345.0f;
-        const crisp_nmv24_rows p = {L.blocks, L.col_bytes, L.bc, L.cols, L.row0, L.rows, L.vv,
-                                    L.values, L.vs, L.stream, L.first, L.is};
+        const crisp_expand24_rows p = {L.blocks, L.col_bytes, L.bc, L.cols, L.row0, L.rows, L.vv,
+                                       L.values, L.vs, L.stream, L.first, L.is, 0};
         v->fn(&p, x, y, bias, mm);
         int ok = y[L.rows] == 12345.0f;
         for (size_t i = 0; i < L.rows && ok; i++) {

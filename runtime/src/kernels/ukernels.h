@@ -47,8 +47,10 @@ typedef void (*crisp_f32_gemv_ukernel_fn)(size_t mr, size_t kc, const float *w, 
                                           const float *x, float *y, const float *bias,
                                           const crisp_minmax_params *params);
 
-/* Dense rows of a 2:4 hybrid layer from its encoding read in place
- * (docs/format.md; src/expand.h): rows row0 .. row0 + rows - 1 of one
+/* Rows of a 2:4 hybrid layer's encoding read in place (docs/format.md;
+ * src/expand.h builds it, crisp_expand24_block_rows), what the expansion
+ * kernels turn into dense rows and the in-place linear kernels multiply
+ * (f32_nmv24.inc, which ignore out_stride): rows row0 .. row0 + rows - 1 of one
  * block-row, row t in run t / v. The block-row keeps `blocks` blocks, at
  * block columns block_col[b] (u32, little-endian, increasing). Block b
  * covers columns c0 = block_col[b] * block_cols .. c0 + w - 1 (w =
@@ -80,28 +82,15 @@ typedef void (*crisp_f32_expand24_ukernel_fn)(const crisp_expand24_rows *p, floa
 
 /* A float32 2:4 hybrid linear at batch 1 read in place from the file
  * (kernels/f32_nmv24.inc): rows [row0, row0 + rows) of one block-row (rows at
- * most CRISP_NMV24_MAX_ROWS; t = row0 + i), in the layout crisp_expand24_rows
- * reads (block b's values at values + b * value_stride, row t's w / 2 of them
- * at + t * (w / 2), w = min(block_cols, cols - c0); its positions from
- * first + b * index_stride + (t / v) * (w / 2)):
+ * most CRISP_NMV24_MAX_ROWS; t = row0 + i) as crisp_expand24_rows lays them
+ * out (out_stride unused):
  *   y[i] = clamp(bias[i] + sum over blocks b and groups g of
  *                 value(t, b, g, k) * x[c0 + 4g + pos(t, b, g, k)], k = 0, 1)
  * to rounding (the kernels' order: lanes, then a fixed reduction). bias may
  * be NULL. It reads x only inside the kept blocks, and the values and stream
  * bytes of its rows only. */
 #define CRISP_NMV24_MAX_ROWS 16
-typedef struct crisp_nmv24_rows {
-    size_t blocks;
-    const uint8_t *block_col;
-    size_t block_cols, cols;
-    size_t row0, rows, v;
-    const float *values;
-    size_t value_stride;
-    const uint8_t *stream;
-    uint64_t first, index_stride;
-} crisp_nmv24_rows;
-
-typedef void (*crisp_f32_nmv24_ukernel_fn)(const crisp_nmv24_rows *p, const float *x, float *y,
+typedef void (*crisp_f32_nmv24_ukernel_fn)(const crisp_expand24_rows *p, const float *x, float *y,
                                            const float *bias, const crisp_minmax_params *params);
 
 /* Depthwise conv (and max pool) of one channel: a band of output rows, one
@@ -448,7 +437,7 @@ typedef void (*crisp_f32_quantize_ukernel_fn)(size_t n, const float *x, int8_t *
 #include "kernels/f32_expand24.inc"
 #undef CRISP_EXPAND24
 #define CRISP_F32_NMV24(isa, name) \
-    void name(const crisp_nmv24_rows *, const float *, float *, const float *, \
+    void name(const crisp_expand24_rows *, const float *, float *, const float *, \
               const crisp_minmax_params *);
 #include "kernels/f32_nmv24.inc"
 #undef CRISP_F32_NMV24

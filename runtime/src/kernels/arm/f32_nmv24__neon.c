@@ -7,7 +7,6 @@
  * One accumulator per row; other blocks add into a scalar tail. */
 #include <arm_neon.h>
 
-#include "kernels/common.h"
 #include "kernels/expand24_tables.h"
 #include "kernels/generic/f32_nmv24_body.h"
 
@@ -21,7 +20,7 @@
      NMV_BYTE(b, 15)}
 static const uint8_t select_bytes[256][16] = {CRISP_E24_REP256(NMV_ROW)};
 
-void crisp_f32_nmv24_ukernel__neon(const crisp_nmv24_rows *p, const float *x, float *y,
+void crisp_f32_nmv24_ukernel__neon(const crisp_expand24_rows *p, const float *x, float *y,
                                    const float *bias, const crisp_minmax_params *params) {
     const size_t rows = p->rows;
     float32x4_t acc[CRISP_NMV24_MAX_ROWS];
@@ -29,11 +28,7 @@ void crisp_f32_nmv24_ukernel__neon(const crisp_nmv24_rows *p, const float *x, fl
     for (size_t i = 0; i < rows; i++) acc[i] = vdupq_n_f32(0.0f), tail[i] = 0.0f;
     for (size_t b = 0; b < p->blocks; b++) {
         const size_t c0 = crisp_nmv24_c0(p, b), w = crisp_nmv24_width(p, c0);
-        if (!crisp_nmv24_whole(p, b, w)) {
-            for (size_t i = 0; i < rows; i++)
-                tail[i] += crisp_nmv24_block_row(p, x, b, c0, w, p->row0 + i);
-            continue;
-        }
+        if (crisp_nmv24_portable(p, x, b, c0, w, 0, rows, tail)) continue;
         /* Row by row, each along its segments: a wide block (an N:M-only
          * row) then reads each row's values as one forward stream. */
         for (size_t i = 0; i < rows; i++)
@@ -53,8 +48,6 @@ void crisp_f32_nmv24_ukernel__neon(const crisp_nmv24_rows *p, const float *x, fl
             }
     }
     for (size_t i = 0; i < rows; i++) {
-        float sum = vaddvq_f32(acc[i]) + tail[i];
-        if (bias != NULL) sum += bias[i];
-        y[i] = crisp_clampf(sum, params->output_min, params->output_max);
+        y[i] = crisp_nmv24_output(vaddvq_f32(acc[i]) + tail[i], bias, i, params);
     }
 }

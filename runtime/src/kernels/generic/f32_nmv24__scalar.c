@@ -1,9 +1,8 @@
 /* float32 2:4 in-place linear, portable C (kernels/f32_nmv24.inc): each
  * row's sum block by block, group by group. */
-#include "kernels/common.h"
 #include "kernels/generic/f32_nmv24_body.h"
 
-void crisp_f32_nmv24_ukernel__scalar(const crisp_nmv24_rows *p, const float *x, float *y,
+void crisp_f32_nmv24_ukernel__scalar(const crisp_expand24_rows *p, const float *x, float *y,
                                      const float *bias, const crisp_minmax_params *params) {
     for (size_t i = 0; i < p->rows; i++) {
         float acc = 0.0f;
@@ -11,7 +10,6 @@ void crisp_f32_nmv24_ukernel__scalar(const crisp_nmv24_rows *p, const float *x, 
             const size_t c0 = crisp_nmv24_c0(p, b);
             acc += crisp_nmv24_block_row(p, x, b, c0, crisp_nmv24_width(p, c0), p->row0 + i);
         }
-        if (bias != NULL) acc += bias[i];
-        y[i] = crisp_clampf(acc, params->output_min, params->output_max);
+        y[i] = crisp_nmv24_output(acc, bias, i, params);
     }
 }

@@ -7,7 +7,6 @@
  * add into a per-row scalar tail. */
 #include <immintrin.h>
 
-#include "kernels/common.h"
 #include "kernels/generic/f32_nmv24_body.h"
 
 static inline float hsum(__m256 v) {
@@ -16,7 +15,7 @@ static inline float hsum(__m256 v) {
     return _mm_cvtss_f32(_mm_add_ss(t, _mm_movehdup_ps(t)));
 }
 
-void crisp_f32_nmv24_ukernel__avx2_fma(const crisp_nmv24_rows *p, const float *x, float *y,
+void crisp_f32_nmv24_ukernel__avx2_fma(const crisp_expand24_rows *p, const float *x, float *y,
                                        const float *bias, const crisp_minmax_params *params) {
     const __m256i shift = _mm256_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14);
     const __m256i base = _mm256_setr_epi32(0, 0, 4, 4, 8, 8, 12, 12);
@@ -28,11 +27,7 @@ void crisp_f32_nmv24_ukernel__avx2_fma(const crisp_nmv24_rows *p, const float *x
         float tail[8] = {0};
         for (size_t b = 0; b < p->blocks; b++) {
             const size_t c0 = crisp_nmv24_c0(p, b), w = crisp_nmv24_width(p, c0);
-            if (!crisp_nmv24_whole(p, b, w)) {
-                for (size_t i = 0; i < rows; i++)
-                    tail[i] += crisp_nmv24_block_row(p, x, b, c0, w, p->row0 + r0 + i);
-                continue;
-            }
+            if (crisp_nmv24_portable(p, x, b, c0, w, r0, rows, tail)) continue;
             /* Row by row, each along its segments: a wide block (an N:M-only
              * row) then reads each row's values as one forward stream, the
              * next row's prefetched (short streams the hardware prefetchers
@@ -57,9 +52,7 @@ void crisp_f32_nmv24_ukernel__avx2_fma(const crisp_nmv24_rows *p, const float *x
         }
         const __m256 acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
         for (size_t i = 0; i < rows; i++) {
-            float sum = hsum(acc[i]) + tail[i];
-            if (bias != NULL) sum += bias[r0 + i];
-            y[r0 + i] = crisp_clampf(sum, params->output_min, params->output_max);
+            y[r0 + i] = crisp_nmv24_output(hsum(acc[i]) + tail[i], bias, r0 + i, params);
         }
     }
 }

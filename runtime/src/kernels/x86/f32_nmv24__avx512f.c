@@ -8,7 +8,6 @@
  * into a per-row scalar tail. */
 #include <immintrin.h>
 
-#include "kernels/common.h"
 #include "kernels/generic/f32_nmv24_body.h"
 
 /* Rows i and i + 1's 8 values each (lanes 0-7, 8-15), or row i's alone. */
@@ -19,7 +18,7 @@ static inline __m512 pair_values(const float *a, const float *b) {
         _mm512_insertf64x4(_mm512_castps_pd(lo), _mm256_castps_pd(_mm256_loadu_ps(b)), 1));
 }
 
-void crisp_f32_nmv24_ukernel__avx512f(const crisp_nmv24_rows *p, const float *x, float *y,
+void crisp_f32_nmv24_ukernel__avx512f(const crisp_expand24_rows *p, const float *x, float *y,
                                       const float *bias, const crisp_minmax_params *params) {
     const size_t rows = p->rows, pairs = (rows + 1) / 2;
     const __m512i shift = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
@@ -29,11 +28,7 @@ void crisp_f32_nmv24_ukernel__avx512f(const crisp_nmv24_rows *p, const float *x,
     float tail[CRISP_NMV24_MAX_ROWS] = {0};
     for (size_t b = 0; b < p->blocks; b++) {
         const size_t c0 = crisp_nmv24_c0(p, b), w = crisp_nmv24_width(p, c0);
-        if (!crisp_nmv24_whole(p, b, w)) {
-            for (size_t i = 0; i < rows; i++)
-                tail[i] += crisp_nmv24_block_row(p, x, b, c0, w, p->row0 + i);
-            continue;
-        }
+        if (crisp_nmv24_portable(p, x, b, c0, w, 0, rows, tail)) continue;
         if (w > 16) {
             /* A wide block (an N:M-only row): pair by pair along its rows, so
              * each pair reads its two rows' values as two forward streams
@@ -43,10 +38,8 @@ void crisp_f32_nmv24_ukernel__avx512f(const crisp_nmv24_rows *p, const float *x,
                 const int lone = 2 * k + 1 == rows;
                 const float *va = crisp_nmv24_values(p, b, w, 0, 2 * k);
                 const float *vc = lone ? NULL : crisp_nmv24_values(p, b, w, 0, 2 * k + 1);
-                const uint8_t *ra = p->stream + (p->first + b * p->index_stride) / 4 +
-                                    ((p->row0 + 2 * k) / p->v) * (w / 8);
-                const uint8_t *rc = p->stream + (p->first + b * p->index_stride) / 4 +
-                                    ((p->row0 + 2 * k + (lone ? 0 : 1)) / p->v) * (w / 8);
+                const uint8_t *ra = crisp_nmv24_records(p, b, w, 2 * k);
+                const uint8_t *rc = crisp_nmv24_records(p, b, w, 2 * k + (lone ? 0 : 1));
                 __m512 acc = _mm512_setzero_ps();
                 for (size_t s = 0; s < w / 16; s++) {
                     /* The next pair's rows, one pair ahead: short streams
@@ -56,8 +49,8 @@ void crisp_f32_nmv24_ukernel__avx512f(const crisp_nmv24_rows *p, const float *x,
                      * 0.35 ms without, 0.24 with. */
                     _mm_prefetch((const char *)(va + w + 8 * s), _MM_HINT_T0);
                     _mm_prefetch((const char *)(va + w + w / 2 + 8 * s), _MM_HINT_T0);
-                    const uint32_t word = ((uint32_t)ra[2 * s] | (uint32_t)ra[2 * s + 1] << 8) |
-                                          (lone ? 0u : ((uint32_t)rc[2 * s] | (uint32_t)rc[2 * s + 1] << 8) << 16);
+                    const uint32_t word = crisp_nmv24_segment(ra, s) |
+                                          (lone ? 0u : crisp_nmv24_segment(rc, s) << 16);
                     const __m512i at = _mm512_add_epi32(
                         base, _mm512_and_si512(_mm512_srlv_epi32(_mm512_set1_epi32((int)word), shift), three));
                     const __m512 v = pair_values(va + 8 * s, lone ? NULL : vc + 8 * s);
@@ -88,9 +81,8 @@ void crisp_f32_nmv24_ukernel__avx512f(const crisp_nmv24_rows *p, const float *x,
     }
     const __m512 acc[8] = {a0, a1, a2, a3, a4, a5, a6, a7};
     for (size_t i = 0; i < rows; i++) {
-        float sum = _mm512_mask_reduce_add_ps(i % 2 ? (__mmask16)0xFF00 : (__mmask16)0x00FF,
-                                              acc[i / 2]) + tail[i];
-        if (bias != NULL) sum += bias[i];
-        y[i] = crisp_clampf(sum, params->output_min, params->output_max);
+        const float sum = _mm512_mask_reduce_add_ps(i % 2 ? (__mmask16)0xFF00 : (__mmask16)0x00FF,
+                                                    acc[i / 2]) + tail[i];
+        y[i] = crisp_nmv24_output(sum, bias, i, params);
     }
 }
