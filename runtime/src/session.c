@@ -12,6 +12,7 @@
 #include "hybrid_form.h"
 #include "memlimit.h"
 #include "names.h"
+#include "pages.h"
 #include "status.h"
 
 const char *crisp_kernel_isa(void) { return crisp_f32_kernels_best()->isa; }
@@ -134,8 +135,7 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
         return crisp_error(CRISP_ERR_NOMEM, "session: a %llu-byte arena does not fit in memory",
                            (unsigned long long)model->arena_bytes);
     crisp_session *s = calloc(1, sizeof *s);
-    /* arena_bytes is a non-zero multiple of 64, as aligned_alloc wants. */
-    uint8_t *arena = aligned_alloc(CRISP_ALIGN, (size_t)model->arena_bytes);
+    uint8_t *arena = crisp_pages_alloc((size_t)model->arena_bytes);
     if (s == NULL || arena == NULL) {
         free(s);
         free(arena);
@@ -177,8 +177,8 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
     s->scratch_stride = (scratch_floats + 15) / 16 * 16;
     if (s->scratch_stride > 0) {
         if (s->scratch_stride > SIZE_MAX / sizeof(float) / threads ||
-            (s->scratch = aligned_alloc(CRISP_ALIGN, threads * s->scratch_stride *
-                                                         sizeof(float))) == NULL) {
+            (s->scratch = crisp_pages_alloc(threads * s->scratch_stride * sizeof(float))) ==
+                NULL) {
             crisp_session_free(s);
             return crisp_error(CRISP_ERR_NOMEM,
                                "session: out of memory for %zu threads x %zu floats of "

@@ -15,6 +15,7 @@
 #include "hybrid_builder.h"
 #include "model.h"
 #include "model_builder.h"
+#include "pages.h"
 
 CHECK_DEFINE_COUNTERS;
 
@@ -314,6 +315,43 @@ static void test_packed_weights(void) {
     free(dense);
 }
 
+/* The session's arena and scratch (src/pages.c): small buffers as before;
+ * from one huge page up, on a huge-page boundary unless CRISP_HUGE_PAGES=0;
+ * every byte usable either way (the advice changes no contents). */
+static void test_pages(void) {
+    const size_t sizes[] = {64, 4096 + 64, CRISP_HUGE_PAGE - 64, CRISP_HUGE_PAGE,
+                            3 * CRISP_HUGE_PAGE + 4096 + 8};
+    for (int off = 0; off < 2; off++) {
+        if (off) setenv("CRISP_HUGE_PAGES", "0", 1);
+        else unsetenv("CRISP_HUGE_PAGES");
+        for (size_t i = 0; i < sizeof sizes / sizeof *sizes; i++) {
+            const size_t n = sizes[i];
+            unsigned char *p = crisp_pages_alloc(n);
+            CHECK(p != NULL, "%zu bytes: no memory", n);
+            if (p == NULL) continue;
+            CHECK((uintptr_t)p % CRISP_ALIGN == 0, "%zu bytes at %p: not 64-byte aligned", n,
+                  (void *)p);
+            const int huge = crisp_pages_huge(n);
+#if defined(__linux__) /* madvise(MADV_HUGEPAGE) */
+            const int expect = !off && n >= CRISP_HUGE_PAGE;
+#else
+            const int expect = 0;
+#endif
+            CHECK(huge == expect, "%zu bytes, CRISP_HUGE_PAGES %s: huge %d", n,
+                  off ? "0" : "unset", huge);
+            if (huge)
+                CHECK((uintptr_t)p % CRISP_HUGE_PAGE == 0, "%zu bytes at %p: not on a huge page",
+                      n, (void *)p);
+            for (size_t j = 0; j < n; j++) p[j] = (unsigned char)(j * 7 + i);
+            size_t bad = 0;
+            for (size_t j = 0; j < n; j++) bad += p[j] != (unsigned char)(j * 7 + i);
+            CHECK(bad == 0, "%zu bytes: %zu changed", n, bad);
+            free(p);
+        }
+    }
+    unsetenv("CRISP_HUGE_PAGES");
+}
+
 int main(void) {
     unsetenv("CRISP_MAX_MEMORY_MB");
     CHECK(strcmp(crisp_status_name(CRISP_ERR_LIMIT), "CRISP_ERR_LIMIT") == 0, "status name");
@@ -322,5 +360,6 @@ int main(void) {
     test_session_threads();
     test_label_aliasing();
     test_packed_weights();
+    test_pages();
     return check_report();
 }
