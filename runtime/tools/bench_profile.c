@@ -40,8 +40,9 @@ int bench_profile_run(const crisp_model *model, const crisp_model_info *info, co
     p->op_kind = calloc(slots, sizeof *p->op_kind);
     p->op_kernel = calloc(slots, sizeof *p->op_kernel);
     p->op_macs = calloc(slots, sizeof *p->op_macs);
+    p->op_effective_macs = calloc(slots, sizeof *p->op_effective_macs);
     ok = ok && base != NULL && p->op_ms != NULL && p->op_kind != NULL && p->op_kernel != NULL &&
-         p->op_macs != NULL;
+         p->op_macs != NULL && p->op_effective_macs != NULL;
     if (ok) p->op_count = info->op_count;
     for (uint32_t k = 0; ok && k < info->op_count; k++) {
         crisp_op_profile op;
@@ -57,6 +58,7 @@ int bench_profile_run(const crisp_model *model, const crisp_model_info *info, co
         p->total_ms += ms;
         if (ok) {
             p->op_ms[k] = ms, p->op_macs[k] = op.macs;
+            p->op_effective_macs[k] = op.effective_macs;
             p->op_kind[k] = op.kind, p->op_kernel[k] = op.kernel;
         }
         if (r == NULL) continue;
@@ -104,9 +106,11 @@ void bench_profile_print(FILE *out, const bench_profile *p, int json) {
 void bench_profile_print_ops(FILE *out, const bench_profile *const *p, const unsigned *threads,
                              size_t n) {
     if (n == 0) return;
-    fprintf(out, "  per op, ms per sample%s:\n    %4s %-16s %-18s %8s",
+    /* Effective MACs and GFLOP/s (at the first thread count) per op: where a
+     * model's time goes against what each op executes. */
+    fprintf(out, "  per op, ms per sample%s:\n    %4s %-16s %-18s %8s %9s %8s",
             n > 1 ? " (x: the first thread count's time over this one's)" : "", "op", "kind",
-            "kernel", "MMACs");
+            "kernel", "MMACs", "eff MMACs", "GFLOP/s");
     for (size_t i = 0; i < n; i++) {
         char label[24];
         snprintf(label, sizeof label, "%u thr", threads[i]);
@@ -118,8 +122,11 @@ void bench_profile_print_ops(FILE *out, const bench_profile *const *p, const uns
         int shown = 0;
         for (size_t i = 0; i < n; i++) shown |= k < p[i]->op_count && p[i]->op_ms[k] >= 1e-3;
         if (!shown) continue;
-        fprintf(out, "    %4u %-16s %-18s %8.1f", k, p[0]->op_kind[k], p[0]->op_kernel[k],
-                (double)p[0]->op_macs[k] / 1e6);
+        const double eff = (double)p[0]->op_effective_macs[k], first = p[0]->op_ms[k];
+        fprintf(out, "    %4u %-16s %-18s %8.1f %9.2f", k, p[0]->op_kind[k], p[0]->op_kernel[k],
+                (double)p[0]->op_macs[k] / 1e6, eff / 1e6);
+        if (eff > 0 && first > 0) fprintf(out, " %8.1f", 2.0 * eff / (first * 1e6));
+        else fprintf(out, " %8s", "-");
         for (size_t i = 0; i < n; i++) {
             const double ms = k < p[i]->op_count ? p[i]->op_ms[k] : 0.0;
             fprintf(out, " %10.3f", ms);
@@ -137,6 +144,7 @@ void bench_profile_free(bench_profile *p) {
     free(p->op_kind);
     free(p->op_kernel);
     free(p->op_macs);
-    p->op_ms = NULL, p->op_kind = p->op_kernel = NULL, p->op_macs = NULL;
+    free(p->op_effective_macs);
+    p->op_ms = NULL, p->op_kind = p->op_kernel = NULL, p->op_macs = p->op_effective_macs = NULL;
     p->op_count = 0;
 }

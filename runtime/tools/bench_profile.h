@@ -27,7 +27,7 @@ typedef struct bench_profile {
     uint32_t op_count;
     double *op_ms;
     const char **op_kind, **op_kernel;
-    uint64_t *op_macs;
+    uint64_t *op_macs, *op_effective_macs;
 } bench_profile;
 
 /* Runs `runs` profiled samples of x with `threads` threads after one warm-up

@@ -283,6 +283,10 @@ static void report_model(FILE *out, const options *o, const char *path,
                 fputs(", \"op_ms\": [", out);
                 for (uint32_t k = 0; k < rs[i].profile.op_count; k++)
                     fprintf(out, "%s%.6f", k ? ", " : "", rs[i].profile.op_ms[k]);
+                fputs("], \"op_effective_macs\": [", out);
+                for (uint32_t k = 0; k < rs[i].profile.op_count; k++)
+                    fprintf(out, "%s%llu", k ? ", " : "",
+                            (unsigned long long)rs[i].profile.op_effective_macs[k]);
                 fputc(']', out);
             }
         }

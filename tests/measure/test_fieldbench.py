@@ -49,6 +49,8 @@ def test_crisp_bench_json_and_errors(rpi4_build, tmp_path):
     for r in json.loads(done.stdout)["models"][0]["results"]:
         assert len(r["op_ms"]) == sum(row["ops"] for row in r["profile"]) > 0
         assert sum(r["op_ms"]) == pytest.approx(sum(row["ms"] for row in r["profile"]), rel=1e-3)
+        assert len(r["op_effective_macs"]) == len(r["op_ms"])
+        assert sum(r["op_effective_macs"]) == sum(row["effective_macs"] for row in r["profile"])
     done = subprocess.run([*tool, str(SPARSE), "--threads", "1,2", "--runs", "10", "--warmup",
                            "1", "--profile-ops"],
                           capture_output=True, text=True, timeout=120, check=True)
