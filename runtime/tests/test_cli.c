@@ -2,7 +2,9 @@
  * codes, stdout lines and stderr messages. Leaves model/input files in
  * argv[1] for the crisp_run_binary test, which runs the built executable. */
 #define _POSIX_C_SOURCE 200809L
+#include <dirent.h>
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -165,6 +167,26 @@ static void test_good(const float *reference) {
               y.dims[1] == 10 && memcmp(y.data, reference, 20 * sizeof(float)) == 0,
           "--output file: %s", err);
     npy_free(&y);
+    /* The output is written atomically (tools/npy.c): replaced whole, no
+     * temporary file left behind. A name of this process's own, since the
+     * qemu runs of this test share the directory. */
+    char own[64], tmp_prefix[80];
+    snprintf(own, sizeof own, "out-%ld.npy", (long)getpid());
+    snprintf(tmp_prefix, sizeof tmp_prefix, ".%s.tmp", own);
+    write_file(own, "stale", 5);
+    EXPECT_CLI(0, out_text, "sample 0: #1", in_dir("model.crisp"), in_dir("input.npy"), "--output",
+               in_dir(own));
+    CHECK(npy_read(in_dir(own), &y, err, sizeof err) == 0 && y.count == 20 &&
+              memcmp(y.data, reference, 20 * sizeof(float)) == 0,
+          "--output over an existing file: %s", err);
+    npy_free(&y);
+    DIR *d = opendir(dir);
+    CHECK(d != NULL, "cannot list %s", dir);
+    for (struct dirent *e; d != NULL && (e = readdir(d)) != NULL;)
+        CHECK(strncmp(e->d_name, tmp_prefix, strlen(tmp_prefix)) != 0,
+              "--output left a temporary file: %s", e->d_name);
+    if (d != NULL) closedir(d);
+    remove(in_dir(own));
     EXPECT_CLI(0, out_text, "sample 0: #1", in_dir("model.crisp"), in_dir("input.npy"), "--output",
                in_dir("out3.npy"), "--threads", "3");
     CHECK(npy_read(in_dir("out3.npy"), &y, err, sizeof err) == 0 && y.count == 20 &&

@@ -6,6 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "atomic_file.h"
+
 __attribute__((format(printf, 3, 4))) static int fail(char *err, size_t size, const char *fmt,
                                                       ...) {
     va_list args;
@@ -262,13 +264,18 @@ int npy_write(const char *path, const float *data, uint32_t rank, const uint64_t
     size_t hlen = total - 10;
     memset(header + n, ' ', hlen - (size_t)n);
     header[hlen - 1] = '\n';
-    FILE *f = fopen(path, "wb");
-    if (f == NULL) return fail(err, err_size, "cannot create '%s': %s", path, strerror(errno));
+    /* Atomically (src/atomic_file.h): a reader never sees a half-written
+     * array, and a crisp-run killed while writing leaves the previous file. */
+    crisp_atomic_file f;
+    if (crisp_atomic_open(&f, path) != CRISP_OK)
+        return fail(err, err_size, "cannot create '%s': %s", path, crisp_last_error());
     const uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)hlen, (uint8_t)(hlen >> 8)};
-    int ok = fwrite(pre, 1, 10, f) == 10 && fwrite(header, 1, hlen, f) == hlen &&
-             fwrite(data, 4, (size_t)count, f) == (size_t)count;
-    ok = fclose(f) == 0 && ok;
-    return ok ? 0 : fail(err, err_size, "cannot write '%s'", path);
+    if (crisp_atomic_write(&f, pre, 10) != CRISP_OK ||
+        crisp_atomic_write(&f, header, hlen) != CRISP_OK ||
+        crisp_atomic_write(&f, data, 4 * (size_t)count) != CRISP_OK ||
+        crisp_atomic_commit(&f) != CRISP_OK)
+        return fail(err, err_size, "cannot write '%s': %s", path, crisp_last_error());
+    return 0;
 }
 
 void npy_free(npy_array *a) {
