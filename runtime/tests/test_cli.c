@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "atomic_file.h"
 #include "check.h"
 #include "crisp.h"
 #include "crisp_run_cli.h"
@@ -29,27 +30,22 @@ static const char *in_dir(const char *name) {
     return p;
 }
 
-/* Atomic, so parallel runs of this test (one per qemu CPU) never read a
- * half-written file. */
+/* Atomic (src/atomic_file.h), so parallel runs of this test (one per qemu
+ * CPU) never read a half-written file. */
 static void write_file(const char *name, const void *data, size_t size) {
-    char tmp[1200], final[1100];
-    snprintf(final, sizeof final, "%s", in_dir(name));
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp", final, (long)getpid());
-    FILE *f = fopen(tmp, "wb");
-    int ok = f != NULL && fwrite(data, 1, size, f) == size;
-    ok = f != NULL && fclose(f) == 0 && ok;
-    CHECK(ok && rename(tmp, final) == 0, "cannot write %s", final);
+    const char *path = in_dir(name);
+    crisp_atomic_file f;
+    CHECK(crisp_atomic_open(&f, path) == CRISP_OK && crisp_atomic_write(&f, data, size) == CRISP_OK &&
+              crisp_atomic_commit(&f) == CRISP_OK,
+          "cannot write %s: %s", path, crisp_last_error());
 }
 
-/* An .npy input, atomically as write_file (a parallel run, or crisp-run in
- * the crisp_run_binary tests, once read one half-written: test_cli failed
- * on qemu a72 in 0.11 s and passed when rerun). */
+/* An .npy input; npy_write is atomic like write_file (a parallel run, or
+ * crisp-run in the crisp_run_binary tests, once read one half-written:
+ * test_cli failed on qemu a72 in 0.11 s and passed when rerun). */
 static void write_npy(const char *name, const float *x, uint32_t rank, const uint64_t *dims) {
-    char tmp[1200], final[1100], err[256];
-    snprintf(final, sizeof final, "%s", in_dir(name));
-    snprintf(tmp, sizeof tmp, "%s.%ld.tmp.npy", final, (long)getpid());
-    CHECK(npy_write(tmp, x, rank, dims, err, sizeof err) == 0, "%s", err);
-    CHECK(rename(tmp, final) == 0, "cannot write %s", final);
+    char err[256];
+    CHECK(npy_write(in_dir(name), x, rank, dims, err, sizeof err) == 0, "%s", err);
 }
 
 static void read_back(FILE *f, char *buf, size_t cap) {
