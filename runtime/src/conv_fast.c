@@ -281,7 +281,7 @@ static size_t expand_band_rows(const crisp_conv2d_params *p) {
  * same sum in the same order as from the im2col tile: results are bitwise
  * those of the im2col path (tests/test_fast.c compares them). */
 int crisp_fast_band_wanted(const crisp_conv2d_params *p, size_t runs, double executed,
-                           int int8) {
+                           int int8, double tile_over_budget, size_t band_tiles) {
     if (p->stride_height != 1 || p->stride_width != 1 || runs == 0) return 0;
     /* The copy the band saves is K elements per output pixel; the kernels'
      * work, executed MACs per pixel = Cout x the executed density, and it is
@@ -291,7 +291,17 @@ int crisp_fast_band_wanted(const crisp_conv2d_params *p, size_t runs, double exe
      * im2col time; at 75 % in filled runs (32 to 256) 0.89-0.94x at 32, 1.08x
      * at 64, 1.38x at 256. */
     const double per_element = (double)p->output_channels * executed;
-    if (per_element > 56.0) return 0;
+    /* Past that, only where the im2col tile, narrowed to one kernel tile of
+     * pixels, still exceeds the budget four times over (it no longer shares
+     * the L2 with the weights the runs stream past it) and the band takes
+     * the whole plane in one tile (every weight streamed once). ResNet-50's
+     * 7 x 7 convs (K = 4608: 64 pixels take 1.2 MB, 4.5x; one band tile) at
+     * 90 % per-row (103 MACs per element) took 0.87x their im2col time at
+     * one thread, 1.00-1.04x at two (each thread its own L2, half the
+     * weights); its 14 x 14 convs (2.25x, two band tiles) at 75 % (about
+     * 100) 1.02-1.06x, VGG-16's 28 x 28 convs on 512 channels (4.5x, but 28
+     * band tiles of one row) at 90 % per-row 1.43x. */
+    if (per_element > 56.0 && (tile_over_budget <= 4.0 || band_tiles != 1)) return 0;
     /* Band reads are unaligned (each tap kx is one float or byte further):
      * a run of one row, whose kernel does a B load per FMA or dot product,
      * then splits most of its loads across cache lines. Measured on the
@@ -526,9 +536,14 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
     /* The tile, then an expanded layer's panel of MR rows (expanded_panel). */
     f.scratch_floats = f.direct ? 0 : round_up(f.k * f.tile_pixels, 16);
     if (crisp_op_expanded(op)) f.scratch_floats += k->gemm_mr * f.k;
-    if (bands && f.path == CRISP_FAST_SPMM && !f.direct &&
-        crisp_fast_band_wanted(p, op->packed.sparse.run_count, crisp_fast_executed_density(m, op), 0))
-        crisp_fast_plan_band(p, TILE_BUDGET_FLOATS, sizeof(float), k->spmm_nr / 4, &f);
+    if (bands && f.path == CRISP_FAST_SPMM && !f.direct) {
+        crisp_fast_plan band = f;
+        crisp_fast_plan_band(p, TILE_BUDGET_FLOATS, sizeof(float), k->spmm_nr / 4, &band);
+        if (band.band_plane > 0 &&
+            crisp_fast_band_wanted(p, op->packed.sparse.run_count, crisp_fast_executed_density(m, op),
+                                   0, (double)(f.k * f.tile_pixels) / TILE_BUDGET_FLOATS, band.tiles))
+            f = band;
+    }
     return f;
 }
 

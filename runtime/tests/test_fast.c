@@ -1757,6 +1757,25 @@ static void layers(void) {
         conv_name(what, sizeof what, &L);
         run_layer(&L, &rng, what);
     }
+    { /* A 3 x 3 conv on a 7 x 7 plane with K = 4608 (ResNet-50's layer4 at 90 %
+       * per-row, fewer rows): 64 MACs per copied element in filled runs, but
+       * its 64-pixel im2col tile (AVX-512) is 4.5x the tile budget and the
+       * band one tile, so the filled form reads a band (src/conv_fast.c). */
+        layer L;
+        memset(&L, 0, sizeof L);
+        naive_conv *c = &L.c;
+        c->kh = c->kw = 3, c->sh = c->sw = c->dh = c->dw = c->groups = 1;
+        c->pt = c->pl = c->pb = c->pr = 1;
+        c->h = c->w = 7, c->cin = 512, c->cout = 320, c->act = 1;
+        L.hybrid = 1;
+        L.hy = (mb_hybrid){0, 0, 16, 16, 2, 4, 1, 0, 0, 0};
+        L.hy.kept_per_row = 58; /* of 288 blocks: 20 % of K executed in filled runs */
+        conv_name(what, sizeof what, &L);
+        const int before = banded;
+        run_layer(&L, &rng, what);
+        if (strcmp(crisp_kernel_isa(), "avx512f") == 0)
+            CHECK(banded > before, "%s: no form read a band", what);
+    }
     CHECK(dense_copied >= 1, "no layer ran dense from a copy");
     CHECK(banded >= 16, "only %d layers compared with the im2col path", banded);
     CHECK(expanded_tiled >= 4, "only %d layers run dense in several tiles", expanded_tiled);
