@@ -440,6 +440,29 @@ static void nmv24_unit(const crisp_f32_kernels *k, const crisp_model *m, const c
     k->nmv24(&p, x, y + r, bias != NULL ? bias + r : NULL, &op->k.linear.minmax);
 }
 
+/* A fused ADD's sums (crisp_fast_run): the kernels write rows of the tile
+ * there, then the add reads them with the residual into the output, which
+ * may be the residual's own buffer. A GEMM panel's MR rows over the widest
+ * tile a session takes (the plan's, or a direct conv's whole image:
+ * crisp_fast_tiling_for); sparse runs' rows over parts of the tile of
+ * whole kernel chunks, about the tile budget together (sums_width). */
+#define SUMS_FLOATS TILE_BUDGET_FLOATS
+static size_t sums_width(const crisp_f32_kernels *k, size_t rows) {
+    const size_t nr = k->spmm_nr, w = SUMS_FLOATS / (rows ? rows : 1) / nr * nr;
+    return w > nr ? w : nr;
+}
+static size_t add_tile_floats(const crisp_op *op, const crisp_f32_kernels *k,
+                              const crisp_fast_plan *f, size_t pixels) {
+    if (op->fused_add == CRISP_NO_ID) return 0;
+    const size_t cout = op->k.conv.output_channels;
+    if (f->path != CRISP_FAST_GEMM) return round_up(cout * sums_width(k, cout), 16);
+    const size_t widest =
+        f->direct && direct_input_fits(f->k, pixels, sizeof(float)) && f->tile_pixels < pixels
+            ? pixels
+            : f->tile_pixels;
+    return round_up(k->gemm_mr * widest, 16);
+}
+
 /* The plan; `bands` 0 keeps stride-1 hybrid convs on im2col tiles. */
 static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
                                const crisp_f32_kernels *k, int bands) {
@@ -533,9 +556,11 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
     nt = min_size(nt < nr ? nr : nt, MAX_TILE_PIXELS / nr * nr);
     f.tile_pixels = min_size(nt, round_up(pixels, nr));
     f.tiles = (pixels + f.tile_pixels - 1) / f.tile_pixels;
-    /* The tile, then an expanded layer's panel of MR rows (expanded_panel). */
+    /* The tile, then an expanded layer's panel of MR rows (expanded_panel),
+     * then a fused ADD's sums (add_tile_floats). */
     f.scratch_floats = f.direct ? 0 : round_up(f.k * f.tile_pixels, 16);
-    if (crisp_op_expanded(op)) f.scratch_floats += k->gemm_mr * f.k;
+    if (crisp_op_expanded(op)) f.scratch_floats += round_up(k->gemm_mr * f.k, 16);
+    f.scratch_floats += add_tile_floats(op, k, &f, pixels);
     if (bands && f.path == CRISP_FAST_SPMM && !f.direct) {
         crisp_fast_plan band = f;
         crisp_fast_plan_band(p, TILE_BUDGET_FLOATS, sizeof(float), k->spmm_nr / 4, &band);
@@ -835,15 +860,19 @@ int crisp_fast_adds_residual(const crisp_op *op) {
     return op->fast.path == CRISP_FAST_GEMM || op->fast.path == CRISP_FAST_SPMM;
 }
 
-/* A fused conv's ADD on rows [r0, r1) x pixels [p0, p0 + np) of y, which
- * the kernels just wrote (src/fuse.c). */
+/* A fused conv's ADD on rows [r0, r1) x pixels [p0, p0 + np): the rows
+ * the kernels just wrote to c (np floats apart) plus the residual, into y.
+ * Each element's residual is read before its sum is written, so y may be
+ * the residual itself (the arena plan gives a fused ADD its residual's
+ * buffer where the residual dies there: runtime/README.md, "Residual
+ * fusion"); the kernels therefore never write y before the add. */
 static void add_residual(const crisp_f32_kernels *k, const crisp_model *m, const crisp_op *op,
-                         const float *residual, float *y, size_t pixels, size_t r0, size_t r1,
-                         size_t p0, size_t np) {
+                         const float *c, const float *residual, float *y, size_t pixels,
+                         size_t r0, size_t r1, size_t p0, size_t np) {
     const crisp_minmax_params *add = &m->ops[op->fused_add].k.minmax;
     for (size_t r = r0; r < r1; r++) {
         const size_t at = r * pixels + p0;
-        k->add(np, y + at, residual + at, y + at, add);
+        k->add(np, c + (r - r0) * np, residual + at, y + at, add);
     }
 }
 
@@ -1103,28 +1132,40 @@ void crisp_fast_run(const crisp_f32_kernels *k, const crisp_model *m, const cris
         }
         const float *b = f->direct ? x + p0 : scratch;
         const size_t b_stride = f->direct ? pixels : nt;
+        /* Scratch: the patch tile, an expanded layer's panel, then a fused
+         * ADD's tile of sums (add_tile_floats). */
+        float *panel = scratch + (f->direct ? 0 : round_up(K * nt, 16));
+        float *sums = panel + (crisp_op_expanded(op) ? round_up(k->gemm_mr * K, 16) : 0);
         if (f->path == CRISP_FAST_GEMM) {
             /* Panel-major: a panel's weights stay in L1 while it sweeps the tile. */
             const size_t nr = k->gemm_nr;
-            float *panel = scratch + (f->direct ? 0 : round_up(K * nt, 16));
             for (size_t unit = u0; unit < u1; unit++) {
                 const size_t r0 = unit * k->gemm_mr;
                 const size_t mr = min_size(k->gemm_mr, p->output_channels - r0);
                 const float *a = panel_rows(k, m, op, r0, mr, K, panel);
+                float *c = residual != NULL ? sums : y + r0 * pixels + p0;
+                const size_t c_stride = residual != NULL ? np : pixels;
                 for (size_t n0 = 0; n0 < np; n0 += nr)
-                    k->gemm(mr, min_size(nr, np - n0), K, a, K, b + n0, b_stride,
-                            y + r0 * pixels + p0 + n0, pixels, bias != NULL ? bias + r0 : NULL,
-                            minmax);
+                    k->gemm(mr, min_size(nr, np - n0), K, a, K, b + n0, b_stride, c + n0,
+                            c_stride, bias != NULL ? bias + r0 : NULL, minmax);
                 if (residual != NULL)
-                    add_residual(k, m, op, residual, y, pixels, r0, r0 + mr, p0, np);
+                    add_residual(k, m, op, sums, residual, y, pixels, r0, r0 + mr, p0, np);
             }
         } else {
             const crisp_sparse_weights *s = &op->packed.sparse;
-            sweep_runs(k, s, u0, u1, np, s->entry_column, b, b_stride,
-                       y + s->run_row[u0] * pixels + p0, pixels, bias, minmax);
-            if (residual != NULL)
-                add_residual(k, m, op, residual, y, pixels, s->run_row[u0], s->run_row[u1], p0,
-                             np);
+            const size_t r0 = s->run_row[u0], r1 = s->run_row[u1];
+            if (residual == NULL) {
+                sweep_runs(k, s, u0, u1, np, s->entry_column, b, b_stride, y + r0 * pixels + p0,
+                           pixels, bias, minmax);
+            } else { /* the same kernel calls, the tile in parts of whole chunks */
+                const size_t w = sums_width(k, r1 - r0);
+                for (size_t n0 = 0; n0 < np; n0 += w) {
+                    const size_t n = min_size(w, np - n0);
+                    sweep_runs(k, s, u0, u1, n, s->entry_column, b + n0, b_stride, sums, n, bias,
+                               minmax);
+                    add_residual(k, m, op, sums, residual, y, pixels, r0, r1, p0 + n0, n);
+                }
+            }
         }
         item = stop;
     }

@@ -314,6 +314,24 @@ static void run_job(const crisp_session *s, job *j) {
 
 void crisp_run_op(const crisp_session *s, const crisp_op *op) { crisp_run_op_fused(s, op, 1); }
 
+/* Whether conv op (a fused ADD's) adds its residual per tile itself. */
+static int adds_in_driver(const crisp_op *op, int fast) {
+    return fast && op->fast.path != CRISP_FAST_NONE && crisp_fast_adds_residual(op);
+}
+
+uint64_t crisp_residual_copy_bytes(const crisp_model *m, int fast) {
+    uint64_t most = 0;
+    for (uint32_t i = 0; i < m->op_count; i++) {
+        const crisp_op *op = &m->ops[i];
+        if (op->fused_add == CRISP_NO_ID || adds_in_driver(op, fast)) continue;
+        const crisp_value *r = &m->values[crisp_fused_residual(m, op)];
+        if (crisp_op_written(m, op)->arena_offset != r->arena_offset) continue;
+        const uint64_t bytes = r->elements * crisp_dtype_size(r->dtype);
+        if (bytes > most) most = bytes;
+    }
+    return most;
+}
+
 void crisp_run_op_fused(const crisp_session *s, const crisp_op *op, int fuse) {
     const crisp_model *m = s->model;
     const crisp_value *out = crisp_op_written(m, op);
@@ -341,6 +359,12 @@ void crisp_run_op_fused(const crisp_session *s, const crisp_op *op, int fuse) {
         j.x2 = in_driver ? residual : NULL; /* fast paths read one input */
     } else {
         reference_items(&j, in, out);
+    }
+    if (residual != NULL && !in_driver && residual == j.y) {
+        /* The ADD's output shares the residual's buffer (src/planner.c),
+         * which the conv is about to overwrite with its own result. */
+        memcpy(s->residual_copy, residual, (size_t)out->elements * crisp_dtype_size(out->dtype));
+        residual = s->residual_copy;
     }
     run_job(s, &j);
     if (residual != NULL && !in_driver) {

@@ -277,18 +277,60 @@ void crisp_plan_model_items(const crisp_model *m, crisp_plan_item *items) {
     }
 }
 
+/* Whether op k reads value v (a depthwise conv that computes the 1 x 1 conv
+ * before it also reads that conv's input: src/fuse.c, expand fusion). */
+static int op_reads(const crisp_model *m, uint32_t k, uint32_t v) {
+    const crisp_op *op = &m->ops[k];
+    for (uint32_t i = 0; i < op->input_count; i++)
+        if (op->inputs[i] == v) return 1;
+    return op->fuses_prev && k > 0 && m->ops[k - 1].inputs[0] == v;
+}
+
+void crisp_plan_model_shares(const crisp_model *m, crisp_plan_item *items, uint32_t *root) {
+    for (uint32_t v = 0; v < m->value_count; v++) root[v] = v;
+    for (uint32_t a = 0; a < m->op_count; a++) {
+        const crisp_op *add = &m->ops[a];
+        if (add->fused_into == CRISP_NO_ID) continue;
+        const uint32_t c = add->fused_into, o = add->output;
+        const crisp_op *conv = &m->ops[c];
+        const uint32_t r = crisp_fused_residual(m, conv), g = root[r];
+        const crisp_value *rv = &m->values[r], *ov = &m->values[o];
+        /* The drivers that add in place: a float32 conv of one group
+         * (crisp_fast_adds_residual; a reference-kernel session copies the
+         * residual first, src/dispatch.c). The residual: not the graph input
+         * (its caller's copy), of the output's size, read by no op from the
+         * conv on but the ADD, and not in the buffer the conv reads. */
+        if (conv->k.conv.groups != 1 || r == m->input_value || rv->dtype != ov->dtype ||
+            rv->elements != ov->elements || items[r].last > a || root[conv->inputs[0]] == g)
+            continue;
+        int read = 0;
+        for (uint32_t k = c; k < a && !read; k++) read = op_reads(m, k, r);
+        if (read) continue;
+        root[o] = g;
+        if (items[o].last > items[g].last) items[g].last = items[o].last;
+        items[o].size = 0;
+    }
+}
+
 crisp_status crisp_plan_model(crisp_model *m) {
     crisp_plan_item *items = malloc(m->value_count * sizeof *items);
-    if (items == NULL)
+    uint32_t *root = malloc(m->value_count * sizeof *root);
+    if (items == NULL || root == NULL) {
+        free(items);
+        free(root);
         return crisp_error(CRISP_ERR_NOMEM, "planner: out of memory for %u values",
                            (unsigned)m->value_count);
+    }
     crisp_plan_model_items(m, items);
+    crisp_plan_model_shares(m, items, root);
     /* Naive: every value of the file in its own buffer. */
     m->naive_bytes = 0;
     for (uint32_t v = 0; v < m->value_count; v++) m->naive_bytes += buffer_bytes(&m->values[v]);
     crisp_status s = crisp_plan_arena(items, m->value_count, &m->arena_bytes);
     if (s == CRISP_OK)
-        for (uint32_t v = 0; v < m->value_count; v++) m->values[v].arena_offset = items[v].offset;
+        for (uint32_t v = 0; v < m->value_count; v++)
+            m->values[v].arena_offset = items[root[v]].offset;
     free(items);
+    free(root);
     return s;
 }

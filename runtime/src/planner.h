@@ -34,4 +34,11 @@ crisp_status crisp_plan_arena(crisp_plan_item *items, size_t count, uint64_t *ar
 struct crisp_model;
 void crisp_plan_model_items(const struct crisp_model *m, crisp_plan_item *items);
 
+/* In-place residual ADDs (runtime/README.md, "Residual fusion"): root[v] is
+ * the value whose buffer value v takes (v itself, or for a fused ADD's
+ * output whose residual dies at the ADD, the residual's root). A shared
+ * value's item gets size 0 and its root's item lives until its last use;
+ * after planning, v's offset is items[root[v]].offset. */
+void crisp_plan_model_shares(const struct crisp_model *m, crisp_plan_item *items, uint32_t *root);
+
 #endif

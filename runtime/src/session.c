@@ -129,7 +129,9 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
     const int fast = !(options->flags & CRISP_SESSION_REFERENCE_KERNELS);
     const size_t pool_threads = options->threads > 1 ? options->threads : 1;
     const size_t scratch_floats = fast ? model->scratch_floats : model->reference_scratch_floats;
-    const crisp_status limit = crisp_limits_check_session(model, pool_threads, scratch_floats);
+    const uint64_t copy_bytes = crisp_residual_copy_bytes(model, fast);
+    const crisp_status limit =
+        crisp_limits_check_session(model, pool_threads, scratch_floats, copy_bytes);
     if (limit != CRISP_OK) return limit;
     if (model->arena_bytes > SIZE_MAX)
         return crisp_error(CRISP_ERR_NOMEM, "session: a %llu-byte arena does not fit in memory",
@@ -186,6 +188,11 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
                                threads, s->scratch_stride);
         }
     }
+    if (copy_bytes > 0 && (s->residual_copy = crisp_pages_alloc((size_t)copy_bytes)) == NULL) {
+        crisp_session_free(s);
+        return crisp_error(CRISP_ERR_NOMEM, "session: out of memory for a %llu-byte residual copy",
+                           (unsigned long long)copy_bytes);
+    }
     s->quantize_from_caller = input_read_by_quantize_only(model);
     *out = s;
     return CRISP_OK;
@@ -198,6 +205,7 @@ void crisp_session_free(crisp_session *s) {
     free(s->op_calls);
     free(s->scratch);
     free(s->held_tile);
+    free(s->residual_copy);
     free(s->arena);
     free(s);
 }

@@ -24,6 +24,10 @@ struct crisp_session {
      * `input` at them for the sample it runs (src/session.c). */
     int quantize_from_caller;
     const float *input; /* the caller's sample while it runs, else NULL */
+    /* A residual an in-place ADD shares its buffer with, copied before a
+     * conv that does not add it per tile overwrites it (src/dispatch.c);
+     * NULL when no op of this session needs one. */
+    uint8_t *residual_copy;
 };
 
 /* One cache line per thread: each thread writes its own. */
@@ -36,5 +40,11 @@ void crisp_run_op(const crisp_session *session, const crisp_op *op);
  * its own output, into the arena slot of the ADD's output (for
  * crisp_session_run_to). */
 void crisp_run_op_fused(const crisp_session *session, const crisp_op *op, int fuse);
+
+/* The residual copy a session of this model needs, in bytes: the largest
+ * residual whose fused ADD's output shares its buffer (src/planner.c) and
+ * whose conv runs without adding it per tile (`fast` 0: reference
+ * kernels, every such conv); 0 when none. */
+uint64_t crisp_residual_copy_bytes(const crisp_model *m, int fast);
 
 #endif

@@ -86,11 +86,29 @@ static uint8_t *build(unsigned *rng, size_t *size, uint32_t *expect, uint32_t *o
     const uint32_t v13 = conv(&mb, v11, dense1, 1, 1, 0);                        /* op 12 */
     /* An ADD with a non-clamp activation: not fused. */
     const uint32_t v14 = add(&mb, v13, v12, CRISP_ACT_SILU);                     /* op 13 */
-    /* Per-row 2:4 3 x 3 conv whose ADD is fused (runs, im2col or band). */
+    /* Per-row 2:4 3 x 3 conv whose ADD is fused (runs, im2col or band); it
+     * reads the residual, so the ADD keeps a buffer of its own. */
     const uint32_t v15 = conv(&mb, v14, hybrid_weights(&mb, rng, 3, 3, 1), 3, 1, 0); /* op 14 */
     expect[14] = 15;
-    mb.output = add(&mb, v15, v14, CRISP_ACT_RELU);                              /* op 15 */
-    *ops = 16;
+    const uint32_t v16 = add(&mb, v15, v14, CRISP_ACT_RELU);                     /* op 15 */
+    /* Two bottleneck-like blocks: each ADD takes its residual's buffer, the
+     * second's residual being the first's output (a chain of shares). */
+    const uint32_t v17 = conv(&mb, v16, dense3, 3, 1, CRISP_ACT_RELU);           /* op 16 */
+    const uint32_t v18 = conv(&mb, v17, hybrid_weights(&mb, rng, 1, 1, 4), 1, 1, 0); /* op 17 */
+    expect[17] = 18;
+    const uint32_t v19 = add(&mb, v18, v16, CRISP_ACT_RELU);                     /* op 18 */
+    const uint32_t v20 = conv(&mb, v19, dense3, 3, 1, CRISP_ACT_RELU);           /* op 19 */
+    const uint32_t v21 = conv(&mb, v20, dense1, 1, 1, 0);                        /* op 20 */
+    expect[20] = 21;
+    const uint32_t v22 = add(&mb, v21, v19, CRISP_ACT_RELU);                     /* op 21 */
+    /* The residual read by an op between the conv and its ADD: no share. */
+    const uint32_t v23 = conv(&mb, v22, dense3, 3, 1, CRISP_ACT_RELU);           /* op 22 */
+    const uint32_t v24 = conv(&mb, v23, hybrid_weights(&mb, rng, 1, 1, 1), 1, 1, 0); /* op 23 */
+    expect[23] = 25;
+    const uint32_t v25 = conv(&mb, v22, dense1, 1, 1, CRISP_ACT_RELU);           /* op 24 */
+    const uint32_t v26 = add(&mb, v24, v22, CRISP_ACT_NONE);                     /* op 25 */
+    mb.output = add(&mb, v26, v25, CRISP_ACT_RELU);                              /* op 26 */
+    *ops = 27;
     uint8_t *f = mb_build(&mb, size);
     mb_free(&mb);
     return f;
@@ -113,6 +131,18 @@ int main(void) {
                   (unsigned)expect[i], (int)fused->ops[expect[i]].fused_into, (unsigned)i);
         CHECK(plain->ops[i].fused_add == CRISP_NO_ID && plain->ops[i].fused_into == CRISP_NO_ID,
               "CRISP_FUSE_ADD=0: op %u fused", (unsigned)i);
+    }
+    /* In-place ADDs (src/planner.c): exactly these share their residual's
+     * buffer; not ADD 2 (the graph input), 9 (a depthwise conv), 15 (the conv
+     * reads the residual), 25 (read by op 24 in between). */
+    for (uint32_t a = 0; a < ops; a++) {
+        const uint32_t c = fused->ops[a].fused_into;
+        if (c == CRISP_NO_ID) continue;
+        const int want = a == 5 || a == 18 || a == 21;
+        const crisp_value *r = &fused->values[crisp_fused_residual(fused, &fused->ops[c])];
+        const int shares = fused->values[fused->ops[a].output].arena_offset == r->arena_offset;
+        CHECK(shares == want, "ADD %u: %s its residual's buffer", (unsigned)a,
+              shares ? "shares" : "does not share");
     }
     crisp_model_info fi, pi;
     crisp_model_get_info(fused, &fi), crisp_model_get_info(plain, &pi);

@@ -126,10 +126,13 @@ static void test_matches_reference(void) {
     free(items);
 }
 
-/* A loaded model's values as planner items, as crisp_plan_model makes them. */
-static size_t model_items(const crisp_model *m, crisp_plan_item **out) {
+/* A loaded model's values as planner items, as crisp_plan_model makes them
+ * (in-place ADDs' shares included: *root, malloc'd). */
+static size_t model_items(const crisp_model *m, crisp_plan_item **out, uint32_t **root) {
     crisp_plan_item *items = malloc(m->value_count * sizeof *items);
+    *root = malloc(m->value_count * sizeof **root);
     crisp_plan_model_items(m, items);
+    crisp_plan_model_shares(m, items, *root);
     *out = items;
     return m->value_count;
 }
@@ -143,15 +146,17 @@ static void check_model_plan(const uint8_t *f, size_t n, const char *what) {
         return;
     }
     crisp_plan_item *items;
-    const size_t count = model_items(m, &items);
+    uint32_t *root;
+    const size_t count = model_items(m, &items, &root);
     const uint64_t expected = ref_plan(items, count);
     size_t differ = 0;
-    for (size_t v = 0; v < count; v++) differ += m->values[v].arena_offset != items[v].offset;
+    for (size_t v = 0; v < count; v++) differ += m->values[v].arena_offset != items[root[v]].offset;
     CHECK(m->arena_bytes == expected && differ == 0,
           "%s: arena %llu (reference %llu), %zu of %zu offsets differ", what,
           (unsigned long long)m->arena_bytes, (unsigned long long)expected, differ, count);
     printf("%s: %zu values, arena %llu bytes\n", what, count, (unsigned long long)m->arena_bytes);
     free(items);
+    free(root);
     crisp_model_free(m);
 }
 
@@ -246,11 +251,13 @@ static void test_large_graphs(void) {
               (unsigned)sizes[k], dt, 1.0 * time_scale());
         if (m != NULL && sizes[k] == 8192) {
             crisp_plan_item *items;
-            const size_t count = model_items(m, &items);
+            uint32_t *root;
+            const size_t count = model_items(m, &items, &root);
             const uint64_t expected = ref_plan(items, count);
             CHECK(m->arena_bytes == expected, "chain: arena %llu, reference %llu",
                   (unsigned long long)m->arena_bytes, (unsigned long long)expected);
             free(items);
+            free(root);
         }
         crisp_model_free(m);
         free(f);
