@@ -1813,7 +1813,11 @@ static void layers(void) {
         if (i >= 30) c->sh = c->sw = 1 + i % 2;
         /* From 42 on MobileNet's 3 x 3 (channels in lanes on small planes, more than
          * one block of channels). */
-        if (i >= 42) c->kh = c->kw = 3, c->dh = c->dw = 1;
+        if (i >= 42) { /* its plane resized to hold the window, as random_geometry does */
+            c->kh = c->kw = 3, c->dh = c->dw = 1;
+            if (c->h < 3) c->h = 3;
+            if (c->w < 3) c->w = 3;
+        }
         c->cin = c->cout = c->groups = check_rand_int(&rng, 1, i >= 42 ? 40 : 24);
         snprintf(what, sizeof what, "depthwise %dx%d s%d,%d d%d,%d p%d,%d,%d,%d %dx%dx%d",
                  c->kh, c->kw, c->sh, c->sw, c->dh, c->dw, c->pt, c->pl, c->pb, c->pr, c->cin,
