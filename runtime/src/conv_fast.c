@@ -455,17 +455,17 @@ static size_t add_tile_floats(const crisp_op *op, const crisp_f32_kernels *k,
                               const crisp_fast_plan *f, size_t pixels) {
     if (op->fused_add == CRISP_NO_ID) return 0;
     const size_t cout = op->k.conv.output_channels;
-    /* Runs: rows x sums_width(rows) is at most the larger of SUMS_FLOATS and
-     * rows x NR, for a chunk's rows (a few runs or all of them). */
-    if (f->path != CRISP_FAST_GEMM) {
-        const size_t most = cout * k->spmm_nr;
-        return round_up(most > SUMS_FLOATS ? most : SUMS_FLOATS, 16);
-    }
     const size_t widest =
         f->direct && direct_input_fits(f->k, pixels, sizeof(float)) && f->tile_pixels < pixels
             ? pixels
             : f->tile_pixels;
-    return round_up(k->gemm_mr * widest, 16);
+    if (f->path == CRISP_FAST_GEMM) return round_up(k->gemm_mr * widest, 16);
+    /* Runs: a chunk's rows (a few runs or all) x sums_width(rows), at most
+     * the larger of SUMS_FLOATS and rows x NR, and never past its tile. */
+    size_t most = cout * k->spmm_nr;
+    if (most < SUMS_FLOATS) most = SUMS_FLOATS;
+    if (most > cout * widest) most = cout * widest;
+    return round_up(most, 16);
 }
 
 /* The plan; `bands` 0 keeps stride-1 hybrid convs on im2col tiles. */
