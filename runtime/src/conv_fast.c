@@ -280,8 +280,8 @@ static size_t expand_band_rows(const crisp_conv2d_params *p) {
  * dropped when its rows are copied into the output plane. Each output is the
  * same sum in the same order as from the im2col tile: results are bitwise
  * those of the im2col path (tests/test_fast.c compares them). */
-int crisp_fast_band_wanted(const crisp_conv2d_params *p, size_t runs, double executed,
-                           int int8, double tile_over_budget, size_t band_tiles) {
+static int band_wanted(const crisp_conv2d_params *p, size_t runs, double executed, int int8,
+                       double tile_over_budget, size_t band_tiles) {
     if (p->stride_height != 1 || p->stride_width != 1 || runs == 0) return 0;
     /* The copy the band saves is K elements per output pixel; the kernels'
      * work, executed MACs per pixel = Cout x the executed density, and it is
@@ -318,8 +318,8 @@ int crisp_fast_band_wanted(const crisp_conv2d_params *p, size_t runs, double exe
     return env == NULL || strcmp(env, "1") != 0;
 }
 
-void crisp_fast_plan_band(const crisp_conv2d_params *p, size_t budget, size_t element,
-                          size_t granule, crisp_fast_plan *f) {
+static void plan_band(const crisp_conv2d_params *p, size_t budget, size_t element,
+                      size_t granule, crisp_fast_plan *f) {
     const size_t ow = p->output_width, oh = p->output_height, cin = p->input_channels;
     const size_t cout = p->output_channels;
     const size_t halo = p->dilation_height * (p->kernel_height - 1);
@@ -375,6 +375,15 @@ void crisp_fast_plan_band(const crisp_conv2d_params *p, size_t budget, size_t el
      * channel's wide rows. */
     const size_t elements = crisp_fast_band_elements(p, f) + p->output_channels * f->band_out_stride;
     f->scratch_floats = (elements * element + sizeof(float) - 1) / sizeof(float);
+}
+
+void crisp_fast_choose_band(const crisp_conv2d_params *p, size_t runs, double executed, int int8,
+                            size_t budget, size_t element, size_t granule, crisp_fast_plan *f) {
+    crisp_fast_plan band = *f;
+    plan_band(p, budget, element, granule, &band);
+    if (band.band_plane > 0 &&
+        band_wanted(p, runs, executed, int8, (double)(f->k * f->tile_pixels) / budget, band.tiles))
+        *f = band;
 }
 
 size_t crisp_fast_band_elements(const crisp_conv2d_params *p, const crisp_fast_plan *f) {
@@ -566,14 +575,9 @@ static crisp_fast_plan plan_op(const crisp_model *m, const crisp_op *op,
     f.scratch_floats = f.direct ? 0 : round_up(f.k * f.tile_pixels, 16);
     if (crisp_op_expanded(op)) f.scratch_floats += round_up(k->gemm_mr * f.k, 16);
     f.scratch_floats += add_tile_floats(op, k, &f, pixels);
-    if (bands && f.path == CRISP_FAST_SPMM && !f.direct) {
-        crisp_fast_plan band = f;
-        crisp_fast_plan_band(p, TILE_BUDGET_FLOATS, sizeof(float), k->spmm_nr / 4, &band);
-        if (band.band_plane > 0 &&
-            crisp_fast_band_wanted(p, op->packed.sparse.run_count, crisp_fast_executed_density(m, op),
-                                   0, (double)(f.k * f.tile_pixels) / TILE_BUDGET_FLOATS, band.tiles))
-            f = band;
-    }
+    if (bands && f.path == CRISP_FAST_SPMM && !f.direct)
+        crisp_fast_choose_band(p, op->packed.sparse.run_count, crisp_fast_executed_density(m, op),
+                               0, TILE_BUDGET_FLOATS, sizeof(float), k->spmm_nr / 4, &f);
     return f;
 }
 

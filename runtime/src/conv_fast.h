@@ -43,22 +43,19 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op, in
  * weights, or its filled runs' weights, zeros (and int8 padding) included. */
 double crisp_fast_executed_density(const crisp_model *m, const crisp_op *op);
 
-/* Bands (src/conv_fast.c): whether a conv whose rows run as `runs` sparse
- * runs or panels, executing `executed` of its dense MACs, with an im2col tile
- * `tile_over_budget` times the tile budget and a band plan of `band_tiles`
- * tiles, may read one (stride 1; runs of 3 rows or more on average, or
- * `int8` lone rows with few MACs per copied element; at most 56 such MACs
- * unless the tile is over 4x the budget and the band one tile;
- * CRISP_CONV_IM2COL not 1); the band geometry, tiles and scratch of plan f
- * for a tile budget of `budget` elements of `element` bytes and kernels that
- * sweep `granule` positions per vector (f unchanged when one row's band and
- * wide rows exceed the budget, the rows are more than half wider than the
- * output, or offsets would not fit u32); and the elements the band takes in
- * scratch, slack included (the wide output rows follow). */
-int crisp_fast_band_wanted(const crisp_conv2d_params *p, size_t runs, double executed,
-                           int int8, double tile_over_budget, size_t band_tiles);
-void crisp_fast_plan_band(const crisp_conv2d_params *p, size_t budget, size_t element,
-                          size_t granule, crisp_fast_plan *f);
+/* Bands (src/conv_fast.c): plan f, whose im2col tile is planned, reads a
+ * band instead when the band fits (one row's band and wide rows within a
+ * tile budget of `budget` elements of `element` bytes, rows at most half
+ * wider than the output, offsets within u32; kernels that sweep `granule`
+ * positions per vector) and pays for a conv whose rows run as `runs` sparse
+ * runs or panels executing `executed` of its dense MACs (stride 1; runs of 3
+ * rows or more on average, or `int8` lone rows with few MACs per copied
+ * element; at most 56 such MACs unless the im2col tile is over 4x the
+ * budget and the band one tile; CRISP_CONV_IM2COL not 1): then f gets the
+ * band geometry, tiles and scratch, else stays as it is. And the elements
+ * the band takes in scratch, slack included (the wide output rows follow). */
+void crisp_fast_choose_band(const crisp_conv2d_params *p, size_t runs, double executed, int int8,
+                            size_t budget, size_t element, size_t granule, crisp_fast_plan *f);
 size_t crisp_fast_band_elements(const crisp_conv2d_params *p, const crisp_fast_plan *f);
 void crisp_fast_run_qs8(const crisp_model *m, const crisp_op *op, const int8_t *x, int8_t *y,
                         size_t begin, size_t end, size_t tile_pixels, float *scratch,

@@ -233,16 +233,11 @@ crisp_fast_plan crisp_fast_plan_qs8(const crisp_model *m, const crisp_op *op, in
     f.tile_pixels = min_size(nt, (pixels + nr - 1) / nr * nr);
     f.tiles = (pixels + f.tile_pixels - 1) / f.tile_pixels;
     f.scratch_floats = f.direct ? 0 : (f.k * f.tile_pixels + 3) / 4;
-    if (bands && !f.direct) {
-        crisp_fast_plan band = f;
-        crisp_fast_plan_band(p, TILE_BUDGET_BYTES, 1, nr, &band);
-        if (band.band_plane > 0 &&
-            crisp_fast_band_wanted(
-                p, f.path == CRISP_FAST_QS8_GEMM ? f.units : op->packed.sparse.run_count,
-                f.path == CRISP_FAST_QS8_GEMM || op->macs == 0 ? 1.0 : crisp_fast_executed_density(m, op),
-                1, (double)(f.k * f.tile_pixels) / TILE_BUDGET_BYTES, band.tiles))
-            f = band;
-    }
+    if (bands && !f.direct)
+        crisp_fast_choose_band(
+            p, f.path == CRISP_FAST_QS8_GEMM ? f.units : op->packed.sparse.run_count,
+            f.path == CRISP_FAST_QS8_GEMM || op->macs == 0 ? 1.0 : crisp_fast_executed_density(m, op),
+            1, TILE_BUDGET_BYTES, 1, nr, &f);
     return f;
 }
 

@@ -314,9 +314,11 @@ static void run_job(const crisp_session *s, job *j) {
 
 void crisp_run_op(const crisp_session *s, const crisp_op *op) { crisp_run_op_fused(s, op, 1); }
 
-/* Whether conv op (a fused ADD's) adds its residual per tile itself. */
+/* Whether conv op (a fused ADD's) adds its residual per tile itself, on
+ * the optimised kernels (`fast`): what crisp_run_op_fused does and what the
+ * residual copy is sized for. */
 static int adds_in_driver(const crisp_op *op, int fast) {
-    return fast && op->fast.path != CRISP_FAST_NONE && crisp_fast_adds_residual(op);
+    return fast && crisp_fast_adds_residual(op);
 }
 
 uint64_t crisp_residual_copy_bytes(const crisp_model *m, int fast) {
@@ -355,7 +357,7 @@ void crisp_run_op_fused(const crisp_session *s, const crisp_op *op, int fuse) {
         j.tiling = crisp_fast_tiling_for(op, s->pool != NULL ? crisp_pool_threads(s->pool) : 1);
         j.items = op->fast.units * j.tiling.tiles;
         j.work = fast_work;
-        in_driver = crisp_fast_adds_residual(op);
+        in_driver = adds_in_driver(op, 1);
         j.x2 = in_driver ? residual : NULL; /* fast paths read one input */
     } else {
         reference_items(&j, in, out);
