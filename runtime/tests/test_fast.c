@@ -1685,6 +1685,18 @@ static void random_hybrid(layer *L, unsigned *rng) {
     L->hy.empty_odd_rows = check_rand_int(rng, 0, 4) == 0;
 }
 
+/* ResNet-50's layer4 shape: a 3 x 3 conv, padding 1, on a 7 x 7 plane, cin
+ * -> cout channels, ReLU, 2:4 in 16 x 16 blocks, every block kept. */
+static void layer4_conv(layer *L, int cin, int cout) {
+    memset(L, 0, sizeof *L);
+    naive_conv *c = &L->c;
+    c->kh = c->kw = 3, c->sh = c->sw = c->dh = c->dw = c->groups = 1;
+    c->pt = c->pl = c->pb = c->pr = 1;
+    c->h = c->w = 7, c->cin = cin, c->cout = cout, c->act = 1;
+    L->hybrid = 1;
+    L->hy = (mb_hybrid){0, 0, 16, 16, 2, 4, 1, 0, 0, 0};
+}
+
 static void conv_name(char *what, size_t size, const layer *L) {
     const naive_conv *c = &L->c;
     snprintf(what, size, "%s conv %dx%d s%d,%d d%d,%d p%d,%d,%d,%d %dx%dx%d -> %d",
@@ -1746,13 +1758,7 @@ static void layers(void) {
        * layer4 shape, narrower): run dense, from a copy made at load under
        * auto (src/pack.c); a 7 MiB memory limit leaves no room for it. */
         layer L;
-        memset(&L, 0, sizeof L);
-        naive_conv *c = &L.c;
-        c->kh = c->kw = 3, c->sh = c->sw = c->dh = c->dw = c->groups = 1;
-        c->pt = c->pl = c->pb = c->pr = 1;
-        c->h = c->w = 7, c->cin = 128, c->cout = 512, c->act = 1;
-        L.hybrid = 1;
-        L.hy = (mb_hybrid){0, 0, 16, 16, 2, 4, 1, 0, 0, 0};
+        layer4_conv(&L, 128, 512);
         L.copy_limit_mb = 7;
         conv_name(what, sizeof what, &L);
         run_layer(&L, &rng, what);
@@ -1762,13 +1768,7 @@ static void layers(void) {
        * its 64-pixel im2col tile (AVX-512) is 4.5x the tile budget and the
        * band one tile, so the filled form reads a band (src/conv_fast.c). */
         layer L;
-        memset(&L, 0, sizeof L);
-        naive_conv *c = &L.c;
-        c->kh = c->kw = 3, c->sh = c->sw = c->dh = c->dw = c->groups = 1;
-        c->pt = c->pl = c->pb = c->pr = 1;
-        c->h = c->w = 7, c->cin = 512, c->cout = 320, c->act = 1;
-        L.hybrid = 1;
-        L.hy = (mb_hybrid){0, 0, 16, 16, 2, 4, 1, 0, 0, 0};
+        layer4_conv(&L, 512, 320);
         L.hy.kept_per_row = 58; /* of 288 blocks: 20 % of K executed in filled runs */
         conv_name(what, sizeof what, &L);
         const int before = banded;
