@@ -217,6 +217,25 @@ class Model:
         finally:
             lib.crisp_session_free(session[0])
 
+    def op_forms(self, isa: str | None = None) -> list[str | None]:
+        """Per op, the form the runtime's cost table gives a float32 hybrid conv (groups 1)
+        or linear layer on kernel tier ``isa`` (``"avx512f"``, ``"avx2_fma"``, ``"neon"``,
+        ``"scalar"``; None: this CPU's), before the memory budget moves any layer:
+        ``"runs"``, ``"filled"``, ``"dense"`` or ``"in_file"``; None for every other op
+        (runtime/README.md, "Dense or sparse, per layer"). A pure function of the file and the
+        compiled cost table, so the packer can store dense what would run dense."""
+        model = self._model()
+        ffi, lib = self._ffi, self._lib
+        names = {lib.CRISP_LAYER_FORM_RUNS: "runs", lib.CRISP_LAYER_FORM_FILLED: "filled",
+                 lib.CRISP_LAYER_FORM_DENSE: "dense", lib.CRISP_LAYER_FORM_IN_FILE: "in_file"}
+        tier = ffi.NULL if isa is None else isa.encode("ascii", "replace")
+        form = ffi.new("uint32_t *")
+        out: list[str | None] = []
+        for i in range(self.info()["ops"]):
+            _check(lib.crisp_model_get_op_form(model, i, tier, form))
+            out.append(names.get(form[0]))
+        return out
+
     @property
     def input_shape(self) -> tuple[int, ...]:
         """Per-sample input shape, e.g. (3, 224, 224)."""

@@ -197,8 +197,11 @@ def build(name: str, out_dir: Path) -> None:
     with torch.no_grad():
         expected = model(x).numpy()
     path = out_dir / f"{name}.crisp"
+    # portable: the committed files keep their patterns whatever CPU regenerates them (the
+    # runtime's tests need the sparse encodings; "host" would store 2:4-only convs dense).
     pack(model, x, path, labels=labels, int8=int8, calibration=calibration if int8 else None,
-         provenance={"created": CREATED, "source": f"tests/make_fixtures.py:{cls.__name__}"})
+         provenance={"created": CREATED, "source": f"tests/make_fixtures.py:{cls.__name__}"},
+         isa="portable")
     if int8:
         expected = run_int8(read_model(path).graph, x.numpy())
     for suffix, array in (("input", x.numpy()), ("expected", expected)):

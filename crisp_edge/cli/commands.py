@@ -27,6 +27,7 @@ from crisp_edge.pruning import recipe
 from crisp_edge.cli.group import main
 from crisp_edge.packing.describe import describe
 from crisp_edge.packing.pack import preprocess_line
+from crisp_edge.packing.forms import CHOICES as ISA_CHOICES
 from crisp_edge.errors import ArgumentError
 
 
@@ -77,6 +78,11 @@ def read_labels(path: str) -> list[tuple[int, str]]:
               help="Weight layouts: the checkpoint's pruning pattern per layer, auto-detected "
                    "from each weight's zeros, or all dense. [default: checkpoint for a "
                    "CHECKPOINT, auto for --model]")
+@click.option("--isa", type=click.Choice(list(ISA_CHOICES)), default="host", show_default=True,
+              help="The kernels the file is for: a pruned float32 conv their cost table runs "
+                   "dense (a 2:4-only one) is stored dense, so it runs as fast as the dense "
+                   "model's; host is this machine's, portable keeps every pattern (smaller "
+                   "file; the runtime then expands such layers at load or per call).")
 @click.option("--int8", is_flag=True, help="Quantise to int8 (needs --calibration).")
 @click.option("--calibration", metavar="SOURCE",
               help="int8 activation ranges from images of this data source (same syntax as "
@@ -95,7 +101,7 @@ def read_labels(path: str) -> list[tuple[int, str]]:
 def pack_command(checkpoint: str | None, model_spec: str | None, arch: str | None,
                  num_classes: int | None,
                  weights: str | None, input_shape: str | None, labels_path: str | None, out: str,
-                 pattern_mode: str | None, int8: bool, calibration: str | None,
+                 pattern_mode: str | None, isa: str, int8: bool, calibration: str | None,
                  percentile: float | None, mean: str | None, std: str | None,
                  resize: str | None, channel_order: str | None) -> None:
     """Pack a pruning/training CHECKPOINT, an ONNX file, or a torch model (--model class or
@@ -136,7 +142,7 @@ def pack_command(checkpoint: str | None, model_spec: str | None, arch: str | Non
         report = pack_checkpoint(checkpoint, out, model_source=model_spec, int8=int8,
                                  calibration=calibration,
                                  pattern_mode=pattern_mode or "checkpoint", percentile=percentile,
-                                 preprocess=prep or None)
+                                 preprocess=prep or None, isa=isa)
         click.echo(str(report))
         return
     if pattern_mode == "checkpoint":
@@ -160,7 +166,7 @@ def pack_command(checkpoint: str | None, model_spec: str | None, arch: str | Non
     example = torch.randn(2, *shape, generator=torch.Generator().manual_seed(0))
     click.echo(str(pack(model, example, out, labels=labels, int8=int8, calibration=images,
                         pattern_mode=pattern_mode or "auto", percentile=percentile,
-                        preprocess=preprocess)))
+                        preprocess=preprocess, isa=isa)))
 
 
 def _model_to_pack(model_spec: str | None, arch: str | None, num_classes: int | None,

@@ -36,7 +36,7 @@ from typing import Any, Callable
 
 import numpy as np
 
-from crisp_edge.errors import ArgumentError, PeerUnavailableError
+from crisp_edge.errors import ArgumentError, CrispError, PeerUnavailableError
 
 REPO = Path(__file__).resolve().parents[2]
 ARCHS = ("resnet50", "mobilenet_v2", "vgg16_bn")
@@ -262,6 +262,19 @@ def crisp_bench_run(crisp_bench: Path, model_path: Path, threads: int
 
 # ----------------------------------------------------------------------------- the run
 
+def _packed_for_host(path: Path) -> bool:
+    """Whether a cached file exists and was packed for this machine's kernels (a file from
+    before ``isa`` existed, or packed ``portable``, keeps layers the runtime then expands)."""
+    from crisp_edge.format import read_model
+
+    if not path.is_file():
+        return False
+    try:
+        return (read_model(path).provenance or {}).get("isa") == "host"
+    except CrispError:
+        return False
+
+
 def build_models(arch: str, variants: list[tuple[float, int]], workdir: Path, seed: int = 0
                  ) -> tuple[Any, dict[tuple[float, int], tuple[Any, Path]], Path]:
     """The torch model and, per (sparsity, shared rows V), (masked torch model, .crisp as
@@ -282,8 +295,8 @@ def build_models(arch: str, variants: list[tuple[float, int]], workdir: Path, se
         masks = sparsify(base, example, s, shared_rows=v)
         model = apply_masks(base, masks)
         path = workdir / f"{arch}-s{round(100 * s)}{f'-v{v}' if v > 1 else ''}.crisp"
-        if not path.is_file():
-            pack(model, example, path, pattern_mode="auto")
+        if not _packed_for_host(path):
+            pack(model, example, path, pattern_mode="auto", isa="host")
         out[(s, v)] = (model, path)
     return base, out, dense_path
 

@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime
 import hashlib
 import json
@@ -20,9 +21,14 @@ import numpy as np
 from crisp_edge import format as fmt
 from crisp_edge.fileio import write_atomic
 from crisp_edge.errors import ArgumentError
+from crisp_edge.packing.forms import check_isa, dense_by_cost
+from crisp_edge.packing.patterns import encode_weight
 
 if TYPE_CHECKING:
     import torch
+
+
+STORED_DENSE = "stored dense, pruned"  # how a row says :mod:`crisp_edge.packing.forms` chose
 
 
 @dataclass
@@ -209,6 +215,22 @@ def _saliency(stats: Mapping[str, Any], weight_params: Mapping[int, str],
     return records
 
 
+def _store_dense_by_cost(graph: fmt.Graph, plan: dict[int, Any],
+                         unencoded: Mapping[int, fmt.Tensor], isa: str) -> None:
+    """Store dense (``unencoded``: the weights before encoding, their zeros as zeros) the
+    convs the runtime runs dense on ``isa``, noting why in their plan entry."""
+    ops, tier = dense_by_cost(graph, isa)
+    for index in ops:
+        tid = graph.ops[index].weight
+        assert tid is not None
+        was = plan[tid]
+        graph.tensors[tid] = encode_weight(unencoded[tid], None, False)
+        plan[tid] = dataclasses.replace(
+            was, encoding=fmt.ENCODING_DENSE_F32, pattern=None, density=1.0,
+            bytes=len(graph.tensors[tid].payload()),
+            reason=f"{STORED_DENSE} {was.pattern}: it runs dense on {tier}")
+
+
 def _rows(graph: fmt.Graph, plan: Mapping[int, Any], tensor_map: Mapping[int, int]
           ) -> list[LayerRow]:
     from crisp_edge.packing.plan import weight_ops
@@ -222,7 +244,7 @@ def _rows(graph: fmt.Graph, plan: Mapping[int, Any], tensor_map: Mapping[int, in
                              choice.density, len(t.payload()), choice.dense_bytes,
                              fmt.op_macs(graph, op), fmt.op_effective_macs(graph, op),
                              choice.reason if "auto-detected" in choice.reason or
-                             choice.reason.startswith("no pattern") else ""))
+                             choice.reason.startswith(("no pattern", STORED_DENSE)) else ""))
     return rows
 
 
@@ -232,7 +254,7 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
          pattern: Any = None, layers: Iterable[Any] | None = None, int8: bool = False,
          calibration: Any = None, pattern_mode: str = "auto",
          saliency: Mapping[str, Any] | None = None, percentile: float | None = None,
-         preprocess: fmt.Preprocess | None = None) -> PackReport:
+         preprocess: fmt.Preprocess | None = None, isa: str = "host") -> PackReport:
     """Lower ``model`` (traced on ``example_input``, float32 with a batch dim) and write it to
     ``path`` as a ``.crisp`` file.
 
@@ -244,7 +266,11 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
     stores each conv/linear weight in the smallest layout its zeros allow (hybrid, N:M only,
     block only or dense; see :func:`crisp_edge.packing.patterns.choose_encoding`); ``"checkpoint"`` uses
     ``pattern`` per the roles in ``layers`` (a pruning checkpoint's fields), falling back to
-    auto for a layer that does not fit; ``"dense"`` stores everything dense. ``int8=True``
+    auto for a layer that does not fit; ``"dense"`` stores everything dense. A float32 pruned
+    conv the runtime's cost table runs dense on kernel tier ``isa`` is then stored dense
+    (:mod:`crisp_edge.packing.forms`; ``"host"``: this machine's tier, ``"portable"``: keep
+    every pattern, or ``"avx512f"``, ``"avx2_fma"``, ``"neon"``, ``"scalar"``); the PROV JSON
+    records ``isa``. ``int8=True``
     quantises (:mod:`crisp_edge.packing.quantize`) with activation ranges from ``calibration`` images
     (an array/tensor (N, *input shape) or an iterable of batches; min/max, or ``percentile``).
     ``saliency`` ({parameter or layer: (classes, nbr, nbc)}) is stored in SALY.
@@ -259,11 +285,11 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
     from crisp_edge.version import __version__
     from crisp_edge.packing.lower import lower
     from crisp_edge.packing.plan import plan_encodings
-    from crisp_edge.packing.patterns import encode_weight
     from crisp_edge.packing.quantize import calibrate, quantize_graph, refuse_float_only_ops
 
     if int8 and calibration is None:
         raise ArgumentError("int8 packing needs calibration images (a few per user class)")
+    check_isa(isa)
     lowered = lower(model, example_input)
     graph = lowered.graph
     if masks:
@@ -277,9 +303,11 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
         graph = quantize_graph(graph, ranges, {t: c.pattern for t, c in plan.items()},
                                tensor_map)
     else:
+        unencoded = {tid: graph.tensors[tid] for tid in plan}
         for tid, choice in plan.items():
             graph.tensors[tid] = encode_weight(graph.tensors[tid], choice.pattern, False)
         tensor_map = {t: t for t in range(len(graph.tensors))}
+        _store_dense_by_cost(graph, plan, unencoded, isa)
     out_count = int(np.prod(graph.values[graph.output_value].shape))
     cls = type(model)
     prov: dict[str, Any] = {
@@ -290,6 +318,7 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
         "input_shape": list(graph.values[graph.input_value].shape),
         "int8": int8,
         "pattern_mode": pattern_mode,
+        "isa": "portable" if int8 else isa,
     }
     prov.update(provenance or {})
     try:
@@ -385,7 +414,8 @@ def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.
                     *, model_source: str | None = None, int8: bool = False,
                     calibration: Any = None, pattern_mode: str = "checkpoint",
                     percentile: float | None = None,
-                    preprocess: fmt.Preprocess | Mapping[str, Any] | None = None) -> PackReport:
+                    preprocess: fmt.Preprocess | Mapping[str, Any] | None = None,
+                    isa: str = "host") -> PackReport:
     """Pack a pruning checkpoint (docs/checkpoint.md): the model rebuilt with its masked
     weights, labels from ``classes``/``class_names``, each prunable layer encoded with the
     checkpoint's pattern per its role (``pattern_mode="checkpoint"``; a layer whose zeros do not
@@ -399,7 +429,8 @@ def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.
     (:func:`crisp_edge.data.sources.source_preprocess`: synthetic, CIFAR-100 or an image
     folder, at the checkpoint's input size); ``preprocess`` replaces it (a
     :class:`crisp_edge.format.Preprocess`) or some of its fields (a mapping, see
-    :func:`resolve_preprocess`). With neither, the file has no PREP."""
+    :func:`resolve_preprocess`). With neither, the file has no PREP. ``isa`` as
+    :func:`pack`."""
     import torch
 
     from crisp_edge.data.sources import source_preprocess
@@ -453,4 +484,5 @@ def pack_checkpoint(checkpoint_path: str | os.PathLike[str], out_path: str | os.
     return pack(model, example, out_path, labels=checkpoint_labels(ckpt, outputs),
                 provenance=provenance, masks=ckpt.masks or None, pattern=ckpt.pattern,
                 layers=ckpt.layers, int8=int8, calibration=calibration, pattern_mode=mode,
-                saliency=ckpt.saliency or None, percentile=percentile, preprocess=prep)
+                saliency=ckpt.saliency or None, percentile=percentile, preprocess=prep,
+                isa=isa)

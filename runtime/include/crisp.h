@@ -173,6 +173,24 @@ CRISP_API void crisp_model_free(crisp_model *model);
 
 CRISP_API crisp_status crisp_model_get_info(const crisp_model *model, crisp_model_info *out);
 
+/* The form the cost table gives a float32 hybrid conv (groups 1) or linear
+ * layer on a kernel tier, before the memory budget moves any layer
+ * (runtime/README.md, "Dense or sparse, per layer"; CRISP_HYBRID_FORM is not
+ * consulted): the packer stores a conv dense where this is DENSE ("Stored
+ * dense"). */
+enum {
+    CRISP_LAYER_FORM_NONE = 0, /* not such a layer (dense, int8, depthwise, other ops) */
+    CRISP_LAYER_FORM_RUNS,     /* the file's sparse runs */
+    CRISP_LAYER_FORM_FILLED,   /* filled runs: per-row N:M blocks with their zeros */
+    CRISP_LAYER_FORM_DENSE,    /* the dense kernels, rows expanded from the file */
+    CRISP_LAYER_FORM_IN_FILE,  /* a 2:4 linear read in place */
+};
+
+/* `isa`: "avx512f", "avx2_fma", "neon" or "scalar" (another name is
+ * CRISP_ERR_ARGUMENT), NULL or "" for this CPU's (crisp_kernel_isa()). */
+CRISP_API crisp_status crisp_model_get_op_form(const crisp_model *model, uint32_t op,
+                                               const char *isa, uint32_t *form);
+
 /* Label of output index `index`: the original class id and its name (a
  * NUL-terminated UTF-8 string owned by the model). */
 CRISP_API crisp_status crisp_model_get_label(const crisp_model *model, uint32_t index,

@@ -121,6 +121,12 @@ static const efficiency *rates(const crisp_hybrid_cost *c) {
     return e;
 }
 
+const char *crisp_hybrid_tier(const char *name) {
+    for (size_t i = 0; name != NULL && i < sizeof table / sizeof *table; i++)
+        if (strcmp(table[i].isa, name) == 0) return table[i].isa;
+    return NULL;
+}
+
 double crisp_hybrid_time(const crisp_hybrid_cost *c, uint32_t choice) {
     const efficiency *e = rates(c);
     if (e == NULL) return -1.0;

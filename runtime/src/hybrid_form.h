@@ -62,6 +62,10 @@ enum crisp_hybrid_choice {
     CRISP_HYBRID_IN_FILE,
 };
 
+/* The float32 cost table's name for kernel tier `name` ("avx512f", "avx2_fma",
+ * "neon", "scalar"), or NULL for a name it has no row for. */
+const char *crisp_hybrid_tier(const char *name);
+
 /* The layer's form: the forced one (when it exists), or under auto the
  * fastest by the ISA's efficiencies (time = MACs / efficiency) among the
  * forms whose memory is at most a quarter above the file's runs' (filled

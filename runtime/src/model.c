@@ -277,3 +277,32 @@ crisp_status crisp_model_get_provenance(const crisp_model *m, const char **json,
     if (length != NULL) *length = m->provenance_length;
     return CRISP_OK;
 }
+
+crisp_status crisp_model_get_op_form(const crisp_model *m, uint32_t op, const char *isa,
+                                     uint32_t *form) {
+    if (m == NULL || form == NULL)
+        return crisp_error(CRISP_ERR_ARGUMENT, "crisp_model_get_op_form: %s is NULL",
+                           m == NULL ? "model" : "form");
+    if (op >= m->op_count)
+        return crisp_error(CRISP_ERR_ARGUMENT,
+                           "crisp_model_get_op_form: op %u is out of range (%u ops)",
+                           (unsigned)op, (unsigned)m->op_count);
+    crisp_hybrid_cost cost = m->ops[op].plan.cost;
+    if (isa != NULL && isa[0] != '\0') {
+        cost.isa = crisp_hybrid_tier(isa);
+        if (cost.isa == NULL)
+            return crisp_error(CRISP_ERR_ARGUMENT,
+                               "crisp_model_get_op_form: kernel tier '%.40s' is unknown: expected "
+                               "avx512f, avx2_fma, neon or scalar",
+                               isa);
+    }
+    *form = CRISP_LAYER_FORM_NONE;
+    if (!m->ops[op].plan.deferred) return CRISP_OK;
+    switch (crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &cost)) {
+    case CRISP_HYBRID_FILLED: *form = CRISP_LAYER_FORM_FILLED; break;
+    case CRISP_HYBRID_DENSE: *form = CRISP_LAYER_FORM_DENSE; break;
+    case CRISP_HYBRID_IN_FILE: *form = CRISP_LAYER_FORM_IN_FILE; break;
+    default: *form = CRISP_LAYER_FORM_RUNS; break;
+    }
+    return CRISP_OK;
+}

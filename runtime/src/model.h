@@ -7,6 +7,7 @@
 
 #include "crisp.h"
 #include "format.h"
+#include "hybrid_form.h"
 #include "kernels/params.h"
 
 typedef struct crisp_value {
@@ -101,6 +102,8 @@ typedef struct crisp_pack_plan {
                               (crisp_fit_packed_forms); then `bytes` is the copy's */
     double time, dense_time; /* the cost table's time of the choice and of dense, whole
                                 layer (per pixel x output pixels); -1 without a table */
+    crisp_hybrid_cost cost; /* what the choice looked at (crisp_model_get_op_form asks
+                               it again for another kernel tier) */
 } crisp_pack_plan;
 
 /* How an op runs on the optimised kernels (src/conv_fast.c), decided once at

@@ -445,7 +445,8 @@ static crisp_status plan_deferred(crisp_model *m, crisp_op *op, const crisp_tens
         .band_bytes = band && !from_file ? 4 * chosen.entries : 0,
         .dense_bytes = cost.dense_bytes,
         .time = time >= 0.0 ? time * pixels : -1.0,
-        .dense_time = dense_time >= 0.0 ? dense_time * pixels : -1.0};
+        .dense_time = dense_time >= 0.0 ? dense_time * pixels : -1.0,
+        .cost = cost};
     return CRISP_OK;
 }
 

@@ -421,8 +421,82 @@ static void memory_limit_fit(unsigned *rng) {
     fit_model_free(&f);
 }
 
+static uint32_t form_of(const crisp_model *m, uint32_t op, const char *isa, const char *what) {
+    uint32_t form = 99;
+    CHECK(crisp_model_get_op_form(m, op, isa, &form) == CRISP_OK, "%s: op %u on %s: %s", what,
+          (unsigned)op, isa != NULL ? isa : "this CPU", crisp_last_error());
+    return form;
+}
+
+/* crisp_model_get_op_form: the cost table's form before the memory budget
+ * moves any layer, for any tier (the packer stores dense what is DENSE:
+ * crisp_edge/packing/forms.py). A dense 3 x 3 conv (NONE) then a 2:4 one
+ * keeping every block (half the MACs, at less than half the dense rate on
+ * every tier: DENSE); the fit model's big linear, which the memory budget
+ * runs dense, still answers RUNS (its cost choice). */
+static void op_forms(unsigned *rng) {
+    static const char *const tiers[] = {NULL, "", "avx512f", "avx2_fma", "neon", "scalar"};
+    enum { C = 32, H = 8, R = 64, K = 9 * C };
+    mb_hybrid half = {R, K, 16, 16, 2, 4, 1, 0, 0, 0};
+    float *w = malloc((size_t)R * K * sizeof *w), *w0 = random_floats(rng, (size_t)C * K, 1);
+    float *b = random_floats(rng, R, 0.5f);
+    size_t size;
+    uint64_t kept;
+    uint8_t *enc = mb_hybrid_encode(&half, rng, w, NULL, &size, &kept);
+    mb_model mb;
+    mb_init(&mb);
+    const uint32_t in = mb_value(&mb, 3, C, H, H, 0), mid = mb_value(&mb, 3, C, H, H, 0);
+    const uint32_t out = mb_value(&mb, 3, R, H, H, 0), dims[4] = {R, 3, 3, C};
+    const int32_t params[16] = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    mb_op(&mb, 1, 1, in, MB_NONE, mid, mb_tensor(&mb, 4, C, 3, 3, C, w0),
+          mb_tensor(&mb, 1, C, 0, 0, 0, b), params);
+    mb_op(&mb, 1, 0, mid, MB_NONE, out, mb_tensor_raw(&mb, 2, 4, dims, enc, size),
+          mb_tensor(&mb, 1, R, 0, 0, 0, b), params);
+    mb.input = in, mb.output = out;
+    uint8_t *file = mb_build(&mb, &size);
+    crisp_model *m;
+    if (crisp_model_load_buffer(file, size, &m) == CRISP_OK) {
+        for (size_t t = 0; t < sizeof tiers / sizeof *tiers; t++) {
+            CHECK(form_of(m, 0, tiers[t], "op forms") == CRISP_LAYER_FORM_NONE,
+                  "op forms: the dense conv has a form on %s", tiers[t] ? tiers[t] : "NULL");
+            CHECK(form_of(m, 1, tiers[t], "op forms") == CRISP_LAYER_FORM_DENSE,
+                  "op forms: the 2:4 conv is not DENSE on %s", tiers[t] ? tiers[t] : "NULL");
+        }
+        uint32_t form = 0;
+        CHECK(crisp_model_get_op_form(m, 2, NULL, &form) == CRISP_ERR_ARGUMENT &&
+                  strstr(crisp_last_error(), "out of range") != NULL,
+              "op forms: op 2 of 2: %s", crisp_last_error());
+        CHECK(crisp_model_get_op_form(m, 1, "sse4", &form) == CRISP_ERR_ARGUMENT &&
+                  strstr(crisp_last_error(), "'sse4'") != NULL,
+              "op forms: tier sse4: %s", crisp_last_error());
+        CHECK(crisp_model_get_op_form(m, 1, NULL, NULL) == CRISP_ERR_ARGUMENT &&
+                  crisp_model_get_op_form(NULL, 0, NULL, &form) == CRISP_ERR_ARGUMENT,
+              "op forms: NULL arguments accepted");
+        crisp_model_free(m);
+    } else {
+        CHECK(0, "op forms: load: %s", crisp_last_error());
+    }
+    free(file), mb_free(&mb), free(enc), free(w), free(w0), free(b);
+
+    fit_model f = fit_model_build(rng, 102);
+    unsetenv("CRISP_HYBRID_FORM");
+    const char *kernels[2] = {"", ""};
+    float *y = run_profiled(NULL, f.file, f.size, f.x, FIT_K, FIT_R, kernels, "op forms: fit");
+    CHECK(y == NULL || strcmp(kernels[0], "gemv (expanded)") == 0,
+          "op forms: the budget no longer runs the fit model's big layer dense (%s)", kernels[0]);
+    if (crisp_model_load_buffer(f.file, f.size, &m) == CRISP_OK) {
+        CHECK(form_of(m, 0, NULL, "op forms: fit") == CRISP_LAYER_FORM_RUNS &&
+                  form_of(m, 1, "scalar", "op forms: fit") == CRISP_LAYER_FORM_RUNS,
+              "op forms: the fit model's layers are not RUNS by cost");
+        crisp_model_free(m);
+    }
+    free(y);
+    fit_model_free(&f);
+}
+
 int main(void) {
     unsigned rng = 4711;
+    op_forms(&rng);
     memory_fit(&rng);
     memory_limit_fit(&rng);
     fixed_cases(&rng);

@@ -101,7 +101,7 @@ def rows_by_name(report) -> dict:
 def test_pattern_auto_detects_each_layers_pattern(tmp_path: Path) -> None:
     net, _ = pruned_net()
     x = torch.randn(4, 3, 16, 16)
-    report = pack(net, x, tmp_path / "auto.crisp")
+    report = pack(net, x, tmp_path / "auto.crisp", isa="portable")  # patterns as found
     rows = rows_by_name(report)
     assert rows["stem.0"].pattern == "dense" and rows["dw.0"].pattern == "dense"
     assert rows["body.0"].pattern.startswith("hybrid") and rows["body.0"].pattern.endswith("2:4")
@@ -165,7 +165,8 @@ def _user_spec(tmp_path: Path) -> str:
 
 def test_pack_checkpoint_follows_roles_and_reports_fallbacks(tmp_path: Path) -> None:
     path = _write_checkpoint(tmp_path)
-    report = pack_checkpoint(path, tmp_path / "model.crisp", model_source=_user_spec(tmp_path))
+    report = pack_checkpoint(path, tmp_path / "model.crisp", model_source=_user_spec(tmp_path),
+                             isa="portable")  # the patterns as found
     rows = rows_by_name(report)
     assert rows["stem.0"].pattern == rows["dw.0"].pattern == "dense"
     assert rows["mix"].pattern == "block 16x16"          # nm False: block only

@@ -1,0 +1,58 @@
+"""Which pruned convs the packer stores dense: those the runtime would run dense anyway.
+
+The runtime picks each float32 hybrid layer's form at load from a cost table compiled per
+kernel tier (runtime/README.md, "Dense or sparse, per layer"). Where it picks dense (a 2:4-only
+layer: half the MACs at well under half the dense kernel's rate) it expands the layer's rows
+from the file's encoding for every pixel tile, or, where the memory budget has room, into a
+copy made at load. Both cost time the dense model does not pay: ResNet-50 @50 % ran
+1.03-1.07x the dense model's time. Stored dense, such a conv is read from the mapped file as a
+dense model's is (runtime/README.md, "Stored dense"), so no sparsity ends slower than dense;
+the file grows by what the dense layout costs over the pattern's (zeros are stored as zeros:
+the same products, the same accuracy).
+
+The answer comes from the runtime itself (``crisp_model_get_op_form``), so packer and runtime
+cannot disagree. Linear layers keep their pattern: a GEMV reads each weight once, so dense
+gains nothing over the expansion, and a 2:4 head is read in place, faster than dense; the
+personalisation tools also rewrite the head in its pattern. int8 layers have no dense form
+in the runtime's choice.
+"""
+
+from __future__ import annotations
+
+from crisp_edge import format as fmt
+from crisp_edge.errors import ArgumentError
+
+HOST = "host"          # the kernels this machine's runtime selects
+PORTABLE = "portable"  # keep every pattern: the runtime decides at load, on the board
+TIERS = ("avx512f", "avx2_fma", "neon", "scalar")
+CHOICES = (HOST, PORTABLE) + TIERS
+
+# A whole model is loaded to ask it; the runtime's default limit (512 MiB) would refuse
+# large ones (VGG-16) that the board, with its own limit, may well run.
+_QUERY_MEMORY_MB = 0xFFFFFFFF
+
+
+def check_isa(isa: str) -> str:
+    if isa not in CHOICES:
+        raise ArgumentError(f"isa must be one of {', '.join(CHOICES)}, got {isa!r}")
+    return isa
+
+
+def dense_by_cost(graph: fmt.Graph, isa: str) -> tuple[list[int], str]:
+    """(op indices of the hybrid float32 convs the runtime runs dense on ``isa``, the tier's
+    name). ``graph`` has its weights encoded as they would be written."""
+    from crisp_edge import runtime
+
+    check_isa(isa)
+    if isa == PORTABLE:
+        return [], PORTABLE
+    tier = runtime.kernel_isa() if isa == HOST else isa
+    candidates = [i for i, op in enumerate(graph.ops)
+                  if op.kind == fmt.OP_CONV2D and op.weight is not None
+                  and graph.tensors[op.weight].encoding == fmt.ENCODING_HYBRID_F32]
+    if not candidates:
+        return [], tier
+    data = fmt.encode_model(fmt.ModelFile(graph))
+    with runtime.load_buffer(data, max_memory_mb=_QUERY_MEMORY_MB) as model:
+        forms = model.op_forms(tier)
+    return [i for i in candidates if forms[i] == "dense"], tier
