@@ -221,13 +221,16 @@ class Model:
         """Per op, the form the runtime's cost table gives a float32 hybrid conv (groups 1)
         or linear layer on kernel tier ``isa`` (``"avx512f"``, ``"avx2_fma"``, ``"neon"``,
         ``"scalar"``; None: this CPU's), before the memory budget moves any layer:
-        ``"runs"``, ``"filled"``, ``"dense"`` or ``"in_file"``; None for every other op
-        (runtime/README.md, "Dense or sparse, per layer"). A pure function of the file and the
-        compiled cost table, so the packer can store dense what would run dense."""
+        ``"runs"``, ``"filled"``, ``"dense"`` (expanded from the file as it runs),
+        ``"dense_stored"`` (a dense conv whose rows run at least as fast from a dense layout:
+        the packer stores it dense) or ``"in_file"``; None for every other op
+        (runtime/README.md, "Dense or sparse, per layer", "Stored dense"). A pure function of
+        the file and the compiled cost table."""
         model = self._model()
         ffi, lib = self._ffi, self._lib
         names = {lib.CRISP_LAYER_FORM_RUNS: "runs", lib.CRISP_LAYER_FORM_FILLED: "filled",
-                 lib.CRISP_LAYER_FORM_DENSE: "dense", lib.CRISP_LAYER_FORM_IN_FILE: "in_file"}
+                 lib.CRISP_LAYER_FORM_DENSE: "dense", lib.CRISP_LAYER_FORM_IN_FILE: "in_file",
+                 lib.CRISP_LAYER_FORM_DENSE_STORED: "dense_stored"}
         tier = ffi.NULL if isa is None else isa.encode("ascii", "replace")
         form = ffi.new("uint32_t *")
         out: list[str | None] = []

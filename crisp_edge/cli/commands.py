@@ -80,9 +80,10 @@ def read_labels(path: str) -> list[tuple[int, str]]:
                    "CHECKPOINT, auto for --model]")
 @click.option("--isa", type=click.Choice(list(ISA_CHOICES)), default="host", show_default=True,
               help="The kernels the file is for: a pruned float32 conv their cost table runs "
-                   "dense (a 2:4-only one) is stored dense, so it runs as fast as the dense "
-                   "model's; host is this machine's, portable keeps every pattern (smaller "
-                   "file; the runtime then expands such layers at load or per call).")
+                   "dense (a 2:4-only one) with rows of 1024 or more weights is stored dense, "
+                   "so it runs as fast as the dense model's; host is this machine's, portable "
+                   "keeps every pattern (smaller file; the runtime then expands such layers "
+                   "as it runs or copies them at load).")
 @click.option("--int8", is_flag=True, help="Quantise to int8 (needs --calibration).")
 @click.option("--calibration", metavar="SOURCE",
               help="int8 activation ranges from images of this data source (same syntax as "

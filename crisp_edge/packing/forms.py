@@ -1,13 +1,15 @@
-"""Which pruned convs the packer stores dense: those the runtime would run dense anyway.
+"""Which pruned convs the packer stores dense: those the runtime would run dense anyway and
+that run faster from a dense layout.
 
 The runtime picks each float32 hybrid layer's form at load from a cost table compiled per
 kernel tier (runtime/README.md, "Dense or sparse, per layer"). Where it picks dense (a 2:4-only
 layer: half the MACs at well under half the dense kernel's rate) it expands the layer's rows
 from the file's encoding for every pixel tile, or, where the memory budget has room, into a
-copy made at load. Both cost time the dense model does not pay: ResNet-50 @50 % ran
-1.03-1.07x the dense model's time. Stored dense, such a conv is read from the mapped file as a
-dense model's is (runtime/README.md, "Stored dense"), so no sparsity ends slower than dense;
-the file grows by what the dense layout costs over the pattern's (zeros are stored as zeros:
+copy made at load. For rows of K >= 1024 floats that costs time the dense model does not pay
+(ResNet-50 @50 % ran 1.03-1.07x the dense model's time); stored dense, such a conv is read from
+the mapped file as a dense model's is (runtime/README.md, "Stored dense"). Shorter rows run
+faster expanded (MobileNetV2 @50 %: 0.96-0.97x the dense model's time) and keep their pattern.
+The file grows by what the dense layout costs over the pattern's (zeros are stored as zeros:
 the same products, the same accuracy).
 
 The answer comes from the runtime itself (``crisp_model_get_op_form``), so packer and runtime
@@ -39,8 +41,9 @@ def check_isa(isa: str) -> str:
 
 
 def dense_by_cost(graph: fmt.Graph, isa: str) -> tuple[list[int], str]:
-    """(op indices of the hybrid float32 convs the runtime runs dense on ``isa``, the tier's
-    name). ``graph`` has its weights encoded as they would be written."""
+    """(op indices of the hybrid float32 convs to store dense for ``isa``: those the runtime
+    answers ``"dense_stored"`` for, the tier's name). ``graph`` has its weights encoded as they
+    would be written."""
     from crisp_edge import runtime
 
     check_isa(isa)
@@ -55,4 +58,4 @@ def dense_by_cost(graph: fmt.Graph, isa: str) -> tuple[list[int], str]:
     data = fmt.encode_model(fmt.ModelFile(graph))
     with runtime.load_buffer(data, max_memory_mb=_QUERY_MEMORY_MB) as model:
         forms = model.op_forms(tier)
-    return [i for i in candidates if forms[i] == "dense"], tier
+    return [i for i in candidates if forms[i] == "dense_stored"], tier

@@ -176,14 +176,16 @@ CRISP_API crisp_status crisp_model_get_info(const crisp_model *model, crisp_mode
 /* The form the cost table gives a float32 hybrid conv (groups 1) or linear
  * layer on a kernel tier, before the memory budget moves any layer
  * (runtime/README.md, "Dense or sparse, per layer"; CRISP_HYBRID_FORM is not
- * consulted): the packer stores a conv dense where this is DENSE ("Stored
- * dense"). */
+ * consulted): the packer stores a conv dense where this is DENSE_STORED
+ * ("Stored dense"). */
 enum {
     CRISP_LAYER_FORM_NONE = 0, /* not such a layer (dense, int8, depthwise, other ops) */
     CRISP_LAYER_FORM_RUNS,     /* the file's sparse runs */
     CRISP_LAYER_FORM_FILLED,   /* filled runs: per-row N:M blocks with their zeros */
     CRISP_LAYER_FORM_DENSE,    /* the dense kernels, rows expanded from the file */
     CRISP_LAYER_FORM_IN_FILE,  /* a 2:4 linear read in place */
+    CRISP_LAYER_FORM_DENSE_STORED, /* DENSE, a conv whose rows (K >= 1024) run at least as
+                                      fast from a dense layout: stored dense, it runs so */
 };
 
 /* `isa`: "avx512f", "avx2_fma", "neon" or "scalar" (another name is

@@ -12,6 +12,13 @@
 #include "kernels/ukernels.h"
 #include "model.h"
 
+/* Rows of at least this many floats (4 KiB, a page) run at least as fast
+ * from a dense layout (a DENSE_F32 tensor, or a copy made at load) as
+ * expanded from the file; shorter ones slower, the dense kernels reading a
+ * layout's MR rows as MR short streams where the expansion reads the file's
+ * one (runtime/README.md, "Dense copies" and "Stored dense"). */
+#define CRISP_DENSE_LAYOUT_MIN_K ((uint64_t)1024)
+
 /* Advances *value and *index, positions in the file's value and index
  * streams, past block-row br (its kept blocks, every row; N:M indices once
  * per V-run). The one walk of the streams' layout that the loader's

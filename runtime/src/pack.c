@@ -752,7 +752,6 @@ static void demote(crisp_model *m, size_t candidates, uint64_t excess, int count
  * expanded from the file's one stream, rows of K >= 1024 (4 KiB, a page)
  * faster; a linear (GEMV, each weight used once) 25 % slower. */
 #define COPY_MAX_PIXELS ((uint64_t)196)
-#define COPY_MIN_K ((uint64_t)1024)
 /* Budget the copies leave unused beyond SESSION_RESERVE, for the kernel
  * scratch of more threads (about 1 MiB each): ResNet-50 @50 % with copies
  * up to the budget's edge peaked 0.2 MiB under it at 2 threads. */
@@ -764,7 +763,7 @@ static int copy_wanted(const crisp_model *m, const crisp_op *op) {
     if (op->kind != CRISP_OP_CONV2D) return 0;
     const crisp_conv2d_params *c = &op->k.conv;
     return (uint64_t)c->output_height * c->output_width <= COPY_MAX_PIXELS &&
-           (uint64_t)m->tensors[op->weight].hybrid.cols >= COPY_MIN_K;
+           (uint64_t)m->tensors[op->weight].hybrid.cols >= CRISP_DENSE_LAYOUT_MIN_K;
 }
 
 /* What the memory limit (src/memlimit.c: allocations, not file pages) will

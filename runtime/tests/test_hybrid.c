@@ -510,43 +510,53 @@ static uint32_t form_of(const crisp_model *m, uint32_t op, const char *isa, cons
 }
 
 /* crisp_model_get_op_form: the cost table's form before the memory budget
- * moves any layer, for any tier (the packer stores dense what is DENSE:
- * crisp_edge/packing/forms.py). A dense 3 x 3 conv (NONE) then a 2:4 one
- * keeping every block (half the MACs, at less than half the dense rate on
- * every tier: DENSE); the fit model's big linear, which the memory budget
- * runs dense, still answers RUNS (its cost choice). */
+ * moves any layer, for any tier (the packer stores dense what is
+ * DENSE_STORED: crisp_edge/packing/forms.py). A dense 3 x 3 conv (NONE),
+ * then 2:4 convs keeping every block (half the MACs, at less than half the
+ * dense rate on every tier): a 3 x 3 one of K = 1152 (DENSE_STORED) and a
+ * 1 x 1 one of K = 64 (DENSE: short rows run faster expanded); the fit
+ * model's big linear, which the memory budget runs dense, still answers
+ * RUNS (its cost choice). */
 static void op_forms(unsigned *rng) {
     static const char *const tiers[] = {NULL, "", "avx512f", "avx2_fma", "neon", "scalar"};
-    enum { C = 32, H = 8, R = 64, K = 9 * C };
-    mb_hybrid half = {R, K, 16, 16, 2, 4, 1, 0, 0, 0};
+    enum { C = 128, H = 8, R = 64, K = 9 * C };
+    mb_hybrid wide = {R, K, 16, 16, 2, 4, 1, 0, 0, 0}, narrow = {R, R, 16, 16, 2, 4, 1, 0, 0, 0};
     float *w = malloc((size_t)R * K * sizeof *w), *w0 = random_floats(rng, (size_t)C * K, 1);
-    float *b = random_floats(rng, R, 0.5f);
-    size_t size;
+    float *w2 = malloc((size_t)R * R * sizeof *w2), *b = random_floats(rng, C, 0.5f);
+    size_t size, size2;
     uint64_t kept;
-    uint8_t *enc = mb_hybrid_encode(&half, rng, w, NULL, &size, &kept);
+    uint8_t *enc = mb_hybrid_encode(&wide, rng, w, NULL, &size, &kept);
+    uint8_t *enc2 = mb_hybrid_encode(&narrow, rng, w2, NULL, &size2, &kept);
     mb_model mb;
     mb_init(&mb);
     const uint32_t in = mb_value(&mb, 3, C, H, H, 0), mid = mb_value(&mb, 3, C, H, H, 0);
-    const uint32_t out = mb_value(&mb, 3, R, H, H, 0), dims[4] = {R, 3, 3, C};
+    const uint32_t mid2 = mb_value(&mb, 3, R, H, H, 0), out = mb_value(&mb, 3, R, H, H, 0);
+    const uint32_t dims[4] = {R, 3, 3, C}, dims2[4] = {R, 1, 1, R};
     const int32_t params[16] = {3, 3, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    const int32_t params1[16] = {1, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1};
     mb_op(&mb, 1, 1, in, MB_NONE, mid, mb_tensor(&mb, 4, C, 3, 3, C, w0),
           mb_tensor(&mb, 1, C, 0, 0, 0, b), params);
-    mb_op(&mb, 1, 0, mid, MB_NONE, out, mb_tensor_raw(&mb, 2, 4, dims, enc, size),
+    mb_op(&mb, 1, 1, mid, MB_NONE, mid2, mb_tensor_raw(&mb, 2, 4, dims, enc, size),
           mb_tensor(&mb, 1, R, 0, 0, 0, b), params);
+    mb_op(&mb, 1, 0, mid2, MB_NONE, out, mb_tensor_raw(&mb, 2, 4, dims2, enc2, size2),
+          mb_tensor(&mb, 1, R, 0, 0, 0, b), params1);
     mb.input = in, mb.output = out;
     uint8_t *file = mb_build(&mb, &size);
     crisp_model *m;
     if (crisp_model_load_buffer(file, size, &m) == CRISP_OK) {
         for (size_t t = 0; t < sizeof tiers / sizeof *tiers; t++) {
+            const char *name = tiers[t] ? tiers[t] : "NULL";
             CHECK(form_of(m, 0, tiers[t], "op forms") == CRISP_LAYER_FORM_NONE,
-                  "op forms: the dense conv has a form on %s", tiers[t] ? tiers[t] : "NULL");
-            CHECK(form_of(m, 1, tiers[t], "op forms") == CRISP_LAYER_FORM_DENSE,
-                  "op forms: the 2:4 conv is not DENSE on %s", tiers[t] ? tiers[t] : "NULL");
+                  "op forms: the dense conv has a form on %s", name);
+            CHECK(form_of(m, 1, tiers[t], "op forms") == CRISP_LAYER_FORM_DENSE_STORED,
+                  "op forms: the 2:4 3 x 3 conv is not DENSE_STORED on %s", name);
+            CHECK(form_of(m, 2, tiers[t], "op forms") == CRISP_LAYER_FORM_DENSE,
+                  "op forms: the 2:4 1 x 1 conv is not DENSE on %s", name);
         }
         uint32_t form = 0;
-        CHECK(crisp_model_get_op_form(m, 2, NULL, &form) == CRISP_ERR_ARGUMENT &&
+        CHECK(crisp_model_get_op_form(m, 3, NULL, &form) == CRISP_ERR_ARGUMENT &&
                   strstr(crisp_last_error(), "out of range") != NULL,
-              "op forms: op 2 of 2: %s", crisp_last_error());
+              "op forms: op 3 of 3: %s", crisp_last_error());
         CHECK(crisp_model_get_op_form(m, 1, "sse4", &form) == CRISP_ERR_ARGUMENT &&
                   strstr(crisp_last_error(), "'sse4'") != NULL,
               "op forms: tier sse4: %s", crisp_last_error());
@@ -557,7 +567,7 @@ static void op_forms(unsigned *rng) {
     } else {
         CHECK(0, "op forms: load: %s", crisp_last_error());
     }
-    free(file), mb_free(&mb), free(enc), free(w), free(w0), free(b);
+    free(file), mb_free(&mb), free(enc), free(enc2), free(w), free(w0), free(w2), free(b);
 
     fit_model f = fit_model_build(rng, 102);
     unsetenv("CRISP_HYBRID_FORM");
