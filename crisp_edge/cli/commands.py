@@ -83,7 +83,8 @@ def read_labels(path: str) -> list[tuple[int, str]]:
                    "dense (a 2:4-only one) with rows of 1024 or more weights is stored dense, "
                    "so it runs as fast as the dense model's; host is this machine's, portable "
                    "keeps every pattern (smaller file; the runtime then expands such layers "
-                   "as it runs or copies them at load).")
+                   "as it runs or copies them at load). Pack for the board's kernels (neon "
+                   "for a Raspberry Pi or Jetson); int8 files ignore it.")
 @click.option("--int8", is_flag=True, help="Quantise to int8 (needs --calibration).")
 @click.option("--calibration", metavar="SOURCE",
               help="int8 activation ranges from images of this data source (same syntax as "

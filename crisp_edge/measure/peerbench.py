@@ -264,13 +264,15 @@ def crisp_bench_run(crisp_bench: Path, model_path: Path, threads: int
 
 def _packed_for_host(path: Path) -> bool:
     """Whether a cached file exists and was packed for this machine's kernels (a file from
-    before ``isa`` existed, or packed ``portable``, keeps layers the runtime then expands)."""
+    before ``isa`` existed, packed ``portable`` or for another tier, keeps layers the runtime
+    then expands)."""
+    from crisp_edge import runtime
     from crisp_edge.format import read_model
 
     if not path.is_file():
         return False
     try:
-        return (read_model(path).provenance or {}).get("isa") == "host"
+        return (read_model(path).provenance or {}).get("isa") == runtime.kernel_isa()
     except CrispError:
         return False
 
@@ -412,9 +414,9 @@ def layer_bench(args: Options, workdir: Path) -> list[dict[str, Any]]:
                 masks = layer_masks(conv, s, v)
                 model = apply_masks(net, {"0.weight": masks} if masks is not None else {})
                 path = workdir / f"layer-{'-'.join(map(str, shape))}-s{round(100 * s)}-v{v}.crisp"
-                if not path.is_file():
+                if not _packed_for_host(path):
                     pack(model, torch.from_numpy(x), path,
-                         pattern_mode="dense" if s == 0 else "auto")
+                         pattern_mode="dense" if s == 0 else "auto", isa="host")
                 m = runtime.load(path, threads=1)
                 sys_ = System("crisp", lambda m=m: m.run(x))
                 time_interleaved([sys_], 3, args.layer_runs)

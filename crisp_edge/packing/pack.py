@@ -64,7 +64,8 @@ class PackReport:
 
     @property
     def notes(self) -> list[str]:
-        """The layers stored differently from what was asked (fallbacks), one line each."""
+        """The layers stored differently from what was asked (fallbacks, and pruned convs
+        stored dense for the target's kernels), one line each."""
         return [f"{row.name}: {row.note}" for row in self.layers if row.note]
 
     def table(self) -> str:
@@ -216,9 +217,10 @@ def _saliency(stats: Mapping[str, Any], weight_params: Mapping[int, str],
 
 
 def _store_dense_by_cost(graph: fmt.Graph, plan: dict[int, Any],
-                         unencoded: Mapping[int, fmt.Tensor], isa: str) -> None:
+                         unencoded: Mapping[int, fmt.Tensor], isa: str) -> str:
     """Store dense (``unencoded``: the weights before encoding, their zeros as zeros) the
-    convs the runtime runs dense on ``isa``, noting why in their plan entry."""
+    convs :func:`crisp_edge.packing.forms.dense_by_cost` names for ``isa``, noting why in
+    their plan entry; returns the tier packed for."""
     ops, tier = dense_by_cost(graph, isa)
     for index in ops:
         tid = graph.ops[index].weight
@@ -228,7 +230,9 @@ def _store_dense_by_cost(graph: fmt.Graph, plan: dict[int, Any],
         plan[tid] = dataclasses.replace(
             was, encoding=fmt.ENCODING_DENSE_F32, pattern=None, density=1.0,
             bytes=len(graph.tensors[tid].payload()),
-            reason=f"{STORED_DENSE} {was.pattern}: it runs dense on {tier}")
+            reason=f"{STORED_DENSE} {was.pattern}: it runs dense on {tier}"
+            + (f" ({was.reason})" if was.reason else ""))
+    return tier
 
 
 def _rows(graph: fmt.Graph, plan: Mapping[int, Any], tensor_map: Mapping[int, int]
@@ -269,8 +273,9 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
     auto for a layer that does not fit; ``"dense"`` stores everything dense. A float32 pruned
     conv the runtime's cost table runs dense on kernel tier ``isa`` is then stored dense
     (:mod:`crisp_edge.packing.forms`; ``"host"``: this machine's tier, ``"portable"``: keep
-    every pattern, or ``"avx512f"``, ``"avx2_fma"``, ``"neon"``, ``"scalar"``); the PROV JSON
-    records ``isa``. ``int8=True``
+    every pattern, or ``"avx512f"``, ``"avx2_fma"``, ``"neon"``, ``"scalar"``: pack for the
+    board's tier); the PROV JSON records the tier as ``isa`` (``"portable"`` for int8, which
+    has no dense choice). ``int8=True``
     quantises (:mod:`crisp_edge.packing.quantize`) with activation ranges from ``calibration`` images
     (an array/tensor (N, *input shape) or an iterable of batches; min/max, or ``percentile``).
     ``saliency`` ({parameter or layer: (classes, nbr, nbc)}) is stored in SALY.
@@ -297,6 +302,7 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
     plan = plan_encodings(graph, lowered.weight_params, pattern_mode, int8=int8,
                           pattern=pattern, layers=layers)
     tensor_map: dict[int, int] = {}
+    packed_for = "portable"
     if int8:
         refuse_float_only_ops(graph, lowered.weight_params)
         ranges = calibrate(graph, calibration, percentile=percentile)
@@ -307,7 +313,7 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
         for tid, choice in plan.items():
             graph.tensors[tid] = encode_weight(graph.tensors[tid], choice.pattern, False)
         tensor_map = {t: t for t in range(len(graph.tensors))}
-        _store_dense_by_cost(graph, plan, unencoded, isa)
+        packed_for = _store_dense_by_cost(graph, plan, unencoded, isa)
     out_count = int(np.prod(graph.values[graph.output_value].shape))
     cls = type(model)
     prov: dict[str, Any] = {
@@ -318,7 +324,7 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
         "input_shape": list(graph.values[graph.input_value].shape),
         "int8": int8,
         "pattern_mode": pattern_mode,
-        "isa": "portable" if int8 else isa,
+        "isa": "portable" if int8 else packed_for,
     }
     prov.update(provenance or {})
     try:

@@ -13,7 +13,7 @@ from torch import nn
 
 from crisp_edge import format as fmt
 from crisp_edge import runtime
-from crisp_edge.errors import ArgumentError
+from crisp_edge.errors import ArgumentError, LibraryNotFoundError
 from crisp_edge.packing.forms import TIERS
 from crisp_edge.packing.pack import STORED_DENSE, pack
 from test_pack_pruned import zero_pattern
@@ -55,7 +55,8 @@ def weight_encodings(path: Path) -> list[str]:
 
 
 @pytest.fixture(scope="module")
-def files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[Path, object]]:
+def files(tmp_path_factory: pytest.TempPathFactory, runtime_lib: Path
+          ) -> dict[str, tuple[Path, object]]:
     d = tmp_path_factory.mktemp("forms")
     net, x = pruned(), torch.randn(1, 3, 12, 12)
     out = {}
@@ -74,11 +75,12 @@ def test_two_four_conv_is_stored_dense_on_this_cpu(files: dict) -> None:
     assert row.encoding == "DENSE_F32" and row.pattern == "dense" and row.density == 1.0
     assert row.note == f"{STORED_DENSE} N:M 2:4: it runs dense on {runtime.kernel_isa()}"
     assert any(n.startswith("nm24: stored dense") for n in report.notes)
-    assert fmt.read_model(host).provenance["isa"] == "host"
+    assert fmt.read_model(host).provenance["isa"] == runtime.kernel_isa()
+    assert fmt.read_model(portable).provenance["isa"] == "portable"
     assert host.stat().st_size > portable.stat().st_size
 
 
-def test_stored_dense_runs_bitwise_as_expanded(files: dict) -> None:
+def test_stored_dense_runs_bitwise_as_from_the_pattern(files: dict) -> None:
     x = np.random.default_rng(0).standard_normal((1, 3, 12, 12)).astype(np.float32)
     host, portable = runtime.load(files["host"][0]), runtime.load(files["portable"][0])
     # The same dense kernels on the same floats: one reads them from the file as stored, the
@@ -110,11 +112,40 @@ def test_op_forms_per_tier(files: dict) -> None:
 
 
 @pytest.mark.parametrize("tier", TIERS)
-def test_pack_for_a_named_tier(tmp_path: Path, tier: str) -> None:
+def test_pack_for_a_named_tier(tmp_path: Path, runtime_lib: Path, tier: str) -> None:
     path = tmp_path / f"{tier}.crisp"
     report = pack(pruned(), torch.randn(1, 3, 12, 12), path, isa=tier)
     assert weight_encodings(path)[1] == "DENSE_F32"
     assert {r.name: r for r in report.layers}["nm24"].note.endswith(f"runs dense on {tier}")
+    assert fmt.read_model(path).provenance["isa"] == tier
+
+
+def test_a_conv_that_lost_blocks_keeps_its_pattern(tmp_path: Path, runtime_lib: Path) -> None:
+    """Blocks only, 90 % of them kept, runs dense on every tier, but SALY's coverage counts
+    the blocks the encoding keeps: a dense tensor would claim them all."""
+    torch.manual_seed(5)
+    net = nn.Sequential(nn.Conv2d(128, 64, 3, padding=1)).eval()
+    zero_pattern(net[0].weight, 4, 4, 16, 16, 0.9)
+    path = tmp_path / "blocks.crisp"
+    report = pack(net, torch.randn(1, 128, 6, 6), path)
+    assert weight_encodings(path) == ["HYBRID_F32"] and report.notes == []
+    assert runtime.load(path).op_forms()[0] == "dense_stored"
+
+
+def test_without_libcrisp(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nothing to store dense needs no runtime; storing dense without one says what to do."""
+    def missing() -> str:
+        raise LibraryNotFoundError("libcrisp not found at /nowhere/libcrisp.so")
+
+    monkeypatch.setattr(runtime, "kernel_isa", missing)
+    report = pack(pruned(), torch.randn(1, 3, 12, 12), tmp_path / "d.crisp", pattern_mode="dense")
+    assert fmt.read_model(tmp_path / "d.crisp").provenance["isa"] == "host"
+    assert all(r.encoding == "DENSE_F32" for r in report.layers)
+    with pytest.raises(ArgumentError, match="needs libcrisp: libcrisp not found.*'portable'"):
+        pack(pruned(), torch.randn(1, 3, 12, 12), tmp_path / "h.crisp")
+    assert not (tmp_path / "h.crisp").exists()
+    pack(pruned(), torch.randn(1, 3, 12, 12), tmp_path / "p.crisp", isa="portable")
+    assert weight_encodings(tmp_path / "p.crisp")[1] == "HYBRID_F32"
 
 
 def test_bad_isa_is_refused_before_anything_is_written(tmp_path: Path) -> None:
