@@ -17,10 +17,10 @@ cannot disagree. It depends on the tier: per-row 2:4 runs dense on every tier of
 row-shared 2:4 (V = 4) only on the scalar one, so pack for the board's tier (``neon`` for a
 Raspberry Pi or Jetson), not for a host that differs from it. A layer that lost blocks keeps
 its pattern even where it runs dense: SALY's per-class coverage counts the blocks the encoding
-keeps, and a dense tensor keeps them all (docs/personalize.md). Linear layers keep their pattern: a GEMV reads each weight once, so dense
-gains nothing over the expansion, and a 2:4 head is read in place, faster than dense; the
-personalisation tools also rewrite the head in its pattern. int8 layers have no dense form
-in the runtime's choice.
+keeps, and a dense tensor keeps them all (docs/personalize.md). Linear layers keep their
+pattern: a GEMV reads each weight once, so dense gains nothing over the expansion, and a 2:4
+head is read in place, faster than dense; the personalisation tools also rewrite the head in
+its pattern. int8 layers have no dense form in the runtime's choice.
 """
 
 from __future__ import annotations
@@ -45,16 +45,17 @@ def check_isa(isa: str) -> str:
     return isa
 
 
-def _runtime(why: str):  # type: ignore[no-untyped-def]
-    """The binding, or an error saying what needed it and how to pack without it."""
+def _tier(isa: str, why: str) -> str:
+    """The tier ``isa`` names (``host``: this machine's), once libcrisp has loaded; else an
+    error saying what needed it and how to pack without it."""
     from crisp_edge import runtime
 
     try:
-        runtime.kernel_isa()
+        host = str(runtime.kernel_isa())
     except (LibraryNotFoundError, LibraryVersionError) as e:
         raise ArgumentError(f"{why} needs libcrisp: {e}; or pack with isa 'portable' (every "
                             "pattern kept, the runtime chooses at load)") from None
-    return runtime
+    return host if isa == HOST else isa
 
 
 def tier_of(isa: str) -> str:
@@ -63,7 +64,7 @@ def tier_of(isa: str) -> str:
     if isa != HOST:
         return isa
     try:
-        return str(_runtime("isa 'host'").kernel_isa())
+        return _tier(isa, "isa 'host'")
     except ArgumentError:
         return HOST  # nothing was stored dense (dense_by_cost needed no runtime): harmless
 
@@ -86,8 +87,9 @@ def dense_by_cost(graph: fmt.Graph, isa: str) -> tuple[list[int], str]:
                   and _keeps_every_block(graph.tensors[op.weight])]
     if not candidates:
         return [], tier_of(isa)
-    runtime = _runtime(f"isa {isa!r} (storing dense the convs that run dense)")
-    tier = str(runtime.kernel_isa()) if isa == HOST else isa
+    from crisp_edge import runtime
+
+    tier = _tier(isa, f"isa {isa!r} (storing dense the convs that run dense)")
     data = fmt.encode_model(fmt.ModelFile(graph))
     with runtime.load_buffer(data, max_memory_mb=_QUERY_MEMORY_MB) as model:
         forms = model.op_forms(tier)

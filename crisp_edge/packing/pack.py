@@ -302,7 +302,7 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
     plan = plan_encodings(graph, lowered.weight_params, pattern_mode, int8=int8,
                           pattern=pattern, layers=layers)
     tensor_map: dict[int, int] = {}
-    packed_for = "portable"
+    packed_for = "portable"  # int8: no dense choice
     if int8:
         refuse_float_only_ops(graph, lowered.weight_params)
         ranges = calibrate(graph, calibration, percentile=percentile)
@@ -324,7 +324,7 @@ def pack(model: "torch.nn.Module", example_input: "torch.Tensor", path: str | os
         "input_shape": list(graph.values[graph.input_value].shape),
         "int8": int8,
         "pattern_mode": pattern_mode,
-        "isa": "portable" if int8 else packed_for,
+        "isa": packed_for,
     }
     prov.update(provenance or {})
     try:

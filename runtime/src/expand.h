@@ -19,6 +19,16 @@
  * one (runtime/README.md, "Dense copies" and "Stored dense"). */
 #define CRISP_DENSE_LAYOUT_MIN_K ((uint64_t)1024)
 
+/* Whether a hybrid op's rows are long enough for a dense layout to pay: a
+ * conv (a GEMV reads each weight once: a layout gains nothing) of K >=
+ * CRISP_DENSE_LAYOUT_MIN_K. Where the packer stores a layer dense
+ * (crisp_model_get_op_form's DENSE_STORED) and, on small planes, where the
+ * load copies one (src/pack.c, copy_wanted). */
+static inline int crisp_dense_layout_pays(const crisp_model *m, const crisp_op *op) {
+    return op->kind == CRISP_OP_CONV2D &&
+           (uint64_t)m->tensors[op->weight].hybrid.cols >= CRISP_DENSE_LAYOUT_MIN_K;
+}
+
 /* Advances *value and *index, positions in the file's value and index
  * streams, past block-row br (its kept blocks, every row; N:M indices once
  * per V-run). The one walk of the streams' layout that the loader's

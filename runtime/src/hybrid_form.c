@@ -113,18 +113,21 @@ static const efficiency table_qs8[] = {
  * its runs' bytes, and stay out). */
 #define MEMORY_SLACK 1.25
 
+/* The row of `t` for tier `isa`, or NULL. */
+static const efficiency *row_of(const efficiency *t, size_t rows, const char *isa) {
+    for (size_t i = 0; isa != NULL && i < rows; i++)
+        if (strcmp(t[i].isa, isa) == 0) return &t[i];
+    return NULL;
+}
+
 static const efficiency *rates(const crisp_hybrid_cost *c) {
-    const efficiency *e = NULL, *t = c->int8 ? table_qs8 : table;
-    const size_t rows = c->int8 ? sizeof table_qs8 / sizeof *table_qs8 : sizeof table / sizeof *table;
-    for (size_t i = 0; i < rows; i++)
-        if (c->isa != NULL && strcmp(t[i].isa, c->isa) == 0) e = &t[i];
-    return e;
+    return c->int8 ? row_of(table_qs8, sizeof table_qs8 / sizeof *table_qs8, c->isa)
+                   : row_of(table, sizeof table / sizeof *table, c->isa);
 }
 
 const char *crisp_hybrid_tier(const char *name) {
-    for (size_t i = 0; name != NULL && i < sizeof table / sizeof *table; i++)
-        if (strcmp(table[i].isa, name) == 0) return table[i].isa;
-    return NULL;
+    const efficiency *e = row_of(table, sizeof table / sizeof *table, name);
+    return e != NULL ? e->isa : NULL;
 }
 
 double crisp_hybrid_time(const crisp_hybrid_cost *c, uint32_t choice) {

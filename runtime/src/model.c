@@ -313,10 +313,8 @@ crisp_status crisp_model_get_op_form(const crisp_model *m, uint32_t op, const ch
     switch (crisp_hybrid_choose(CRISP_HYBRID_FORM_AUTO, &cost)) {
     case CRISP_HYBRID_FILLED: *form = CRISP_LAYER_FORM_FILLED; break;
     case CRISP_HYBRID_DENSE:
-        *form = m->ops[op].kind == CRISP_OP_CONV2D &&
-                        m->tensors[m->ops[op].weight].hybrid.cols >= CRISP_DENSE_LAYOUT_MIN_K
-                    ? CRISP_LAYER_FORM_DENSE_STORED
-                    : CRISP_LAYER_FORM_DENSE;
+        *form = crisp_dense_layout_pays(m, &m->ops[op]) ? CRISP_LAYER_FORM_DENSE_STORED
+                                                         : CRISP_LAYER_FORM_DENSE;
         break;
     case CRISP_HYBRID_IN_FILE: *form = CRISP_LAYER_FORM_IN_FILE; break;
     default: *form = CRISP_LAYER_FORM_RUNS; break;

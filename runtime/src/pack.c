@@ -760,10 +760,9 @@ static void demote(crisp_model *m, size_t candidates, uint64_t excess, int count
 static int copy_wanted(const crisp_model *m, const crisp_op *op) {
     const crisp_pack_plan *p = &op->plan;
     if (!p->deferred || p->choice != CRISP_HYBRID_DENSE || p->copy) return 0;
-    if (op->kind != CRISP_OP_CONV2D) return 0;
+    if (!crisp_dense_layout_pays(m, op)) return 0;
     const crisp_conv2d_params *c = &op->k.conv;
-    return (uint64_t)c->output_height * c->output_width <= COPY_MAX_PIXELS &&
-           (uint64_t)m->tensors[op->weight].hybrid.cols >= CRISP_DENSE_LAYOUT_MIN_K;
+    return (uint64_t)c->output_height * c->output_width <= COPY_MAX_PIXELS;
 }
 
 /* What the memory limit (src/memlimit.c: allocations, not file pages) will
