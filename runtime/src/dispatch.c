@@ -334,6 +334,25 @@ uint64_t crisp_residual_copy_bytes(const crisp_model *m, int fast) {
     return most;
 }
 
+/* Whether a session on the optimised kernels (`fast`) skips op: a 1 x 1
+ * conv that the depthwise conv after it computes (expand fusion). */
+static int fused_away(int fast, const crisp_op *op) {
+    return fast && op->fused_by_next && op->fast.path != CRISP_FAST_NONE;
+}
+
+uint64_t crisp_expand_buffer_bytes(const crisp_model *m, int fast) {
+    uint64_t most = 0;
+    for (uint32_t i = 0; i < m->op_count; i++) {
+        const crisp_op *op = &m->ops[i];
+        const crisp_value *v = crisp_op_written(m, op);
+        if (v == NULL || v->arena_offset != CRISP_NO_SLOT) continue;
+        if (fused_away(fast, op)) continue;
+        const uint64_t bytes = v->elements * crisp_dtype_size(v->dtype);
+        if (bytes > most) most = bytes;
+    }
+    return most;
+}
+
 void crisp_run_op_fused(const crisp_session *s, const crisp_op *op, int fuse) {
     const crisp_model *m = s->model;
     const crisp_value *out = crisp_op_written(m, op);
@@ -341,16 +360,16 @@ void crisp_run_op_fused(const crisp_session *s, const crisp_op *op, int fuse) {
     /* Expand fusion (src/fuse.c): on the optimised kernels the depthwise conv
      * computes the 1 x 1 conv before it, reading that conv's input. */
     const int fast = s->fast != NULL && op->fast.path != CRISP_FAST_NONE;
-    if (fuse && fast && op->fused_by_next) return;
+    if (fuse && fused_away(s->fast != NULL, op)) return;
     const uint32_t x_id = fast && op->fuses_prev ? op[-1].inputs[0] : op->inputs[0];
     const crisp_value *in = &m->values[x_id];
-    job j = {op, m, s->arena + in->arena_offset, NULL, s->arena + out->arena_offset,
+    job j = {op, m, crisp_value_data(s, in), NULL, crisp_value_data(s, out),
              (size_t)out->elements, elementwise_work, s, 1, 1, {0, 0, 0}};
     if (s->input != NULL && x_id == m->input_value) j.x = (const uint8_t *)s->input;
-    if (op->input_count == 2) j.x2 = s->arena + m->values[op->inputs[1]].arena_offset;
+    if (op->input_count == 2) j.x2 = crisp_value_data(s, &m->values[op->inputs[1]]);
     const uint8_t *residual = NULL;
     if (op->fused_add != CRISP_NO_ID && fuse)
-        residual = s->arena + m->values[crisp_fused_residual(m, op)].arena_offset;
+        residual = crisp_value_data(s, &m->values[crisp_fused_residual(m, op)]);
     int in_driver = 0; /* the residual added per tile by the conv driver */
     /* Ops with an optimised plan (src/conv_fast.c: conv, linear, max pool). */
     if (fast) {

@@ -178,14 +178,16 @@ crisp_status crisp_check_limits(crisp_model *m) {
 }
 
 crisp_status crisp_limits_check_session(const crisp_model *m, size_t threads,
-                                        size_t scratch_floats, uint64_t copy_bytes) {
+                                        size_t scratch_floats, uint64_t copy_bytes,
+                                        uint64_t expand_bytes) {
     const uint64_t limit = m->max_memory_bytes;
     const uint64_t per_thread = stride_floats(scratch_floats) * sizeof(float);
-    /* copy_bytes <= the arena <= 2^46: no overflow. */
-    const uint64_t base = m->own_bytes + m->arena_bytes + copy_bytes;
+    /* copy_bytes <= the arena and expand_bytes <= one value, each <= 2^46: no
+     * overflow. */
+    const uint64_t base = m->own_bytes + m->arena_bytes + copy_bytes + expand_bytes;
     const int over = base > limit || (threads > 0 && per_thread > (limit - base) / threads);
     if (!over) return CRISP_OK;
-    char need[32], lim[32], arena[32], scr[32], own[32], copy[64] = "";
+    char need[32], lim[32], arena[32], scr[32], own[32], copy[128] = "";
     const uint64_t total = threads > 0 && per_thread > (UINT64_MAX - base) / threads
                                ? UINT64_MAX
                                : base + (uint64_t)threads * per_thread;
@@ -194,10 +196,13 @@ crisp_status crisp_limits_check_session(const crisp_model *m, size_t threads,
     crisp_format_bytes(arena, sizeof arena, m->arena_bytes);
     crisp_format_bytes(scr, sizeof scr, per_thread);
     crisp_format_bytes(own, sizeof own, m->own_bytes);
-    if (copy_bytes > 0) {
-        char b[32];
+    if (copy_bytes > 0 || expand_bytes > 0) {
+        char b[32], e[32];
         crisp_format_bytes(b, sizeof b, copy_bytes);
-        snprintf(copy, sizeof copy, ", a residual copy %s", b);
+        crisp_format_bytes(e, sizeof e, expand_bytes);
+        snprintf(copy, sizeof copy, "%s%s%s%s", copy_bytes > 0 ? ", a residual copy " : "",
+                 copy_bytes > 0 ? b : "", expand_bytes > 0 ? ", an expand buffer " : "",
+                 expand_bytes > 0 ? e : "");
     }
     return crisp_error(CRISP_ERR_LIMIT,
                        "memory limit: a session with %zu threads needs %s: activation arena %s, "

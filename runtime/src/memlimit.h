@@ -28,9 +28,11 @@ uint64_t crisp_limits_graph_bytes(const crisp_model *m);
 
 /* Before a session allocates: the model's own bytes + the arena + `threads`
  * x `scratch_floats` floats of kernel scratch + `copy_bytes` of residual
- * copy (src/dispatch.c) against the model's limit. */
+ * copy + `expand_bytes` of expand buffer (src/session.h) against the
+ * model's limit. */
 crisp_status crisp_limits_check_session(const crisp_model *m, size_t threads,
-                                        size_t scratch_floats, uint64_t copy_bytes);
+                                        size_t scratch_floats, uint64_t copy_bytes,
+                                        uint64_t expand_bytes);
 
 /* "1.0 GiB", "512 MiB", "64 B": bytes in binary units, for messages. */
 void crisp_format_bytes(char *buf, size_t size, uint64_t bytes);

@@ -19,8 +19,15 @@ typedef struct crisp_value {
     uint64_t elements;
     uint32_t producer; /* op index, or CRISP_NO_ID for the graph input */
     uint32_t last_use; /* last op index reading it; op_count for the graph output */
-    uint64_t arena_offset;
+    uint64_t arena_offset; /* CRISP_NO_SLOT: none (src/planner.c, expand fusion) */
 } crisp_value;
+
+/* The arena offset of a value that has no slot: the output of a 1 x 1 conv
+ * fused into the depthwise conv after it (src/fuse.c), which the optimised
+ * kernels never write. A session that runs such a conv alone (the reference
+ * kernels, crisp_session_run_to) writes it to its own expand buffer
+ * (src/session.h, crisp_value_data). */
+#define CRISP_NO_SLOT UINT64_MAX
 
 /* A validated hybrid-sparse tensor (docs/format.md): header fields and the
  * little-endian parts, in place inside WGHT. */
@@ -233,6 +240,7 @@ struct crisp_model {
     crisp_preprocess preprocess; /* PREP; present 0 without one */
 
     uint64_t arena_bytes, naive_bytes, macs, effective_macs;
+    uint64_t unslotted_bytes; /* the largest value without an arena slot; 0 if none */
     size_t scratch_floats; /* per session thread: max over the ops' fast plans */
     size_t reference_scratch_floats; /* per thread of a reference-kernel session: one
                                         expanded row (src/expand.h), K of the widest */

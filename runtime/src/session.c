@@ -130,8 +130,9 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
     const size_t pool_threads = options->threads > 1 ? options->threads : 1;
     const size_t scratch_floats = fast ? model->scratch_floats : model->reference_scratch_floats;
     const uint64_t copy_bytes = crisp_residual_copy_bytes(model, fast);
-    const crisp_status limit =
-        crisp_limits_check_session(model, pool_threads, scratch_floats, copy_bytes);
+    const uint64_t expand_bytes = crisp_expand_buffer_bytes(model, fast);
+    const crisp_status limit = crisp_limits_check_session(model, pool_threads, scratch_floats,
+                                                          copy_bytes, expand_bytes);
     if (limit != CRISP_OK) return limit;
     if (model->arena_bytes > SIZE_MAX)
         return crisp_error(CRISP_ERR_NOMEM, "session: a %llu-byte arena does not fit in memory",
@@ -193,6 +194,12 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
         return crisp_error(CRISP_ERR_NOMEM, "session: out of memory for a %llu-byte residual copy",
                            (unsigned long long)copy_bytes);
     }
+    if (expand_bytes > 0 && (s->expand_buffer = crisp_pages_alloc((size_t)expand_bytes)) == NULL) {
+        crisp_session_free(s);
+        return crisp_error(CRISP_ERR_NOMEM,
+                           "session: out of memory for a %llu-byte expand buffer",
+                           (unsigned long long)expand_bytes);
+    }
     s->quantize_from_caller = input_read_by_quantize_only(model);
     *out = s;
     return CRISP_OK;
@@ -206,6 +213,7 @@ void crisp_session_free(crisp_session *s) {
     free(s->scratch);
     free(s->held_tile);
     free(s->residual_copy);
+    free(s->expand_buffer);
     free(s->arena);
     free(s);
 }
@@ -234,7 +242,7 @@ static void run_ops(crisp_session *s, uint32_t last) {
 
 /* Copies value v of the arena out as float32 (int8: dequantised). */
 static void copy_value_out(const crisp_session *s, const crisp_value *v, float *out) {
-    const uint8_t *p = s->arena + v->arena_offset;
+    const uint8_t *p = crisp_value_data(s, v);
     const size_t n = (size_t)v->elements;
     if (v->dtype == CRISP_DTYPE_I8) {
         const int8_t *q = (const int8_t *)p;
@@ -280,7 +288,7 @@ crisp_status crisp_session_run(crisp_session *s, const float *input, size_t inpu
     if (batch == 0) return CRISP_ERR_SHAPE;
     const size_t in_n = (size_t)in->elements, out_n = (size_t)out->elements;
     /* Graph input and output are float32 (checked at load). */
-    uint8_t *x = s->arena + in->arena_offset;
+    uint8_t *x = crisp_value_data(s, in);
     for (size_t i = 0; i < batch; i++) {
         if (s->quantize_from_caller) s->input = input + i * in_n; /* read in place */
         else memcpy(x, input + i * in_n, in_n * sizeof(float));
@@ -306,7 +314,7 @@ crisp_status crisp_session_run_to(crisp_session *s, uint32_t value, const float 
     const size_t batch = batch_of(m, v, input_count, out_count, "out");
     if (batch == 0) return CRISP_ERR_SHAPE;
     const size_t in_n = (size_t)in->elements, out_n = (size_t)v->elements;
-    uint8_t *x = s->arena + in->arena_offset;
+    uint8_t *x = crisp_value_data(s, in);
     /* The output of a conv that fused its ADD (src/fuse.c) has no arena slot:
      * that conv runs unfused into its ADD's output slot, which is free there. */
     /* A 1 x 1 conv that the depthwise conv after it computes (expand
@@ -317,6 +325,19 @@ crisp_status crisp_session_run_to(crisp_session *s, uint32_t value, const float 
                                 ? &m->ops[v->producer]
                                 : NULL;
     const crisp_value *slot = fused != NULL ? crisp_op_written(m, fused) : v;
+    if (slot->arena_offset == CRISP_NO_SLOT && s->expand_buffer == NULL) {
+        /* First read of a fused expand conv's output: it has no arena slot. */
+        const uint64_t bytes = slot->elements * crisp_dtype_size(slot->dtype);
+        const crisp_status st = crisp_limits_check_session(
+            m, crisp_pool_threads(s->pool), s->scratch_stride,
+            crisp_residual_copy_bytes(m, s->fast != NULL), bytes);
+        if (st != CRISP_OK) return st;
+        if ((s->expand_buffer = crisp_pages_alloc((size_t)bytes)) == NULL)
+            return crisp_error(CRISP_ERR_NOMEM,
+                               "crisp_session_run_to: out of memory for a %llu-byte expand "
+                               "buffer",
+                               (unsigned long long)bytes);
+    }
     for (size_t i = 0; i < batch; i++) {
         memcpy(x, input + i * in_n, in_n * sizeof(float));
         /* The value is live from its producer on, so reading it right after

@@ -28,7 +28,20 @@ struct crisp_session {
      * conv that does not add it per tile overwrites it (src/dispatch.c);
      * NULL when no op of this session needs one. */
     uint8_t *residual_copy;
+    /* Where this session writes the values that have no arena slot (the
+     * outputs of 1 x 1 convs fused into the depthwise conv after them,
+     * src/planner.c) when it runs such a conv alone: allocated with the
+     * session where its ops do so (reference kernels), by
+     * crisp_session_run_to when it reads one; else NULL. One buffer serves
+     * them all: each lives only from its conv to the depthwise conv right
+     * after it. */
+    uint8_t *expand_buffer;
 };
+
+/* A value's bytes in this session: its arena slot or the expand buffer. */
+static inline uint8_t *crisp_value_data(const crisp_session *s, const crisp_value *v) {
+    return v->arena_offset == CRISP_NO_SLOT ? s->expand_buffer : s->arena + v->arena_offset;
+}
 
 /* One cache line per thread: each thread writes its own. */
 #define CRISP_HELD_TILE_STRIDE 8
@@ -46,5 +59,11 @@ void crisp_run_op_fused(const crisp_session *session, const crisp_op *op, int fu
  * whose conv runs without adding it per tile (`fast` 0: reference
  * kernels, every such conv); 0 when none. */
 uint64_t crisp_residual_copy_bytes(const crisp_model *m, int fast);
+
+/* The expand buffer a session of this model allocates with it, in bytes:
+ * the largest value without an arena slot that its ops write (`fast` 0:
+ * reference kernels, every such value; optimised kernels, those whose
+ * conv was left unfused after the arena plan); 0 when none. */
+uint64_t crisp_expand_buffer_bytes(const crisp_model *m, int fast);
 
 #endif

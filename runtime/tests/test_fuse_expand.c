@@ -8,7 +8,10 @@
  * block whose expand output fits in half an L2 (32 x 32 planes). Each is run
  * fused and with CRISP_FUSE_EXPAND=0 on the optimised kernels at 1, 2 and 3
  * threads, whole and through crisp_session_run_to on every value, and on the
- * reference kernels (which fuse nothing) whole at 1 thread. */
+ * reference kernels (which fuse nothing) whole at 1 thread. A fused conv's
+ * output has no arena slot: reference sessions write it to an expand buffer
+ * allocated with them, optimised ones only once crisp_session_run_to reads
+ * it. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +24,7 @@
 #include "kernels/ukernels.h"
 #include "model.h"
 #include "model_builder.h"
+#include "session.h"
 
 CHECK_DEFINE_COUNTERS;
 
@@ -119,6 +123,24 @@ int main(void) {
               "CRISP_FUSE_EXPAND=0: op %u fused", (unsigned)i);
     }
     printf("kernels %s: %s\n", crisp_f32_kernels_best()->isa, walks ? "fused" : "no row walk");
+    /* The two fused expand outputs (80 x 64 x 64 floats each) take no arena
+     * space (this model's arena peaks elsewhere, at the expand read twice). */
+    const uint64_t wide = (uint64_t)CE * H * W * sizeof(float);
+    for (uint32_t i = 0; i < ops; i++)
+        CHECK((fused->values[fused->ops[i].output].arena_offset == CRISP_NO_SLOT) ==
+                  (fused->ops[i].fused_by_next != 0),
+              "op %u: output slot does not match its fusion", (unsigned)i);
+    CHECK(fused->unslotted_bytes == (walks ? wide : 0) && plain->unslotted_bytes == 0,
+          "unslotted bytes %llu / %llu", (unsigned long long)fused->unslotted_bytes,
+          (unsigned long long)plain->unslotted_bytes);
+    CHECK(crisp_expand_buffer_bytes(fused, 1) == 0 &&
+              crisp_expand_buffer_bytes(fused, 0) == fused->unslotted_bytes,
+          "expand buffer bytes %llu (optimised) / %llu (reference)",
+          (unsigned long long)crisp_expand_buffer_bytes(fused, 1),
+          (unsigned long long)crisp_expand_buffer_bytes(fused, 0));
+    CHECK(fused->arena_bytes <= plain->arena_bytes,
+          "arena %llu fused, %llu unfused", (unsigned long long)fused->arena_bytes,
+          (unsigned long long)plain->arena_bytes);
     const size_t nx = (size_t)CI * H * W, ny = (size_t)CI * (H / 4) * (W / 4);
     const size_t most = (size_t)CE * H * W;
     float *x = malloc(2 * nx * sizeof *x), *a = malloc(most * sizeof *a),
@@ -137,9 +159,13 @@ int main(void) {
               "run: %s", crisp_last_error());
         CHECK(memcmp(a, b, 2 * ny * sizeof *a) == 0, "%s, %u threads: fused output differs",
               what, (unsigned)threads);
+        CHECK((sf->expand_buffer != NULL) == (flags != 0 && walks),
+              "%s: expand buffer %p after a run", what, (void *)sf->expand_buffer);
         /* Every value, the fused convs' own outputs included (the reference
          * kernels run every op on its own anyway, and slowly under qemu). */
         if (flags == 0) fuse_check_values(sf, sp, fused, x, nx, a, b, what, threads);
+        CHECK((sf->expand_buffer != NULL) == walks, "%s: no expand buffer after run_to",
+              what);
         for (uint32_t i = 0; i < ops; i++) {
             crisp_op_profile p;
             crisp_session_get_op_profile(sf, i, &p);

@@ -1,6 +1,7 @@
 /*
  * crisp-bench MODEL.crisp [MODEL.crisp ...] [--threads LIST] [--warmup N] [--runs N]
- *             [--input zeros|random] [--seed N] [--json] [--profile] [--profile-ops]
+ *             [--input zeros|random] [--seed N] [--cold MIB] [--json] [--profile]
+ *             [--profile-ops]
  *
  * Measures each model at each thread count on this machine: warm-up runs, then
  * --runs timed single-sample inferences on the same input, reported as median,
@@ -10,7 +11,11 @@
  * time goes by op kind and kernel (bench_profile.c), from separate runs so the
  * timed ones carry no profiling overhead; --profile-ops also each op's time at
  * every thread count side by side, with the speedup over the first (which ops
- * gain from more threads). Needs nothing but libcrisp, libc and libm.
+ * gain from more threads). --cold MIB writes a byte to every cache line of a
+ * MIB-MiB buffer before each run, so each inference starts with the model's
+ * weights and activations out of the caches, as when other work shares the
+ * core between frames or `make bench` interleaves the peers (its peak RSS
+ * then includes that buffer). Needs nothing but libcrisp, libc and libm.
  */
 /* clock_gettime and getrusage are POSIX, not C11. */
 #define _POSIX_C_SOURCE 200809L
@@ -27,10 +32,11 @@
 
 #define USAGE                                                                             \
     "usage: crisp-bench MODEL.crisp [MODEL.crisp ...] [--threads LIST] [--warmup N]\n"     \
-    "                   [--runs N] [--input zeros|random] [--seed N] [--json] [--profile]\n" \
-    "                   [--profile-ops]\n"                                                     \
+    "                   [--runs N] [--input zeros|random] [--seed N] [--cold MIB] [--json]\n" \
+    "                   [--profile] [--profile-ops]\n"                                        \
     "  LIST: thread counts, e.g. 1,2,4 or 1..4 (default 1); --runs >= 10 (default 20);\n" \
-    "  --warmup default 3; --input default random (deterministic for a --seed)\n"
+    "  --warmup default 3; --input default random (deterministic for a --seed);\n"         \
+    "  --cold: MiB written between runs to evict the caches (default 0: warm runs)\n"
 
 #define MAX_MODELS 64
 
@@ -47,7 +53,7 @@ typedef struct options {
     size_t model_count;
     unsigned threads[BENCH_MAX_THREAD_COUNTS];
     size_t thread_count;
-    long warmup, runs;
+    long warmup, runs, cold_mib;
     unsigned long seed;
     int random_input, json, profile, profile_ops;
 } options;
@@ -94,7 +100,7 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
         }
         const int takes_value = strcmp(a, "--threads") == 0 || strcmp(a, "--warmup") == 0 ||
                                 strcmp(a, "--runs") == 0 || strcmp(a, "--input") == 0 ||
-                                strcmp(a, "--seed") == 0;
+                                strcmp(a, "--seed") == 0 || strcmp(a, "--cold") == 0;
         if (takes_value) {
             if (i + 1 >= argc) {
                 fprintf(err, "crisp-bench: error: %s needs a value\n" USAGE, a);
@@ -117,6 +123,9 @@ static int parse_args(int argc, char **argv, options *o, FILE *out, FILE *err) {
                  * mean nothing. */
                 if (!parse_long(v, 10, 1000000, &o->runs))
                     return usage_error(err, "--runs wants a whole number 10..1000000, got '", v);
+            } else if (strcmp(a, "--cold") == 0) {
+                if (!parse_long(v, 0, 65536, &o->cold_mib))
+                    return usage_error(err, "--cold wants MiB 0..65536, got '", v);
             } else if (strcmp(a, "--seed") == 0) {
                 if (!parse_long(v, 0, 2147483647L, &n))
                     return usage_error(err, "--seed wants a whole number 0..2147483647, got '", v);
@@ -202,10 +211,17 @@ typedef struct run_result {
     bench_profile profile;
 } run_result;
 
-/* Times o->runs single-sample inferences of `model` with `threads` threads. */
+/* Dirties every cache line of `junk` (bytes long): what the model had in the
+ * caches is evicted, and written back first where the model wrote it. */
+static void evict(volatile unsigned char *junk, size_t bytes) {
+    for (size_t i = 0; i < bytes; i += 64) junk[i]++;
+}
+
+/* Times o->runs single-sample inferences of `model` with `threads` threads
+ * (each after `junk` is dirtied, when there is one). */
 static int measure(const options *o, const crisp_model *model, const crisp_model_info *info,
-                   const float *x, float *y, double *ms, unsigned threads, run_result *r,
-                   FILE *err) {
+                   const float *x, float *y, double *ms, unsigned threads,
+                   unsigned char *junk, run_result *r, FILE *err) {
     crisp_session *s = NULL;
     const crisp_session_options so = {threads, 0};
     if (crisp_session_create_with_options(model, &so, &s) != CRISP_OK) {
@@ -214,6 +230,7 @@ static int measure(const options *o, const crisp_model *model, const crisp_model
     }
     const size_t nx = (size_t)info->input_elements, ny = (size_t)info->output_elements;
     for (long i = 0; i < o->warmup + o->runs; i++) {
+        if (junk != NULL) evict(junk, (size_t)o->cold_mib << 20);
         const double t0 = now_ms();
         if (crisp_session_run(s, x, nx, y, ny) != CRISP_OK) {
             fprintf(err, "crisp-bench: error: %u threads: %s\n", threads, crisp_last_error());
@@ -308,13 +325,14 @@ static int bench_model(const options *o, const char *path, int first, FILE *out,
     float *x = malloc((size_t)info.input_elements * sizeof *x);
     float *y = malloc((size_t)info.output_elements * sizeof *y);
     double *ms = malloc((size_t)o->runs * sizeof *ms);
+    unsigned char *junk = o->cold_mib > 0 ? calloc((size_t)o->cold_mib << 20, 1) : NULL;
     run_result rs[BENCH_MAX_THREAD_COUNTS];
     memset(rs, 0, sizeof rs); /* profiled = 0 past a failed thread count */
-    int ok = x != NULL && y != NULL && ms != NULL;
+    int ok = x != NULL && y != NULL && ms != NULL && (o->cold_mib == 0 || junk != NULL);
     if (!ok) fprintf(err, "crisp-bench: error: %s: out of memory for the buffers\n", path);
     if (ok) fill_input(x, info.input_elements, o->random_input, o->seed);
     for (size_t i = 0; ok && i < o->thread_count; i++) {
-        ok = measure(o, model, &info, x, y, ms, o->threads[i], &rs[i], err);
+        ok = measure(o, model, &info, x, y, ms, o->threads[i], junk, &rs[i], err);
         rs[i].profiled = 0;
         if (ok && o->profile)
             ok = rs[i].profiled = bench_profile_run(model, &info, x, y, o->threads[i], o->runs,
@@ -323,6 +341,7 @@ static int bench_model(const options *o, const char *path, int first, FILE *out,
     if (ok) report_model(out, o, path, &info, load_ms, rs, o->thread_count, first);
     for (size_t i = 0; i < o->thread_count; i++)
         if (rs[i].profiled) bench_profile_free(&rs[i].profile);
+    free(junk);
     free(ms);
     free(y);
     free(x);
@@ -337,9 +356,10 @@ int main(int argc, char **argv) {
     if (o.json) {
         fprintf(stdout,
                 "{\"tool\": \"crisp-bench\", \"runtime_version\": \"%s\", \"arch\": \"%s\", "
-                "\"input\": \"%s\", \"seed\": %lu, \"warmup\": %ld, \"runs\": %ld, \"models\": [",
+                "\"input\": \"%s\", \"seed\": %lu, \"warmup\": %ld, \"runs\": %ld, "
+                "\"cold_mib\": %ld, \"models\": [",
                 crisp_version(), BENCH_ARCH, o.random_input ? "random" : "zeros", o.seed,
-                o.warmup, o.runs);
+                o.warmup, o.runs, o.cold_mib);
     }
     for (size_t i = 0; i < o.model_count; i++)
         if (!bench_model(&o, o.models[i], i == 0, stdout, stderr))

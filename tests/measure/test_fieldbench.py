@@ -56,11 +56,18 @@ def test_crisp_bench_json_and_errors(rpi4_build, tmp_path):
                           capture_output=True, text=True, timeout=120, check=True)
     table = done.stdout.split("per op, ms per sample")[1].splitlines()[2:]
     assert table and all(line.split()[-1].endswith("x") for line in table), done.stdout
+    # --cold: a buffer dirtied before each run (its pages count in the peak RSS).
+    done = subprocess.run([*tool, str(SPARSE), "--runs", "10", "--warmup", "1", "--cold", "8",
+                           "--json"], capture_output=True, text=True, timeout=120, check=True)
+    doc = json.loads(done.stdout)
+    assert doc["cold_mib"] == 8 and doc["models"][0]["results"][0]["peak_rss_kb"] > 8 * 1024
+    _check_stats(doc["models"][0]["results"][0])
     for args, code, message in [
             (["--runs", "5", str(SPARSE)], 2, "--runs wants a whole number 10..1000000"),
             (["--threads", "0", str(SPARSE)], 2, "--threads '0'"),
             (["--threads", "4..2", str(SPARSE)], 2, "A <= B"),
             (["--input", "ones", str(SPARSE)], 2, "'zeros' or 'random'"),
+            (["--cold", "-1", str(SPARSE)], 2, "--cold wants MiB 0..65536"),
             ([], 2, "give at least one MODEL.crisp"),
             ([str(tmp_path / "missing.crisp")], 1, "cannot open")]:
         done = subprocess.run([*tool, *args], capture_output=True, text=True, timeout=60)
