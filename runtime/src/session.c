@@ -200,6 +200,7 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
                            "session: out of memory for a %llu-byte expand buffer",
                            (unsigned long long)expand_bytes);
     }
+    s->expand_buffer_bytes = expand_bytes;
     s->quantize_from_caller = input_read_by_quantize_only(model);
     *out = s;
     return CRISP_OK;
@@ -325,18 +326,23 @@ crisp_status crisp_session_run_to(crisp_session *s, uint32_t value, const float 
                                 ? &m->ops[v->producer]
                                 : NULL;
     const crisp_value *slot = fused != NULL ? crisp_op_written(m, fused) : v;
-    if (slot->arena_offset == CRISP_NO_SLOT && s->expand_buffer == NULL) {
-        /* First read of a fused expand conv's output: it has no arena slot. */
-        const uint64_t bytes = slot->elements * crisp_dtype_size(slot->dtype);
+    const uint64_t bytes = slot->elements * crisp_dtype_size(slot->dtype);
+    if (slot->arena_offset == CRISP_NO_SLOT && s->expand_buffer_bytes < bytes) {
+        /* A fused expand conv's output (no arena slot) larger than what the
+         * session's ops needed, if anything: the buffer grows to it. */
         const crisp_status st = crisp_limits_check_session(
             m, crisp_pool_threads(s->pool), s->scratch_stride,
             crisp_residual_copy_bytes(m, s->fast != NULL), bytes);
         if (st != CRISP_OK) return st;
-        if ((s->expand_buffer = crisp_pages_alloc((size_t)bytes)) == NULL)
+        uint8_t *grown = crisp_pages_alloc((size_t)bytes);
+        if (grown == NULL)
             return crisp_error(CRISP_ERR_NOMEM,
                                "crisp_session_run_to: out of memory for a %llu-byte expand "
                                "buffer",
                                (unsigned long long)bytes);
+        free(s->expand_buffer);
+        s->expand_buffer = grown;
+        s->expand_buffer_bytes = bytes;
     }
     for (size_t i = 0; i < batch; i++) {
         memcpy(x, input + i * in_n, in_n * sizeof(float));
