@@ -240,7 +240,6 @@ struct crisp_model {
     crisp_preprocess preprocess; /* PREP; present 0 without one */
 
     uint64_t arena_bytes, naive_bytes, macs, effective_macs;
-    uint64_t unslotted_bytes; /* the largest value without an arena slot; 0 if none */
     size_t scratch_floats; /* per session thread: max over the ops' fast plans */
     size_t reference_scratch_floats; /* per thread of a reference-kernel session: one
                                         expanded row (src/expand.h), K of the widest */

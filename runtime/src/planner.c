@@ -334,14 +334,12 @@ crisp_status crisp_plan_model(crisp_model *m) {
     m->naive_bytes = 0;
     for (uint32_t v = 0; v < m->value_count; v++) m->naive_bytes += buffer_bytes(&m->values[v]);
     crisp_status s = crisp_plan_arena(items, m->value_count, &m->arena_bytes);
-    m->unslotted_bytes = 0;
     if (s == CRISP_OK)
         for (uint32_t v = 0; v < m->value_count; v++) {
             crisp_value *val = &m->values[v];
-            val->arena_offset = items[root[v]].offset;
-            if (val->producer == CRISP_NO_ID || !m->ops[val->producer].fused_by_next) continue;
-            val->arena_offset = CRISP_NO_SLOT;
-            if (buffer_bytes(val) > m->unslotted_bytes) m->unslotted_bytes = buffer_bytes(val);
+            const int unslotted =
+                val->producer != CRISP_NO_ID && m->ops[val->producer].fused_by_next;
+            val->arena_offset = unslotted ? CRISP_NO_SLOT : items[root[v]].offset;
         }
     free(items);
     free(root);

@@ -106,6 +106,19 @@ static int input_read_by_quantize_only(const crisp_model *m) {
     return readers > 0 && m->output_value != m->input_value;
 }
 
+/* Replaces the session's expand buffer (src/session.h) by one of `bytes`;
+ * the old one stays when that fails (CRISP_ERR_NOMEM, naming `who`). */
+static crisp_status grow_expand_buffer(crisp_session *s, uint64_t bytes, const char *who) {
+    uint8_t *grown = crisp_pages_alloc((size_t)bytes);
+    if (grown == NULL)
+        return crisp_error(CRISP_ERR_NOMEM, "%s: out of memory for a %llu-byte expand buffer",
+                           who, (unsigned long long)bytes);
+    free(s->expand_buffer);
+    s->expand_buffer = grown;
+    s->expand_buffer_bytes = bytes;
+    return CRISP_OK;
+}
+
 crisp_status crisp_session_create_with_options(const crisp_model *model,
                                                const crisp_session_options *options,
                                                crisp_session **out) {
@@ -194,13 +207,10 @@ crisp_status crisp_session_create_with_options(const crisp_model *model,
         return crisp_error(CRISP_ERR_NOMEM, "session: out of memory for a %llu-byte residual copy",
                            (unsigned long long)copy_bytes);
     }
-    if (expand_bytes > 0 && (s->expand_buffer = crisp_pages_alloc((size_t)expand_bytes)) == NULL) {
+    if (expand_bytes > 0 && grow_expand_buffer(s, expand_bytes, "session") != CRISP_OK) {
         crisp_session_free(s);
-        return crisp_error(CRISP_ERR_NOMEM,
-                           "session: out of memory for a %llu-byte expand buffer",
-                           (unsigned long long)expand_bytes);
+        return CRISP_ERR_NOMEM;
     }
-    s->expand_buffer_bytes = expand_bytes;
     s->quantize_from_caller = input_read_by_quantize_only(model);
     *out = s;
     return CRISP_OK;
@@ -334,15 +344,8 @@ crisp_status crisp_session_run_to(crisp_session *s, uint32_t value, const float 
             m, crisp_pool_threads(s->pool), s->scratch_stride,
             crisp_residual_copy_bytes(m, s->fast != NULL), bytes);
         if (st != CRISP_OK) return st;
-        uint8_t *grown = crisp_pages_alloc((size_t)bytes);
-        if (grown == NULL)
-            return crisp_error(CRISP_ERR_NOMEM,
-                               "crisp_session_run_to: out of memory for a %llu-byte expand "
-                               "buffer",
-                               (unsigned long long)bytes);
-        free(s->expand_buffer);
-        s->expand_buffer = grown;
-        s->expand_buffer_bytes = bytes;
+        if (grow_expand_buffer(s, bytes, "crisp_session_run_to") != CRISP_OK)
+            return CRISP_ERR_NOMEM;
     }
     for (size_t i = 0; i < batch; i++) {
         memcpy(x, input + i * in_n, in_n * sizeof(float));

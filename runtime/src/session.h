@@ -36,7 +36,7 @@ struct crisp_session {
      * them all: each lives only from its conv to the depthwise conv right
      * after it. */
     uint8_t *expand_buffer;
-    uint64_t expand_buffer_bytes;
+    uint64_t expand_buffer_bytes; /* its size; 0 with none */
 };
 
 /* A value's bytes in this session: its arena slot or the expand buffer. */
