@@ -313,8 +313,10 @@ def variants_of(args: Options) -> list[tuple[float, int]]:
 
 def bench_arch(arch: str, args: Options, workdir: Path) -> list[dict[str, Any]]:
     """Rows of one architecture: per thread count and sparsity, crisp on that sparsity's file
-    timed in interleaved rounds with the dense peers (converted once from the dense model: a
-    dense runtime's speed does not depend on the weight values)."""
+    timed in interleaved rounds with crisp's dense file and the dense peers (converted once
+    from the dense model: a dense runtime's speed does not depend on the weight values).
+    crisp dense runs in every row, so "sparse never slower than dense" compares two times
+    taken in the same rounds, not two rows minutes apart on a drifting machine."""
     from crisp_edge import runtime
     base, models, dense_path = build_models(arch, variants_of(args), workdir)
     rng = np.random.default_rng(0)
@@ -333,14 +335,12 @@ def bench_arch(arch: str, args: Options, workdir: Path) -> list[dict[str, Any]]:
             except PeerUnavailableError as e:
                 skipped[name] = str(e)
                 print(f"[bench] {arch}: {name} skipped: {e}", flush=True)
+        dense = runtime.load(dense_path, threads=threads)
         for (s, v), (model, path) in models.items():
             crisp = runtime.load(path, threads=threads)
             info = crisp.info()
-            systems = [System("crisp hybrid" if s > 0 else "crisp", lambda m=crisp: m.run(x))]
-            dense = None
-            if s == 0:
-                dense = runtime.load(dense_path, threads=threads)
-                systems.append(System("crisp dense", lambda m=dense: m.run(x)))
+            systems = [System("crisp hybrid" if s > 0 else "crisp", lambda m=crisp: m.run(x)),
+                       System("crisp dense", lambda m=dense: m.run(x))]
             # Same function before timing: crisp against torch on these very weights, and
             # at sparsity 0 every peer against crisp.
             import torch
@@ -372,8 +372,7 @@ def bench_arch(arch: str, args: Options, workdir: Path) -> list[dict[str, Any]]:
             print(f"[bench] {arch} {round(100 * s)} % V={v} threads={threads}: " + ", ".join(
                 f"{k} {v['median_ms']:.2f} ms" for k, v in row["systems"].items()), flush=True)
             crisp.close()
-            if dense is not None:
-                dense.close()
+        dense.close()
     return rows
 
 

@@ -28,8 +28,12 @@ def _cell(row: dict[str, Any], name: str) -> str:
     return f"{s['median_ms']:.2f} ({s['p90_ms']:.2f})"
 
 
-def crisp_dense_ms(rows: list[dict[str, Any]], arch: str, threads: int) -> float | None:
-    """crisp's dense file of ``arch`` at ``threads`` (timed in the sparsity-0 row)."""
+def crisp_dense_ms(rows: list[dict[str, Any]], row: dict[str, Any]) -> float | None:
+    """crisp's dense file for ``row``: timed in the row itself, else (a report from before
+    crisp dense ran in every row) in the sparsity-0 row of its model and thread count."""
+    if "crisp dense" in row["systems"]:
+        return float(row["systems"]["crisp dense"]["median_ms"])
+    arch, threads = row["arch"], row["threads"]
     for r in rows:
         if r["arch"] == arch and r["threads"] == threads and r["sparsity"] == 0:
             s = r["systems"].get("crisp dense") or r["systems"].get("crisp")
@@ -55,7 +59,7 @@ def targets(results: dict[str, Any]) -> list[tuple[str, str, bool | None]]:
                     f"{speed:.2f}× ({crisp_ms(r):.2f} ms vs {peer[0]} {peer[1]:.2f} ms)",
                     speed >= factor))
     for r in rows:
-        dense = crisp_dense_ms(rows, r["arch"], r["threads"])
+        dense = crisp_dense_ms(rows, r)
         if r["sparsity"] > 0 and dense is not None:
             ratio = dense / crisp_ms(r)
             out.append((f"{r['arch']} {_label(r)}, {r['threads']} thr: crisp sparse ≥ 1.0× "

@@ -192,3 +192,16 @@ def test_forms_count_linears_by_their_kernel():
     assert _forms({"op_kernels": ["spmv", "spmm"]}) == "runs 2"
     assert _forms({"op_kernels": ["nmv24", "spmm (filled)", "gemv (expanded)"]}) == \
         "filled 1 · in file 1 · expanded 1"
+
+
+def test_sparse_against_dense_takes_the_dense_time_of_its_own_row() -> None:
+    # Rows minutes apart drift: the 50 % row's own crisp dense (9.5 ms, slower than its
+    # 9.0 ms) decides, not the 0 % row's 8.0 ms; a row without one falls back to the 0 % row.
+    rows = [_row("resnet50", 0.0, 8.0, {"onnxruntime": 7.0}, dense=8.0),
+            _row("resnet50", 0.5, 9.0, {"onnxruntime": 7.0}, dense=9.5),
+            _row("resnet50", 0.75, 9.0, {"onnxruntime": 7.0})]
+    got = {name: (measured, met) for name, measured, met in targets({"rows": rows})}
+    assert got["resnet50 50 %, 2 thr: crisp sparse ≥ 1.0× crisp dense"] == \
+        ("1.06× (9.00 vs 9.50 ms)", True)
+    assert got["resnet50 75 %, 2 thr: crisp sparse ≥ 1.0× crisp dense"] == \
+        ("0.89× (9.00 vs 8.00 ms)", False)
