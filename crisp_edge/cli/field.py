@@ -120,7 +120,7 @@ def deploy_command(board: str, models: tuple[str, ...], host: str | None, out: s
     build = build_runtime(profile, toolchain=toolchain, jobs=jobs, log=_log)
     with tempfile.TemporaryDirectory(prefix="crisp-bundle-") as tmp:
         bundle = make_bundle(profile, models, build, Path(out) if out else Path(tmp),
-                             dense_twins=not no_dense_twin)
+                             dense_twins=not no_dense_twin, log=_log)
         click.echo(f"bundle {bundle.bundle_id}: "
                    + (f"{bundle.path} " if out else "")
                    + f"({bundle.path.stat().st_size // 1024} KiB)")

@@ -49,6 +49,26 @@ def _quiet(_: str) -> None:
 
 # ---------------------------------------------------------------------------------- bundling
 
+# The kernel tiers each board architecture's runtime can select (x86-64: chosen at run time
+# by the CPU, so any x86 tier is plausible).
+_BOARD_TIERS = {"aarch64": ("neon",), "x86_64": ("avx512f", "avx2_fma", "scalar")}
+
+
+def tier_warning(model: str | os.PathLike[str], provenance: dict[str, Any] | None,
+                 board: BoardProfile) -> str | None:
+    """Why ``model`` may run slower on ``board`` than it could, or None: its PROV ``isa`` (the
+    tier the packer chose dense-stored layers for, docs/format.md) is one the board's runtime
+    never selects. The model still runs correctly: a file packed for one tier runs on every
+    other."""
+    isa = (provenance or {}).get("isa")
+    tiers = _BOARD_TIERS.get(board.arch)
+    if not isinstance(isa, str) or tiers is None or isa in tiers or isa in ("portable", "host"):
+        return None
+    return (f"{Path(model).name} was packed for the {isa} kernels; {board.name} runs "
+            f"{' / '.join(tiers)} ones, and the layers the packer stored dense for {isa} may "
+            f"run slower there: repack it with `crisp-edge pack --isa {tiers[0]}` (or "
+            f"`--isa portable`: the board's runtime chooses at load)")
+
 def dense_twin(model: str | os.PathLike[str], out: str | os.PathLike[str]) -> bool:
     """Write ``model`` with every hybrid-sparse weight stored dense (same values, same graph):
     the baseline that field benchmarks compare against. Returns False (and writes nothing)
@@ -178,11 +198,12 @@ def _write_archive(stage: Path, files: Sequence[str], prefix: str, out: Path) ->
 
 
 def make_bundle(board: BoardProfile, models: Sequence[str | os.PathLike[str]],
-                build: BoardBuild, out: str | os.PathLike[str], *, dense_twins: bool = True
-                ) -> Bundle:
+                build: BoardBuild, out: str | os.PathLike[str], *, dense_twins: bool = True,
+                log: Log = _quiet) -> Bundle:
     """Pack the board's binaries, ``models`` (plus, with ``dense_twins``, a dense copy of each
     hybrid one for benchmarks), the board profile and a manifest into a tar.gz at ``out`` (a
-    file, or a directory to write ``crisp-bundle-<board>-<id>.tar.gz`` into).
+    file, or a directory to write ``crisp-bundle-<board>-<id>.tar.gz`` into). A model packed
+    for kernels the board never runs is logged as a warning (:func:`tier_warning`).
 
     The bundle id is a hash of the content, so the same models and binaries give the same
     id (and a re-deploy of them does nothing)."""
@@ -207,7 +228,10 @@ def make_bundle(board: BoardProfile, models: Sequence[str | os.PathLike[str]],
         (stage / "board.toml").write_text(board.to_toml())
         entries = []
         for path, name in zip(paths, names):
-            fmt.read_model(path)  # a corrupt model fails here, not on the board
+            mf = fmt.read_model(path)  # a corrupt model fails here, not on the board
+            warning = tier_warning(path, mf.provenance, board)
+            if warning:
+                log(f"warning: {warning}")
             shutil.copy(path, stage / "models" / f"{name}.crisp")
             entries.append(model_entry(path, name, "model"))
             twin = stage / "models" / f"{name}.dense.crisp"

@@ -275,3 +275,25 @@ def test_a_forged_bundle_id_is_refused_before_anything_runs(tmp_path, forged):
     if isinstance(forged, str):
         with pytest.raises(DeployError, match="is not 16 hex digits"):
             deploy(Bundle(path, forged, {}), None, None)  # type: ignore[arg-type]
+
+
+def test_a_model_packed_for_other_kernels_is_warned_about(rpi4_build, tmp_path):
+    rpi4, x86 = load_board("rpi4"), load_board("generic-x86-64")
+    warn = bundle_mod.tier_warning
+    said = warn("m.crisp", {"isa": "avx512f"}, rpi4)
+    assert "m.crisp was packed for the avx512f kernels; rpi4 runs neon" in said
+    assert "crisp-edge pack --isa neon" in said
+    assert "generic-x86-64 runs avx512f / avx2_fma / scalar" in warn("m.crisp", {"isa": "neon"}, x86)
+    # Right tier, a tier the runtime picks at run time, or nothing chosen at pack time: quiet.
+    for prov in ({"isa": "neon"}, {"isa": "portable"}, {"isa": "host"}, {}, None, {"isa": 3}):
+        assert warn("m.crisp", prov, rpi4) is None
+    assert warn("m.crisp", {"isa": "avx2_fma"}, x86) is None
+    # make_bundle logs it and still bundles the model (it runs, only maybe slower).
+    packed_for = tmp_path / "avx.crisp"
+    mf = crisp_edge.format.read_model(SPARSE)
+    mf.provenance = {**(mf.provenance or {}), "isa": "avx512f"}
+    crisp_edge.format.write_model(packed_for, mf)
+    lines: list[str] = []
+    b = make_bundle(rpi4, [packed_for], rpi4_build, tmp_path / "b.tar.gz", log=lines.append)
+    assert [line for line in lines if line.startswith("warning: avx.crisp was packed for")]
+    assert "models/avx.crisp" in b.manifest["files"]
