@@ -151,7 +151,7 @@ def test_report_checks_the_targets_against_the_fastest_peer() -> None:
 def test_blocks_time_each_system_back_to_back_in_two_passes() -> None:
     calls: list[str] = []
     systems = [peerbench.System(n, lambda n=n: calls.append(n)) for n in "ab"]
-    peerbench.time_blocks(systems, warmup=1, runs=5)
+    peerbench.time_blocks(systems, warmup=1, runs=5, settle_s=0.0, warmup_s=0.0)
     assert [len(s.times_ms) for s in systems] == [5, 5]
     # Pass 1: a (1 warm-up + 3), b (1 + 3); pass 2, reversed: b (1 + 2), a (1 + 2).
     assert "".join(calls) == "aaaa" + "bbbb" + "bbb" + "aaa"
@@ -159,7 +159,10 @@ def test_blocks_time_each_system_back_to_back_in_two_passes() -> None:
 
 @pytest.mark.parametrize("threads,order,want", [
     (1, "auto", "abab"), (2, "auto", "aabb"), (1, "blocks", "aabb"), (2, "interleaved", "abab")])
-def test_order_picks_interleaved_or_back_to_back(threads: int, order: str, want: str) -> None:
+def test_order_picks_interleaved_or_back_to_back(threads: int, order: str, want: str,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(peerbench, "SETTLE_S", 0.0)
+    monkeypatch.setattr(peerbench, "WARMUP_S", 0.0)
     calls: list[str] = []
     systems = [peerbench.System(n, lambda n=n: calls.append(n)) for n in "ab"]
     peerbench.time_systems(systems, threads, order, warmup=0, runs=4)
@@ -205,3 +208,15 @@ def test_sparse_against_dense_takes_the_dense_time_of_its_own_row() -> None:
         ("1.06× (9.00 vs 9.50 ms)", True)
     assert got["resnet50 75 %, 2 thr: crisp sparse ≥ 1.0× crisp dense"] == \
         ("0.89× (9.00 vs 8.00 ms)", False)
+
+
+def test_blocks_warm_up_for_a_least_time_after_a_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A fast system gets more than `warmup` calls: its warm-up lasts warmup_s, after settle_s
+    # of sleep (the cores' ramp after the previous system's block).
+    slept: list[float] = []
+    monkeypatch.setattr(peerbench.time, "sleep", slept.append)
+    calls: list[str] = []
+    systems = [peerbench.System(n, lambda n=n: calls.append(n)) for n in "ab"]
+    peerbench.time_blocks(systems, warmup=1, runs=2, settle_s=0.5, warmup_s=0.02)
+    assert slept == [0.5] * 4
+    assert calls.count("a") > 1 + 1 + 1 + 1 and [len(s.times_ms) for s in systems] == [2, 2]
