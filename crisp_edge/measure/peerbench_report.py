@@ -143,8 +143,9 @@ def fraction_of_ideal(layer: dict[str, Any], variant: str, s: str, best_dense: f
 
 
 def _order_text(order: str) -> str:
-    blocks = ("each system back to back (warm-up, then half the runs), in two passes of opposite "
-              "order, so its weights stay in cache between calls as in a camera loop")
+    blocks = ("each system back to back (0.25 s of quiet, a warm-up of at least 0.1 s, then half "
+              "the runs), in two passes of opposite order, so its weights stay in cache between "
+              "calls as in a camera loop")
     if order == "blocks":
         return f"at every thread count {blocks}."
     if order == "interleaved":
@@ -168,8 +169,9 @@ def render(results: dict[str, Any], figures: list[str] | None = None) -> str:
              "convs stay dense; the classifier gets 2:4 only); V=4 rows use the row-shared N:M "
              "variant (4 rows of a block share each 2:4 selection, docs/pruning.md#row-shared-nm), the others the "
              "paper's per-row N:M. The peers run the dense model in "
-             "every row (their speed does not depend on the weight values), timed together with "
-             "crisp: " + _order_text(results.get("order", "auto")) + " Peak RSS: `crisp-bench` on the same file (its own VmHWM), against the bound "
+             "every row (their speed does not depend on the weight values), and so does crisp "
+             "(\"crisp dense\": the dense file, so sparse against dense compares times from the "
+             "same rounds), timed together with crisp: " + _order_text(results.get("order", "auto")) + " Peak RSS: `crisp-bench` on the same file (its own VmHWM), against the bound "
              "file + 2 × activation arena + 16 MB; load: `crisp-bench`'s load time of the file (open, "
              "verify, pack). Layer forms: how many conv and linear layers run as sparse runs, filled "
              "runs, sparse on the file's 2:4 encoding in place, expanded to dense from the file, dense from a copy made at load, or dense in the file "
