@@ -69,6 +69,7 @@ def tier_warning(model: str | os.PathLike[str], provenance: dict[str, Any] | Non
             f"run slower there: repack it with `crisp-edge pack --isa {tiers[0]}` (or "
             f"`--isa portable`: the board's runtime chooses at load)")
 
+
 def dense_twin(model: str | os.PathLike[str], out: str | os.PathLike[str]) -> bool:
     """Write ``model`` with every hybrid-sparse weight stored dense (same values, same graph):
     the baseline that field benchmarks compare against. Returns False (and writes nothing)

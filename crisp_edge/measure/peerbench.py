@@ -109,7 +109,7 @@ class System:
 
 
 ORDERS = ("auto", "interleaved", "blocks")
-# Quiet before each block of time_blocks: longer than the spin-wait of the peers' thread pools.
+# Quiet before each block of time_blocks: the previous system's spinning workers go to sleep.
 SETTLE_S = 0.25
 # Least warm-up time of each block (time_blocks): the cores' ramp after the quiet.
 WARMUP_S = 0.1

@@ -210,7 +210,7 @@ def test_sparse_against_dense_takes_the_dense_time_of_its_own_row() -> None:
         ("0.89× (9.00 vs 8.00 ms)", False)
 
 
-def test_blocks_warm_up_for_a_least_time_after_a_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_blocks_warm_up_for_at_least_a_time_after_a_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
     # A fast system gets more than `warmup` calls: its warm-up lasts warmup_s, after settle_s
     # of sleep (the cores' ramp after the previous system's block).
     slept: list[float] = []
