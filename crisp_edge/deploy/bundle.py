@@ -33,6 +33,7 @@ from crisp_edge.deploy.boards import BoardProfile
 from crisp_edge.deploy.build import BoardBuild
 from crisp_edge.deploy.programs import read_program
 from crisp_edge.deploy.ssh import Remote, classify_failure
+from crisp_edge.packing.forms import HOST, PORTABLE, TIERS
 from crisp_edge.fileio import atomic_writer
 from crisp_edge.errors import DeployError, DeviceBusyError, DiskFullError
 
@@ -49,9 +50,9 @@ def _quiet(_: str) -> None:
 
 # ---------------------------------------------------------------------------------- bundling
 
-# The kernel tiers each board architecture's runtime can select (x86-64: chosen at run time
-# by the CPU, so any x86 tier is plausible).
-_BOARD_TIERS = {"aarch64": ("neon",), "x86_64": ("avx512f", "avx2_fma", "scalar")}
+# The packer's tiers (crisp_edge.packing.forms) each board architecture's runtime can select
+# (x86-64: chosen at run time by the CPU, so any x86 tier is plausible).
+_BOARD_TIERS = {"aarch64": ("neon",), "x86_64": tuple(t for t in TIERS if t != "neon")}
 
 
 def tier_warning(model: str | os.PathLike[str], provenance: dict[str, Any] | None,
@@ -62,7 +63,7 @@ def tier_warning(model: str | os.PathLike[str], provenance: dict[str, Any] | Non
     other."""
     isa = (provenance or {}).get("isa")
     tiers = _BOARD_TIERS.get(board.arch)
-    if not isinstance(isa, str) or tiers is None or isa in tiers or isa in ("portable", "host"):
+    if not isinstance(isa, str) or tiers is None or isa in tiers or isa in (PORTABLE, HOST):
         return None
     return (f"{Path(model).name} was packed for the {isa} kernels; {board.name} runs "
             f"{' / '.join(tiers)} ones, and the layers the packer stored dense for {isa} may "

@@ -130,28 +130,25 @@ def time_interleaved(systems: list[System], warmup: int, runs: int) -> None:
             s.times_ms.append(1000 * (time.perf_counter() - t0))
 
 
-def time_blocks(systems: list[System], warmup: int, runs: int, passes: int = 2,
-                settle_s: float | None = None, warmup_s: float | None = None) -> None:
+def time_blocks(systems: list[System], warmup: int, runs: int, passes: int = 2) -> None:
     """Multi-threaded runs: each system runs back to back (its own warm-up, then its share of
     ``runs``), in ``passes`` passes of alternating order so slow drifts spread over all.
     Interleaving single calls does not work with threads: a runtime's worker threads keep
     spinning after its call (OpenMP, ONNX Runtime, pthreadpool, crisp's pool) and would share
     the cores with the next system, and pausing until they sleep leaves the next call waking
     halted cores (in a VM, milliseconds). Back to back is also how a camera loop runs. Each
-    block starts after ``settle_s`` of quiet, so the previous system's spinning threads have
+    block starts after SETTLE_S of quiet, so the previous system's spinning threads have
     gone to sleep before the warm-up wakes the cores again (without it, crisp's block in the
     sparsity-0 row, which follows each peer's agreement-check call, had a p90 1.29-1.33× its
     median at 2 threads; 1.03 in `crisp-bench` and 1.06 with the quiet). The warm-up is at least
-    ``warmup`` calls and ``warmup_s`` seconds: woken cores take a few milliseconds to reach
+    ``warmup`` calls and WARMUP_S seconds: woken cores take a few milliseconds to reach
     speed (TFLite's MobileNetV2 at 2 threads after a pause: 3.9, 3.2, 3.1, 2.9 ms, then
     2.6-2.8), longer than three calls of a small model."""
-    settle_s = SETTLE_S if settle_s is None else settle_s  # read at call time: tests patch them
-    warmup_s = WARMUP_S if warmup_s is None else warmup_s
     share = [runs // passes + (1 if p < runs % passes else 0) for p in range(passes)]
     for p in range(passes):
         for s in (systems if p % 2 == 0 else systems[::-1]):
-            time.sleep(settle_s)
-            warm_until, calls = time.perf_counter() + warmup_s, 0
+            time.sleep(SETTLE_S)
+            warm_until, calls = time.perf_counter() + WARMUP_S, 0
             while calls < warmup or time.perf_counter() < warm_until:
                 s.run()
                 calls += 1

@@ -148,10 +148,13 @@ def test_report_checks_the_targets_against_the_fastest_peer() -> None:
     json.dumps(results)
 
 
-def test_blocks_time_each_system_back_to_back_in_two_passes() -> None:
+def test_blocks_time_each_system_back_to_back_in_two_passes(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(peerbench, "SETTLE_S", 0.0)
+    monkeypatch.setattr(peerbench, "WARMUP_S", 0.0)
     calls: list[str] = []
     systems = [peerbench.System(n, lambda n=n: calls.append(n)) for n in "ab"]
-    peerbench.time_blocks(systems, warmup=1, runs=5, settle_s=0.0, warmup_s=0.0)
+    peerbench.time_blocks(systems, warmup=1, runs=5)
     assert [len(s.times_ms) for s in systems] == [5, 5]
     # Pass 1: a (1 warm-up + 3), b (1 + 3); pass 2, reversed: b (1 + 2), a (1 + 2).
     assert "".join(calls) == "aaaa" + "bbbb" + "bbb" + "aaa"
@@ -211,12 +214,14 @@ def test_sparse_against_dense_takes_the_dense_time_of_its_own_row() -> None:
 
 
 def test_blocks_warm_up_for_at_least_a_time_after_a_quiet(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A fast system gets more than `warmup` calls: its warm-up lasts warmup_s, after settle_s
+    # A fast system gets more than `warmup` calls: its warm-up lasts WARMUP_S, after SETTLE_S
     # of sleep (the cores' ramp after the previous system's block).
     slept: list[float] = []
     monkeypatch.setattr(peerbench.time, "sleep", slept.append)
+    monkeypatch.setattr(peerbench, "SETTLE_S", 0.5)
+    monkeypatch.setattr(peerbench, "WARMUP_S", 0.02)
     calls: list[str] = []
     systems = [peerbench.System(n, lambda n=n: calls.append(n)) for n in "ab"]
-    peerbench.time_blocks(systems, warmup=1, runs=2, settle_s=0.5, warmup_s=0.02)
+    peerbench.time_blocks(systems, warmup=1, runs=2)
     assert slept == [0.5] * 4
     assert calls.count("a") > 1 + 1 + 1 + 1 and [len(s.times_ms) for s in systems] == [2, 2]
